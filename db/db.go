@@ -1,0 +1,64 @@
+// Package db is the PostgreSQL adapter: it opens the pgx pool that goes through PgBouncer, runs
+// migrations over the direct URL, and implements chat.Store with the sqlc-generated queries in
+// package dbsqlc (whose SQL lives in db/query/*.sql).
+//
+// PgBouncer runs in transaction pooling mode and, at version 1.18, does not support
+// protocol-level prepared statements. The pool therefore uses pgx's QueryExecModeExec unless the
+// URL names another default_query_exec_mode: each statement is sent with the extended protocol's
+// unnamed statement, so nothing outlives a transaction on a server connection. No session state
+// is used on pooled connections (no SET without LOCAL, no LISTEN, no session advisory locks).
+package db
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PoolConfig tunes the pgx pool. Zero values keep pgx's defaults.
+type PoolConfig struct {
+	MaxConns          int32
+	MinConns          int32
+	MaxConnLifetime   time.Duration
+	MaxConnIdleTime   time.Duration
+	HealthCheckPeriod time.Duration
+	ConnectTimeout    time.Duration
+	// Tracer sees every statement (metrics, statement counting in tests). May be nil.
+	Tracer pgx.QueryTracer
+}
+
+// OpenPool opens a pool over url (normally PgBouncer) without waiting for a connection.
+func OpenPool(ctx context.Context, url string, pc PoolConfig) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors can quote the URL, password included: keep them out of logs.
+		return nil, errors.New("db: invalid database URL")
+	}
+	if !strings.Contains(url, "default_query_exec_mode") {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+	if pc.MaxConns > 0 {
+		cfg.MaxConns = pc.MaxConns
+	}
+	if pc.MinConns > 0 {
+		cfg.MinConns = pc.MinConns
+	}
+	if pc.MaxConnLifetime > 0 {
+		cfg.MaxConnLifetime = pc.MaxConnLifetime
+	}
+	if pc.MaxConnIdleTime > 0 {
+		cfg.MaxConnIdleTime = pc.MaxConnIdleTime
+	}
+	if pc.HealthCheckPeriod > 0 {
+		cfg.HealthCheckPeriod = pc.HealthCheckPeriod
+	}
+	if pc.ConnectTimeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = pc.ConnectTimeout
+	}
+	cfg.ConnConfig.Tracer = pc.Tracer
+	return pgxpool.NewWithConfig(ctx, cfg)
+}

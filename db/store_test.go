@@ -1,0 +1,183 @@
+package db_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/db/dbtest"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+func newStore(t *testing.T) (*db.Store, testenv.Database) {
+	t.Helper()
+	d := testenv.NewDatabase(t)
+	pool, err := db.OpenPool(context.Background(), d.PooledURL, db.PoolConfig{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return db.NewStore(pool), d
+}
+
+func TestMessagePagesInKeyOrder(t *testing.T) {
+	t.Parallel()
+	store, d := newStore(t)
+	direct := dbtest.Open(t, d.DirectURL)
+	u := dbtest.Users(t, direct, "A", "B")
+	c1 := dbtest.Conversation(t, direct, "one", u...)
+	c2 := dbtest.Conversation(t, direct, "two", u...)
+	empty := dbtest.Conversation(t, direct, "empty", u...)
+	dbtest.Messages(t, direct, c1, u, 30)
+	dbtest.Messages(t, direct, c2, u, 7)
+
+	keys := []chat.PageKey{
+		{ConversationID: c2, Limit: 5, Offset: 0},
+		{ConversationID: 999999, Limit: 5, Offset: 0},
+		{ConversationID: c1, Limit: 10, Offset: 25},
+		{ConversationID: empty, Limit: 5, Offset: 0},
+		{ConversationID: c1, Limit: 10, Offset: 0},
+		{ConversationID: c2, Limit: 5, Offset: 5},
+	}
+	pages, err := store.MessagePages(context.Background(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		seqs    string
+		hasMore bool
+	}{
+		{"7 6 5 4 3", true}, {"", false}, {"5 4 3 2 1", false}, {"", false}, {"30 29 28 27 26 25 24 23 22 21", true}, {"2 1", false},
+	}
+	for i, p := range pages {
+		var seqs []string
+		for _, m := range p.Messages {
+			if m.ConversationID != keys[i].ConversationID || m.SenderName == "" {
+				t.Fatalf("key %d: message %+v", i, m)
+			}
+			seqs = append(seqs, fmt.Sprint(m.Seq))
+		}
+		if got := strings.Join(seqs, " "); got != want[i].seqs || p.HasMore != want[i].hasMore {
+			t.Errorf("key %d %+v: seqs %q hasMore %v, want %q %v", i, keys[i], got, p.HasMore, want[i].seqs, want[i].hasMore)
+		}
+	}
+}
+
+func TestBatchReadsInKeyOrder(t *testing.T) {
+	t.Parallel()
+	store, d := newStore(t)
+	direct := dbtest.Open(t, d.DirectURL)
+	u := dbtest.Users(t, direct, "A", "B", "C")
+	c1 := dbtest.Conversation(t, direct, "one", u[0], u[1])
+	c2 := dbtest.Conversation(t, direct, "two", u[1], u[2])
+	dbtest.Messages(t, direct, c2, u[1:], 3)
+	ctx := context.Background()
+
+	users, err := store.UsersByIDs(ctx, []int64{u[2], 424242, u[0]})
+	if err != nil || users[0].Name != "C" || users[1] != nil || users[2].Name != "A" {
+		t.Fatalf("users %v %v", users, err)
+	}
+	convs, err := store.ConversationsForMember(ctx, u[1], []int64{c2, c1, 5555})
+	if err != nil || convs[0].ID != c2 || convs[1].ID != c1 || convs[2] != nil || convs[0].LastSeq != 3 {
+		t.Fatalf("conversations %v %v", convs, err)
+	}
+	convs, err = store.ConversationsForMember(ctx, u[0], []int64{c2, c1})
+	if err != nil || convs[0] != nil || convs[1] == nil {
+		t.Fatalf("membership filter: %v %v", convs, err)
+	}
+	members, err := store.MembersByConversations(ctx, []int64{c2, 777, c1})
+	if err != nil || len(members[0]) != 2 || members[0][0].ID != u[1] || len(members[1]) != 0 || members[2][1].ID != u[1] {
+		t.Fatalf("members %v %v", members, err)
+	}
+	last, err := store.LastMessages(ctx, []int64{c1, c2})
+	if err != nil || last[0] != nil || last[1].Seq != 3 {
+		t.Fatalf("last %v %v", last, err)
+	}
+}
+
+// TestQueriesUseIndexes shows that an index serves every statement the Store runs: with
+// sequential scans priced out, auto_explain reports each plan to the client, and none reads a
+// whole table.
+func TestQueriesUseIndexes(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	ctx := context.Background()
+	small := db.SeedSize{Users: 20, Conversations: 50, MinMessages: 50, MaxMessages: 80, MinMembers: 2, MaxMembers: 5, DemoMemberOf: 50}
+	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(d.DirectURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var plans []string
+	cfg.MaxConns = 1
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		plans = append(plans, n.Message)
+		mu.Unlock()
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
+			SET auto_explain.log_level = 'notice'; SET enable_seqscan = off`)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := db.NewStore(pool)
+	cid := "client-1"
+	steps := map[string]func() error{
+		"MessagePages": func() error {
+			_, err := store.MessagePages(ctx, []chat.PageKey{{ConversationID: 1, Limit: 50}, {ConversationID: 2, Limit: 20, Offset: 30}})
+			return err
+		},
+		"MessagesBefore": func() error { _, err := store.MessagesBefore(ctx, 3, 40, 51); return err },
+		"MessagesAfter":  func() error { _, err := store.MessagesAfter(ctx, 3, 10, 100); return err },
+		"LastMessages":   func() error { _, err := store.LastMessages(ctx, []int64{1, 2}); return err },
+		"ConversationsForMember": func() error {
+			_, err := store.ConversationsForMember(ctx, 1, []int64{1, 2})
+			return err
+		},
+		"ConversationsByMember": func() error { _, err := store.ConversationsByMember(ctx, 1, nil, 21); return err },
+		"MembersByConversations": func() error {
+			_, err := store.MembersByConversations(ctx, []int64{1, 2})
+			return err
+		},
+		"UsersByIDs": func() error { _, err := store.UsersByIDs(ctx, []int64{1, 2}); return err },
+		"InsertMessage": func() error {
+			_, _, err := store.InsertMessage(ctx, chat.NewMessage{ConversationID: 1, SenderID: 1, Body: "x", ClientMessageID: &cid})
+			return err
+		},
+	}
+	for name, step := range steps {
+		mu.Lock()
+		plans = nil
+		mu.Unlock()
+		if err := step(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		mu.Lock()
+		if len(plans) == 0 {
+			t.Errorf("%s: no plan reported", name)
+		}
+		for _, plan := range plans {
+			if strings.Contains(plan, "Seq Scan") {
+				t.Errorf("%s reads a whole table:\n%s", name, plan)
+			}
+		}
+		mu.Unlock()
+	}
+}

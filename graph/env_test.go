@@ -1,0 +1,194 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/db/dbtest"
+	"github.com/threadline/threadline/graph"
+	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/httpapi"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+const testSecret = "graph-test-secret-0123456789"
+
+// env is a GraphQL server over a fresh database, reached through PgBouncer, with every
+// statement counted.
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	keys   *auth.Keys
+	direct *pgxpool.Pool // fixtures and checks, straight to PostgreSQL
+	dbase  testenv.Database
+
+	mu         sync.Mutex
+	statements []string
+}
+
+type envOptions struct {
+	maxConns int32
+}
+
+func newEnv(t *testing.T, opts ...envOptions) *env {
+	t.Helper()
+	var o envOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.maxConns == 0 {
+		o.maxConns = 8
+	}
+	e := &env{t: t, dbase: testenv.NewDatabase(t)}
+	e.direct = dbtest.Open(t, e.dbase.DirectURL)
+	pool, err := db.OpenPool(context.Background(), e.dbase.PooledURL, db.PoolConfig{
+		MaxConns: o.maxConns,
+		Tracer: &db.Tracer{Observe: func(_ context.Context, name string, _ time.Duration, _ error) {
+			e.mu.Lock()
+			e.statements = append(e.statements, name)
+			e.mu.Unlock()
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := db.NewStore(pool)
+	e.keys, err = auth.NewKeys(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	gql := graph.NewHandler(graph.HandlerConfig{
+		Chat:    chat.NewService(store),
+		Loaders: loader.NewFactory(store, loader.Config{}),
+		Log:     log,
+	})
+	h := httpapi.NewHandler(httpapi.Config{Log: log, GraphQL: gql, Authenticate: e.keys.Middleware, MaxBodyBytes: 64 << 10},
+		httpapi.NewReadiness(nil, time.Second))
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *env) token(userID int64) string {
+	tok, err := e.keys.Sign(userID, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// resetStatements forgets the statements counted so far.
+func (e *env) resetStatements() {
+	e.mu.Lock()
+	e.statements = nil
+	e.mu.Unlock()
+}
+
+func (e *env) statementsSeen() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.statements...)
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+type gqlResponse struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []gqlError      `json:"errors"`
+}
+
+func (r gqlResponse) codes() []string {
+	var out []string
+	for _, e := range r.Errors {
+		code, _ := e.Extensions["code"].(string)
+		out = append(out, code)
+	}
+	return out
+}
+
+// do posts a GraphQL request with the given Authorization header value ("" for none).
+func (e *env) do(authz, query string, vars map[string]any) gqlResponse {
+	e.t.Helper()
+	resp, err := e.doErr(authz, query, vars)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp
+}
+
+func (e *env) doErr(authz, query string, vars map[string]any) (gqlResponse, error) {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		return gqlResponse{}, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return gqlResponse{}, err
+	}
+	var out gqlResponse
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return gqlResponse{}, &badResponse{status: res.StatusCode, body: string(raw)}
+	}
+	return out, nil
+}
+
+type badResponse struct {
+	status int
+	body   string
+}
+
+func (b *badResponse) Error() string {
+	return "bad response " + http.StatusText(b.status) + ": " + b.body
+}
+
+// as is do for a viewer, failing the test on any GraphQL error, and decoding data into out.
+func (e *env) as(userID int64, query string, vars map[string]any, out any) {
+	e.t.Helper()
+	resp := e.do("Bearer "+e.token(userID), query, vars)
+	if len(resp.Errors) > 0 {
+		e.t.Fatalf("unexpected errors: %+v", resp.Errors)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Data, out); err != nil {
+			e.t.Fatalf("decode %s: %v", resp.Data, err)
+		}
+	}
+}
+
+// leaksInternals reports whether an error message speaks of SQL, Redis or Go internals.
+func leaksInternals(msg string) bool {
+	lower := strings.ToLower(msg)
+	for _, s := range []string{"sql", "pg", "redis", "pgx", "runtime", "panic", "goroutine", "constraint", "relation", ".go"} {
+		if strings.Contains(lower, s) {
+			return true
+		}
+	}
+	return false
+}

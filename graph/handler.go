@@ -1,0 +1,111 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
+)
+
+// HandlerConfig configures the GraphQL handler.
+type HandlerConfig struct {
+	Chat    *chat.Service
+	Loaders *loader.Factory
+	Log     *slog.Logger
+	// Introspection enables __schema and __type queries.
+	Introspection bool
+	// RequestID returns the id of the request in ctx, for error logs. May be nil.
+	RequestID func(ctx context.Context) string
+}
+
+// NewHandler returns the GraphQL handler for /query, built with handler.New and only the
+// transports and extensions chosen here.
+func NewHandler(cfg HandlerConfig) *handler.Server {
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Chat: cfg.Chat}}))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		viewer, _ := auth.Viewer(ctx)
+		return next(loader.With(ctx, cfg.Loaders.New(viewer)))
+	})
+	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.RequestID))
+	srv.SetRecoverFunc(recoverFunc(cfg.Log, cfg.RequestID))
+	return srv
+}
+
+// errorPresenter maps every error to a public code. Errors of ours (apperr) keep their code and
+// message; errors of the GraphQL parser and validator, whose text speaks of the request only,
+// keep their message and become BAD_USER_INPUT (or keep a public code gqlgen set, such as
+// COMPLEXITY_LIMIT_EXCEEDED); everything else is logged in full and reaches the client as
+// "internal error".
+func errorPresenter(log *slog.Logger, requestID func(context.Context) string) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		presented := graphql.DefaultErrorPresenter(ctx, err)
+		if pub := apperr.Public(err); pub != nil {
+			return &gqlerror.Error{
+				Message: pub.Message, Path: presented.Path, Locations: presented.Locations,
+				Extensions: map[string]any{"code": string(pub.Code)},
+			}
+		}
+		var gqlErr *gqlerror.Error
+		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+			return &gqlerror.Error{
+				Message: gqlErr.Message, Path: gqlErr.Path, Locations: gqlErr.Locations,
+				Extensions: map[string]any{"code": string(publicRequestCode(gqlErr))},
+			}
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			log.WarnContext(ctx, "graphql field aborted", "request_id", reqID(ctx, requestID), "path", presented.Path.String(), "err", err)
+		} else {
+			log.ErrorContext(ctx, "graphql internal error", "request_id", reqID(ctx, requestID), "path", presented.Path.String(), "err", err)
+		}
+		return &gqlerror.Error{
+			Message: "internal error", Path: presented.Path, Locations: presented.Locations,
+			Extensions: map[string]any{"code": string(apperr.Internal)},
+		}
+	}
+}
+
+// publicRequestCode chooses the code of an error raised by gqlgen or gqlparser about the request.
+func publicRequestCode(err *gqlerror.Error) apperr.Code {
+	if code, ok := err.Extensions["code"].(string); ok {
+		switch c := apperr.Code(code); c {
+		case apperr.ComplexityLimitExceeded, apperr.PersistedQueryNotFound, apperr.RateLimited, apperr.Unauthenticated:
+			return c
+		}
+	}
+	return apperr.BadUserInput
+}
+
+func recoverFunc(log *slog.Logger, requestID func(context.Context) string) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "graphql panic", "request_id", reqID(ctx, requestID), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return errors.New("panic in resolver")
+	}
+}
+
+func reqID(ctx context.Context, f func(context.Context) string) string {
+	if f == nil {
+		return ""
+	}
+	return f(ctx)
+}

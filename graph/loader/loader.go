@@ -1,0 +1,174 @@
+// Package loader batches the reads of one GraphQL operation through dataloaders
+// (graph-gophers/dataloader/v7).
+//
+// A Loaders is built per operation (per request over HTTP, per subscription over WebSocket) and
+// travels in the context; nothing is shared between operations, so nothing outlives what the
+// viewer may see. Each batch function makes one Store call for its keys and returns results in
+// key order, with the error, if any, attached to every key of the failed batch.
+//
+// The batching window is short (a few hundred microseconds by default): gqlgen resolves the
+// fields of a list concurrently, so sibling loads arrive within microseconds of each other, and
+// every request pays the window once per level of loaders it goes through.
+package loader
+
+import (
+	"context"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+
+	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
+)
+
+// Config tunes the loaders.
+type Config struct {
+	// Wait is how long a loader collects keys before it runs a batch.
+	Wait time.Duration
+	// MaxBatch caps the keys of one batch; more keys run as several batches.
+	MaxBatch int
+	// OnBatch, if set, is told the loader's name and the size of each batch (metrics).
+	OnBatch func(loader string, size int)
+}
+
+// Defaults for Config.
+const (
+	DefaultWait     = 250 * time.Microsecond
+	DefaultMaxBatch = 100
+)
+
+// Factory builds the Loaders of each operation.
+type Factory struct {
+	store chat.Store
+	cfg   Config
+}
+
+// NewFactory returns a Factory reading through store.
+func NewFactory(store chat.Store, cfg Config) *Factory {
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	return &Factory{store: store, cfg: cfg}
+}
+
+// Loaders are the dataloaders of one operation, for one viewer.
+type Loaders struct {
+	users         *dataloader.Loader[int64, *chat.User]
+	conversations *dataloader.Loader[int64, *chat.Conversation]
+	members       *dataloader.Loader[int64, []chat.User]
+	pages         *dataloader.Loader[chat.PageKey, chat.Page]
+	lastMessages  *dataloader.Loader[int64, *chat.Message]
+}
+
+// New returns fresh Loaders for viewerID (0 when anonymous: membership then finds nothing).
+func (f *Factory) New(viewerID int64) *Loaders {
+	s := f.store
+	return &Loaders{
+		users: newLoader(f.cfg, "users", s.UsersByIDs),
+		conversations: newLoader(f.cfg, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
+			return s.ConversationsForMember(ctx, viewerID, ids)
+		}),
+		members:      newLoader(f.cfg, "members", s.MembersByConversations),
+		pages:        newLoader(f.cfg, "pages", s.MessagePages),
+		lastMessages: newLoader(f.cfg, "last_messages", s.LastMessages),
+	}
+}
+
+// newLoader wraps a Store batch call, which returns one value per key in key order, as a
+// dataloader batch function.
+func newLoader[K comparable, V any](cfg Config, name string, fetch func(context.Context, []K) ([]V, error)) *dataloader.Loader[K, V] {
+	batch := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		if cfg.OnBatch != nil {
+			cfg.OnBatch(name, len(keys))
+		}
+		results := make([]*dataloader.Result[V], len(keys))
+		values, err := fetch(ctx, keys)
+		if err == nil && len(values) != len(keys) {
+			err = errBatchLength
+		}
+		for i := range results {
+			if err != nil {
+				results[i] = &dataloader.Result[V]{Error: err}
+			} else {
+				results[i] = &dataloader.Result[V]{Data: values[i]}
+			}
+		}
+		return results
+	}
+	return dataloader.NewBatchedLoader(batch,
+		dataloader.WithWait[K, V](cfg.Wait),
+		dataloader.WithBatchCapacity[K, V](cfg.MaxBatch),
+	)
+}
+
+type batchLengthError struct{}
+
+func (batchLengthError) Error() string {
+	return "loader: batch returned a different number of results than keys"
+}
+
+var errBatchLength error = batchLengthError{}
+
+type ctxKey struct{}
+
+// With returns ctx carrying l.
+func With(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, ctxKey{}, l)
+}
+
+// For returns the Loaders in ctx. It panics when there are none: every operation gets Loaders
+// from the handler, so their absence is a wiring bug.
+func For(ctx context.Context) *Loaders {
+	l, ok := ctx.Value(ctxKey{}).(*Loaders)
+	if !ok {
+		panic("loader: no Loaders in context")
+	}
+	return l
+}
+
+// User loads a user by id; a missing user is nil.
+func User(ctx context.Context, id int64) (*chat.User, error) {
+	return For(ctx).users.Load(ctx, id)()
+}
+
+// Viewer loads the authenticated viewer.
+func Viewer(ctx context.Context) (*chat.User, error) {
+	id, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := User(ctx, id)
+	if err == nil && u == nil {
+		// A valid token for a user that does not exist.
+		return nil, apperr.ErrUnauthenticated
+	}
+	return u, err
+}
+
+// Conversation loads a conversation of the viewer's; nil when it is missing or the viewer is not
+// a member (the two are indistinguishable on purpose).
+func Conversation(ctx context.Context, id int64) (*chat.Conversation, error) {
+	if _, err := auth.Viewer(ctx); err != nil {
+		return nil, err
+	}
+	return For(ctx).conversations.Load(ctx, id)()
+}
+
+// Members loads a conversation's members, ordered by id.
+func Members(ctx context.Context, conversationID int64) ([]chat.User, error) {
+	return For(ctx).members.Load(ctx, conversationID)()
+}
+
+// Page loads an offset page of history.
+func Page(ctx context.Context, key chat.PageKey) (chat.Page, error) {
+	return For(ctx).pages.Load(ctx, key)()
+}
+
+// LastMessage loads a conversation's newest message; nil while it is empty.
+func LastMessage(ctx context.Context, conversationID int64) (*chat.Message, error) {
+	return For(ctx).lastMessages.Load(ctx, conversationID)()
+}

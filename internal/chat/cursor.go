@@ -1,0 +1,69 @@
+package chat
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/threadline/threadline/internal/apperr"
+)
+
+// Cursors are opaque to clients: base64url of a short tagged text. A message cursor holds a
+// seq ("m:<seq>"); a conversation cursor holds the list's sort key ("c:<unix-nanos>:<id>").
+// Decoding is strict: anything else is BAD_USER_INPUT.
+
+// EncodeMessageCursor returns the cursor of the message with the given seq.
+func EncodeMessageCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("m:" + strconv.FormatInt(seq, 10)))
+}
+
+// DecodeMessageCursor returns the seq held by a message cursor.
+func DecodeMessageCursor(field, cursor string) (int64, error) {
+	text, ok := decodeCursor(cursor, "m:")
+	if !ok {
+		return 0, apperr.Invalid(field, "is not a valid cursor")
+	}
+	seq, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || seq < 1 || strconv.FormatInt(seq, 10) != text {
+		return 0, apperr.Invalid(field, "is not a valid cursor")
+	}
+	return seq, nil
+}
+
+// EncodeConversationCursor returns the cursor of a conversation in a conversation list.
+func EncodeConversationCursor(c ConversationCursor) string {
+	text := "c:" + strconv.FormatInt(c.LastMessageAt.UnixNano(), 10) + ":" + strconv.FormatInt(c.ID, 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(text))
+}
+
+// DecodeConversationCursor returns the position held by a conversation cursor.
+func DecodeConversationCursor(field, cursor string) (ConversationCursor, error) {
+	bad := apperr.Invalid(field, "is not a valid cursor")
+	text, ok := decodeCursor(cursor, "c:")
+	if !ok {
+		return ConversationCursor{}, bad
+	}
+	nanosText, idText, ok := strings.Cut(text, ":")
+	if !ok {
+		return ConversationCursor{}, bad
+	}
+	nanos, err1 := strconv.ParseInt(nanosText, 10, 64)
+	id, err2 := strconv.ParseInt(idText, 10, 64)
+	if err1 != nil || err2 != nil || id < 1 {
+		return ConversationCursor{}, bad
+	}
+	return ConversationCursor{LastMessageAt: time.Unix(0, nanos).UTC(), ID: id}, nil
+}
+
+func decodeCursor(cursor, tag string) (string, bool) {
+	if len(cursor) == 0 || len(cursor) > 64 {
+		return "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return "", false
+	}
+	text, ok := strings.CutPrefix(string(raw), tag)
+	return text, ok
+}

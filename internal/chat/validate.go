@@ -1,0 +1,70 @@
+package chat
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/threadline/threadline/internal/apperr"
+)
+
+// Input limits. They are part of the API contract and checked before anything is read or written.
+const (
+	MaxPageSize     = 100   // limit and first: 1..MaxPageSize
+	MaxOffset       = 10000 // offset: 0..MaxOffset
+	MaxBodyChars    = 4000  // message body, after trimming
+	MaxTitleChars   = 200   // conversation title, after trimming
+	MaxClientIDLen  = 100   // clientMessageId, in characters
+	MaxMembers      = 100   // members named when creating a conversation
+	DefaultPageSize = 50
+)
+
+// ValidatePageSize checks a limit or first argument.
+func ValidatePageSize(field string, n int) error {
+	if n < 1 || n > MaxPageSize {
+		return apperr.Invalid(field, "must be between 1 and %d", MaxPageSize)
+	}
+	return nil
+}
+
+// ValidateOffset checks an offset argument.
+func ValidateOffset(n int) error {
+	if n < 0 || n > MaxOffset {
+		return apperr.Invalid("offset", "must be between 0 and %d", MaxOffset)
+	}
+	return nil
+}
+
+// NormalizeBody trims a message body and checks its length.
+func NormalizeBody(body string) (string, error) {
+	return normalizeText("body", body, MaxBodyChars)
+}
+
+// NormalizeTitle trims a conversation title and checks its length.
+func NormalizeTitle(title string) (string, error) {
+	return normalizeText("title", title, MaxTitleChars)
+}
+
+func normalizeText(field, s string, maxChars int) (string, error) {
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		return "", apperr.Invalid(field, "must be valid UTF-8 text")
+	}
+	s = strings.TrimSpace(s)
+	if n := utf8.RuneCountInString(s); n < 1 || n > maxChars {
+		return "", apperr.Invalid(field, "must be 1 to %d characters after trimming", maxChars)
+	}
+	return s, nil
+}
+
+// ValidateClientMessageID checks an optional client message id.
+func ValidateClientMessageID(id *string) error {
+	if id == nil {
+		return nil
+	}
+	if !utf8.ValidString(*id) || strings.ContainsRune(*id, 0) {
+		return apperr.Invalid("clientMessageId", "must be valid UTF-8 text")
+	}
+	if n := utf8.RuneCountInString(*id); n < 1 || n > MaxClientIDLen {
+		return apperr.Invalid("clientMessageId", "must be 1 to %d characters", MaxClientIDLen)
+	}
+	return nil
+}

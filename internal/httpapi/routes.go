@@ -1,0 +1,56 @@
+// Package httpapi is Threadline's HTTP surface: every route in one place (routes.go), the
+// middleware (middleware.go), and the health endpoints (health.go).
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Config holds what the routes serve.
+type Config struct {
+	Log *slog.Logger
+	// GraphQL serves /query.
+	GraphQL http.Handler
+	// Playground serves / and its assets. Nil: / answers 404.
+	Playground http.Handler
+	// Metrics serves /metrics. Nil: not mounted.
+	Metrics http.Handler
+	// Authenticate wraps the GraphQL handler to put the viewer in the request's context.
+	Authenticate func(http.Handler) http.Handler
+	// Checks are the readiness checks of /readyz, each a dependency that must answer.
+	Checks []Check
+	// CacheHealth serves /health/cache. Nil: not mounted.
+	CacheHealth http.Handler
+	// MaxBodyBytes limits a request body; larger ones get 413.
+	MaxBodyBytes int64
+	// RequestTimeout is the deadline given to each GraphQL request (0: none). It reaches SQL and
+	// Redis calls through the context.
+	RequestTimeout time.Duration
+}
+
+// NewHandler returns the server's root handler.
+func NewHandler(cfg Config, ready *Readiness) http.Handler {
+	mux := http.NewServeMux()
+
+	gql := cfg.GraphQL
+	if cfg.Authenticate != nil {
+		gql = cfg.Authenticate(gql)
+	}
+	gql = limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, gql))
+	mux.Handle("/query", gql)
+
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.Handle("GET /readyz", ready)
+	if cfg.CacheHealth != nil {
+		mux.Handle("GET /health/cache", cfg.CacheHealth)
+	}
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Playground != nil {
+		mux.Handle("/", cfg.Playground)
+	}
+	return requestID(recoverPanics(cfg.Log, mux))
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerates the sqlc and gqlgen code and fails if that changed any file: generated code is
+# committed and must match its inputs (db/query, migrations, graph/*.graphqls, the configs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+paths=(db/dbsqlc graph/generated.go graph/model/models_gen.go graph/schema.resolvers.go)
+before=$(git status --porcelain -- "${paths[@]}"; git diff -- "${paths[@]}" | sha256sum)
+go tool sqlc generate
+go tool gqlgen generate
+after=$(git status --porcelain -- "${paths[@]}"; git diff -- "${paths[@]}" | sha256sum)
+if [[ "$before" != "$after" ]]; then
+  echo "check-generated: regenerating changed the generated code; run 'make generate' and commit:" >&2
+  git status --short -- "${paths[@]}" >&2
+  git --no-pager diff --stat -- "${paths[@]}" >&2
+  exit 1
+fi
+echo "check-generated: sqlc and gqlgen output is up to date"

@@ -1,0 +1,144 @@
+// Command stack starts and stops Threadline's private development stack:
+// PostgreSQL, PgBouncer and Redis on 127.0.0.1, all under one directory
+// (default .data), by way of internal/localstack.
+//
+//	go run ./ops/stack up   [-dir .data] [-pg-port 55432] [-pgbouncer-port 56432] [-redis-port 56379]
+//	go run ./ops/stack down [-dir .data]
+//	go run ./ops/stack env  [-dir .data]
+//
+// up starts the stack, or reuses what already runs under the directory,
+// prints where each service listens and writes <dir>/stack.env with
+// DATABASE_URL (through PgBouncer), DATABASE_DIRECT_URL, REDIS_URL and
+// PGBOUNCER_ADMIN_URL as KEY=VALUE lines. The services outlive the command;
+// down stops them (data stays for the next up). env prints the running
+// stack's KEY=VALUE lines.
+//
+// The ports default to 55432, 56432 and 56379, away from the system services'
+// 5432, 6432 and 6379; the environment variables STACK_PG_PORT,
+// STACK_PGBOUNCER_PORT and STACK_REDIS_PORT change the defaults and the flags
+// override both. Port 0 picks a free port (remembered for the next up).
+//
+// The servers must be installed: ops/stack/install-deps.sh installs whatever
+// is missing on Debian/Ubuntu.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/threadline/threadline/internal/localstack"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stack:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: go run ./ops/stack up|down|env [flags]
+
+  up    start (or reuse) PostgreSQL, PgBouncer and Redis under -dir; write <dir>/stack.env
+  down  stop them
+  env   print the running stack's DATABASE_URL, DATABASE_DIRECT_URL, REDIS_URL, PGBOUNCER_ADMIN_URL
+
+flags:
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("stack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	dir := fs.String("dir", ".data", "state `directory` (data, configuration, logs)")
+	var ports [3]int
+	for i, p := range []struct{ flag, env string }{
+		{"pg-port", "STACK_PG_PORT"},
+		{"pgbouncer-port", "STACK_PGBOUNCER_PORT"},
+		{"redis-port", "STACK_REDIS_PORT"},
+	} {
+		def := [...]int{55432, 56432, 56379}[i]
+		if v := getenv(p.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 65535 {
+				return fmt.Errorf("%s=%q is not a port", p.env, v)
+			}
+			def = n
+		}
+		fs.IntVar(&ports[i], p.flag, def, fmt.Sprintf("port on 127.0.0.1, 0 = any free port (env %s)", p.env))
+	}
+	// Flags may come before or after the subcommand.
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("missing subcommand: up, down or env")
+	}
+	cmd := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+
+	switch cmd {
+	case "up":
+		s, err := localstack.Start(ctx, localstack.Config{
+			Dir:          *dir,
+			PostgresPort: ports[0], PgBouncerPort: ports[1], RedisPort: ports[2],
+			Detach: true,
+			Log:    stderr,
+		})
+		if err != nil {
+			return err
+		}
+		envFile := filepath.Join(s.Dir, "stack.env")
+		if err := s.WriteEnvFile(envFile); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "PostgreSQL  127.0.0.1:%d   DATABASE_DIRECT_URL=%s\n", s.PostgresPort, s.DirectURL)
+		fmt.Fprintf(stdout, "PgBouncer   127.0.0.1:%d   DATABASE_URL=%s\n", s.PgBouncerPort, s.DatabaseURL)
+		fmt.Fprintf(stdout, "            admin console    PGBOUNCER_ADMIN_URL=%s\n", s.PgBouncerAdminURL)
+		fmt.Fprintf(stdout, "Redis       127.0.0.1:%d   REDIS_URL=%s\n", s.RedisPort, s.RedisURL)
+		fmt.Fprintf(stdout, "wrote %s; logs in %s; stop with: go run ./ops/stack down -dir %s\n",
+			envFile, filepath.Join(s.Dir, "log"), *dir)
+		return nil
+	case "down":
+		if err := localstack.Stop(*dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "stopped the stack under %s\n", *dir)
+		return nil
+	case "env":
+		s, err := localstack.Attach(ctx, *dir)
+		if err != nil {
+			return fmt.Errorf("%w (start it with: go run ./ops/stack up -dir %s)", err, *dir)
+		}
+		for _, kv := range s.Env() {
+			fmt.Fprintln(stdout, kv)
+		}
+		return nil
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown subcommand %q: want up, down or env", cmd)
+	}
+}

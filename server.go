@@ -1,0 +1,411 @@
+// Command threadline is a GraphQL server for chat conversation history.
+//
+//	threadline [serve]        serve GraphQL on ADDR (default)
+//	threadline migrate        apply database migrations over DATABASE_DIRECT_URL
+//	threadline seed [-large]  seed the demo data set (once) or the large load-test set
+//	threadline token -user N  print a signed development JWT for user N
+//
+// Configuration is environment variables only, read here and nowhere else; .env.example lists
+// them with their defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/graph"
+	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/httpapi"
+	"github.com/threadline/threadline/internal/playground"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "threadline:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; main only gives it the process's arguments, environment and output.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log, stdout)
+	case "migrate":
+		if err := requireURL("DATABASE_DIRECT_URL", cfg.DatabaseDirectURL); err != nil {
+			return err
+		}
+		if err := db.Migrate(ctx, cfg.DatabaseDirectURL); err != nil {
+			return err
+		}
+		v, err := db.MigrationVersion(ctx, cfg.DatabaseDirectURL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "database at migration %d\n", v)
+		return nil
+	case "seed":
+		return seed(ctx, cfg, args, stdout)
+	case "token":
+		return token(cfg, args, stdout)
+	default:
+		return fmt.Errorf("unknown command %q (want serve, migrate, seed or token)", cmd)
+	}
+}
+
+// config is every setting of the server, read once from the environment.
+type config struct {
+	Env               string // "development" or "production"
+	Addr              string
+	DatabaseURL       string // through PgBouncer
+	DatabaseDirectURL string // straight to PostgreSQL: migrations and seeding
+	RedisURL          string
+	JWTSecret         string
+	LogLevel          slog.Level
+	LogFormat         string
+
+	DBMaxConns        int32
+	DBMinConns        int32
+	DBMaxConnLifetime time.Duration
+	DBMaxConnIdleTime time.Duration
+	DBConnectTimeout  time.Duration
+
+	LoaderWait     time.Duration
+	LoaderMaxBatch int
+
+	Introspection     bool
+	MaxBodyBytes      int64
+	RequestTimeout    time.Duration
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+
+	DemoUserID int64 // GraphiQL acts as this user in development
+}
+
+func (c config) development() bool { return c.Env == "development" }
+
+// developmentSecret signs tokens in development when JWT_SECRET is unset. Never in production.
+const developmentSecret = "threadline-development-secret-do-not-use-in-production"
+
+func loadConfig(getenv func(string) string) (config, error) {
+	e := envReader{getenv: getenv}
+	c := config{
+		Env:               e.str("APP_ENV", "production"),
+		Addr:              e.str("ADDR", ":8080"),
+		DatabaseURL:       e.str("DATABASE_URL", ""),
+		DatabaseDirectURL: e.str("DATABASE_DIRECT_URL", ""),
+		RedisURL:          e.str("REDIS_URL", ""),
+		JWTSecret:         e.str("JWT_SECRET", ""),
+		LogFormat:         e.str("LOG_FORMAT", "json"),
+		DBMaxConns:        int32(e.int("DB_MAX_CONNS", 32)),
+		DBMinConns:        int32(e.int("DB_MIN_CONNS", 2)),
+		DBMaxConnLifetime: e.duration("DB_MAX_CONN_LIFETIME", 30*time.Minute),
+		DBMaxConnIdleTime: e.duration("DB_MAX_CONN_IDLE_TIME", 5*time.Minute),
+		DBConnectTimeout:  e.duration("DB_CONNECT_TIMEOUT", 5*time.Second),
+		LoaderWait:        e.duration("LOADER_WAIT", loader.DefaultWait),
+		LoaderMaxBatch:    e.int("LOADER_MAX_BATCH", loader.DefaultMaxBatch),
+		MaxBodyBytes:      int64(e.int("MAX_BODY_BYTES", 64<<10)),
+		RequestTimeout:    e.duration("REQUEST_TIMEOUT", 10*time.Second),
+		ReadHeaderTimeout: e.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+		ReadTimeout:       e.duration("HTTP_READ_TIMEOUT", 15*time.Second),
+		WriteTimeout:      e.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
+		IdleTimeout:       e.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
+		ShutdownTimeout:   e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		DemoUserID:        int64(e.int("DEMO_USER_ID", 1)),
+	}
+	if c.Env != "development" && c.Env != "production" {
+		e.fail("APP_ENV", "must be development or production")
+	}
+	c.Introspection = e.bool("GRAPHQL_INTROSPECTION", c.development())
+	switch lvl := strings.ToLower(e.str("LOG_LEVEL", "info")); lvl {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		e.fail("LOG_FORMAT", "must be json or text")
+	}
+	if c.JWTSecret == "" && c.development() {
+		c.JWTSecret = developmentSecret
+	}
+	return c, e.err
+}
+
+// envReader reads typed settings, collecting the first error.
+type envReader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (e *envReader) fail(key, msg string) {
+	if e.err == nil {
+		e.err = fmt.Errorf("config: %s %s", key, msg)
+	}
+}
+
+func (e *envReader) str(key, def string) string {
+	if v := strings.TrimSpace(e.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envReader) int(key string, def int) int {
+	v := e.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		e.fail(key, "must be a non-negative integer")
+	}
+	return n
+}
+
+func (e *envReader) duration(key string, def time.Duration) time.Duration {
+	v := e.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.fail(key, "must be a duration such as 250us, 5s or 1m")
+	}
+	return d
+}
+
+func (e *envReader) bool(key string, def bool) bool {
+	v := e.str(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(key, "must be true or false")
+	}
+	return b
+}
+
+func requireURL(key, v string) error {
+	if v == "" {
+		return fmt.Errorf("config: %s is required", key)
+	}
+	return nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	for _, req := range []struct{ key, v string }{{"DATABASE_URL", cfg.DatabaseURL}, {"REDIS_URL", cfg.RedisURL}, {"JWT_SECRET", cfg.JWTSecret}} {
+		if err := requireURL(req.key, req.v); err != nil {
+			return err
+		}
+	}
+	keys, err := auth.NewKeys(cfg.JWTSecret)
+	if err != nil {
+		return err
+	}
+	pool, err := db.OpenPool(ctx, cfg.DatabaseURL, db.PoolConfig{
+		MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns, MaxConnLifetime: cfg.DBMaxConnLifetime,
+		MaxConnIdleTime: cfg.DBMaxConnIdleTime, ConnectTimeout: cfg.DBConnectTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return errors.New("config: REDIS_URL is not a valid redis:// or rediss:// URL")
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+
+	store := db.NewStore(pool)
+	service := chat.NewService(store)
+	gql := graph.NewHandler(graph.HandlerConfig{
+		Chat:          service,
+		Loaders:       loader.NewFactory(store, loader.Config{Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch}),
+		Log:           log,
+		Introspection: cfg.Introspection,
+		RequestID:     httpapi.RequestID,
+	})
+	pgCfg := playground.Config{Endpoint: "/query", Title: "Threadline", DefaultQuery: playgroundQuery}
+	if cfg.development() {
+		tok, err := keys.Sign(cfg.DemoUserID, 30*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		pgCfg.DefaultHeaders = fmt.Sprintf(`{"Authorization": "Bearer %s"}`, tok)
+	}
+	ready := httpapi.NewReadiness([]httpapi.Check{
+		{Name: "postgres", Ping: store.Ping},
+		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	}, 2*time.Second)
+	root := httpapi.NewHandler(httpapi.Config{
+		Log:            log,
+		GraphQL:        gql,
+		Playground:     playground.Handler(pgCfg),
+		Authenticate:   keys.Middleware,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		RequestTimeout: cfg.RequestTimeout,
+	}, ready)
+
+	srv := &http.Server{
+		Handler:           root,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	fmt.Fprintf(stdout, "threadline: serving on http://%s (GraphiQL at /, GraphQL at /query)\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	// Shut down: readiness fails first so that load balancers stop routing here, then
+	// in-flight requests finish within the deadline.
+	log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String())
+	ready.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+const playgroundQuery = `# Threadline: the demo user's latest conversations and a page of history.
+query LatestConversations {
+  me { id name }
+  conversations(first: 5) {
+    edges {
+      node {
+        id
+        title
+        messages(limit: 10, offset: 0) {
+          items { seq body createdAt sender { name } }
+          hasMore
+        }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+`
+
+func seed(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	large := fs.Bool("large", false, "add the load-test data set (1000 conversations x 200 messages)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := requireURL("DATABASE_DIRECT_URL", cfg.DatabaseDirectURL); err != nil {
+		return err
+	}
+	size := db.DemoSeed
+	if *large {
+		size = db.LargeSeed
+	} else {
+		empty, err := db.IsEmpty(ctx, cfg.DatabaseDirectURL)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			fmt.Fprintln(stdout, "seed: the database already has data; demo seed skipped")
+			return nil
+		}
+	}
+	rep, err := db.Seed(ctx, cfg.DatabaseDirectURL, size, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seed: added %d users, %d conversations, %d messages in %s\n",
+		rep.Users, rep.Conversations, rep.Messages, rep.Took.Round(time.Millisecond))
+	return nil
+}
+
+func token(cfg config, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	user := fs.Int64("user", 0, "user id (required)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "token lifetime")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *user < 1 {
+		return errors.New("token: -user must be a positive user id")
+	}
+	secret := cfg.JWTSecret
+	if secret == "" {
+		secret = developmentSecret // a development token for a local stack
+	}
+	keys, err := auth.NewKeys(secret)
+	if err != nil {
+		return err
+	}
+	tok, err := keys.Sign(*user, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
