@@ -8,7 +8,7 @@ BIN := bin/threadline
 # go test's own package lines and summary are the output; -count=1 never reuses cached results.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run stop build deps test test-short generate check-generated lint bench
+.PHONY: run stop build deps ops-deps client-deps test test-short generate schema check-generated check-ts lint bench
 
 ## run: install what is missing, start the private stack under .data/, migrate, seed, serve on :8080
 run: build
@@ -25,22 +25,40 @@ build:
 deps:
 	@ops/stack/install-deps.sh
 
+## ops-deps: install Prometheus (promtool), its exporters and docker-compose with apt-get if missing
+ops-deps:
+	@ops/install-ops-deps.sh
+
+## client-deps: install Chromium (the GraphiQL browser test) with apt-get if it is missing
+client-deps:
+	@ops/clients/install-deps.sh
+
 ## test: every test against real services, plus the generated-code, vet and staticcheck checks
-test: deps check-generated lint
+test: deps ops-deps client-deps check-generated check-ts lint
 	$(GO) test $(TEST_FLAGS) ./...
 
 ## test-short: the tests that need no services
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## generate: regenerate sqlc and gqlgen code
+## generate: regenerate sqlc and gqlgen code, schema.graphql and the genqlient client
 generate:
 	$(GO) tool sqlc generate
-	$(GO) tool gqlgen generate
+	$(GO) run ./ops/gqlgen
+	$(GO) run ./ops/schema
+	$(GO) tool genqlient graph/client/genqlient.yaml
+
+## schema: write the published schema, schema.graphql, from graph/*.graphqls
+schema:
+	$(GO) run ./ops/schema
 
 ## check-generated: regenerating sqlc and gqlgen code must change nothing
 check-generated:
 	@ops/check-generated.sh
+
+## check-ts: TypeScript codegen over graph/client/operations and tsc --strict on ops/clients/ts (npm)
+check-ts:
+	@ops/clients/ts/check.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

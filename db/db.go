@@ -29,6 +29,9 @@ type PoolConfig struct {
 	ConnectTimeout    time.Duration
 	// Tracer sees every statement (metrics, statement counting in tests). May be nil.
 	Tracer pgx.QueryTracer
+	// ShouldPing decides whether an acquired connection is pinged first; nil keeps pgx's
+	// default (ping one that was idle for over a second).
+	ShouldPing func(context.Context, pgxpool.ShouldPingParams) bool
 }
 
 // OpenPool opens a pool over url (normally PgBouncer) without waiting for a connection.
@@ -60,5 +63,8 @@ func OpenPool(ctx context.Context, url string, pc PoolConfig) (*pgxpool.Pool, er
 		cfg.ConnConfig.ConnectTimeout = pc.ConnectTimeout
 	}
 	cfg.ConnConfig.Tracer = pc.Tracer
+	if pc.ShouldPing != nil {
+		cfg.ShouldPing = pc.ShouldPing
+	}
 	return pgxpool.NewWithConfig(ctx, cfg)
 }

@@ -165,23 +165,6 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int6
 	return out, nil
 }
 
-func (s *Store) LastMessages(ctx context.Context, conversationIDs []int64) ([]*chat.Message, error) {
-	rows, err := s.q.LastMessages(ctx, conversationIDs)
-	if err != nil {
-		return nil, fmt.Errorf("last messages: %w", err)
-	}
-	byConv := make(map[int64]*chat.Message, len(rows))
-	for _, r := range rows {
-		m := message(messageRow(r))
-		byConv[r.ConversationID] = &m
-	}
-	out := make([]*chat.Message, len(conversationIDs))
-	for i, id := range conversationIDs {
-		out[i] = byConv[id]
-	}
-	return out, nil
-}
-
 // InsertMessage takes the conversation's next seq under its row lock and inserts the message in
 // one transaction. A repeated client id rolls the transaction back (so the seq is not spent) and
 // returns the original message.

@@ -10,18 +10,23 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/httpapi"
+	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/respcache"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -30,7 +35,7 @@ const testSecret = "graph-test-secret-0123456789"
 // env is a GraphQL server over a fresh database, reached through PgBouncer, with every
 // statement counted.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	keys   *auth.Keys
 	direct *pgxpool.Pool // fixtures and checks, straight to PostgreSQL
@@ -38,13 +43,24 @@ type env struct {
 
 	mu         sync.Mutex
 	statements []string
+
+	rdb             redis.UniversalClient // with cache: the test's Redis
+	history         *cache.History
+	respCache       *respcache.Cache
+	redisRoundTrips atomic.Int64
 }
 
 type envOptions struct {
 	maxConns int32
+	// cache puts the Redis history cache (on a Redis of the test's own) in front of the store.
+	cache bool
+	// respCache adds the response cache (implies cache).
+	respCache bool
+	// loaderWait is the dataloaders' batching window (default: the loader package's).
+	loaderWait time.Duration
 }
 
-func newEnv(t *testing.T, opts ...envOptions) *env {
+func newEnv(t testing.TB, opts ...envOptions) *env {
 	t.Helper()
 	var o envOptions
 	if len(opts) > 0 {
@@ -57,6 +73,9 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	e.direct = dbtest.Open(t, e.dbase.DirectURL)
 	pool, err := db.OpenPool(context.Background(), e.dbase.PooledURL, db.PoolConfig{
 		MaxConns: o.maxConns,
+		// No liveness pings: PgBouncer would count them, the tracer cannot see them, and
+		// TestPgBouncerCarriesEveryStatement compares the two counts.
+		ShouldPing: func(context.Context, pgxpool.ShouldPingParams) bool { return false },
 		Tracer: &db.Tracer{Observe: func(_ context.Context, name string, _ time.Duration, _ error) {
 			e.mu.Lock()
 			e.statements = append(e.statements, name)
@@ -67,16 +86,46 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	store := db.NewStore(pool)
+	var store chat.Store = db.NewStore(pool)
+	var history *cache.History
+	if o.respCache {
+		o.cache = true
+	}
+	if o.cache {
+		e.rdb, err = redisclient.Open(testenv.NewRedis(t), redisclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.rdb.Close() })
+		e.rdb.AddHook(roundTripCounter{&e.redisRoundTrips})
+		breaker := redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond})
+		history = cache.NewHistory(store, e.rdb, breaker, cache.Config{})
+		t.Cleanup(history.Close)
+		store = history
+		e.history = history
+		if o.respCache {
+			e.respCache = respcache.New(e.rdb, breaker, respcache.Config{Bypass: history.HasPending})
+		}
+	}
+	service := chat.NewService(store)
+	if history != nil {
+		service.OnMessageSent(func(ctx context.Context, m chat.Message) { history.Invalidate(ctx, m.ConversationID) })
+	}
+	if e.respCache != nil {
+		service.OnConversationCreated(func(ctx context.Context, _ chat.Conversation, members []int64) {
+			e.respCache.InvalidateViewers(ctx, members)
+		})
+	}
 	e.keys, err = auth.NewKeys(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	gql := graph.NewHandler(graph.HandlerConfig{
-		Chat:    chat.NewService(store),
-		Loaders: loader.NewFactory(store, loader.Config{}),
-		Log:     log,
+		Chat:          service,
+		ResponseCache: e.respCache,
+		Loaders:       loader.NewFactory(store, loader.Config{Wait: o.loaderWait}),
+		Log:           log,
 	})
 	h := httpapi.NewHandler(httpapi.Config{Log: log, GraphQL: gql, Authenticate: e.keys.Middleware, MaxBodyBytes: 64 << 10},
 		httpapi.NewReadiness(nil, time.Second))
@@ -92,6 +141,30 @@ func (e *env) token(userID int64) string {
 	}
 	return tok
 }
+
+// roundTripCounter counts round trips to Redis: a command or a pipeline is one. The handshake
+// of a new connection (HELLO, CLIENT SETINFO) is not a cache operation and is not counted.
+type roundTripCounter struct{ n *atomic.Int64 }
+
+func (roundTripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c roundTripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !isHandshake(cmd) {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c roundTripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && !isHandshake(cmds[0]) {
+			c.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func isHandshake(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
 
 // resetStatements forgets the statements counted so far.
 func (e *env) resetStatements() {

@@ -4411,7 +4411,7 @@ func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.Selec
 }
 
 func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.Message) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceSerially(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMessage2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessage(ctx, sel, v[i])
@@ -4443,7 +4443,7 @@ func (ec *executionContext) marshalNMessageConnection2ᚖgithubᚗcomᚋthreadli
 }
 
 func (ec *executionContext) marshalNMessageEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MessageEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceSerially(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMessageEdge2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageEdge(ctx, sel, v[i])
@@ -4516,7 +4516,7 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 }
 
 func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.User) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceSerially(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUser2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUser(ctx, sel, v[i])

@@ -11,14 +11,16 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/threadline/threadline/graph/httptransport"
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/respcache"
 )
 
 // HandlerConfig configures the GraphQL handler.
@@ -30,22 +32,46 @@ type HandlerConfig struct {
 	Introspection bool
 	// RequestID returns the id of the request in ctx, for error logs. May be nil.
 	RequestID func(ctx context.Context) string
+	// Metrics counts and times operations and counts errors (internal/metrics). It is added
+	// before every other extension, so that it times them too. May be nil.
+	Metrics graphql.HandlerExtension
+	// ResponseCache answers repeated queries with stored responses (internal/respcache). It is
+	// added after Metrics and before the loaders, so that a hit runs nothing else. May be nil.
+	ResponseCache *respcache.Cache
+	// Live serves messageAdded subscriptions; nil: they answer INTERNAL_SERVER_ERROR. Its Close
+	// also closes every WebSocket connection with 1001 going away.
+	Live *live.Hub
+	// Keys verifies the token a WebSocket client sends in connection_init.
+	Keys *auth.Keys
+	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws).
+	WebSocket WebSocketConfig
 }
 
 // NewHandler returns the GraphQL handler for /query, built with handler.New and only the
 // transports and extensions chosen here.
 func NewHandler(cfg HandlerConfig) *handler.Server {
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Chat: cfg.Chat}}))
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}}))
+	// GraphQL over HTTP as its specification says: media types, status codes, no GET mutations.
+	srv.AddTransport(httptransport.GET{})
+	srv.AddTransport(httptransport.POST{})
+	srv.AddTransport(httptransport.Methods{}) // OPTIONS, and 405 for other methods
+	// Subscriptions, and any other operation, over WebSocket (graph/websocket.go).
+	srv.AddTransport(newWebsocketTransport(cfg))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Metrics != nil {
+		srv.Use(cfg.Metrics)
+	}
+	if cfg.ResponseCache != nil {
+		srv.Use(cfg.ResponseCache)
+	}
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		viewer, _ := auth.Viewer(ctx)
-		return next(loader.With(ctx, cfg.Loaders.New(viewer)))
+		ctx = loader.With(ctx, cfg.Loaders.New(viewer))
+		prefetchOperation(ctx)
+		return next(ctx)
 	})
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.RequestID))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log, cfg.RequestID))

@@ -5,9 +5,10 @@ import (
 
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/model"
-	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/respcache"
 )
 
 // intArg returns an optional Int argument, or def when it is null.
@@ -18,7 +19,34 @@ func intArg(v *int, def int) int {
 	return *v
 }
 
+// The helpers below declare, for the response cache, what each resolver's result depends on
+// (see internal/respcache): a conversation's history generation, the viewer's memberships, or
+// nothing that changes.
+
+func me(ctx context.Context) (*chat.User, error) {
+	respcache.Static(ctx) // users never change
+	return loader.Viewer(ctx)
+}
+
+func conversation(ctx context.Context, id int64) (*chat.Conversation, error) {
+	respcache.DependViewer(ctx) // null or not depends on the viewer's memberships
+	return loader.Conversation(ctx, id)
+}
+
+func lastMessage(ctx context.Context, conversationID int64) (*chat.Message, error) {
+	p, err := loader.Page(ctx, chat.PageKey{ConversationID: conversationID, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	respcache.Depend(ctx, cache.GenerationKey(conversationID), p.Generation)
+	if len(p.Messages) == 0 {
+		return nil, nil
+	}
+	return &p.Messages[0], nil
+}
+
 func members(ctx context.Context, conversationID int64) ([]*chat.User, error) {
+	respcache.Static(ctx) // members are set when a conversation is created
 	users, err := loader.Members(ctx, conversationID)
 	if err != nil {
 		return nil, err
@@ -42,6 +70,7 @@ func messagePage(ctx context.Context, conv *chat.Conversation, limitArg, offsetA
 	if err != nil {
 		return nil, err
 	}
+	respcache.Depend(ctx, cache.GenerationKey(conv.ID), page.Generation)
 	return &model.MessagePage{Items: messagePointers(page.Messages), Limit: limit, Offset: offset, HasMore: page.HasMore}, nil
 }
 
@@ -59,9 +88,24 @@ func (r *Resolver) history(ctx context.Context, conv *chat.Conversation, firstAr
 	if err != nil {
 		return nil, err
 	}
-	h, err := r.Chat.HistoryBefore(ctx, conv, first, beforeSeq)
-	if err != nil {
-		return nil, err
+	var h chat.History
+	if beforeSeq == 0 {
+		// The first page is the offset-0 page: it batches and caches with them.
+		page, err := loader.Page(ctx, chat.PageKey{ConversationID: conv.ID, Limit: first})
+		if err != nil {
+			return nil, err
+		}
+		h = chat.History{Messages: page.Messages, HasNextPage: page.HasMore}
+		respcache.Depend(ctx, cache.GenerationKey(conv.ID), page.Generation)
+	} else {
+		if beforeSeq <= conv.LastSeq {
+			respcache.Static(ctx) // messages before an existing one never change
+		} else {
+			respcache.Uncacheable(ctx) // a cursor past the end reads the newest page
+		}
+		if h, err = r.Chat.HistoryBefore(ctx, conv, first, beforeSeq); err != nil {
+			return nil, err
+		}
 	}
 	conn := &model.MessageConnection{
 		Edges:    make([]*model.MessageEdge, len(h.Messages)),
@@ -77,6 +121,7 @@ func (r *Resolver) history(ctx context.Context, conv *chat.Conversation, firstAr
 }
 
 func (r *Resolver) conversations(ctx context.Context, firstArg *int, after *string) (*model.ConversationConnection, error) {
+	respcache.Uncacheable(ctx) // the order depends on every conversation of the viewer
 	viewer, err := auth.Viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -85,6 +130,7 @@ func (r *Resolver) conversations(ctx context.Context, firstArg *int, after *stri
 	if err != nil {
 		return nil, err
 	}
+	prefetchConversationList(ctx, list.Conversations)
 	conn := &model.ConversationConnection{
 		Edges:    make([]*model.ConversationEdge, len(list.Conversations)),
 		PageInfo: &model.PageInfo{HasNextPage: list.HasNextPage, HasPreviousPage: after != nil},
@@ -127,8 +173,5 @@ func (r *Resolver) createConversation(ctx context.Context, in model.CreateConver
 }
 
 func (r *Resolver) messageAdded(ctx context.Context, conversationID int64, afterSeq *int) (<-chan *chat.Message, error) {
-	if _, err := auth.Viewer(ctx); err != nil {
-		return nil, err
-	}
-	return nil, apperr.New(apperr.Internal, "subscriptions are not enabled on this server")
+	return subscribeMessages(ctx, r.Live, conversationID, afterSeq)
 }

@@ -71,7 +71,7 @@ type fixture struct {
 	conv              int64
 }
 
-func newFixture(t *testing.T, e *env, n int) fixture {
+func newFixture(t testing.TB, e *env, n int) fixture {
 	ids := dbtest.Users(t, e.direct, "Alice", "Bob", "Carol")
 	f := fixture{alice: ids[0], bob: ids[1], carol: ids[2]}
 	f.conv = dbtest.Conversation(t, e.direct, "General", f.alice, f.bob)

@@ -10,10 +10,14 @@
 // through dataloaders.
 package graph
 
-import "github.com/threadline/threadline/internal/chat"
+import (
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/live"
+)
 
 // Resolver holds the long-lived services the resolvers use. Per-operation state (the viewer,
 // the loaders) travels in the context.
 type Resolver struct {
 	Chat *chat.Service
+	Live *live.Hub // messageAdded subscriptions; nil: not enabled
 }

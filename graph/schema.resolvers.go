@@ -8,7 +8,6 @@ package graph
 import (
 	"context"
 
-	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/model"
 	"github.com/threadline/threadline/internal/chat"
 )
@@ -18,7 +17,7 @@ func (r *conversationResolver) Members(ctx context.Context, obj *chat.Conversati
 }
 
 func (r *conversationResolver) LastMessage(ctx context.Context, obj *chat.Conversation) (*chat.Message, error) {
-	return loader.LastMessage(ctx, obj.ID)
+	return lastMessage(ctx, obj.ID)
 }
 
 func (r *conversationResolver) Messages(ctx context.Context, obj *chat.Conversation, limit *int, offset *int) (*model.MessagePage, error) {
@@ -38,11 +37,11 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 }
 
 func (r *queryResolver) Me(ctx context.Context) (*chat.User, error) {
-	return loader.Viewer(ctx)
+	return me(ctx)
 }
 
 func (r *queryResolver) Conversation(ctx context.Context, id int64) (*chat.Conversation, error) {
-	return loader.Conversation(ctx, id)
+	return conversation(ctx, id)
 }
 
 func (r *queryResolver) Conversations(ctx context.Context, first *int, after *string) (*model.ConversationConnection, error) {

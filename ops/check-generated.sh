@@ -3,10 +3,12 @@
 # committed and must match its inputs (db/query, migrations, graph/*.graphqls, the configs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-paths=(db/dbsqlc graph/generated.go graph/model/models_gen.go graph/schema.resolvers.go)
+paths=(db/dbsqlc graph/generated.go graph/model/models_gen.go graph/schema.resolvers.go schema.graphql graph/client/generated.go)
 before=$(git status --porcelain -- "${paths[@]}"; git diff -- "${paths[@]}" | sha256sum)
 go tool sqlc generate
-go tool gqlgen generate
+go run ./ops/gqlgen
+go run ./ops/schema
+go tool genqlient graph/client/genqlient.yaml
 after=$(git status --porcelain -- "${paths[@]}"; git diff -- "${paths[@]}" | sha256sum)
 if [[ "$before" != "$after" ]]; then
   echo "check-generated: regenerating changed the generated code; run 'make generate' and commit:" >&2
@@ -14,4 +16,4 @@ if [[ "$before" != "$after" ]]; then
   git --no-pager diff --stat -- "${paths[@]}" >&2
   exit 1
 fi
-echo "check-generated: sqlc and gqlgen output is up to date"
+echo "check-generated: sqlc, gqlgen, schema.graphql and genqlient output is up to date"

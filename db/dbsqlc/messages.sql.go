@@ -10,55 +10,6 @@ import (
 	"time"
 )
 
-const lastMessages = `-- name: LastMessages :many
-SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
-FROM conversations c
-JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
-JOIN users u ON u.id = m.sender_id
-WHERE c.id = ANY($1::bigint[])
-`
-
-type LastMessagesRow struct {
-	ID              int64
-	ConversationID  int64
-	Seq             int64
-	SenderID        int64
-	SenderName      string
-	Body            string
-	ClientMessageID *string
-	CreatedAt       time.Time
-}
-
-func (q *Queries) LastMessages(ctx context.Context, conversationIds []int64) ([]LastMessagesRow, error) {
-	rows, err := q.db.Query(ctx, lastMessages, conversationIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []LastMessagesRow{}
-	for rows.Next() {
-		var i LastMessagesRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.ConversationID,
-			&i.Seq,
-			&i.SenderID,
-			&i.SenderName,
-			&i.Body,
-			&i.ClientMessageID,
-			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const messageByClientID = `-- name: MessageByClientID :one
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at

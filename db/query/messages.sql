@@ -38,14 +38,6 @@ WHERE m.conversation_id = @conversation_id AND m.seq > @after_seq
 ORDER BY m.seq
 LIMIT @row_limit;
 
--- name: LastMessages :many
-SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
-FROM conversations c
-JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
-JOIN users u ON u.id = m.sender_id
-WHERE c.id = ANY(@conversation_ids::bigint[]);
-
 -- name: MessageByClientID :one
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at

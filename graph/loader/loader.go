@@ -6,9 +6,12 @@
 // viewer may see. Each batch function makes one Store call for its keys and returns results in
 // key order, with the error, if any, attached to every key of the failed batch.
 //
-// The batching window is short (a few hundred microseconds by default): gqlgen resolves the
-// fields of a list concurrently, so sibling loads arrive within microseconds of each other, and
-// every request pays the window once per level of loaders it goes through.
+// The batching window is short (Wait, 250µs by default) and is paid by every request that goes
+// through it, so the common shapes do not: before resolvers run, the GraphQL layer looks ahead
+// in the operation and prefetches what it will need (PrefetchConversations, PrefetchPages,
+// PrefetchMembers), one statement per kind, straight into the loaders' caches. A list of 50
+// conversations' pages is then one statement however the resolvers' goroutines are scheduled,
+// which a time window alone cannot promise on two busy cores.
 package loader
 
 import (
@@ -57,24 +60,26 @@ func NewFactory(store chat.Store, cfg Config) *Factory {
 
 // Loaders are the dataloaders of one operation, for one viewer.
 type Loaders struct {
+	factory       *Factory
+	viewerID      int64
 	users         *dataloader.Loader[int64, *chat.User]
 	conversations *dataloader.Loader[int64, *chat.Conversation]
 	members       *dataloader.Loader[int64, []chat.User]
 	pages         *dataloader.Loader[chat.PageKey, chat.Page]
-	lastMessages  *dataloader.Loader[int64, *chat.Message]
 }
 
 // New returns fresh Loaders for viewerID (0 when anonymous: membership then finds nothing).
 func (f *Factory) New(viewerID int64) *Loaders {
 	s := f.store
 	return &Loaders{
-		users: newLoader(f.cfg, "users", s.UsersByIDs),
+		factory:  f,
+		viewerID: viewerID,
+		users:    newLoader(f.cfg, "users", s.UsersByIDs),
 		conversations: newLoader(f.cfg, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
 			return s.ConversationsForMember(ctx, viewerID, ids)
 		}),
-		members:      newLoader(f.cfg, "members", s.MembersByConversations),
-		pages:        newLoader(f.cfg, "pages", s.MessagePages),
-		lastMessages: newLoader(f.cfg, "last_messages", s.LastMessages),
+		members: newLoader(f.cfg, "members", s.MembersByConversations),
+		pages:   newLoader(f.cfg, "pages", s.MessagePages),
 	}
 }
 
@@ -82,14 +87,8 @@ func (f *Factory) New(viewerID int64) *Loaders {
 // dataloader batch function.
 func newLoader[K comparable, V any](cfg Config, name string, fetch func(context.Context, []K) ([]V, error)) *dataloader.Loader[K, V] {
 	batch := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
-		if cfg.OnBatch != nil {
-			cfg.OnBatch(name, len(keys))
-		}
+		values, err := fetchBatch(ctx, cfg, name, fetch, keys)
 		results := make([]*dataloader.Result[V], len(keys))
-		values, err := fetch(ctx, keys)
-		if err == nil && len(values) != len(keys) {
-			err = errBatchLength
-		}
 		for i := range results {
 			if err != nil {
 				results[i] = &dataloader.Result[V]{Error: err}
@@ -103,6 +102,43 @@ func newLoader[K comparable, V any](cfg Config, name string, fetch func(context.
 		dataloader.WithWait[K, V](cfg.Wait),
 		dataloader.WithBatchCapacity[K, V](cfg.MaxBatch),
 	)
+}
+
+// fetchBatch runs one batch and checks that it returned one value per key.
+func fetchBatch[K comparable, V any](ctx context.Context, cfg Config, name string, fetch func(context.Context, []K) ([]V, error), keys []K) ([]V, error) {
+	if cfg.OnBatch != nil {
+		cfg.OnBatch(name, len(keys))
+	}
+	values, err := fetch(ctx, keys)
+	if err == nil && len(values) != len(keys) {
+		err = errBatchLength
+	}
+	return values, err
+}
+
+// prefetch loads keys in batches of at most MaxBatch, one Store call each, and primes the
+// loader's cache with the results (a key already in the cache keeps its value).
+func prefetch[K comparable, V any](ctx context.Context, f *Factory, l *dataloader.Loader[K, V], name string, fetch func(context.Context, []K) ([]V, error), keys []K) error {
+	todo := make([]K, 0, len(keys))
+	seen := make(map[K]bool, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			todo = append(todo, k)
+		}
+	}
+	for len(todo) > 0 {
+		n := min(len(todo), f.cfg.MaxBatch)
+		values, err := fetchBatch(ctx, f.cfg, name, fetch, todo[:n])
+		if err != nil {
+			return err
+		}
+		for i, k := range todo[:n] {
+			l.Prime(ctx, k, values[i])
+		}
+		todo = todo[n:]
+	}
+	return nil
 }
 
 type batchLengthError struct{}
@@ -168,7 +204,41 @@ func Page(ctx context.Context, key chat.PageKey) (chat.Page, error) {
 	return For(ctx).pages.Load(ctx, key)()
 }
 
-// LastMessage loads a conversation's newest message; nil while it is empty.
+// LastMessage loads a conversation's newest message; nil while it is empty. It is the one-message
+// first page, so it batches (and caches) with the other pages of the operation.
 func LastMessage(ctx context.Context, conversationID int64) (*chat.Message, error) {
-	return For(ctx).lastMessages.Load(ctx, conversationID)()
+	p, err := Page(ctx, chat.PageKey{ConversationID: conversationID, Limit: 1})
+	if err != nil || len(p.Messages) == 0 {
+		return nil, err
+	}
+	return &p.Messages[0], nil
+}
+
+// PrefetchConversations loads the viewer's conversations among ids, in one statement per
+// MaxBatch ids, into the operation's cache.
+func PrefetchConversations(ctx context.Context, ids []int64) error {
+	l := For(ctx)
+	return prefetch(ctx, l.factory, l.conversations, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
+		return l.factory.store.ConversationsForMember(ctx, l.viewerID, ids)
+	}, ids)
+}
+
+// PrimeConversations puts conversations already read (a conversation list) into the cache.
+func PrimeConversations(ctx context.Context, convs []chat.Conversation) {
+	l := For(ctx)
+	for i := range convs {
+		l.conversations.Prime(ctx, convs[i].ID, &convs[i])
+	}
+}
+
+// PrefetchPages loads history pages into the operation's cache, one Store call per MaxBatch keys.
+func PrefetchPages(ctx context.Context, keys []chat.PageKey) error {
+	l := For(ctx)
+	return prefetch(ctx, l.factory, l.pages, "pages", l.factory.store.MessagePages, keys)
+}
+
+// PrefetchMembers loads conversations' members into the operation's cache.
+func PrefetchMembers(ctx context.Context, conversationIDs []int64) error {
+	l := For(ctx)
+	return prefetch(ctx, l.factory, l.members, "members", l.factory.store.MembersByConversations, conversationIDs)
 }

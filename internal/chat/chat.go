@@ -55,6 +55,9 @@ type PageKey struct {
 type Page struct {
 	Messages []Message
 	HasMore  bool
+	// Generation is the history-cache generation token the page was read under (empty when it
+	// was not read through the cache). A response cache records it as the page's dependency.
+	Generation string
 }
 
 // NewMessage is a message to be stored.
@@ -88,8 +91,6 @@ type Store interface {
 	MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]Message, error)
 	// MessagesAfter returns up to limit messages with seq > afterSeq, oldest first.
 	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]Message, error)
-	// LastMessages returns, in key order, each conversation's newest message (nil when empty).
-	LastMessages(ctx context.Context, conversationIDs []int64) ([]*Message, error)
 	// InsertMessage stores m at the conversation's next seq. When the sender already sent a
 	// message with m.ClientMessageID to the conversation, it returns that one and created=false.
 	// A conversation that is missing or that the sender is not a member of is ErrNotFound.

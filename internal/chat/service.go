@@ -14,6 +14,8 @@ type Service struct {
 	// afterSend runs, in order, after a new message is committed: the history cache moves its
 	// generation, then the message is published to live subscribers.
 	afterSend []func(context.Context, Message)
+	// afterCreate runs after a new conversation is committed, with all its members.
+	afterCreate []func(ctx context.Context, c Conversation, memberIDs []int64)
 }
 
 // NewService returns a Service over store.
@@ -28,6 +30,12 @@ func (s *Service) Store() Store { return s.store }
 // before it. fn must not block for long: sendMessage returns only after every fn has run.
 func (s *Service) OnMessageSent(fn func(context.Context, Message)) {
 	s.afterSend = append(s.afterSend, fn)
+}
+
+// OnConversationCreated registers fn to run after each new conversation is committed, with the
+// ids of all its members (the creator first), before createConversation returns.
+func (s *Service) OnConversationCreated(fn func(ctx context.Context, c Conversation, memberIDs []int64)) {
+	s.afterCreate = append(s.afterCreate, fn)
 }
 
 // SendMessage stores a message from sender. A retry with the same clientMessageID returns the
@@ -71,7 +79,15 @@ func (s *Service) CreateConversation(ctx context.Context, creatorID int64, title
 			members = append(members, id)
 		}
 	}
-	return s.store.CreateConversation(ctx, creatorID, title, members)
+	conv, err := s.store.CreateConversation(ctx, creatorID, title, members)
+	if err != nil {
+		return Conversation{}, err
+	}
+	all := append([]int64{creatorID}, members...)
+	for _, fn := range s.afterCreate {
+		fn(ctx, conv, all)
+	}
+	return conv, nil
 }
 
 // ConversationList is one page of a user's conversations, latest activity first.

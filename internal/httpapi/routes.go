@@ -28,6 +28,9 @@ type Config struct {
 	// RequestTimeout is the deadline given to each GraphQL request (0: none). It reaches SQL and
 	// Redis calls through the context.
 	RequestTimeout time.Duration
+	// Instrument wraps the router itself (metrics by route: the matched pattern is on the
+	// request once the router has served it). Nil: none.
+	Instrument func(http.Handler) http.Handler
 }
 
 // NewHandler returns the server's root handler.
@@ -52,5 +55,9 @@ func NewHandler(cfg Config, ready *Readiness) http.Handler {
 	if cfg.Playground != nil {
 		mux.Handle("/", cfg.Playground)
 	}
-	return requestID(recoverPanics(cfg.Log, mux))
+	var root http.Handler = mux
+	if cfg.Instrument != nil {
+		root = cfg.Instrument(mux)
+	}
+	return requestID(recoverPanics(cfg.Log, root))
 }

@@ -1,0 +1,92 @@
+package graph_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/threadline/threadline/db/dbtest"
+)
+
+// TestFiftyConversationsOneStatement: one query asking 50 conversations for a page costs one
+// SQL statement for all the pages when cold and none when warm, and at most two Redis round
+// trips either way. Listing the conversations and checking membership are counted apart.
+func TestFiftyConversationsOneStatement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cache: true})
+	u := dbtest.Users(t, e.direct, "Alice", "Bob")
+	var ids []int64
+	for i := range 50 {
+		c := dbtest.Conversation(t, e.direct, fmt.Sprint("c", i), u...)
+		dbtest.Messages(t, e.direct, c, u, 25)
+		ids = append(ids, c)
+	}
+	var aliased strings.Builder
+	aliased.WriteString("{")
+	for i, id := range ids {
+		fmt.Fprintf(&aliased, " c%d: conversation(id: %d) { messages(limit: 20) { items { id sender { name } } } lastMessage { seq } }", i, id)
+	}
+	aliased.WriteString(" }")
+
+	for _, tc := range []struct {
+		name, query, listing string
+	}{
+		{"list", `{ conversations(first: 50) { edges { node { messages(limit: 20) { items { id body sender { name } } hasMore } lastMessage { seq } } } } }`, "ConversationsByMember"},
+		{"aliases", aliased.String(), "ConversationsForMember"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.rdb.FlushAll(t.Context())
+			for _, round := range []string{"cold", "warm"} {
+				e.resetStatements()
+				e.redisRoundTrips.Store(0)
+				var data map[string]any
+				e.as(u[0], tc.query, nil, &data)
+				if len(data) == 0 {
+					t.Fatal("no data")
+				}
+				counts := map[string]int{}
+				for _, s := range e.statementsSeen() {
+					counts[s]++
+				}
+				wantPages := map[string]int{"cold": 1, "warm": 0}[round]
+				if counts["MessagePages"] != wantPages || counts[tc.listing] != 1 || len(counts) > 1+wantPages {
+					t.Fatalf("%s: statements %v, want %d MessagePages and one %s", round, counts, wantPages, tc.listing)
+				}
+				if n := e.redisRoundTrips.Load(); n > 2 {
+					t.Fatalf("%s: %d Redis round trips, want at most 2", round, n)
+				}
+				t.Logf("%s: statements %v, %d Redis round trips", round, counts, e.redisRoundTrips.Load())
+			}
+		})
+	}
+}
+
+// TestCachedHistoryAfterSend: with the cache on, a send is visible at once to messages,
+// history and lastMessage.
+func TestCachedHistoryAfterSend(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cache: true})
+	f := newFixture(t, e, 40)
+	q := `query($id: ID!) { conversation(id: $id) { messages(limit: 5) { items { seq } } history(first: 5) { edges { node { seq } } pageInfo { hasNextPage } } lastMessage { seq } } }`
+	type data struct {
+		Conversation struct {
+			Messages struct{ Items []struct{ Seq int } }
+			History  struct {
+				Edges    []struct{ Node struct{ Seq int } }
+				PageInfo struct{ HasNextPage bool }
+			}
+			LastMessage struct{ Seq int }
+		}
+	}
+	for want := 40; want < 45; want++ {
+		for range 2 { // the second read is a hit
+			var d data
+			e.as(f.alice, q, map[string]any{"id": f.conv}, &d)
+			c := d.Conversation
+			if c.Messages.Items[0].Seq != want || c.History.Edges[0].Node.Seq != want || c.LastMessage.Seq != want || !c.History.PageInfo.HasNextPage {
+				t.Fatalf("want newest seq %d: %+v", want, c)
+			}
+		}
+		e.as(f.bob, `mutation($c: ID!) { sendMessage(input: {conversationId: $c, body: "more"}) { seq } }`, map[string]any{"c": f.conv}, nil)
+	}
+}

@@ -1,0 +1,75 @@
+package graph
+
+import (
+	"context"
+	"errors"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/live"
+)
+
+// subscribeMessages starts a messageAdded subscription (package live does the work). When the
+// stream fails, the WebSocket transport sends the reason as the operation's error message:
+// a subscriber cut off for falling behind gets RATE_LIMITED with extensions.afterSeq, the seq
+// to resubscribe after. A WebSocket connection runs at most WebSocketConfig.MaxSubscriptions.
+func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64, afterSeq *int) (<-chan *chat.Message, error) {
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if hub == nil {
+		return nil, apperr.New(apperr.Internal, "subscriptions are not enabled on this server")
+	}
+	var after *int64
+	if afterSeq != nil {
+		v := int64(*afterSeq)
+		after = &v
+	}
+	conn := connOf(ctx) // nil on other transports, which have no error message after the stream began
+	if conn != nil && !conn.acquire() {
+		return nil, apperr.New(apperr.RateLimited, "at most %d subscriptions per connection", conn.maxSubs)
+	}
+	ch, err := hub.Subscribe(ctx, viewer, conversationID, after, func(err error) {
+		if conn != nil {
+			if err != nil {
+				transport.AddSubscriptionError(ctx, streamError(err))
+			}
+			conn.release()
+		}
+	})
+	if err != nil {
+		if conn != nil {
+			conn.release()
+		}
+		if ctx.Err() != nil { // the client stopped the subscription while it started: end quietly
+			ended := make(chan *chat.Message)
+			close(ended)
+			return ended, nil
+		}
+		return nil, err
+	}
+	return ch, nil
+}
+
+// streamError presents the error that ended a subscription. Errors other than the resume
+// error were logged by package live; the client is told "internal error" and may resubscribe
+// with the last seq it received.
+func streamError(err error) *gqlerror.Error {
+	path := ast.Path{ast.PathName("messageAdded")}
+	var resume *live.ResumeError
+	if errors.As(err, &resume) {
+		return &gqlerror.Error{Message: resume.Error(), Path: path, Extensions: map[string]any{
+			"code": string(apperr.RateLimited), "afterSeq": resume.AfterSeq,
+		}}
+	}
+	if pub := apperr.Public(err); pub != nil {
+		return &gqlerror.Error{Message: pub.Message, Path: path, Extensions: map[string]any{"code": string(pub.Code)}}
+	}
+	return &gqlerror.Error{Message: "internal error", Path: path, Extensions: map[string]any{"code": string(apperr.Internal)}}
+}

@@ -1,0 +1,432 @@
+// Package cache is the history cache: offset pages of conversation history kept in Redis per
+// (conversation, limit, offset), in front of the PostgreSQL store.
+//
+// # Protocol
+//
+// Each conversation has a generation token at msg:gen:{<conv>}, a random string, and its pages
+// live at msg:history:{<conv>}:<token>:<limit>:<offset>. The braces are a Redis Cluster hash
+// tag: a conversation's keys share a slot.
+//
+//   - A read fetches the token (creating it if missing) and the page in one round trip: one Lua
+//     script per page, all the pages of a dataloader batch pipelined together. On a miss it reads
+//     PostgreSQL (one statement for all the misses of the batch) and stores each page under the
+//     token it read.
+//   - A write commits, then sets a new random token (Invalidate), then publishes. A reader that
+//     raced the write can only have stored its page under the old token, which no later reader
+//     uses: after sendMessage returns, every read sees the message. Tokens are random, not
+//     counters, so a token that was evicted or deleted can never come back, and neither can
+//     the pages stored under it.
+//   - Pages expire after TTLFirstPage (offset 0) or TTL (deeper pages); tokens after
+//     GenerationTTL. Concurrent misses of one page in one process run one query (a
+//     multi-key singleflight that also keeps a finished result for a moment, so stragglers
+//     that missed in Redis just before the fill land share it).
+//
+// # When Redis fails
+//
+// Every Redis call goes through a circuit breaker with a short deadline. A failed or skipped
+// Redis read is never a failed read: the pages come from PostgreSQL. If the token bump after a
+// commit fails, the failure is logged, counted in threadline_cache_invalidation_failures_total,
+// and retried every second until it succeeds. Until then this instance reads that conversation
+// from PostgreSQL, so it never serves a page older than a write it acknowledged; other instances
+// may serve the page as it was before the write until the retry lands or the page's TTL ends
+// (30 s for the first page by default), whichever comes first.
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/redisclient"
+)
+
+// Config tunes the history cache. Zero values take the defaults.
+type Config struct {
+	TTLFirstPage  time.Duration // offset 0; default 30s
+	TTL           time.Duration // other offsets; default 60s
+	GenerationTTL time.Duration // tokens; default 24h
+	// Linger keeps a finished fill in process this long, for readers that missed in Redis just
+	// before it landed; default 1s.
+	Linger time.Duration
+	// FillTimeout bounds a miss's PostgreSQL read. The read runs apart from the request that led
+	// it, since other requests may be waiting for it; default 10s.
+	FillTimeout time.Duration
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
+// History is a chat.Store whose MessagePages are cached in Redis; every other method passes
+// through to the wrapped store.
+type History struct {
+	chat.Store
+	rdb     redis.UniversalClient
+	breaker *redisclient.Breaker
+	cfg     Config
+	log     *slog.Logger
+	flights flightGroup
+	stats   stats
+	metrics metrics
+
+	// beforeFill, when set, runs between a miss's SQL read and its fill (tests).
+	beforeFill func()
+
+	pendingMu sync.Mutex
+	pending   map[int64]struct{} // conversations whose token bump failed, retried
+	pendingN  atomic.Int64       // len(pending), read without the lock on every read
+	stop      chan struct{}
+	stopped   sync.WaitGroup
+}
+
+// NewHistory returns a History over store. Call Close when done.
+func NewHistory(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *History {
+	if cfg.TTLFirstPage == 0 {
+		cfg.TTLFirstPage = 30 * time.Second
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 60 * time.Second
+	}
+	if cfg.GenerationTTL == 0 {
+		cfg.GenerationTTL = 24 * time.Hour
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = time.Second
+	}
+	if cfg.FillTimeout == 0 {
+		cfg.FillTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &History{
+		Store: store, rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log,
+		metrics: newMetrics(cfg.Registerer),
+		pending: make(map[int64]struct{}),
+		stop:    make(chan struct{}),
+	}
+	h.flights.linger = cfg.Linger
+	h.stopped.Go(h.retryInvalidations)
+	return h
+}
+
+// HasPending reports whether a token bump is waiting to be retried: until it lands, responses
+// cached elsewhere may hold pages older than an acknowledged write.
+func (h *History) HasPending() bool { return h.pendingN.Load() > 0 }
+
+// Close stops the retry of failed invalidations.
+func (h *History) Close() {
+	close(h.stop)
+	h.stopped.Wait()
+}
+
+// GenerationKey is the Redis key of a conversation's generation token.
+func GenerationKey(conv int64) string { return "msg:gen:{" + strconv.FormatInt(conv, 10) + "}" }
+
+func genKey(conv int64) string { return GenerationKey(conv) }
+
+func pagePrefix(conv int64) string { return "msg:history:{" + strconv.FormatInt(conv, 10) + "}:" }
+
+func pageSuffix(k chat.PageKey) string {
+	return ":" + strconv.Itoa(k.Limit) + ":" + strconv.Itoa(k.Offset)
+}
+
+// readScript returns the conversation's token, creating it with ARGV[1] if missing, and the
+// page stored under it (false when missing). The page key is built from the token, inside the
+// conversation's hash slot.
+var readScript = redis.NewScript(`
+local gen = redis.call('GET', KEYS[1])
+if not gen then
+  gen = ARGV[1]
+  redis.call('SET', KEYS[1], gen, 'EX', ARGV[2])
+end
+return {gen, redis.call('GET', ARGV[3] .. gen .. ARGV[4])}
+`)
+
+func newToken() string {
+	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// MessagePages returns the pages in key order: cached ones from Redis, the rest from the store.
+// Conversations whose token bump is still pending are read from the store, so this instance never
+// serves a page older than a write it acknowledged.
+func (h *History) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
+	if h.pendingN.Load() > 0 {
+		return h.pagesAroundPending(ctx, keys)
+	}
+	return h.cachedPages(ctx, keys)
+}
+
+func (h *History) pagesAroundPending(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
+	var cachedKeys, directKeys []chat.PageKey
+	var cachedIdx, directIdx []int
+	h.pendingMu.Lock()
+	for i, k := range keys {
+		if _, ok := h.pending[k.ConversationID]; ok {
+			directKeys, directIdx = append(directKeys, k), append(directIdx, i)
+		} else {
+			cachedKeys, cachedIdx = append(cachedKeys, k), append(cachedIdx, i)
+		}
+	}
+	h.pendingMu.Unlock()
+	pages := make([]chat.Page, len(keys))
+	for _, part := range []struct {
+		keys []chat.PageKey
+		idx  []int
+		read func(context.Context, []chat.PageKey) ([]chat.Page, error)
+	}{{directKeys, directIdx, h.Store.MessagePages}, {cachedKeys, cachedIdx, h.cachedPages}} {
+		if len(part.keys) == 0 {
+			continue
+		}
+		got, err := part.read(ctx, part.keys)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range part.idx {
+			pages[i] = got[j]
+		}
+	}
+	return pages, nil
+}
+
+func (h *History) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
+	tokens, cached, err := h.read(ctx, keys)
+	if err != nil {
+		// Redis is down, slow or skipped by the breaker: serve from PostgreSQL, uncached.
+		if !errors.Is(err, redisclient.ErrOpen) {
+			h.countError()
+			h.log.WarnContext(ctx, "history cache read failed", "err", err)
+		}
+		return h.Store.MessagePages(ctx, keys)
+	}
+	pages := make([]chat.Page, len(keys))
+	var missIdx []int
+	for i := range keys {
+		if cached[i] != nil {
+			p, err := decodePage(cached[i], keys[i].ConversationID)
+			if err == nil {
+				p.Generation = tokens[i]
+				pages[i] = p
+				h.countHit()
+				continue
+			}
+			h.log.WarnContext(ctx, "history cache: undecodable page", "err", err)
+		}
+		h.countMiss()
+		missIdx = append(missIdx, i)
+	}
+	if len(missIdx) == 0 {
+		return pages, nil
+	}
+	if err := h.fillMisses(ctx, keys, tokens, missIdx, pages); err != nil {
+		return nil, err
+	}
+	return pages, nil
+}
+
+// read fetches the token and the stored page of every key in one pipelined round trip.
+func (h *History) read(ctx context.Context, keys []chat.PageKey) (tokens []string, pages [][]byte, err error) {
+	tokens = make([]string, len(keys))
+	pages = make([][]byte, len(keys))
+	genTTL := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
+	err = h.breaker.Do(ctx, func(ctx context.Context) error {
+		pipe := h.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = readScript.Eval(ctx, pipe, []string{genKey(k.ConversationID)},
+				newToken(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		for i, cmd := range cmds {
+			vals, err := cmd.Slice()
+			if err != nil || len(vals) != 2 {
+				return errors.New("history cache: unexpected script reply")
+			}
+			tok, ok := vals[0].(string)
+			if !ok {
+				return errors.New("history cache: unexpected token reply")
+			}
+			tokens[i] = tok
+			if s, ok := vals[1].(string); ok {
+				pages[i] = []byte(s)
+			}
+		}
+		return nil
+	})
+	return tokens, pages, err
+}
+
+// fillMisses reads the missed pages from the store, one statement for those this call leads,
+// stores them under the tokens read, and waits for the ones other calls are already reading.
+func (h *History) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []string, missIdx []int, pages []chat.Page) error {
+	flightKeys := make([]string, len(missIdx))
+	for j, i := range missIdx {
+		flightKeys[j] = pagePrefix(keys[i].ConversationID) + tokens[i] + pageSuffix(keys[i])
+	}
+	led, joined := h.flights.begin(flightKeys)
+	if len(led) > 0 {
+		leadKeys := make([]chat.PageKey, len(led))
+		for j, f := range led {
+			leadKeys[j] = keys[missIdx[f.index]]
+		}
+		sqlCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+		fresh, err := h.Store.MessagePages(sqlCtx, leadKeys)
+		cancel()
+		if err == nil {
+			if h.beforeFill != nil {
+				h.beforeFill()
+			}
+			h.store(ctx, led, leadKeys, fresh)
+		}
+		for j, f := range led {
+			if err != nil {
+				h.flights.finish(f, chat.Page{}, err)
+				continue
+			}
+			fresh[j].Generation = tokens[missIdx[f.index]]
+			pages[missIdx[f.index]] = fresh[j]
+			h.flights.finish(f, fresh[j], nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, f := range joined {
+		p, err := f.wait(ctx)
+		if err != nil {
+			return err
+		}
+		pages[missIdx[f.index]] = p
+	}
+	return nil
+}
+
+// store writes freshly read pages under the tokens they were read with, in one round trip.
+func (h *History) store(ctx context.Context, led []*flightRef, keys []chat.PageKey, pages []chat.Page) {
+	err := h.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
+		pipe := h.rdb.Pipeline()
+		for j, f := range led {
+			ttl := h.cfg.TTL
+			if keys[j].Offset == 0 {
+				ttl = h.cfg.TTLFirstPage
+			}
+			pipe.Set(ctx, f.key, encodePage(pages[j]), ttl)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, redisclient.ErrOpen) {
+			h.countError()
+			h.log.WarnContext(ctx, "history cache fill failed", "err", err)
+		}
+		return
+	}
+	h.metrics.fills.Add(float64(len(led)))
+}
+
+// Invalidate gives the conversation a new generation token: call it after a write commits and
+// before the write is acknowledged. On failure the bump is retried in the background.
+func (h *History) Invalidate(ctx context.Context, conversationID int64) {
+	if err := h.bump(context.WithoutCancel(ctx), conversationID); err != nil {
+		h.metrics.invalidationFailures.Inc()
+		h.log.WarnContext(ctx, "history cache invalidation failed; pages may be stale until their TTL or a successful retry",
+			"conversation", conversationID, "err", err)
+		h.pendingMu.Lock()
+		h.pending[conversationID] = struct{}{}
+		h.pendingN.Store(int64(len(h.pending)))
+		h.pendingMu.Unlock()
+	}
+}
+
+func (h *History) bump(ctx context.Context, conversationID int64) error {
+	return h.breaker.Do(ctx, func(ctx context.Context) error {
+		return h.rdb.Set(ctx, genKey(conversationID), newToken(), h.cfg.GenerationTTL).Err()
+	})
+}
+
+// retryInvalidations retries failed token bumps every second until they succeed.
+func (h *History) retryInvalidations() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.pendingMu.Lock()
+		convs := make([]int64, 0, len(h.pending))
+		for c := range h.pending {
+			convs = append(convs, c)
+		}
+		h.pendingMu.Unlock()
+		for _, c := range convs {
+			if err := h.bump(context.Background(), c); err != nil {
+				break // still failing: try again next tick
+			}
+			h.pendingMu.Lock()
+			delete(h.pending, c)
+			h.pendingN.Store(int64(len(h.pending)))
+			h.pendingMu.Unlock()
+		}
+	}
+}
+
+// stats are the counters behind /health/cache.
+type stats struct {
+	hits, misses, errors atomic.Int64
+}
+
+func (h *History) countHit()   { h.stats.hits.Add(1); h.metrics.hits.Inc() }
+func (h *History) countMiss()  { h.stats.misses.Add(1); h.metrics.misses.Inc() }
+func (h *History) countError() { h.stats.errors.Add(1); h.metrics.errors.Inc() }
+
+// Stats is the history cache's part of /health/cache.
+type Stats struct {
+	Hits     int64   `json:"hits"`
+	Misses   int64   `json:"misses"`
+	Errors   int64   `json:"errors"`
+	HitRatio float64 `json:"hitRatio"`
+}
+
+// Stats returns the counters since start.
+func (h *History) Stats() Stats {
+	s := Stats{Hits: h.stats.hits.Load(), Misses: h.stats.misses.Load(), Errors: h.stats.errors.Load()}
+	if total := s.Hits + s.Misses; total > 0 {
+		s.HitRatio = float64(s.Hits) / float64(total)
+	}
+	return s
+}
+
+type metrics struct {
+	hits, misses, errors, fills prometheus.Counter
+	invalidationFailures        prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	labels := prometheus.Labels{"cache": "history"}
+	m := metrics{
+		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_hits_total", Help: "Cache lookups answered from Redis.", ConstLabels: labels}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_misses_total", Help: "Cache lookups not found in Redis.", ConstLabels: labels}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_errors_total", Help: "Failed Redis cache operations (the read went to PostgreSQL).", ConstLabels: labels}),
+		fills:  prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_fills_total", Help: "Pages stored in Redis after a miss.", ConstLabels: labels}),
+		invalidationFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_cache_invalidation_failures_total",
+			Help: "Generation-token bumps after a commit that failed (retried; staleness bounded by the page TTL).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures)
+	}
+	return m
+}

@@ -1,0 +1,465 @@
+// Package live delivers new messages to subscribers as they are committed, on every server
+// instance, in seq order, each once, with exact resume.
+//
+// # How a message travels
+//
+// After sendMessage commits, chat.Service runs its OnMessageSent hooks; Hub.Publish is one of
+// them. It hands the message to the subscribers of this instance directly (so they get it even
+// when Redis is down) and publishes it, as JSON carrying the whole message, on the Redis channel
+// msg:events:{<conversation>} (hash-tagged, so that on a Redis Cluster it lives in the
+// conversation's slot; the cluster is then reached with SPUBLISH/SSUBSCRIBE). Every instance
+// holds one Redis subscription per conversation that has local subscribers, counted by
+// reference and dropped when the last one leaves, and fans each event out in process: delivery
+// needs no SQL in the common case.
+//
+// # Order and exactness
+//
+// Redis Pub/Sub is at-most-once and publishes of concurrent senders can arrive in any order; the
+// per-conversation seq, gap-free and in commit order, makes delivery exact anyway. Each
+// subscriber remembers the last seq it delivered and:
+//
+//   - drops an event it has seen (seq <= last): the sending instance gets its own event twice,
+//     once directly and once from Redis;
+//   - on a gap (it expects N+1 and gets N+2) reads the missing messages from PostgreSQL before it
+//     delivers N+2: since publishing happens after commit, N+1 is committed;
+//   - with afterSeq, replays from PostgreSQL (in pages) what follows afterSeq, then continues
+//     live. It joins the conversation's Redis subscription before it reads, and waits until
+//     Redis confirmed that subscription, so nothing falls between the replay and the live stream;
+//   - without afterSeq, starts at the conversation's last_seq, read after joining.
+//
+// When the Redis subscription had to be re-established (a reconnect, a dead connection, or a
+// subscription that could not be confirmed in time), every subscriber of the conversation checks
+// PostgreSQL for what it may have missed. Concurrent reads of the same range share one query
+// (singleflight), so a conversation with ten thousand subscribers costs one query, not ten
+// thousand.
+//
+// # Slow subscribers
+//
+// A subscriber has a bounded buffer (Config.Buffer events). Publishing never waits: when the
+// buffer is full the subscription is cut off and ends with *ResumeError, which carries the last
+// seq delivered; the client resubscribes with that afterSeq and loses nothing, since the history
+// is in PostgreSQL.
+//
+// # Shutdown
+//
+// Close tells every tracked connection to go away (the GraphQL WebSocket transport closes with
+// 1001, so clients reconnect to another instance and resume with afterSeq), ends the remaining
+// subscriptions, and drops the Redis subscriptions.
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/chat"
+)
+
+// Store is what the hub reads from PostgreSQL: membership and last_seq when a subscription
+// starts, and the messages of a replay or a gap. chat.Store has both; pass the database store
+// itself, not a cache in front of it.
+type Store interface {
+	ConversationsForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error)
+	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error)
+}
+
+// Config configures a Hub. Zero values take the defaults.
+type Config struct {
+	// Redis carries events between instances. A *redis.ClusterClient uses sharded Pub/Sub
+	// (SPUBLISH/SSUBSCRIBE); any other client plain Pub/Sub over one connection.
+	Redis redis.UniversalClient
+	// Store is read for membership, replays and gap fills.
+	Store Store
+	Log   *slog.Logger
+	// Registerer receives the hub's metrics; nil: not registered.
+	Registerer prometheus.Registerer
+
+	// Buffer is how many events a subscriber may have waiting before it is cut off. Default 256.
+	Buffer int
+	// PageSize is how many messages one replay or gap-fill query reads. Default 100.
+	PageSize int
+	// PublishTimeout bounds the Redis publish that runs after each commit. Default 500ms.
+	PublishTimeout time.Duration
+	// QueryTimeout bounds each PostgreSQL read of the hub. Default 5s.
+	QueryTimeout time.Duration
+	// ReadyTimeout bounds how long a new subscription waits for Redis to confirm the
+	// conversation's channel. After it the subscription starts anyway and catches up from
+	// PostgreSQL once the channel is confirmed. Default 2s.
+	ReadyTimeout time.Duration
+	// HealthInterval is how long a Redis subscription connection may be silent before it is
+	// pinged; one that stays silent for two more intervals is replaced. Default 5s.
+	HealthInterval time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultBuffer         = 256
+	DefaultPageSize       = 100
+	DefaultPublishTimeout = 500 * time.Millisecond
+	DefaultQueryTimeout   = 5 * time.Second
+	DefaultReadyTimeout   = 2 * time.Second
+	DefaultHealthInterval = 5 * time.Second
+)
+
+// ResumeError ends a subscription that fell too far behind. The client resubscribes with
+// afterSeq = AfterSeq, the last seq it was sent, and misses nothing.
+type ResumeError struct {
+	ConversationID int64
+	AfterSeq       int64
+}
+
+func (e *ResumeError) Error() string {
+	return "subscriber too slow: resubscribe with afterSeq"
+}
+
+// ErrClosed is returned by Subscribe once Close has begun.
+var ErrClosed = errors.New("live: hub closed")
+
+// Hub is one instance's side of live delivery: its subscribers, grouped by conversation, and its
+// Redis subscriptions. It is safe for concurrent use.
+type Hub struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	sharded bool
+	store   Store
+	log     *slog.Logger
+	m       metrics
+	reads   singleflight.Group
+
+	mu       sync.RWMutex
+	topics   map[int64]*topic
+	shards   map[int]*shard
+	conns    map[uint64]func()
+	nextConn uint64
+	nextID   uint64
+	closed   bool
+
+	done     chan struct{} // closed when Close ends the remaining subscriptions
+	subs     sync.WaitGroup
+	connsWG  sync.WaitGroup
+	shardsWG sync.WaitGroup
+}
+
+// NewHub returns a Hub. It connects to Redis only when the first subscriber arrives.
+func NewHub(cfg Config) *Hub {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = DefaultHealthInterval
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	_, sharded := cfg.Redis.(*redis.ClusterClient)
+	return &Hub{
+		cfg:     cfg,
+		rdb:     cfg.Redis,
+		sharded: sharded,
+		store:   cfg.Store,
+		log:     cfg.Log,
+		m:       newMetrics(cfg.Registerer),
+		topics:  map[int64]*topic{},
+		shards:  map[int]*shard{},
+		conns:   map[uint64]func(){},
+		done:    make(chan struct{}),
+	}
+}
+
+// channelName is the Redis channel of a conversation's events, hash-tagged by conversation.
+func channelName(conversationID int64) string {
+	return "msg:events:{" + strconv.FormatInt(conversationID, 10) + "}"
+}
+
+// conversationOf parses a channel name back into its conversation id.
+func conversationOf(channel string) (int64, bool) {
+	const prefix, suffix = "msg:events:{", "}"
+	if len(channel) <= len(prefix)+len(suffix) || channel[:len(prefix)] != prefix || channel[len(channel)-1:] != suffix {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(channel[len(prefix):len(channel)-1], 10, 64)
+	return id, err == nil
+}
+
+// Subscribe starts viewerID's subscription to conversationID's new messages: with afterSeq,
+// every message after it (replayed from PostgreSQL, then live); without, every message committed
+// from now on. Messages arrive on the returned channel in seq order, each once. The channel is
+// closed when ctx ends, when the hub closes, or when the subscription fails. Just before, onEnd
+// (if not nil) is called once with the reason: nil for the first two, a *ResumeError when the
+// subscriber fell too far behind, anything else an internal error, already logged. When
+// Subscribe returns an error, onEnd is not called.
+//
+// A conversation that does not exist and one the viewer is not a member of are both
+// apperr.ErrNotFound; an afterSeq below 0 or past the conversation's last seq is
+// BAD_USER_INPUT.
+func (h *Hub) Subscribe(ctx context.Context, viewerID, conversationID int64, afterSeq *int64, onEnd func(error)) (<-chan *chat.Message, error) {
+	if afterSeq != nil && *afterSeq < 0 {
+		return nil, apperr.Invalid("afterSeq", "must be 0 or more")
+	}
+	conv, err := h.conversation(ctx, viewerID, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	if afterSeq != nil && *afterSeq > conv.LastSeq {
+		// A seq the client cannot have seen (it would silently skip what comes up to it).
+		return nil, apperr.Invalid("afterSeq", "is past the conversation's last message (seq %d)", conv.LastSeq)
+	}
+	s := &subscriber{
+		hub:  h,
+		conv: conversationID,
+		in:   make(chan *chat.Message, h.cfg.Buffer),
+		cut:  make(chan struct{}),
+		out:  make(chan *chat.Message),
+	}
+	if err := h.attach(ctx, s); err != nil {
+		return nil, err
+	}
+	// Joined and confirmed by Redis: whatever is committed from here on reaches s, live or
+	// through a gap fill. Now read where to start.
+	start, replay := int64(0), afterSeq != nil
+	if replay {
+		start = *afterSeq
+	} else {
+		conv, err := h.conversation(ctx, viewerID, conversationID)
+		if err != nil {
+			h.detach(s)
+			return nil, err
+		}
+		start = conv.LastSeq
+	}
+	h.m.active.Inc() // counted once its start is fixed: from here on it misses nothing
+	go s.run(ctx, start, replay, onEnd)
+	return s.out, nil
+}
+
+// conversation reads the conversation if viewerID is a member.
+func (h *Hub) conversation(ctx context.Context, viewerID, conversationID int64) (*chat.Conversation, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.QueryTimeout)
+	defer cancel()
+	convs, err := h.store.ConversationsForMember(ctx, viewerID, []int64{conversationID})
+	if err != nil {
+		return nil, fmt.Errorf("live: membership: %w", err)
+	}
+	if len(convs) != 1 || convs[0] == nil {
+		return nil, apperr.ErrNotFound
+	}
+	return convs[0], nil
+}
+
+// Publish hands a committed message to this instance's subscribers and publishes it on Redis
+// for the others. Register it with chat.Service.OnMessageSent. It never waits for a subscriber,
+// and waits for Redis at most PublishTimeout; a failed publish is counted and logged, and other
+// instances' subscribers catch up on the conversation's next message.
+func (h *Hub) Publish(ctx context.Context, m chat.Message) {
+	msg := &m
+	h.dispatch(msg)
+	payload, err := encodeEvent(msg)
+	if err != nil { // cannot happen with these types; counted as a failure all the same
+		h.m.publishes.Inc()
+		h.m.publishFailures.Inc()
+		h.log.ErrorContext(ctx, "live: encoding an event", "conversation_id", m.ConversationID, "seq", m.Seq, "err", err)
+		return
+	}
+	// The request may end the moment the mutation answers; the publish must not end with it.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
+	defer cancel()
+	channel := channelName(m.ConversationID)
+	if h.sharded {
+		err = h.rdb.SPublish(pctx, channel, payload).Err()
+	} else {
+		err = h.rdb.Publish(pctx, channel, payload).Err()
+	}
+	h.m.publishes.Inc()
+	if err != nil {
+		h.m.publishFailures.Inc()
+		h.log.WarnContext(ctx, "live: publish to redis failed; local subscribers were served, others catch up on the next message",
+			"conversation_id", m.ConversationID, "seq", m.Seq, "err", err)
+	}
+}
+
+// dispatch fans an event out to the local subscribers of its conversation.
+func (h *Hub) dispatch(m *chat.Message) {
+	h.mu.RLock()
+	t := h.topics[m.ConversationID]
+	h.mu.RUnlock()
+	if t != nil {
+		t.fanout(m)
+	}
+}
+
+// TrackConn registers a client connection that Close must send away; goAway is called once,
+// when Close begins, and should make the connection close soon (the GraphQL WebSocket
+// transport closes with 1001 going away). Call untrack when the connection has ended. ok is
+// false once Close has begun: refuse the connection then.
+func (h *Hub) TrackConn(goAway func()) (untrack func(), ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, false
+	}
+	h.nextConn++
+	id := h.nextConn
+	h.conns[id] = goAway
+	h.connsWG.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(h.conns, id)
+			h.mu.Unlock()
+			h.connsWG.Done()
+		})
+	}, true
+}
+
+// Close sends the tracked connections away and waits until they have ended, then ends every
+// remaining subscription and drops the Redis subscriptions. It waits at most until ctx ends.
+// Publish keeps working after Close (a request still in flight publishes its message for the
+// other instances). Close is safe to call more than once.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	goAways := make([]func(), 0, len(h.conns))
+	for _, f := range h.conns {
+		goAways = append(goAways, f)
+	}
+	h.mu.Unlock()
+
+	// Connections first: their subscriptions then end as part of a going-away close, which
+	// clients answer by reconnecting, rather than as a normal completion.
+	for _, f := range goAways {
+		f()
+	}
+	err := wait(ctx, &h.connsWG)
+	close(h.done)
+	if err2 := wait(ctx, &h.subs); err == nil {
+		err = err2
+	}
+	if err2 := wait(ctx, &h.shardsWG); err == nil {
+		err = err2
+	}
+	if err != nil {
+		return fmt.Errorf("live: close: %w", err)
+	}
+	return nil
+}
+
+func wait(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// attach adds s to its conversation's topic, creating the topic (and its Redis subscription)
+// when s is the first, and waits until the Redis subscription is confirmed or given up on.
+func (h *Hub) attach(ctx context.Context, s *subscriber) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	t := h.topics[s.conv]
+	if t == nil {
+		h.nextID++
+		t = newTopic(h, s.conv, h.nextID)
+		h.topics[s.conv] = t
+		h.shardFor(t).add(t)
+	}
+	t.refs++
+	t.mu.Lock()
+	t.subs[s] = struct{}{}
+	t.mu.Unlock()
+	s.topic = t
+	h.subs.Add(1)
+	h.mu.Unlock()
+
+	select {
+	case <-t.ready:
+		return nil
+	case <-ctx.Done():
+		h.detach(s)
+		return ctx.Err()
+	case <-h.done:
+		h.detach(s)
+		return ErrClosed
+	}
+}
+
+// detach removes s from its topic, dropping the topic (and its Redis subscription) when s was
+// the last. It runs once per attached subscriber.
+func (h *Hub) detach(s *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := s.topic
+	t.mu.Lock()
+	delete(t.subs, s)
+	t.mu.Unlock()
+	t.refs--
+	if t.refs == 0 {
+		delete(h.topics, t.conv)
+		t.stopTimer()
+		sh := t.shard
+		sh.remove(t)
+		if sh.count == 0 {
+			delete(h.shards, sh.key)
+			sh.close()
+		}
+	}
+	h.subs.Done()
+}
+
+// read returns up to limit messages after afterSeq, sharing one query among concurrent callers
+// that ask the same.
+func (h *Hub) read(ctx context.Context, conv, afterSeq int64, limit int) ([]chat.Message, error) {
+	key := strconv.FormatInt(conv, 10) + ":" + strconv.FormatInt(afterSeq, 10) + ":" + strconv.Itoa(limit)
+	ch := h.reads.DoChan(key, func() (any, error) {
+		// Not the caller's context: the query is shared, and one caller leaving must not fail it
+		// for the others.
+		qctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
+		defer cancel()
+		return h.store.MessagesAfter(qctx, conv, afterSeq, limit)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]chat.Message), nil // shared between callers: read only
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// maxSeq stands for "no upper bound" in catch-up reads.
+const maxSeq = math.MaxInt64

@@ -1,0 +1,701 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+// memStore is an in-memory Store: conversations of members, and messages numbered 1, 2, 3, …
+type memStore struct {
+	mu      sync.Mutex
+	members map[int64]map[int64]bool
+	msgs    map[int64][]chat.Message
+	nextID  int64
+	reads   atomic.Int64 // MessagesAfter calls
+}
+
+func newMemStore() *memStore {
+	return &memStore{members: map[int64]map[int64]bool{}, msgs: map[int64][]chat.Message{}}
+}
+
+func (s *memStore) conversation(conv int64, members ...int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.members[conv] = map[int64]bool{}
+	for _, m := range members {
+		s.members[conv][m] = true
+	}
+}
+
+// commit stores a message at the conversation's next seq and returns it.
+func (s *memStore) commit(conv int64, body string) chat.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	m := chat.Message{
+		ID: s.nextID, ConversationID: conv, Seq: int64(len(s.msgs[conv]) + 1), SenderID: 1,
+		SenderName: "Alice", Body: body, CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
+	}
+	s.msgs[conv] = append(s.msgs[conv], m)
+	return m
+}
+
+func (s *memStore) ConversationsForMember(_ context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*chat.Conversation, len(ids))
+	for i, id := range ids {
+		if s.members[id][userID] {
+			out[i] = &chat.Conversation{ID: id, Title: "c", LastSeq: int64(len(s.msgs[id]))}
+		}
+	}
+	return out, nil
+}
+
+func (s *memStore) MessagesAfter(_ context.Context, conv, afterSeq int64, limit int) ([]chat.Message, error) {
+	s.reads.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := s.msgs[conv]
+	if afterSeq >= int64(len(all)) {
+		return nil, nil
+	}
+	page := all[afterSeq:]
+	if len(page) > limit {
+		page = page[:limit]
+	}
+	return append([]chat.Message(nil), page...), nil
+}
+
+func redisClient(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = -1
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+type testHub struct {
+	*Hub
+	reg *prometheus.Registry
+}
+
+func newTestHub(t testing.TB, rdb redis.UniversalClient, store Store, tune ...func(*Config)) testHub {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg := Config{Redis: rdb, Store: store, Registerer: reg, ReadyTimeout: 2 * time.Second, HealthInterval: time.Second}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	h := NewHub(cfg)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return testHub{Hub: h, reg: reg}
+}
+
+func (h testHub) metric(name string) float64 {
+	mfs, _ := h.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
+type sub struct {
+	ch    <-chan *chat.Message
+	ended chan error // the onEnd reason, if any
+}
+
+func subscribe(t testing.TB, h testHub, ctx context.Context, viewer, conv int64, afterSeq *int64) sub {
+	t.Helper()
+	ended := make(chan error, 1)
+	ch, err := h.Subscribe(ctx, viewer, conv, afterSeq, func(err error) {
+		if err != nil {
+			ended <- err
+		}
+	})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	return sub{ch: ch, ended: ended}
+}
+
+// seqs reads n messages and returns their seqs; it fails the test on timeout or early close.
+func (s sub) seqs(t testing.TB, n int, timeout time.Duration) []int64 {
+	t.Helper()
+	out := make([]int64, 0, n)
+	deadline := time.After(timeout)
+	for len(out) < n {
+		select {
+		case m, ok := <-s.ch:
+			if !ok {
+				var reason error
+				select {
+				case reason = <-s.ended:
+				default:
+				}
+				t.Fatalf("subscription ended after %d of %d messages: %v", len(out), n, reason)
+			}
+			out = append(out, m.Seq)
+		case <-deadline:
+			t.Fatalf("timed out after %d of %d messages (last %v)", len(out), n, tail(out))
+		}
+	}
+	return out
+}
+
+// collect reads until seq 1000 or the timeout, for use off the test's goroutine.
+func (s sub) collect(timeout time.Duration) []int64 {
+	var out []int64
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m, ok := <-s.ch:
+			if !ok {
+				return out
+			}
+			out = append(out, m.Seq)
+			if m.Seq == 1000 {
+				return out
+			}
+		case <-deadline:
+			return out
+		}
+	}
+}
+
+func tail(s []int64) []int64 {
+	if len(s) > 5 {
+		return s[len(s)-5:]
+	}
+	return s
+}
+
+func checkRun(t testing.TB, got []int64, from, to int64) {
+	t.Helper()
+	if int64(len(got)) != to-from+1 {
+		t.Fatalf("got %d messages, want seq %d..%d", len(got), from, to)
+	}
+	for i, s := range got {
+		if s != from+int64(i) {
+			t.Fatalf("message %d has seq %d, want %d (every seq once, in order)", i, s, from+int64(i))
+		}
+	}
+}
+
+// quiet checks that nothing more arrives for a moment.
+func (s sub) quiet(t testing.TB) {
+	t.Helper()
+	select {
+	case m, ok := <-s.ch:
+		if ok {
+			t.Fatalf("unexpected message seq %d", m.Seq)
+		}
+	case <-time.After(150 * time.Millisecond):
+	}
+}
+
+func ptr(v int64) *int64 { return &v }
+
+func TestDeliveryAcrossHubsInOrderOnce(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewRedis(t)
+	store := newMemStore()
+	store.conversation(1, 10, 20)
+	a := newTestHub(t, redisClient(t, url), store)
+	b := newTestHub(t, redisClient(t, url), store)
+	ctx := t.Context()
+
+	onA := subscribe(t, a, ctx, 10, 1, nil) // gets each event directly and again from Redis
+	onB := subscribe(t, b, ctx, 20, 1, nil)
+	for i := range 50 {
+		a.Publish(ctx, store.commit(1, fmt.Sprint("m", i)))
+	}
+	checkRun(t, onA.seqs(t, 50, 10*time.Second), 1, 50)
+	checkRun(t, onB.seqs(t, 50, 10*time.Second), 1, 50)
+	onA.quiet(t)
+	onB.quiet(t)
+	if n := store.reads.Load(); n != 0 {
+		t.Errorf("%d PostgreSQL reads; live delivery should need none", n)
+	}
+	if got := a.metric("threadline_pubsub_publishes_total"); got != 50 {
+		t.Errorf("publishes %v, want 50", got)
+	}
+	if got := b.metric("threadline_subscriptions_active"); got != 1 {
+		t.Errorf("active subscriptions on b: %v, want 1", got)
+	}
+	// The whole message travels: delivering it needs no SQL.
+	a.Publish(ctx, store.commit(1, "last"))
+	m := <-onB.ch
+	if m.Body != "last" || m.SenderName != "Alice" || m.ID == 0 || m.CreatedAt.IsZero() || m.ConversationID != 1 {
+		t.Fatalf("message as delivered on b: %+v", m)
+	}
+}
+
+func TestMembershipAndArguments(t *testing.T) {
+	t.Parallel()
+	store := newMemStore()
+	store.conversation(1, 10)
+	h := newTestHub(t, redisClient(t, testenv.NewRedis(t)), store)
+	store.commit(1, "one")
+	for _, c := range []struct {
+		viewer, conv int64
+		after        *int64
+		code         apperr.Code
+	}{
+		{20, 1, nil, apperr.NotFound},         // not a member
+		{10, 2, nil, apperr.NotFound},         // no such conversation
+		{10, 1, ptr(-1), apperr.BadUserInput}, // negative afterSeq
+		{10, 1, ptr(2), apperr.BadUserInput},  // past the last seq (1)
+	} {
+		_, err := h.Subscribe(t.Context(), c.viewer, c.conv, c.after, nil)
+		if apperr.CodeOf(err) != c.code {
+			t.Errorf("viewer %d conversation %d: %v, want %s", c.viewer, c.conv, err, c.code)
+		}
+	}
+	if got := h.metric("threadline_subscriptions_active"); got != 0 {
+		t.Errorf("active %v after refusals", got)
+	}
+	s := subscribe(t, h, t.Context(), 10, 1, ptr(1)) // up to date: nothing to replay
+	s.quiet(t)
+}
+
+func TestGapIsFilledFromTheStore(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewRedis(t)
+	store := newMemStore()
+	store.conversation(1, 10)
+	a := newTestHub(t, redisClient(t, url), store)
+	b := newTestHub(t, redisClient(t, url), store)
+	ctx := t.Context()
+	s1 := subscribe(t, b, ctx, 10, 1, nil)
+	s2 := subscribe(t, b, ctx, 10, 1, nil)
+
+	// Seq 1 and 2 commit but their publishes are lost; seq 3 arrives.
+	store.commit(1, "lost 1")
+	store.commit(1, "lost 2")
+	a.Publish(ctx, store.commit(1, "three"))
+	checkRun(t, s1.seqs(t, 3, 5*time.Second), 1, 3)
+	checkRun(t, s2.seqs(t, 3, 5*time.Second), 1, 3)
+	if got := b.metric("threadline_subscription_gap_fills_total"); got != 2 {
+		t.Errorf("gap fills %v, want 2 (one per subscriber)", got)
+	}
+	if got := store.reads.Load(); got > 2 {
+		t.Errorf("%d reads for the gap", got)
+	}
+	// Out of order: 5 before 4. 4 is read from the store, then the late 4 is dropped.
+	m4, m5 := store.commit(1, "four"), store.commit(1, "five")
+	a.Publish(ctx, m5)
+	a.Publish(ctx, m4)
+	checkRun(t, s1.seqs(t, 2, 5*time.Second), 4, 5)
+	s1.quiet(t)
+}
+
+func TestReplayThenLiveWithoutSeam(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewRedis(t)
+	store := newMemStore()
+	store.conversation(1, 10)
+	for i := range 500 {
+		store.commit(1, fmt.Sprint("old ", i))
+	}
+	a := newTestHub(t, redisClient(t, url), store)
+	b := newTestHub(t, redisClient(t, url), store, func(c *Config) { c.PageSize = 37 })
+	ctx := t.Context()
+	// A subscriber keeps b's channel subscribed; the others join while messages flow.
+	anchor := subscribe(t, b, ctx, 10, 1, nil)
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 500 {
+			a.Publish(ctx, store.commit(1, fmt.Sprint("new ", i)))
+			if i%50 == 0 {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+	})
+	var subs []sub
+	for _, after := range []int64{0, 123, 499} {
+		subs = append(subs, subscribe(t, b, ctx, 10, 1, ptr(after)))
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Read them all at once: one that is not read falls behind and is cut off.
+	got := make([][]int64, 4)
+	for i, s := range append(subs, anchor) {
+		wg.Go(func() { got[i] = s.collect(20 * time.Second) })
+	}
+	wg.Wait()
+	checkRun(t, got[0], 1, 1000)
+	checkRun(t, got[1], 124, 1000)
+	checkRun(t, got[2], 500, 1000)
+	checkRun(t, got[3], 501, 1000)
+	for _, s := range subs {
+		s.quiet(t)
+	}
+}
+
+func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
+	t.Parallel()
+	store := newMemStore()
+	store.conversation(1, 10)
+	h := newTestHub(t, redisClient(t, testenv.NewRedis(t)), store, func(c *Config) { c.Buffer = 8 })
+	ctx := t.Context()
+	slow := subscribe(t, h, ctx, 10, 1, nil)
+	fast := subscribe(t, h, ctx, 10, 1, nil)
+
+	var got []int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for m := range fast.ch {
+			got = append(got, m.Seq)
+			if len(got) == 200 {
+				return
+			}
+		}
+	})
+	// The slow one takes three messages, then stops reading.
+	begin := time.Now()
+	for i := range 200 {
+		h.Publish(ctx, store.commit(1, fmt.Sprint(i)))
+		if i == 2 {
+			checkRun(t, slow.seqs(t, 3, 5*time.Second), 1, 3)
+		}
+		if i%8 == 0 {
+			time.Sleep(time.Millisecond) // let the fast one keep up: it must not be cut off
+		}
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("publishing 200 messages took %s: the publisher waited for someone", d)
+	}
+	wg.Wait()
+	checkRun(t, got, 1, 200)
+
+	var err error
+	select {
+	case err = <-slow.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow subscriber was not cut off")
+	}
+	var resume *ResumeError
+	if !errors.As(err, &resume) || resume.AfterSeq != 3 || resume.ConversationID != 1 {
+		t.Fatalf("slow subscriber ended with %v, want a resume error after seq 3", err)
+	}
+	if _, ok := <-slow.ch; ok {
+		t.Fatal("the slow subscriber's channel delivered after the cut-off")
+	}
+	if got := h.metric("threadline_subscription_cutoffs_total"); got != 1 {
+		t.Errorf("cutoffs %v, want 1", got)
+	}
+	// Resuming where it stopped gives exactly the rest.
+	again := subscribe(t, h, ctx, 10, 1, ptr(resume.AfterSeq))
+	checkRun(t, again.seqs(t, 197, 5*time.Second), 4, 200)
+}
+
+func TestLastSubscriberLeavingDropsTheRedisSubscription(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewRedis(t)
+	store := newMemStore()
+	store.conversation(1, 10)
+	store.conversation(2, 10)
+	rdb := redisClient(t, url)
+	h := newTestHub(t, rdb, store)
+	numsub := func(conv int64) int64 {
+		n, err := rdb.PubSubNumSub(context.Background(), channelName(conv)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[channelName(conv)]
+	}
+	eventually := func(what string, f func() bool) {
+		t.Helper()
+		for range 200 {
+			if f() {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("never: %s", what)
+	}
+	ctx1, stop1 := context.WithCancel(t.Context())
+	ctx2, stop2 := context.WithCancel(t.Context())
+	ctx3, stop3 := context.WithCancel(t.Context())
+	subscribe(t, h, ctx1, 10, 1, nil)
+	subscribe(t, h, ctx2, 10, 1, nil)
+	subscribe(t, h, ctx3, 10, 2, nil)
+	if numsub(1) != 1 || numsub(2) != 1 {
+		t.Fatalf("redis subscriptions: %d and %d, want one per conversation", numsub(1), numsub(2))
+	}
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := 0
+	for _, line := range strings.Split(list, "\n") {
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "sub=") && f != "sub=0" {
+				clients++
+			}
+		}
+	}
+	if clients != 1 {
+		t.Errorf("%d subscribed connections, want one for every conversation", clients)
+	}
+	stop1()
+	time.Sleep(100 * time.Millisecond)
+	if numsub(1) != 1 {
+		t.Fatal("conversation 1 lost its subscription while a subscriber remained")
+	}
+	stop2()
+	eventually("conversation 1 unsubscribed", func() bool { return numsub(1) == 0 })
+	if numsub(2) != 1 {
+		t.Fatal("conversation 2 lost its subscription")
+	}
+	stop3()
+	eventually("conversation 2 unsubscribed", func() bool { return numsub(2) == 0 })
+	eventually("no topics or shards left", func() bool {
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		return len(h.topics) == 0 && len(h.shards) == 0
+	})
+	// And back: a new subscriber subscribes again, and receives.
+	s := subscribe(t, h, t.Context(), 10, 1, nil)
+	h.Publish(t.Context(), store.commit(1, "again"))
+	checkRun(t, s.seqs(t, 1, 5*time.Second), 1, 1)
+}
+
+// TestRedisOutageIsCaughtUp runs a Redis that goes away and comes back: local subscribers of
+// the sending hub keep receiving throughout, and subscribers of the other hub catch up on what
+// was published during the outage as soon as their subscription is re-established, without
+// waiting for a next message.
+func TestRedisOutageIsCaughtUp(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	dir := t.TempDir()
+	addr, stop, err := localstack.StartRedisServer(t.Context(), dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stop() })
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	url := "redis://" + addr + "/0"
+
+	store := newMemStore()
+	store.conversation(1, 10)
+	fast := func(c *Config) { c.HealthInterval = 200 * time.Millisecond; c.ReadyTimeout = 300 * time.Millisecond }
+	a := newTestHub(t, redisClient(t, url), store, fast)
+	b := newTestHub(t, redisClient(t, url), store, fast)
+	ctx := t.Context()
+	onA := subscribe(t, a, ctx, 10, 1, nil)
+	onB := subscribe(t, b, ctx, 10, 1, nil)
+	a.Publish(ctx, store.commit(1, "before"))
+	checkRun(t, onA.seqs(t, 1, 5*time.Second), 1, 1)
+	checkRun(t, onB.seqs(t, 1, 5*time.Second), 1, 1)
+
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	a.Publish(ctx, store.commit(1, "during 1"))
+	a.Publish(ctx, store.commit(1, "during 2"))
+	checkRun(t, onA.seqs(t, 2, 5*time.Second), 2, 3) // served directly
+	if got := a.metric("threadline_pubsub_publish_failures_total"); got != 2 {
+		t.Errorf("publish failures %v, want 2", got)
+	}
+	// A subscriber joining during the outage starts anyway (unconfirmed), from last_seq.
+	late := subscribe(t, b, ctx, 10, 1, nil)
+
+	_, stop2, err := localstack.StartRedisServer(t.Context(), dir, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stop2() })
+	// No new message: b's subscriber catches up because its subscription was re-established.
+	checkRun(t, onB.seqs(t, 2, 15*time.Second), 2, 3)
+	// And live delivery works again, for both.
+	a.Publish(ctx, store.commit(1, "after"))
+	checkRun(t, onB.seqs(t, 1, 10*time.Second), 4, 4)
+	checkRun(t, late.seqs(t, 1, 10*time.Second), 4, 4)
+	checkRun(t, onA.seqs(t, 1, 10*time.Second), 4, 4)
+}
+
+func TestShardedPubSubOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	addrs, stop, err := localstack.StartRedisCluster(t.Context(), t.TempDir(), [3]int{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stop() })
+	cluster := func() *redis.ClusterClient {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	store := newMemStore()
+	const convs = 12
+	for c := int64(1); c <= convs; c++ {
+		store.conversation(c, 10)
+	}
+	a := newTestHub(t, cluster(), store)
+	cb := cluster()
+	b := newTestHub(t, cb, store)
+	if !b.sharded {
+		t.Fatal("a cluster client must use sharded pub/sub")
+	}
+	ctx := t.Context()
+	subs := map[int64]sub{}
+	for c := int64(1); c <= convs; c++ {
+		subs[c] = subscribe(t, b, ctx, 10, c, nil)
+	}
+	for range 3 {
+		for c := int64(1); c <= convs; c++ {
+			a.Publish(ctx, store.commit(c, "x"))
+		}
+	}
+	for c := int64(1); c <= convs; c++ {
+		checkRun(t, subs[c].seqs(t, 3, 10*time.Second), 1, 3)
+	}
+	// Each channel is a shard channel with exactly one subscriber, on its slot's node.
+	for c := int64(1); c <= convs; c++ {
+		var n atomic.Int64 // the masters answer concurrently
+		err := cb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			m, err := node.PubSubShardNumSub(ctx, channelName(c)).Result()
+			n.Add(m[channelName(c)])
+			return err
+		})
+		if err != nil || n.Load() != 1 {
+			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n.Load(), err)
+		}
+	}
+	if got := a.metric("threadline_pubsub_publish_failures_total"); got != 0 {
+		t.Errorf("publish failures %v", got)
+	}
+}
+
+func TestCloseSendsConnectionsAwayAndEndsSubscriptions(t *testing.T) {
+	t.Parallel()
+	store := newMemStore()
+	store.conversation(1, 10)
+	h := NewHub(Config{Redis: redisClient(t, testenv.NewRedis(t)), Store: store})
+	s := subscribe(t, testHub{Hub: h}, t.Context(), 10, 1, nil)
+
+	var wentAway atomic.Bool
+	var untrack func()
+	untrack, ok := h.TrackConn(func() {
+		wentAway.Store(true)
+		go func() { time.Sleep(20 * time.Millisecond); untrack() }()
+	})
+	if !ok {
+		t.Fatal("TrackConn refused before Close")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !wentAway.Load() {
+		t.Fatal("the connection was not sent away")
+	}
+	if _, open := <-s.ch; open {
+		t.Fatal("subscription still open after Close")
+	}
+	select {
+	case err := <-s.ended:
+		t.Fatalf("a subscription ended by Close reported %v", err)
+	default:
+	}
+	if _, ok := h.TrackConn(func() {}); ok {
+		t.Fatal("TrackConn accepted a connection after Close")
+	}
+	if _, err := h.Subscribe(t.Context(), 10, 1, nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+	h.Publish(t.Context(), store.commit(1, "after close")) // still publishes; must not panic
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEventRoundTrip(t *testing.T) {
+	cid := "c-1"
+	m := chat.Message{ID: 7, ConversationID: 3, Seq: 9, SenderID: 2, SenderName: "Bob", Body: "hi \"there\"",
+		CreatedAt: time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC), ClientMessageID: &cid}
+	b, err := encodeEvent(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":7,"conversationId":3,"seq":9,"senderId":2,"senderName":"Bob","body":"hi \"there\"","createdAt":"2024-05-06T07:08:09.123456Z","clientMessageId":"c-1"}`
+	if string(b) != want {
+		t.Fatalf("payload\n got %s\nwant %s", b, want)
+	}
+	got, err := decodeEvent(string(b))
+	if err != nil || got.ID != m.ID || got.Seq != m.Seq || !got.CreatedAt.Equal(m.CreatedAt) || *got.ClientMessageID != cid || got.Body != m.Body {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	for _, bad := range []string{`nope`, `{}`, `{"id":1,"conversationId":1}`} {
+		if _, err := decodeEvent(bad); err == nil {
+			t.Errorf("decoded %s", bad)
+		}
+	}
+}
+
+func TestChannelNamesAndSlots(t *testing.T) {
+	if c := channelName(42); c != "msg:events:{42}" {
+		t.Fatal(c)
+	}
+	for _, c := range []struct {
+		channel string
+		conv    int64
+		ok      bool
+	}{{"msg:events:{42}", 42, true}, {"msg:events:{}", 0, false}, {"msg:events:{x}", 0, false}, {"other", 0, false}} {
+		if conv, ok := conversationOf(c.channel); conv != c.conv || ok != c.ok {
+			t.Errorf("%s: %d %v", c.channel, conv, ok)
+		}
+	}
+	// Redis documents CLUSTER KEYSLOT foo = 12182; CRC16("123456789") = 0x31C3.
+	for key, want := range map[string]int{"foo": 12182, "123456789": 0x31C3, "{foo}.bar": 12182, "x{}y": slot("x{}y")} {
+		if got := slot(key); got != want {
+			t.Errorf("slot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	if slot(channelName(42)) != slot("42") {
+		t.Error("the channel's slot is not its conversation's hash tag")
+	}
+}

@@ -1,0 +1,73 @@
+// Package redisclient opens the go-redis client that the cache, live fan-out and rate limits
+// share, from REDIS_URL.
+//
+// REDIS_URL names a standalone Redis (redis://[user:pass@]host:port/db, or rediss:// for TLS) or a
+// Redis Cluster: a URL that lists more seed nodes with addr parameters, or says cluster=true,
+// e.g. redis://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000. Every key Threadline writes
+// is hash-tagged by conversation, so multi-key operations stay within one slot.
+package redisclient
+
+import (
+	"errors"
+	"net/url"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options tune the client. Zero values take the defaults below: short timeouts, because a cache
+// that waits long is worse than no cache, and no retries, because the circuit breaker above the
+// client decides when to try again.
+type Options struct {
+	DialTimeout  time.Duration // default 500ms
+	ReadTimeout  time.Duration // default 250ms
+	WriteTimeout time.Duration // default 250ms
+	PoolSize     int           // default go-redis's (10 per CPU)
+}
+
+// Open returns a client for url. It does not connect: the first command does.
+func Open(rawURL string, o Options) (redis.UniversalClient, error) {
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 500 * time.Millisecond
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = 250 * time.Millisecond
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 250 * time.Millisecond
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		return nil, errInvalidURL
+	}
+	q := u.Query()
+	if q.Has("addr") || q.Get("cluster") == "true" {
+		q.Del("cluster")
+		u.RawQuery = q.Encode()
+		opts, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, errInvalidURL
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = o.DialTimeout, o.ReadTimeout, o.WriteTimeout
+		opts.ContextTimeoutEnabled = true
+		opts.MaxRetries = -1
+		if o.PoolSize > 0 {
+			opts.PoolSize = o.PoolSize
+		}
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, errInvalidURL
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = o.DialTimeout, o.ReadTimeout, o.WriteTimeout
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = -1
+	if o.PoolSize > 0 {
+		opts.PoolSize = o.PoolSize
+	}
+	return redis.NewClient(opts), nil
+}
+
+// The URL may hold a password: never quote it.
+var errInvalidURL = errors.New("redisclient: REDIS_URL is not a valid redis:// or rediss:// URL")

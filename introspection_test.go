@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/threadline/threadline/internal/sdl"
+)
+
+// TestIntrospectionMatchesPublishedSchema asks a running server for its schema by
+// introspection and compares it with the committed schema.graphql (`make schema`): what
+// clients generate their code from is what the server serves.
+func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
+	t.Parallel()
+	s := startLiveServer(t, "development", false)
+	raw := s.query(t, "", sdl.IntrospectionQuery)
+	served, err := sdl.FromIntrospection(raw)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	servedSchema, err := sdl.Load(&ast.Source{Name: "introspection", Input: served})
+	if err != nil {
+		t.Fatalf("the introspected schema does not load: %v\n%s", err, served)
+	}
+	b, err := os.ReadFile("schema.graphql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	published, err := sdl.Load(&ast.Source{Name: "schema.graphql", Input: string(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if changes := sdl.Compare(published, servedSchema); len(changes) > 0 {
+		for _, c := range changes {
+			t.Errorf("served vs schema.graphql: %s", c)
+		}
+	}
+	if want, got := sdl.Canonical(published), sdl.Canonical(servedSchema); want != got {
+		t.Errorf("the served schema differs from schema.graphql (run make schema):\n%s", lineDiff(want, got))
+	}
+	// Sanity: the comparison sees the whole schema, descriptions included.
+	if msg := servedSchema.Types["Message"]; msg == nil || msg.Fields.ForName("seq") == nil || msg.Fields.ForName("seq").Description == "" {
+		t.Errorf("introspection lost Message.seq or its description:\n%s", served)
+	}
+}
+
+// lineDiff lists the lines of a that b lacks (-) and of b that a lacks (+).
+func lineDiff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out strings.Builder
+	for _, l := range la {
+		if !slices.Contains(lb, l) {
+			out.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range lb {
+		if !slices.Contains(la, l) {
+			out.WriteString("+ " + l + "\n")
+		}
+	}
+	return out.String()
+}

@@ -1,0 +1,51 @@
+#!/bin/sh
+# Installs the tools the monitoring checks of `make test` use, with apt-get, on Debian or Ubuntu:
+#   - prometheus: the server and promtool (check config, check rules, test rules), which the Go
+#     tests run against ops/prometheus/ and the running Threadline server;
+#   - prometheus-redis-exporter, prometheus-postgres-exporter, prometheus-node-exporter: the
+#     exporters of the compose monitoring profile, whose metric names the tests check against
+#     the alerts and the dashboard;
+#   - docker-compose (v1): `docker-compose config -q` validates docker-compose.yml.
+# Does nothing, quickly, when all are present. Uses sudo when not run as root.
+#
+# Recommended packages are left out (no Docker engine). Where systemd runs, the packages start
+# system services (Prometheus on :9090, the exporters on their ports); this script stops and
+# disables them right away: the tests run their own, on free ports.
+set -eu
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+missing=""
+{ have promtool && have prometheus; } || missing="$missing prometheus"
+for pkg in prometheus-redis-exporter prometheus-postgres-exporter prometheus-node-exporter; do
+	have "$pkg" || missing="$missing $pkg"
+done
+have docker-compose || missing="$missing docker-compose"
+if [ -z "$missing" ]; then
+	exit 0
+fi
+
+echo "install-ops-deps: missing:$missing; installing with apt-get" >&2
+if ! have apt-get; then
+	echo "install-ops-deps: apt-get not found; install Prometheus 2 (with promtool), the redis, postgres and node exporters, and docker-compose with your package manager" >&2
+	exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	if ! have sudo; then
+		echo "install-ops-deps: not root and sudo not found; as root run: apt-get install --no-install-recommends$missing" >&2
+		exit 1
+	fi
+	sudo="sudo"
+fi
+$sudo apt-get update
+# shellcheck disable=SC2086 # $missing is a list of package names
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+if [ -d /run/systemd/system ] && have systemctl; then
+	for svc in prometheus prometheus-redis-exporter prometheus-postgres-exporter prometheus-node-exporter; do
+		if systemctl is-enabled "$svc" >/dev/null 2>&1; then
+			echo "install-ops-deps: stopping and disabling the system service $svc that its package started" >&2
+			$sudo systemctl disable --now "$svc" || true
+		fi
+	done
+fi

@@ -1,0 +1,504 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/db/dbtest"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		os.Exit(m.Run()) // no benchmark asked for: no services needed
+	}
+	testenv.Main(m, testenv.Options{Migrate: db.Migrate})
+}
+
+const secret = "loadtest-secret-0123456789abcdef"
+
+// BenchmarkFanoutWebSocket is the live-updates scenario end to end: the threadline binary
+// serves 10,000 WebSocket clients (graphql-transport-ws, one messageAdded subscription each),
+// spread over 100 conversations and all on one conversation. Each iteration sends one message
+// through another instance (in this process: commit, then publish on Redis) and waits until
+// every subscriber of its conversation has received it over its socket.
+//
+//	go test -run XXX -bench FanoutWebSocket -benchtime 200x -timeout 30m ./ops/loadtest
+//
+// Reported: rss-, heap- and stack-bytes/subscriber of the server process (heap in use: garbage
+// not yet collected included), the
+// publish-to-delivery latency until the message has reached all subscribers of its
+// conversation (p50-ms, p99-ms; the clock starts after the commit, when the message is
+// published), the median single delivery (delivery-p50-ms), the server's CPU time per
+// delivered message (server-cpu-us/delivery), and on shutdown how long it took
+// until every client had its 1001 going-away close (goaway-ms). The clients run in this
+// process, on the same cores as the server. LOADTEST_SUBSCRIBERS changes the 10,000.
+func BenchmarkFanoutWebSocket(b *testing.B) {
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("LOADTEST_SUBSCRIBERS")); err == nil && v > 0 {
+		n = v
+	}
+	bin := buildServer(b)
+	for _, convs := range []int{100, 1} {
+		b.Run(fmt.Sprintf("%dsubs-%dconvs", n, convs), func(b *testing.B) { benchWebSocket(b, bin, n, convs) })
+	}
+}
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func buildServer(b *testing.B) string {
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "threadline-loadtest-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.path = filepath.Join(dir, "threadline")
+		out, err := exec.Command("go", "build", "-o", build.path, "github.com/threadline/threadline").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		b.Fatal(build.err)
+	}
+	return build.path
+}
+
+type pending struct {
+	remaining atomic.Int64
+	start     atomic.Int64 // unix nanos, set when the message is published
+	done      chan time.Time
+}
+
+func benchWebSocket(b *testing.B, bin string, n, convs int) {
+	if n%convs != 0 {
+		b.Fatalf("%d subscribers do not spread evenly over %d conversations", n, convs)
+	}
+	d := testenv.NewDatabase(b)
+	redisURL := testenv.NewRedis(b)
+	direct := dbtest.Open(b, d.DirectURL)
+	users := dbtest.Users(b, direct, "Reader", "Writer")
+	reader, writer := users[0], users[1]
+	convIDs := make([]int64, convs)
+	for i := range convIDs {
+		convIDs[i] = dbtest.Conversation(b, direct, fmt.Sprint("c", i), reader, writer)
+	}
+	keys, _ := auth.NewKeys(secret)
+	token, _ := keys.Sign(reader, 24*time.Hour)
+
+	srv := startServer(b, bin, d.PooledURL, redisURL)
+
+	// The sending instance, in this process.
+	pool, err := db.OpenPool(context.Background(), d.PooledURL, db.PoolConfig{MaxConns: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	ropts, _ := redis.ParseURL(redisURL)
+	rdb := redis.NewClient(ropts)
+	b.Cleanup(func() { rdb.Close() })
+	store := db.NewStore(pool)
+	hub := live.NewHub(live.Config{Redis: rdb, Store: store, Log: slog.New(slog.DiscardHandler)})
+	b.Cleanup(func() { _ = hub.Close(context.Background()) })
+	service := chat.NewService(store)
+	var current sync.Map // conversation id -> *pending
+	service.OnMessageSent(func(_ context.Context, m chat.Message) {
+		if p, ok := current.Load(m.ConversationID); ok {
+			p.(*pending).start.Store(time.Now().UnixNano())
+		}
+	})
+	service.OnMessageSent(hub.Publish)
+
+	// Warm up with a few clients, so that one-time costs stay out of the per-subscriber memory.
+	var deliveries []time.Duration
+	var dmu sync.Mutex
+	clients := make([]*client, 0, n)
+	connect := func(from, to int) {
+		out := make([]*client, to-from)
+		var wg sync.WaitGroup
+		next := atomic.Int64{}
+		next.Store(int64(from))
+		for range 32 {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= to {
+						return
+					}
+					conv := convIDs[i%convs]
+					c, err := dial(srv.url, token, conv)
+					if err != nil {
+						b.Errorf("client %d: %v", i, err)
+						return
+					}
+					sample := i < convs // one client per conversation samples single deliveries
+					go c.read(func(convID string, _ int64) {
+						id, _ := strconv.ParseInt(convID, 10, 64)
+						v, ok := current.Load(id)
+						if !ok {
+							return
+						}
+						p := v.(*pending)
+						if sample {
+							d := time.Since(time.Unix(0, p.start.Load()))
+							dmu.Lock()
+							deliveries = append(deliveries, d)
+							dmu.Unlock()
+						}
+						if p.remaining.Add(-1) == 0 {
+							p.done <- time.Now()
+						}
+					})
+					out[i-from] = c
+				}
+			})
+		}
+		wg.Wait()
+		if b.Failed() {
+			b.FailNow()
+		}
+		clients = append(clients, out...)
+		srv.waitMetric(b, "threadline_subscriptions_active", float64(to))
+	}
+	warm := min(100, n/10)
+	connect(0, warm)
+	time.Sleep(time.Second)
+	mem0 := srv.memory(b)
+	connect(warm, n)
+	time.Sleep(2 * time.Second)
+	mem1 := srv.memory(b)
+	per := func(i int) float64 { return (mem1[i] - mem0[i]) / float64(n-warm) }
+
+	perConv := int64(n / convs)
+	reachAll := make([]time.Duration, 0, b.N)
+	cpu0 := srv.cpu(b)
+	b.ResetTimer()
+	for i := range b.N {
+		conv := convIDs[i%convs]
+		p := &pending{done: make(chan time.Time, 1)}
+		p.remaining.Store(perConv)
+		current.Store(conv, p)
+		if _, err := service.SendMessage(context.Background(), writer, chat.NewMessage{ConversationID: conv, Body: fmt.Sprint("load ", i)}); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case end := <-p.done:
+			reachAll = append(reachAll, end.Sub(time.Unix(0, p.start.Load())))
+		case <-time.After(60 * time.Second):
+			b.Fatalf("message %d reached %d of %d subscribers in 60s", i, perConv-p.remaining.Load(), perConv)
+		}
+	}
+	b.StopTimer()
+	cpuPerDelivery := (srv.cpu(b) - cpu0) / time.Duration(int64(b.N)*perConv)
+	if cut := srv.metric(b, "threadline_subscription_cutoffs_total"); cut != 0 {
+		b.Errorf("%v subscribers were cut off", cut)
+	}
+
+	// Shutdown: every client gets a going-away close.
+	began := time.Now()
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		b.Fatal(err)
+	}
+	goingAway := 0
+	for _, c := range clients {
+		select {
+		case <-c.closed:
+		case <-time.After(30 * time.Second):
+			b.Fatal("a client was not closed within 30s of SIGTERM")
+		}
+		if websocket.CloseStatus(c.err) == websocket.StatusGoingAway {
+			goingAway++
+		}
+	}
+	goaway := time.Since(began)
+	if goingAway != n {
+		b.Errorf("%d of %d clients got 1001 going away", goingAway, n)
+	}
+
+	slices.Sort(reachAll)
+	dmu.Lock()
+	slices.Sort(deliveries)
+	dmu.Unlock()
+	b.ReportMetric(per(0), "rss-bytes/subscriber")
+	b.ReportMetric(per(1), "heap-bytes/subscriber")
+	b.ReportMetric(per(2), "stack-bytes/subscriber")
+	b.ReportMetric(ms(percentile(reachAll, 0.50)), "p50-ms")
+	b.ReportMetric(ms(percentile(reachAll, 0.99)), "p99-ms")
+	b.ReportMetric(ms(percentile(deliveries, 0.50)), "delivery-p50-ms")
+	b.ReportMetric(float64(cpuPerDelivery)/float64(time.Microsecond), "server-cpu-us/delivery")
+	b.ReportMetric(ms(goaway), "goaway-ms")
+}
+
+// client is one subscriber: a WebSocket connection with one messageAdded subscription.
+type client struct {
+	conn   *websocket.Conn
+	closed chan struct{}
+	err    error // why reading stopped; set before closed is closed
+}
+
+const subscription = `subscription($c: ID!) { messageAdded(conversationId: $c) { id seq conversationId body createdAt sender { id name } } }`
+
+func dial(url, token string, conv int64) (*client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		return nil, err
+	}
+	write := func(v any) error {
+		raw, _ := json.Marshal(v)
+		return conn.Write(ctx, websocket.MessageText, raw)
+	}
+	if err := write(map[string]any{"type": "connection_init", "payload": map[string]string{"Authorization": "Bearer " + token}}); err != nil {
+		return nil, err
+	}
+	_, raw, err := conn.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(string(raw), `"connection_ack"`) {
+		return nil, fmt.Errorf("init: %s", raw)
+	}
+	err = write(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{
+		"query": subscription, "variables": map[string]any{"c": strconv.FormatInt(conv, 10)},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return &client{conn: conn, closed: make(chan struct{})}, nil
+}
+
+// read reads until the connection ends, answering pings and reporting each message.
+func (c *client) read(got func(conversationID string, seq int64)) {
+	defer close(c.closed)
+	var m struct {
+		Type    string `json:"type"`
+		Payload struct {
+			Data struct {
+				MessageAdded struct {
+					Seq            int64  `json:"seq"`
+					ConversationID string `json:"conversationId"`
+				} `json:"messageAdded"`
+			} `json:"data"`
+		} `json:"payload"`
+	}
+	pong, _ := json.Marshal(map[string]string{"type": "pong"})
+	for {
+		_, raw, err := c.conn.Read(context.Background())
+		if err != nil {
+			c.err = err
+			return
+		}
+		m.Type = ""
+		if err := json.Unmarshal(raw, &m); err != nil {
+			c.err = err
+			return
+		}
+		switch m.Type {
+		case "ping":
+			_ = c.conn.Write(context.Background(), websocket.MessageText, pong)
+		case "next":
+			got(m.Payload.Data.MessageAdded.ConversationID, m.Payload.Data.MessageAdded.Seq)
+		default:
+			c.err = fmt.Errorf("unexpected %s", raw)
+		}
+	}
+}
+
+// server is a threadline process.
+type server struct {
+	cmd  *exec.Cmd
+	base string // http://host:port
+	url  string // ws://host:port/query
+	logs *lockedBuffer
+}
+
+func startServer(b *testing.B, bin, databaseURL, redisURL string) *server {
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"APP_ENV=production", "ADDR=127.0.0.1:0", "LOG_LEVEL=warn",
+		"DATABASE_URL="+databaseURL, "REDIS_URL="+redisURL, "JWT_SECRET="+secret,
+		"SHUTDOWN_TIMEOUT=60s",
+	)
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), "serving on http://"); ok {
+				addr <- strings.Fields(rest)[0]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var hostport string
+	select {
+	case hostport = <-addr:
+	case <-exited:
+		b.Fatalf("server exited:\n%s", logs.String())
+	case <-time.After(30 * time.Second):
+		b.Fatalf("server did not start:\n%s", logs.String())
+	}
+	s := &server{cmd: cmd, base: "http://" + hostport, url: "ws://" + hostport + "/query", logs: logs}
+	for i := 0; ; i++ {
+		res, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if i == 300 {
+			b.Fatalf("server not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lockedBuffer collects the server's log.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// metric reads one unlabelled metric from the server's /metrics.
+func (s *server) metric(b *testing.B, name string) float64 {
+	res, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return f
+		}
+	}
+	b.Fatalf("no metric %s", name)
+	return 0
+}
+
+func (s *server) waitMetric(b *testing.B, name string, want float64) {
+	for range 600 {
+		if s.metric(b, name) >= want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.Fatalf("%s is %v, want %v", name, s.metric(b, name), want)
+}
+
+// memory returns the server's resident set size, Go heap in use and goroutine stacks.
+func (s *server) memory(b *testing.B) [3]float64 {
+	var rss uint64
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rss = kb * 1024
+		}
+	}
+	if rss == 0 {
+		b.Fatal(errors.New("no VmRSS"))
+	}
+	return [3]float64{float64(rss), s.metric(b, "go_memstats_heap_inuse_bytes"), s.metric(b, "go_memstats_stack_inuse_bytes")}
+}
+
+// cpu returns the CPU time the server process has used (user and system), from /proc.
+func (s *server) cpu(b *testing.B) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest) // from field 3, state; utime and stime are fields 14 and 15
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %s", s.cmd.Process.Pid, stat)
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
+}
+
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
