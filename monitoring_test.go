@@ -1,7 +1,7 @@
 package main
 
 // The monitoring configuration (ops/prometheus, ops/grafana) checked against promtool, the
-// running server and a real Prometheus (issue 5's acceptance):
+// running server and a real Prometheus:
 //
 //   - TestPromtool: promtool check config, check rules and test rules;
 //   - TestMonitoringConfig: every alert and dashboard expression parses as PromQL, every alert

@@ -38,7 +38,7 @@ type capture struct{ data *codegen.Data }
 
 var _ plugin.CodeGenerator = (*capture)(nil)
 
-func (*capture) Name() string                             { return "serial-lists" }
+func (*capture) Name() string                            { return "serial-lists" }
 func (c *capture) GenerateCode(data *codegen.Data) error { c.data = data; return nil }
 
 func run() error {
