@@ -1,52 +1,154 @@
 package cache
 
 import (
-	"encoding/json"
+	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/threadline/threadline/internal/chat"
 )
 
-// A stored page is compact JSON: short field names, times as Unix microseconds, and no
-// conversation id (the key holds it).
-type storedPage struct {
-	Messages []storedMessage `json:"m"`
-	HasMore  bool            `json:"h,omitempty"`
-}
+// A stored page is a compact binary record, read on every hit, so it is built for decoding
+// speed (about ten times faster than the same page as JSON, BenchmarkDecodePage):
+//
+//	version byte (1), flags byte (bit 0: hasMore), uvarint message count, then per message:
+//	uvarint id, uvarint seq, uvarint sender id, varint created-at (Unix microseconds),
+//	string sender name, string body, byte (1 if a client message id follows), [string client id]
+//
+// where a string is a uvarint length and its bytes. The conversation id is not stored: the key
+// holds it. A record of another version, or a truncated one, fails to decode and counts as a miss.
+const codecVersion = 1
 
-type storedMessage struct {
-	ID         int64   `json:"i"`
-	Seq        int64   `json:"s"`
-	SenderID   int64   `json:"u"`
-	SenderName string  `json:"n"`
-	Body       string  `json:"b"`
-	CreatedAt  int64   `json:"t"`
-	ClientID   *string `json:"c,omitempty"`
-}
+var errBadPage = errors.New("history cache: malformed stored page")
 
 func encodePage(p chat.Page) []byte {
-	sp := storedPage{Messages: make([]storedMessage, len(p.Messages)), HasMore: p.HasMore}
-	for i, m := range p.Messages {
-		sp.Messages[i] = storedMessage{
-			ID: m.ID, Seq: m.Seq, SenderID: m.SenderID, SenderName: m.SenderName, Body: m.Body,
-			CreatedAt: m.CreatedAt.UnixMicro(), ClientID: m.ClientMessageID,
+	n := 8
+	for i := range p.Messages {
+		m := &p.Messages[i]
+		n += 40 + len(m.SenderName) + len(m.Body)
+		if m.ClientMessageID != nil {
+			n += len(*m.ClientMessageID) + 4
 		}
 	}
-	b, _ := json.Marshal(sp) // cannot fail: plain strings and numbers
+	b := make([]byte, 0, n)
+	flags := byte(0)
+	if p.HasMore {
+		flags = 1
+	}
+	b = append(b, codecVersion, flags)
+	b = binary.AppendUvarint(b, uint64(len(p.Messages)))
+	for i := range p.Messages {
+		m := &p.Messages[i]
+		b = binary.AppendUvarint(b, uint64(m.ID))
+		b = binary.AppendUvarint(b, uint64(m.Seq))
+		b = binary.AppendUvarint(b, uint64(m.SenderID))
+		b = binary.AppendVarint(b, m.CreatedAt.UnixMicro())
+		b = appendString(b, m.SenderName)
+		b = appendString(b, m.Body)
+		if m.ClientMessageID != nil {
+			b = append(b, 1)
+			b = appendString(b, *m.ClientMessageID)
+		} else {
+			b = append(b, 0)
+		}
+	}
 	return b
 }
 
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decodePage decodes a stored page. The strings of the result share one copy of b's bytes.
 func decodePage(b []byte, conversationID int64) (chat.Page, error) {
-	var sp storedPage
-	if err := json.Unmarshal(b, &sp); err != nil {
-		return chat.Page{}, err
+	if len(b) < 2 || b[0] != codecVersion {
+		return chat.Page{}, errBadPage
 	}
-	p := chat.Page{Messages: make([]chat.Message, len(sp.Messages)), HasMore: sp.HasMore}
-	for i, m := range sp.Messages {
-		p.Messages[i] = chat.Message{
-			ID: m.ID, ConversationID: conversationID, Seq: m.Seq, SenderID: m.SenderID, SenderName: m.SenderName,
-			Body: m.Body, CreatedAt: time.UnixMicro(m.CreatedAt).UTC(), ClientMessageID: m.ClientID,
+	// One copy of the record backs every string of the page.
+	text := string(b)
+	d := decoder{s: text, pos: 2}
+	p := chat.Page{HasMore: b[1]&1 == 1}
+	count := d.uvarint()
+	if d.err || count > uint64(len(b)) {
+		return chat.Page{}, errBadPage
+	}
+	p.Messages = make([]chat.Message, count)
+	for i := range p.Messages {
+		m := &p.Messages[i]
+		m.ConversationID = conversationID
+		m.ID = int64(d.uvarint())
+		m.Seq = int64(d.uvarint())
+		m.SenderID = int64(d.uvarint())
+		m.CreatedAt = time.UnixMicro(d.varint()).UTC()
+		m.SenderName = d.string()
+		m.Body = d.string()
+		if d.byte() == 1 {
+			id := d.string()
+			m.ClientMessageID = &id
+		}
+		if d.err {
+			return chat.Page{}, errBadPage
 		}
 	}
+	if d.pos != len(text) {
+		return chat.Page{}, errBadPage
+	}
 	return p, nil
+}
+
+type decoder struct {
+	s   string
+	pos int
+	err bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	var x uint64
+	var shift uint
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		if d.pos >= len(d.s) {
+			d.err = true
+			return 0
+		}
+		c := d.s[d.pos]
+		d.pos++
+		if c < 0x80 {
+			return x | uint64(c)<<shift
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	d.err = true
+	return 0
+}
+
+func (d *decoder) varint() int64 {
+	ux := d.uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x
+}
+
+func (d *decoder) byte() byte {
+	if d.pos >= len(d.s) {
+		d.err = true
+		return 0
+	}
+	c := d.s[d.pos]
+	d.pos++
+	return c
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.err || n > uint64(len(d.s)-d.pos) {
+		d.err = true
+		return ""
+	}
+	s := d.s[d.pos : d.pos+int(n)]
+	d.pos += int(n)
+	return s
 }
