@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,7 +46,7 @@ type env struct {
 	rdb             redis.UniversalClient // with cache: the test's Redis
 	history         *cache.History
 	respCache       *respcache.Cache
-	redisRoundTrips atomic.Int64
+	redisRoundTrips testenv.RoundTripCounter
 }
 
 type envOptions struct {
@@ -97,7 +96,7 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { e.rdb.Close() })
-		e.rdb.AddHook(roundTripCounter{&e.redisRoundTrips})
+		e.rdb.AddHook(&e.redisRoundTrips)
 		breaker := redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond})
 		history = cache.NewHistory(store, e.rdb, breaker, cache.Config{})
 		t.Cleanup(history.Close)
@@ -141,30 +140,6 @@ func (e *env) token(userID int64) string {
 	}
 	return tok
 }
-
-// roundTripCounter counts round trips to Redis: a command or a pipeline is one. The handshake
-// of a new connection (HELLO, CLIENT SETINFO) is not a cache operation and is not counted.
-type roundTripCounter struct{ n *atomic.Int64 }
-
-func (roundTripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c roundTripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !isHandshake(cmd) {
-			c.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (c roundTripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && !isHandshake(cmds[0]) {
-			c.n.Add(1)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func isHandshake(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
 
 // resetStatements forgets the statements counted so far.
 func (e *env) resetStatements() {

@@ -35,7 +35,7 @@ type fixture struct {
 
 	sqlStatements atomic.Int64
 	sqlPages      atomic.Int64 // MessagePages statements
-	roundTrips    atomic.Int64
+	roundTrips    testenv.RoundTripCounter
 }
 
 func newFixture(t testing.TB, redisURL string, messages int) *fixture {
@@ -66,24 +66,13 @@ func newFixture(t testing.TB, redisURL string, messages int) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.rdb.Close() })
-	f.rdb.AddHook(countingHook{&f.roundTrips})
+	f.rdb.AddHook(&f.roundTrips)
 	f.breaker = redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond, CallTimeout: 200 * time.Millisecond})
 	f.store = cache.NewHistory(db.NewStore(pool), f.rdb, f.breaker, cache.Config{})
 	t.Cleanup(f.store.Close)
 	f.service = chat.NewService(f.store)
 	f.service.OnMessageSent(func(ctx context.Context, m chat.Message) { f.store.Invalidate(ctx, m.ConversationID) })
 	return f
-}
-
-// countingHook counts round trips to Redis: a command or a pipeline is one.
-type countingHook struct{ n *atomic.Int64 }
-
-func (countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
 func (f *fixture) page(t testing.TB, limit, offset int) chat.Page {

@@ -48,25 +48,25 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, errInvalidURL
 		}
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = o.DialTimeout, o.ReadTimeout, o.WriteTimeout
-		opts.ContextTimeoutEnabled = true
-		opts.MaxRetries = -1
-		if o.PoolSize > 0 {
-			opts.PoolSize = o.PoolSize
-		}
+		o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, errInvalidURL
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = o.DialTimeout, o.ReadTimeout, o.WriteTimeout
-	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = -1
-	if o.PoolSize > 0 {
-		opts.PoolSize = o.PoolSize
-	}
+	o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
 	return redis.NewClient(opts), nil
+}
+
+// apply sets the fields that redis.Options and redis.ClusterOptions share.
+func (o Options) apply(dial, read, write *time.Duration, contextTimeout *bool, maxRetries, poolSize *int) {
+	*dial, *read, *write = o.DialTimeout, o.ReadTimeout, o.WriteTimeout
+	*contextTimeout = true
+	*maxRetries = -1
+	if o.PoolSize > 0 {
+		*poolSize = o.PoolSize
+	}
 }
 
 // The URL may hold a password: never quote it.
