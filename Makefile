@@ -8,11 +8,19 @@ BIN := bin/threadline
 # go test's own package lines and summary are the output; -count=1 never reuses cached results.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run stop build deps ops-deps client-deps test test-short generate schema check-generated check-ts lint bench
+.PHONY: run stop build deps ops-deps client-deps test test-short generate schema check-generated check-ts lint bench fuzz-short
 
 ## run: install what is missing, start the private stack under .data/, migrate, seed, serve on :8080
 run: build
 	@ops/run.sh
+
+## bench: the load scenarios side by side on a private stack under $(BENCH_DATA) (free ports),
+## writing BENCHMARKS.md and its charts (at most 15 minutes). BENCH_QUICK=1: a smoke run of at
+## most 3 minutes, its report in $(BENCH_DATA)/BENCHMARKS-quick.md. The stack stops afterwards.
+BENCH_DATA ?= .data-bench
+bench: deps
+	$(GO) run ./ops/stack up -dir $(BENCH_DATA) -pg-port 0 -pgbouncer-port 0 -redis-port 0
+	$(GO) run ./ops/loadtest/cmd/bench -dir $(BENCH_DATA) -bin $(BIN); s=$$?; $(GO) run ./ops/stack down -dir $(BENCH_DATA); exit $$s
 
 ## stop: stop the private stack
 stop:
@@ -33,9 +41,22 @@ ops-deps:
 client-deps:
 	@ops/clients/install-deps.sh
 
-## test: every test against real services, plus the generated-code, vet and staticcheck checks
+## test: every test against real services, plus the generated-code, vet and staticcheck checks,
+## and a short run of each fuzz target
 test: deps ops-deps client-deps check-generated check-ts lint
 	$(GO) test $(TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz-short
+
+## fuzz-short: each fuzz target for FUZZ_TIME (seeds in each package's testdata/fuzz/; a crash
+## found is written there too: commit it as a regression seed once fixed)
+FUZZ_TIME ?= 5s
+FUZZ_TARGETS := ./internal/chat:FuzzDecodeMessageCursor ./internal/chat:FuzzDecodeConversationCursor \
+	./internal/chat:FuzzNormalizeText ./graph/model:FuzzUnmarshalID \
+	./graph/httptransport:FuzzPOST ./graph/httptransport:FuzzGET
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}"; \
+	done
 
 ## test-short: the tests that need no services
 test-short:

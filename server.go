@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -34,6 +35,7 @@ import (
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
@@ -41,6 +43,7 @@ import (
 	"github.com/threadline/threadline/internal/live"
 	"github.com/threadline/threadline/internal/metrics"
 	"github.com/threadline/threadline/internal/playground"
+	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
 )
@@ -69,6 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		tuneGC(getenv, log)
+		redisclient.SetLogger(log)
 		return serve(ctx, cfg, log, stdout)
 	case "migrate":
 		if err := requireURL("DATABASE_DIRECT_URL", cfg.DatabaseDirectURL); err != nil {
@@ -129,6 +133,26 @@ type config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration
+	// ShutdownDrainDelay is how long, after SIGTERM, the server keeps serving with /readyz
+	// answering 503 (and every response saying Connection: close), so that load balancers take
+	// it out of rotation before its listener closes. Part of ShutdownTimeout, not added to it.
+	ShutdownDrainDelay time.Duration
+
+	// Query limits (graph.Limits), checked before any resolver runs.
+	MaxQueryComplexity int
+	MaxQueryDepth      int
+	MaxAliases         int
+	MaxFields          int
+	MaxTokens          int
+
+	// Rate limits per user (per IP address when anonymous), shared through Redis.
+	RateLimitDisabled bool
+	RateLimit         int // requests per second
+	RateLimitBurst    int
+
+	APQTTL time.Duration // automatic persisted queries live this long in Redis
+
+	CORSAllowedOrigins []string // browser origins that may call /query; "*" in development only
 
 	// Live updates over WebSocket.
 	WSAllowedOrigins []string // browser origins allowed besides the server's own; "*" in development only
@@ -137,6 +161,10 @@ type config struct {
 	SubscriberBuffer int // events a subscriber may have waiting before it is cut off
 
 	DemoUserID int64 // GraphiQL acts as this user in development
+
+	// PprofAddr, when set, serves net/http/pprof on its own listener (never on the public one),
+	// for profiling under load: PPROF_ADDR=127.0.0.1:6060.
+	PprofAddr string
 }
 
 func (c config) development() bool { return c.Env == "development" }
@@ -147,40 +175,66 @@ const developmentSecret = "threadline-development-secret-do-not-use-in-productio
 func loadConfig(getenv func(string) string) (config, error) {
 	e := envReader{getenv: getenv}
 	c := config{
-		Env:               e.str("APP_ENV", "production"),
-		Addr:              e.str("ADDR", ":8080"),
-		DatabaseURL:       e.str("DATABASE_URL", ""),
-		DatabaseDirectURL: e.str("DATABASE_DIRECT_URL", ""),
-		RedisURL:          e.str("REDIS_URL", ""),
-		JWTSecret:         e.str("JWT_SECRET", ""),
-		LogFormat:         e.str("LOG_FORMAT", "json"),
-		DBMaxConns:        int32(e.int("DB_MAX_CONNS", 32)),
-		DBMinConns:        int32(e.int("DB_MIN_CONNS", 2)),
-		DBMaxConnLifetime: e.duration("DB_MAX_CONN_LIFETIME", 30*time.Minute),
-		DBMaxConnIdleTime: e.duration("DB_MAX_CONN_IDLE_TIME", 5*time.Minute),
-		DBConnectTimeout:  e.duration("DB_CONNECT_TIMEOUT", 5*time.Second),
-		LoaderWait:        e.duration("LOADER_WAIT", loader.DefaultWait),
-		LoaderMaxBatch:    e.int("LOADER_MAX_BATCH", loader.DefaultMaxBatch),
-		CacheEnabled:      e.bool("CACHE_ENABLED", true),
-		ResponseCacheTTL:  e.duration("RESPONSE_CACHE_TTL", 60*time.Second),
-		CacheTTLFirstPage: e.duration("CACHE_TTL_FIRST_PAGE", 30*time.Second),
-		CacheTTL:          e.duration("CACHE_TTL", 60*time.Second),
-		RedisTimeout:      e.duration("REDIS_TIMEOUT", 100*time.Millisecond),
-		RedisBreakerOpen:  e.duration("REDIS_BREAKER_OPEN", 2*time.Second),
-		MaxBodyBytes:      int64(e.int("MAX_BODY_BYTES", 64<<10)),
-		RequestTimeout:    e.duration("REQUEST_TIMEOUT", 10*time.Second),
-		ReadHeaderTimeout: e.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
-		ReadTimeout:       e.duration("HTTP_READ_TIMEOUT", 15*time.Second),
-		WriteTimeout:      e.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
-		IdleTimeout:       e.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
-		ShutdownTimeout:   e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
-		DemoUserID:        int64(e.int("DEMO_USER_ID", 1)),
+		Env:                e.str("APP_ENV", "production"),
+		Addr:               e.str("ADDR", ":8080"),
+		DatabaseURL:        e.str("DATABASE_URL", ""),
+		DatabaseDirectURL:  e.str("DATABASE_DIRECT_URL", ""),
+		RedisURL:           e.str("REDIS_URL", ""),
+		JWTSecret:          e.str("JWT_SECRET", ""),
+		LogFormat:          e.str("LOG_FORMAT", "json"),
+		DBMaxConns:         int32(e.int("DB_MAX_CONNS", 32)),
+		DBMinConns:         int32(e.int("DB_MIN_CONNS", 2)),
+		DBMaxConnLifetime:  e.duration("DB_MAX_CONN_LIFETIME", 30*time.Minute),
+		DBMaxConnIdleTime:  e.duration("DB_MAX_CONN_IDLE_TIME", 5*time.Minute),
+		DBConnectTimeout:   e.duration("DB_CONNECT_TIMEOUT", 5*time.Second),
+		LoaderWait:         e.duration("LOADER_WAIT", loader.DefaultWait),
+		LoaderMaxBatch:     e.int("LOADER_MAX_BATCH", loader.DefaultMaxBatch),
+		CacheEnabled:       e.bool("CACHE_ENABLED", true),
+		ResponseCacheTTL:   e.duration("RESPONSE_CACHE_TTL", 60*time.Second),
+		CacheTTLFirstPage:  e.duration("CACHE_TTL_FIRST_PAGE", 30*time.Second),
+		CacheTTL:           e.duration("CACHE_TTL", 60*time.Second),
+		RedisTimeout:       e.duration("REDIS_TIMEOUT", 100*time.Millisecond),
+		RedisBreakerOpen:   e.duration("REDIS_BREAKER_OPEN", 2*time.Second),
+		MaxBodyBytes:       int64(e.int("MAX_BODY_BYTES", 64<<10)),
+		RequestTimeout:     e.duration("REQUEST_TIMEOUT", 10*time.Second),
+		ReadHeaderTimeout:  e.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+		ReadTimeout:        e.duration("HTTP_READ_TIMEOUT", 15*time.Second),
+		WriteTimeout:       e.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
+		IdleTimeout:        e.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
+		ShutdownTimeout:    e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		ShutdownDrainDelay: e.duration("SHUTDOWN_DRAIN_DELAY", 0),
+		DemoUserID:         int64(e.int("DEMO_USER_ID", 1)),
+		MaxQueryComplexity: e.int("MAX_QUERY_COMPLEXITY", graph.DefaultMaxComplexity),
+		MaxQueryDepth:      e.int("MAX_QUERY_DEPTH", graph.DefaultMaxDepth),
+		MaxAliases:         e.int("MAX_ALIASES", graph.DefaultMaxAliases),
+		MaxFields:          e.int("MAX_FIELDS", graph.DefaultMaxFields),
+		MaxTokens:          e.int("MAX_TOKENS", graph.DefaultMaxTokens),
+		RateLimitDisabled:  e.bool("RATE_LIMIT_DISABLED", false),
+		RateLimit:          e.int("RATE_LIMIT", ratelimit.DefaultRate),
+		RateLimitBurst:     e.int("RATE_LIMIT_BURST", ratelimit.DefaultBurst),
+		APQTTL:             e.duration("APQ_TTL", apq.DefaultTTL),
+		PprofAddr:          e.str("PPROF_ADDR", ""),
 	}
 	if c.Env != "development" && c.Env != "production" {
 		e.fail("APP_ENV", "must be development or production")
 	}
+	if c.ShutdownDrainDelay > 0 && c.ShutdownDrainDelay >= c.ShutdownTimeout {
+		e.fail("SHUTDOWN_DRAIN_DELAY", "must be shorter than SHUTDOWN_TIMEOUT, which it is part of")
+	}
 	c.Introspection = e.bool("GRAPHQL_INTROSPECTION", c.development())
 	c.WSAllowedOrigins = e.origins("WS_ALLOWED_ORIGINS", c.development())
+	// CORS allows the WebSocket origins unless it has a list of its own.
+	if c.CORSAllowedOrigins = e.origins("CORS_ALLOWED_ORIGINS", c.development()); c.CORSAllowedOrigins == nil {
+		c.CORSAllowedOrigins = c.WSAllowedOrigins
+	}
+	for _, k := range []struct {
+		key string
+		v   int
+	}{{"RATE_LIMIT", c.RateLimit}, {"RATE_LIMIT_BURST", c.RateLimitBurst}, {"MAX_QUERY_COMPLEXITY", c.MaxQueryComplexity}, {"MAX_QUERY_DEPTH", c.MaxQueryDepth}, {"MAX_ALIASES", c.MaxAliases}, {"MAX_FIELDS", c.MaxFields}, {"MAX_TOKENS", c.MaxTokens}} {
+		if k.v < 1 {
+			e.fail(k.key, "must be at least 1")
+		}
+	}
 	c.WSInitTimeout = e.duration("WS_INIT_TIMEOUT", graph.DefaultWebSocketInitTimeout)
 	c.WSPingInterval = e.duration("WS_PING_INTERVAL", graph.DefaultWebSocketPingInterval)
 	if c.SubscriberBuffer = e.int("SUBSCRIBER_BUFFER", live.DefaultBuffer); c.SubscriberBuffer < 1 {
@@ -408,7 +462,24 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			PingInterval: cfg.WSPingInterval, ReadLimit: cfg.MaxBodyBytes,
 		},
 		ResponseCache: respCache,
+		Limits: graph.Limits{
+			Complexity: cfg.MaxQueryComplexity, Depth: cfg.MaxQueryDepth, Aliases: cfg.MaxAliases,
+			Fields: cfg.MaxFields, Tokens: cfg.MaxTokens,
+		},
+		FieldSuggestions: cfg.development(),
+		PersistedQueries: apq.New(rdb, breaker, cfg.APQTTL),
 	})
+	var rateLimit func(http.Handler) http.Handler
+	if !cfg.RateLimitDisabled {
+		rateLimit = ratelimit.Middleware(ratelimit.Config{
+			Redis: rdb, Breaker: breaker, Rate: cfg.RateLimit, Burst: cfg.RateLimitBurst,
+			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
+		})
+	}
+	var cors func(http.Handler) http.Handler
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		cors = httpapi.CORS(cfg.CORSAllowedOrigins)
+	}
 	pgCfg := playground.Config{Endpoint: "/query", Title: "Threadline", DefaultQuery: playgroundQuery}
 	if cfg.development() {
 		tok, err := keys.Sign(cfg.DemoUserID, 30*24*time.Hour)
@@ -428,13 +499,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		CacheHealth:    &cache.Health{History: history, Response: respCache, Redis: rdb, Breaker: breaker},
 		Authenticate:   keys.Middleware,
+		RateLimit:      rateLimit,
+		CORS:           cors,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
 		Instrument:     appMetrics.HTTP,
 	}, ready)
 
 	srv := &http.Server{
-		Handler:           root,
+		Handler:           closeWhenStopping(ctx, root),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -449,6 +522,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	fmt.Fprintf(stdout, "threadline: serving on http://%s (GraphiQL at /, GraphQL at /query)\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env)
 
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopPprof()
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -456,12 +538,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	case <-ctx.Done():
 	}
-	// Shut down: readiness fails first so that load balancers stop routing here, then
-	// in-flight requests finish within the deadline.
-	log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String())
+	// Shut down, all of it within SHUTDOWN_TIMEOUT: readiness fails first so that load
+	// balancers stop routing here, and for SHUTDOWN_DRAIN_DELAY the server keeps serving (every
+	// response now closes its connection, see closeWhenStopping); then subscribers are sent
+	// away, the listener closes and in-flight requests finish.
+	log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String(), "drain", cfg.ShutdownDrainDelay.String())
 	ready.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if cfg.ShutdownDrainDelay > 0 {
+		select {
+		case <-time.After(cfg.ShutdownDrainDelay):
+		case <-shutdownCtx.Done():
+		}
+	}
 	// WebSocket connections are hijacked: Shutdown neither closes nor waits for them. Send them
 	// away first, with 1001 going away, so that clients reconnect elsewhere and resume with
 	// afterSeq. Messages sent by requests still in flight are still published for others.
@@ -469,6 +559,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		log.Warn("closing live subscriptions", "err", err)
 	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// The deadline passed with requests still running: close their connections, which
+		// cancels their contexts and so their SQL and Redis calls, so that the deferred
+		// pool.Close (which waits for connections in use) returns at once.
+		srv.Close()
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -476,6 +570,38 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// closeWhenStopping makes every response close its connection once ctx (the server's life) is
+// done: during the drain delay clients still get answers, but no keep-alive connection stays
+// open for the moment the listener closes, when a request written on an idle connection could
+// be lost. WebSocket upgrades are left alone.
+func closeWhenStopping(ctx context.Context, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ctx.Err() != nil && r.Header.Get("Upgrade") == "" {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// servePprof serves net/http/pprof on addr, a listener of its own: the profiling endpoints are
+// never on the public mux. Bind it to loopback or a private network.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Warn("pprof serving", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 const playgroundQuery = `# Threadline: the demo user's latest conversations and a page of history.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		// A child started by a test (see startMainProcess) to be the real program: main()
+		// with its signal handling, so that the test can send it a real SIGTERM.
+		main()
+		os.Exit(0)
+	}
 	// No migration: TestRunServes migrates through the migrate command itself.
 	testenv.Main(m, testenv.Options{})
 }
@@ -169,16 +176,30 @@ func TestRunServes(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for name, env := range map[string]map[string]string{
-		"bad env":       {"APP_ENV": "staging"},
-		"bad duration":  {"REQUEST_TIMEOUT": "soon"},
-		"bad int":       {"DB_MAX_CONNS": "-3"},
-		"bad log level": {"LOG_LEVEL": "loud"},
+		"bad env":              {"APP_ENV": "staging"},
+		"bad duration":         {"REQUEST_TIMEOUT": "soon"},
+		"bad int":              {"DB_MAX_CONNS": "-3"},
+		"bad log level":        {"LOG_LEVEL": "loud"},
+		"zero rate":            {"RATE_LIMIT": "0"},
+		"bad rate flag":        {"RATE_LIMIT_DISABLED": "maybe"},
+		"zero depth":           {"MAX_QUERY_DEPTH": "0"},
+		"bad APQ TTL":          {"APQ_TTL": "forever"},
+		"CORS any, production": {"CORS_ALLOWED_ORIGINS": "*"},
+		"CORS with a path":     {"CORS_ALLOWED_ORIGINS": "https://app.example.com/x"},
 	} {
 		if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	err := run(context.Background(), nil, func(string) string { return "" }, io.Discard, io.Discard)
+	// CORS defaults to the WebSocket origins; limits and rate limits to theirs.
+	c, err := loadConfig(func(k string) string {
+		return map[string]string{"WS_ALLOWED_ORIGINS": "https://app.example.com"}[k]
+	})
+	if err != nil || len(c.CORSAllowedOrigins) != 1 || c.CORSAllowedOrigins[0] != "https://app.example.com" ||
+		c.RateLimitDisabled || c.RateLimit != 50 || c.MaxQueryComplexity != 10000 || c.APQTTL != 24*time.Hour {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	err = run(context.Background(), nil, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is required") {
 		t.Fatalf("serve without config: %v", err)
 	}

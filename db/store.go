@@ -25,7 +25,8 @@ var _ chat.Store = (*Store)(nil)
 
 // NewStore returns a Store over pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: dbsqlc.New(pool)}
+	// Outside transactions the Store only reads: those reads survive a broken connection.
+	return &Store{pool: pool, q: dbsqlc.New(readRetrier{pool})}
 }
 
 // Ping checks that a statement reaches PostgreSQL through the pool.

@@ -20,10 +20,12 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/httpapi"
+	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
 	"github.com/threadline/threadline/internal/testenv"
@@ -42,6 +44,9 @@ type env struct {
 
 	mu         sync.Mutex
 	statements []string
+	stmtCtxs   []stmtCtx // per statement: what its context carried
+
+	redisURL string // with cache: the test's Redis
 
 	rdb             redis.UniversalClient // with cache: the test's Redis
 	history         *cache.History
@@ -57,6 +62,34 @@ type envOptions struct {
 	respCache bool
 	// loaderWait is the dataloaders' batching window (default: the loader package's).
 	loaderWait time.Duration
+	// redisURL is the Redis the cache (and APQ, rate limits) use instead of a fresh one (implies
+	// cache): envs on one Redis are instances sharing it.
+	redisURL string
+	// rateLimit turns the Redis rate limiter on: this many requests per second, as a burst too.
+	rateLimit int
+	// apq turns automatic persisted queries on (implies cache).
+	apq bool
+	// requestTimeout is each request's deadline (httpapi's REQUEST_TIMEOUT); 0: none.
+	requestTimeout time.Duration
+	// limits are the query limits (zero: the defaults).
+	limits graph.Limits
+	// corsOrigins mounts the CORS middleware with these origins.
+	corsOrigins []string
+}
+
+// stmtCtx is what a statement's context carried: the request's id and the time to its deadline
+// (-1 without one).
+type stmtCtx struct {
+	requestID string
+	left      time.Duration
+}
+
+func ctxInfo(ctx context.Context) stmtCtx {
+	info := stmtCtx{requestID: httpapi.RequestID(ctx), left: -1}
+	if d, ok := ctx.Deadline(); ok {
+		info.left = time.Until(d)
+	}
+	return info
 }
 
 func newEnv(t testing.TB, opts ...envOptions) *env {
@@ -75,9 +108,10 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 		// No liveness pings: PgBouncer would count them, the tracer cannot see them, and
 		// TestPgBouncerCarriesEveryStatement compares the two counts.
 		ShouldPing: func(context.Context, pgxpool.ShouldPingParams) bool { return false },
-		Tracer: &db.Tracer{Observe: func(_ context.Context, name string, _ time.Duration, _ error) {
+		Tracer: &db.Tracer{Observe: func(ctx context.Context, name string, _ time.Duration, _ error) {
 			e.mu.Lock()
 			e.statements = append(e.statements, name)
+			e.stmtCtxs = append(e.stmtCtxs, ctxInfo(ctx))
 			e.mu.Unlock()
 		}},
 	})
@@ -87,17 +121,21 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 	t.Cleanup(pool.Close)
 	var store chat.Store = db.NewStore(pool)
 	var history *cache.History
-	if o.respCache {
+	if o.respCache || o.apq || o.redisURL != "" || o.rateLimit > 0 {
 		o.cache = true
 	}
+	var breaker *redisclient.Breaker
 	if o.cache {
-		e.rdb, err = redisclient.Open(testenv.NewRedis(t), redisclient.Options{})
+		if e.redisURL = o.redisURL; e.redisURL == "" {
+			e.redisURL = testenv.NewRedis(t)
+		}
+		e.rdb, err = redisclient.Open(e.redisURL, redisclient.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { e.rdb.Close() })
 		e.rdb.AddHook(&e.redisRoundTrips)
-		breaker := redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond})
+		breaker = redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond})
 		history = cache.NewHistory(store, e.rdb, breaker, cache.Config{})
 		t.Cleanup(history.Close)
 		store = history
@@ -120,14 +158,25 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gql := graph.NewHandler(graph.HandlerConfig{
+	hcfg := graph.HandlerConfig{
 		Chat:          service,
 		ResponseCache: e.respCache,
 		Loaders:       loader.NewFactory(store, loader.Config{Wait: o.loaderWait}),
 		Log:           log,
-	})
-	h := httpapi.NewHandler(httpapi.Config{Log: log, GraphQL: gql, Authenticate: e.keys.Middleware, MaxBodyBytes: 64 << 10},
-		httpapi.NewReadiness(nil, time.Second))
+		Limits:        o.limits,
+	}
+	if o.apq {
+		hcfg.PersistedQueries = apq.New(e.rdb, breaker, time.Minute)
+	}
+	gql := graph.NewHandler(hcfg)
+	acfg := httpapi.Config{Log: log, GraphQL: gql, Authenticate: e.keys.Middleware, MaxBodyBytes: 64 << 10, RequestTimeout: o.requestTimeout}
+	if o.rateLimit > 0 {
+		acfg.RateLimit = ratelimit.Middleware(ratelimit.Config{Redis: e.rdb, Breaker: breaker, Rate: o.rateLimit, Burst: o.rateLimit})
+	}
+	if o.corsOrigins != nil {
+		acfg.CORS = httpapi.CORS(o.corsOrigins)
+	}
+	h := httpapi.NewHandler(acfg, httpapi.NewReadiness(nil, time.Second))
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -144,7 +193,7 @@ func (e *env) token(userID int64) string {
 // resetStatements forgets the statements counted so far.
 func (e *env) resetStatements() {
 	e.mu.Lock()
-	e.statements = nil
+	e.statements, e.stmtCtxs = nil, nil
 	e.mu.Unlock()
 }
 

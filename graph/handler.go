@@ -45,12 +45,23 @@ type HandlerConfig struct {
 	Keys *auth.Keys
 	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws).
 	WebSocket WebSocketConfig
+	// Limits bound the cost, depth, aliases, fields and tokens of an operation (graph/limits.go);
+	// zero fields take the defaults.
+	Limits Limits
+	// FieldSuggestions lets validation errors suggest names ("Did you mean …?"), which tells
+	// a stranger the schema: development only.
+	FieldSuggestions bool
+	// PersistedQueries stores automatic persisted queries (internal/apq). Nil: APQ off.
+	PersistedQueries graphql.Cache[string]
 }
 
 // NewHandler returns the GraphQL handler for /query, built with handler.New and only the
 // transports and extensions chosen here.
 func NewHandler(cfg HandlerConfig) *handler.Server {
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}}))
+	limits := cfg.Limits.withDefaults()
+	srv := handler.New(NewExecutableSchema(Config{
+		Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}, Complexity: complexityRoot(),
+	}))
 	// GraphQL over HTTP as its specification says: media types, status codes, no GET mutations.
 	srv.AddTransport(httptransport.GET{})
 	srv.AddTransport(httptransport.POST{})
@@ -58,9 +69,17 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	// Subscriptions, and any other operation, over WebSocket (graph/websocket.go).
 	srv.AddTransport(newWebsocketTransport(cfg))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(limits.Tokens)
+	srv.SetDisableSuggestion(!cfg.FieldSuggestions)
 	if cfg.Metrics != nil {
 		srv.Use(cfg.Metrics)
 	}
+	if cfg.PersistedQueries != nil {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
+	}
+	// Before the response cache and the resolvers: a refused operation runs nothing.
+	srv.Use(shapeLimits{limits})
+	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if cfg.ResponseCache != nil {
 		srv.Use(cfg.ResponseCache)
 	}

@@ -215,7 +215,7 @@ func (in *instance) waitSubscribed(t testing.TB, n float64) {
 
 func i64(v int64) *int64 { return &v }
 
-// Acceptance 1: a subscriber on instance B receives a message sent through instance A.
+// A subscriber on instance B receives a message sent through instance A.
 func TestLiveMessageReachesAnotherInstance(t *testing.T) {
 	t.Parallel()
 	s := newLiveStack(t)
@@ -257,7 +257,7 @@ func TestLiveMessageReachesAnotherInstance(t *testing.T) {
 	onB.quiet(200 * time.Millisecond)
 }
 
-// Acceptance 2: 5 concurrent senders x 200 messages; 3 subscribers, one joining late with
+// 5 concurrent senders x 200 messages; 3 subscribers, one joining late with
 // afterSeq 0, each receive seq 1..1000 exactly once, in order.
 func TestConcurrentSendersEverySubscriberGetsEverySeqOnce(t *testing.T) {
 	t.Parallel()
@@ -321,7 +321,7 @@ func TestConcurrentSendersEverySubscriberGetsEverySeqOnce(t *testing.T) {
 	}
 }
 
-// Acceptance 3: a subscriber dropped mid-stream reconnects with afterSeq = the last seq it saw
+// A subscriber dropped mid-stream reconnects with afterSeq = the last seq it saw
 // and receives exactly what it missed.
 func TestDroppedSubscriberResumesExactly(t *testing.T) {
 	t.Parallel()
@@ -350,7 +350,7 @@ func TestDroppedSubscriberResumesExactly(t *testing.T) {
 	again.quiet(200 * time.Millisecond)
 }
 
-// Acceptance 4: no token, a bad token and a non-member are refused with the right codes and
+// No token, a bad token and a non-member are refused with the right codes and
 // receive nothing.
 func TestSubscriptionRefusals(t *testing.T) {
 	t.Parallel()
@@ -369,6 +369,8 @@ func TestSubscriptionRefusals(t *testing.T) {
 		"not a bearer":    {"Authorization": "Basic YWxpY2U6cGFzcw=="},
 		"not a string":    {"Authorization": 42},
 		"another secret":  {"Authorization": "Bearer " + otherSecretToken(t, alice)},
+		"alg none":        {"Authorization": "Bearer " + algNoneToken(alice)},
+		"future nbf":      {"Authorization": "Bearer " + futureNbfToken(t, alice)},
 		"token elsewhere": {"token": s.token(alice)},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -510,7 +512,7 @@ func otherSecretToken(t testing.TB, userID int64) string {
 	return tok
 }
 
-// Acceptance 5: a subscriber that never reads is cut off with the resume error, while a normal
+// A subscriber that never reads is cut off with the resume error, while a normal
 // subscriber on the same conversation keeps receiving everything.
 func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 	t.Parallel()

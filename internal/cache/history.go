@@ -57,8 +57,9 @@ type Config struct {
 	// Linger keeps a finished fill in process this long, for readers that missed in Redis just
 	// before it landed; default 1s.
 	Linger time.Duration
-	// FillTimeout bounds a miss's PostgreSQL read. The read runs apart from the request that led
-	// it, since other requests may be waiting for it; default 10s.
+	// FillTimeout bounds a miss's PostgreSQL read. The read survives the cancellation of the
+	// request that led it, since other requests may be waiting for it, but not that request's
+	// deadline; default 10s.
 	FillTimeout time.Duration
 	Log         *slog.Logger
 	Registerer  prometheus.Registerer
@@ -278,7 +279,13 @@ func (h *History) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []
 		for j, f := range led {
 			leadKeys[j] = keys[missIdx[f.index]]
 		}
-		sqlCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+		// Other requests may wait for this read: it survives this request's cancellation, but
+		// not its deadline, nor FillTimeout.
+		deadline := time.Now().Add(h.cfg.FillTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		sqlCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		fresh, err := h.Store.MessagePages(sqlCtx, leadKeys)
 		cancel()
 		if err == nil {

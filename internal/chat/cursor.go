@@ -61,7 +61,8 @@ func decodeCursor(cursor, tag string) (string, bool) {
 		return "", false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
+	// One spelling per cursor: the decoder skips newlines and ignores stray padding bits.
+	if err != nil || base64.RawURLEncoding.EncodeToString(raw) != cursor {
 		return "", false
 	}
 	text, ok := strings.CutPrefix(string(raw), tag)

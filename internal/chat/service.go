@@ -26,8 +26,9 @@ func NewService(store Store) *Service {
 // Store returns the store the service reads through.
 func (s *Service) Store() Store { return s.store }
 
-// OnMessageSent registers fn to run after each newly committed message, after those registered
-// before it. fn must not block for long: sendMessage returns only after every fn has run.
+// OnMessageSent registers fn to run after each committed message, after those registered
+// before it, and again for a retry that returns it (see SendMessage): fn must be idempotent.
+// fn must not block for long: sendMessage returns only after every fn has run.
 func (s *Service) OnMessageSent(fn func(context.Context, Message)) {
 	s.afterSend = append(s.afterSend, fn)
 }
@@ -49,14 +50,17 @@ func (s *Service) SendMessage(ctx context.Context, senderID int64, m NewMessage)
 		return Message{}, err
 	}
 	m.Body, m.SenderID = body, senderID
-	msg, created, err := s.store.InsertMessage(ctx, m)
+	msg, _, err := s.store.InsertMessage(ctx, m)
 	if err != nil {
 		return Message{}, err
 	}
-	if created {
-		for _, fn := range s.afterSend {
-			fn(ctx, msg)
-		}
+	// The hooks run for a retry that returns the original too: the original's own request may
+	// have failed after its commit (PgBouncer or PostgreSQL restarting, measured in
+	// TestFaultPgBouncerRestart) and so never run them, and the message must still reach the
+	// cache's generation and live subscribers before this call returns. Both are idempotent:
+	// a new generation costs one cache miss, and subscribers drop a seq they have seen.
+	for _, fn := range s.afterSend {
+		fn(ctx, msg)
 	}
 	return msg, nil
 }

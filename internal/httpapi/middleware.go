@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -71,7 +72,7 @@ func limitBody(max int64, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, "request body too large", "BAD_USER_INPUT")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)
@@ -94,4 +95,15 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// writeGraphQLError answers a request refused before it reached GraphQL with a GraphQL response
+// ({"errors": [...]}) carrying a public code.
+func writeGraphQLError(w http.ResponseWriter, status int, msg, code string) {
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
+		"message": msg, "extensions": map[string]any{"code": code},
+	}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }

@@ -19,6 +19,12 @@ type Config struct {
 	Metrics http.Handler
 	// Authenticate wraps the GraphQL handler to put the viewer in the request's context.
 	Authenticate func(http.Handler) http.Handler
+	// RateLimit wraps the GraphQL handler inside Authenticate, so that it sees the viewer
+	// (internal/ratelimit). Nil: no limit.
+	RateLimit func(http.Handler) http.Handler
+	// CORS wraps /query outermost, so that preflight requests are answered before anything
+	// else runs (see cors.go). Nil: no CORS headers (browsers allow the same origin only).
+	CORS func(http.Handler) http.Handler
 	// Checks are the readiness checks of /readyz, each a dependency that must answer.
 	Checks []Check
 	// CacheHealth serves /health/cache. Nil: not mounted.
@@ -38,10 +44,16 @@ func NewHandler(cfg Config, ready *Readiness) http.Handler {
 	mux := http.NewServeMux()
 
 	gql := cfg.GraphQL
+	if cfg.RateLimit != nil {
+		gql = cfg.RateLimit(gql)
+	}
 	if cfg.Authenticate != nil {
 		gql = cfg.Authenticate(gql)
 	}
 	gql = limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, gql))
+	if cfg.CORS != nil {
+		gql = cfg.CORS(gql)
+	}
 	mux.Handle("/query", gql)
 
 	mux.HandleFunc("GET /healthz", healthz)

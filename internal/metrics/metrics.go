@@ -66,6 +66,7 @@ type Metrics struct {
 	httpRequests      *prometheus.CounterVec
 	httpDuration      *prometheus.HistogramVec
 	rateLimited       prometheus.Counter
+	rateLimitFailOpen prometheus.Counter
 
 	names *nameSet
 }
@@ -132,10 +133,14 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "threadline_rate_limited_total",
 			Help: "Requests refused by the rate limiter (RATE_LIMITED).",
 		}),
+		rateLimitFailOpen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_rate_limit_fail_open_total",
+			Help: "Requests let through unchecked because the rate limiter could not reach Redis (it fails open).",
+		}),
 		names: newNameSet(opts.KnownOperations, opts.MaxOperationNames),
 	}
 	reg.MustRegister(m.operations, m.operationDuration, m.graphqlErrors, m.statements, m.statementDuration,
-		m.batchSize, m.httpRequests, m.httpDuration, m.rateLimited)
+		m.batchSize, m.httpRequests, m.httpDuration, m.rateLimited, m.rateLimitFailOpen)
 	// Every public code is exported from the start, at zero, so that ratios and alerts over it
 	// have a series to work with before the first error.
 	for _, c := range publicCodes {
@@ -157,6 +162,10 @@ func (m *Metrics) ObserveBatch(loader string, size int) {
 
 // RateLimited is the counter of requests the rate limiter refused.
 func (m *Metrics) RateLimited() prometheus.Counter { return m.rateLimited }
+
+// RateLimitFailOpen is the counter of requests let through because Redis could not answer the
+// rate limiter.
+func (m *Metrics) RateLimitFailOpen() prometheus.Counter { return m.rateLimitFailOpen }
 
 // nameSet decides which operation names are label values of their own.
 type nameSet struct {
