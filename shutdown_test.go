@@ -573,7 +573,12 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 		if waiting > 0 {
 			break
 		}
-		if i == 200 {
+		select {
+		case r := <-stuck:
+			t.Fatalf("the send returned before it waited on the row lock: %v %.300s", r.Err, r.Raw)
+		default:
+		}
+		if i == 500 {
 			t.Fatal("the send never waited on the row lock")
 		}
 		time.Sleep(20 * time.Millisecond)
