@@ -579,7 +579,9 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 		default:
 		}
 		if i == 500 {
-			t.Fatal("the send never waited on the row lock")
+			var backends int
+			_ = lock.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity`).Scan(&backends)
+			t.Fatalf("the send never waited on the row lock (%d backends on the server)", backends)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -74,6 +74,9 @@ func (s *Stack) postgresSpec() (procSpec, error) {
 		"-c", "max_connections=200",
 	}
 	if s.cfg.Ephemeral {
+		// Test stacks serve many databases at once, and PgBouncer keeps min_pool_size (10)
+		// server connections for each: 200 runs out when a test binary has twenty databases open.
+		args[len(args)-1] = "max_connections=500"
 		args = append(args,
 			"-c", "fsync=off",
 			"-c", "synchronous_commit=off",
