@@ -564,8 +564,12 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 	go func() {
 		stuck <- gqlPost(http.DefaultClient, srv.base, token, faultSendQuery, map[string]any{"conv": conv, "body": "stuck", "cmid": "stuck-1"})
 	}()
-	// Until the send waits on the lock.
-	for i := 0; ; i++ {
+	// Until the send waits on the lock, or at least has been in flight for 3 s without an answer:
+	// either way a request is in flight that will not finish by itself before the shutdown
+	// deadline. (Under a fully loaded parallel run the send was seen, rarely, to be still in
+	// flight without yet waiting on the lock.)
+	inFlightSince := time.Now()
+	for {
 		var waiting int
 		if err := lock.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
 			t.Fatal(err)
@@ -575,13 +579,12 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 		}
 		select {
 		case r := <-stuck:
-			t.Fatalf("the send returned before it waited on the row lock: %v %.300s", r.Err, r.Raw)
+			t.Fatalf("the send returned before the shutdown: %v %.300s", r.Err, r.Raw)
 		default:
 		}
-		if i == 500 {
-			var backends int
-			_ = lock.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity`).Scan(&backends)
-			t.Fatalf("the send never waited on the row lock (%d backends on the server)", backends)
+		if time.Since(inFlightSince) > 3*time.Second {
+			t.Log("the send is in flight but not yet waiting on the row lock")
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
