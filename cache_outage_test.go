@@ -98,38 +98,14 @@ func startServer(t *testing.T, extraEnv map[string]string) *testServer {
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	getenv := func(k string) string { return env[k] }
-	ctx := context.Background()
-	for _, args := range [][]string{{"migrate"}, {"seed"}} {
-		if err := run(ctx, args, getenv, io.Discard, io.Discard); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
-	var tok bytes.Buffer
-	if err := run(ctx, []string{"token", "-user", "1"}, getenv, &tok, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() { done <- run(serveCtx, nil, getenv, io.Discard, logs) }()
+	token := prepareDatabase(t, env)
+	stop := serveInProcess(t, env)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	s := &testServer{base: "http://" + addr, token: strings.TrimSpace(tok.String())}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if status, _ := s.get("/healthz"); status == http.StatusOK {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &testServer{base: "http://" + addr, token: token}
 }
 
 func (s *testServer) get(path string) (int, string) {

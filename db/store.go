@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/threadline/threadline/db/dbsqlc"
@@ -283,15 +282,4 @@ func message(r messageRow) chat.Message {
 		ID: r.ID, ConversationID: r.ConversationID, Seq: r.Seq, SenderID: r.SenderID, SenderName: r.SenderName,
 		Body: r.Body, CreatedAt: r.CreatedAt, ClientMessageID: r.ClientMessageID,
 	}
-}
-
-// IsUnavailable reports whether err means PostgreSQL or PgBouncer could not serve the statement
-// (as opposed to a bug or a constraint): useful for readiness and for retry decisions.
-func IsUnavailable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		// Class 08 (connection exception), 57P (operator intervention), 53 (insufficient resources).
-		return len(pgErr.Code) >= 2 && (pgErr.Code[:2] == "08" || pgErr.Code[:2] == "53" || pgErr.Code[:3] == "57P")
-	}
-	return pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
 }

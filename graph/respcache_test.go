@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/db/dbtest"
-	"github.com/threadline/threadline/internal/respcache"
 )
 
 const cachedPageQuery = `query Page($id: ID!) { conversation(id: $id) { title messages(limit: 10) { items { seq body sender { name } } hasMore } lastMessage { seq } } }`
@@ -273,5 +272,3 @@ func TestResponseCacheRedisHung(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-var _ = respcache.Stats{}

@@ -204,16 +204,6 @@ func Page(ctx context.Context, key chat.PageKey) (chat.Page, error) {
 	return For(ctx).pages.Load(ctx, key)()
 }
 
-// LastMessage loads a conversation's newest message; nil while it is empty. It is the one-message
-// first page, so it batches (and caches) with the other pages of the operation.
-func LastMessage(ctx context.Context, conversationID int64) (*chat.Message, error) {
-	p, err := Page(ctx, chat.PageKey{ConversationID: conversationID, Limit: 1})
-	if err != nil || len(p.Messages) == 0 {
-		return nil, err
-	}
-	return &p.Messages[0], nil
-}
-
 // PrefetchConversations loads the viewer's conversations among ids, in one statement per
 // MaxBatch ids, into the operation's cache.
 func PrefetchConversations(ctx context.Context, ids []int64) error {

@@ -131,8 +131,6 @@ func (h *History) Close() {
 // GenerationKey is the Redis key of a conversation's generation token.
 func GenerationKey(conv int64) string { return "msg:gen:{" + strconv.FormatInt(conv, 10) + "}" }
 
-func genKey(conv int64) string { return GenerationKey(conv) }
-
 func pagePrefix(conv int64) string { return "msg:history:{" + strconv.FormatInt(conv, 10) + "}:" }
 
 func pageSuffix(k chat.PageKey) string {
@@ -241,7 +239,7 @@ func (h *History) read(ctx context.Context, keys []chat.PageKey) (tokens []strin
 		pipe := h.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = readScript.Eval(ctx, pipe, []string{genKey(k.ConversationID)},
+			cmds[i] = readScript.Eval(ctx, pipe, []string{GenerationKey(k.ConversationID)},
 				newToken(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -357,7 +355,7 @@ func (h *History) Invalidate(ctx context.Context, conversationID int64) {
 
 func (h *History) bump(ctx context.Context, conversationID int64) error {
 	return h.breaker.Do(ctx, func(ctx context.Context) error {
-		return h.rdb.Set(ctx, genKey(conversationID), newToken(), h.cfg.GenerationTTL).Err()
+		return h.rdb.Set(ctx, GenerationKey(conversationID), newToken(), h.cfg.GenerationTTL).Err()
 	})
 }
 
