@@ -28,24 +28,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/db"
-	"github.com/threadline/threadline/graph"
-	"github.com/threadline/threadline/graph/loader"
-	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/auth"
-	"github.com/threadline/threadline/internal/cache"
-	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/httpapi"
-	"github.com/threadline/threadline/internal/live"
-	"github.com/threadline/threadline/internal/metrics"
-	"github.com/threadline/threadline/internal/playground"
-	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
-	"github.com/threadline/threadline/internal/respcache"
 )
 
 func main() {
@@ -96,170 +82,74 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// config is every setting of the server, read once from the environment.
-type config struct {
-	Env               string // "development" or "production"
-	Addr              string
-	DatabaseURL       string // through PgBouncer
-	DatabaseDirectURL string // straight to PostgreSQL: migrations and seeding
-	RedisURL          string
-	JWTSecret         string
-	LogLevel          slog.Level
-	LogFormat         string
-
-	DBMaxConns        int32
-	DBMinConns        int32
-	DBMaxConnLifetime time.Duration
-	DBMaxConnIdleTime time.Duration
-	DBConnectTimeout  time.Duration
-
-	LoaderWait     time.Duration
-	LoaderMaxBatch int
-
-	CacheEnabled         bool
-	ResponseCacheEnabled bool
-	ResponseCacheTTL     time.Duration
-	CacheTTLFirstPage    time.Duration
-	CacheTTL             time.Duration
-	RedisTimeout         time.Duration
-	RedisBreakerFailures uint32
-	RedisBreakerOpen     time.Duration
-
-	Introspection     bool
-	MaxBodyBytes      int64
-	RequestTimeout    time.Duration
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
-	ShutdownTimeout   time.Duration
-	// ShutdownDrainDelay is how long, after SIGTERM, the server keeps serving with /readyz
-	// answering 503 (and every response saying Connection: close), so that load balancers take
-	// it out of rotation before its listener closes. Part of ShutdownTimeout, not added to it.
-	ShutdownDrainDelay time.Duration
-
-	// Query limits (graph.Limits), checked before any resolver runs.
-	MaxQueryComplexity int
-	MaxQueryDepth      int
-	MaxAliases         int
-	MaxFields          int
-	MaxTokens          int
-
-	// Rate limits per user (per IP address when anonymous), shared through Redis.
-	RateLimitDisabled bool
-	RateLimit         int // requests per second
-	RateLimitBurst    int
-
-	APQTTL time.Duration // automatic persisted queries live this long in Redis
-
-	CORSAllowedOrigins []string // browser origins that may call /query; "*" in development only
-
-	// Live updates over WebSocket.
-	WSAllowedOrigins []string // browser origins allowed besides the server's own; "*" in development only
-	WSInitTimeout    time.Duration
-	WSPingInterval   time.Duration
-	SubscriberBuffer int // events a subscriber may have waiting before it is cut off
-
-	DemoUserID int64 // GraphiQL acts as this user in development
-
-	// PprofAddr, when set, serves net/http/pprof on its own listener (never on the public one),
-	// for profiling under load: PPROF_ADDR=127.0.0.1:6060.
-	PprofAddr string
-}
-
-func (c config) development() bool { return c.Env == "development" }
-
-// developmentSecret signs tokens in development when JWT_SECRET is unset. Never in production.
-const developmentSecret = "threadline-development-secret-do-not-use-in-production"
-
-func loadConfig(getenv func(string) string) (config, error) {
+// loadConfig reads the configuration from the environment: each variable overrides the
+// default app.Defaults gives it.
+func loadConfig(getenv func(string) string) (app.Config, error) {
 	e := envReader{getenv: getenv}
-	c := config{
-		Env:                e.str("APP_ENV", "production"),
-		Addr:               e.str("ADDR", ":8080"),
-		DatabaseURL:        e.str("DATABASE_URL", ""),
-		DatabaseDirectURL:  e.str("DATABASE_DIRECT_URL", ""),
-		RedisURL:           e.str("REDIS_URL", ""),
-		JWTSecret:          e.str("JWT_SECRET", ""),
-		LogFormat:          e.str("LOG_FORMAT", "json"),
-		DBMaxConns:         int32(e.int("DB_MAX_CONNS", 32)),
-		DBMinConns:         int32(e.int("DB_MIN_CONNS", 2)),
-		DBMaxConnLifetime:  e.duration("DB_MAX_CONN_LIFETIME", 30*time.Minute),
-		DBMaxConnIdleTime:  e.duration("DB_MAX_CONN_IDLE_TIME", 5*time.Minute),
-		DBConnectTimeout:   e.duration("DB_CONNECT_TIMEOUT", 5*time.Second),
-		LoaderWait:         e.duration("LOADER_WAIT", loader.DefaultWait),
-		LoaderMaxBatch:     e.int("LOADER_MAX_BATCH", loader.DefaultMaxBatch),
-		CacheEnabled:       e.bool("CACHE_ENABLED", true),
-		ResponseCacheTTL:   e.duration("RESPONSE_CACHE_TTL", 60*time.Second),
-		CacheTTLFirstPage:  e.duration("CACHE_TTL_FIRST_PAGE", 30*time.Second),
-		CacheTTL:           e.duration("CACHE_TTL", 60*time.Second),
-		RedisTimeout:       e.duration("REDIS_TIMEOUT", 100*time.Millisecond),
-		RedisBreakerOpen:   e.duration("REDIS_BREAKER_OPEN", 2*time.Second),
-		MaxBodyBytes:       int64(e.int("MAX_BODY_BYTES", 64<<10)),
-		RequestTimeout:     e.duration("REQUEST_TIMEOUT", 10*time.Second),
-		ReadHeaderTimeout:  e.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
-		ReadTimeout:        e.duration("HTTP_READ_TIMEOUT", 15*time.Second),
-		WriteTimeout:       e.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
-		IdleTimeout:        e.duration("HTTP_IDLE_TIMEOUT", 120*time.Second),
-		ShutdownTimeout:    e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
-		ShutdownDrainDelay: e.duration("SHUTDOWN_DRAIN_DELAY", 0),
-		DemoUserID:         int64(e.int("DEMO_USER_ID", 1)),
-		MaxQueryComplexity: e.int("MAX_QUERY_COMPLEXITY", graph.DefaultMaxComplexity),
-		MaxQueryDepth:      e.int("MAX_QUERY_DEPTH", graph.DefaultMaxDepth),
-		MaxAliases:         e.int("MAX_ALIASES", graph.DefaultMaxAliases),
-		MaxFields:          e.int("MAX_FIELDS", graph.DefaultMaxFields),
-		MaxTokens:          e.int("MAX_TOKENS", graph.DefaultMaxTokens),
-		RateLimitDisabled:  e.bool("RATE_LIMIT_DISABLED", false),
-		RateLimit:          e.int("RATE_LIMIT", ratelimit.DefaultRate),
-		RateLimitBurst:     e.int("RATE_LIMIT_BURST", ratelimit.DefaultBurst),
-		APQTTL:             e.duration("APQ_TTL", apq.DefaultTTL),
-		PprofAddr:          e.str("PPROF_ADDR", ""),
-	}
+	c := app.Defaults()
+	c.Env = e.str("APP_ENV", c.Env)
+	c.Addr = e.str("ADDR", c.Addr)
+	c.DatabaseURL = e.str("DATABASE_URL", "")
+	c.DatabaseDirectURL = e.str("DATABASE_DIRECT_URL", "")
+	c.RedisURL = e.str("REDIS_URL", "")
+	c.JWTSecret = e.str("JWT_SECRET", "")
+	c.LogFormat = e.str("LOG_FORMAT", c.LogFormat)
+	c.DBMaxConns = int32(e.int("DB_MAX_CONNS", int(c.DBMaxConns)))
+	c.DBMinConns = int32(e.int("DB_MIN_CONNS", int(c.DBMinConns)))
+	c.DBMaxConnLifetime = e.duration("DB_MAX_CONN_LIFETIME", c.DBMaxConnLifetime)
+	c.DBMaxConnIdleTime = e.duration("DB_MAX_CONN_IDLE_TIME", c.DBMaxConnIdleTime)
+	c.DBConnectTimeout = e.duration("DB_CONNECT_TIMEOUT", c.DBConnectTimeout)
+	c.LoaderWait = e.duration("LOADER_WAIT", c.LoaderWait)
+	c.LoaderMaxBatch = e.int("LOADER_MAX_BATCH", c.LoaderMaxBatch)
+	c.CacheEnabled = e.bool("CACHE_ENABLED", c.CacheEnabled)
+	// The response cache records history-cache generations: it needs the history cache.
+	c.ResponseCacheEnabled = e.bool("RESPONSE_CACHE_ENABLED", c.CacheEnabled) && c.CacheEnabled
+	c.ResponseCacheTTL = e.duration("RESPONSE_CACHE_TTL", c.ResponseCacheTTL)
+	c.CacheTTLFirstPage = e.duration("CACHE_TTL_FIRST_PAGE", c.CacheTTLFirstPage)
+	c.CacheTTL = e.duration("CACHE_TTL", c.CacheTTL)
+	c.RedisTimeout = e.duration("REDIS_TIMEOUT", c.RedisTimeout)
+	c.RedisBreakerFailures = uint32(e.int("REDIS_BREAKER_FAILURES", int(c.RedisBreakerFailures)))
+	c.RedisBreakerOpen = e.duration("REDIS_BREAKER_OPEN", c.RedisBreakerOpen)
+	c.MaxBodyBytes = int64(e.int("MAX_BODY_BYTES", int(c.MaxBodyBytes)))
+	c.RequestTimeout = e.duration("REQUEST_TIMEOUT", c.RequestTimeout)
+	c.ReadHeaderTimeout = e.duration("HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
+	c.ReadTimeout = e.duration("HTTP_READ_TIMEOUT", c.ReadTimeout)
+	c.WriteTimeout = e.duration("HTTP_WRITE_TIMEOUT", c.WriteTimeout)
+	c.IdleTimeout = e.duration("HTTP_IDLE_TIMEOUT", c.IdleTimeout)
+	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
+	c.ShutdownDrainDelay = e.duration("SHUTDOWN_DRAIN_DELAY", c.ShutdownDrainDelay)
+	c.DemoUserID = int64(e.int("DEMO_USER_ID", int(c.DemoUserID)))
+	c.Limits.Complexity = e.positive("MAX_QUERY_COMPLEXITY", c.Limits.Complexity)
+	c.Limits.Depth = e.positive("MAX_QUERY_DEPTH", c.Limits.Depth)
+	c.Limits.Aliases = e.positive("MAX_ALIASES", c.Limits.Aliases)
+	c.Limits.Fields = e.positive("MAX_FIELDS", c.Limits.Fields)
+	c.Limits.Tokens = e.positive("MAX_TOKENS", c.Limits.Tokens)
+	c.RateLimitDisabled = e.bool("RATE_LIMIT_DISABLED", c.RateLimitDisabled)
+	c.RateLimit = e.positive("RATE_LIMIT", c.RateLimit)
+	c.RateLimitBurst = e.positive("RATE_LIMIT_BURST", c.RateLimitBurst)
+	c.APQTTL = e.duration("APQ_TTL", c.APQTTL)
+	c.PprofAddr = e.str("PPROF_ADDR", "")
+	c.WSInitTimeout = e.duration("WS_INIT_TIMEOUT", c.WSInitTimeout)
+	c.WSPingInterval = e.duration("WS_PING_INTERVAL", c.WSPingInterval)
+	c.SubscriberBuffer = e.positive("SUBSCRIBER_BUFFER", c.SubscriberBuffer)
 	if c.Env != "development" && c.Env != "production" {
 		e.fail("APP_ENV", "must be development or production")
 	}
 	if c.ShutdownDrainDelay > 0 && c.ShutdownDrainDelay >= c.ShutdownTimeout {
 		e.fail("SHUTDOWN_DRAIN_DELAY", "must be shorter than SHUTDOWN_TIMEOUT, which it is part of")
 	}
-	c.Introspection = e.bool("GRAPHQL_INTROSPECTION", c.development())
-	c.WSAllowedOrigins = e.origins("WS_ALLOWED_ORIGINS", c.development())
+	c.Introspection = e.bool("GRAPHQL_INTROSPECTION", c.Development())
+	c.WSAllowedOrigins = e.origins("WS_ALLOWED_ORIGINS", c.Development())
 	// CORS allows the WebSocket origins unless it has a list of its own.
-	if c.CORSAllowedOrigins = e.origins("CORS_ALLOWED_ORIGINS", c.development()); c.CORSAllowedOrigins == nil {
+	if c.CORSAllowedOrigins = e.origins("CORS_ALLOWED_ORIGINS", c.Development()); c.CORSAllowedOrigins == nil {
 		c.CORSAllowedOrigins = c.WSAllowedOrigins
 	}
-	for _, k := range []struct {
-		key string
-		v   int
-	}{{"RATE_LIMIT", c.RateLimit}, {"RATE_LIMIT_BURST", c.RateLimitBurst}, {"MAX_QUERY_COMPLEXITY", c.MaxQueryComplexity}, {"MAX_QUERY_DEPTH", c.MaxQueryDepth}, {"MAX_ALIASES", c.MaxAliases}, {"MAX_FIELDS", c.MaxFields}, {"MAX_TOKENS", c.MaxTokens}} {
-		if k.v < 1 {
-			e.fail(k.key, "must be at least 1")
-		}
-	}
-	c.WSInitTimeout = e.duration("WS_INIT_TIMEOUT", graph.DefaultWebSocketInitTimeout)
-	c.WSPingInterval = e.duration("WS_PING_INTERVAL", graph.DefaultWebSocketPingInterval)
-	if c.SubscriberBuffer = e.int("SUBSCRIBER_BUFFER", live.DefaultBuffer); c.SubscriberBuffer < 1 {
-		e.fail("SUBSCRIBER_BUFFER", "must be at least 1")
-	}
-	c.RedisBreakerFailures = uint32(e.int("REDIS_BREAKER_FAILURES", 5))
-	// The response cache records history-cache generations: it needs the history cache.
-	c.ResponseCacheEnabled = e.bool("RESPONSE_CACHE_ENABLED", c.CacheEnabled) && c.CacheEnabled
-	switch lvl := strings.ToLower(e.str("LOG_LEVEL", "info")); lvl {
-	case "debug":
-		c.LogLevel = slog.LevelDebug
-	case "info":
-		c.LogLevel = slog.LevelInfo
-	case "warn":
-		c.LogLevel = slog.LevelWarn
-	case "error":
-		c.LogLevel = slog.LevelError
-	default:
-		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
-	}
+	c.LogLevel = e.logLevel("LOG_LEVEL")
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		e.fail("LOG_FORMAT", "must be json or text")
 	}
-	if c.JWTSecret == "" && c.development() {
-		c.JWTSecret = developmentSecret
+	if c.JWTSecret == "" && c.Development() {
+		c.JWTSecret = app.DevelopmentSecret
 	}
 	return c, e.err
 }
@@ -293,6 +183,30 @@ func (e *envReader) int(key string, def int) int {
 		e.fail(key, "must be a non-negative integer")
 	}
 	return n
+}
+
+// positive reads an integer that must be at least 1.
+func (e *envReader) positive(key string, def int) int {
+	n := e.int(key, def)
+	if n < 1 {
+		e.fail(key, "must be at least 1")
+	}
+	return n
+}
+
+func (e *envReader) logLevel(key string) slog.Level {
+	switch lvl := strings.ToLower(e.str(key, "info")); lvl {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	e.fail(key, "must be debug, info, warn or error")
+	return slog.LevelInfo
 }
 
 func (e *envReader) duration(key string, def time.Duration) time.Duration {
@@ -366,7 +280,7 @@ func tuneGC(getenv func(string) string, log *slog.Logger) {
 	log.Info("garbage collector", "GOGC", gogc, "GOMEMLIMIT", getenv("GOMEMLIMIT"))
 }
 
-func newLogger(cfg config, w io.Writer) *slog.Logger {
+func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
@@ -374,140 +288,14 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	for _, req := range []struct{ key, v string }{{"DATABASE_URL", cfg.DatabaseURL}, {"REDIS_URL", cfg.RedisURL}, {"JWT_SECRET", cfg.JWTSecret}} {
-		if err := requireURL(req.key, req.v); err != nil {
-			return err
-		}
-	}
-	keys, err := auth.NewKeys(cfg.JWTSecret)
+func serve(ctx context.Context, cfg app.Config, log *slog.Logger, stdout io.Writer) error {
+	application, err := app.New(ctx, cfg, app.Options{Log: log})
 	if err != nil {
 		return err
 	}
-	// One registry for every metric of the process, served at /metrics. Packages register
-	// their own metrics on it (they take a prometheus.Registerer), so tests can use their own.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	appMetrics := metrics.New(reg, metrics.Options{})
-
-	pool, err := db.OpenPool(ctx, cfg.DatabaseURL, db.PoolConfig{
-		MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns, MaxConnLifetime: cfg.DBMaxConnLifetime,
-		MaxConnIdleTime: cfg.DBMaxConnIdleTime, ConnectTimeout: cfg.DBConnectTimeout,
-		Tracer: &db.Tracer{Observe: appMetrics.ObserveStatement},
-	})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	reg.MustRegister(metrics.NewPoolCollector(func() metrics.PoolStats { return pool.Stat() }))
-	rdb, err := redisclient.Open(cfg.RedisURL, redisclient.Options{})
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	breaker := redisclient.NewBreaker(redisclient.BreakerConfig{
-		FailureThreshold: cfg.RedisBreakerFailures, OpenTimeout: cfg.RedisBreakerOpen,
-		CallTimeout: cfg.RedisTimeout, Log: log, Registerer: reg,
-	})
-
-	dbStore := db.NewStore(pool)
-	var store chat.Store = dbStore
-	var history *cache.History
-	if cfg.CacheEnabled {
-		history = cache.NewHistory(dbStore, rdb, breaker, cache.Config{
-			TTLFirstPage: cfg.CacheTTLFirstPage, TTL: cfg.CacheTTL, Log: log, Registerer: reg,
-		})
-		defer history.Close()
-		store = history
-	}
-	service := chat.NewService(store)
-	if history != nil {
-		// After a commit: first the history cache moves to a new generation, then (registered
-		// after this) the message is published to live subscribers.
-		service.OnMessageSent(func(ctx context.Context, m chat.Message) { history.Invalidate(ctx, m.ConversationID) })
-	}
-	// Live updates: each committed message is handed to this instance's subscribers and
-	// published on Redis for the others'. It reads PostgreSQL itself (dbStore, not the cache)
-	// for replays and gap fills.
-	hub := live.NewHub(live.Config{Redis: rdb, Store: dbStore, Log: log, Registerer: reg, Buffer: cfg.SubscriberBuffer})
-	defer func() { // on early returns; after a graceful shutdown it has nothing left to do
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hub.Close(ctx)
-	}()
-	service.OnMessageSent(hub.Publish)
-	var respCache *respcache.Cache
-	if cfg.ResponseCacheEnabled {
-		respCache = respcache.New(rdb, breaker, respcache.Config{
-			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Log: log, Registerer: reg,
-		})
-	}
-	if respCache != nil {
-		// A new conversation changes what its members may see.
-		service.OnConversationCreated(func(ctx context.Context, _ chat.Conversation, members []int64) {
-			respCache.InvalidateViewers(ctx, members)
-		})
-	}
-	gql := graph.NewHandler(graph.HandlerConfig{
-		Chat:          service,
-		Loaders:       loader.NewFactory(store, loader.Config{Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch, OnBatch: appMetrics.ObserveBatch}),
-		Log:           log,
-		Introspection: cfg.Introspection,
-		RequestID:     httpapi.RequestID,
-		Metrics:       appMetrics.GraphQL(),
-		Live:          hub,
-		Keys:          keys,
-		WebSocket: graph.WebSocketConfig{
-			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout,
-			PingInterval: cfg.WSPingInterval, ReadLimit: cfg.MaxBodyBytes,
-		},
-		ResponseCache: respCache,
-		Limits: graph.Limits{
-			Complexity: cfg.MaxQueryComplexity, Depth: cfg.MaxQueryDepth, Aliases: cfg.MaxAliases,
-			Fields: cfg.MaxFields, Tokens: cfg.MaxTokens,
-		},
-		FieldSuggestions: cfg.development(),
-		PersistedQueries: apq.New(rdb, breaker, cfg.APQTTL),
-	})
-	var rateLimit func(http.Handler) http.Handler
-	if !cfg.RateLimitDisabled {
-		rateLimit = ratelimit.Middleware(ratelimit.Config{
-			Redis: rdb, Breaker: breaker, Rate: cfg.RateLimit, Burst: cfg.RateLimitBurst,
-			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
-		})
-	}
-	var cors func(http.Handler) http.Handler
-	if len(cfg.CORSAllowedOrigins) > 0 {
-		cors = httpapi.CORS(cfg.CORSAllowedOrigins)
-	}
-	pgCfg := playground.Config{Endpoint: "/query", Title: "Threadline", DefaultQuery: playgroundQuery}
-	if cfg.development() {
-		tok, err := keys.Sign(cfg.DemoUserID, 30*24*time.Hour)
-		if err != nil {
-			return err
-		}
-		pgCfg.DefaultHeaders = fmt.Sprintf(`{"Authorization": "Bearer %s"}`, tok)
-	}
-	ready := httpapi.NewReadiness([]httpapi.Check{
-		{Name: "postgres", Ping: dbStore.Ping},
-		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-	}, 2*time.Second)
-	root := httpapi.NewHandler(httpapi.Config{
-		Log:            log,
-		GraphQL:        gql,
-		Playground:     playground.Handler(pgCfg),
-		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		CacheHealth:    &cache.Health{History: history, Response: respCache, Redis: rdb, Breaker: breaker},
-		Authenticate:   keys.Middleware,
-		RateLimit:      rateLimit,
-		CORS:           cors,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		RequestTimeout: cfg.RequestTimeout,
-		Instrument:     appMetrics.HTTP,
-	}, ready)
-
+	defer application.Close()
 	srv := &http.Server{
-		Handler:           closeWhenStopping(ctx, root),
+		Handler:           closeWhenStopping(ctx, application.Handler),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -521,7 +309,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	fmt.Fprintf(stdout, "threadline: serving on http://%s (GraphiQL at /, GraphQL at /query)\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env)
-
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
@@ -530,7 +317,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 		defer stopPprof()
 	}
-
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -538,37 +324,44 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	case <-ctx.Done():
 	}
-	// Shut down, all of it within SHUTDOWN_TIMEOUT: readiness fails first so that load
-	// balancers stop routing here, and for SHUTDOWN_DRAIN_DELAY the server keeps serving (every
-	// response now closes its connection, see closeWhenStopping); then subscribers are sent
-	// away, the listener closes and in-flight requests finish.
-	log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String(), "drain", cfg.ShutdownDrainDelay.String())
-	ready.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if cfg.ShutdownDrainDelay > 0 {
-		select {
-		case <-time.After(cfg.ShutdownDrainDelay):
-		case <-shutdownCtx.Done():
-		}
-	}
-	// WebSocket connections are hijacked: Shutdown neither closes nor waits for them. Send them
-	// away first, with 1001 going away, so that clients reconnect elsewhere and resume with
-	// afterSeq. Messages sent by requests still in flight are still published for others.
-	if err := hub.Close(shutdownCtx); err != nil {
-		log.Warn("closing live subscriptions", "err", err)
-	}
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		// The deadline passed with requests still running: close their connections, which
-		// cancels their contexts and so their SQL and Redis calls, so that the deferred
-		// pool.Close (which waits for connections in use) returns at once.
-		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
+	if err := shutdown(cfg, log, application, srv); err != nil {
+		return err
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// shutdown stops serving, all of it within SHUTDOWN_TIMEOUT: readiness fails first so that load
+// balancers stop routing here, and for SHUTDOWN_DRAIN_DELAY the server keeps serving (every
+// response now closes its connection, see closeWhenStopping); then subscribers are sent away,
+// the listener closes and in-flight requests finish.
+func shutdown(cfg app.Config, log *slog.Logger, application *app.App, srv *http.Server) error {
+	log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String(), "drain", cfg.ShutdownDrainDelay.String())
+	application.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if cfg.ShutdownDrainDelay > 0 {
+		select {
+		case <-time.After(cfg.ShutdownDrainDelay):
+		case <-ctx.Done():
+		}
+	}
+	// WebSocket connections are hijacked: Shutdown neither closes nor waits for them. Send them
+	// away first, with 1001 going away, so that clients reconnect elsewhere and resume with
+	// afterSeq. Messages sent by requests still in flight are still published for others.
+	if err := application.GoAway(ctx); err != nil {
+		log.Warn("closing live subscriptions", "err", err)
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		// The deadline passed with requests still running: close their connections, which
+		// cancels their contexts and so their SQL and Redis calls, so that closing the pool
+		// (which waits for connections in use) returns at once.
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
 	return nil
 }
 
@@ -604,26 +397,7 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	return func() { _ = srv.Close() }, nil
 }
 
-const playgroundQuery = `# Threadline: the demo user's latest conversations and a page of history.
-query LatestConversations {
-  me { id name }
-  conversations(first: 5) {
-    edges {
-      node {
-        id
-        title
-        messages(limit: 10, offset: 0) {
-          items { seq body createdAt sender { name } }
-          hasMore
-        }
-      }
-    }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-`
-
-func seed(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+func seed(ctx context.Context, cfg app.Config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	large := fs.Bool("large", false, "add the load-test data set (1000 conversations x 200 messages)")
 	if err := fs.Parse(args); err != nil {
@@ -654,7 +428,7 @@ func seed(ctx context.Context, cfg config, args []string, stdout io.Writer) erro
 	return nil
 }
 
-func token(cfg config, args []string, stdout io.Writer) error {
+func token(cfg app.Config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	user := fs.Int64("user", 0, "user id (required)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "token lifetime")
@@ -666,7 +440,7 @@ func token(cfg config, args []string, stdout io.Writer) error {
 	}
 	secret := cfg.JWTSecret
 	if secret == "" {
-		secret = developmentSecret // a development token for a local stack
+		secret = app.DevelopmentSecret // a development token for a local stack
 	}
 	keys, err := auth.NewKeys(secret)
 	if err != nil {

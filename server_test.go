@@ -196,7 +196,7 @@ func TestConfigErrors(t *testing.T) {
 		return map[string]string{"WS_ALLOWED_ORIGINS": "https://app.example.com"}[k]
 	})
 	if err != nil || len(c.CORSAllowedOrigins) != 1 || c.CORSAllowedOrigins[0] != "https://app.example.com" ||
-		c.RateLimitDisabled || c.RateLimit != 50 || c.MaxQueryComplexity != 10000 || c.APQTTL != 24*time.Hour {
+		c.RateLimitDisabled || c.RateLimit != 50 || c.Limits.Complexity != 10000 || c.APQTTL != 24*time.Hour {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	err = run(context.Background(), nil, func(string) string { return "" }, io.Discard, io.Discard)

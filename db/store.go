@@ -55,8 +55,8 @@ func (s *Store) UsersByIDs(ctx context.Context, ids []int64) ([]*chat.User, erro
 	return out, nil
 }
 
-func (s *Store) ConversationsForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
-	rows, err := s.q.ConversationsForMember(ctx, dbsqlc.ConversationsForMemberParams{UserID: userID, Ids: ids})
+func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
+	rows, err := s.q.ConversationsByIDForMember(ctx, dbsqlc.ConversationsByIDForMemberParams{UserID: userID, Ids: ids})
 	if err != nil {
 		return nil, fmt.Errorf("conversations for member: %w", err)
 	}
@@ -72,12 +72,12 @@ func (s *Store) ConversationsForMember(ctx context.Context, userID int64, ids []
 	return out, nil
 }
 
-func (s *Store) ConversationsByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int) ([]chat.Conversation, error) {
-	p := dbsqlc.ConversationsByMemberParams{UserID: userID, RowLimit: int32(limit)}
+func (s *Store) ConversationListByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int) ([]chat.Conversation, error) {
+	p := dbsqlc.ConversationListByMemberParams{UserID: userID, RowLimit: int32(limit)}
 	if after != nil {
 		p.HasCursor, p.AfterTime, p.AfterID = true, after.LastMessageAt, after.ID
 	}
-	rows, err := s.q.ConversationsByMember(ctx, p)
+	rows, err := s.q.ConversationListByMember(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("conversations by member: %w", err)
 	}

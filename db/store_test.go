@@ -85,11 +85,11 @@ func TestBatchReadsInKeyOrder(t *testing.T) {
 	if err != nil || users[0].Name != "C" || users[1] != nil || users[2].Name != "A" {
 		t.Fatalf("users %v %v", users, err)
 	}
-	convs, err := store.ConversationsForMember(ctx, u[1], []int64{c2, c1, 5555})
+	convs, err := store.ConversationsByIDForMember(ctx, u[1], []int64{c2, c1, 5555})
 	if err != nil || convs[0].ID != c2 || convs[1].ID != c1 || convs[2] != nil || convs[0].LastSeq != 3 {
 		t.Fatalf("conversations %v %v", convs, err)
 	}
-	convs, err = store.ConversationsForMember(ctx, u[0], []int64{c2, c1})
+	convs, err = store.ConversationsByIDForMember(ctx, u[0], []int64{c2, c1})
 	if err != nil || convs[0] != nil || convs[1] == nil {
 		t.Fatalf("membership filter: %v %v", convs, err)
 	}
@@ -142,11 +142,11 @@ func TestQueriesUseIndexes(t *testing.T) {
 		},
 		"MessagesBefore": func() error { _, err := store.MessagesBefore(ctx, 3, 40, 51); return err },
 		"MessagesAfter":  func() error { _, err := store.MessagesAfter(ctx, 3, 10, 100); return err },
-		"ConversationsForMember": func() error {
-			_, err := store.ConversationsForMember(ctx, 1, []int64{1, 2})
+		"ConversationsByIDForMember": func() error {
+			_, err := store.ConversationsByIDForMember(ctx, 1, []int64{1, 2})
 			return err
 		},
-		"ConversationsByMember": func() error { _, err := store.ConversationsByMember(ctx, 1, nil, 21); return err },
+		"ConversationListByMember": func() error { _, err := store.ConversationListByMember(ctx, 1, nil, 21); return err },
 		"MembersByConversations": func() error {
 			_, err := store.MembersByConversations(ctx, []int64{1, 2})
 			return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/threadline/threadline/app/apptest"
 )
 
 func TestBadTokensAreUnauthenticated(t *testing.T) {
@@ -34,15 +35,15 @@ func TestBadTokensAreUnauthenticated(t *testing.T) {
 		"not bearer":   "Basic YWxpY2U6cGFzcw==",
 		"malformed":    "Bearer not.a.jwt",
 		"garbage":      "Bearer " + strings.Repeat("A", 40),
-		"expired":      "Bearer " + sign(testSecret, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(-time.Hour).Unix()}),
-		"no exp":       "Bearer " + sign(testSecret, jwt.MapClaims{"sub": sub}),
+		"expired":      "Bearer " + sign(apptest.Secret, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(-time.Hour).Unix()}),
+		"no exp":       "Bearer " + sign(apptest.Secret, jwt.MapClaims{"sub": sub}),
 		"wrong key":    "Bearer " + sign("another-secret-0123456789", jwt.MapClaims{"sub": sub, "exp": future}),
-		"future nbf":   "Bearer " + sign(testSecret, jwt.MapClaims{"sub": sub, "exp": future, "nbf": future - 60}),
+		"future nbf":   "Bearer " + sign(apptest.Secret, jwt.MapClaims{"sub": sub, "exp": future, "nbf": future - 60}),
 		"alg none":     "Bearer " + b64(map[string]string{"alg": "none", "typ": "JWT"}) + "." + b64(map[string]any{"sub": sub, "exp": future}) + ".",
-		"bad subject":  "Bearer " + sign(testSecret, jwt.MapClaims{"sub": "alice", "exp": future}),
-		"unknown user": "Bearer " + sign(testSecret, jwt.MapClaims{"sub": "987654", "exp": future}),
+		"bad subject":  "Bearer " + sign(apptest.Secret, jwt.MapClaims{"sub": "alice", "exp": future}),
+		"unknown user": "Bearer " + sign(apptest.Secret, jwt.MapClaims{"sub": "987654", "exp": future}),
 		"HS512 same key": "Bearer " + func() string {
-			s, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"sub": sub, "exp": future}).SignedString([]byte(testSecret))
+			s, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"sub": sub, "exp": future}).SignedString([]byte(apptest.Secret))
 			return s
 		}(),
 	}

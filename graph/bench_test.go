@@ -34,9 +34,9 @@ func BenchmarkSinglePageRequest(b *testing.B) {
 				"variables": map[string]any{"id": f.conv},
 			})
 			authz := "Bearer " + e.token(f.alice)
-			client := e.srv.Client()
+			client := http.DefaultClient
 			do := func() {
-				req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/query", bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", authz)
 				res, err := client.Do(req)
@@ -84,7 +84,7 @@ func BenchmarkServerCPU(b *testing.B) {
 				"variables": map[string]any{"id": f.conv},
 			})
 			authz := "Bearer " + e.token(f.alice)
-			h := e.srv.Config.Handler
+			h := e.srv.App.Handler
 			do := func() {
 				req := httptest.NewRequest(http.MethodPost, "/query", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -99,7 +99,7 @@ func BenchmarkServerCPU(b *testing.B) {
 				do()
 				time.Sleep(time.Millisecond)
 			}
-			if e.respCache != nil && e.respCache.Stats().Hits == 0 {
+			if tc.opts.respCache && e.responseCacheStats().Hits == 0 {
 				b.Fatal("no response-cache hit while warming up")
 			}
 			b.ReportAllocs()

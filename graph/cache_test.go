@@ -31,8 +31,8 @@ func TestFiftyConversationsOneStatement(t *testing.T) {
 	for _, tc := range []struct {
 		name, query, listing string
 	}{
-		{"list", `{ conversations(first: 50) { edges { node { messages(limit: 20) { items { id body sender { name } } hasMore } lastMessage { seq } } } } }`, "ConversationsByMember"},
-		{"aliases", aliased.String(), "ConversationsForMember"},
+		{"list", `{ conversations(first: 50) { edges { node { messages(limit: 20) { items { id body sender { name } } hasMore } lastMessage { seq } } } } }`, "ConversationListByMember"},
+		{"aliases", aliased.String(), "ConversationsByIDForMember"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.rdb.FlushAll(t.Context())

@@ -3,6 +3,7 @@ package graph_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -20,10 +21,10 @@ func TestGoClient(t *testing.T) {
 	e := newEnv(t)
 	f := newFixture(t, e, 3)
 	ctx := context.Background()
-	endpoint := e.srv.URL + "/query"
-	alice := client.New(endpoint, e.token(f.alice), e.srv.Client())
-	carol := client.New(endpoint, e.token(f.carol), e.srv.Client())
-	anonymous := client.New(endpoint, "", e.srv.Client())
+	endpoint := e.URL + "/query"
+	alice := client.New(endpoint, e.token(f.alice), http.DefaultClient)
+	carol := client.New(endpoint, e.token(f.carol), http.DefaultClient)
+	anonymous := client.New(endpoint, "", http.DefaultClient)
 
 	viewer, err := client.Viewer(ctx, alice)
 	if err != nil || viewer.Me.Name != "Alice" || viewer.Me.Id != fmt.Sprint(f.alice) {

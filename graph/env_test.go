@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,29 +14,20 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/threadline/threadline/db"
-	"github.com/threadline/threadline/db/dbtest"
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/graph"
-	"github.com/threadline/threadline/graph/loader"
-	"github.com/threadline/threadline/internal/apq"
-	"github.com/threadline/threadline/internal/auth"
-	"github.com/threadline/threadline/internal/cache"
-	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/httpapi"
-	"github.com/threadline/threadline/internal/ratelimit"
-	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
-const testSecret = "graph-test-secret-0123456789"
-
 // env is a GraphQL server over a fresh database, reached through PgBouncer, with every
-// statement counted.
+// statement counted: the production wiring (package app) started by app/apptest.
 type env struct {
 	t      testing.TB
-	srv    *httptest.Server
-	keys   *auth.Keys
+	srv    *apptest.Server
+	URL    string        // the server's base URL
 	direct *pgxpool.Pool // fixtures and checks, straight to PostgreSQL
 	dbase  testenv.Database
 
@@ -46,35 +35,31 @@ type env struct {
 	statements []string
 	stmtCtxs   []stmtCtx // per statement: what its context carried
 
-	redisURL string // with cache: the test's Redis
-
-	rdb             redis.UniversalClient // with cache: the test's Redis
-	history         *cache.History
-	respCache       *respcache.Cache
+	redisURL        string // the server's Redis (the test's own)
+	rdb             redis.UniversalClient
 	redisRoundTrips testenv.RoundTripCounter
 }
 
 type envOptions struct {
 	maxConns int32
-	// cache puts the Redis history cache (on a Redis of the test's own) in front of the store.
+	// cache puts the Redis history cache in front of the store.
 	cache bool
 	// respCache adds the response cache (implies cache).
 	respCache bool
 	// loaderWait is the dataloaders' batching window (default: the loader package's).
 	loaderWait time.Duration
-	// redisURL is the Redis the cache (and APQ, rate limits) use instead of a fresh one (implies
-	// cache): envs on one Redis are instances sharing it.
+	// redisURL is a Redis to share with another env (instances of one deployment).
 	redisURL string
 	// rateLimit turns the Redis rate limiter on: this many requests per second, as a burst too.
 	rateLimit int
-	// apq turns automatic persisted queries on (implies cache).
-	apq bool
-	// requestTimeout is each request's deadline (httpapi's REQUEST_TIMEOUT); 0: none.
+	// requestTimeout is each request's deadline (REQUEST_TIMEOUT); 0: none.
 	requestTimeout time.Duration
 	// limits are the query limits (zero: the defaults).
 	limits graph.Limits
-	// corsOrigins mounts the CORS middleware with these origins.
+	// corsOrigins are the browser origins that may call /query.
 	corsOrigins []string
+	// redisHook is added to the server's Redis client.
+	redisHook redis.Hook
 }
 
 // stmtCtx is what a statement's context carried: the request's id and the time to its deadline
@@ -101,93 +86,85 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 	if o.maxConns == 0 {
 		o.maxConns = 8
 	}
-	e := &env{t: t, dbase: testenv.NewDatabase(t)}
-	e.direct = dbtest.Open(t, e.dbase.DirectURL)
-	pool, err := db.OpenPool(context.Background(), e.dbase.PooledURL, db.PoolConfig{
-		MaxConns: o.maxConns,
-		// No liveness pings: PgBouncer would count them, the tracer cannot see them, and
-		// TestPgBouncerCarriesEveryStatement compares the two counts.
-		ShouldPing: func(context.Context, pgxpool.ShouldPingParams) bool { return false },
-		Tracer: &db.Tracer{Observe: func(ctx context.Context, name string, _ time.Duration, _ error) {
-			e.mu.Lock()
-			e.statements = append(e.statements, name)
-			e.stmtCtxs = append(e.stmtCtxs, ctxInfo(ctx))
-			e.mu.Unlock()
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	var store chat.Store = db.NewStore(pool)
-	var history *cache.History
-	if o.respCache || o.apq || o.redisURL != "" || o.rateLimit > 0 {
+	if o.respCache {
 		o.cache = true
 	}
-	var breaker *redisclient.Breaker
-	if o.cache {
-		if e.redisURL = o.redisURL; e.redisURL == "" {
-			e.redisURL = testenv.NewRedis(t)
-		}
-		e.rdb, err = redisclient.Open(e.redisURL, redisclient.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.rdb.Close() })
-		e.rdb.AddHook(&e.redisRoundTrips)
-		breaker = redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond})
-		history = cache.NewHistory(store, e.rdb, breaker, cache.Config{})
-		t.Cleanup(history.Close)
-		store = history
-		e.history = history
-		if o.respCache {
-			e.respCache = respcache.New(e.rdb, breaker, respcache.Config{Bypass: history.HasPending})
-		}
+	e := &env{t: t, redisURL: o.redisURL}
+	if e.redisURL == "" {
+		e.redisURL = testenv.NewRedis(t)
 	}
-	service := chat.NewService(store)
-	if history != nil {
-		service.OnMessageSent(func(ctx context.Context, m chat.Message) { history.Invalidate(ctx, m.ConversationID) })
+	hooks := redisHooks{&e.redisRoundTrips}
+	if o.redisHook != nil {
+		hooks = append(hooks, o.redisHook)
 	}
-	if e.respCache != nil {
-		service.OnConversationCreated(func(ctx context.Context, _ chat.Conversation, members []int64) {
-			e.respCache.InvalidateViewers(ctx, members)
-		})
-	}
-	e.keys, err = auth.NewKeys(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hcfg := graph.HandlerConfig{
-		Chat:          service,
-		ResponseCache: e.respCache,
-		Loaders:       loader.NewFactory(store, loader.Config{Wait: o.loaderWait}),
-		Log:           log,
-		Limits:        o.limits,
-	}
-	if o.apq {
-		hcfg.PersistedQueries = apq.New(e.rdb, breaker, time.Minute)
-	}
-	gql := graph.NewHandler(hcfg)
-	acfg := httpapi.Config{Log: log, GraphQL: gql, Authenticate: e.keys.Middleware, MaxBodyBytes: 64 << 10, RequestTimeout: o.requestTimeout}
-	if o.rateLimit > 0 {
-		acfg.RateLimit = ratelimit.Middleware(ratelimit.Config{Redis: e.rdb, Breaker: breaker, Rate: o.rateLimit, Burst: o.rateLimit})
-	}
-	if o.corsOrigins != nil {
-		acfg.CORS = httpapi.CORS(o.corsOrigins)
-	}
-	h := httpapi.NewHandler(acfg, httpapi.NewReadiness(nil, time.Second))
-	e.srv = httptest.NewServer(h)
-	t.Cleanup(e.srv.Close)
+	e.srv = apptest.Start(t, apptest.Options{
+		RedisURL: e.redisURL,
+		Configure: func(c *app.Config) {
+			c.DBMaxConns = o.maxConns
+			c.CacheEnabled, c.ResponseCacheEnabled = o.cache, o.respCache
+			c.LoaderWait = o.loaderWait
+			c.RequestTimeout = o.requestTimeout
+			c.Limits = o.limits.WithDefaults()
+			c.CORSAllowedOrigins = o.corsOrigins
+			if o.rateLimit > 0 {
+				c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, o.rateLimit, o.rateLimit
+			}
+		},
+		App: app.Options{
+			// No liveness pings: PgBouncer would count them, the tracer cannot see them, and
+			// TestPgBouncerCarriesEveryStatement compares the two counts.
+			PoolShouldPing: func(context.Context, pgxpool.ShouldPingParams) bool { return false },
+			ObserveStatement: func(ctx context.Context, name string, _ time.Duration, _ error) {
+				e.mu.Lock()
+				e.statements = append(e.statements, name)
+				e.stmtCtxs = append(e.stmtCtxs, ctxInfo(ctx))
+				e.mu.Unlock()
+			},
+			RedisHook: hooks,
+		},
+	})
+	e.URL, e.direct, e.dbase = e.srv.URL, e.srv.Direct, e.srv.Database
+	e.rdb = e.srv.App.Redis
 	return e
 }
 
-func (e *env) token(userID int64) string {
-	tok, err := e.keys.Sign(userID, time.Hour)
-	if err != nil {
-		e.t.Fatal(err)
+// redisHooks chains hooks into one.
+type redisHooks []redis.Hook
+
+func (hs redisHooks) DialHook(next redis.DialHook) redis.DialHook {
+	for i := len(hs) - 1; i >= 0; i-- {
+		next = hs[i].DialHook(next)
 	}
-	return tok
+	return next
+}
+
+func (hs redisHooks) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	for i := len(hs) - 1; i >= 0; i-- {
+		next = hs[i].ProcessHook(next)
+	}
+	return next
+}
+
+func (hs redisHooks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	for i := len(hs) - 1; i >= 0; i-- {
+		next = hs[i].ProcessPipelineHook(next)
+	}
+	return next
+}
+
+func (e *env) token(userID int64) string { return e.srv.Token(userID) }
+
+// responseCacheStats reads the response cache's counters from /health/cache.
+func (e *env) responseCacheStats() respcache.Stats {
+	e.t.Helper()
+	_, body := e.srv.Get("/health/cache")
+	var h struct {
+		ResponseCache *respcache.Stats `json:"responseCache"`
+	}
+	if err := json.Unmarshal([]byte(body), &h); err != nil || h.ResponseCache == nil {
+		e.t.Fatalf("/health/cache: %s (%v)", body, err)
+	}
+	return *h.ResponseCache
 }
 
 // resetStatements forgets the statements counted so far.
@@ -235,12 +212,12 @@ func (e *env) do(authz, query string, vars map[string]any) gqlResponse {
 
 func (e *env) doErr(authz, query string, vars map[string]any) (gqlResponse, error) {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/query", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
-	res, err := e.srv.Client().Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return gqlResponse{}, err
 	}

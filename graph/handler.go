@@ -58,7 +58,7 @@ type HandlerConfig struct {
 // NewHandler returns the GraphQL handler for /query, built with handler.New and only the
 // transports and extensions chosen here.
 func NewHandler(cfg HandlerConfig) *handler.Server {
-	limits := cfg.Limits.withDefaults()
+	limits := cfg.Limits.WithDefaults()
 	srv := handler.New(NewExecutableSchema(Config{
 		Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}, Complexity: complexityRoot(),
 	}))
@@ -89,7 +89,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		viewer, _ := auth.Viewer(ctx)
 		ctx = loader.With(ctx, cfg.Loaders.New(viewer))
-		prefetchOperation(ctx)
+		loader.PrefetchOperation(ctx)
 		return next(ctx)
 	})
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.RequestID))

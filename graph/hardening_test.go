@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/graph"
+	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/httpapi"
 )
 
@@ -29,7 +30,7 @@ func (e *env) post(authz string, body any) (int, http.Header, gqlResponse) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/query", bytes.NewReader(raw))
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
@@ -39,7 +40,7 @@ func (e *env) post(authz string, body any) (int, http.Header, gqlResponse) {
 
 func (e *env) send(req *http.Request) (int, http.Header, gqlResponse) {
 	e.t.Helper()
-	res, err := e.srv.Client().Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestBodyOverLimitIs413(t *testing.T) {
 		if chunked {
 			body = io.MultiReader(body) // hides the length: Transfer-Encoding chunked
 		}
-		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/query", body)
+		req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", body)
 		req.Header.Set("Content-Type", "application/json")
 		status, h, resp := e.send(req)
 		if status != http.StatusRequestEntityTooLarge || len(resp.Errors) != 1 || resp.codes()[0] != "BAD_USER_INPUT" ||
@@ -233,7 +234,7 @@ func sha(s string) string {
 // cache keys on the query the hash stands for.
 func TestAutomaticPersistedQueries(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{apq: true, respCache: true})
+	e := newEnv(t, envOptions{respCache: true})
 	f := newFixture(t, e, 3)
 	authz := "Bearer " + e.token(f.alice)
 	qMe := `{ me { name } }`
@@ -255,7 +256,7 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 			t.Fatalf("hash with query: %s %+v", resp.Data, resp.Errors)
 		}
 		ttl, err := e.rdb.TTL(context.Background(), "apq:"+hash).Result()
-		if err != nil || ttl <= 0 || ttl > time.Minute {
+		if err != nil || ttl <= 0 || ttl > apq.DefaultTTL {
 			t.Fatalf("apq:%s TTL %v %v", hash, ttl, err)
 		}
 		for range 2 { // the second from the response cache
@@ -264,7 +265,7 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 			}
 		}
 		// Over GET as well, as CDNs like it.
-		u := e.srv.URL + "/query?extensions=" + url.QueryEscape(fmt.Sprintf(`{"persistedQuery":{"version":1,"sha256Hash":%q}}`, hash))
+		u := e.URL + "/query?extensions=" + url.QueryEscape(fmt.Sprintf(`{"persistedQuery":{"version":1,"sha256Hash":%q}}`, hash))
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		req.Header.Set("Authorization", authz)
 		if _, _, resp := e.send(req); len(resp.Errors) != 0 || string(resp.Data) != tc.want {
@@ -288,7 +289,7 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 	}
 
 	// Another instance on the same Redis knows the query.
-	other := newEnv(t, envOptions{apq: true, redisURL: e.redisURL})
+	other := newEnv(t, envOptions{redisURL: e.redisURL})
 	typename := `{ __typename }`
 	e.post("", apqBody(typename, sha(typename)))
 	if _, _, resp := other.post("", apqBody("", sha(typename))); len(resp.Errors) != 0 || string(resp.Data) != `{"__typename":"Query"}` {

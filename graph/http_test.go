@@ -72,7 +72,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			status: 405, wantType: plainJSON, wantCode: "BAD_USER_INPUT", allow: "GET, POST, OPTIONS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			target := e.srv.URL + "/query"
+			target := e.URL + "/query"
 			var body io.Reader
 			switch {
 			case tc.method == "GET":
@@ -97,7 +97,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			if tc.authz != "" {
 				req.Header.Set("Authorization", tc.authz)
 			}
-			res, err := e.srv.Client().Do(req)
+			res, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -46,7 +46,10 @@ const (
 	DefaultMaxTokens     = 10000
 )
 
-func (l Limits) withDefaults() Limits {
+// DefaultLimits returns the default of every limit.
+func DefaultLimits() Limits { return Limits{}.WithDefaults() }
+
+func (l Limits) WithDefaults() Limits {
 	for _, f := range []struct {
 		v   *int
 		def int

@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,16 +14,12 @@ import (
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/db/dbtest"
-	"github.com/threadline/threadline/graph"
-	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/httpapi"
-	"github.com/threadline/threadline/internal/live"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -37,26 +30,17 @@ type liveStack struct {
 	dbase    testenv.Database
 	direct   *pgxpool.Pool
 	redisURL string
-	keys     *auth.Keys
 }
 
 func newLiveStack(t *testing.T) *liveStack {
 	t.Helper()
 	s := &liveStack{t: t, dbase: testenv.NewDatabase(t), redisURL: testenv.NewRedis(t)}
 	s.direct = dbtest.Open(t, s.dbase.DirectURL)
-	var err error
-	if s.keys, err = auth.NewKeys(testSecret); err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 
 func (s *liveStack) token(userID int64) string {
-	tok, err := s.keys.Sign(userID, time.Hour)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return tok
+	return apptest.Token(s.t, apptest.Secret, userID, time.Hour)
 }
 
 type instanceOptions struct {
@@ -66,65 +50,36 @@ type instanceOptions struct {
 	maxSubs int
 }
 
-// instance is one server: its own pool, hub, handler and HTTP server with short read and write
-// timeouts (a WebSocket connection must outlive them).
+// instance is one server of the deployment, with short HTTP read and write timeouts (a
+// WebSocket connection must outlive them).
 type instance struct {
-	srv  *httptest.Server
-	url  string // ws://…/query
-	hub  *live.Hub
-	chat *chat.Service
-	reg  *prometheus.Registry
+	srv *apptest.Server
+	url string // ws://…/query
+	reg *prometheus.Registry
 }
 
 const serverTimeout = time.Second
 
 func (s *liveStack) instance(o instanceOptions) *instance {
-	t := s.t
-	t.Helper()
-	pool, err := db.OpenPool(context.Background(), s.dbase.PooledURL, db.PoolConfig{MaxConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	ropts, err := redis.ParseURL(s.redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	ropts.ContextTimeoutEnabled, ropts.MaxRetries = true, -1
-	rdb := redis.NewClient(ropts)
-	t.Cleanup(func() { rdb.Close() })
-
-	store := db.NewStore(pool)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := prometheus.NewRegistry()
-	hub := live.NewHub(live.Config{Redis: rdb, Store: store, Log: log, Registerer: reg, Buffer: o.buffer})
-	service := chat.NewService(store)
-	service.OnMessageSent(hub.Publish)
-	gql := graph.NewHandler(graph.HandlerConfig{
-		Chat:    service,
-		Loaders: loader.NewFactory(store, loader.Config{}),
-		Log:     log,
-		Live:    hub,
-		Keys:    s.keys,
-		WebSocket: graph.WebSocketConfig{
-			AllowedOrigins: o.origins, PingInterval: o.ping, InitTimeout: 2 * time.Second, MaxSubscriptions: o.maxSubs,
+	s.t.Helper()
+	srv := apptest.Start(s.t, apptest.Options{
+		Database: &s.dbase, RedisURL: s.redisURL,
+		Configure: func(c *app.Config) {
+			c.CacheEnabled, c.ResponseCacheEnabled = false, false
+			c.ReadTimeout, c.WriteTimeout = serverTimeout, serverTimeout
+			if o.buffer > 0 {
+				c.SubscriberBuffer = o.buffer
+			}
+			if o.ping > 0 {
+				c.WSPingInterval = o.ping
+			}
+			if o.maxSubs > 0 {
+				c.WSMaxSubscriptions = o.maxSubs
+			}
+			c.WSAllowedOrigins = o.origins
 		},
 	})
-	h := httpapi.NewHandler(httpapi.Config{Log: log, GraphQL: gql, Authenticate: s.keys.Middleware, MaxBodyBytes: 64 << 10, RequestTimeout: 5 * time.Second},
-		httpapi.NewReadiness(nil, time.Second))
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ReadTimeout, srv.Config.WriteTimeout = serverTimeout, serverTimeout
-	srv.Start()
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { // before srv.Close: Close does not wait for hijacked connections
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := hub.Close(ctx); err != nil {
-			t.Errorf("hub close: %v", err)
-		}
-	})
-	return &instance{srv: srv, url: wsURL(srv.URL), hub: hub, chat: service, reg: reg}
+	return &instance{srv: srv, url: srv.WebSocketURL(), reg: srv.App.Registry}
 }
 
 func (in *instance) metric(t testing.TB, name string) float64 {
@@ -163,7 +118,7 @@ func (s *liveStack) sendErr(in *instance, userID, conv int64, body, clientID str
 	req, _ := http.NewRequest(http.MethodPost, in.srv.URL+"/query", strings.NewReader(string(payload)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+s.token(userID))
-	res, err := in.srv.Client().Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -179,16 +134,16 @@ func (s *liveStack) sendErr(in *instance, userID, conv int64, body, clientID str
 }
 
 // subscriber connects as userID and subscribes to conv.
-func (s *liveStack) subscriber(in *instance, userID, conv int64, afterSeq *int64) *wsClient {
+func (s *liveStack) subscriber(in *instance, userID, conv int64, afterSeq *int64) *apptest.WS {
 	s.t.Helper()
-	c, _, err := dialWS(s.t, in.url, dialOptions{})
+	c, _, err := apptest.DialWS(s.t, in.url, apptest.DialOptions{})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := c.connect(map[string]any{"Authorization": "Bearer " + s.token(userID)}); err != nil {
+	if err := c.Init(map[string]any{"Authorization": "Bearer " + s.token(userID)}); err != nil {
 		s.t.Fatalf("connect: %v", err)
 	}
-	c.subscribe("1", messageAddedQuery, subVars(conv, afterSeq))
+	c.Subscribe("1", apptest.MessageAddedQuery, subVars(conv, afterSeq))
 	return c
 }
 
@@ -224,25 +179,25 @@ func TestLiveMessageReachesAnotherInstance(t *testing.T) {
 	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
 
 	onB := s.subscriber(b, users[1], conv, nil)
-	legacy, _, err := dialWS(t, b.url, dialOptions{proto: "graphql-ws"})
+	legacy, _, err := apptest.DialWS(t, b.url, apptest.DialOptions{Protocol: "graphql-ws"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := legacy.connect(map[string]any{"authorization": "Bearer " + s.token(users[1])}); err != nil {
+	if err := legacy.Init(map[string]any{"authorization": "Bearer " + s.token(users[1])}); err != nil {
 		t.Fatal(err)
 	}
-	legacy.subscribe("L", messageAddedQuery, subVars(conv, nil))
+	legacy.Subscribe("L", apptest.MessageAddedQuery, subVars(conv, nil))
 	b.waitSubscribed(t, 2)
 	// Past the HTTP server's read and write timeouts: the connection lives on.
 	time.Sleep(serverTimeout + 300*time.Millisecond)
 
 	s.send(a, users[0], conv, "hello from A", "c-1")
-	for who, c := range map[string]*wsClient{"graphql-transport-ws": onB, "graphql-ws": legacy} {
+	for who, c := range map[string]*apptest.WS{"graphql-transport-ws": onB, "graphql-ws": legacy} {
 		id := "1"
 		if c == legacy {
 			id = "L"
 		}
-		got := c.messages(id, 1, 10*time.Second)[0]
+		got := c.Messages(id, 1, 10*time.Second)[0]
 		if got.Seq != 1 || got.Body != "hello from A" || got.Sender.Name != "Alice" || got.Sender.ID != strconv.FormatInt(users[0], 10) ||
 			got.ConversationID != strconv.FormatInt(conv, 10) || got.ClientMessageID == nil || *got.ClientMessageID != "c-1" || got.CreatedAt == "" {
 			t.Fatalf("%s: got %+v", who, got)
@@ -254,7 +209,7 @@ func TestLiveMessageReachesAnotherInstance(t *testing.T) {
 	if n := b.metric(t, "threadline_subscription_deliveries_total"); n != 2 {
 		t.Errorf("B delivered %v messages, want 2", n)
 	}
-	onB.quiet(200 * time.Millisecond)
+	onB.Quiet(200 * time.Millisecond)
 }
 
 // 5 concurrent senders x 200 messages; 3 subscribers, one joining late with
@@ -268,17 +223,17 @@ func TestConcurrentSendersEverySubscriberGetsEverySeqOnce(t *testing.T) {
 	const senders, each = 5, 200
 	const total = senders * each
 
-	subs := []*wsClient{s.subscriber(a, users[0], conv, nil), s.subscriber(b, users[1], conv, nil)}
+	subs := []*apptest.WS{s.subscriber(a, users[0], conv, nil), s.subscriber(b, users[1], conv, nil)}
 	a.waitSubscribed(t, 1)
 	b.waitSubscribed(t, 1)
 
 	got := make([][]int64, 3)
 	readErrs := make([]error, 3)
 	var readers sync.WaitGroup
-	read := func(i int, c *wsClient) {
+	read := func(i int, c *apptest.WS) {
 		readers.Go(func() {
-			ms, err := c.collect("1", total, 60*time.Second, "")
-			got[i], readErrs[i] = seqsOf(ms), err
+			ms, err := c.Collect("1", total, 60*time.Second, "")
+			got[i], readErrs[i] = apptest.Seqs(ms), err
 		})
 	}
 	read(0, subs[0])
@@ -317,7 +272,7 @@ func TestConcurrentSendersEverySubscriberGetsEverySeqOnce(t *testing.T) {
 		if readErrs[i] != nil {
 			t.Errorf("subscriber %d: %v", i, readErrs[i])
 		}
-		checkSeqs(t, fmt.Sprint("subscriber ", i), g, 1, total)
+		apptest.CheckSeqs(t, fmt.Sprint("subscriber ", i), g, 1, total)
 	}
 }
 
@@ -335,19 +290,19 @@ func TestDroppedSubscriberResumesExactly(t *testing.T) {
 	for i := range 40 {
 		s.send(a, users[0], conv, fmt.Sprint("m", i), "")
 	}
-	seen := first.messages("1", 25, 10*time.Second)
-	checkSeqs(t, "before the drop", seqsOf(seen), 1, 25)
+	seen := first.Messages("1", 25, 10*time.Second)
+	apptest.CheckSeqs(t, "before the drop", apptest.Seqs(seen), 1, 25)
 	last := seen[len(seen)-1].Seq
-	first.conn.CloseNow() // dropped, whatever was in flight is lost
+	first.Drop() // dropped, whatever was in flight is lost
 
 	for i := range 60 {
 		s.send(a, users[0], conv, fmt.Sprint("n", i), "")
 	}
 	again := s.subscriber(b, users[1], conv, i64(last))
-	checkSeqs(t, "after resuming", seqsOf(again.messages("1", 100-int(last), 10*time.Second)), last+1, 100)
+	apptest.CheckSeqs(t, "after resuming", apptest.Seqs(again.Messages("1", 100-int(last), 10*time.Second)), last+1, 100)
 	s.send(a, users[0], conv, "live again", "")
-	checkSeqs(t, "live after the replay", seqsOf(again.messages("1", 1, 10*time.Second)), 101, 101)
-	again.quiet(200 * time.Millisecond)
+	apptest.CheckSeqs(t, "live after the replay", apptest.Seqs(again.Messages("1", 1, 10*time.Second)), 101, 101)
+	again.Quiet(200 * time.Millisecond)
 }
 
 // No token, a bad token and a non-member are refused with the right codes and
@@ -359,7 +314,7 @@ func TestSubscriptionRefusals(t *testing.T) {
 	alice, mallory := users[0], users[2]
 	conv := dbtest.Conversation(t, s.direct, "Private", users[0], users[1])
 	in := s.instance(instanceOptions{origins: []string{"https://app.example.com"}, maxSubs: 2})
-	expired, _ := s.keys.Sign(alice, -time.Hour)
+	expired := apptest.Token(t, apptest.Secret, alice, -time.Hour)
 
 	for name, payload := range map[string]map[string]any{
 		"no token":        {},
@@ -376,11 +331,11 @@ func TestSubscriptionRefusals(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
-				c, _, err := dialWS(t, in.url, dialOptions{proto: proto})
+				c, _, err := apptest.DialWS(t, in.url, apptest.DialOptions{Protocol: proto})
 				if err != nil {
 					t.Fatal(err)
 				}
-				err = c.connect(payload)
+				err = c.Init(payload)
 				if err == nil {
 					t.Fatalf("%s: connection_ack without a valid token", proto)
 				}
@@ -397,24 +352,24 @@ func TestSubscriptionRefusals(t *testing.T) {
 	t.Run("key in any case, or the upgrade's header", func(t *testing.T) {
 		t.Parallel()
 		for _, key := range []string{"Authorization", "authorization", "AUTHORIZATION"} {
-			c, _, err := dialWS(t, in.url, dialOptions{})
+			c, _, err := apptest.DialWS(t, in.url, apptest.DialOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.connect(map[string]any{key: "Bearer " + s.token(alice)}); err != nil {
+			if err := c.Init(map[string]any{key: "Bearer " + s.token(alice)}); err != nil {
 				t.Fatalf("%s: %v", key, err)
 			}
 		}
-		c, _, err := dialWS(t, in.url, dialOptions{header: http.Header{"Authorization": {"Bearer " + s.token(alice)}}})
+		c, _, err := apptest.DialWS(t, in.url, apptest.DialOptions{Header: http.Header{"Authorization": {"Bearer " + s.token(alice)}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.connect(nil); err != nil {
+		if err := c.Init(nil); err != nil {
 			t.Fatalf("header: %v", err)
 		}
 		// Queries work over the socket too.
-		c.subscribe("q", `{ me { name } }`, nil)
-		if m, _ := c.recv(5 * time.Second); m.Type != "next" || !strings.Contains(string(m.Payload), `"Alice"`) {
+		c.Subscribe("q", `{ me { name } }`, nil)
+		if m, _ := c.Next(5 * time.Second); m.Type != "next" || !strings.Contains(string(m.Payload), `"Alice"`) {
 			t.Fatalf("query over websocket: %s %s", m.Type, m.Payload)
 		}
 	})
@@ -423,24 +378,24 @@ func TestSubscriptionRefusals(t *testing.T) {
 		t.Parallel()
 		// The conversation holds one message by now ("secret", sent below).
 		c := s.subscriber(in, alice, conv, nil) // subscription "1"
-		c.subscribe("2", messageAddedQuery, subVars(conv, nil))
-		c.subscribe("3", messageAddedQuery, subVars(conv, nil))
+		c.Subscribe("2", apptest.MessageAddedQuery, subVars(conv, nil))
+		c.Subscribe("3", apptest.MessageAddedQuery, subVars(conv, nil))
 		// gqlgen starts each subscription on its own goroutine: any one of the three is refused.
-		m, _ := c.recv(5 * time.Second)
+		m, _ := c.Next(5 * time.Second)
 		refused := m.ID
 		if m.Type != "next" || !strings.Contains(string(m.Payload), `"RATE_LIMITED"`) {
 			t.Fatalf("third subscription: %s %s %s", m.ID, m.Type, m.Payload)
 		}
-		if m, _ := c.recv(5 * time.Second); m.ID != refused || m.Type != "complete" {
+		if m, _ := c.Next(5 * time.Second); m.ID != refused || m.Type != "complete" {
 			t.Fatalf("after the refusal: %s %s", m.ID, m.Type)
 		}
 		running := map[string]string{"1": "2", "2": "1", "3": "1"}[refused]
-		c.send(wsMsg{Type: "complete", ID: running}) // frees a slot
-		if m, _ := c.recv(5 * time.Second); m.ID != running || m.Type != "complete" {
+		c.Send(apptest.WSMessage{Type: "complete", ID: running}) // frees a slot
+		if m, _ := c.Next(5 * time.Second); m.ID != running || m.Type != "complete" {
 			t.Fatalf("after complete: %s %s %s (refused %s)", m.ID, m.Type, m.Payload, refused)
 		}
-		c.subscribe("4", messageAddedQuery, subVars(conv, i64(0)))
-		if got := seqsOf(c.messages("4", 1, 5*time.Second)); got[0] != 1 {
+		c.Subscribe("4", apptest.MessageAddedQuery, subVars(conv, i64(0)))
+		if got := apptest.Seqs(c.Messages("4", 1, 5*time.Second)); got[0] != 1 {
 			t.Fatalf("a subscription after one ended: %v", got)
 		}
 	})
@@ -458,7 +413,7 @@ func TestSubscriptionRefusals(t *testing.T) {
 			if origin != "" {
 				h.Set("Origin", origin)
 			}
-			_, resp, err := dialWS(t, in.url, dialOptions{header: h})
+			_, resp, err := apptest.DialWS(t, in.url, apptest.DialOptions{Header: h})
 			if resp == nil || resp.StatusCode != want {
 				t.Errorf("origin %q: %v %v, want %d", origin, resp, err, want)
 			}
@@ -470,15 +425,15 @@ func TestSubscriptionRefusals(t *testing.T) {
 	nm := s.subscriber(in, mallory, conv, nil)
 	missing := s.subscriber(in, mallory, conv+1000, nil)
 	var answers []string
-	for _, c := range []*wsClient{nm, missing} {
-		m, _ := c.recv(5 * time.Second)
-		var p nextPayload
+	for _, c := range []*apptest.WS{nm, missing} {
+		m, _ := c.Next(5 * time.Second)
+		var p apptest.NextPayload
 		_ = json.Unmarshal(m.Payload, &p)
 		if m.Type != "next" || len(p.Errors) != 1 || p.Errors[0].Extensions["code"] != "NOT_FOUND" || (p.Data != nil && p.Data.MessageAdded != nil) {
 			t.Fatalf("non-member: %s %s", m.Type, m.Payload)
 		}
 		answers = append(answers, string(m.Payload))
-		if m, _ := c.recv(5 * time.Second); m.Type != "complete" {
+		if m, _ := c.Next(5 * time.Second); m.Type != "complete" {
 			t.Fatalf("after the error: %s %s", m.Type, m.Payload)
 		}
 	}
@@ -487,13 +442,13 @@ func TestSubscriptionRefusals(t *testing.T) {
 	}
 	for _, after := range []int64{-1, 1000} {
 		bad := s.subscriber(in, alice, conv, i64(after))
-		if m, _ := bad.recv(5 * time.Second); !strings.Contains(string(m.Payload), "BAD_USER_INPUT") {
+		if m, _ := bad.Next(5 * time.Second); !strings.Contains(string(m.Payload), "BAD_USER_INPUT") {
 			t.Fatalf("afterSeq %d: %s %s", after, m.Type, m.Payload)
 		}
 	}
 	s.send(in, alice, conv, "secret", "")
-	nm.quiet(300 * time.Millisecond)
-	missing.quiet(10 * time.Millisecond)
+	nm.Quiet(300 * time.Millisecond)
+	missing.Quiet(10 * time.Millisecond)
 	if n := in.metric(t, "threadline_subscriptions_active"); n != 0 {
 		t.Errorf("%v subscriptions active", n)
 	}
@@ -527,17 +482,17 @@ func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 	normal := s.subscriber(in, users[1], conv, nil)
 	in.waitSubscribed(t, 2)
 
-	var got []liveMessage
+	var got []apptest.LiveMessage
 	var readErr error
 	var reader sync.WaitGroup
-	reader.Go(func() { got, readErr = normal.collect("1", 10000, 60*time.Second, "end") })
+	reader.Go(func() { got, readErr = normal.Collect("1", 10000, 60*time.Second, "end") })
 
 	// Large messages fill the slow client's TCP buffers quickly; then its buffer on the
 	// server overflows.
 	body := strings.Repeat("x", 4000)
 	send := func(body string) {
 		t.Helper()
-		if _, err := in.chat.SendMessage(context.Background(), users[0], chat.NewMessage{ConversationID: conv, Body: body}); err != nil {
+		if _, err := in.srv.App.Chat.SendMessage(context.Background(), users[0], chat.NewMessage{ConversationID: conv, Body: body}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -561,17 +516,17 @@ func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 	if readErr != nil {
 		t.Fatal(readErr)
 	}
-	checkSeqs(t, "normal subscriber", seqsOf(got), 1, int64(sent))
+	apptest.CheckSeqs(t, "normal subscriber", apptest.Seqs(got), 1, int64(sent))
 
 	// Now the slow client reads: seq 1..K in order, then the error telling it where to resume.
 	var k int64
 	for {
-		m, ok := slow.recv(30 * time.Second)
+		m, ok := slow.Next(30 * time.Second)
 		if !ok {
-			t.Fatalf("closed after seq %d: %v", k, slow.closeErr)
+			t.Fatalf("closed after seq %d: %v", k, slow.Err())
 		}
 		if m.Type == "next" {
-			var p nextPayload
+			var p apptest.NextPayload
 			if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data == nil || p.Data.MessageAdded.Seq != k+1 {
 				t.Fatalf("after seq %d: %s", k, m.Payload)
 			}
@@ -593,8 +548,8 @@ func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 	}
 	t.Logf("cut off after seq %d of %d", k, sent)
 	// Resubscribing with afterSeq gives exactly the rest, on the same connection.
-	slow.subscribe("2", messageAddedQuery, subVars(conv, i64(k)))
-	checkSeqs(t, "resumed", seqsOf(slow.messages("2", sent-int(k), 30*time.Second)), k+1, int64(sent))
+	slow.Subscribe("2", apptest.MessageAddedQuery, subVars(conv, i64(k)))
+	apptest.CheckSeqs(t, "resumed", apptest.Seqs(slow.Messages("2", sent-int(k), 30*time.Second)), k+1, int64(sent))
 }
 
 // Shutdown sends subscribers a going-away close (1001), without completing their
@@ -606,35 +561,33 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 	conv := dbtest.Conversation(t, s.direct, "General", users...)
 	in := s.instance(instanceOptions{})
 	c := s.subscriber(in, users[1], conv, nil)
-	idle, _, err := dialWS(t, in.url, dialOptions{})
+	idle, _, err := apptest.DialWS(t, in.url, apptest.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := idle.connect(map[string]any{"Authorization": "Bearer " + s.token(users[0])}); err != nil {
+	if err := idle.Init(map[string]any{"Authorization": "Bearer " + s.token(users[0])}); err != nil {
 		t.Fatal(err)
 	}
-	idle.listen() // it reads, so it answers the close handshake at once
+	idle.Listen() // it reads, so it answers the close handshake at once
 	in.waitSubscribed(t, 1)
 	s.send(in, users[0], conv, "one", "")
-	c.messages("1", 1, 5*time.Second)
+	c.Messages("1", 1, 5*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := in.hub.Close(ctx); err != nil {
+	if err := in.srv.App.GoAway(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, cl := range []*wsClient{c, idle} {
-		code, reason := cl.closeStatus(5 * time.Second)
+	for _, cl := range []*apptest.WS{c, idle} {
+		code, reason := cl.CloseStatus(5 * time.Second)
 		if code != websocket.StatusGoingAway {
 			t.Fatalf("closed with %v %q, want 1001 going away", code, reason)
 		}
 	}
-	select {
-	case m := <-c.in:
+	if m, ok := c.TryNext(); ok {
 		t.Fatalf("the subscription got %s %s before the close", m.Type, m.Payload)
-	default:
 	}
-	_, resp, err := dialWS(t, in.url, dialOptions{})
+	_, resp, err := apptest.DialWS(t, in.url, apptest.DialOptions{})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("new connection during shutdown: %v %v", resp, err)
 	}

@@ -19,9 +19,9 @@ const cachedPageQuery = `query Page($id: ID!) { conversation(id: $id) { title me
 
 // hitsAfter runs fn and returns how many response-cache hits it produced.
 func (e *env) hitsAfter(fn func()) int64 {
-	before := e.respCache.Stats().Hits
+	before := e.responseCacheStats().Hits
 	fn()
-	return e.respCache.Stats().Hits - before
+	return e.responseCacheStats().Hits - before
 }
 
 // cachedRead runs q twice as user and checks that the second run is a response-cache hit with the
@@ -43,7 +43,7 @@ func (e *env) cachedRead(user int64, q string, vars map[string]any) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	e.t.Fatalf("the response was never served from the cache: %+v", e.respCache.Stats())
+	e.t.Fatalf("the response was never served from the cache: %+v", e.responseCacheStats())
 	return ""
 }
 
@@ -148,7 +148,7 @@ func TestResponseCacheSkipsWhatItCannotTrack(t *testing.T) {
 			}
 		}
 	}
-	if s := e.respCache.Stats(); s.Uncacheable < 6 {
+	if s := e.responseCacheStats(); s.Uncacheable < 6 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -219,7 +219,7 @@ func TestResponseCacheNoStaleReads(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	s := e.respCache.Stats()
+	s := e.responseCacheStats()
 	t.Logf("%d reads, %d sends; response cache %+v", reads.Load(), acked.Load()-5, s)
 	if n := stale.Load(); n > 0 {
 		t.Fatalf("%d stale reads; first: %v", n, firstStale.Load())
@@ -255,7 +255,7 @@ func TestResponseCacheRedisHung(t *testing.T) {
 	var hitsSeen bool
 	for !hitsSeen {
 		if time.Since(start) > 15*time.Second {
-			t.Fatalf("no response-cache hit 15s after the pause: %+v", e.respCache.Stats())
+			t.Fatalf("no response-cache hit 15s after the pause: %+v", e.responseCacheStats())
 		}
 		var resp gqlResponse
 		n := e.hitsAfter(func() { resp = e.do("Bearer "+e.token(f.alice), cachedPageQuery, vars) })

@@ -8,48 +8,112 @@ package graph
 import (
 	"context"
 
+	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/model"
+	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/respcache"
 )
 
 func (r *conversationResolver) Members(ctx context.Context, obj *chat.Conversation) ([]*chat.User, error) {
-	return members(ctx, obj.ID)
+	respcache.Static(ctx) // members are set when a conversation is created
+	users, err := loader.Members(ctx, obj.ID)
+	return pointers(users), err
 }
 
 func (r *conversationResolver) LastMessage(ctx context.Context, obj *chat.Conversation) (*chat.Message, error) {
-	return lastMessage(ctx, obj.ID)
+	page, err := loader.Page(ctx, chat.PageKey{ConversationID: obj.ID, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	respcache.Depend(ctx, page.Generation)
+	if len(page.Messages) == 0 {
+		return nil, nil
+	}
+	return &page.Messages[0], nil
 }
 
 func (r *conversationResolver) Messages(ctx context.Context, obj *chat.Conversation, limit *int, offset *int) (*model.MessagePage, error) {
-	return messagePage(ctx, obj, limit, offset)
+	key, err := chat.OffsetPageArgs(obj.ID, limit, offset)
+	if err != nil {
+		return nil, err
+	}
+	page, err := loader.Page(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	respcache.Depend(ctx, page.Generation)
+	return &model.MessagePage{Items: pointers(page.Messages), Limit: key.Limit, Offset: key.Offset, HasMore: page.HasMore}, nil
 }
 
 func (r *conversationResolver) History(ctx context.Context, obj *chat.Conversation, first *int, before *string) (*model.MessageConnection, error) {
-	return r.history(ctx, obj, first, before)
+	size, beforeSeq, err := chat.HistoryArgs(first, before)
+	if err != nil {
+		return nil, err
+	}
+	if beforeSeq == 0 { // the first page is the offset-0 page: it batches and caches with them
+		page, err := loader.Page(ctx, chat.PageKey{ConversationID: obj.ID, Limit: size})
+		if err != nil {
+			return nil, err
+		}
+		respcache.Depend(ctx, page.Generation)
+		return messageConnection(chat.History{Messages: page.Messages, HasNextPage: page.HasMore}), nil
+	}
+	if beforeSeq <= obj.LastSeq {
+		respcache.Static(ctx) // messages before an existing one never change
+	} else {
+		respcache.Uncacheable(ctx) // a cursor past the end reads the newest page
+	}
+	h, err := r.Chat.HistoryBefore(ctx, obj, size, beforeSeq)
+	return messageConnection(h), err
 }
 
 func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMessageInput) (*chat.Message, error) {
-	return r.sendMessage(ctx, input)
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := r.Chat.SendMessage(ctx, viewer, chat.NewMessage{
+		ConversationID: input.ConversationID, Body: input.Body, ClientMessageID: input.ClientMessageID,
+	})
+	return &msg, err
 }
 
 func (r *mutationResolver) CreateConversation(ctx context.Context, input model.CreateConversationInput) (*chat.Conversation, error) {
-	return r.createConversation(ctx, input)
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := r.Chat.CreateConversation(ctx, viewer, input.Title, input.MemberIds)
+	return &conv, err
 }
 
 func (r *queryResolver) Me(ctx context.Context) (*chat.User, error) {
-	return me(ctx)
+	respcache.Static(ctx) // users never change
+	return loader.Viewer(ctx)
 }
 
 func (r *queryResolver) Conversation(ctx context.Context, id int64) (*chat.Conversation, error) {
-	return conversation(ctx, id)
+	respcache.DependViewer(ctx) // null or not depends on the viewer's memberships
+	return loader.Conversation(ctx, id)
 }
 
 func (r *queryResolver) Conversations(ctx context.Context, first *int, after *string) (*model.ConversationConnection, error) {
-	return r.conversations(ctx, first, after)
+	respcache.Uncacheable(ctx) // the order depends on every conversation of the viewer
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := r.Chat.Conversations(ctx, viewer, first, after)
+	if err != nil {
+		return nil, err
+	}
+	loader.PrefetchConversationList(ctx, list.Conversations)
+	return conversationConnection(list, after), nil
 }
 
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, conversationID int64, afterSeq *int) (<-chan *chat.Message, error) {
-	return r.messageAdded(ctx, conversationID, afterSeq)
+	return subscribeMessages(ctx, r.Live, conversationID, afterSeq)
 }
 
 func (r *Resolver) Conversation() ConversationResolver { return &conversationResolver{r} }

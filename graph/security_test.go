@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/threadline/threadline/app/apptest"
 )
 
 // A user guessing other conversations' IDs, through every query and mutation,
@@ -118,7 +119,7 @@ func futureNbfToken(t testing.TB, userID int64) string {
 	now := time.Now()
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": fmt.Sprint(userID), "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(time.Minute).Unix(),
-	}).SignedString([]byte(testSecret))
+	}).SignedString([]byte(apptest.Secret))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func (q *Queries) ConversationInsert(ctx context.Context, arg ConversationInsert
 	return i, err
 }
 
-const conversationsByMember = `-- name: ConversationsByMember :many
+const conversationListByMember = `-- name: ConversationListByMember :many
 SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
@@ -81,7 +81,7 @@ ORDER BY c.last_message_at DESC, c.id DESC
 LIMIT $5
 `
 
-type ConversationsByMemberParams struct {
+type ConversationListByMemberParams struct {
 	UserID    int64
 	HasCursor bool
 	AfterTime time.Time
@@ -89,7 +89,7 @@ type ConversationsByMemberParams struct {
 	RowLimit  int32
 }
 
-type ConversationsByMemberRow struct {
+type ConversationListByMemberRow struct {
 	ID            int64
 	Title         string
 	CreatedAt     time.Time
@@ -98,8 +98,8 @@ type ConversationsByMemberRow struct {
 }
 
 // A user's conversations, latest activity first, keyset-paginated on (last_message_at, id).
-func (q *Queries) ConversationsByMember(ctx context.Context, arg ConversationsByMemberParams) ([]ConversationsByMemberRow, error) {
-	rows, err := q.db.Query(ctx, conversationsByMember,
+func (q *Queries) ConversationListByMember(ctx context.Context, arg ConversationListByMemberParams) ([]ConversationListByMemberRow, error) {
+	rows, err := q.db.Query(ctx, conversationListByMember,
 		arg.UserID,
 		arg.HasCursor,
 		arg.AfterTime,
@@ -110,9 +110,9 @@ func (q *Queries) ConversationsByMember(ctx context.Context, arg ConversationsBy
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ConversationsByMemberRow{}
+	items := []ConversationListByMemberRow{}
 	for rows.Next() {
-		var i ConversationsByMemberRow
+		var i ConversationListByMemberRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.Title,
@@ -130,19 +130,19 @@ func (q *Queries) ConversationsByMember(ctx context.Context, arg ConversationsBy
 	return items, nil
 }
 
-const conversationsForMember = `-- name: ConversationsForMember :many
+const conversationsByIDForMember = `-- name: ConversationsByIDForMember :many
 SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $1
 WHERE c.id = ANY($2::bigint[])
 `
 
-type ConversationsForMemberParams struct {
+type ConversationsByIDForMemberParams struct {
 	UserID int64
 	Ids    []int64
 }
 
-type ConversationsForMemberRow struct {
+type ConversationsByIDForMemberRow struct {
 	ID            int64
 	Title         string
 	CreatedAt     time.Time
@@ -152,15 +152,15 @@ type ConversationsForMemberRow struct {
 
 // The given conversations that the user is a member of; the others are left out, so a
 // non-member sees exactly what a stranger to a missing conversation sees.
-func (q *Queries) ConversationsForMember(ctx context.Context, arg ConversationsForMemberParams) ([]ConversationsForMemberRow, error) {
-	rows, err := q.db.Query(ctx, conversationsForMember, arg.UserID, arg.Ids)
+func (q *Queries) ConversationsByIDForMember(ctx context.Context, arg ConversationsByIDForMemberParams) ([]ConversationsByIDForMemberRow, error) {
+	rows, err := q.db.Query(ctx, conversationsByIDForMember, arg.UserID, arg.Ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ConversationsForMemberRow{}
+	items := []ConversationsByIDForMemberRow{}
 	for rows.Next() {
-		var i ConversationsForMemberRow
+		var i ConversationsByIDForMemberRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.Title,

@@ -9,23 +9,6 @@ import (
 	"context"
 )
 
-const userInsert = `-- name: UserInsert :one
-INSERT INTO users (name) VALUES ($1)
-RETURNING id, name
-`
-
-type UserInsertRow struct {
-	ID   int64
-	Name string
-}
-
-func (q *Queries) UserInsert(ctx context.Context, name string) (UserInsertRow, error) {
-	row := q.db.QueryRow(ctx, userInsert, name)
-	var i UserInsertRow
-	err := row.Scan(&i.ID, &i.Name)
-	return i, err
-}
-
 const usersByIDs = `-- name: UsersByIDs :many
 SELECT id, name
 FROM users

@@ -1,4 +1,4 @@
--- name: ConversationsForMember :many
+-- name: ConversationsByIDForMember :many
 -- The given conversations that the user is a member of; the others are left out, so a
 -- non-member sees exactly what a stranger to a missing conversation sees.
 SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
@@ -6,7 +6,7 @@ FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = @user_id
 WHERE c.id = ANY(@ids::bigint[]);
 
--- name: ConversationsByMember :many
+-- name: ConversationListByMember :many
 -- A user's conversations, latest activity first, keyset-paginated on (last_message_at, id).
 SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
 FROM conversation_members m

@@ -4,10 +4,6 @@ SELECT id, name
 FROM users
 WHERE id = ANY(@ids::bigint[]);
 
--- name: UserInsert :one
-INSERT INTO users (name) VALUES (@name)
-RETURNING id, name;
-
 -- name: UsersExist :one
 -- How many of the given ids name real users (ids must be distinct).
 SELECT count(*)::int AS n

@@ -76,7 +76,7 @@ func (f *Factory) New(viewerID int64) *Loaders {
 		viewerID: viewerID,
 		users:    newLoader(f.cfg, "users", s.UsersByIDs),
 		conversations: newLoader(f.cfg, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
-			return s.ConversationsForMember(ctx, viewerID, ids)
+			return s.ConversationsByIDForMember(ctx, viewerID, ids)
 		}),
 		members: newLoader(f.cfg, "members", s.MembersByConversations),
 		pages:   newLoader(f.cfg, "pages", s.MessagePages),
@@ -209,7 +209,7 @@ func Page(ctx context.Context, key chat.PageKey) (chat.Page, error) {
 func PrefetchConversations(ctx context.Context, ids []int64) error {
 	l := For(ctx)
 	return prefetch(ctx, l.factory, l.conversations, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
-		return l.factory.store.ConversationsForMember(ctx, l.viewerID, ids)
+		return l.factory.store.ConversationsByIDForMember(ctx, l.viewerID, ids)
 	}, ids)
 }
 

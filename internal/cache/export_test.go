@@ -1,4 +1,4 @@
 package cache
 
 // SetBeforeFill installs a hook that runs between a miss's SQL read and its fill.
-func (h *History) SetBeforeFill(fn func()) { h.beforeFill = fn }
+func (h *Store) SetBeforeFill(fn func()) { h.beforeFill = fn }

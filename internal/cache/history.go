@@ -49,11 +49,18 @@ import (
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
+// Defaults of Config.
+const (
+	DefaultTTLFirstPage  = 30 * time.Second
+	DefaultTTL           = 60 * time.Second
+	DefaultGenerationTTL = 24 * time.Hour
+)
+
 // Config tunes the history cache. Zero values take the defaults.
 type Config struct {
-	TTLFirstPage  time.Duration // offset 0; default 30s
-	TTL           time.Duration // other offsets; default 60s
-	GenerationTTL time.Duration // tokens; default 24h
+	TTLFirstPage  time.Duration // offset 0; default DefaultTTLFirstPage
+	TTL           time.Duration // other offsets; default DefaultTTL
+	GenerationTTL time.Duration // tokens; default DefaultGenerationTTL
 	// Linger keeps a finished fill in process this long, for readers that missed in Redis just
 	// before it landed; default 1s.
 	Linger time.Duration
@@ -65,9 +72,9 @@ type Config struct {
 	Registerer  prometheus.Registerer
 }
 
-// History is a chat.Store whose MessagePages are cached in Redis; every other method passes
-// through to the wrapped store.
-type History struct {
+// Store is a chat.Store whose MessagePages are cached in Redis; every other method passes
+// through to the wrapped store (a decorator with the store's own method set).
+type Store struct {
 	chat.Store
 	rdb     redis.UniversalClient
 	breaker *redisclient.Breaker
@@ -87,16 +94,16 @@ type History struct {
 	stopped   sync.WaitGroup
 }
 
-// NewHistory returns a History over store. Call Close when done.
-func NewHistory(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *History {
+// NewStore returns a Store caching store's pages. Call Close when done.
+func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *Store {
 	if cfg.TTLFirstPage == 0 {
-		cfg.TTLFirstPage = 30 * time.Second
+		cfg.TTLFirstPage = DefaultTTLFirstPage
 	}
 	if cfg.TTL == 0 {
-		cfg.TTL = 60 * time.Second
+		cfg.TTL = DefaultTTL
 	}
 	if cfg.GenerationTTL == 0 {
-		cfg.GenerationTTL = 24 * time.Hour
+		cfg.GenerationTTL = DefaultGenerationTTL
 	}
 	if cfg.Linger == 0 {
 		cfg.Linger = time.Second
@@ -107,7 +114,7 @@ func NewHistory(store chat.Store, rdb redis.UniversalClient, breaker *redisclien
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &History{
+	h := &Store{
 		Store: store, rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log,
 		metrics: newMetrics(cfg.Registerer),
 		pending: make(map[int64]struct{}),
@@ -120,16 +127,21 @@ func NewHistory(store chat.Store, rdb redis.UniversalClient, breaker *redisclien
 
 // HasPending reports whether a token bump is waiting to be retried: until it lands, responses
 // cached elsewhere may hold pages older than an acknowledged write.
-func (h *History) HasPending() bool { return h.pendingN.Load() > 0 }
+func (h *Store) HasPending() bool { return h.pendingN.Load() > 0 }
 
 // Close stops the retry of failed invalidations.
-func (h *History) Close() {
+func (h *Store) Close() {
 	close(h.stop)
 	h.stopped.Wait()
 }
 
 // GenerationKey is the Redis key of a conversation's generation token.
 func GenerationKey(conv int64) string { return "msg:gen:{" + strconv.FormatInt(conv, 10) + "}" }
+
+// generation names the token a page of conv was read under, for the response cache.
+func generation(conv int64, token string) chat.Token {
+	return chat.Token{Key: GenerationKey(conv), Value: token}
+}
 
 func pagePrefix(conv int64) string { return "msg:history:{" + strconv.FormatInt(conv, 10) + "}:" }
 
@@ -156,14 +168,14 @@ func newToken() string {
 // MessagePages returns the pages in key order: cached ones from Redis, the rest from the store.
 // Conversations whose token bump is still pending are read from the store, so this instance never
 // serves a page older than a write it acknowledged.
-func (h *History) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
+func (h *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
 	if h.pendingN.Load() > 0 {
 		return h.pagesAroundPending(ctx, keys)
 	}
 	return h.cachedPages(ctx, keys)
 }
 
-func (h *History) pagesAroundPending(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
+func (h *Store) pagesAroundPending(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
 	var cachedKeys, directKeys []chat.PageKey
 	var cachedIdx, directIdx []int
 	h.pendingMu.Lock()
@@ -195,7 +207,7 @@ func (h *History) pagesAroundPending(ctx context.Context, keys []chat.PageKey) (
 	return pages, nil
 }
 
-func (h *History) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
+func (h *Store) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
 	tokens, cached, err := h.read(ctx, keys)
 	if err != nil {
 		// Redis is down, slow or skipped by the breaker: serve from PostgreSQL, uncached.
@@ -211,7 +223,7 @@ func (h *History) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.
 		if cached[i] != nil {
 			p, err := decodePage(cached[i], keys[i].ConversationID)
 			if err == nil {
-				p.Generation = tokens[i]
+				p.Generation = generation(keys[i].ConversationID, tokens[i])
 				pages[i] = p
 				h.countHit()
 				continue
@@ -231,7 +243,7 @@ func (h *History) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.
 }
 
 // read fetches the token and the stored page of every key in one pipelined round trip.
-func (h *History) read(ctx context.Context, keys []chat.PageKey) (tokens []string, pages [][]byte, err error) {
+func (h *Store) read(ctx context.Context, keys []chat.PageKey) (tokens []string, pages [][]byte, err error) {
 	tokens = make([]string, len(keys))
 	pages = make([][]byte, len(keys))
 	genTTL := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
@@ -266,7 +278,7 @@ func (h *History) read(ctx context.Context, keys []chat.PageKey) (tokens []strin
 
 // fillMisses reads the missed pages from the store, one statement for those this call leads,
 // stores them under the tokens read, and waits for the ones other calls are already reading.
-func (h *History) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []string, missIdx []int, pages []chat.Page) error {
+func (h *Store) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []string, missIdx []int, pages []chat.Page) error {
 	flightKeys := make([]string, len(missIdx))
 	for j, i := range missIdx {
 		flightKeys[j] = pagePrefix(keys[i].ConversationID) + tokens[i] + pageSuffix(keys[i])
@@ -290,14 +302,14 @@ func (h *History) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []
 			if h.beforeFill != nil {
 				h.beforeFill()
 			}
-			h.store(ctx, led, leadKeys, fresh)
+			h.fill(ctx, led, leadKeys, fresh)
 		}
 		for j, f := range led {
 			if err != nil {
 				h.flights.finish(f, chat.Page{}, err)
 				continue
 			}
-			fresh[j].Generation = tokens[missIdx[f.index]]
+			fresh[j].Generation = generation(keys[missIdx[f.index]].ConversationID, tokens[missIdx[f.index]])
 			pages[missIdx[f.index]] = fresh[j]
 			h.flights.finish(f, fresh[j], nil)
 		}
@@ -316,7 +328,7 @@ func (h *History) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []
 }
 
 // store writes freshly read pages under the tokens they were read with, in one round trip.
-func (h *History) store(ctx context.Context, led []*flightRef, keys []chat.PageKey, pages []chat.Page) {
+func (h *Store) fill(ctx context.Context, led []*flightRef, keys []chat.PageKey, pages []chat.Page) {
 	err := h.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
 		pipe := h.rdb.Pipeline()
 		for j, f := range led {
@@ -339,9 +351,18 @@ func (h *History) store(ctx context.Context, led []*flightRef, keys []chat.PageK
 	h.metrics.fills.Add(float64(len(led)))
 }
 
+// AfterCommit is the cache's chat.Hook: a sent message moves its conversation to a new
+// generation. It runs before the message is published (see package app), so a subscriber that
+// receives a message and reads the history finds it.
+func (h *Store) AfterCommit(ctx context.Context, c chat.Change) {
+	if c.Message != nil {
+		h.Invalidate(ctx, c.ConversationID)
+	}
+}
+
 // Invalidate gives the conversation a new generation token: call it after a write commits and
 // before the write is acknowledged. On failure the bump is retried in the background.
-func (h *History) Invalidate(ctx context.Context, conversationID int64) {
+func (h *Store) Invalidate(ctx context.Context, conversationID int64) {
 	if err := h.bump(context.WithoutCancel(ctx), conversationID); err != nil {
 		h.metrics.invalidationFailures.Inc()
 		h.log.WarnContext(ctx, "history cache invalidation failed; pages may be stale until their TTL or a successful retry",
@@ -353,14 +374,14 @@ func (h *History) Invalidate(ctx context.Context, conversationID int64) {
 	}
 }
 
-func (h *History) bump(ctx context.Context, conversationID int64) error {
+func (h *Store) bump(ctx context.Context, conversationID int64) error {
 	return h.breaker.Do(ctx, func(ctx context.Context) error {
 		return h.rdb.Set(ctx, GenerationKey(conversationID), newToken(), h.cfg.GenerationTTL).Err()
 	})
 }
 
 // retryInvalidations retries failed token bumps every second until they succeed.
-func (h *History) retryInvalidations() {
+func (h *Store) retryInvalidations() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -392,9 +413,9 @@ type stats struct {
 	hits, misses, errors atomic.Int64
 }
 
-func (h *History) countHit()   { h.stats.hits.Add(1); h.metrics.hits.Inc() }
-func (h *History) countMiss()  { h.stats.misses.Add(1); h.metrics.misses.Inc() }
-func (h *History) countError() { h.stats.errors.Add(1); h.metrics.errors.Inc() }
+func (h *Store) countHit()   { h.stats.hits.Add(1); h.metrics.hits.Inc() }
+func (h *Store) countMiss()  { h.stats.misses.Add(1); h.metrics.misses.Inc() }
+func (h *Store) countError() { h.stats.errors.Add(1); h.metrics.errors.Inc() }
 
 // Stats is the history cache's part of /health/cache.
 type Stats struct {
@@ -405,7 +426,7 @@ type Stats struct {
 }
 
 // Stats returns the counters since start.
-func (h *History) Stats() Stats {
+func (h *Store) Stats() Stats {
 	s := Stats{Hits: h.stats.hits.Load(), Misses: h.stats.misses.Load(), Errors: h.stats.errors.Load()}
 	if total := s.Hits + s.Misses; total > 0 {
 		s.HitRatio = float64(s.Hits) / float64(total)

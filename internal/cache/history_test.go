@@ -25,7 +25,7 @@ import (
 // fixture is a cached store over a fresh database and a Redis of the test's own, with every
 // SQL statement and Redis round trip counted.
 type fixture struct {
-	store   *cache.History
+	store   *cache.Store
 	service *chat.Service
 	rdb     redis.UniversalClient
 	breaker *redisclient.Breaker
@@ -68,10 +68,9 @@ func newFixture(t testing.TB, redisURL string, messages int) *fixture {
 	t.Cleanup(func() { f.rdb.Close() })
 	f.rdb.AddHook(&f.roundTrips)
 	f.breaker = redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond, CallTimeout: 200 * time.Millisecond})
-	f.store = cache.NewHistory(db.NewStore(pool), f.rdb, f.breaker, cache.Config{})
+	f.store = cache.NewStore(db.NewStore(pool), f.rdb, f.breaker, cache.Config{})
 	t.Cleanup(f.store.Close)
-	f.service = chat.NewService(f.store)
-	f.service.OnMessageSent(func(ctx context.Context, m chat.Message) { f.store.Invalidate(ctx, m.ConversationID) })
+	f.service = chat.NewService(f.store, chat.Hook{Name: "history cache", Run: f.store.AfterCommit})
 	return f
 }
 

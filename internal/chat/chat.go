@@ -55,9 +55,15 @@ type PageKey struct {
 type Page struct {
 	Messages []Message
 	HasMore  bool
-	// Generation is the history-cache generation token the page was read under (empty when it
+	// Generation is the history-cache generation token the page was read under (zero when it
 	// was not read through the cache). A response cache records it as the page's dependency.
-	Generation string
+	Generation Token
+}
+
+// Token is a version stamp kept in Redis: the key that holds it and the value it had when data
+// was read. Data read under a token is current while the key still holds that value.
+type Token struct {
+	Key, Value string
 }
 
 // NewMessage is a message to be stored.
@@ -78,11 +84,11 @@ type ConversationCursor struct {
 type Store interface {
 	// UsersByIDs returns the users with the given ids, in key order; a missing user is nil.
 	UsersByIDs(ctx context.Context, ids []int64) ([]*User, error)
-	// ConversationsForMember returns, in key order, the conversations that userID is a member
+	// ConversationsByIDForMember returns, in key order, the conversations that userID is a member
 	// of; a missing conversation, and one the user is not a member of, is nil.
-	ConversationsForMember(ctx context.Context, userID int64, ids []int64) ([]*Conversation, error)
-	// ConversationsByMember lists userID's conversations, latest activity first, after the cursor.
-	ConversationsByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int) ([]Conversation, error)
+	ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*Conversation, error)
+	// ConversationListByMember lists userID's conversations, latest activity first, after the cursor.
+	ConversationListByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int) ([]Conversation, error)
 	// MembersByConversations returns, in key order, each conversation's members ordered by id.
 	MembersByConversations(ctx context.Context, conversationIDs []int64) ([][]User, error)
 	// MessagePages returns the pages, in key order.

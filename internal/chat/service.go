@@ -11,32 +11,38 @@ import (
 // input before anything is read or written, so bad input changes nothing.
 type Service struct {
 	store Store
-	// afterSend runs, in order, after a new message is committed: the history cache moves its
-	// generation, then the message is published to live subscribers.
-	afterSend []func(context.Context, Message)
-	// afterCreate runs after a new conversation is committed, with all its members.
-	afterCreate []func(ctx context.Context, c Conversation, memberIDs []int64)
+	hooks []Hook
 }
 
-// NewService returns a Service over store.
-func NewService(store Store) *Service {
-	return &Service{store: store}
+// A Change is a committed write that caches and live subscribers must hear of.
+type Change struct {
+	ConversationID int64
+	// Message is the message a send committed; nil for other changes.
+	Message *Message
+	// MembersChanged lists the users whose set of conversations changed (the members of a new
+	// conversation).
+	MembersChanged []int64
 }
 
-// Store returns the store the service reads through.
-func (s *Service) Store() Store { return s.store }
-
-// OnMessageSent registers fn to run after each committed message, after those registered
-// before it, and again for a retry that returns it (see SendMessage): fn must be idempotent.
-// fn must not block for long: sendMessage returns only after every fn has run.
-func (s *Service) OnMessageSent(fn func(context.Context, Message)) {
-	s.afterSend = append(s.afterSend, fn)
+// A Hook runs after every commit, before the mutation answers. Hooks must be idempotent (a
+// retried send runs them again, see SendMessage) and must not block for long.
+type Hook struct {
+	Name string // for logs and tests
+	Run  func(ctx context.Context, c Change)
 }
 
-// OnConversationCreated registers fn to run after each new conversation is committed, with the
-// ids of all its members (the creator first), before createConversation returns.
-func (s *Service) OnConversationCreated(fn func(ctx context.Context, c Conversation, memberIDs []int64)) {
-	s.afterCreate = append(s.afterCreate, fn)
+// NewService returns a Service over store. After each commit it runs hooks in the order given:
+// the order is part of the correctness argument of the caches (a reader that sees a published
+// message must find the cache already moved past it), so the application assembles the list in
+// one place (package app).
+func NewService(store Store, hooks ...Hook) *Service {
+	return &Service{store: store, hooks: hooks}
+}
+
+func (s *Service) afterCommit(ctx context.Context, c Change) {
+	for _, h := range s.hooks {
+		h.Run(ctx, c)
+	}
 }
 
 // SendMessage stores a message from sender. A retry with the same clientMessageID returns the
@@ -59,9 +65,7 @@ func (s *Service) SendMessage(ctx context.Context, senderID int64, m NewMessage)
 	// TestFaultPgBouncerRestart) and so never run them, and the message must still reach the
 	// cache's generation and live subscribers before this call returns. Both are idempotent:
 	// a new generation costs one cache miss, and subscribers drop a seq they have seen.
-	for _, fn := range s.afterSend {
-		fn(ctx, msg)
-	}
+	s.afterCommit(ctx, Change{ConversationID: msg.ConversationID, Message: &msg})
 	return msg, nil
 }
 
@@ -87,10 +91,7 @@ func (s *Service) CreateConversation(ctx context.Context, creatorID int64, title
 	if err != nil {
 		return Conversation{}, err
 	}
-	all := append([]int64{creatorID}, members...)
-	for _, fn := range s.afterCreate {
-		fn(ctx, conv, all)
-	}
+	s.afterCommit(ctx, Change{ConversationID: conv.ID, MembersChanged: append([]int64{creatorID}, members...)})
 	return conv, nil
 }
 
@@ -100,8 +101,16 @@ type ConversationList struct {
 	HasNextPage   bool
 }
 
-// Conversations lists userID's conversations after the cursor `after` (nil: from the start).
-func (s *Service) Conversations(ctx context.Context, userID int64, first int, after *string) (ConversationList, error) {
+// DefaultConversationPageSize is the size of a conversation list page when the client names none.
+const DefaultConversationPageSize = 20
+
+// Conversations lists userID's conversations after the cursor `after` (nil: from the start),
+// first at a time (nil: DefaultConversationPageSize).
+func (s *Service) Conversations(ctx context.Context, userID int64, firstArg *int, after *string) (ConversationList, error) {
+	first := DefaultConversationPageSize
+	if firstArg != nil {
+		first = *firstArg
+	}
 	if err := ValidatePageSize("first", first); err != nil {
 		return ConversationList{}, err
 	}
@@ -113,7 +122,7 @@ func (s *Service) Conversations(ctx context.Context, userID int64, first int, af
 		}
 		cursor = &c
 	}
-	rows, err := s.store.ConversationsByMember(ctx, userID, cursor, first+1)
+	rows, err := s.store.ConversationListByMember(ctx, userID, cursor, first+1)
 	if err != nil {
 		return ConversationList{}, err
 	}
@@ -131,15 +140,41 @@ type History struct {
 	HasPreviousPage bool // newer messages precede (the page did not start at the newest)
 }
 
-// ParseHistoryArgs checks history's arguments and returns the seq to read below (0: from the newest).
-func ParseHistoryArgs(first int, before *string) (beforeSeq int64, err error) {
-	if err := ValidatePageSize("first", first); err != nil {
-		return 0, err
+// OffsetPageArgs checks the arguments of messages(limit, offset), nil standing for their
+// defaults, and names the page they ask for. The resolver and the look-ahead prefetch both read
+// arguments through it, so they always agree on the page.
+func OffsetPageArgs(conversationID int64, limit, offset *int) (PageKey, error) {
+	k := PageKey{ConversationID: conversationID, Limit: DefaultPageSize}
+	if limit != nil {
+		k.Limit = *limit
+	}
+	if offset != nil {
+		k.Offset = *offset
+	}
+	if err := ValidatePageSize("limit", k.Limit); err != nil {
+		return PageKey{}, err
+	}
+	if err := ValidateOffset(k.Offset); err != nil {
+		return PageKey{}, err
+	}
+	return k, nil
+}
+
+// HistoryArgs checks the arguments of history(first, before), nil standing for their defaults,
+// and returns the page size and the seq to read below (0: from the newest).
+func HistoryArgs(first *int, before *string) (size int, beforeSeq int64, err error) {
+	size = DefaultPageSize
+	if first != nil {
+		size = *first
+	}
+	if err := ValidatePageSize("first", size); err != nil {
+		return 0, 0, err
 	}
 	if before == nil {
-		return 0, nil
+		return size, 0, nil
 	}
-	return DecodeMessageCursor("before", *before)
+	beforeSeq, err = DecodeMessageCursor("before", *before)
+	return size, beforeSeq, err
 }
 
 // HistoryBefore reads up to first messages of conv with seq below beforeSeq (0: from the newest).

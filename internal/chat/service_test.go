@@ -22,9 +22,10 @@ func (s insertOnly) InsertMessage(_ context.Context, m chat.NewMessage) (chat.Me
 // original's own request may have failed after its commit, before running them.
 func TestSendMessageHooksRunForRetries(t *testing.T) {
 	for _, created := range []bool{true, false} {
-		svc := chat.NewService(insertOnly{created: created})
 		var got []int64
-		svc.OnMessageSent(func(_ context.Context, m chat.Message) { got = append(got, m.Seq) })
+		svc := chat.NewService(insertOnly{created: created}, chat.Hook{Name: "record", Run: func(_ context.Context, c chat.Change) {
+			got = append(got, c.Message.Seq)
+		}})
 		id := "client-1"
 		m, err := svc.SendMessage(context.Background(), 1, chat.NewMessage{ConversationID: 2, Body: "hi", ClientMessageID: &id})
 		if err != nil || m.ID != 7 {

@@ -3,7 +3,7 @@
 //
 // # How a message travels
 //
-// After sendMessage commits, chat.Service runs its OnMessageSent hooks; Hub.Publish is one of
+// After sendMessage commits, chat.Service runs its hooks; Hub.AfterCommit is one of
 // them. It hands the message to the subscribers of this instance directly (so they get it even
 // when Redis is down) and publishes it, as JSON carrying the whole message, on the Redis channel
 // msg:events:{<conversation>} (hash-tagged, so that on a Redis Cluster it lives in the
@@ -69,7 +69,7 @@ import (
 // starts, and the messages of a replay or a gap. chat.Store has both; pass the database store
 // itself, not a cache in front of it.
 type Store interface {
-	ConversationsForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error)
+	ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error)
 	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error)
 }
 
@@ -258,7 +258,7 @@ func (h *Hub) Subscribe(ctx context.Context, viewerID, conversationID int64, aft
 func (h *Hub) conversation(ctx context.Context, viewerID, conversationID int64) (*chat.Conversation, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.QueryTimeout)
 	defer cancel()
-	convs, err := h.store.ConversationsForMember(ctx, viewerID, []int64{conversationID})
+	convs, err := h.store.ConversationsByIDForMember(ctx, viewerID, []int64{conversationID})
 	if err != nil {
 		return nil, fmt.Errorf("live: membership: %w", err)
 	}
@@ -268,8 +268,15 @@ func (h *Hub) conversation(ctx context.Context, viewerID, conversationID int64) 
 	return convs[0], nil
 }
 
+// AfterCommit is the hub's chat.Hook: a sent message is published (Publish).
+func (h *Hub) AfterCommit(ctx context.Context, c chat.Change) {
+	if c.Message != nil {
+		h.Publish(ctx, *c.Message)
+	}
+}
+
 // Publish hands a committed message to this instance's subscribers and publishes it on Redis
-// for the others. Register it with chat.Service.OnMessageSent. It never waits for a subscriber,
+// for the others. The application runs it after every send (AfterCommit). It never waits for a subscriber,
 // and waits for Redis at most PublishTimeout; a failed publish is counted and logged, and other
 // instances' subscribers catch up on the conversation's next message.
 func (h *Hub) Publish(ctx context.Context, m chat.Message) {

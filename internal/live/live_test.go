@@ -56,7 +56,7 @@ func (s *memStore) commit(conv int64, body string) chat.Message {
 	return m
 }
 
-func (s *memStore) ConversationsForMember(_ context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
+func (s *memStore) ConversationsByIDForMember(_ context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*chat.Conversation, len(ids))

@@ -22,11 +22,18 @@ type Breaker struct {
 	timeout time.Duration
 }
 
+// Defaults of BreakerConfig.
+const (
+	DefaultFailureThreshold = 5
+	DefaultOpenTimeout      = 2 * time.Second
+	DefaultCallTimeout      = 100 * time.Millisecond
+)
+
 // BreakerConfig tunes a Breaker. Zero values take the defaults.
 type BreakerConfig struct {
-	FailureThreshold uint32        // consecutive failures that open the breaker; default 5
-	OpenTimeout      time.Duration // how long it stays open before a probe; default 2s
-	CallTimeout      time.Duration // deadline of each call; default 100ms
+	FailureThreshold uint32        // consecutive failures that open the breaker
+	OpenTimeout      time.Duration // how long it stays open before a probe
+	CallTimeout      time.Duration // deadline of each call
 	Log              *slog.Logger
 	Registerer       prometheus.Registerer // for threadline_cache_breaker_state; may be nil
 }
@@ -37,13 +44,13 @@ var ErrOpen = errors.New("redis circuit breaker is open")
 // NewBreaker returns a closed Breaker.
 func NewBreaker(cfg BreakerConfig) *Breaker {
 	if cfg.FailureThreshold == 0 {
-		cfg.FailureThreshold = 5
+		cfg.FailureThreshold = DefaultFailureThreshold
 	}
 	if cfg.OpenTimeout == 0 {
-		cfg.OpenTimeout = 2 * time.Second
+		cfg.OpenTimeout = DefaultOpenTimeout
 	}
 	if cfg.CallTimeout == 0 {
-		cfg.CallTimeout = 100 * time.Millisecond
+		cfg.CallTimeout = DefaultCallTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

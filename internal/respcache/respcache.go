@@ -44,13 +44,20 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/redisclient"
+)
+
+// Defaults of Config.
+const (
+	DefaultTTL            = 60 * time.Second
+	DefaultViewerTokenTTL = 24 * time.Hour
 )
 
 // Config tunes the response cache.
 type Config struct {
-	TTL time.Duration // how long a stored response lives; default 60s
-	// ViewerTokenTTL is the lifetime of a viewer's membership token; default 24h.
+	TTL time.Duration // how long a stored response lives; default DefaultTTL
+	// ViewerTokenTTL is the lifetime of a viewer's membership token; default DefaultViewerTokenTTL.
 	ViewerTokenTTL time.Duration
 	// Bypass, when it returns true, makes queries execute without the cache (used while the
 	// history cache has a failed invalidation to retry).
@@ -82,10 +89,10 @@ var (
 // doc). A nil *Cache is not to be added to the handler.
 func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *Cache {
 	if cfg.TTL == 0 {
-		cfg.TTL = 60 * time.Second
+		cfg.TTL = DefaultTTL
 	}
 	if cfg.ViewerTokenTTL == 0 {
-		cfg.ViewerTokenTTL = 24 * time.Hour
+		cfg.ViewerTokenTTL = DefaultViewerTokenTTL
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -258,6 +265,14 @@ func (c *Cache) storeAsync(ctx context.Context, key string, col *collector, data
 	}()
 }
 
+// AfterCommit is the response cache's chat.Hook: users whose set of conversations changed get
+// new membership tokens (InvalidateViewers).
+func (c *Cache) AfterCommit(ctx context.Context, ch chat.Change) {
+	if len(ch.MembersChanged) > 0 {
+		c.InvalidateViewers(ctx, ch.MembersChanged)
+	}
+}
+
 // InvalidateViewers moves the membership tokens of users whose set of conversations changed.
 func (c *Cache) InvalidateViewers(ctx context.Context, userIDs []int64) {
 	err := c.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
@@ -352,11 +367,11 @@ func declare(ctx context.Context) *collector {
 	return col
 }
 
-// Depend declares that the current field's result was read while key held token. An empty
-// token (the data was not read under a token) makes the response uncacheable.
-func Depend(ctx context.Context, key, token string) {
+// Depend declares that the current field's result was read under tok. A zero token (the data
+// was not read under a token) makes the response uncacheable.
+func Depend(ctx context.Context, tok chat.Token) {
 	if col := declare(ctx); col != nil {
-		col.add(key, token)
+		col.add(tok.Key, tok.Value)
 	}
 }
 

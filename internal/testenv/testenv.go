@@ -86,9 +86,13 @@ var stack *localstack.Stack
 func Main(m *testing.M, opts Options) {
 	flag.Parse()
 	if testing.Short() {
-		os.Exit(m.Run())
+		code := m.Run()
+		runAtExit()
+		os.Exit(code)
 	}
-	os.Exit(run(m, opts))
+	code := run(m, opts)
+	runAtExit()
+	os.Exit(code)
 }
 
 func run(m *testing.M, opts Options) int {
@@ -412,4 +416,27 @@ func removeAbandonedDirs() {
 			f.Close()
 		}
 	})
+}
+
+var (
+	atExitMu sync.Mutex
+	atExit   []func()
+)
+
+// AtExit registers fn to run when Main's tests have finished, before the stack stops (files a
+// test binary made for all its tests, such as a built server binary).
+func AtExit(fn func()) {
+	atExitMu.Lock()
+	atExit = append(atExit, fn)
+	atExitMu.Unlock()
+}
+
+func runAtExit() {
+	atExitMu.Lock()
+	fns := atExit
+	atExit = nil
+	atExitMu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 }

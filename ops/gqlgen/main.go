@@ -7,7 +7,7 @@
 // a fifth of the executed path's CPU. Where the element type, and every object reachable from it
 // through its fields, has no field that runs concurrently (no resolver, no method taking a
 // context), nothing in an element can block, so this command rewrites that list's marshal
-// function to call marshalSliceSerially (graph/serial.go) instead. Lists whose elements may wait
+// function to call marshalSliceSerially (graph/marshal_lists.go) instead. Lists whose elements may wait
 // on a loader (conversations) stay concurrent, so their loads still batch.
 //
 // Run it as `go run ./ops/gqlgen` (make generate); regenerating changes nothing.

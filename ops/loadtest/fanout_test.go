@@ -131,14 +131,12 @@ func benchWebSocket(b *testing.B, bin string, n, convs int) {
 	store := db.NewStore(pool)
 	hub := live.NewHub(live.Config{Redis: rdb, Store: store, Log: slog.New(slog.DiscardHandler)})
 	b.Cleanup(func() { _ = hub.Close(context.Background()) })
-	service := chat.NewService(store)
 	var current sync.Map // conversation id -> *pending
-	service.OnMessageSent(func(_ context.Context, m chat.Message) {
-		if p, ok := current.Load(m.ConversationID); ok {
+	service := chat.NewService(store, chat.Hook{Name: "clock", Run: func(_ context.Context, c chat.Change) {
+		if p, ok := current.Load(c.ConversationID); ok {
 			p.(*pending).start.Store(time.Now().UnixNano())
 		}
-	})
-	service.OnMessageSent(hub.Publish)
+	}}, chat.Hook{Name: "live", Run: hub.AfterCommit})
 
 	// Warm up with a few clients, so that one-time costs stay out of the per-subscriber memory.
 	var deliveries []time.Duration

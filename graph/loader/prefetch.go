@@ -1,4 +1,4 @@
-package graph
+package loader
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/model"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
@@ -19,11 +18,14 @@ import (
 // list, each with their `messages`, `history` (first page), `lastMessage` and `members`. The
 // resolvers then find everything cached, so such a query costs one statement per kind whatever
 // the scheduling of gqlgen's goroutines, and a single-page request pays no batching window.
-// Anything prefetching does not understand (or that fails) is left to the resolvers, which
-// load it through the dataloaders and report errors as usual.
+// Arguments are read with the functions the resolvers use (chat.OffsetPageArgs,
+// chat.HistoryArgs), so both name the same pages. Anything prefetching does not understand (or
+// that fails) is left to the resolvers, which load it through the dataloaders and report errors
+// as usual.
 
-// prefetchOperation prefetches for the root conversation(id:) fields of a query.
-func prefetchOperation(ctx context.Context) {
+// PrefetchOperation prefetches for the root conversation(id:) fields of the query in ctx. The
+// handler calls it once per operation, after the Loaders are in ctx.
+func PrefetchOperation(ctx context.Context) {
 	opCtx := graphql.GetOperationContext(ctx)
 	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query {
 		return
@@ -48,21 +50,22 @@ func prefetchOperation(ctx context.Context) {
 		roots = append(roots, root{id: id, fields: graphql.CollectFields(opCtx, f.Selections, []string{"Conversation"})})
 		ids = append(ids, id)
 	}
-	if len(ids) == 0 || loader.PrefetchConversations(ctx, ids) != nil {
+	if len(ids) == 0 || PrefetchConversations(ctx, ids) != nil {
 		return
 	}
 	var wants conversationWants
 	for _, r := range roots {
-		if conv, err := loader.Conversation(ctx, r.id); err == nil && conv != nil {
+		if conv, err := Conversation(ctx, r.id); err == nil && conv != nil {
 			wants.add(opCtx, r.id, r.fields)
 		}
 	}
 	wants.prefetch(ctx)
 }
 
-// prefetchConversationList prefetches for the conversations of a `conversations` list field.
-func prefetchConversationList(ctx context.Context, convs []chat.Conversation) {
-	loader.PrimeConversations(ctx, convs)
+// PrefetchConversationList primes the loaders with the conversations of a `conversations` list
+// field (the field in ctx) and prefetches what the fields under its nodes will load.
+func PrefetchConversationList(ctx context.Context, convs []chat.Conversation) {
+	PrimeConversations(ctx, convs)
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil || len(convs) == 0 {
 		return
@@ -97,15 +100,15 @@ func (w *conversationWants) add(opCtx *graphql.OperationContext, convID int64, f
 		args := f.ArgumentMap(opCtx.Variables)
 		switch f.Name {
 		case "messages":
-			limit, ok1 := intValue(args["limit"], chat.DefaultPageSize)
-			offset, ok2 := intValue(args["offset"], 0)
-			if ok1 && ok2 && chat.ValidatePageSize("limit", limit) == nil && chat.ValidateOffset(offset) == nil {
-				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: limit, Offset: offset})
+			limit, ok1 := intArg(args["limit"])
+			offset, ok2 := intArg(args["offset"])
+			if k, err := chat.OffsetPageArgs(convID, limit, offset); ok1 && ok2 && err == nil {
+				w.pages = append(w.pages, k)
 			}
 		case "history":
-			first, ok := intValue(args["first"], chat.DefaultPageSize)
-			if ok && args["before"] == nil && chat.ValidatePageSize("first", first) == nil {
-				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: first})
+			first, ok := intArg(args["first"])
+			if size, _, err := chat.HistoryArgs(first, nil); ok && args["before"] == nil && err == nil {
+				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: size})
 			}
 		case "lastMessage":
 			w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: 1})
@@ -117,26 +120,32 @@ func (w *conversationWants) add(opCtx *graphql.OperationContext, convID int64, f
 
 func (w *conversationWants) prefetch(ctx context.Context) {
 	if len(w.pages) > 0 {
-		_ = loader.PrefetchPages(ctx, w.pages)
+		_ = PrefetchPages(ctx, w.pages)
 	}
 	if len(w.members) > 0 {
-		_ = loader.PrefetchMembers(ctx, w.members)
+		_ = PrefetchMembers(ctx, w.members)
 	}
 }
 
-// intValue reads an Int argument as the executor will: a literal (int64), a variable
-// (json.Number), or absent/null (def).
-func intValue(v any, def int) (int, bool) {
+// intArg reads an Int argument as the executor will: a literal (int64), a variable
+// (json.Number), or absent/null (nil, the argument's default).
+func intArg(v any) (*int, bool) {
+	var n int
 	switch v := v.(type) {
 	case nil:
-		return def, true
+		return nil, true
 	case int64:
-		return int(v), true
+		n = int(v)
 	case int:
-		return v, true
+		n = v
 	case json.Number:
-		n, err := v.Int64()
-		return int(n), err == nil
+		i, err := v.Int64()
+		if err != nil {
+			return nil, false
+		}
+		n = int(i)
+	default:
+		return nil, false
 	}
-	return 0, false
+	return &n, true
 }

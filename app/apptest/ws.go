@@ -1,4 +1,4 @@
-package graph_test
+package apptest
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,50 +13,50 @@ import (
 	"github.com/coder/websocket"
 )
 
-// wsClient is a small GraphQL-over-WebSocket client for tests: graphql-transport-ws (or the
-// legacy graphql-ws), written from the protocols' descriptions rather than with gqlgen's client,
-// so the tests see the wire as a browser library would.
-type wsClient struct {
+// WS is a small GraphQL-over-WebSocket client for tests: graphql-transport-ws (or the legacy
+// graphql-ws), written from the protocols' descriptions rather than with gqlgen's client, so the
+// tests see the wire as a browser library would.
+type WS struct {
 	t     testing.TB
 	conn  *websocket.Conn
 	proto string
 
-	in        chan wsMsg
+	in        chan WSMessage
 	done      chan struct{} // closed when the reader stops; closeErr is set then
 	closeErr  error
 	startOnce sync.Once
 }
 
-type wsMsg struct {
+type WSMessage struct {
 	Type    string          `json:"type"`
 	ID      string          `json:"id,omitempty"`
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-type dialOptions struct {
-	proto  string // default graphql-transport-ws
-	header http.Header
+type DialOptions struct {
+	Protocol string // default graphql-transport-ws
+	Header   http.Header
 }
 
-// dialWS opens a connection; it returns the HTTP response when the upgrade is refused.
-func dialWS(t testing.TB, url string, o dialOptions) (*wsClient, *http.Response, error) {
+// DialWS opens a connection; it returns the HTTP response when the upgrade is refused.
+func DialWS(t testing.TB, url string, o DialOptions) (*WS, *http.Response, error) {
 	t.Helper()
-	if o.proto == "" {
-		o.proto = "graphql-transport-ws"
+	if o.Protocol == "" {
+		o.Protocol = "graphql-transport-ws"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{o.proto}, HTTPHeader: o.header})
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{o.Protocol}, HTTPHeader: o.Header})
 	if err != nil {
 		return nil, resp, err
 	}
 	conn.SetReadLimit(1 << 20)
-	c := &wsClient{t: t, conn: conn, proto: o.proto, in: make(chan wsMsg, 100000), done: make(chan struct{})}
+	c := &WS{t: t, conn: conn, proto: o.Protocol, in: make(chan WSMessage, 100000), done: make(chan struct{})}
 	t.Cleanup(func() { conn.CloseNow() })
 	return c, resp, nil
 }
 
-func (c *wsClient) send(m wsMsg) {
+func (c *WS) Send(m WSMessage) {
 	c.t.Helper()
 	b, _ := json.Marshal(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -67,12 +66,12 @@ func (c *wsClient) send(m wsMsg) {
 	}
 }
 
-// connect sends connection_init with payload and waits for connection_ack. It returns the
+// Init sends connection_init with payload and waits for connection_ack. It returns the
 // close error instead when the server refuses.
-func (c *wsClient) connect(payload map[string]any) error {
+func (c *WS) Init(payload map[string]any) error {
 	c.t.Helper()
 	raw, _ := json.Marshal(payload)
-	c.send(wsMsg{Type: "connection_init", Payload: raw})
+	c.Send(WSMessage{Type: "connection_init", Payload: raw})
 	for {
 		m, err := c.readNow(10 * time.Second)
 		if err != nil {
@@ -92,23 +91,23 @@ func (c *wsClient) connect(payload map[string]any) error {
 }
 
 // readNow reads one message on the caller's goroutine (before listen).
-func (c *wsClient) readNow(timeout time.Duration) (wsMsg, error) {
+func (c *WS) readNow(timeout time.Duration) (WSMessage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_, b, err := c.conn.Read(ctx)
 	if err != nil {
-		return wsMsg{}, err
+		return WSMessage{}, err
 	}
-	var m wsMsg
+	var m WSMessage
 	if err := json.Unmarshal(b, &m); err != nil {
-		return wsMsg{}, fmt.Errorf("decode %s: %w", b, err)
+		return WSMessage{}, fmt.Errorf("decode %s: %w", b, err)
 	}
 	return m, nil
 }
 
-// listen starts reading in the background, answering pings. A client that never calls it
+// Listen starts reading in the background, answering pings. A client that never calls it
 // never reads its socket.
-func (c *wsClient) listen() {
+func (c *WS) Listen() {
 	c.startOnce.Do(func() {
 		go func() {
 			defer close(c.done)
@@ -118,14 +117,14 @@ func (c *wsClient) listen() {
 					c.closeErr = err
 					return
 				}
-				var m wsMsg
+				var m WSMessage
 				if err := json.Unmarshal(b, &m); err != nil {
 					c.closeErr = fmt.Errorf("decode %s: %w", b, err)
 					return
 				}
 				switch m.Type {
 				case "ping":
-					pong, _ := json.Marshal(wsMsg{Type: "pong"})
+					pong, _ := json.Marshal(WSMessage{Type: "pong"})
 					_ = c.conn.Write(context.Background(), websocket.MessageText, pong)
 				case "pong", "ka":
 				default:
@@ -136,21 +135,21 @@ func (c *wsClient) listen() {
 	})
 }
 
-func (c *wsClient) subscribe(id, query string, vars map[string]any) {
+func (c *WS) Subscribe(id, query string, vars map[string]any) {
 	c.t.Helper()
 	raw, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	typ := "subscribe"
 	if c.proto == "graphql-ws" {
 		typ = "start"
 	}
-	c.send(wsMsg{Type: typ, ID: id, Payload: raw})
+	c.Send(WSMessage{Type: typ, ID: id, Payload: raw})
 }
 
-// recv returns the next message, or ok=false when the connection closed; it fails the test on
+// Next returns the next message, or ok=false when the connection closed; it fails the test on
 // timeout.
-func (c *wsClient) recv(timeout time.Duration) (m wsMsg, ok bool) {
+func (c *WS) Next(timeout time.Duration) (m WSMessage, ok bool) {
 	c.t.Helper()
-	c.listen()
+	c.Listen()
 	select {
 	case m := <-c.in:
 		return m, true
@@ -164,18 +163,28 @@ func (c *wsClient) recv(timeout time.Duration) (m wsMsg, ok bool) {
 		case m := <-c.in:
 			return m, true
 		default:
-			return wsMsg{}, false
+			return WSMessage{}, false
 		}
 	case <-time.After(timeout):
 		c.t.Fatalf("no websocket message within %s", timeout)
-		return wsMsg{}, false
+		return WSMessage{}, false
 	}
 }
 
-// quiet checks that no message arrives for a moment.
-func (c *wsClient) quiet(d time.Duration) {
+// TryNext returns a message already received, if there is one.
+func (c *WS) TryNext() (WSMessage, bool) {
+	select {
+	case m := <-c.in:
+		return m, true
+	default:
+		return WSMessage{}, false
+	}
+}
+
+// Quiet checks that no message arrives for a moment.
+func (c *WS) Quiet(d time.Duration) {
 	c.t.Helper()
-	c.listen()
+	c.Listen()
 	select {
 	case m := <-c.in:
 		c.t.Fatalf("unexpected %s %s", m.Type, m.Payload)
@@ -183,10 +192,10 @@ func (c *wsClient) quiet(d time.Duration) {
 	}
 }
 
-// closeStatus waits until the server closes the connection and returns the close code.
-func (c *wsClient) closeStatus(timeout time.Duration) (websocket.StatusCode, string) {
+// CloseStatus waits until the server closes the connection and returns the close code.
+func (c *WS) CloseStatus(timeout time.Duration) (websocket.StatusCode, string) {
 	c.t.Helper()
-	c.listen()
+	c.Listen()
 	select {
 	case <-c.done:
 	case <-time.After(timeout):
@@ -199,8 +208,8 @@ func (c *wsClient) closeStatus(timeout time.Duration) (websocket.StatusCode, str
 	return websocket.CloseStatus(c.closeErr), fmt.Sprint(c.closeErr)
 }
 
-// liveMessage is messageAdded as the subscription query selects it.
-type liveMessage struct {
+// LiveMessage is messageAdded as the subscription query selects it.
+type LiveMessage struct {
 	ID              string  `json:"id"`
 	Seq             int64   `json:"seq"`
 	ConversationID  string  `json:"conversationId"`
@@ -213,37 +222,37 @@ type liveMessage struct {
 	} `json:"sender"`
 }
 
-const messageAddedQuery = `subscription($c: ID!, $after: Int) {
+const MessageAddedQuery = `subscription($c: ID!, $after: Int) {
   messageAdded(conversationId: $c, afterSeq: $after) { id seq conversationId body createdAt clientMessageId sender { id name } }
 }`
 
-// payload of a next (data) message.
-type nextPayload struct {
+// NextPayload is the payload of a messageAdded next (data) message.
+type NextPayload struct {
 	Data *struct {
-		MessageAdded *liveMessage `json:"messageAdded"`
+		MessageAdded *LiveMessage `json:"messageAdded"`
 	} `json:"data"`
-	Errors []gqlError `json:"errors"`
+	Errors []Error `json:"errors"`
 }
 
-// messages reads n messageAdded results of subscription id.
-func (c *wsClient) messages(id string, n int, timeout time.Duration) []liveMessage {
+// Messages reads n messageAdded results of subscription id.
+func (c *WS) Messages(id string, n int, timeout time.Duration) []LiveMessage {
 	c.t.Helper()
-	out, err := c.collect(id, n, timeout, "")
+	out, err := c.Collect(id, n, timeout, "")
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return out
 }
 
-// collect reads messageAdded results of subscription id until it has n, or until one has body
+// Collect reads messageAdded results of subscription id until it has n, or until one has body
 // until (when not ""). Unlike messages it may run off the test's goroutine.
-func (c *wsClient) collect(id string, n int, timeout time.Duration, until string) ([]liveMessage, error) {
-	c.listen()
-	out := make([]liveMessage, 0, n)
+func (c *WS) Collect(id string, n int, timeout time.Duration, until string) ([]LiveMessage, error) {
+	c.Listen()
+	out := make([]LiveMessage, 0, n)
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for len(out) < n {
-		var m wsMsg
+		var m WSMessage
 		select {
 		case m = <-c.in:
 		case <-c.done:
@@ -258,7 +267,7 @@ func (c *wsClient) collect(id string, n int, timeout time.Duration, until string
 		if m.ID != id || (m.Type != "next" && m.Type != "data") {
 			return out, fmt.Errorf("after %d of %d messages: unexpected %s (id %q) %s", len(out), n, m.Type, m.ID, m.Payload)
 		}
-		var p nextPayload
+		var p NextPayload
 		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data == nil || p.Data.MessageAdded == nil || len(p.Errors) > 0 {
 			return out, fmt.Errorf("next payload %s (%v)", m.Payload, err)
 		}
@@ -270,7 +279,7 @@ func (c *wsClient) collect(id string, n int, timeout time.Duration, until string
 	return out, nil
 }
 
-func seqsOf(ms []liveMessage) []int64 {
+func Seqs(ms []LiveMessage) []int64 {
 	out := make([]int64, len(ms))
 	for i, m := range ms {
 		out[i] = m.Seq
@@ -278,8 +287,8 @@ func seqsOf(ms []liveMessage) []int64 {
 	return out
 }
 
-// checkSeqs checks that got is exactly from..to, in order.
-func checkSeqs(t testing.TB, who string, got []int64, from, to int64) {
+// CheckSeqs checks that got is exactly from..to, in order.
+func CheckSeqs(t testing.TB, who string, got []int64, from, to int64) {
 	t.Helper()
 	if int64(len(got)) != to-from+1 {
 		seen := map[int64]int{}
@@ -310,4 +319,43 @@ func head(s []int64) []int64 {
 	return s
 }
 
-func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "http") + "/query" }
+// Drop closes the connection at once, without a close handshake (a client that vanished).
+func (c *WS) Drop() { c.conn.CloseNow() }
+
+// Err returns why the connection ended (nil while it is open).
+func (c *WS) Err() error {
+	select {
+	case <-c.done:
+		return c.closeErr
+	default:
+		return nil
+	}
+}
+
+// Dial opens a graphql-transport-ws connection to the server as userID (0: anonymous) and
+// completes connection_init; it fails the test if the server refuses.
+func (s *Server) Dial(t testing.TB, userID int64) *WS {
+	t.Helper()
+	c, _, err := DialWS(t, s.WebSocketURL(), DialOptions{})
+	if err != nil {
+		t.Fatalf("apptest: websocket: %v", err)
+	}
+	payload := map[string]any{}
+	if userID != 0 {
+		payload["Authorization"] = "Bearer " + s.Token(userID)
+	}
+	if err := c.Init(payload); err != nil {
+		t.Fatalf("apptest: connection_init: %v", err)
+	}
+	return c
+}
+
+// Complete ends subscription id (graphql-transport-ws complete, graphql-ws stop).
+func (c *WS) Complete(id string) {
+	c.t.Helper()
+	typ := "complete"
+	if c.proto == "graphql-ws" {
+		typ = "stop"
+	}
+	c.Send(WSMessage{Type: typ, ID: id})
+}

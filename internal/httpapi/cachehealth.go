@@ -1,4 +1,4 @@
-package cache
+package httpapi
 
 import (
 	"bufio"
@@ -12,14 +12,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
 )
 
-// Health serves /health/cache: the history cache's counters, Redis's evicted_keys, and the
-// circuit breaker's state, as JSON.
-type Health struct {
-	History *History // nil when the cache is disabled
+// CacheHealth serves /health/cache: the history cache's and the response cache's counters,
+// Redis's evicted_keys, and the circuit breaker's state, as JSON.
+type CacheHealth struct {
+	History *cache.Store // nil when the cache is disabled
 	// Response is the response cache; nil when it is disabled.
 	Response *respcache.Cache
 	Redis    redis.UniversalClient
@@ -28,7 +29,7 @@ type Health struct {
 
 type healthReport struct {
 	Enabled bool `json:"enabled"`
-	Stats
+	cache.Stats
 	// Evictions is Redis's evicted_keys (summed over a cluster's masters); null when Redis does not answer.
 	Evictions *int64 `json:"evictions"`
 	Breaker   string `json:"breaker"`
@@ -36,7 +37,7 @@ type healthReport struct {
 	ResponseCache *respcache.Stats `json:"responseCache"`
 }
 
-func (hh *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (hh *CacheHealth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep := healthReport{Enabled: hh.History != nil, Breaker: hh.Breaker.State()}
 	if hh.History != nil {
 		rep.Stats = hh.History.Stats()

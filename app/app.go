@@ -1,0 +1,298 @@
+// Package app assembles Threadline from its parts: the PostgreSQL store behind PgBouncer, the
+// Redis history and response caches, live delivery, the GraphQL handler and the HTTP routes.
+// server.go builds the application with New and runs its listeners; tests build the very same
+// application (package app/apptest), so what they exercise is the production wiring.
+//
+// The package sits above every other package of the server: it imports graph, db and internal/*,
+// and nothing but server.go and tests imports it.
+//
+// # After a commit
+//
+// Every write runs the same steps after its commit and before it answers, in this order (New,
+// afterCommit):
+//
+//  1. the history cache moves the conversation to a new generation;
+//  2. live delivery publishes the change to subscribers, here and on other instances;
+//  3. the response cache moves the membership tokens of users whose conversations changed.
+//
+// The order is what makes reads after a write exact: a subscriber that receives a message and
+// then reads the history must find the cache already past it, so the generation moves before
+// the publish. TestAfterCommitOrder fails if the order changes.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/graph"
+	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/apq"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/cache"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/httpapi"
+	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/metrics"
+	"github.com/threadline/threadline/internal/playground"
+	"github.com/threadline/threadline/internal/ratelimit"
+	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/respcache"
+)
+
+// Options are what a caller adds to the production wiring. The zero value is what `serve` uses
+// but for the logger.
+type Options struct {
+	// Log receives the server's logs; nil discards them.
+	Log *slog.Logger
+	// Registry receives every metric of the application; nil: a new one, with the Go runtime
+	// and process collectors.
+	Registry *prometheus.Registry
+	// ObserveStatement, if set, sees every SQL statement besides the metrics (tests count them).
+	ObserveStatement db.StatementObserver
+	// RedisHook, if set, is added to the Redis client (tests count round trips).
+	RedisHook redis.Hook
+	// PoolShouldPing replaces pgx's decision to ping a connection before use (tests turn the
+	// pings off, so that PgBouncer's statement count equals the server's).
+	PoolShouldPing func(context.Context, pgxpool.ShouldPingParams) bool
+}
+
+// App is the assembled server.
+type App struct {
+	// Handler serves every route (internal/httpapi/routes.go).
+	Handler http.Handler
+	// Registry holds every metric of the application, served at /metrics.
+	Registry *prometheus.Registry
+	// Chat is the domain service the resolvers call.
+	Chat *chat.Service
+	// Keys signs and verifies tokens.
+	Keys *auth.Keys
+	// Redis is the client every Redis user of the application shares.
+	Redis redis.UniversalClient
+
+	cfg     Config
+	log     *slog.Logger
+	ready   *httpapi.Readiness
+	hub     *live.Hub
+	hooks   []chat.Hook
+	closers []func() // run by Close, last first
+}
+
+// New builds the application from cfg. It connects to nothing yet: the first request (or
+// readiness check) opens the connections, so a server starts while its dependencies come up.
+// Call Close when done.
+func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
+	for _, req := range []struct{ key, v string }{{"DATABASE_URL", cfg.DatabaseURL}, {"REDIS_URL", cfg.RedisURL}, {"JWT_SECRET", cfg.JWTSecret}} {
+		if req.v == "" {
+			return nil, fmt.Errorf("config: %s is required", req.key)
+		}
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	a = &App{Registry: reg, cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if a.Keys, err = auth.NewKeys(cfg.JWTSecret); err != nil {
+		return nil, err
+	}
+	appMetrics := metrics.New(reg, metrics.Options{})
+
+	observe := appMetrics.ObserveStatement
+	if extra := opts.ObserveStatement; extra != nil {
+		observe = func(ctx context.Context, name string, took time.Duration, err error) {
+			appMetrics.ObserveStatement(ctx, name, took, err)
+			extra(ctx, name, took, err)
+		}
+	}
+	pool, err := db.OpenPool(ctx, cfg.DatabaseURL, db.PoolConfig{
+		MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns, MaxConnLifetime: cfg.DBMaxConnLifetime,
+		MaxConnIdleTime: cfg.DBMaxConnIdleTime, ConnectTimeout: cfg.DBConnectTimeout,
+		Tracer: &db.Tracer{Observe: observe}, ShouldPing: opts.PoolShouldPing,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, pool.Close)
+	reg.MustRegister(metrics.NewPoolCollector(func() metrics.PoolStats { return pool.Stat() }))
+
+	if a.Redis, err = redisclient.Open(cfg.RedisURL, redisclient.Options{}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() { _ = a.Redis.Close() })
+	if opts.RedisHook != nil {
+		a.Redis.AddHook(opts.RedisHook)
+	}
+	breaker := redisclient.NewBreaker(redisclient.BreakerConfig{
+		FailureThreshold: cfg.RedisBreakerFailures, OpenTimeout: cfg.RedisBreakerOpen,
+		CallTimeout: cfg.RedisTimeout, Log: log, Registerer: reg,
+	})
+
+	dbStore := db.NewStore(pool)
+	var store chat.Store = dbStore
+	var history *cache.Store
+	if cfg.CacheEnabled {
+		history = cache.NewStore(dbStore, a.Redis, breaker, cache.Config{
+			TTLFirstPage: cfg.CacheTTLFirstPage, TTL: cfg.CacheTTL, Log: log, Registerer: reg,
+		})
+		a.closers = append(a.closers, history.Close)
+		store = history
+	}
+	var respCache *respcache.Cache
+	if cfg.CacheEnabled && cfg.ResponseCacheEnabled {
+		respCache = respcache.New(a.Redis, breaker, respcache.Config{
+			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Log: log, Registerer: reg,
+		})
+	}
+	// Live delivery reads PostgreSQL itself (dbStore, not the cache) for replays and gap fills.
+	a.hub = live.NewHub(live.Config{Redis: a.Redis, Store: dbStore, Log: log, Registerer: reg, Buffer: cfg.SubscriberBuffer})
+	a.closers = append(a.closers, func() {
+		// After a graceful shutdown (GoAway) it has nothing left to do.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.hub.Close(ctx)
+	})
+
+	a.hooks = afterCommit(history, a.hub, respCache)
+	a.Chat = chat.NewService(store, a.hooks...)
+
+	gql := graph.NewHandler(graph.HandlerConfig{
+		Chat:          a.Chat,
+		Loaders:       loader.NewFactory(store, loader.Config{Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch, OnBatch: appMetrics.ObserveBatch}),
+		Log:           log,
+		Introspection: cfg.Introspection,
+		RequestID:     httpapi.RequestID,
+		Metrics:       appMetrics.GraphQL(),
+		Live:          a.hub,
+		Keys:          a.Keys,
+		WebSocket: graph.WebSocketConfig{
+			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout,
+			PingInterval: cfg.WSPingInterval, ReadLimit: cfg.MaxBodyBytes, MaxSubscriptions: cfg.WSMaxSubscriptions,
+		},
+		ResponseCache:    respCache,
+		Limits:           cfg.Limits,
+		FieldSuggestions: cfg.Development(),
+		PersistedQueries: apq.New(a.Redis, breaker, cfg.APQTTL),
+	})
+	var rateLimit func(http.Handler) http.Handler
+	if !cfg.RateLimitDisabled {
+		rateLimit = ratelimit.Middleware(ratelimit.Config{
+			Redis: a.Redis, Breaker: breaker, Rate: cfg.RateLimit, Burst: cfg.RateLimitBurst,
+			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
+		})
+	}
+	var cors func(http.Handler) http.Handler
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		cors = httpapi.CORS(cfg.CORSAllowedOrigins)
+	}
+	pgCfg := playground.Config{Endpoint: "/query", Title: "Threadline", DefaultQuery: PlaygroundQuery}
+	if cfg.Development() {
+		tok, err := a.Keys.Sign(cfg.DemoUserID, 30*24*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		pgCfg.DefaultHeaders = fmt.Sprintf(`{"Authorization": "Bearer %s"}`, tok)
+	}
+	a.ready = httpapi.NewReadiness([]httpapi.Check{
+		{Name: "postgres", Ping: dbStore.Ping},
+		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
+	}, 2*time.Second)
+	a.Handler = httpapi.NewHandler(httpapi.Config{
+		Log:            log,
+		GraphQL:        gql,
+		Playground:     playground.Handler(pgCfg),
+		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		CacheHealth:    &httpapi.CacheHealth{History: history, Response: respCache, Redis: a.Redis, Breaker: breaker},
+		Authenticate:   a.Keys.Middleware,
+		RateLimit:      rateLimit,
+		CORS:           cors,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		RequestTimeout: cfg.RequestTimeout,
+		Instrument:     appMetrics.HTTP,
+	}, a.ready)
+	return a, nil
+}
+
+// afterCommit is the list of steps every write runs after its commit, in order (see the package
+// doc for why the order matters). Disabled caches have no step.
+func afterCommit(history *cache.Store, hub *live.Hub, respCache *respcache.Cache) []chat.Hook {
+	var hooks []chat.Hook
+	if history != nil {
+		hooks = append(hooks, chat.Hook{Name: "history cache", Run: history.AfterCommit})
+	}
+	hooks = append(hooks, chat.Hook{Name: "live", Run: hub.AfterCommit})
+	if respCache != nil {
+		hooks = append(hooks, chat.Hook{Name: "response cache", Run: respCache.AfterCommit})
+	}
+	return hooks
+}
+
+// AfterCommit returns the names of the steps every write runs after its commit, in order.
+func (a *App) AfterCommit() []string {
+	names := make([]string, len(a.hooks))
+	for i, h := range a.hooks {
+		names[i] = h.Name
+	}
+	return names
+}
+
+// Drain makes /readyz answer 503 from now on: the first step of a graceful shutdown, so that
+// load balancers stop sending new requests.
+func (a *App) Drain() { a.ready.Drain() }
+
+// GoAway closes every WebSocket connection with 1001 going away (clients reconnect elsewhere and
+// resume with afterSeq) and ends the remaining subscriptions, waiting at most until ctx ends.
+// http.Server.Shutdown neither closes nor waits for hijacked connections: call GoAway first.
+func (a *App) GoAway(ctx context.Context) error {
+	if err := a.hub.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the application's connections and background work.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// PlaygroundQuery opens GraphiQL: the demo user's latest conversations and a page of history.
+const PlaygroundQuery = `# Threadline: the demo user's latest conversations and a page of history.
+query LatestConversations {
+  me { id name }
+  conversations(first: 5) {
+    edges {
+      node {
+        id
+        title
+        messages(limit: 10, offset: 0) {
+          items { seq body createdAt sender { name } }
+          hasMore
+        }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+`

@@ -1,0 +1,42 @@
+package app_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	testenv.Main(m, testenv.Options{Migrate: db.Migrate})
+}
+
+// The steps after a commit run in the order the caches' exactness depends on (see the package
+// doc): the history cache moves before the change is published, and a disabled cache has no
+// step.
+func TestAfterCommitOrder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name            string
+		cache, response bool
+		want            []string
+	}{
+		{"both caches", true, true, []string{"history cache", "live", "response cache"}},
+		{"history cache only", true, false, []string{"history cache", "live"}},
+		{"no cache", false, false, []string{"live"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+				c.CacheEnabled, c.ResponseCacheEnabled = tc.cache, tc.response
+			}})
+			if diff := cmp.Diff(tc.want, srv.App.AfterCommit()); diff != "" {
+				t.Errorf("steps after a commit (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

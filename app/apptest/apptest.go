@@ -1,0 +1,276 @@
+// Package apptest starts Threadline for tests, exactly as `threadline serve` wires it: in
+// process (Start: package app's New behind a real listener) or as the real binary
+// (StartProcess), and talks to it over HTTP and WebSocket (Client, Dial).
+//
+// It builds on internal/testenv, which starts PostgreSQL, PgBouncer and Redis once per test
+// binary and gives each test its own database; a package whose tests use apptest calls
+// testenv.Main from its TestMain as usual:
+//
+//	func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
+//
+//	func TestSomething(t *testing.T) {
+//		srv := apptest.Start(t, apptest.Options{Seed: true})
+//		var out struct{ Me struct{ Name string } }
+//		srv.Client(1).MustQuery(t, `{ me { name } }`, nil, &out)
+//	}
+package apptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+// Secret signs the tokens of every server apptest starts.
+const Secret = "apptest-secret-0123456789abcdef"
+
+// Options configure Start.
+type Options struct {
+	// Configure adjusts the configuration after apptest has filled in the services, the secret
+	// and test-friendly settings (Config); nil keeps them.
+	Configure func(*app.Config)
+	// App adds test hooks to the wiring (statement observers, Redis hooks, logs).
+	App app.Options
+	// Database is the database to serve; nil: a new one (testenv.NewDatabase), migrated.
+	Database *testenv.Database
+	// RedisURL is the Redis to use; "": a new one of the test's own (testenv.NewRedis). Servers
+	// given the same database and Redis are instances of one deployment.
+	RedisURL string
+	// Seed loads the demo data set (db.DemoSeed: user 1 in 20 conversations) before serving.
+	Seed bool
+}
+
+// Server is an application serving on 127.0.0.1 for the length of a test.
+type Server struct {
+	// URL is the server's base URL, http://127.0.0.1:<port>.
+	URL string
+	// App is the application (in-process servers only).
+	App      *app.App
+	Config   app.Config
+	Database testenv.Database
+	// Direct is a pool straight to the test database, for fixtures and checks.
+	Direct *pgxpool.Pool
+
+	t    testing.TB
+	stop func() error
+}
+
+// Config returns the configuration apptest starts from: app.Defaults (production mode), with
+// the rate limit off and short timeouts that keep tests quick, before Options.Configure.
+func Config(database testenv.Database, redisURL string) app.Config {
+	c := app.Defaults()
+	c.Addr = "127.0.0.1:0"
+	c.DatabaseURL, c.DatabaseDirectURL, c.RedisURL = database.PooledURL, database.DirectURL, redisURL
+	c.JWTSecret = Secret
+	c.RateLimitDisabled = true
+	c.DBMaxConns, c.DBMinConns = 8, 0
+	c.ShutdownTimeout = 5 * time.Second
+	c.WSInitTimeout = 2 * time.Second
+	return c
+}
+
+// Start builds the application with app.New and serves it on a free port of 127.0.0.1 until the
+// test ends, when it shuts down as `serve` does (readiness, WebSocket clients sent away, then the
+// listener) and reports a failed shutdown as a test error.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	s := prepare(t, o)
+	cfg := s.Config
+	a, err := app.New(context.Background(), cfg, o.App)
+	if err != nil {
+		t.Fatalf("apptest: app.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		a.Close()
+		t.Fatalf("apptest: %v", err)
+	}
+	srv := &http.Server{
+		Handler: a.Handler, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	s.App, s.URL = a, "http://"+ln.Addr().String()
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() {
+			defer a.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			a.Drain()
+			if err := a.GoAway(ctx); err != nil {
+				stopErr = err
+			}
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+				stopErr = errors.Join(stopErr, err)
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				stopErr = errors.Join(stopErr, err)
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("apptest: shutdown: %v", err)
+		}
+	})
+	s.WaitReady(t)
+	return s
+}
+
+// prepare makes the services and the configuration of a server.
+func prepare(t testing.TB, o Options) *Server {
+	t.Helper()
+	var database testenv.Database
+	if o.Database != nil {
+		database = *o.Database
+	} else {
+		database = testenv.NewDatabase(t)
+	}
+	redisURL := o.RedisURL
+	if redisURL == "" {
+		redisURL = testenv.NewRedis(t)
+	}
+	cfg := Config(database, redisURL)
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
+	if o.Seed {
+		Seed(t, database)
+	}
+	return &Server{Config: cfg, Database: database, Direct: directPool(t, database), t: t}
+}
+
+var (
+	directMu    sync.Mutex
+	directPools = map[string]*pgxpool.Pool{}
+)
+
+// directPool returns one pool per database for the whole test (shared by its instances).
+func directPool(t testing.TB, d testenv.Database) *pgxpool.Pool {
+	directMu.Lock()
+	defer directMu.Unlock()
+	if p, ok := directPools[d.Name]; ok {
+		return p
+	}
+	p, err := pgxpool.New(context.Background(), d.DirectURL)
+	if err != nil {
+		t.Fatalf("apptest: %v", err)
+	}
+	directPools[d.Name] = p
+	t.Cleanup(func() {
+		directMu.Lock()
+		delete(directPools, d.Name)
+		directMu.Unlock()
+		p.Close()
+	})
+	return p
+}
+
+// Seed loads the demo data set into database (user 1 is a member of 20 conversations).
+func Seed(t testing.TB, database testenv.Database) {
+	t.Helper()
+	if _, err := db.Seed(context.Background(), database.DirectURL, db.DemoSeed, 1); err != nil {
+		t.Fatalf("apptest: seed: %v", err)
+	}
+}
+
+// Stop shuts the server down now (rather than when the test ends) and returns the error of
+// its shutdown.
+func (s *Server) Stop() error { return s.stop() }
+
+// Token returns a token for userID, valid for an hour.
+func (s *Server) Token(userID int64) string {
+	s.t.Helper()
+	return Token(s.t, s.Config.JWTSecret, userID, time.Hour)
+}
+
+// Client returns a GraphQL client acting as userID (0: anonymous).
+func (s *Server) Client(userID int64) *Client {
+	c := &Client{URL: s.URL + "/query", HTTP: http.DefaultClient}
+	if userID != 0 {
+		c.Authorization = "Bearer " + s.Token(userID)
+	}
+	return c
+}
+
+// WebSocketURL is the ws:// address of /query.
+func (s *Server) WebSocketURL() string { return "ws" + s.URL[len("http"):] + "/query" }
+
+// Get fetches path and returns the status and the body.
+func (s *Server) Get(path string) (int, string) {
+	s.t.Helper()
+	res, err := http.Get(s.URL + path)
+	if err != nil {
+		s.t.Fatalf("apptest: GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// WaitReady waits until /readyz answers 200, failing the test after 15 s.
+func (s *Server) WaitReady(t testing.TB) {
+	t.Helper()
+	if err := waitReady(s.URL, nil, 15*time.Second); err != nil {
+		t.Fatalf("apptest: %v", err)
+	}
+}
+
+// waitReady polls base's /readyz until it answers 200, within, or exited (if not nil) says the
+// server stopped.
+func waitReady(base string, exited func() (bool, error), within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("readyz answered %d", res.StatusCode)
+		}
+		if exited != nil {
+			if done, e := exited(); done {
+				return fmt.Errorf("server exited before it was ready: %v", e)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server at %s not ready: %v", base, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port free at the time of the call.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// ID formats an id as the GraphQL ID scalar does.
+func ID(id int64) string { return strconv.FormatInt(id, 10) }

@@ -1,0 +1,133 @@
+package app
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/threadline/threadline/graph"
+	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/apq"
+	"github.com/threadline/threadline/internal/cache"
+	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/ratelimit"
+	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/respcache"
+)
+
+// Config is every setting of the server. Defaults gives each its default value; server.go fills
+// it from the environment (the only place that reads it), and tests from Defaults.
+type Config struct {
+	Env               string // "development" or "production"
+	Addr              string
+	DatabaseURL       string // through PgBouncer
+	DatabaseDirectURL string // straight to PostgreSQL: migrations and seeding
+	RedisURL          string
+	JWTSecret         string
+	LogLevel          slog.Level
+	LogFormat         string
+
+	DBMaxConns        int32
+	DBMinConns        int32
+	DBMaxConnLifetime time.Duration
+	DBMaxConnIdleTime time.Duration
+	DBConnectTimeout  time.Duration
+
+	LoaderWait     time.Duration
+	LoaderMaxBatch int
+
+	CacheEnabled         bool
+	ResponseCacheEnabled bool // needs CacheEnabled: responses record history-cache generations
+	ResponseCacheTTL     time.Duration
+	CacheTTLFirstPage    time.Duration
+	CacheTTL             time.Duration
+	RedisTimeout         time.Duration
+	RedisBreakerFailures uint32
+	RedisBreakerOpen     time.Duration
+
+	Introspection     bool
+	MaxBodyBytes      int64
+	RequestTimeout    time.Duration
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+	// ShutdownDrainDelay is how long, after SIGTERM, the server keeps serving with /readyz
+	// answering 503 (and every response saying Connection: close), so that load balancers take
+	// it out of rotation before its listener closes. Part of ShutdownTimeout, not added to it.
+	ShutdownDrainDelay time.Duration
+
+	// Limits bound each GraphQL operation (graph.Limits), checked before any resolver runs.
+	Limits graph.Limits
+
+	// Rate limits per user (per IP address when anonymous), shared through Redis.
+	RateLimitDisabled bool
+	RateLimit         int // requests per second
+	RateLimitBurst    int
+
+	APQTTL time.Duration // automatic persisted queries live this long in Redis
+
+	CORSAllowedOrigins []string // browser origins that may call /query; "*" in development only
+
+	// Live updates over WebSocket.
+	WSAllowedOrigins []string // browser origins allowed besides the server's own; "*" in development only
+	WSInitTimeout    time.Duration
+	WSPingInterval   time.Duration
+	// WSMaxSubscriptions caps the subscriptions running at once on one connection.
+	WSMaxSubscriptions int
+	SubscriberBuffer   int // events a subscriber may have waiting before it is cut off
+
+	DemoUserID int64 // GraphiQL acts as this user in development
+
+	// PprofAddr, when set, serves net/http/pprof on its own listener (never on the public one),
+	// for profiling under load: PPROF_ADDR=127.0.0.1:6060.
+	PprofAddr string
+}
+
+// Development reports whether the server runs in development mode.
+func (c Config) Development() bool { return c.Env == "development" }
+
+// DevelopmentSecret signs tokens in development when JWT_SECRET is unset. Never in production.
+const DevelopmentSecret = "threadline-development-secret-do-not-use-in-production"
+
+// Defaults returns the default configuration: production mode, and every knob at the default
+// its package declares.
+func Defaults() Config {
+	return Config{
+		Env:                  "production",
+		Addr:                 ":8080",
+		LogLevel:             slog.LevelInfo,
+		LogFormat:            "json",
+		DBMaxConns:           32,
+		DBMinConns:           2,
+		DBMaxConnLifetime:    30 * time.Minute,
+		DBMaxConnIdleTime:    5 * time.Minute,
+		DBConnectTimeout:     5 * time.Second,
+		LoaderWait:           loader.DefaultWait,
+		LoaderMaxBatch:       loader.DefaultMaxBatch,
+		CacheEnabled:         true,
+		ResponseCacheEnabled: true,
+		ResponseCacheTTL:     respcache.DefaultTTL,
+		CacheTTLFirstPage:    cache.DefaultTTLFirstPage,
+		CacheTTL:             cache.DefaultTTL,
+		RedisTimeout:         redisclient.DefaultCallTimeout,
+		RedisBreakerFailures: redisclient.DefaultFailureThreshold,
+		RedisBreakerOpen:     redisclient.DefaultOpenTimeout,
+		MaxBodyBytes:         64 << 10,
+		RequestTimeout:       10 * time.Second,
+		ReadHeaderTimeout:    5 * time.Second,
+		ReadTimeout:          15 * time.Second,
+		WriteTimeout:         30 * time.Second,
+		IdleTimeout:          120 * time.Second,
+		ShutdownTimeout:      20 * time.Second,
+		Limits:               graph.DefaultLimits(),
+		RateLimit:            ratelimit.DefaultRate,
+		RateLimitBurst:       ratelimit.DefaultBurst,
+		APQTTL:               apq.DefaultTTL,
+		WSInitTimeout:        graph.DefaultWebSocketInitTimeout,
+		WSPingInterval:       graph.DefaultWebSocketPingInterval,
+		WSMaxSubscriptions:   graph.DefaultMaxSubscriptions,
+		SubscriberBuffer:     live.DefaultBuffer,
+		DemoUserID:           1,
+	}
+}

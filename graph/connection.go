@@ -1,0 +1,47 @@
+package graph
+
+import (
+	"github.com/threadline/threadline/graph/model"
+	"github.com/threadline/threadline/internal/chat"
+)
+
+// Relay connections: edges with cursors, and pageInfo whose start and end cursors are those of
+// the first and last edge.
+
+func messageConnection(h chat.History) *model.MessageConnection {
+	conn := &model.MessageConnection{
+		Edges:    make([]*model.MessageEdge, len(h.Messages)),
+		PageInfo: &model.PageInfo{HasNextPage: h.HasNextPage, HasPreviousPage: h.HasPreviousPage},
+	}
+	for i := range h.Messages {
+		conn.Edges[i] = &model.MessageEdge{Cursor: chat.EncodeMessageCursor(h.Messages[i].Seq), Node: &h.Messages[i]}
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
+	}
+	return conn
+}
+
+func conversationConnection(list chat.ConversationList, after *string) *model.ConversationConnection {
+	conn := &model.ConversationConnection{
+		Edges:    make([]*model.ConversationEdge, len(list.Conversations)),
+		PageInfo: &model.PageInfo{HasNextPage: list.HasNextPage, HasPreviousPage: after != nil},
+	}
+	for i := range list.Conversations {
+		c := &list.Conversations[i]
+		cursor := chat.EncodeConversationCursor(chat.ConversationCursor{LastMessageAt: c.LastMessageAt, ID: c.ID})
+		conn.Edges[i] = &model.ConversationEdge{Cursor: cursor, Node: c}
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
+	}
+	return conn
+}
+
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
