@@ -104,6 +104,9 @@ type config struct {
 	DatabaseDirectURL string // straight to PostgreSQL: migrations and seeding
 	RedisURL          string
 	JWTSecret         string
+	JWTJWKSURL        string // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
+	JWTIssuer         string // when set, every token's iss
+	JWTAudience       string // when set, in every token's aud
 	LogLevel          slog.Level
 	LogFormat         string
 
@@ -181,6 +184,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseDirectURL:  e.str("DATABASE_DIRECT_URL", ""),
 		RedisURL:           e.str("REDIS_URL", ""),
 		JWTSecret:          e.str("JWT_SECRET", ""),
+		JWTJWKSURL:         e.str("JWT_JWKS_URL", ""),
+		JWTIssuer:          e.str("JWT_ISSUER", ""),
+		JWTAudience:        e.str("JWT_AUDIENCE", ""),
 		LogFormat:          e.str("LOG_FORMAT", "json"),
 		DBMaxConns:         int32(e.int("DB_MAX_CONNS", 32)),
 		DBMinConns:         int32(e.int("DB_MIN_CONNS", 2)),
