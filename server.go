@@ -93,6 +93,9 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.DatabaseDirectURL = e.str("DATABASE_DIRECT_URL", "")
 	c.RedisURL = e.str("REDIS_URL", "")
 	c.JWTSecret = e.str("JWT_SECRET", "")
+	c.JWTJWKSURL = e.str("JWT_JWKS_URL", "")
+	c.JWTIssuer = e.str("JWT_ISSUER", "")
+	c.JWTAudience = e.str("JWT_AUDIENCE", "")
 	c.LogFormat = e.str("LOG_FORMAT", c.LogFormat)
 	c.DBMaxConns = int32(e.int("DB_MAX_CONNS", int(c.DBMaxConns)))
 	c.DBMinConns = int32(e.int("DB_MIN_CONNS", int(c.DBMinConns)))
@@ -438,11 +441,10 @@ func token(cfg app.Config, args []string, stdout io.Writer) error {
 	if *user < 1 {
 		return errors.New("token: -user must be a positive user id")
 	}
-	secret := cfg.JWTSecret
-	if secret == "" {
-		secret = app.DevelopmentSecret // a development token for a local stack
+	if cfg.JWTSecret == "" {
+		cfg.JWTSecret = app.DevelopmentSecret // a development token for a local stack
 	}
-	keys, err := auth.NewKeys(secret)
+	keys, err := auth.New(auth.Config{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	if err != nil {
 		return err
 	}

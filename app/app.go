@@ -92,10 +92,13 @@ type App struct {
 // readiness check) opens the connections, so a server starts while its dependencies come up.
 // Call Close when done.
 func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
-	for _, req := range []struct{ key, v string }{{"DATABASE_URL", cfg.DatabaseURL}, {"REDIS_URL", cfg.RedisURL}, {"JWT_SECRET", cfg.JWTSecret}} {
+	for _, req := range []struct{ key, v string }{{"DATABASE_URL", cfg.DatabaseURL}, {"REDIS_URL", cfg.RedisURL}} {
 		if req.v == "" {
 			return nil, fmt.Errorf("config: %s is required", req.key)
 		}
+	}
+	if cfg.JWTSecret == "" && cfg.JWTJWKSURL == "" {
+		return nil, errors.New("config: JWT_SECRET or JWT_JWKS_URL is required")
 	}
 	log := opts.Log
 	if log == nil {
@@ -112,7 +115,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			a.Close()
 		}
 	}()
-	if a.Keys, err = auth.NewKeys(cfg.JWTSecret); err != nil {
+	if a.Keys, err = auth.New(cfg.AuthConfig(log)); err != nil {
 		return nil, err
 	}
 	appMetrics := metrics.New(reg, metrics.Options{})
@@ -205,7 +208,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		cors = httpapi.CORS(cfg.CORSAllowedOrigins)
 	}
 	pgCfg := playground.Config{Endpoint: "/query", Title: "Threadline", DefaultQuery: PlaygroundQuery}
-	if cfg.Development() {
+	if cfg.Development() && cfg.JWTSecret != "" {
 		tok, err := a.Keys.Sign(cfg.DemoUserID, 30*24*time.Hour)
 		if err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/internal/apq"
+	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/live"
 	"github.com/threadline/threadline/internal/ratelimit"
@@ -22,7 +23,10 @@ type Config struct {
 	DatabaseURL       string // through PgBouncer
 	DatabaseDirectURL string // straight to PostgreSQL: migrations and seeding
 	RedisURL          string
-	JWTSecret         string
+	JWTSecret         string // HS256 tokens
+	JWTJWKSURL        string // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
+	JWTIssuer         string // when set, every token's iss
+	JWTAudience       string // when set, in every token's aud
 	LogLevel          slog.Level
 	LogFormat         string
 
@@ -82,6 +86,11 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof on its own listener (never on the public one),
 	// for profiling under load: PPROF_ADDR=127.0.0.1:6060.
 	PprofAddr string
+}
+
+// AuthConfig is the configuration of token verification (and of signing, with the secret).
+func (c Config) AuthConfig(log *slog.Logger) auth.Config {
+	return auth.Config{Secret: c.JWTSecret, JWKSURL: c.JWTJWKSURL, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Log: log}
 }
 
 // Development reports whether the server runs in development mode.

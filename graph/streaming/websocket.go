@@ -1,0 +1,582 @@
+package streaming
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// The subprotocols: graphql-transport-ws (the graphql-ws library's protocol) and the legacy
+// graphql-ws (subscriptions-transport-ws), which a client that names neither gets.
+const (
+	ProtocolTransportWS = "graphql-transport-ws"
+	ProtocolLegacyWS    = "graphql-ws"
+)
+
+// Close codes the server sends (graphql-transport-ws's, and RFC 6455's).
+const (
+	CloseNormal           = 1000
+	CloseGoingAway        = 1001 // the server is shutting down: reconnect elsewhere, resume with afterSeq
+	CloseBadRequest       = 4400 // a message the protocol does not allow
+	CloseUnauthorized     = 4401 // no valid token in connection_init, or subscribe before it
+	CloseForbidden        = 4403 // the token expired: reconnect with a new one
+	CloseInitTimeout      = 4408 // no connection_init in time
+	CloseDuplicateID      = 4409 // a subscribe whose id is running already
+	CloseTooManyInit      = 4429 // a second connection_init, or too many connections for the user
+	closeMissedPongReason = "no pong within two ping intervals"
+)
+
+// WebSocketConfig configures GraphQL over WebSocket.
+type WebSocketConfig struct {
+	Config
+	// AllowedOrigins lists the browser origins ("https://app.example.com") that may connect
+	// besides the server's own; "*" allows any. A request without an Origin header (not a
+	// browser) is always allowed: it carries its token in connection_init, not in a cookie.
+	AllowedOrigins []string
+	// InitTimeout is how long a client has to send connection_init.
+	InitTimeout time.Duration
+	// PingInterval is how often the server pings (graphql-transport-ws: a client that has not
+	// answered within two intervals is closed) or sends keep-alives (graphql-ws).
+	PingInterval time.Duration
+	// ReadLimit is the largest message accepted from a client, in bytes.
+	ReadLimit int64
+	// WriteTimeout bounds each write to a client.
+	WriteTimeout time.Duration
+	// MaxConnsPerUser and MaxConnsPerAddr cap the connections one user, and one client address,
+	// hold at once on this instance (0: no cap).
+	MaxConnsPerUser, MaxConnsPerAddr int
+	// TrackConn registers a connection that a shutdown must send away (live.Hub.TrackConn):
+	// goAway is called once when the shutdown begins; ok=false refuses the connection.
+	TrackConn func(goAway func()) (untrack func(), ok bool)
+}
+
+// Defaults of WebSocketConfig.
+const (
+	DefaultInitTimeout      = 10 * time.Second
+	DefaultPingInterval     = 15 * time.Second
+	DefaultReadLimit        = 64 << 10
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultMaxSubscriptions = 100
+	DefaultMaxInFlight      = 16
+	DefaultMaxConnsPerUser  = 50
+	DefaultMaxConnsPerAddr  = 500
+)
+
+// WebSocket is the gqlgen transport for GraphQL over WebSocket on /query.
+type WebSocket struct {
+	cfg     WebSocketConfig
+	origins originPolicy
+	users   *counter
+	addrs   *counter
+}
+
+// NewWebSocket returns the transport; zero fields of cfg take the defaults.
+func NewWebSocket(cfg WebSocketConfig) *WebSocket {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.InitTimeout, DefaultInitTimeout}, {&cfg.PingInterval, DefaultPingInterval}, {&cfg.WriteTimeout, DefaultWriteTimeout}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = DefaultReadLimit
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	return &WebSocket{cfg: cfg, origins: newOriginPolicy(cfg.AllowedOrigins), users: newCounter(), addrs: newCounter()}
+}
+
+var _ graphql.Transport = (*WebSocket)(nil)
+
+// Supports reports whether r asks for a WebSocket upgrade.
+func (t *WebSocket) Supports(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && headerHas(r.Header, "Connection", "upgrade")
+}
+
+// Do serves one connection, for as long as it lasts.
+func (t *WebSocket) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if !t.origins.allows(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	addr := clientAddr(r)
+	if !t.addrs.take(addr, t.cfg.MaxConnsPerAddr) {
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
+	}
+	defer t.addrs.give(addr)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := &wsConn{t: t, exec: exec, cancel: cancel, ops: map[string]*wsOp{}}
+	if t.cfg.TrackConn != nil {
+		untrack, ok := t.cfg.TrackConn(c.goingAway)
+		if !ok {
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		defer untrack()
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{ProtocolTransportWS, ProtocolLegacyWS},
+		InsecureSkipVerify: true, // the Origin was checked above
+	})
+	if err != nil {
+		return // Accept has answered the request
+	}
+	conn.SetReadLimit(t.cfg.ReadLimit)
+	c.conn, c.proto = conn, conn.Subprotocol()
+	if c.proto == "" {
+		c.proto = ProtocolLegacyWS
+	}
+	if h := r.Header.Get("Authorization"); h != "" && t.cfg.Authenticate != nil {
+		ctx = t.cfg.Authenticate(ctx, h)
+	}
+	c.serve(ctx)
+}
+
+// wsConn is one connection.
+type wsConn struct {
+	t      *WebSocket
+	exec   graphql.GraphExecutor
+	conn   *websocket.Conn
+	proto  string
+	cancel context.CancelFunc
+	runner *runner
+
+	wmu sync.Mutex // one writer at a time
+
+	mu      sync.Mutex
+	ops     map[string]*wsOp // running operations by id
+	pongAt  time.Time
+	away    bool // shutting down: every close becomes 1001
+	closing bool
+	wg      sync.WaitGroup
+}
+
+type wsMessage struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+func (c *wsConn) legacy() bool { return c.proto == ProtocolLegacyWS }
+
+// serve runs the connection: connection_init first, then operations until either side closes.
+func (c *wsConn) serve(ctx context.Context) {
+	defer c.wg.Wait() // operations end (their context is cancelled below) before the handler returns
+	defer c.cancel()
+	ctx, user, ok := c.init(ctx)
+	if !ok {
+		return
+	}
+	defer c.t.users.give(user)
+	c.runner = &runner{cfg: c.t.cfg.Config, exec: c.exec}
+	c.mu.Lock()
+	c.pongAt = time.Now()
+	c.mu.Unlock()
+	go c.keepAlive(ctx)
+	if _, expires, ok := c.t.cfg.Viewer(ctx); ok && !expires.IsZero() {
+		stop := time.AfterFunc(time.Until(expires), func() {
+			c.close(CloseForbidden, "Forbidden: the token expired, reconnect with a new one")
+		})
+		defer stop.Stop()
+	}
+	for {
+		m, err := c.read()
+		if err != nil {
+			c.closeAfterReadError(ctx, err)
+			return
+		}
+		if !c.handle(ctx, m) {
+			return
+		}
+	}
+}
+
+// init waits for connection_init and authenticates the connection. It returns the context
+// carrying the viewer, and the key the connection counts under for its user.
+func (c *wsConn) init(ctx context.Context) (context.Context, string, bool) {
+	timer := time.AfterFunc(c.t.cfg.InitTimeout, func() { c.close(CloseInitTimeout, "Connection initialisation timeout") })
+	m, err := c.read()
+	if !timer.Stop() {
+		return ctx, "", false // closed for the timeout
+	}
+	switch {
+	case err != nil:
+		c.closeAfterReadError(ctx, err)
+		return ctx, "", false
+	case c.legacy() && m.Type == "connection_terminate":
+		c.close(CloseNormal, "")
+		return ctx, "", false
+	case m.Type != "connection_init":
+		c.close(CloseUnauthorized, "Unauthorized")
+		return ctx, "", false
+	}
+	var payload map[string]any
+	if len(m.Payload) > 0 && string(m.Payload) != "null" {
+		if err := json.Unmarshal(m.Payload, &payload); err != nil {
+			c.close(CloseBadRequest, "connection_init payload must be an object")
+			return ctx, "", false
+		}
+	}
+	for k, v := range payload {
+		if strings.EqualFold(k, "Authorization") {
+			header, isString := v.(string)
+			if !isString || c.t.cfg.Authenticate == nil {
+				return ctx, "", c.refuse()
+			}
+			ctx = c.t.cfg.Authenticate(ctx, header)
+		}
+	}
+	id, expires, ok := c.t.cfg.Viewer(ctx)
+	if !ok || (!expires.IsZero() && !time.Now().Before(expires)) {
+		return ctx, "", c.refuse()
+	}
+	user := strconv.FormatInt(id, 10)
+	if !c.t.users.take(user, c.t.cfg.MaxConnsPerUser) {
+		c.close(CloseTooManyInit, "too many connections for this user")
+		return ctx, "", false
+	}
+	if c.write(wsMessage{Type: "connection_ack"}) != nil {
+		c.t.users.give(user)
+		return ctx, "", false
+	}
+	return ctx, user, true
+}
+
+// refuse closes an unauthenticated connection; graphql-ws first says connection_error.
+func (c *wsConn) refuse() bool {
+	if c.legacy() {
+		b, _ := json.Marshal(map[string]string{"message": "unauthorized: connection_init must carry a valid Authorization bearer token"})
+		_ = c.write(wsMessage{Type: "connection_error", Payload: b})
+	}
+	c.close(CloseUnauthorized, "Unauthorized")
+	return false
+}
+
+// handle serves one message after connection_ack; false ends the connection.
+func (c *wsConn) handle(ctx context.Context, m wsMessage) bool {
+	switch {
+	case m.Type == "ping" && !c.legacy():
+		return c.write(wsMessage{Type: "pong", Payload: m.Payload}) == nil
+	case m.Type == "pong" && !c.legacy():
+		c.mu.Lock()
+		c.pongAt = time.Now()
+		c.mu.Unlock()
+		return true
+	case m.Type == "subscribe" && !c.legacy(), m.Type == "start" && c.legacy():
+		return c.start(ctx, m)
+	case m.Type == "complete" && !c.legacy(), m.Type == "stop" && c.legacy():
+		c.mu.Lock()
+		if op, ok := c.ops[m.ID]; ok {
+			op.cancel()
+			delete(c.ops, m.ID)
+		}
+		c.mu.Unlock()
+		return true
+	case m.Type == "connection_init":
+		c.close(CloseTooManyInit, "Too many initialisation requests")
+		return false
+	case m.Type == "connection_terminate" && c.legacy():
+		c.close(CloseNormal, "")
+		return false
+	}
+	c.close(CloseBadRequest, "unexpected message type")
+	return false
+}
+
+// start runs a subscribe (start) message's operation on a goroutine of its own.
+func (c *wsConn) start(ctx context.Context, m wsMessage) bool {
+	if m.ID == "" || len(m.ID) > 128 {
+		c.close(CloseBadRequest, "subscribe needs an id of at most 128 characters")
+		return false
+	}
+	params, err := decodeParams(m.Payload)
+	if err != nil {
+		c.close(CloseBadRequest, "invalid subscribe payload")
+		return false
+	}
+	params.Headers = http.Header{}
+	c.mu.Lock()
+	if _, dup := c.ops[m.ID]; dup {
+		c.mu.Unlock()
+		c.close(CloseDuplicateID, "Subscriber for "+m.ID+" already exists")
+		return false
+	}
+	opCtx, cancel := context.WithCancel(ctx)
+	op := &wsOp{cancel: cancel}
+	c.ops[m.ID] = op
+	c.wg.Add(1)
+	c.mu.Unlock()
+	out := &wsSink{c: c, id: m.ID}
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			if c.ops[m.ID] == op { // not already completed by the client (and the id reused)
+				delete(c.ops, m.ID)
+			}
+			c.mu.Unlock()
+			cancel()
+		}()
+		c.runner.run(opCtx, params, out)
+	}()
+	return true
+}
+
+// wsOp is a running operation.
+type wsOp struct{ cancel context.CancelFunc }
+
+// wsSink sends one operation's results.
+type wsSink struct {
+	c  *wsConn
+	id string
+}
+
+func (s *wsSink) next(resp *graphql.Response) error {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	typ := "next"
+	if s.c.legacy() {
+		typ = "data"
+	}
+	return s.c.write(wsMessage{Type: typ, ID: s.id, Payload: b})
+}
+
+func (s *wsSink) fail(errs gqlerror.List) error {
+	b, err := json.Marshal(errs)
+	if err != nil {
+		return err
+	}
+	if s.c.legacy() && len(errs) > 0 {
+		// subscriptions-transport-ws sends one error object.
+		if b, err = json.Marshal(errs[0]); err != nil {
+			return err
+		}
+	}
+	return s.c.write(wsMessage{Type: "error", ID: s.id, Payload: b})
+}
+
+func (s *wsSink) complete() error {
+	return s.c.write(wsMessage{Type: "complete", ID: s.id})
+}
+
+// read returns the next message from the client. It ends when the connection closes: its
+// context is not the connection's, since coder/websocket drops the connection without a close
+// frame when a read's context ends, and the connection's ending deserves a close code.
+func (c *wsConn) read() (wsMessage, error) {
+	typ, b, err := c.conn.Read(context.Background())
+	if err != nil {
+		return wsMessage{}, err
+	}
+	var m wsMessage
+	if typ != websocket.MessageText || json.Unmarshal(b, &m) != nil || m.Type == "" {
+		return wsMessage{}, errBadMessage
+	}
+	return m, nil
+}
+
+var errBadMessage = errors.New("not a protocol message")
+
+// write sends one message, within WriteTimeout: a client that does not read is closed.
+func (c *wsConn) write(m wsMessage) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		c.cancel()
+		_ = c.conn.CloseNow()
+		return err
+	}
+	return nil
+}
+
+// close ends the connection with code (1001 instead while the server shuts down).
+func (c *wsConn) close(code int, reason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	if c.away {
+		code, reason = CloseGoingAway, "server shutting down"
+	}
+	c.mu.Unlock()
+	c.cancel()
+	// Close waits for the client's close frame; it is bounded by coder/websocket's own timeout.
+	_ = c.conn.Close(websocket.StatusCode(code), reason)
+}
+
+// goingAway is called when the server begins to shut down: the connection closes with 1001.
+func (c *wsConn) goingAway() {
+	c.mu.Lock()
+	c.away = true
+	c.mu.Unlock()
+	go c.close(CloseGoingAway, "server shutting down")
+}
+
+// closeAfterReadError closes the connection after a failed read, with the code it deserves.
+func (c *wsConn) closeAfterReadError(ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, errBadMessage):
+		c.close(CloseBadRequest, "invalid message")
+	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		_ = c.conn.CloseNow() // the client closed
+	case ctx.Err() != nil:
+		c.close(CloseGoingAway, "server shutting down") // the connection's context ended
+	default:
+		var tooBig *websocket.CloseError
+		if errors.As(err, &tooBig) {
+			_ = c.conn.CloseNow()
+			return
+		}
+		if strings.Contains(err.Error(), "read limited") {
+			c.close(int(websocket.StatusMessageTooBig), "message too big")
+			return
+		}
+		c.t.cfg.Log.DebugContext(ctx, "websocket read failed", "err", err)
+		_ = c.conn.CloseNow()
+	}
+}
+
+// keepAlive pings (graphql-transport-ws) or sends keep-alives (graphql-ws) every PingInterval,
+// and closes a graphql-transport-ws client that has not answered a ping within two intervals.
+func (c *wsConn) keepAlive(ctx context.Context) {
+	tick := time.NewTicker(c.t.cfg.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if c.legacy() {
+			if c.write(wsMessage{Type: "ka"}) != nil {
+				return
+			}
+			continue
+		}
+		c.mu.Lock()
+		silent := time.Since(c.pongAt)
+		c.mu.Unlock()
+		if silent > 2*c.t.cfg.PingInterval {
+			c.close(CloseGoingAway, closeMissedPongReason)
+			return
+		}
+		if c.write(wsMessage{Type: "ping"}) != nil {
+			return
+		}
+	}
+}
+
+// counter counts connections per key, up to a cap.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newCounter() *counter { return &counter{n: map[string]int{}} }
+
+func (k *counter) take(key string, limit int) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if limit > 0 && k.n[key] >= limit {
+		return false
+	}
+	k.n[key]++
+	return true
+}
+
+func (k *counter) give(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.n[key]--; k.n[key] <= 0 {
+		delete(k.n, key)
+	}
+}
+
+// clientAddr is the connection's peer address without the port.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// originPolicy decides which browser origins may open a connection.
+type originPolicy struct {
+	any     bool
+	allowed map[string]bool // "scheme://host[:port]", lower case
+}
+
+func newOriginPolicy(origins []string) originPolicy {
+	p := originPolicy{allowed: map[string]bool{}}
+	for _, o := range origins {
+		o = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+		switch o {
+		case "":
+		case "*":
+			p.any = true
+		default:
+			p.allowed[o] = true
+		}
+	}
+	return p
+}
+
+func (p originPolicy) allows(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || p.any {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true // same origin
+	}
+	return p.allowed[strings.ToLower(u.Scheme+"://"+u.Host)]
+}
