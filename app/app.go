@@ -37,6 +37,7 @@ import (
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
@@ -178,6 +179,18 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	a.hooks = afterCommit(history, a.hub, respCache)
 	a.Chat = chat.NewService(store, a.hooks...)
 
+	var limiter, creations *ratelimit.Limiter
+	if !cfg.RateLimitDisabled {
+		limiter = ratelimit.New(ratelimit.Config{
+			Redis: a.Redis, Breaker: breaker, Rate: cfg.RateLimit, Burst: cfg.RateLimitBurst,
+			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
+		})
+		creations = ratelimit.New(ratelimit.Config{
+			Redis: a.Redis, Breaker: breaker, Name: "create", Rate: cfg.CreateConversationRate,
+			Burst: cfg.CreateConversationBurst, Period: time.Minute,
+			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
+		})
+	}
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Chat:          a.Chat,
 		Loaders:       loader.NewFactory(store, loader.Config{Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch, OnBatch: appMetrics.ObserveBatch}),
@@ -186,22 +199,30 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		RequestID:     httpapi.RequestID,
 		Metrics:       appMetrics.GraphQL(),
 		Live:          a.hub,
-		Keys:          a.Keys,
-		WebSocket: graph.WebSocketConfig{
-			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout,
-			PingInterval: cfg.WSPingInterval, ReadLimit: cfg.MaxBodyBytes, MaxSubscriptions: cfg.WSMaxSubscriptions,
+		WebSocket: streaming.WebSocketConfig{
+			Config: streaming.Config{
+				Authenticate:     a.Keys.Authenticate,
+				Viewer:           viewer,
+				RateLimit:        chargeOne(limiter),
+				OperationTimeout: cfg.RequestTimeout,
+				MaxSubscriptions: cfg.WSMaxSubscriptions,
+				MaxInFlight:      cfg.WSMaxInFlight,
+				Log:              log,
+			},
+			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout, PingInterval: cfg.WSPingInterval,
+			ReadLimit: cfg.MaxBodyBytes, WriteTimeout: cfg.WSWriteTimeout,
+			MaxConnsPerUser: cfg.WSMaxConnsPerUser, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr,
+			TrackConn: a.hub.TrackConn,
 		},
+		Mutations:        graph.MutationLimits{Max: cfg.MaxMutations, Charge: charge(limiter), Create: charge(creations)},
 		ResponseCache:    respCache,
 		Limits:           cfg.Limits,
 		FieldSuggestions: cfg.Development(),
 		PersistedQueries: apq.New(a.Redis, breaker, cfg.APQTTL),
 	})
 	var rateLimit func(http.Handler) http.Handler
-	if !cfg.RateLimitDisabled {
-		rateLimit = ratelimit.Middleware(ratelimit.Config{
-			Redis: a.Redis, Breaker: breaker, Rate: cfg.RateLimit, Burst: cfg.RateLimitBurst,
-			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
-		})
+	if limiter != nil {
+		rateLimit = limiter.Middleware
 	}
 	var cors func(http.Handler) http.Handler
 	if len(cfg.CORSAllowedOrigins) > 0 {
@@ -233,6 +254,32 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Instrument:     appMetrics.HTTP,
 	}, a.ready)
 	return a, nil
+}
+
+// viewer reads the viewer of ctx and its token's expiry, for the streaming transports.
+func viewer(ctx context.Context) (int64, time.Time, bool) {
+	id, err := auth.Viewer(ctx)
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	exp, _ := auth.Expiry(ctx)
+	return id, exp, true
+}
+
+// charge returns l's charge of n requests to the viewer; nil when there is no limit.
+func charge(l *ratelimit.Limiter) func(ctx context.Context, n int) error {
+	if l == nil {
+		return nil
+	}
+	return l.ChargeViewer
+}
+
+// chargeOne charges one request: an operation over a WebSocket.
+func chargeOne(l *ratelimit.Limiter) func(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	return func(ctx context.Context) error { return l.ChargeViewer(ctx, 1) }
 }
 
 // afterCommit is the list of steps every write runs after its commit, in order (see the package

@@ -6,6 +6,7 @@ import (
 
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
@@ -64,22 +65,33 @@ type Config struct {
 	// Limits bound each GraphQL operation (graph.Limits), checked before any resolver runs.
 	Limits graph.Limits
 
-	// Rate limits per user (per IP address when anonymous), shared through Redis.
+	// Rate limits per user (per IP address when anonymous), shared through Redis. Each HTTP
+	// request, each operation over a WebSocket and each mutation field past the first costs one.
 	RateLimitDisabled bool
 	RateLimit         int // requests per second
 	RateLimitBurst    int
+	// CreateConversationRate and CreateConversationBurst are the conversations one user may
+	// create per minute, and at once.
+	CreateConversationRate, CreateConversationBurst int
+	// MaxMutations is the most mutation fields in one operation (MAX_MUTATIONS_PER_OPERATION).
+	MaxMutations int
 
 	APQTTL time.Duration // automatic persisted queries live this long in Redis
 
 	CORSAllowedOrigins []string // browser origins that may call /query; "*" in development only
 
-	// Live updates over WebSocket.
+	// GraphQL over WebSocket.
 	WSAllowedOrigins []string // browser origins allowed besides the server's own; "*" in development only
 	WSInitTimeout    time.Duration
 	WSPingInterval   time.Duration
-	// WSMaxSubscriptions caps the subscriptions running at once on one connection.
-	WSMaxSubscriptions int
-	SubscriberBuffer   int // events a subscriber may have waiting before it is cut off
+	WSWriteTimeout   time.Duration // a write to a client that does not read closes it after this
+	// WSMaxSubscriptions and WSMaxInFlight cap the subscriptions, and the queries and
+	// mutations, running at once on one connection.
+	WSMaxSubscriptions, WSMaxInFlight int
+	// WSMaxConnsPerUser and WSMaxConnsPerAddr cap the connections of one user, and of one client
+	// address, on one instance.
+	WSMaxConnsPerUser, WSMaxConnsPerAddr int
+	SubscriberBuffer                     int // events a subscriber may have waiting before it is cut off
 
 	DemoUserID int64 // GraphiQL acts as this user in development
 
@@ -103,40 +115,47 @@ const DevelopmentSecret = "threadline-development-secret-do-not-use-in-productio
 // its package declares.
 func Defaults() Config {
 	return Config{
-		Env:                  "production",
-		Addr:                 ":8080",
-		LogLevel:             slog.LevelInfo,
-		LogFormat:            "json",
-		DBMaxConns:           32,
-		DBMinConns:           2,
-		DBMaxConnLifetime:    30 * time.Minute,
-		DBMaxConnIdleTime:    5 * time.Minute,
-		DBConnectTimeout:     5 * time.Second,
-		LoaderWait:           loader.DefaultWait,
-		LoaderMaxBatch:       loader.DefaultMaxBatch,
-		CacheEnabled:         true,
-		ResponseCacheEnabled: true,
-		ResponseCacheTTL:     respcache.DefaultTTL,
-		CacheTTLFirstPage:    cache.DefaultTTLFirstPage,
-		CacheTTL:             cache.DefaultTTL,
-		RedisTimeout:         redisclient.DefaultCallTimeout,
-		RedisBreakerFailures: redisclient.DefaultFailureThreshold,
-		RedisBreakerOpen:     redisclient.DefaultOpenTimeout,
-		MaxBodyBytes:         64 << 10,
-		RequestTimeout:       10 * time.Second,
-		ReadHeaderTimeout:    5 * time.Second,
-		ReadTimeout:          15 * time.Second,
-		WriteTimeout:         30 * time.Second,
-		IdleTimeout:          120 * time.Second,
-		ShutdownTimeout:      20 * time.Second,
-		Limits:               graph.DefaultLimits(),
-		RateLimit:            ratelimit.DefaultRate,
-		RateLimitBurst:       ratelimit.DefaultBurst,
-		APQTTL:               apq.DefaultTTL,
-		WSInitTimeout:        graph.DefaultWebSocketInitTimeout,
-		WSPingInterval:       graph.DefaultWebSocketPingInterval,
-		WSMaxSubscriptions:   graph.DefaultMaxSubscriptions,
-		SubscriberBuffer:     live.DefaultBuffer,
-		DemoUserID:           1,
+		Env:                     "production",
+		Addr:                    ":8080",
+		LogLevel:                slog.LevelInfo,
+		LogFormat:               "json",
+		DBMaxConns:              32,
+		DBMinConns:              2,
+		DBMaxConnLifetime:       30 * time.Minute,
+		DBMaxConnIdleTime:       5 * time.Minute,
+		DBConnectTimeout:        5 * time.Second,
+		LoaderWait:              loader.DefaultWait,
+		LoaderMaxBatch:          loader.DefaultMaxBatch,
+		CacheEnabled:            true,
+		ResponseCacheEnabled:    true,
+		ResponseCacheTTL:        respcache.DefaultTTL,
+		CacheTTLFirstPage:       cache.DefaultTTLFirstPage,
+		CacheTTL:                cache.DefaultTTL,
+		RedisTimeout:            redisclient.DefaultCallTimeout,
+		RedisBreakerFailures:    redisclient.DefaultFailureThreshold,
+		RedisBreakerOpen:        redisclient.DefaultOpenTimeout,
+		MaxBodyBytes:            64 << 10,
+		RequestTimeout:          10 * time.Second,
+		ReadHeaderTimeout:       5 * time.Second,
+		ReadTimeout:             15 * time.Second,
+		WriteTimeout:            30 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		ShutdownTimeout:         20 * time.Second,
+		Limits:                  graph.DefaultLimits(),
+		RateLimit:               ratelimit.DefaultRate,
+		RateLimitBurst:          ratelimit.DefaultBurst,
+		APQTTL:                  apq.DefaultTTL,
+		WSInitTimeout:           streaming.DefaultInitTimeout,
+		WSPingInterval:          streaming.DefaultPingInterval,
+		WSWriteTimeout:          streaming.DefaultWriteTimeout,
+		WSMaxSubscriptions:      streaming.DefaultMaxSubscriptions,
+		WSMaxInFlight:           streaming.DefaultMaxInFlight,
+		WSMaxConnsPerUser:       streaming.DefaultMaxConnsPerUser,
+		WSMaxConnsPerAddr:       streaming.DefaultMaxConnsPerAddr,
+		MaxMutations:            graph.DefaultMaxMutations,
+		CreateConversationRate:  ratelimit.DefaultCreateRate,
+		CreateConversationBurst: ratelimit.DefaultCreateBurst,
+		SubscriberBuffer:        live.DefaultBuffer,
+		DemoUserID:              1,
 	}
 }

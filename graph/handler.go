@@ -16,6 +16,7 @@ import (
 
 	"github.com/threadline/threadline/graph/httptransport"
 	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
@@ -38,13 +39,13 @@ type HandlerConfig struct {
 	// ResponseCache answers repeated queries with stored responses (internal/respcache). It is
 	// added after Metrics and before the loaders, so that a hit runs nothing else. May be nil.
 	ResponseCache *respcache.Cache
-	// Live serves messageAdded subscriptions; nil: they answer INTERNAL_SERVER_ERROR. Its Close
-	// also closes every WebSocket connection with 1001 going away.
+	// Live serves messageAdded subscriptions; nil: they answer INTERNAL_SERVER_ERROR.
 	Live *live.Hub
-	// Keys verifies the token a WebSocket client sends in connection_init.
-	Keys *auth.Keys
-	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws).
-	WebSocket WebSocketConfig
+	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws): the
+	// same authentication, rate limit, admission and deadline as HTTP requests, per operation.
+	WebSocket streaming.WebSocketConfig
+	// Mutations bound the writes of one operation.
+	Mutations MutationLimits
 	// Limits bound the cost, depth, aliases, fields and tokens of an operation (graph/limits.go);
 	// zero fields take the defaults.
 	Limits Limits
@@ -67,7 +68,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.AddTransport(httptransport.POST{})
 	srv.AddTransport(httptransport.Methods{}) // OPTIONS, and 405 for other methods
 	// Subscriptions, and any other operation, over WebSocket (graph/websocket.go).
-	srv.AddTransport(newWebsocketTransport(cfg))
+	srv.AddTransport(streaming.NewWebSocket(cfg.WebSocket))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(limits.Tokens)
 	srv.SetDisableSuggestion(!cfg.FieldSuggestions)
@@ -77,6 +78,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.PersistedQueries != nil {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
 	}
+	srv.Use(mutationLimits{cfg.Mutations})
 	// Before the response cache and the resolvers: a refused operation runs nothing.
 	srv.Use(shapeLimits{limits})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))

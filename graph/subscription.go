@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
@@ -15,9 +15,9 @@ import (
 )
 
 // subscribeMessages starts a messageAdded subscription (package live does the work). When the
-// stream fails, the WebSocket transport sends the reason as the operation's error message:
-// a subscriber cut off for falling behind gets RATE_LIMITED with extensions.afterSeq, the seq
-// to resubscribe after. A WebSocket connection runs at most WebSocketConfig.MaxSubscriptions.
+// stream fails, the transport sends the reason as the operation's error message: a subscriber
+// cut off for falling behind gets RATE_LIMITED with extensions.afterSeq, the seq to resubscribe
+// after. The transport caps the subscriptions of one connection.
 func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64, afterSeq *int) (<-chan *chat.Message, error) {
 	viewer, err := auth.Viewer(ctx)
 	if err != nil {
@@ -31,22 +31,12 @@ func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64,
 		v := int64(*afterSeq)
 		after = &v
 	}
-	conn := connOf(ctx) // nil on other transports, which have no error message after the stream began
-	if conn != nil && !conn.acquire() {
-		return nil, apperr.New(apperr.RateLimited, "at most %d subscriptions per connection", conn.maxSubs)
-	}
 	ch, err := hub.Subscribe(ctx, viewer, conversationID, after, func(err error) {
-		if conn != nil {
-			if err != nil {
-				transport.AddSubscriptionError(ctx, streamError(err))
-			}
-			conn.release()
+		if err != nil {
+			streaming.EndWith(ctx, streamError(err))
 		}
 	})
 	if err != nil {
-		if conn != nil {
-			conn.release()
-		}
 		if ctx.Err() != nil { // the client stopped the subscription while it started: end quietly
 			ended := make(chan *chat.Message)
 			close(ended)

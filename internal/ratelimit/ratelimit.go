@@ -13,6 +13,7 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,72 +26,149 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
-// Defaults of Config.Rate and Config.Burst.
+// Defaults of Config.Rate and Config.Burst, and of the conversation-creation budget (per
+// minute).
 const (
-	DefaultRate  = 50  // requests per second, sustained
-	DefaultBurst = 100 // requests at once
+	DefaultRate        = 50  // requests per second, sustained
+	DefaultBurst       = 100 // requests at once
+	DefaultCreateRate  = 10  // conversations per minute, sustained
+	DefaultCreateBurst = 5   // conversations at once
 )
 
 // Config configures the limiter.
 type Config struct {
 	Redis   redis.UniversalClient
 	Breaker *redisclient.Breaker // Redis calls go through it; a refused or failed call fails open
-	Rate    int                  // requests per second per client (DefaultRate when 0)
+	Rate    int                  // requests per Period per client (DefaultRate when 0)
 	Burst   int                  // requests a client may send at once (DefaultBurst when 0)
+	Period  time.Duration        // default one second
+	// Name tells this budget's keys from other budgets' (the conversation-creation budget is
+	// "create"); "" for the request budget.
+	Name string
 	// Limited counts refused requests, FailOpen requests let through because Redis could not
 	// answer. Either may be nil.
 	Limited, FailOpen prometheus.Counter
 }
 
-// Middleware returns the limiting middleware. It must run after authentication: it reads the
-// viewer from the request's context.
-func Middleware(cfg Config) func(http.Handler) http.Handler {
+// Limiter charges requests to their client's budget in Redis.
+type Limiter struct {
+	cfg     Config
+	limiter *redis_rate.Limiter
+	limit   redis_rate.Limit
+}
+
+// New returns a Limiter.
+func New(cfg Config) *Limiter {
 	if cfg.Rate <= 0 {
 		cfg.Rate = DefaultRate
 	}
 	if cfg.Burst <= 0 {
 		cfg.Burst = DefaultBurst
 	}
-	limiter := redis_rate.NewLimiter(cfg.Redis)
-	limit := redis_rate.Limit{Rate: cfg.Rate, Burst: cfg.Burst, Period: time.Second}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var res *redis_rate.Result
-			err := cfg.Breaker.Do(r.Context(), func(ctx context.Context) error {
-				var err error
-				res, err = limiter.Allow(ctx, Key(r), limit)
-				return err
-			})
-			if err != nil {
-				if cfg.FailOpen != nil {
-					cfg.FailOpen.Inc()
-				}
-				next.ServeHTTP(w, r)
-				return
-			}
-			if res.Allowed > 0 {
-				w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
-				next.ServeHTTP(w, r)
-				return
-			}
-			if cfg.Limited != nil {
-				cfg.Limited.Inc()
-			}
-			refuse(w, res.RetryAfter)
-		})
+	return &Limiter{
+		cfg: cfg, limiter: redis_rate.NewLimiter(cfg.Redis),
+		limit: redis_rate.Limit{Rate: cfg.Rate, Burst: cfg.Burst, Period: cmp.Or(cfg.Period, time.Second)},
 	}
 }
+
+// Decision is the answer to a charge.
+type Decision struct {
+	Allowed    bool
+	Remaining  int           // requests left in the budget (when allowed)
+	RetryAfter time.Duration // when a refused request may be tried again
+}
+
+// Charge takes n requests from key's budget. When Redis cannot answer it fails open: the
+// requests are allowed and counted in FailOpen.
+func (l *Limiter) Charge(ctx context.Context, key string, n int) Decision {
+	if n <= 0 {
+		return Decision{Allowed: true}
+	}
+	if l.cfg.Name != "" {
+		key = l.cfg.Name + ":" + key
+	}
+	var res *redis_rate.Result
+	err := l.cfg.Breaker.Do(ctx, func(ctx context.Context) error {
+		var err error
+		res, err = l.limiter.AllowN(ctx, key, l.limit, n)
+		return err
+	})
+	if err != nil {
+		if l.cfg.FailOpen != nil {
+			l.cfg.FailOpen.Inc()
+		}
+		return Decision{Allowed: true, Remaining: -1}
+	}
+	if res.Allowed > 0 {
+		return Decision{Allowed: true, Remaining: res.Remaining}
+	}
+	if l.cfg.Limited != nil {
+		l.cfg.Limited.Inc()
+	}
+	return Decision{RetryAfter: res.RetryAfter}
+}
+
+// ChargeViewer charges n requests to the viewer of ctx (to nobody when there is none: an
+// anonymous operation was charged by its HTTP request). A refusal is the public RATE_LIMITED
+// error, with extensions.retryAfter in seconds.
+func (l *Limiter) ChargeViewer(ctx context.Context, n int) error {
+	id, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil
+	}
+	d := l.Charge(ctx, userKey(id), n)
+	if d.Allowed {
+		return nil
+	}
+	return Refusal(d.RetryAfter)
+}
+
+// Refusal is the GraphQL error of a request refused for its rate.
+func Refusal(retryAfter time.Duration) *gqlerror.Error {
+	secs := retrySeconds(retryAfter)
+	return &gqlerror.Error{
+		Message:    fmt.Sprintf("rate limit exceeded: retry after %d s", secs),
+		Extensions: map[string]any{"code": string(apperr.RateLimited), "retryAfter": secs},
+	}
+}
+
+// Middleware returns the limiting middleware: each HTTP request costs one. It must run after
+// authentication: it reads the viewer from the request's context.
+func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := l.Charge(r.Context(), Key(r), 1)
+		switch {
+		case !d.Allowed:
+			refuse(w, d.RetryAfter)
+		case d.Remaining >= 0:
+			w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+			next.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// Middleware returns the limiting middleware of a new Limiter (see Limiter.Middleware).
+func Middleware(cfg Config) func(http.Handler) http.Handler {
+	return New(cfg).Middleware
+}
+
+func userKey(id int64) string { return "user:" + strconv.FormatInt(id, 10) }
+
+func retrySeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
 
 // Key is the limiter key of r: its viewer's, or its peer address's when anonymous.
 func Key(r *http.Request) string {
 	if id, err := auth.Viewer(r.Context()); err == nil {
-		return "user:" + strconv.FormatInt(id, 10)
+		return userKey(id)
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -101,11 +179,8 @@ func Key(r *http.Request) string {
 
 // refuse answers 429 with Retry-After and a GraphQL error RATE_LIMITED.
 func refuse(w http.ResponseWriter, retryAfter time.Duration) {
-	secs := max(1, int(math.Ceil(retryAfter.Seconds())))
-	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
-		"message":    fmt.Sprintf("rate limit exceeded: retry after %d s", secs),
-		"extensions": map[string]any{"code": string(apperr.RateLimited), "retryAfter": secs},
-	}}})
+	secs := retrySeconds(retryAfter)
+	body, _ := json.Marshal(map[string]any{"errors": []any{Refusal(retryAfter)}})
 	h := w.Header()
 	h.Set("Retry-After", strconv.Itoa(secs))
 	h.Set("Content-Type", "application/json")
