@@ -33,11 +33,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/streaming"
+	"github.com/threadline/threadline/internal/admission"
 	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
@@ -151,12 +153,14 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		CallTimeout: cfg.RedisTimeout, Log: log, Registerer: reg,
 	})
 
+	// One budget of slow-path reads after Redis timeouts, for both caches (see cache.Config).
+	fallbacks := admission.NewBudget(float64(cfg.CacheFallbackRate), cfg.CacheFallbackRate)
 	dbStore := db.NewStore(pool)
 	var store chat.Store = dbStore
 	var history *cache.Store
 	if cfg.CacheEnabled {
 		history = cache.NewStore(dbStore, a.Redis, breaker, cache.Config{
-			TTLFirstPage: cfg.CacheTTLFirstPage, TTL: cfg.CacheTTL, Log: log, Registerer: reg,
+			TTLFirstPage: cfg.CacheTTLFirstPage, TTL: cfg.CacheTTL, Fallbacks: fallbacks, Log: log, Registerer: reg,
 		})
 		a.closers = append(a.closers, history.Close)
 		store = history
@@ -164,7 +168,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	var respCache *respcache.Cache
 	if cfg.CacheEnabled && cfg.ResponseCacheEnabled {
 		respCache = respcache.New(a.Redis, breaker, respcache.Config{
-			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Log: log, Registerer: reg,
+			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Fallbacks: fallbacks, Log: log, Registerer: reg,
 		})
 	}
 	// Live delivery reads PostgreSQL itself (dbStore, not the cache) for replays and gap fills.
@@ -179,6 +183,10 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	a.hooks = afterCommit(history, a.hub, respCache)
 	a.Chat = chat.NewService(store, a.hooks...)
 
+	var admit *admission.Limiter
+	if cfg.AdmissionEnabled {
+		admit = admission.New(admission.Config{MaxLimit: cfg.AdmissionMaxLimit, MaxWait: cfg.AdmissionMaxWait, Registerer: reg})
+	}
 	var limiter, creations *ratelimit.Limiter
 	if !cfg.RateLimitDisabled {
 		limiter = ratelimit.New(ratelimit.Config{
@@ -204,6 +212,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 				Authenticate:     a.Keys.Authenticate,
 				Viewer:           viewer,
 				RateLimit:        chargeOne(limiter),
+				Admit:            admitOperation(admit),
 				OperationTimeout: cfg.RequestTimeout,
 				MaxSubscriptions: cfg.WSMaxSubscriptions,
 				MaxInFlight:      cfg.WSMaxInFlight,
@@ -248,6 +257,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		CacheHealth:    &httpapi.CacheHealth{History: history, Response: respCache, Redis: a.Redis, Breaker: breaker},
 		Authenticate:   a.Keys.Middleware,
 		RateLimit:      rateLimit,
+		Admission:      admission.Middleware(admit),
 		CORS:           cors,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
@@ -280,6 +290,25 @@ func chargeOne(l *ratelimit.Limiter) func(ctx context.Context) error {
 		return nil
 	}
 	return func(ctx context.Context) error { return l.ChargeViewer(ctx, 1) }
+}
+
+// admitOperation admits a query or mutation that came over a WebSocket through l, as the HTTP
+// middleware admits a request; nil when there is no admission limit.
+func admitOperation(l *admission.Limiter) func(ctx context.Context) (func(), error) {
+	if l == nil {
+		return nil
+	}
+	return func(ctx context.Context) (func(), error) {
+		release, err := l.Acquire(ctx)
+		if err != nil {
+			var ref *admission.Refusal
+			if errors.As(err, &ref) {
+				return nil, &gqlerror.Error{Message: ref.Error(), Extensions: ref.Extensions()}
+			}
+			return nil, err
+		}
+		return func() { release(admission.OutcomeOf(ctx)) }, nil
+	}
 }
 
 // afterCommit is the list of steps every write runs after its commit, in order (see the package

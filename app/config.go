@@ -7,6 +7,7 @@ import (
 	"github.com/threadline/threadline/graph"
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/streaming"
+	"github.com/threadline/threadline/internal/admission"
 	"github.com/threadline/threadline/internal/apq"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
@@ -75,6 +76,17 @@ type Config struct {
 	CreateConversationRate, CreateConversationBurst int
 	// MaxMutations is the most mutation fields in one operation (MAX_MUTATIONS_PER_OPERATION).
 	MaxMutations int
+
+	// Load shedding (internal/admission): an adaptive limit on the GraphQL operations executing
+	// at once; the excess waits at most AdmissionMaxWait, then gets 503 with Retry-After.
+	AdmissionEnabled  bool
+	AdmissionMaxLimit int
+	AdmissionMaxWait  time.Duration
+	// CacheFallbackRate bounds, per second, the reads that a Redis call that failed while the
+	// circuit breaker was closed (a timeout, say) sends to the slow path (execution,
+	// PostgreSQL); past it they are refused with SERVICE_UNAVAILABLE. With the breaker open
+	// (Redis down) reads go to PostgreSQL, bounded by the admission limit.
+	CacheFallbackRate int
 
 	APQTTL time.Duration // automatic persisted queries live this long in Redis
 
@@ -153,6 +165,10 @@ func Defaults() Config {
 		WSMaxConnsPerUser:       streaming.DefaultMaxConnsPerUser,
 		WSMaxConnsPerAddr:       streaming.DefaultMaxConnsPerAddr,
 		MaxMutations:            graph.DefaultMaxMutations,
+		AdmissionEnabled:        true,
+		AdmissionMaxLimit:       admission.DefaultMaxLimit,
+		AdmissionMaxWait:        admission.DefaultMaxWait,
+		CacheFallbackRate:       cache.DefaultFallbackRate,
 		CreateConversationRate:  ratelimit.DefaultCreateRate,
 		CreateConversationBurst: ratelimit.DefaultCreateBurst,
 		SubscriberBuffer:        live.DefaultBuffer,

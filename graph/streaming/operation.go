@@ -128,9 +128,41 @@ type runner struct {
 	inFlight int // queries and mutations running
 }
 
+// slot is an operation's hold on a per-connection cap. It is given back once, when the
+// operation ends or as soon as the client stops it (a client that completes a subscription
+// may start another at once, before the first has wound down).
+type slot struct {
+	mu       sync.Mutex
+	release  func()
+	released bool
+}
+
+// hold records the release of a slot taken; if the slot was freed already, it is released now.
+func (s *slot) hold(release func()) {
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		release()
+		return
+	}
+	s.release = release
+	s.mu.Unlock()
+}
+
+// free gives the slot back (once).
+func (s *slot) free() {
+	s.mu.Lock()
+	release := s.release
+	s.release, s.released = nil, true
+	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
 // run executes one operation and sends its results to out. It returns when the operation has
 // ended (a subscription: when its stream ends or ctx is cancelled).
-func (r *runner) run(ctx context.Context, params *graphql.RawParams, out sink) {
+func (r *runner) run(ctx context.Context, params *graphql.RawParams, out sink, hold *slot) {
 	if _, expires, ok := r.cfg.Viewer(ctx); ok && !expires.IsZero() && !time.Now().Before(expires) {
 		_ = out.fail(gqlerror.List{publicError("UNAUTHENTICATED", "the token has expired: reconnect with a new one", nil)})
 		return
@@ -155,7 +187,8 @@ func (r *runner) run(ctx context.Context, params *graphql.RawParams, out sink) {
 		_ = out.fail(gqlerror.List{refusal})
 		return
 	}
-	defer release()
+	hold.hold(release)
+	defer hold.free()
 	if !subscription {
 		if r.cfg.Admit != nil {
 			done, err := r.cfg.Admit(ctx)

@@ -290,6 +290,7 @@ func (c *wsConn) handle(ctx context.Context, m wsMessage) bool {
 		c.mu.Lock()
 		if op, ok := c.ops[m.ID]; ok {
 			op.cancel()
+			op.slot.free()
 			delete(c.ops, m.ID)
 		}
 		c.mu.Unlock()
@@ -324,7 +325,7 @@ func (c *wsConn) start(ctx context.Context, m wsMessage) bool {
 		return false
 	}
 	opCtx, cancel := context.WithCancel(ctx)
-	op := &wsOp{cancel: cancel}
+	op := &wsOp{cancel: cancel, slot: &slot{}}
 	c.ops[m.ID] = op
 	c.wg.Add(1)
 	c.mu.Unlock()
@@ -339,13 +340,16 @@ func (c *wsConn) start(ctx context.Context, m wsMessage) bool {
 			c.mu.Unlock()
 			cancel()
 		}()
-		c.runner.run(opCtx, params, out)
+		c.runner.run(opCtx, params, out, op.slot)
 	}()
 	return true
 }
 
 // wsOp is a running operation.
-type wsOp struct{ cancel context.CancelFunc }
+type wsOp struct {
+	cancel context.CancelFunc
+	slot   *slot
+}
 
 // wsSink sends one operation's results.
 type wsSink struct {

@@ -21,7 +21,10 @@ const (
 	RateLimited             Code = "RATE_LIMITED"
 	ComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"
 	PersistedQueryNotFound  Code = "PERSISTED_QUERY_NOT_FOUND"
-	Internal                Code = "INTERNAL_SERVER_ERROR"
+	// ServiceUnavailable: the server is at capacity and refused the request at once; retry after
+	// extensions.retryAfter seconds (HTTP 503 with Retry-After).
+	ServiceUnavailable Code = "SERVICE_UNAVAILABLE"
+	Internal           Code = "INTERNAL_SERVER_ERROR"
 )
 
 // Error is an error whose message may be shown to the client.

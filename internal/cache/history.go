@@ -45,6 +45,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/threadline/threadline/internal/admission"
+	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/redisclient"
 )
@@ -54,7 +56,12 @@ const (
 	DefaultTTLFirstPage  = 30 * time.Second
 	DefaultTTL           = 60 * time.Second
 	DefaultGenerationTTL = 24 * time.Hour
+	DefaultFallbackRate  = 500 // reads per second
 )
+
+// errOverloaded refuses a read that a Redis timeout would have sent to PostgreSQL past the
+// fallback budget.
+var errOverloaded = apperr.New(apperr.ServiceUnavailable, "server overloaded: retry shortly")
 
 // Config tunes the history cache. Zero values take the defaults.
 type Config struct {
@@ -68,8 +75,14 @@ type Config struct {
 	// request that led it, since other requests may be waiting for it, but not that request's
 	// deadline; default 10s.
 	FillTimeout time.Duration
-	Log         *slog.Logger
-	Registerer  prometheus.Registerer
+	// Fallbacks bounds the reads that go to PostgreSQL after a Redis call failed while the
+	// circuit breaker was closed (a timeout: Redis up but slow, usually because the machine is
+	// overloaded); the others are refused with SERVICE_UNAVAILABLE. Reads while the breaker is
+	// open (Redis down) always go to PostgreSQL. Nil: no bound. The application shares one
+	// budget (DefaultFallbackRate a second) between the history and the response cache.
+	Fallbacks  *admission.Budget
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Store is a chat.Store whose MessagePages are cached in Redis; every other method passes
@@ -214,6 +227,13 @@ func (h *Store) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.Pa
 		if !errors.Is(err, redisclient.ErrOpen) {
 			h.countError()
 			h.log.WarnContext(ctx, "history cache read failed", "err", err)
+			// The breaker is closed, so Redis is up but did not answer in time: most likely the
+			// machine is overloaded, and sending every read to PostgreSQL (ten times the cost)
+			// would make it worse. Only FallbackRate reads a second may.
+			if h.cfg.Fallbacks != nil && !h.cfg.Fallbacks.Allow() {
+				h.metrics.fallbacksRefused.Inc()
+				return nil, errOverloaded
+			}
 		}
 		return h.Store.MessagePages(ctx, keys)
 	}
@@ -437,6 +457,7 @@ func (h *Store) Stats() Stats {
 type metrics struct {
 	hits, misses, errors, fills prometheus.Counter
 	invalidationFailures        prometheus.Counter
+	fallbacksRefused            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -450,9 +471,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "threadline_cache_invalidation_failures_total",
 			Help: "Generation-token bumps after a commit that failed (retried; staleness bounded by the page TTL).",
 		}),
+		fallbacksRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
+			Help: "Reads refused with SERVICE_UNAVAILABLE because a Redis timeout would have sent them to the slow path past the fallback budget.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures)
+		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures, m.fallbacksRefused)
 	}
 	return m
 }

@@ -22,6 +22,11 @@ type Config struct {
 	// RateLimit wraps the GraphQL handler inside Authenticate, so that it sees the viewer
 	// (internal/ratelimit). Nil: no limit.
 	RateLimit func(http.Handler) http.Handler
+	// Admission wraps the GraphQL handler innermost (internal/admission): inside the request
+	// deadline, so that an operation that ran out of time is seen as dropped, and inside the
+	// rate limit, so that one client's flood is refused with 429 before it takes the slots of
+	// others. Nil: no admission limit.
+	Admission func(http.Handler) http.Handler
 	// CORS wraps /query outermost, so that preflight requests are answered before anything
 	// else runs (see cors.go). Nil: no CORS headers (browsers allow the same origin only).
 	CORS func(http.Handler) http.Handler
@@ -44,6 +49,9 @@ func NewHandler(cfg Config, ready *Readiness) http.Handler {
 	mux := http.NewServeMux()
 
 	gql := cfg.GraphQL
+	if cfg.Admission != nil {
+		gql = cfg.Admission(gql)
+	}
 	if cfg.RateLimit != nil {
 		gql = cfg.RateLimit(gql)
 	}

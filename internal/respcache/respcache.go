@@ -42,7 +42,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/threadline/threadline/internal/admission"
+	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/redisclient"
@@ -61,7 +64,11 @@ type Config struct {
 	ViewerTokenTTL time.Duration
 	// Bypass, when it returns true, makes queries execute without the cache (used while the
 	// history cache has a failed invalidation to retry).
-	Bypass     func() bool
+	Bypass func() bool
+	// Fallbacks bounds the queries that execute because a lookup failed while the circuit
+	// breaker was closed (a Redis timeout, usually an overloaded machine): past it they are
+	// refused with SERVICE_UNAVAILABLE rather than executed. Nil: no bound.
+	Fallbacks  *admission.Budget
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -164,6 +171,12 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 		if !errors.Is(err, redisclient.ErrOpen) {
 			c.countError()
 			c.log.WarnContext(ctx, "response cache lookup failed", "err", err)
+			if c.cfg.Fallbacks != nil && !c.cfg.Fallbacks.Allow() {
+				c.metrics.fallbacksRefused.Inc()
+				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+					Message: "server overloaded: retry shortly", Extensions: map[string]any{"code": string(apperr.ServiceUnavailable)},
+				}}})
+			}
 		}
 		return next(ctx)
 	}
@@ -416,7 +429,7 @@ func (c *Cache) Stats() Stats {
 }
 
 type metrics struct {
-	hits, misses, errors, uncacheable, stale, invalidationFailures prometheus.Counter
+	hits, misses, errors, uncacheable, stale, invalidationFailures, fallbacksRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -430,9 +443,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		invalidationFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "threadline_response_cache_invalidation_failures_total", Help: "Membership-token bumps after createConversation that failed.",
 		}),
+		fallbacksRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
+			Help: "Reads refused with SERVICE_UNAVAILABLE because a Redis timeout would have sent them to the slow path past the fallback budget.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures)
+		reg.MustRegister(m.hits, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures, m.fallbacksRefused)
 	}
 	return m
 }
