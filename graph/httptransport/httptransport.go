@@ -48,6 +48,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -286,6 +287,10 @@ func (POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 		fail(w, r, exec, m, http.StatusBadRequest, "could not read the request body")
 		return
 	}
+	if !ValidText(buf.Bytes()) {
+		fail(w, r, exec, m, http.StatusBadRequest, "the request body must be UTF-8 text, without lone UTF-16 surrogates")
+		return
+	}
 	params := &graphql.RawParams{}
 	if err := decodeJSON(buf.Bytes(), params); err != nil {
 		fail(w, r, exec, m, http.StatusBadRequest, "the request body is not a GraphQL request: want a JSON object with a string query and optional operationName, variables and extensions")
@@ -341,6 +346,14 @@ func (GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor
 	if err != nil {
 		fail(w, r, exec, m, http.StatusBadRequest, "the URL's query string is malformed")
 		return
+	}
+	for _, vs := range q {
+		for _, v := range vs {
+			if !ValidText([]byte(v)) {
+				fail(w, r, exec, m, http.StatusBadRequest, "the URL's parameters must be UTF-8 text, without lone UTF-16 surrogates")
+				return
+			}
+		}
 	}
 	params := &graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName"), Headers: r.Header}
 	for _, p := range []struct {
@@ -408,4 +421,61 @@ func (Methods) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExec
 		return
 	}
 	fail(w, r, exec, negotiate(r), http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use GET or POST")
+}
+
+// ValidText reports whether b, a JSON text, is valid UTF-8 without a \u escape of a lone UTF-16
+// surrogate. encoding/json would silently turn both into U+FFFD, storing what the client did not
+// send; a request that has them is refused instead (BAD_USER_INPUT).
+func ValidText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+1 >= len(b) || b[i+1] != 'u' {
+			i++ // an escape of one character (a backslash escaped among them)
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		if !ok {
+			return true // not JSON: the decoder says so
+		}
+		i += 5
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false // a low surrogate alone
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+				return false
+			}
+			lo, ok := hex4(b, i+3)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

@@ -17,7 +17,7 @@ func FuzzUnmarshalID(f *testing.F) {
 		for _, v := range []any{s, json.Number(s)} {
 			id, err := model.UnmarshalID(v)
 			if err != nil {
-				if apperr.CodeOf(err) != apperr.BadUserInput {
+				if codeOf(err) != apperr.BadUserInput {
 					t.Fatalf("%#v: %v is not BAD_USER_INPUT", v, err)
 				}
 				continue
@@ -32,4 +32,12 @@ func FuzzUnmarshalID(f *testing.F) {
 			}
 		}
 	})
+}
+
+// codeOf is err's public code ("" when err is not public).
+func codeOf(err error) apperr.Code {
+	if pub := apperr.Public(err); pub != nil {
+		return pub.Code
+	}
+	return ""
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/threadline/threadline/graph/httptransport"
 )
 
 // The subprotocols: graphql-transport-ws (the graphql-ws library's protocol) and the legacy
@@ -316,6 +318,10 @@ func (c *wsConn) start(ctx context.Context, m wsMessage) bool {
 	if err != nil {
 		c.close(CloseBadRequest, "invalid subscribe payload")
 		return false
+	}
+	if !httptransport.ValidText(m.Payload) {
+		_ = (&wsSink{c: c, id: m.ID}).fail(gqlerror.List{publicError("BAD_USER_INPUT", "the operation must be UTF-8 text, without lone UTF-16 surrogates", nil)})
+		return true
 	}
 	params.Headers = http.Header{}
 	c.mu.Lock()

@@ -51,15 +51,6 @@ var ErrUnauthenticated = &Error{Code: Unauthenticated, Message: "authentication 
 // ErrNotFound is returned for a missing object and, identically, for one the viewer may not see.
 var ErrNotFound = &Error{Code: NotFound, Message: "not found"}
 
-// CodeOf returns err's public code: the code of the *Error in its chain, else Internal.
-func CodeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return Internal
-}
-
 // Public returns the *Error in err's chain, or nil when err must be reported as internal.
 func Public(err error) *Error {
 	var e *Error

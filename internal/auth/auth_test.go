@@ -235,7 +235,7 @@ func TestHS256Refused(t *testing.T) {
 			}
 			wantRefused(t, err, tc.kind)
 			ctx := k.Authenticate(WithViewer(context.Background(), 99), tc.header)
-			if _, err := Viewer(ctx); apperr.CodeOf(err) != apperr.Unauthenticated {
+			if _, err := Viewer(ctx); codeOf(err) != apperr.Unauthenticated {
 				t.Errorf("Viewer after a refused token: %v, want UNAUTHENTICATED (the earlier viewer dropped)", err)
 			}
 		})
@@ -296,7 +296,7 @@ func TestSignNeedsSecret(t *testing.T) {
 
 func TestViewerContext(t *testing.T) {
 	ctx := context.Background()
-	if _, err := Viewer(ctx); apperr.CodeOf(err) != apperr.Unauthenticated {
+	if _, err := Viewer(ctx); codeOf(err) != apperr.Unauthenticated {
 		t.Fatalf("anonymous Viewer: %v", err)
 	}
 	if _, ok := Expiry(ctx); ok {
@@ -319,7 +319,7 @@ func TestViewerContext(t *testing.T) {
 	k, _ := newKeys(Config{Secret: testSecret}, clk.now)
 	tok, _ := k.Sign(6, time.Minute)
 	ctx = k.Authenticate(context.Background(), "Bearer "+tok)
-	if _, err := Viewer(ctx); apperr.CodeOf(err) != apperr.Unauthenticated {
+	if _, err := Viewer(ctx); codeOf(err) != apperr.Unauthenticated {
 		t.Fatalf("Viewer with an expired token: %v, want UNAUTHENTICATED", err)
 	}
 	if exp, ok := Expiry(ctx); !ok || exp.Unix() != clk.now().Add(time.Minute).Unix() {
@@ -347,4 +347,12 @@ func TestMiddleware(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("viewers seen:\n-%q\n+%q", want, got)
 	}
+}
+
+// codeOf is err's public code ("" when err is not public).
+func codeOf(err error) apperr.Code {
+	if pub := apperr.Public(err); pub != nil {
+		return pub.Code
+	}
+	return ""
 }

@@ -30,12 +30,12 @@ func TestBadCursorsAreBadUserInput(t *testing.T) {
 		"YzoxOjE" /* c:1:1, a conversation cursor */, EncodeMessageCursor(1) + "=",
 		"bTo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", /* overflow */
 	} {
-		if _, err := DecodeMessageCursor("before", cursor); apperr.CodeOf(err) != apperr.BadUserInput {
+		if _, err := DecodeMessageCursor("before", cursor); codeOf(err) != apperr.BadUserInput {
 			t.Errorf("message cursor %q: %v", cursor, err)
 		}
 	}
 	for _, cursor := range []string{"", "bTox", "YzoxOngg", "YzoxOjA", "Yzp4OjE"} {
-		if _, err := DecodeConversationCursor("after", cursor); apperr.CodeOf(err) != apperr.BadUserInput {
+		if _, err := DecodeConversationCursor("after", cursor); codeOf(err) != apperr.BadUserInput {
 			t.Errorf("conversation cursor %q: %v", cursor, err)
 		}
 	}
@@ -62,8 +62,8 @@ func TestNormalizeBody(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("NormalizeBody(%.20q) = %.20q, %v", tc.in, got, err)
 		}
-		if err != nil && apperr.CodeOf(err) != apperr.BadUserInput {
-			t.Errorf("code %v", apperr.CodeOf(err))
+		if err != nil && codeOf(err) != apperr.BadUserInput {
+			t.Errorf("code %v", codeOf(err))
 		}
 	}
 }
@@ -74,4 +74,12 @@ func repeatRune(r rune, n int) []rune {
 		out[i] = r
 	}
 	return out
+}
+
+// codeOf is err's public code ("" when err is not public).
+func codeOf(err error) apperr.Code {
+	if pub := apperr.Public(err); pub != nil {
+		return pub.Code
+	}
+	return ""
 }

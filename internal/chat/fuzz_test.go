@@ -3,6 +3,7 @@ package chat_test
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/threadline/threadline/internal/apperr"
@@ -13,7 +14,7 @@ import (
 // briefly). Seeds are in testdata/fuzz/.
 
 func badInput(t *testing.T, what string, err error) {
-	if apperr.CodeOf(err) != apperr.BadUserInput {
+	if pub := apperr.Public(err); pub == nil || pub.Code != apperr.BadUserInput {
 		t.Fatalf("%s: error %v is not BAD_USER_INPUT", what, err)
 	}
 }
@@ -62,7 +63,8 @@ func FuzzNormalizeText(f *testing.F) {
 				continue
 			}
 			if n := utf8.RuneCountInString(out); !utf8.ValidString(out) || n < 1 || n > tc.max ||
-				strings.TrimSpace(out) != out || strings.ContainsRune(out, 0) || !strings.Contains(tc.in, out) {
+				strings.TrimSpace(out) != out || strings.ContainsFunc(out, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) ||
+				!strings.Contains(strings.ReplaceAll(tc.in, "\r\n", "\n"), out) {
 				t.Fatalf("%q normalized to %q", tc.in, out)
 			}
 		}

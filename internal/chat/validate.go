@@ -2,6 +2,7 @@ package chat
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/threadline/threadline/internal/apperr"
@@ -44,15 +45,45 @@ func NormalizeTitle(title string) (string, error) {
 	return normalizeText("title", title, MaxTitleChars)
 }
 
+// normalizeText checks user text: valid UTF-8, no control character but newline and tab
+// (a CRLF line end becomes LF first), 1..maxChars characters after trimming white space, and
+// at least one character that shows (not only white space, format characters such as zero-width
+// spaces and joiners, combining marks, variation selectors or blank fillers).
 func normalizeText(field, s string, maxChars int) (string, error) {
-	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+	if !utf8.ValidString(s) {
 		return "", apperr.Invalid(field, "must be valid UTF-8 text")
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return "", apperr.Invalid(field, "must not contain control characters other than newline and tab")
+		}
 	}
 	s = strings.TrimSpace(s)
 	if n := utf8.RuneCountInString(s); n < 1 || n > maxChars {
 		return "", apperr.Invalid(field, "must be 1 to %d characters after trimming", maxChars)
 	}
+	if !strings.ContainsFunc(s, visible) {
+		return "", apperr.Invalid(field, "must contain a visible character")
+	}
 	return s, nil
+}
+
+// visible reports whether r renders as something a reader can see.
+func visible(r rune) bool {
+	switch {
+	case unicode.IsSpace(r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Mn, r), unicode.Is(unicode.Me, r),
+		unicode.Is(unicode.Variation_Selector, r):
+		return false
+	}
+	switch r {
+	case '\u115F', '\u1160', '\u3164', '\uFFA0', // Hangul fillers
+		'\u2800',           // braille pattern blank
+		'\u034F',           // combining grapheme joiner
+		'\u180E', '\uFEFF': // Mongolian vowel separator, byte order mark
+		return false
+	}
+	return true
 }
 
 // ValidateClientMessageID checks an optional client message id.
@@ -60,8 +91,8 @@ func ValidateClientMessageID(id *string) error {
 	if id == nil {
 		return nil
 	}
-	if !utf8.ValidString(*id) || strings.ContainsRune(*id, 0) {
-		return apperr.Invalid("clientMessageId", "must be valid UTF-8 text")
+	if !utf8.ValidString(*id) || strings.ContainsFunc(*id, unicode.IsControl) {
+		return apperr.Invalid("clientMessageId", "must be valid UTF-8 text without control characters")
 	}
 	if n := utf8.RuneCountInString(*id); n < 1 || n > MaxClientIDLen {
 		return apperr.Invalid("clientMessageId", "must be 1 to %d characters", MaxClientIDLen)

@@ -282,7 +282,7 @@ func TestMembershipAndArguments(t *testing.T) {
 		{10, 1, ptr(2), apperr.BadUserInput},  // past the last seq (1)
 	} {
 		_, err := h.Subscribe(t.Context(), c.viewer, c.conv, c.after, nil)
-		if apperr.CodeOf(err) != c.code {
+		if codeOf(err) != c.code {
 			t.Errorf("viewer %d conversation %d: %v, want %s", c.viewer, c.conv, err, c.code)
 		}
 	}
@@ -698,4 +698,12 @@ func TestChannelNamesAndSlots(t *testing.T) {
 	if slot(channelName(42)) != slot("42") {
 		t.Error("the channel's slot is not its conversation's hash tag")
 	}
+}
+
+// codeOf is err's public code ("" when err is not public).
+func codeOf(err error) apperr.Code {
+	if pub := apperr.Public(err); pub != nil {
+		return pub.Code
+	}
+	return ""
 }
