@@ -44,8 +44,8 @@ type HandlerConfig struct {
 	Keys *auth.Keys
 	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws).
 	WebSocket WebSocketConfig
-	// Limits bound the cost, depth, aliases, fields and tokens of an operation (graph/limits.go);
-	// zero fields take the defaults.
+	// Limits bound the cost of an operation and the size and shape of a document
+	// (graph/limits.go, graph/document); zero fields take the defaults.
 	Limits Limits
 	// FieldSuggestions lets validation errors suggest names ("Did you mean …?"), which tells
 	// a stranger the schema: development only.

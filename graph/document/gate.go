@@ -2,40 +2,40 @@
 // and trusted documents, size, parsing, limits on the parsed document, validation and the
 // cache of validated documents.
 //
-// The invariant: gqlgen never parses or validates a document itself. The Gate is a gqlgen
-// OperationParameterMutator, which runs before gqlgen's parser; it resolves the document text,
-// refuses it or accepts it, and hands gqlgen the validated AST through the query cache
-// (Gate.QueryCache, installed with handler.Server.SetQueryCache), where gqlgen's parseQuery
-// looks first. The AST is pinned to the operation as well, so an eviction between the gate and
-// gqlgen cannot send gqlgen to its own parser; and the cache gqlgen sees ignores what gqlgen
-// would add to it. So each step below runs on what the steps before it bounded:
+// The invariant: gqlgen never parses or validates a document itself, so nothing it does to a
+// document is unbounded. The Gate is a gqlgen OperationParameterMutator, which runs before
+// gqlgen's parser; it resolves the document text, refuses it or admits it, and hands gqlgen the
+// validated AST through the query cache (Gate.QueryCache, installed with
+// handler.Server.SetQueryCache), where gqlgen's parseQuery looks first. The AST is also pinned
+// to the operation, so that an eviction between the gate and gqlgen cannot send gqlgen to its
+// own parser, and the cache gqlgen sees ignores what gqlgen would add to it. Each step runs
+// only on what the steps before it bounded, in this order:
 //
 //  1. Persisted queries (the APQ protocol, extensions.persistedQuery {version: 1, sha256Hash}):
 //     a hash alone is looked up in the trusted-document manifest, then in the APQ store;
-//     unknown, it is PERSISTED_QUERY_NOT_FOUND. A hash sent with its query must be the query's
-//     SHA-256. The store gets a document only after it validated (step 7), and only up to
-//     Config.PersistedQueryBytes. No message ever repeats the document.
-//  2. Trusted documents: with Config.TrustedOnly, a document whose SHA-256 is not in the
-//     manifest is refused before it is parsed.
-//  3. Size: a document over Limits.DocumentBytes is refused before it is parsed.
-//  4. Cache: a document validated before is taken from the cache (LRU, bounded in entries and
-//     in estimated bytes; only documents that passed every step are stored).
+//     unknown, it is PERSISTED_QUERY_NOT_FOUND.
+//  2. Size: a document over Limits.DocumentBytes is refused unread.
+//  3. A hash sent with its query must be the query's SHA-256. With Config.TrustedOnly, a
+//     document whose SHA-256 is not in the manifest is refused, unparsed.
+//  4. Cache: a document admitted before is taken from the cache, an LRU bounded in entries and
+//     in estimated bytes (EntryBytes) that holds only documents that passed every step.
 //  5. Parsing, with the token limit.
-//  6. Limits on the parsed, unvalidated document (Limits, checkShape): what is written is
-//     counted once; fields are counted with fragments expanded at each spread, by a walk that
-//     stops at the first limit exceeded and does not enter a fragment cycle.
-//  7. Validation with gqlparser's default rules (without suggestions unless
-//     Config.FieldSuggestions), at most MaxValidationErrors errors and then one saying there
-//     were more; the rules' error callback does nothing past the cap.
-//  8. Introspection (__schema, __type), when Config.Introspection is off, is refused here, so
-//     it never reaches a resolver that would answer an internal error. (It is checked with the
-//     limits, before validation.)
-//  9. @defer and @stream are refused: responses are sent whole, and the schema served
-//     (WithoutIncrementalDelivery) does not declare them.
+//  6. Limits on the parsed, unvalidated document (Limits): what is written is counted once;
+//     fields are counted with fragments expanded at each spread, by a walk that stops at the
+//     first limit exceeded and does not enter a fragment cycle. @defer and @stream are refused
+//     here (responses are sent whole, and the schema served, WithoutIncrementalDelivery, does
+//     not declare them), and so are __schema and __type when Config.Introspection is off, so
+//     that introspection never reaches a resolver that would answer an internal error.
+//  7. Validation with gqlparser's default rules, as gqlgen runs them (without suggestions unless
+//     Config.FieldSuggestions): at most MaxValidationErrors errors, then one saying there were
+//     more; past the cap the rules' error callback returns at once.
+//  8. The admitted document is cached and, when it came with its hash, given to the APQ store
+//     (up to Config.PersistedQueryBytes): the store never holds a document that did not pass.
 //
 // Every refusal is a client error: BAD_USER_INPUT, or PERSISTED_QUERY_NOT_FOUND, in
-// extensions.code. Measured bounds (BenchmarkBombs, FuzzGate): no document costs more than
-// 50 ms of CPU or 10 MB of allocation before it is refused or accepted.
+// extensions.code, and no message repeats more than a few dozen bytes of the document. What
+// this bounds (measured by BenchmarkBombs and asserted per document by FuzzGate): no document
+// costs more than 50 ms of CPU or 10 MB of allocation before it is refused or admitted.
 package document
 
 import (
