@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// The attacks of the incident report, against the whole handler (introspection off, as in
+// Attacks seen against production, sent to the whole handler (introspection off, as in
 // production): each is refused with BAD_USER_INPUT in a small response, reads no SQL, and
 // leaves nothing in Redis.
 func TestDocumentGateRefusesTheReportedAttacks(t *testing.T) {

@@ -47,7 +47,7 @@ var fuzzGates = sync.OnceValue(func() [2]*document.Gate {
 // selection up to a few thousand times (the bombs); then it may mutate the text (cut,
 // duplicate, insert). The first byte chooses: bit 0, introspection on or off; bit 1, the rest
 // of the bytes is the document itself instead (the seeds testdata/fuzz/FuzzGate/bomb-* are the
-// documents of incident reports, written so).
+// documents of attacks seen against production, written so).
 //
 // How the cost is measured, serially, around the gate's Check only: allocation is
 // runtime.MemStats.TotalAlloc before and after (every byte allocated, however short-lived;

@@ -129,7 +129,7 @@ func New(cfg Config) (*Gate, error) {
 }
 
 // ExtensionName implements graphql.HandlerExtension.
-func (*Gate) ExtensionName() string { return "DocumentGate" }
+func (*Gate) ExtensionName() string { return extensionName }
 
 // Validate implements graphql.HandlerExtension: the gate must validate against the schema
 // the executor serves.

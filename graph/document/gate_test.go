@@ -152,7 +152,7 @@ func TestValidationErrors(t *testing.T) {
 	}
 }
 
-// The bombs of the reports are refused with one short BAD_USER_INPUT error (BenchmarkBombs
+// The known bombs are refused with one short BAD_USER_INPUT error (BenchmarkBombs
 // measures their time and allocation), and so is the 900 KB comment.
 func TestBombsAreRefused(t *testing.T) {
 	g := newGate(t, document.Config{})

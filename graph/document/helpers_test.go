@@ -44,7 +44,7 @@ func repeat(n int, format string) string {
 	return b.String()
 }
 
-// The bombs of the reports: many fields that conflict with each other.
+// Bombs seen against production: many fields that conflict with each other.
 var (
 	// 1,990 alternating `x: me { id }` / `x: __typename`: 22 KB, every pair a conflict.
 	aliasBomb = "{ " + repeat(995, "x: me { id } x: __typename ") + "}"

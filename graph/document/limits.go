@@ -87,9 +87,8 @@ type shape struct {
 	introspection bool
 }
 
-// checkShape checks doc against every limit but the size and the token limit, and finds
-// introspection and incremental delivery, without expanding anything twice more than the
-// limits allow.
+// checkShape checks doc against every limit but the size and the token limit, refuses
+// incremental delivery and finds introspection, with work bounded by the limits.
 //
 // It first counts what is written (operations, fragment definitions, spreads, directives,
 // variables: linear in the document, which the token limit bounds), refusing @defer and @stream
