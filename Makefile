@@ -55,7 +55,7 @@ test: deps ops-deps client-deps check-generated check-ts lint
 FUZZ_TIME ?= 100000x
 FUZZ_TARGETS := ./internal/chat:FuzzDecodeMessageCursor ./internal/chat:FuzzDecodeConversationCursor \
 	./internal/chat:FuzzNormalizeText ./graph/model:FuzzUnmarshalID \
-	./graph/httptransport:FuzzPOST ./graph/httptransport:FuzzGET
+	./graph/httptransport:FuzzPOST ./graph/httptransport:FuzzGET ./graph/document:FuzzGate
 fuzz-short:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}"; \
@@ -71,6 +71,7 @@ generate:
 	$(GO) run ./ops/gqlgen
 	$(GO) run ./ops/schema
 	$(GO) tool genqlient graph/client/genqlient.yaml
+	$(GO) run ./ops/trusted
 
 ## schema: write the published schema, schema.graphql, from graph/*.graphqls
 schema:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"slices"
 	"strings"
@@ -42,6 +43,33 @@ func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
 	}
 	if want, got := sdl.Canonical(published), sdl.Canonical(servedSchema); want != got {
 		t.Errorf("the served schema differs from schema.graphql (run make schema):\n%s", lineDiff(want, got))
+	}
+	// The directives served are the specification's and those of schema.graphql: no @defer
+	// (gqlparser's prelude declares it; the server refuses it), which sdl.Compare leaves out.
+	var intro struct {
+		Data struct {
+			Schema struct {
+				Directives []struct{ Name string } `json:"directives"`
+			} `json:"__schema"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &intro); err != nil {
+		t.Fatal(err)
+	}
+	var servedDirectives []string
+	for _, d := range intro.Data.Schema.Directives {
+		servedDirectives = append(servedDirectives, d.Name)
+	}
+	wantDirectives := []string{"deprecated", "include", "oneOf", "skip", "specifiedBy"}
+	for name, d := range published.Directives {
+		if d.Position != nil && d.Position.Src != nil && !d.Position.Src.BuiltIn {
+			wantDirectives = append(wantDirectives, name)
+		}
+	}
+	slices.Sort(servedDirectives)
+	slices.Sort(wantDirectives)
+	if !slices.Equal(servedDirectives, wantDirectives) {
+		t.Errorf("served directives %v, want %v", servedDirectives, wantDirectives)
 	}
 	// Sanity: the comparison sees the whole schema, descriptions included.
 	if msg := servedSchema.Types["Message"]; msg == nil || msg.Fields.ForName("seq") == nil || msg.Fields.ForName("seq").Description == "" {

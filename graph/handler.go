@@ -10,10 +10,9 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/threadline/threadline/graph/document"
 	"github.com/threadline/threadline/graph/httptransport"
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/streaming"
@@ -46,41 +45,67 @@ type HandlerConfig struct {
 	WebSocket streaming.WebSocketConfig
 	// Mutations bound the writes of one operation.
 	Mutations MutationLimits
-	// Limits bound the cost, depth, aliases, fields and tokens of an operation (graph/limits.go);
-	// zero fields take the defaults.
+	// Limits bound the cost of an operation and the size and shape of a document
+	// (graph/limits.go, graph/document); zero fields take the defaults.
 	Limits Limits
 	// FieldSuggestions lets validation errors suggest names ("Did you mean …?"), which tells
 	// a stranger the schema: development only.
 	FieldSuggestions bool
 	// PersistedQueries stores automatic persisted queries (internal/apq). Nil: APQ off.
 	PersistedQueries graphql.Cache[string]
+	// PersistedQueryBytes is the longest document PersistedQueries takes; zero:
+	// document.DefaultPersistedQueryBytes.
+	PersistedQueryBytes int
+	// TrustedDocuments is the trusted-document manifest, which answers persisted-query hashes
+	// first; nil: document.Trusted(), this repository's clients.
+	TrustedDocuments document.Manifest
+	// TrustedOnly runs only the documents of TrustedDocuments.
+	TrustedOnly bool
+	// DocumentCache bounds the cache of validated documents; zero fields take the defaults.
+	DocumentCache document.CacheConfig
 }
 
 // NewHandler returns the GraphQL handler for /query, built with handler.New and only the
 // transports and extensions chosen here.
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	limits := cfg.Limits.WithDefaults()
+	// The schema served lacks @defer (and @stream): responses are sent whole, and
+	// introspection shows the directives of schema.graphql.
+	schema := document.WithoutIncrementalDelivery(NewExecutableSchema(Config{}).Schema())
 	srv := handler.New(NewExecutableSchema(Config{
-		Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}, Complexity: complexityRoot(),
+		Schema: schema, Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}, Complexity: complexityRoot(),
 	}))
+	trusted := cfg.TrustedDocuments
+	if trusted == nil {
+		trusted = document.Trusted()
+	}
+	// Every document passes the gate before gqlgen sees it: persisted and trusted documents,
+	// size, parsing, limits, validation. gqlgen finds what it admitted in the query cache and
+	// never parses or validates a document itself (graph/document).
+	gate, err := document.New(document.Config{
+		Schema: schema, Limits: limits.document(), Introspection: cfg.Introspection,
+		FieldSuggestions: cfg.FieldSuggestions, Trusted: trusted, TrustedOnly: cfg.TrustedOnly,
+		PersistedQueries: cfg.PersistedQueries, PersistedQueryBytes: cfg.PersistedQueryBytes,
+		Cache: cfg.DocumentCache,
+	})
+	if err != nil {
+		panic(err) // only a nil schema fails
+	}
 	// GraphQL over HTTP as its specification says: media types, status codes, no GET mutations.
 	srv.AddTransport(httptransport.GET{})
 	srv.AddTransport(httptransport.POST{})
 	srv.AddTransport(httptransport.Methods{}) // OPTIONS, and 405 for other methods
 	// Subscriptions, and any other operation, over WebSocket (graph/websocket.go).
 	srv.AddTransport(streaming.NewWebSocket(cfg.WebSocket))
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.SetParserTokenLimit(limits.Tokens)
+	srv.SetQueryCache(gate.QueryCache())
+	srv.SetParserTokenLimit(limits.Tokens) // unused while the gate admits every document
 	srv.SetDisableSuggestion(!cfg.FieldSuggestions)
 	if cfg.Metrics != nil {
 		srv.Use(cfg.Metrics)
 	}
-	if cfg.PersistedQueries != nil {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.PersistedQueries})
-	}
 	srv.Use(mutationLimits{cfg.Mutations})
 	// Before the response cache and the resolvers: a refused operation runs nothing.
-	srv.Use(shapeLimits{limits})
+	srv.Use(gate)
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if cfg.ResponseCache != nil {
 		srv.Use(cfg.ResponseCache)
@@ -103,7 +128,8 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 // message; errors of the GraphQL parser and validator, whose text speaks of the request only,
 // keep their message and become BAD_USER_INPUT (or keep a public code gqlgen set, such as
 // COMPLEXITY_LIMIT_EXCEEDED); everything else is logged in full and reaches the client as
-// "internal error".
+// "internal error". Every refusal of the document gate (graph/document) is a client error of
+// this kind: BAD_USER_INPUT or PERSISTED_QUERY_NOT_FOUND, never logged as internal.
 func errorPresenter(log *slog.Logger, requestID func(context.Context) string) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		presented := graphql.DefaultErrorPresenter(ctx, err)

@@ -1,21 +1,13 @@
 package graph
 
 import (
-	"context"
-	"fmt"
-
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
-	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/gqlerror"
-
-	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/graph/document"
 	"github.com/threadline/threadline/internal/chat"
 )
 
-// Limits bound what one operation may ask for. Every limit is checked after parsing and
-// validation and before any resolver runs (so a refused operation reads nothing); a zero field
-// takes its default below.
+// Limits bound what one operation may ask for. The cost limit is checked after validation and
+// the others before it, by the document gate (graph/document), all before any resolver runs (so
+// a refused operation reads nothing); a zero field takes its default below.
 type Limits struct {
 	// Complexity is the highest cost of an operation (COMPLEXITY_LIMIT_EXCEEDED beyond). Every
 	// field costs 1 plus its selections; a list costs its length times its selections: the
@@ -24,14 +16,18 @@ type Limits struct {
 	Complexity int
 	// Depth is the deepest nesting of fields (BAD_USER_INPUT beyond).
 	Depth int
-	// Aliases is the most aliased fields in one operation (BAD_USER_INPUT beyond).
+	// Aliases is the most aliased fields in one document (BAD_USER_INPUT beyond).
 	Aliases int
-	// Fields is the most fields in one operation, counting each fragment once per spread
-	// (BAD_USER_INPUT beyond).
+	// Fields is the most fields in one document, counting each fragment once per spread, and
+	// each spread and inline fragment as a field too (BAD_USER_INPUT beyond).
 	Fields int
 	// Tokens is the most lexical tokens in one document; the parser stops at the first one more
 	// (BAD_USER_INPUT).
 	Tokens int
+	// DocumentBytes, SameName, Operations, FragmentDefinitions, FragmentSpreads, Directives
+	// and Variables are the limits of document.Limits of the same names (BAD_USER_INPUT
+	// beyond); zero takes document's defaults.
+	DocumentBytes, SameName, Operations, FragmentDefinitions, FragmentSpreads, Directives, Variables int
 }
 
 // The default limits. They admit every query the clients, tests and GraphiQL send (50
@@ -40,10 +36,10 @@ type Limits struct {
 // needs.
 const (
 	DefaultMaxComplexity = 10000
-	DefaultMaxDepth      = 20
-	DefaultMaxAliases    = 100
-	DefaultMaxFields     = 1000
-	DefaultMaxTokens     = 10000
+	DefaultMaxDepth      = document.DefaultDepth
+	DefaultMaxAliases    = document.DefaultAliases
+	DefaultMaxFields     = document.DefaultFields
+	DefaultMaxTokens     = document.DefaultTokens
 )
 
 // DefaultLimits returns the default of every limit.
@@ -62,6 +58,15 @@ func (l Limits) WithDefaults() Limits {
 		}
 	}
 	return l
+}
+
+// document returns the limits the document gate checks.
+func (l Limits) document() document.Limits {
+	return document.Limits{
+		DocumentBytes: l.DocumentBytes, Tokens: l.Tokens, Depth: l.Depth, Fields: l.Fields, Aliases: l.Aliases,
+		SameName: l.SameName, Operations: l.Operations, FragmentDefinitions: l.FragmentDefinitions,
+		FragmentSpreads: l.FragmentSpreads, Directives: l.Directives, Variables: l.Variables,
+	}.WithDefaults()
 }
 
 // listCost is the cost of a list of n elements whose selections cost child each. n is clamped to
@@ -85,69 +90,4 @@ func complexityRoot() ComplexityRoot {
 	}
 	c.Conversation.Members = func(child int) int { return 1 + chat.MaxMembers*max(child, 1) }
 	return c
-}
-
-// shapeLimits refuses operations that are too deep, or have too many aliases or fields.
-type shapeLimits struct{ Limits }
-
-var _ interface {
-	graphql.OperationContextMutator
-	graphql.HandlerExtension
-} = shapeLimits{}
-
-func (shapeLimits) ExtensionName() string                   { return "ShapeLimits" }
-func (shapeLimits) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (s shapeLimits) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	if opCtx.Operation == nil {
-		return nil
-	}
-	w := shapeWalker{limits: s.Limits}
-	w.selections(opCtx.Operation.SelectionSet, 1)
-	if w.err == "" {
-		return nil
-	}
-	err := gqlerror.Errorf("%s", w.err)
-	errcode.Set(err, string(apperr.BadUserInput))
-	return err
-}
-
-type shapeWalker struct {
-	limits          Limits
-	fields, aliases int
-	err             string // the first limit exceeded
-}
-
-// selections walks set at the given depth, expanding fragments, and stops at the first limit
-// exceeded: the walk is bounded by the limits, however the fragments multiply.
-func (w *shapeWalker) selections(set ast.SelectionSet, depth int) {
-	for _, sel := range set {
-		if w.err != "" {
-			return
-		}
-		switch sel := sel.(type) {
-		case *ast.Field:
-			w.fields++
-			if sel.Alias != "" && sel.Alias != sel.Name {
-				w.aliases++
-			}
-			switch {
-			case depth > w.limits.Depth:
-				w.err = fmt.Sprintf("the operation is nested deeper than %d fields", w.limits.Depth)
-			case w.fields > w.limits.Fields:
-				w.err = fmt.Sprintf("the operation has more than %d fields", w.limits.Fields)
-			case w.aliases > w.limits.Aliases:
-				w.err = fmt.Sprintf("the operation has more than %d aliases", w.limits.Aliases)
-			default:
-				w.selections(sel.SelectionSet, depth+1)
-			}
-		case *ast.InlineFragment:
-			w.selections(sel.SelectionSet, depth)
-		case *ast.FragmentSpread:
-			if sel.Definition != nil {
-				w.fields++ // a spread costs a step, so that spreads of spreads stay bounded too
-				w.selections(sel.Definition.SelectionSet, depth)
-			}
-		}
-	}
 }

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/threadline/threadline/graph/document"
+)
+
+// The committed manifest is what the generator writes from the committed clients, and what the
+// server embeds.
+func TestManifestIsCurrent(t *testing.T) {
+	root := filepath.Join("..", "..")
+	m, err := build(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, manifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is not current: run go run ./ops/trusted and commit it", manifestFile)
+	}
+	if embedded := document.Trusted(); len(embedded) != len(m) {
+		t.Fatalf("the embedded manifest has %d documents, the clients send %d", len(embedded), len(m))
+	}
+	// Two clients, nine operations each, each client's text its own.
+	if len(m) != 18 {
+		t.Errorf("%d documents in the manifest", len(m))
+	}
+}
+
+// A client whose generated code lacks an operation of graph/client/operations fails the
+// generator instead of leaving it out of the manifest.
+func TestStaleClientFails(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{operationsGlob, goClient, tsClient} {
+		files, err := filepath.Glob(filepath.Join("..", "..", f))
+		if err != nil || len(files) == 0 {
+			t.Fatal(f, err)
+		}
+		for _, src := range files {
+			rel, _ := filepath.Rel(filepath.Join("..", ".."), src)
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rel == filepath.FromSlash(tsClient) {
+				b = bytes.Replace(b, []byte("export const ViewerDocument"), []byte("export const OldViewer"), 1)
+			}
+			dst := filepath.Join(root, rel)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := build(root); err == nil {
+		t.Fatal("a TypeScript client without Viewer built a manifest")
+	}
+}
