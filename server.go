@@ -18,8 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -31,6 +29,7 @@ import (
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/envconfig"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -85,191 +84,93 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // loadConfig reads the configuration from the environment: each variable overrides the
 // default app.Defaults gives it.
 func loadConfig(getenv func(string) string) (app.Config, error) {
-	e := envReader{getenv: getenv}
+	e := envconfig.New(getenv)
 	c := app.Defaults()
-	c.Env = e.str("APP_ENV", c.Env)
-	c.Addr = e.str("ADDR", c.Addr)
-	c.DatabaseURL = e.str("DATABASE_URL", "")
-	c.DatabaseDirectURL = e.str("DATABASE_DIRECT_URL", "")
-	c.RedisURL = e.str("REDIS_URL", "")
-	c.JWTSecret = e.str("JWT_SECRET", "")
-	c.JWTJWKSURL = e.str("JWT_JWKS_URL", "")
-	c.JWTIssuer = e.str("JWT_ISSUER", "")
-	c.JWTAudience = e.str("JWT_AUDIENCE", "")
-	c.LogFormat = e.str("LOG_FORMAT", c.LogFormat)
-	c.DBMaxConns = int32(e.int("DB_MAX_CONNS", int(c.DBMaxConns)))
-	c.DBMinConns = int32(e.int("DB_MIN_CONNS", int(c.DBMinConns)))
-	c.DBMaxConnLifetime = e.duration("DB_MAX_CONN_LIFETIME", c.DBMaxConnLifetime)
-	c.DBMaxConnIdleTime = e.duration("DB_MAX_CONN_IDLE_TIME", c.DBMaxConnIdleTime)
-	c.DBConnectTimeout = e.duration("DB_CONNECT_TIMEOUT", c.DBConnectTimeout)
-	c.LoaderWait = e.duration("LOADER_WAIT", c.LoaderWait)
-	c.LoaderMaxBatch = e.int("LOADER_MAX_BATCH", c.LoaderMaxBatch)
-	c.CacheEnabled = e.bool("CACHE_ENABLED", c.CacheEnabled)
+	c.Env = e.String("APP_ENV", c.Env)
+	if c.Development() {
+		// The development secret is public: listen on loopback only, and keep the operations
+		// endpoints on the main listener.
+		c.Addr, c.OpsAddr = "127.0.0.1:8080", ""
+	}
+	c.Addr = e.String("ADDR", c.Addr)
+	c.OpsAddr = e.String("OPS_ADDR", c.OpsAddr)
+	c.DatabaseURL = e.String("DATABASE_URL", "")
+	c.DatabaseDirectURL = e.String("DATABASE_DIRECT_URL", "")
+	c.RedisURL = e.String("REDIS_URL", "")
+	c.JWTSecret = e.String("JWT_SECRET", "")
+	c.JWTJWKSURL = e.String("JWT_JWKS_URL", "")
+	c.JWTIssuer = e.String("JWT_ISSUER", "")
+	c.JWTAudience = e.String("JWT_AUDIENCE", "")
+	c.LogFormat = e.String("LOG_FORMAT", c.LogFormat)
+	c.DBMaxConns = int32(e.Int("DB_MAX_CONNS", int(c.DBMaxConns)))
+	c.DBMinConns = int32(e.Int("DB_MIN_CONNS", int(c.DBMinConns)))
+	c.DBMaxConnLifetime = e.Duration("DB_MAX_CONN_LIFETIME", c.DBMaxConnLifetime)
+	c.DBMaxConnIdleTime = e.Duration("DB_MAX_CONN_IDLE_TIME", c.DBMaxConnIdleTime)
+	c.DBConnectTimeout = e.Duration("DB_CONNECT_TIMEOUT", c.DBConnectTimeout)
+	c.LoaderWait = e.Duration("LOADER_WAIT", c.LoaderWait)
+	c.LoaderMaxBatch = e.Int("LOADER_MAX_BATCH", c.LoaderMaxBatch)
+	c.CacheEnabled = e.Bool("CACHE_ENABLED", c.CacheEnabled)
 	// The response cache records history-cache generations: it needs the history cache.
-	c.ResponseCacheEnabled = e.bool("RESPONSE_CACHE_ENABLED", c.CacheEnabled) && c.CacheEnabled
-	c.ResponseCacheTTL = e.duration("RESPONSE_CACHE_TTL", c.ResponseCacheTTL)
-	c.CacheTTLFirstPage = e.duration("CACHE_TTL_FIRST_PAGE", c.CacheTTLFirstPage)
-	c.CacheTTL = e.duration("CACHE_TTL", c.CacheTTL)
-	c.RedisTimeout = e.duration("REDIS_TIMEOUT", c.RedisTimeout)
-	c.RedisBreakerFailures = uint32(e.int("REDIS_BREAKER_FAILURES", int(c.RedisBreakerFailures)))
-	c.RedisBreakerOpen = e.duration("REDIS_BREAKER_OPEN", c.RedisBreakerOpen)
-	c.MaxBodyBytes = int64(e.int("MAX_BODY_BYTES", int(c.MaxBodyBytes)))
-	c.RequestTimeout = e.duration("REQUEST_TIMEOUT", c.RequestTimeout)
-	c.ReadHeaderTimeout = e.duration("HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
-	c.ReadTimeout = e.duration("HTTP_READ_TIMEOUT", c.ReadTimeout)
-	c.WriteTimeout = e.duration("HTTP_WRITE_TIMEOUT", c.WriteTimeout)
-	c.IdleTimeout = e.duration("HTTP_IDLE_TIMEOUT", c.IdleTimeout)
-	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
-	c.ShutdownDrainDelay = e.duration("SHUTDOWN_DRAIN_DELAY", c.ShutdownDrainDelay)
-	c.DemoUserID = int64(e.int("DEMO_USER_ID", int(c.DemoUserID)))
-	c.Limits.Complexity = e.positive("MAX_QUERY_COMPLEXITY", c.Limits.Complexity)
-	c.Limits.Depth = e.positive("MAX_QUERY_DEPTH", c.Limits.Depth)
-	c.Limits.Aliases = e.positive("MAX_ALIASES", c.Limits.Aliases)
-	c.Limits.Fields = e.positive("MAX_FIELDS", c.Limits.Fields)
-	c.Limits.Tokens = e.positive("MAX_TOKENS", c.Limits.Tokens)
-	c.RateLimitDisabled = e.bool("RATE_LIMIT_DISABLED", c.RateLimitDisabled)
-	c.RateLimit = e.positive("RATE_LIMIT", c.RateLimit)
-	c.RateLimitBurst = e.positive("RATE_LIMIT_BURST", c.RateLimitBurst)
-	c.APQTTL = e.duration("APQ_TTL", c.APQTTL)
-	c.PprofAddr = e.str("PPROF_ADDR", "")
-	c.CreateConversationRate = e.positive("CREATE_CONVERSATION_RATE", c.CreateConversationRate)
-	c.CreateConversationBurst = e.positive("CREATE_CONVERSATION_BURST", c.CreateConversationBurst)
-	c.MaxMutations = e.positive("MAX_MUTATIONS_PER_OPERATION", c.MaxMutations)
-	c.AdmissionEnabled = e.bool("ADMISSION_ENABLED", c.AdmissionEnabled)
-	c.AdmissionMaxLimit = e.positive("ADMISSION_MAX_LIMIT", c.AdmissionMaxLimit)
-	c.AdmissionMaxWait = e.duration("ADMISSION_MAX_WAIT", c.AdmissionMaxWait)
-	c.CacheFallbackRate = e.positive("CACHE_FALLBACK_RATE", c.CacheFallbackRate)
-	c.WSInitTimeout = e.duration("WS_INIT_TIMEOUT", c.WSInitTimeout)
-	c.WSPingInterval = e.duration("WS_PING_INTERVAL", c.WSPingInterval)
-	c.WSWriteTimeout = e.duration("WS_WRITE_TIMEOUT", c.WSWriteTimeout)
-	c.WSMaxSubscriptions = e.positive("WS_MAX_SUBSCRIPTIONS", c.WSMaxSubscriptions)
-	c.WSMaxInFlight = e.positive("WS_MAX_IN_FLIGHT", c.WSMaxInFlight)
-	c.WSMaxConnsPerUser = e.positive("WS_MAX_CONNS_PER_USER", c.WSMaxConnsPerUser)
-	c.WSMaxConnsPerAddr = e.positive("WS_MAX_CONNS_PER_ADDR", c.WSMaxConnsPerAddr)
-	c.SubscriberBuffer = e.positive("SUBSCRIBER_BUFFER", c.SubscriberBuffer)
+	c.ResponseCacheEnabled = e.Bool("RESPONSE_CACHE_ENABLED", c.CacheEnabled) && c.CacheEnabled
+	c.ResponseCacheTTL = e.Duration("RESPONSE_CACHE_TTL", c.ResponseCacheTTL)
+	c.CacheTTLFirstPage = e.Duration("CACHE_TTL_FIRST_PAGE", c.CacheTTLFirstPage)
+	c.CacheTTL = e.Duration("CACHE_TTL", c.CacheTTL)
+	c.RedisTimeout = e.Duration("REDIS_TIMEOUT", c.RedisTimeout)
+	c.RedisBreakerFailures = uint32(e.Int("REDIS_BREAKER_FAILURES", int(c.RedisBreakerFailures)))
+	c.RedisBreakerOpen = e.Duration("REDIS_BREAKER_OPEN", c.RedisBreakerOpen)
+	c.MaxBodyBytes = int64(e.Int("MAX_BODY_BYTES", int(c.MaxBodyBytes)))
+	c.RequestTimeout = e.Duration("REQUEST_TIMEOUT", c.RequestTimeout)
+	c.ReadHeaderTimeout = e.Duration("HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
+	c.ReadTimeout = e.Duration("HTTP_READ_TIMEOUT", c.ReadTimeout)
+	c.WriteTimeout = e.Duration("HTTP_WRITE_TIMEOUT", c.WriteTimeout)
+	c.IdleTimeout = e.Duration("HTTP_IDLE_TIMEOUT", c.IdleTimeout)
+	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
+	c.ShutdownDrainDelay = e.Duration("SHUTDOWN_DRAIN_DELAY", c.ShutdownDrainDelay)
+	c.DemoUserID = int64(e.Int("DEMO_USER_ID", int(c.DemoUserID)))
+	c.Limits.Complexity = e.Positive("MAX_QUERY_COMPLEXITY", c.Limits.Complexity)
+	c.Limits.Depth = e.Positive("MAX_QUERY_DEPTH", c.Limits.Depth)
+	c.Limits.Aliases = e.Positive("MAX_ALIASES", c.Limits.Aliases)
+	c.Limits.Fields = e.Positive("MAX_FIELDS", c.Limits.Fields)
+	c.Limits.Tokens = e.Positive("MAX_TOKENS", c.Limits.Tokens)
+	c.RateLimitDisabled = e.Bool("RATE_LIMIT_DISABLED", c.RateLimitDisabled)
+	c.RateLimit = e.Positive("RATE_LIMIT", c.RateLimit)
+	c.RateLimitBurst = e.Positive("RATE_LIMIT_BURST", c.RateLimitBurst)
+	c.APQTTL = e.Duration("APQ_TTL", c.APQTTL)
+	c.CreateConversationRate = e.Positive("CREATE_CONVERSATION_RATE", c.CreateConversationRate)
+	c.CreateConversationBurst = e.Positive("CREATE_CONVERSATION_BURST", c.CreateConversationBurst)
+	c.MaxMutations = e.Positive("MAX_MUTATIONS_PER_OPERATION", c.MaxMutations)
+	c.AdmissionEnabled = e.Bool("ADMISSION_ENABLED", c.AdmissionEnabled)
+	c.AdmissionMaxLimit = e.Positive("ADMISSION_MAX_LIMIT", c.AdmissionMaxLimit)
+	c.AdmissionMaxWait = e.Duration("ADMISSION_MAX_WAIT", c.AdmissionMaxWait)
+	c.CacheFallbackRate = e.Positive("CACHE_FALLBACK_RATE", c.CacheFallbackRate)
+	c.WSInitTimeout = e.Duration("WS_INIT_TIMEOUT", c.WSInitTimeout)
+	c.WSPingInterval = e.Duration("WS_PING_INTERVAL", c.WSPingInterval)
+	c.WSWriteTimeout = e.Duration("WS_WRITE_TIMEOUT", c.WSWriteTimeout)
+	c.WSMaxSubscriptions = e.Positive("WS_MAX_SUBSCRIPTIONS", c.WSMaxSubscriptions)
+	c.WSMaxInFlight = e.Positive("WS_MAX_IN_FLIGHT", c.WSMaxInFlight)
+	c.WSMaxConnsPerUser = e.Positive("WS_MAX_CONNS_PER_USER", c.WSMaxConnsPerUser)
+	c.WSMaxConnsPerAddr = e.Positive("WS_MAX_CONNS_PER_ADDR", c.WSMaxConnsPerAddr)
+	c.SubscriberBuffer = e.Positive("SUBSCRIBER_BUFFER", c.SubscriberBuffer)
 	if c.Env != "development" && c.Env != "production" {
-		e.fail("APP_ENV", "must be development or production")
+		e.Fail("APP_ENV", "must be development or production")
 	}
 	if c.ShutdownDrainDelay > 0 && c.ShutdownDrainDelay >= c.ShutdownTimeout {
-		e.fail("SHUTDOWN_DRAIN_DELAY", "must be shorter than SHUTDOWN_TIMEOUT, which it is part of")
+		e.Fail("SHUTDOWN_DRAIN_DELAY", "must be shorter than SHUTDOWN_TIMEOUT, which it is part of")
 	}
-	c.Introspection = e.bool("GRAPHQL_INTROSPECTION", c.Development())
-	c.WSAllowedOrigins = e.origins("WS_ALLOWED_ORIGINS", c.Development())
+	c.Introspection = e.Bool("GRAPHQL_INTROSPECTION", c.Development())
+	c.WSAllowedOrigins = e.Origins("WS_ALLOWED_ORIGINS", c.Development())
 	// CORS allows the WebSocket origins unless it has a list of its own.
-	if c.CORSAllowedOrigins = e.origins("CORS_ALLOWED_ORIGINS", c.Development()); c.CORSAllowedOrigins == nil {
+	if c.CORSAllowedOrigins = e.Origins("CORS_ALLOWED_ORIGINS", c.Development()); c.CORSAllowedOrigins == nil {
 		c.CORSAllowedOrigins = c.WSAllowedOrigins
 	}
-	c.LogLevel = e.logLevel("LOG_LEVEL")
+	c.LogLevel = e.LogLevel("LOG_LEVEL")
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		e.fail("LOG_FORMAT", "must be json or text")
+		e.Fail("LOG_FORMAT", "must be json or text")
 	}
 	if c.JWTSecret == "" && c.Development() {
 		c.JWTSecret = app.DevelopmentSecret
 	}
-	return c, e.err
-}
-
-// envReader reads typed settings, collecting the first error.
-type envReader struct {
-	getenv func(string) string
-	err    error
-}
-
-func (e *envReader) fail(key, msg string) {
-	if e.err == nil {
-		e.err = fmt.Errorf("config: %s %s", key, msg)
-	}
-}
-
-func (e *envReader) str(key, def string) string {
-	if v := strings.TrimSpace(e.getenv(key)); v != "" {
-		return v
-	}
-	return def
-}
-
-func (e *envReader) int(key string, def int) int {
-	v := e.str(key, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		e.fail(key, "must be a non-negative integer")
-	}
-	return n
-}
-
-// positive reads an integer that must be at least 1.
-func (e *envReader) positive(key string, def int) int {
-	n := e.int(key, def)
-	if n < 1 {
-		e.fail(key, "must be at least 1")
-	}
-	return n
-}
-
-func (e *envReader) logLevel(key string) slog.Level {
-	switch lvl := strings.ToLower(e.str(key, "info")); lvl {
-	case "debug":
-		return slog.LevelDebug
-	case "info":
-		return slog.LevelInfo
-	case "warn":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	}
-	e.fail(key, "must be debug, info, warn or error")
-	return slog.LevelInfo
-}
-
-func (e *envReader) duration(key string, def time.Duration) time.Duration {
-	v := e.str(key, "")
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		e.fail(key, "must be a duration such as 250us, 5s or 1m")
-	}
-	return d
-}
-
-func (e *envReader) bool(key string, def bool) bool {
-	v := e.str(key, "")
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		e.fail(key, "must be true or false")
-	}
-	return b
-}
-
-// origins reads a comma-separated list of browser origins (scheme://host[:port]); "*" allows
-// any origin and is accepted in development only.
-func (e *envReader) origins(key string, development bool) []string {
-	var out []string
-	for _, o := range strings.Split(e.str(key, ""), ",") {
-		o = strings.TrimSuffix(strings.TrimSpace(o), "/")
-		switch {
-		case o == "":
-			continue
-		case o == "*":
-			if !development {
-				e.fail(key, `may be "*" only with APP_ENV=development`)
-			}
-		default:
-			u, err := url.Parse(o)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
-				e.fail(key, "must list origins such as https://app.example.com, separated by commas")
-			}
-		}
-		out = append(out, o)
-	}
-	return out
+	return c, e.Err()
 }
 
 func requireURL(key, v string) error {
@@ -324,13 +225,13 @@ func serve(ctx context.Context, cfg app.Config, log *slog.Logger, stdout io.Writ
 	}
 	fmt.Fprintf(stdout, "threadline: serving on http://%s (GraphiQL at /, GraphQL at /query)\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env)
-	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, log)
+	if cfg.OpsAddr != "" {
+		stopOps, err := serveOps(cfg.OpsAddr, application.Ops, log)
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		defer stopPprof()
+		defer stopOps()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -393,22 +294,16 @@ func closeWhenStopping(ctx context.Context, h http.Handler) http.Handler {
 	})
 }
 
-// servePprof serves net/http/pprof on addr, a listener of its own: the profiling endpoints are
-// never on the public mux. Bind it to loopback or a private network.
-func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+// serveOps serves the operations endpoints (/metrics, /health/cache, pprof) on addr, a
+// listener of their own: bind it to loopback or a private network.
+func serveOps(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("pprof: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("operations listener: listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	go func() { _ = srv.Serve(ln) }()
-	log.Warn("pprof serving", "addr", ln.Addr().String())
+	log.Info("operations endpoints serving", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
 }
 

@@ -72,8 +72,12 @@ type Options struct {
 
 // App is the assembled server.
 type App struct {
-	// Handler serves every route (internal/httpapi/routes.go).
+	// Handler serves the public routes (internal/httpapi/routes.go): GraphQL, GraphiQL,
+	// liveness and readiness, and in development the operations endpoints too.
 	Handler http.Handler
+	// Ops serves the operations endpoints: /metrics, /health/cache, /debug/pprof/. In production
+	// they are served on a listener of their own (OPS_ADDR) and nowhere else.
+	Ops http.Handler
 	// Registry holds every metric of the application, served at /metrics.
 	Registry *prometheus.Registry
 	// Chat is the domain service the resolvers call.
@@ -249,12 +253,19 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		{Name: "postgres", Ping: dbStore.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
 	}, 2*time.Second)
+	a.Ops = httpapi.NewOpsHandler(httpapi.OpsConfig{
+		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		CacheHealth: &httpapi.CacheHealth{History: history, Response: respCache, Redis: a.Redis, Breaker: breaker},
+	})
+	var opsOnMain http.Handler
+	if cfg.Development() {
+		opsOnMain = a.Ops
+	}
 	a.Handler = httpapi.NewHandler(httpapi.Config{
 		Log:            log,
 		GraphQL:        gql,
 		Playground:     playground.Handler(pgCfg),
-		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		CacheHealth:    &httpapi.CacheHealth{History: history, Response: respCache, Redis: a.Redis, Breaker: breaker},
+		Ops:            opsOnMain,
 		Authenticate:   a.Keys.Middleware,
 		RateLimit:      rateLimit,
 		Admission:      admission.Middleware(admit),

@@ -107,9 +107,10 @@ type Config struct {
 
 	DemoUserID int64 // GraphiQL acts as this user in development
 
-	// PprofAddr, when set, serves net/http/pprof on its own listener (never on the public one),
-	// for profiling under load: PPROF_ADDR=127.0.0.1:6060.
-	PprofAddr string
+	// OpsAddr is the listener of the operations endpoints (/metrics, /health/cache, pprof):
+	// private, never the public one. In development they are on Addr too, and OpsAddr is
+	// optional. Empty: no operations listener.
+	OpsAddr string
 }
 
 // AuthConfig is the configuration of token verification (and of signing, with the secret).
@@ -120,6 +121,11 @@ func (c Config) AuthConfig(log *slog.Logger) auth.Config {
 // Development reports whether the server runs in development mode.
 func (c Config) Development() bool { return c.Env == "development" }
 
+// DefaultOpsAddr is the operations listener in production: loopback, so that only the machine
+// (or its Prometheus sidecar) reaches it; set OPS_ADDR=:9464 where Prometheus scrapes from
+// elsewhere, on a network clients cannot reach.
+const DefaultOpsAddr = "127.0.0.1:9464"
+
 // DevelopmentSecret signs tokens in development when JWT_SECRET is unset. Never in production.
 const DevelopmentSecret = "threadline-development-secret-do-not-use-in-production"
 
@@ -129,6 +135,7 @@ func Defaults() Config {
 	return Config{
 		Env:                     "production",
 		Addr:                    ":8080",
+		OpsAddr:                 DefaultOpsAddr,
 		LogLevel:                slog.LevelInfo,
 		LogFormat:               "json",
 		DBMaxConns:              32,

@@ -5,6 +5,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
@@ -15,8 +16,9 @@ type Config struct {
 	GraphQL http.Handler
 	// Playground serves / and its assets. Nil: / answers 404.
 	Playground http.Handler
-	// Metrics serves /metrics. Nil: not mounted.
-	Metrics http.Handler
+	// Ops serves the operations endpoints (NewOpsHandler) on this listener too: in development
+	// only; in production they have a listener of their own (OPS_ADDR). Nil: not mounted.
+	Ops http.Handler
 	// Authenticate wraps the GraphQL handler to put the viewer in the request's context.
 	Authenticate func(http.Handler) http.Handler
 	// RateLimit wraps the GraphQL handler inside Authenticate, so that it sees the viewer
@@ -32,8 +34,6 @@ type Config struct {
 	CORS func(http.Handler) http.Handler
 	// Checks are the readiness checks of /readyz, each a dependency that must answer.
 	Checks []Check
-	// CacheHealth serves /health/cache. Nil: not mounted.
-	CacheHealth http.Handler
 	// MaxBodyBytes limits a request body; larger ones get 413.
 	MaxBodyBytes int64
 	// RequestTimeout is the deadline given to each GraphQL request (0: none). It reaches SQL and
@@ -42,6 +42,30 @@ type Config struct {
 	// Instrument wraps the router itself (metrics by route: the matched pattern is on the
 	// request once the router has served it). Nil: none.
 	Instrument func(http.Handler) http.Handler
+}
+
+// OpsConfig holds what the operations endpoints serve.
+type OpsConfig struct {
+	Metrics     http.Handler // /metrics (Prometheus)
+	CacheHealth http.Handler // /health/cache
+}
+
+// opsPaths are the routes of NewOpsHandler.
+var opsPaths = []string{"GET /metrics", "GET /health/cache", "/debug/pprof/"}
+
+// NewOpsHandler returns the operations endpoints: /metrics, /health/cache and net/http/pprof
+// under /debug/pprof/. They tell a stranger how the server is doing and let anyone profile it:
+// serve them on a private listener (OPS_ADDR), never on the public one in production.
+func NewOpsHandler(cfg OpsConfig) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(opsPaths[0], cfg.Metrics)
+	mux.Handle(opsPaths[1], cfg.CacheHealth)
+	mux.HandleFunc(opsPaths[2], pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // NewHandler returns the server's root handler.
@@ -66,11 +90,10 @@ func NewHandler(cfg Config, ready *Readiness) http.Handler {
 
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /readyz", ready)
-	if cfg.CacheHealth != nil {
-		mux.Handle("GET /health/cache", cfg.CacheHealth)
-	}
-	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+	if cfg.Ops != nil {
+		for _, p := range opsPaths {
+			mux.Handle(p, cfg.Ops)
+		}
 	}
 	if cfg.Playground != nil {
 		mux.Handle("/", cfg.Playground)
