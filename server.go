@@ -87,6 +87,9 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	e := envconfig.New(getenv)
 	c := app.Defaults()
 	c.Env = e.String("APP_ENV", c.Env)
+	if c.Env != "development" && c.Env != "production" {
+		e.Fail("APP_ENV", "must be development or production")
+	}
 	if c.Development() {
 		// The development secret is public: listen on loopback only, and keep the operations
 		// endpoints on the main listener.
@@ -98,10 +101,31 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.DatabaseDirectURL = e.String("DATABASE_DIRECT_URL", "")
 	c.RedisURL = e.String("REDIS_URL", "")
 	c.JWTSecret = e.String("JWT_SECRET", "")
+	if c.JWTSecret == "" && c.Development() {
+		c.JWTSecret = app.DevelopmentSecret
+	}
 	c.JWTJWKSURL = e.String("JWT_JWKS_URL", "")
 	c.JWTIssuer = e.String("JWT_ISSUER", "")
 	c.JWTAudience = e.String("JWT_AUDIENCE", "")
-	c.LogFormat = e.String("LOG_FORMAT", c.LogFormat)
+	c.LogLevel = e.LogLevel("LOG_LEVEL")
+	if c.LogFormat = e.String("LOG_FORMAT", c.LogFormat); c.LogFormat != "json" && c.LogFormat != "text" {
+		e.Fail("LOG_FORMAT", "must be json or text")
+	}
+	c.DemoUserID = int64(e.Int("DEMO_USER_ID", int(c.DemoUserID)))
+	c.Introspection = e.Bool("GRAPHQL_INTROSPECTION", c.Development())
+	c.WSAllowedOrigins = e.Origins("WS_ALLOWED_ORIGINS", c.Development())
+	// CORS allows the WebSocket origins unless it has a list of its own.
+	if c.CORSAllowedOrigins = e.Origins("CORS_ALLOWED_ORIGINS", c.Development()); c.CORSAllowedOrigins == nil {
+		c.CORSAllowedOrigins = c.WSAllowedOrigins
+	}
+	readPools(e, &c)
+	readHTTP(e, &c)
+	readLimits(e, &c)
+	return c, e.Err()
+}
+
+// readPools reads the settings of the pgx pool, the loaders, the caches and Redis.
+func readPools(e *envconfig.Reader, c *app.Config) {
 	c.DBMaxConns = int32(e.Int("DB_MAX_CONNS", int(c.DBMaxConns)))
 	c.DBMinConns = int32(e.Int("DB_MIN_CONNS", int(c.DBMinConns)))
 	c.DBMaxConnLifetime = e.Duration("DB_MAX_CONN_LIFETIME", c.DBMaxConnLifetime)
@@ -115,9 +139,17 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.ResponseCacheTTL = e.Duration("RESPONSE_CACHE_TTL", c.ResponseCacheTTL)
 	c.CacheTTLFirstPage = e.Duration("CACHE_TTL_FIRST_PAGE", c.CacheTTLFirstPage)
 	c.CacheTTL = e.Duration("CACHE_TTL", c.CacheTTL)
+	c.CacheFallbackRate = e.Positive("CACHE_FALLBACK_RATE", c.CacheFallbackRate)
+	c.DocumentCache.Bytes = int64(e.Positive("DOCUMENT_CACHE_BYTES", int(c.DocumentCache.Bytes)))
+	c.DocumentCache.Entries = e.Positive("DOCUMENT_CACHE_ENTRIES", c.DocumentCache.Entries)
 	c.RedisTimeout = e.Duration("REDIS_TIMEOUT", c.RedisTimeout)
 	c.RedisBreakerFailures = uint32(e.Int("REDIS_BREAKER_FAILURES", int(c.RedisBreakerFailures)))
 	c.RedisBreakerOpen = e.Duration("REDIS_BREAKER_OPEN", c.RedisBreakerOpen)
+	c.SubscriberBuffer = e.Positive("SUBSCRIBER_BUFFER", c.SubscriberBuffer)
+}
+
+// readHTTP reads the settings of the listeners and connections.
+func readHTTP(e *envconfig.Reader, c *app.Config) {
 	c.MaxBodyBytes = int64(e.Int("MAX_BODY_BYTES", int(c.MaxBodyBytes)))
 	c.RequestTimeout = e.Duration("REQUEST_TIMEOUT", c.RequestTimeout)
 	c.ReadHeaderTimeout = e.Duration("HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
@@ -126,23 +158,9 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.IdleTimeout = e.Duration("HTTP_IDLE_TIMEOUT", c.IdleTimeout)
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
 	c.ShutdownDrainDelay = e.Duration("SHUTDOWN_DRAIN_DELAY", c.ShutdownDrainDelay)
-	c.DemoUserID = int64(e.Int("DEMO_USER_ID", int(c.DemoUserID)))
-	c.Limits.Complexity = e.Positive("MAX_QUERY_COMPLEXITY", c.Limits.Complexity)
-	c.Limits.Depth = e.Positive("MAX_QUERY_DEPTH", c.Limits.Depth)
-	c.Limits.Aliases = e.Positive("MAX_ALIASES", c.Limits.Aliases)
-	c.Limits.Fields = e.Positive("MAX_FIELDS", c.Limits.Fields)
-	c.Limits.Tokens = e.Positive("MAX_TOKENS", c.Limits.Tokens)
-	c.RateLimitDisabled = e.Bool("RATE_LIMIT_DISABLED", c.RateLimitDisabled)
-	c.RateLimit = e.Positive("RATE_LIMIT", c.RateLimit)
-	c.RateLimitBurst = e.Positive("RATE_LIMIT_BURST", c.RateLimitBurst)
-	c.APQTTL = e.Duration("APQ_TTL", c.APQTTL)
-	c.CreateConversationRate = e.Positive("CREATE_CONVERSATION_RATE", c.CreateConversationRate)
-	c.CreateConversationBurst = e.Positive("CREATE_CONVERSATION_BURST", c.CreateConversationBurst)
-	c.MaxMutations = e.Positive("MAX_MUTATIONS_PER_OPERATION", c.MaxMutations)
-	c.AdmissionEnabled = e.Bool("ADMISSION_ENABLED", c.AdmissionEnabled)
-	c.AdmissionMaxLimit = e.Positive("ADMISSION_MAX_LIMIT", c.AdmissionMaxLimit)
-	c.AdmissionMaxWait = e.Duration("ADMISSION_MAX_WAIT", c.AdmissionMaxWait)
-	c.CacheFallbackRate = e.Positive("CACHE_FALLBACK_RATE", c.CacheFallbackRate)
+	if c.ShutdownDrainDelay > 0 && c.ShutdownDrainDelay >= c.ShutdownTimeout {
+		e.Fail("SHUTDOWN_DRAIN_DELAY", "must be shorter than SHUTDOWN_TIMEOUT, which it is part of")
+	}
 	c.WSInitTimeout = e.Duration("WS_INIT_TIMEOUT", c.WSInitTimeout)
 	c.WSPingInterval = e.Duration("WS_PING_INTERVAL", c.WSPingInterval)
 	c.WSWriteTimeout = e.Duration("WS_WRITE_TIMEOUT", c.WSWriteTimeout)
@@ -150,27 +168,34 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.WSMaxInFlight = e.Positive("WS_MAX_IN_FLIGHT", c.WSMaxInFlight)
 	c.WSMaxConnsPerUser = e.Positive("WS_MAX_CONNS_PER_USER", c.WSMaxConnsPerUser)
 	c.WSMaxConnsPerAddr = e.Positive("WS_MAX_CONNS_PER_ADDR", c.WSMaxConnsPerAddr)
-	c.SubscriberBuffer = e.Positive("SUBSCRIBER_BUFFER", c.SubscriberBuffer)
-	if c.Env != "development" && c.Env != "production" {
-		e.Fail("APP_ENV", "must be development or production")
-	}
-	if c.ShutdownDrainDelay > 0 && c.ShutdownDrainDelay >= c.ShutdownTimeout {
-		e.Fail("SHUTDOWN_DRAIN_DELAY", "must be shorter than SHUTDOWN_TIMEOUT, which it is part of")
-	}
-	c.Introspection = e.Bool("GRAPHQL_INTROSPECTION", c.Development())
-	c.WSAllowedOrigins = e.Origins("WS_ALLOWED_ORIGINS", c.Development())
-	// CORS allows the WebSocket origins unless it has a list of its own.
-	if c.CORSAllowedOrigins = e.Origins("CORS_ALLOWED_ORIGINS", c.Development()); c.CORSAllowedOrigins == nil {
-		c.CORSAllowedOrigins = c.WSAllowedOrigins
-	}
-	c.LogLevel = e.LogLevel("LOG_LEVEL")
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		e.Fail("LOG_FORMAT", "must be json or text")
-	}
-	if c.JWTSecret == "" && c.Development() {
-		c.JWTSecret = app.DevelopmentSecret
-	}
-	return c, e.Err()
+}
+
+// readLimits reads the limits of documents, operations, rates and load.
+func readLimits(e *envconfig.Reader, c *app.Config) {
+	c.Limits.Complexity = e.Positive("MAX_QUERY_COMPLEXITY", c.Limits.Complexity)
+	c.Limits.Depth = e.Positive("MAX_QUERY_DEPTH", c.Limits.Depth)
+	c.Limits.Aliases = e.Positive("MAX_ALIASES", c.Limits.Aliases)
+	c.Limits.Fields = e.Positive("MAX_FIELDS", c.Limits.Fields)
+	c.Limits.Tokens = e.Positive("MAX_TOKENS", c.Limits.Tokens)
+	c.Limits.DocumentBytes = e.Positive("MAX_DOCUMENT_BYTES", c.Limits.DocumentBytes)
+	c.Limits.SameName = e.Positive("MAX_SAME_NAME", c.Limits.SameName)
+	c.Limits.Operations = e.Positive("MAX_OPERATIONS", c.Limits.Operations)
+	c.Limits.FragmentDefinitions = e.Positive("MAX_FRAGMENTS", c.Limits.FragmentDefinitions)
+	c.Limits.FragmentSpreads = e.Positive("MAX_FRAGMENT_SPREADS", c.Limits.FragmentSpreads)
+	c.Limits.Directives = e.Positive("MAX_DIRECTIVES", c.Limits.Directives)
+	c.Limits.Variables = e.Positive("MAX_VARIABLES", c.Limits.Variables)
+	c.TrustedDocumentsOnly = e.Bool("TRUSTED_DOCUMENTS_ONLY", c.TrustedDocumentsOnly)
+	c.APQTTL = e.Duration("APQ_TTL", c.APQTTL)
+	c.APQMaxBytes = e.Positive("APQ_MAX_BYTES", c.APQMaxBytes)
+	c.MaxMutations = e.Positive("MAX_MUTATIONS_PER_OPERATION", c.MaxMutations)
+	c.RateLimitDisabled = e.Bool("RATE_LIMIT_DISABLED", c.RateLimitDisabled)
+	c.RateLimit = e.Positive("RATE_LIMIT", c.RateLimit)
+	c.RateLimitBurst = e.Positive("RATE_LIMIT_BURST", c.RateLimitBurst)
+	c.CreateConversationRate = e.Positive("CREATE_CONVERSATION_RATE", c.CreateConversationRate)
+	c.CreateConversationBurst = e.Positive("CREATE_CONVERSATION_BURST", c.CreateConversationBurst)
+	c.AdmissionEnabled = e.Bool("ADMISSION_ENABLED", c.AdmissionEnabled)
+	c.AdmissionMaxLimit = e.Positive("ADMISSION_MAX_LIMIT", c.AdmissionMaxLimit)
+	c.AdmissionMaxWait = e.Duration("ADMISSION_MAX_WAIT", c.AdmissionMaxWait)
 }
 
 func requireURL(key, v string) error {

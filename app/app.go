@@ -227,11 +227,15 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			MaxConnsPerUser: cfg.WSMaxConnsPerUser, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr,
 			TrackConn: a.hub.TrackConn,
 		},
-		Mutations:        graph.MutationLimits{Max: cfg.MaxMutations, Charge: charge(limiter), Create: charge(creations)},
-		ResponseCache:    respCache,
-		Limits:           cfg.Limits,
-		FieldSuggestions: cfg.Development(),
-		PersistedQueries: apq.New(a.Redis, breaker, cfg.APQTTL),
+		Mutations:           graph.MutationLimits{Max: cfg.MaxMutations, Charge: charge(limiter), Create: charge(creations)},
+		ResponseCache:       respCache,
+		Classify:            db.Unavailable,
+		Limits:              cfg.Limits,
+		FieldSuggestions:    cfg.Development(),
+		PersistedQueries:    apq.New(a.Redis, breaker, cfg.APQTTL),
+		PersistedQueryBytes: cfg.APQMaxBytes,
+		TrustedOnly:         cfg.TrustedDocumentsOnly,
+		DocumentCache:       cfg.DocumentCache,
 	})
 	var rateLimit func(http.Handler) http.Handler
 	if limiter != nil {

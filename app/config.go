@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/graph"
+	"github.com/threadline/threadline/graph/document"
 	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/admission"
@@ -88,7 +89,15 @@ type Config struct {
 	// (Redis down) reads go to PostgreSQL, bounded by the admission limit.
 	CacheFallbackRate int
 
-	APQTTL time.Duration // automatic persisted queries live this long in Redis
+	APQTTL      time.Duration // automatic persisted queries live this long in Redis
+	APQMaxBytes int           // the longest document registered as an automatic persisted query
+	// TrustedDocumentsOnly runs only the documents of the trusted-document manifest
+	// (graph/document/trusted.json: the operations of this repository's clients), refusing
+	// every other before it is parsed.
+	TrustedDocumentsOnly bool
+	// DocumentCache bounds the cache of parsed and validated documents, in estimated bytes and
+	// in entries.
+	DocumentCache document.CacheConfig
 
 	CORSAllowedOrigins []string // browser origins that may call /query; "*" in development only
 
@@ -164,6 +173,8 @@ func Defaults() Config {
 		RateLimit:               ratelimit.DefaultRate,
 		RateLimitBurst:          ratelimit.DefaultBurst,
 		APQTTL:                  apq.DefaultTTL,
+		APQMaxBytes:             document.DefaultPersistedQueryBytes,
+		DocumentCache:           document.CacheConfig{Bytes: document.DefaultCacheBytes, Entries: document.DefaultCacheEntries},
 		WSInitTimeout:           streaming.DefaultInitTimeout,
 		WSPingInterval:          streaming.DefaultPingInterval,
 		WSWriteTimeout:          streaming.DefaultWriteTimeout,

@@ -3,11 +3,14 @@ package db
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/threadline/threadline/internal/apperr"
 )
 
 // readBackoff is how long readRetrier waits before each new attempt: about a third of a
@@ -42,6 +45,27 @@ func (r readRetrier) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 	}
 	return rows, err
 }
+
+// Unavailable maps an error of the database path that means "no connection to be had in time"
+// to the public SERVICE_UNAVAILABLE: PgBouncer's query_wait_timeout (a client waited in its
+// queue for a server connection longer than that) and its pool-full refusals, and the request's
+// deadline passing while it waited. It returns nil for every other error.
+func Unavailable(err error) *apperr.Error {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && (strings.Contains(pgErr.Message, "query_wait_timeout") ||
+		strings.Contains(pgErr.Message, "no more connections allowed")):
+		return errNoConnection
+	case errors.Is(err, context.DeadlineExceeded):
+		return errNoTime
+	}
+	return nil
+}
+
+var (
+	errNoConnection = apperr.New(apperr.ServiceUnavailable, "no database connection became free in time: retry shortly")
+	errNoTime       = apperr.New(apperr.ServiceUnavailable, "the request ran out of time: retry shortly")
+)
 
 // connectionLost reports whether err means the statement's connection failed rather than the
 // statement: a network or protocol error, or PostgreSQL/PgBouncer's connection-exception

@@ -101,6 +101,7 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 		RedisURL: e.redisURL,
 		Configure: func(c *app.Config) {
 			c.DBMaxConns = o.maxConns
+			c.AdmissionEnabled = false // load shedding is tested on its own (TestOverload)
 			c.CacheEnabled, c.ResponseCacheEnabled = o.cache, o.respCache
 			c.LoaderWait = o.loaderWait
 			c.RequestTimeout = o.requestTimeout
@@ -157,7 +158,7 @@ func (e *env) token(userID int64) string { return e.srv.Token(userID) }
 // responseCacheStats reads the response cache's counters from /health/cache.
 func (e *env) responseCacheStats() respcache.Stats {
 	e.t.Helper()
-	_, body := e.srv.Get("/health/cache")
+	_, body := e.srv.GetOps("/health/cache")
 	var h struct {
 		ResponseCache *respcache.Stats `json:"responseCache"`
 	}

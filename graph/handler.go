@@ -51,6 +51,10 @@ type HandlerConfig struct {
 	// FieldSuggestions lets validation errors suggest names ("Did you mean …?"), which tells
 	// a stranger the schema: development only.
 	FieldSuggestions bool
+	// Classify maps an error that is not public by itself to a public one when it means
+	// something a client can act on (db.Unavailable: no connection in time, retry); nil for
+	// the others, which are internal. May be nil.
+	Classify func(error) *apperr.Error
 	// PersistedQueries stores automatic persisted queries (internal/apq). Nil: APQ off.
 	PersistedQueries graphql.Cache[string]
 	// PersistedQueryBytes is the longest document PersistedQueries takes; zero:
@@ -119,7 +123,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		loader.PrefetchOperation(ctx)
 		return next(ctx)
 	})
-	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.RequestID))
+	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.RequestID, cfg.Classify))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log, cfg.RequestID))
 	return srv
 }
@@ -130,10 +134,16 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 // COMPLEXITY_LIMIT_EXCEEDED); everything else is logged in full and reaches the client as
 // "internal error". Every refusal of the document gate (graph/document) is a client error of
 // this kind: BAD_USER_INPUT or PERSISTED_QUERY_NOT_FOUND, never logged as internal.
-func errorPresenter(log *slog.Logger, requestID func(context.Context) string) graphql.ErrorPresenterFunc {
+func errorPresenter(log *slog.Logger, requestID func(context.Context) string, classify func(error) *apperr.Error) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		presented := graphql.DefaultErrorPresenter(ctx, err)
-		if pub := apperr.Public(err); pub != nil {
+		pub := apperr.Public(err)
+		if pub == nil && classify != nil {
+			if pub = classify(err); pub != nil {
+				log.WarnContext(ctx, "graphql field unavailable", "request_id", reqID(ctx, requestID), "path", presented.Path.String(), "err", err)
+			}
+		}
+		if pub != nil {
 			return &gqlerror.Error{
 				Message: pub.Message, Path: presented.Path, Locations: presented.Locations,
 				Extensions: map[string]any{"code": string(pub.Code)},

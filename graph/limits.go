@@ -45,13 +45,17 @@ const (
 // DefaultLimits returns the default of every limit.
 func DefaultLimits() Limits { return Limits{}.WithDefaults() }
 
+// WithDefaults returns l with every zero limit at its default.
 func (l Limits) WithDefaults() Limits {
 	for _, f := range []struct {
 		v   *int
 		def int
 	}{
 		{&l.Complexity, DefaultMaxComplexity}, {&l.Depth, DefaultMaxDepth}, {&l.Aliases, DefaultMaxAliases},
-		{&l.Fields, DefaultMaxFields}, {&l.Tokens, DefaultMaxTokens},
+		{&l.Fields, DefaultMaxFields}, {&l.Tokens, DefaultMaxTokens}, {&l.DocumentBytes, document.DefaultDocumentBytes},
+		{&l.SameName, document.DefaultSameName}, {&l.Operations, document.DefaultOperations},
+		{&l.FragmentDefinitions, document.DefaultFragmentDefinitions}, {&l.FragmentSpreads, document.DefaultFragmentSpreads},
+		{&l.Directives, document.DefaultDirectives}, {&l.Variables, document.DefaultVariables},
 	} {
 		if *f.v <= 0 {
 			*f.v = f.def

@@ -58,6 +58,9 @@ type Options struct {
 type Server struct {
 	// URL is the server's base URL, http://127.0.0.1:<port>.
 	URL string
+	// OpsURL is the base URL of the operations endpoints (/metrics, /health/cache, pprof), on a
+	// listener of their own as in production.
+	OpsURL string
 	// App is the application (in-process servers only).
 	App      *app.App
 	Config   app.Config
@@ -106,7 +109,14 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	s.App, s.URL = a, "http://"+ln.Addr().String()
+	opsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("apptest: %v", err)
+	}
+	ops := &http.Server{Handler: a.Ops, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = ops.Serve(opsLn) }()
+	t.Cleanup(func() { _ = ops.Close() })
+	s.App, s.URL, s.OpsURL = a, "http://"+ln.Addr().String(), "http://"+opsLn.Addr().String()
 	var once sync.Once
 	var stopErr error
 	s.stop = func() error {
@@ -219,9 +229,20 @@ func (s *Server) WebSocketURL() string { return "ws" + s.URL[len("http"):] + "/q
 // Get fetches path and returns the status and the body.
 func (s *Server) Get(path string) (int, string) {
 	s.t.Helper()
-	res, err := http.Get(s.URL + path)
+	return get(s.t, s.URL+path)
+}
+
+// GetOps fetches path from the operations listener and returns the status and the body.
+func (s *Server) GetOps(path string) (int, string) {
+	s.t.Helper()
+	return get(s.t, s.OpsURL+path)
+}
+
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
 	if err != nil {
-		s.t.Fatalf("apptest: GET %s: %v", path, err)
+		t.Fatalf("apptest: GET %s: %v", url, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)

@@ -9,7 +9,7 @@ import (
 const (
 	windowTime    = 50 * time.Millisecond // a window lasts at least this long
 	windowSamples = 50                    // and holds at least this many finished operations
-	tolerance     = 1.5                   // latency up to tolerance × baseline counts as no queueing
+	tolerance     = 3.0                   // latency up to tolerance × baseline counts as no queueing
 	minGradient   = 0.5                   // the lowest target of a shrink, as a share of the limit
 	smoothing     = 0.2                   // a window moves the limit a fifth of the way to its target
 	backoff       = 0.9                   // a window with a dropped operation multiplies the limit by this

@@ -62,6 +62,8 @@ type Result struct {
 	Errors   int64 // transport errors, non-200 statuses, and responses with GraphQL errors
 	// NotSent counts the open model's requests still queued when the run ended (among Errors).
 	NotSent int64
+	// Refused counts the answers 503 with Retry-After: load the server shed (among Errors).
+	Refused int64
 	// OpenConns is, for Clients, how many connections were open when the run ended.
 	OpenConns int
 	// FirstError is the first error seen, for the report.
@@ -96,6 +98,7 @@ type recorder struct {
 	requests atomic.Int64
 	errors   atomic.Int64
 	notSent  atomic.Int64
+	refused  atomic.Int64
 	firstErr atomic.Value
 }
 
@@ -109,11 +112,16 @@ func (r *recorder) merge(h *hdrhistogram.Histogram) {
 
 func (r *recorder) fail(err error) {
 	r.errors.Add(1)
+	var se *StatusError
+	if errors.As(err, &se) && se.Status == http.StatusServiceUnavailable && se.RetryAfter != "" {
+		r.refused.Add(1)
+		return // shed load: an answer, not a failure to report first
+	}
 	r.firstErr.CompareAndSwap(nil, err.Error())
 }
 
 func (r *recorder) result(elapsed time.Duration, offered float64) Result {
-	res := Result{Requests: r.requests.Load(), Errors: r.errors.Load(), NotSent: r.notSent.Load(), Elapsed: elapsed, Offered: offered, Hist: r.hist}
+	res := Result{Requests: r.requests.Load(), Errors: r.errors.Load(), NotSent: r.notSent.Load(), Refused: r.refused.Load(), Elapsed: elapsed, Offered: offered, Hist: r.hist}
 	if v, ok := r.firstErr.Load().(string); ok {
 		res.FirstError = v
 	}
@@ -197,13 +205,22 @@ func (c *Conn) Do(req Request) ([]byte, error) {
 		c.c = nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return c.body, fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, c.body)
+		return c.body, &StatusError{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After"), Body: string(c.body[:min(len(c.body), 200)])}
 	}
 	if bytes.Contains(c.body, errorsKey) {
 		return c.body, fmt.Errorf("GraphQL errors: %.200s", c.body)
 	}
 	return c.body, nil
 }
+
+// StatusError is an answer other than 200.
+type StatusError struct {
+	Status     int
+	RetryAfter string // the Retry-After header, if any
+	Body       string // its start
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
 
 // Next picks the request to send: worker is the connection's index, i counts its requests.
 type Next func(worker, i int) Request

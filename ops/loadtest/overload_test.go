@@ -31,7 +31,9 @@ func TestOverloadSheds(t *testing.T) {
 	addr := strings.TrimPrefix(p.URL, "http://")
 
 	var out struct {
-		Conversations struct{ Edges []struct{ Node struct{ ID string } } }
+		Conversations struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
 	}
 	p.Client(1).Query(t, `{ conversations(first: 10) { edges { node { id } } } }`, nil, &out)
 	token := apptest.Token(t, apptest.Secret, 1, time.Hour)
