@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,24 @@ func ptr[T any](v T) *T { return &v }
 // page, the conversation list, and the errors a client must be able to read.
 func TestGoClient(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	goClientFlows(t, newEnv(t))
+}
+
+// With TRUSTED_DOCUMENTS_ONLY the same flows work: the Go client sends only the documents of
+// the trusted-document manifest. Any other document is refused before it is parsed.
+func TestGoClientTrustedDocumentsOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{trustedOnly: true})
+	goClientFlows(t, e)
+	for _, q := range []string{`{ me { id name } }`, `{ this is not GraphQL`} {
+		resp := e.do("Bearer "+e.token(1), q, nil)
+		if len(resp.Errors) != 1 || resp.codes()[0] != "BAD_USER_INPUT" || !strings.Contains(resp.Errors[0].Message, "trusted") {
+			t.Fatalf("%s: %+v", q, resp.Errors)
+		}
+	}
+}
+
+func goClientFlows(t *testing.T, e *env) {
 	f := newFixture(t, e, 3)
 	ctx := context.Background()
 	endpoint := e.URL + "/query"

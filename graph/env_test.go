@@ -60,6 +60,8 @@ type envOptions struct {
 	corsOrigins []string
 	// redisHook is added to the server's Redis client.
 	redisHook redis.Hook
+	// trustedOnly runs only the trusted documents (TRUSTED_DOCUMENTS_ONLY).
+	trustedOnly bool
 }
 
 // stmtCtx is what a statement's context carried: the request's id and the time to its deadline
@@ -107,6 +109,7 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 			c.RequestTimeout = o.requestTimeout
 			c.Limits = o.limits.WithDefaults()
 			c.CORSAllowedOrigins = o.corsOrigins
+			c.TrustedDocumentsOnly = o.trustedOnly
 			if o.rateLimit > 0 {
 				c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, o.rateLimit, o.rateLimit
 			}
