@@ -186,11 +186,24 @@ type Database struct {
 // drops it when the test ends.
 func NewDatabase(t testing.TB) Database {
 	t.Helper()
+	return newDatabase(t, TemplateDatabase)
+}
+
+// NewEmptyDatabase creates an empty database for this test (PostgreSQL's own
+// template, no migration: for tests of migrating itself) and drops it when the
+// test ends.
+func NewEmptyDatabase(t testing.TB) Database {
+	t.Helper()
+	return newDatabase(t, "template1")
+}
+
+func newDatabase(t testing.TB, template string) Database {
+	t.Helper()
 	s := Stack(t)
 	name := databaseName(t.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := createDatabase(ctx, s, name); err != nil {
+	if err := createDatabase(ctx, s, name, template); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() {
@@ -207,9 +220,9 @@ func NewDatabase(t testing.TB) Database {
 	}
 }
 
-func createDatabase(ctx context.Context, s *localstack.Stack, name string) error {
+func createDatabase(ctx context.Context, s *localstack.Stack, name, template string) error {
 	for {
-		err := execDirect(ctx, s, "CREATE DATABASE "+name+" TEMPLATE "+TemplateDatabase)
+		err := execDirect(ctx, s, "CREATE DATABASE "+name+" TEMPLATE "+template)
 		// 55006 object_in_use: something touched the template just now.
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" && ctx.Err() == nil {
