@@ -8,16 +8,29 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/internal/testenv"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
+
+// published is the published schema, schema.graphql at the repository root.
+const published = "../../schema.graphql"
 
 // TestIntrospectionMatchesPublishedSchema asks a running server for its schema by
 // introspection and compares it with the committed schema.graphql (`make schema`): what
 // clients generate their code from is what the server serves.
 func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
 	t.Parallel()
-	s := startLiveServer(t, "development", false)
-	raw := s.query(t, "", sdl.IntrospectionQuery)
+	s := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.Introspection = true }})
+	res := s.Client(0).Must(t, sdl.IntrospectionQuery, nil)
+	if !res.OK() {
+		t.Fatalf("introspection: %d %s", res.Status, res.Body)
+	}
+	raw := res.Body
 	served, err := sdl.FromIntrospection(raw)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, raw)
@@ -26,21 +39,21 @@ func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the introspected schema does not load: %v\n%s", err, served)
 	}
-	b, err := os.ReadFile("schema.graphql")
+	b, err := os.ReadFile(published)
 	if err != nil {
 		t.Fatal(err)
 	}
-	published, err := sdl.Load(&ast.Source{Name: "schema.graphql", Input: string(b)})
+	publishedSchema, err := sdl.Load(&ast.Source{Name: "schema.graphql", Input: string(b)})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	if changes := sdl.Compare(published, servedSchema); len(changes) > 0 {
+	if changes := sdl.Compare(publishedSchema, servedSchema); len(changes) > 0 {
 		for _, c := range changes {
 			t.Errorf("served vs schema.graphql: %s", c)
 		}
 	}
-	if want, got := sdl.Canonical(published), sdl.Canonical(servedSchema); want != got {
+	if want, got := sdl.Canonical(publishedSchema), sdl.Canonical(servedSchema); want != got {
 		t.Errorf("the served schema differs from schema.graphql (run make schema):\n%s", lineDiff(want, got))
 	}
 	// Sanity: the comparison sees the whole schema, descriptions included.
