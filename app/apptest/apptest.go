@@ -161,24 +161,24 @@ func prepare(t testing.TB, o Options) *Server {
 
 var (
 	directMu    sync.Mutex
-	directPools = map[string]*pgxpool.Pool{}
+	directPools = map[string]*pgxpool.Pool{} // by DirectURL: database names repeat across stacks
 )
 
 // directPool returns one pool per database for the whole test (shared by its instances).
 func directPool(t testing.TB, d testenv.Database) *pgxpool.Pool {
 	directMu.Lock()
 	defer directMu.Unlock()
-	if p, ok := directPools[d.Name]; ok {
+	if p, ok := directPools[d.DirectURL]; ok {
 		return p
 	}
 	p, err := pgxpool.New(context.Background(), d.DirectURL)
 	if err != nil {
 		t.Fatalf("apptest: %v", err)
 	}
-	directPools[d.Name] = p
+	directPools[d.DirectURL] = p
 	t.Cleanup(func() {
 		directMu.Lock()
-		delete(directPools, d.Name)
+		delete(directPools, d.DirectURL)
 		directMu.Unlock()
 		p.Close()
 	})
