@@ -11,7 +11,7 @@ import (
 
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -22,7 +22,7 @@ func TestRedisOutage(t *testing.T) {
 	testenv.Stack(t) // skips under -short
 	ctx := context.Background()
 	redisDir := t.TempDir()
-	redisAddr, stopRedis, err := localstack.StartRedisServer(ctx, redisDir, 0)
+	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	port, _ := strconv.Atoi(redisAddr[strings.LastIndex(redisAddr, ":")+1:])
-	_, stopRedis, err = localstack.StartRedisServer(ctx, redisDir, port)
+	_, stopRedis, err = devstack.StartRedisServer(ctx, redisDir, port)
 	if err != nil {
 		t.Fatal(err)
 	}

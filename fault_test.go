@@ -25,7 +25,7 @@ import (
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/db"
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -94,7 +94,7 @@ func startFaultServer(t *testing.T, o apptest.Options, configure func(*app.Confi
 
 // privateStack starts a PostgreSQL + PgBouncer + Redis of the test's own (about a second with
 // an ephemeral cluster on tmpfs), stopped when the test ends.
-func privateStack(t *testing.T) *localstack.Stack {
+func privateStack(t *testing.T) *devstack.Stack {
 	t.Helper()
 	testenv.Stack(t) // skips under -short
 	root := ""
@@ -109,7 +109,7 @@ func privateStack(t *testing.T) *localstack.Stack {
 	defer cancel()
 	began := time.Now()
 	var log strings.Builder
-	s, err := localstack.Start(ctx, localstack.Config{Dir: dir, Ephemeral: true, Log: &log})
+	s, err := devstack.Start(ctx, devstack.Config{Dir: dir, Ephemeral: true, Log: &log})
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("private stack: %v\n%s", err, log.String())
@@ -236,7 +236,7 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 	testenv.Stack(t)
 	ctx := context.Background()
 	redisDir := t.TempDir()
-	redisAddr, stopRedis, err := localstack.StartRedisServer(ctx, redisDir, 0)
+	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 	}
 	time.Sleep(1200 * time.Millisecond)
 	port, _ := strconv.Atoi(redisAddr[strings.LastIndex(redisAddr, ":")+1:])
-	_, stopRedis, err = localstack.StartRedisServer(ctx, redisDir, port)
+	_, stopRedis, err = devstack.StartRedisServer(ctx, redisDir, port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,14 +297,14 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 // TestFaultPgBouncerRestart restarts PgBouncer under reads and idempotent sends.
 func TestFaultPgBouncerRestart(t *testing.T) {
 	t.Parallel()
-	testDatabaseRestart(t, "pgbouncer", (*localstack.Stack).RestartPgBouncer)
+	testDatabaseRestart(t, "pgbouncer", (*devstack.Stack).RestartPgBouncer)
 }
 
 // TestFaultPostgresRestart restarts PostgreSQL (fast shutdown: sessions are terminated) under
 // reads and idempotent sends.
 func TestFaultPostgresRestart(t *testing.T) {
 	t.Parallel()
-	testDatabaseRestart(t, "postgres", (*localstack.Stack).RestartPostgres)
+	testDatabaseRestart(t, "postgres", (*devstack.Stack).RestartPostgres)
 }
 
 // testDatabaseRestart runs a server on a private stack, restarts one of the stack's services
@@ -312,7 +312,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 // the pool to replace its connections), each with a public code and no internal text; full
 // recovery without restarting the server (requests and readiness); every acknowledged send in
 // PostgreSQL exactly once; and every failed send, retried with its clientMessageId, stored once.
-func testDatabaseRestart(t *testing.T, name string, restart func(*localstack.Stack, context.Context) error) {
+func testDatabaseRestart(t *testing.T, name string, restart func(*devstack.Stack, context.Context) error) {
 	stack := privateStack(t)
 	if err := db.Migrate(context.Background(), stack.DirectURL); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -336,7 +336,7 @@ func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	testenv.Stack(t) // skip with -short
 	ctx := testContext(t)
-	addrs, stop, err := localstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
+	addrs, stop, err := devstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
 	if err != nil {
 		t.Fatal(err)
 	}
