@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -10,15 +9,8 @@ import (
 
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
-	"github.com/threadline/threadline/db"
-	"github.com/threadline/threadline/internal/sdl"
-	"github.com/threadline/threadline/internal/testenv"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
-
-func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
-
-// published is the published schema, schema.graphql at the repository root.
-const published = "../../schema.graphql"
 
 // TestIntrospectionMatchesPublishedSchema asks a running server for its schema by
 // introspection and compares it with the committed schema.graphql (`make schema`): what
@@ -35,29 +27,22 @@ func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, raw)
 	}
-	servedSchema, err := sdl.Load(&ast.Source{Name: "introspection", Input: served})
+	introspected, err := sdl.Load(&ast.Source{Name: "introspection", Input: served})
 	if err != nil {
 		t.Fatalf("the introspected schema does not load: %v\n%s", err, served)
 	}
-	b, err := os.ReadFile(published)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publishedSchema, err := sdl.Load(&ast.Source{Name: "schema.graphql", Input: string(b)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	publishedSchema := loadSchemaFile(t, published)
 
-	if changes := sdl.Compare(publishedSchema, servedSchema); len(changes) > 0 {
+	if changes := sdl.Compare(publishedSchema, introspected); len(changes) > 0 {
 		for _, c := range changes {
 			t.Errorf("served vs schema.graphql: %s", c)
 		}
 	}
-	if want, got := sdl.Canonical(publishedSchema), sdl.Canonical(servedSchema); want != got {
+	if want, got := sdl.Canonical(publishedSchema), sdl.Canonical(introspected); want != got {
 		t.Errorf("the served schema differs from schema.graphql (run make schema):\n%s", lineDiff(want, got))
 	}
 	// Sanity: the comparison sees the whole schema, descriptions included.
-	if msg := servedSchema.Types["Message"]; msg == nil || msg.Fields.ForName("seq") == nil || msg.Fields.ForName("seq").Description == "" {
+	if msg := introspected.Types["Message"]; msg == nil || msg.Fields.ForName("seq") == nil || msg.Fields.ForName("seq").Description == "" {
 		t.Errorf("introspection lost Message.seq or its description:\n%s", served)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
 
 // introspect answers sdl.IntrospectionQuery for schema the way a gqlgen server does: with the

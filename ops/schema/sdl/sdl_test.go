@@ -6,7 +6,7 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
 
 func load(t *testing.T, src string) *ast.Schema {
@@ -198,7 +198,7 @@ func TestLoadFiles(t *testing.T) {
 	if _, err := sdl.LoadFiles("testdata/none-*.graphqls"); err == nil {
 		t.Error("no error for a pattern that matches nothing")
 	}
-	s, err := sdl.LoadFiles("../../graph/*.graphqls")
+	s, err := sdl.LoadFiles("../../../graph/*.graphqls")
 	if err != nil {
 		t.Fatal(err)
 	}
