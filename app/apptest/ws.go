@@ -186,26 +186,13 @@ func (c *WS) Read(ctx context.Context) (WSMessage, error) {
 // timeout.
 func (c *WS) Next(timeout time.Duration) (m WSMessage, ok bool) {
 	c.t.Helper()
-	c.Listen()
-	select {
-	case m := <-c.in:
-		return m, true
-	default:
-	}
-	select {
-	case m := <-c.in:
-		return m, true
-	case <-c.done:
-		select {
-		case m := <-c.in:
-			return m, true
-		default:
-			return WSMessage{}, false
-		}
-	case <-time.After(timeout):
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m, err := c.Read(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
 		c.t.Fatalf("no websocket message within %s", timeout)
-		return WSMessage{}, false
 	}
+	return m, err == nil
 }
 
 // TryNext returns a message already received, if there is one.
@@ -282,26 +269,19 @@ func (c *WS) Messages(id string, n int, timeout time.Duration) []LiveMessage {
 }
 
 // Collect reads messageAdded results of subscription id until it has n, or until one has body
-// until (when not ""). Unlike messages it may run off the test's goroutine.
+// until (when not ""). Unlike Messages it may run off the test's goroutine.
 func (c *WS) Collect(id string, n int, timeout time.Duration, until string) ([]LiveMessage, error) {
-	c.Listen()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	out := make([]LiveMessage, 0, n)
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
 	for len(out) < n {
-		var m WSMessage
-		select {
-		case m = <-c.in:
-		case <-c.done:
-			select {
-			case m = <-c.in:
-			default:
-				return out, fmt.Errorf("connection closed after %d of %d messages: %v", len(out), n, c.closeErr)
-			}
-		case <-deadline.C:
+		m, err := c.Read(ctx)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			return out, fmt.Errorf("timed out after %d of %d messages", len(out), n)
-		}
-		if m.ID != id {
+		case err != nil:
+			return out, fmt.Errorf("connection closed after %d of %d messages: %v", len(out), n, err)
+		case m.ID != id:
 			return out, fmt.Errorf("after %d of %d messages: unexpected %s (id %q) %s", len(out), n, m.Type, m.ID, m.Payload)
 		}
 		added, err := m.MessageAdded()

@@ -54,7 +54,7 @@ func loadSchemaFile(t *testing.T, name string) *ast.Schema {
 func TestPublishedSchemaIsCurrent(t *testing.T) {
 	publishedSchema := loadSchemaFile(t, published)
 	if changes := sdl.Compare(publishedSchema, servedSchema()); len(changes) > 0 || sdl.Canonical(publishedSchema) != sdl.Canonical(servedSchema()) {
-		t.Errorf("schema.graphql is not the schema of graph/*.graphqls; run make schema (and make generate). Changes:\n%s", changeList(changes))
+		t.Errorf("schema.graphql is not the schema of graph/*.graphqls; run make schema (and make generate). Changes:\n%s", sdl.Report(changes))
 	}
 }
 
@@ -64,18 +64,10 @@ func checkCompatible(released, current *ast.Schema) error {
 	if len(br) == 0 {
 		return nil
 	}
-	return errors.New("breaking changes against the released schema (" + releasedSchema + "):\n" + changeList(br) +
+	return errors.New("breaking changes against the released schema (" + releasedSchema + "):\n" + sdl.Report(br) +
 		"Clients generated from the released schema would break. Make the change compatible (add the new, deprecate\n" +
 		"the old, remove it in a later release), or, if this release breaks them on purpose, record it with\n" +
 		"  go test ./ops/schema -run TestSchemaHasNoBreakingChanges -update")
-}
-
-func changeList(changes []sdl.Change) string {
-	var b strings.Builder
-	for _, c := range changes {
-		b.WriteString("  " + c.String() + "\n")
-	}
-	return b.String()
 }
 
 // TestSchemaHasNoBreakingChanges is the breaking-change check: the schema the server runs
@@ -94,7 +86,7 @@ func TestSchemaHasNoBreakingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	if changes := sdl.Compare(released, current); len(changes) > 0 {
-		t.Logf("compatible changes since the release:\n%s", changeList(changes))
+		t.Logf("compatible changes since the release:\n%s", sdl.Report(changes))
 	}
 }
 

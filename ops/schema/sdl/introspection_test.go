@@ -137,7 +137,7 @@ func TestFromIntrospectionRoundTrip(t *testing.T) {
 				t.Errorf("round trip changed the schema.\nwant:\n%s\ngot:\n%s\nSDL from introspection:\n%s", w, g, text)
 			}
 			if changes := sdl.Compare(want, got); len(changes) != 0 {
-				t.Errorf("changes after the round trip:\n%s", list(changes))
+				t.Errorf("changes after the round trip:\n%s", sdl.Report(changes))
 			}
 		})
 	}
