@@ -1,6 +1,7 @@
 // Package apptest starts Threadline for tests, exactly as `threadline serve` wires it: in
 // process (Start: package app's New behind a real listener) or as the real binary
-// (StartProcess), and talks to it over HTTP and WebSocket (Client, Dial).
+// (StartProcess), and talks to it over HTTP and WebSocket (an Endpoint's Client and Dial;
+// DialSubscribe and WS.Read for clients off the test's goroutine).
 //
 // It builds on internal/testenv, which starts PostgreSQL, PgBouncer and Redis once per test
 // binary and gives each test its own database; a package whose tests use apptest calls

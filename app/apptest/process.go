@@ -31,7 +31,6 @@ type Process struct {
 	Cmd      *exec.Cmd
 	Env      map[string]string
 	logs     *Buffer
-	t        testing.TB
 
 	done    chan struct{} // closed when the process has exited
 	exitErr error         // its exit error, once done is closed
@@ -108,7 +107,7 @@ func StartProcessNoWait(t testing.TB, env map[string]string) *Process {
 	}
 	p := &Process{
 		Endpoint: *NewEndpoint(t, "http://"+env["ADDR"], env["JWT_SECRET"]),
-		Cmd:      cmd, Env: env, logs: logs, t: t, done: make(chan struct{}),
+		Cmd:      cmd, Env: env, logs: logs, done: make(chan struct{}),
 	}
 	go func() {
 		p.exitErr = cmd.Wait()
