@@ -18,7 +18,13 @@ func TestDockerCompose(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs docker-compose; skipped with -short")
 	}
-	compose := lookTool(t, "docker-compose", "docker-compose")
+	compose, err := exec.LookPath("docker-compose")
+	if err != nil { // make ops-deps installs it: missing, a failure in CI and a skip elsewhere
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skipf("%v: install it with `make ops-deps`", err)
+	}
 	for _, args := range [][]string{
 		{"-f", "docker-compose.yml", "config", "-q"},
 		{"-f", "docker-compose.yml", "--profile", "monitoring", "config", "-q"},
@@ -117,13 +123,10 @@ func readYAML(t *testing.T, path string, v any) {
 	}
 }
 
-// composeFile is the part of docker-compose.yml the tests read.
+// composeFile is the part of docker-compose.yml the test reads.
 type composeFile struct {
 	Services map[string]struct {
-		Image       string
 		Build       any
-		Command     []string
-		Environment map[string]string
 		Profiles    []string
 		Ports       []string
 		Restart     string

@@ -6,11 +6,9 @@ package main
 // them without disturbing the other tests' databases, and may run in parallel with them.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -22,9 +20,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -37,100 +38,63 @@ var leakMarkers = []string{"sql", "pgx", "pgconn", "pgbouncer", "postgres", "red
 	"update ", "conversations", "connection", "dial ", "tcp", "127.0.0.1", "eof", "context ", "deadline",
 	"goroutine", ".go:", "panic", "failed to", "terminating", "server closed"}
 
-type gqlError struct {
-	Message    string         `json:"message"`
-	Extensions map[string]any `json:"extensions"`
+// result is one GraphQL request's outcome as a client sees it.
+type result struct {
+	apptest.Response
+	Err error // no GraphQL response: a transport error, or a body that is not one
 }
 
-// gqlResult is one GraphQL request's outcome as a client sees it.
-type gqlResult struct {
-	Status int
-	Data   json.RawMessage
-	Errors []gqlError
-	Raw    string
-	Err    error // transport error: no HTTP response
+func post(ctx context.Context, c *apptest.Client, query string, vars map[string]any) result {
+	res, err := c.Do(ctx, query, vars)
+	return result{res, err}
 }
 
 // problem says what is wrong with a failed result that a client must be able to act on: a
 // transport error, a body that is not a GraphQL response, or an error without a public code or
 // with internal text. Empty when every error is a clean public one.
-func (r gqlResult) problem() string {
+func (r result) problem() string {
 	if r.Err != nil {
 		return "transport: " + r.Err.Error()
 	}
 	if len(r.Errors) == 0 {
 		if r.Status != http.StatusOK {
-			return fmt.Sprintf("status %d without GraphQL errors: %.200s", r.Status, r.Raw)
+			return fmt.Sprintf("status %d without GraphQL errors: %.200s", r.Status, r.Body)
 		}
 		return ""
 	}
 	for _, e := range r.Errors {
-		code, _ := e.Extensions["code"].(string)
-		if !slices.Contains(publicCodes, code) {
-			return fmt.Sprintf("error without a public code: %.300s", r.Raw)
+		if !slices.Contains(publicCodes, e.Code()) {
+			return fmt.Sprintf("error without a public code: %.300s", r.Body)
 		}
 		msg := strings.ToLower(e.Message)
 		for _, m := range leakMarkers {
 			if strings.Contains(msg, m) {
-				return fmt.Sprintf("error text leaks %q: %.300s", m, r.Raw)
+				return fmt.Sprintf("error text leaks %q: %.300s", m, r.Body)
 			}
 		}
 	}
 	return ""
 }
 
-func (r gqlResult) ok() bool { return r.Err == nil && r.Status == http.StatusOK && len(r.Errors) == 0 }
+func (r result) ok() bool { return r.Err == nil && r.OK() }
 
-func (r gqlResult) codes() string {
-	var cs []string
-	for _, e := range r.Errors {
-		code, _ := e.Extensions["code"].(string)
-		cs = append(cs, code)
+// startFaultServer starts a server for a fault test over the demo data set: no rate limiting
+// (the load is one user's), a short breaker rhythm, configure's settings.
+func startFaultServer(t *testing.T, o apptest.Options, configure func(*app.Config)) *apptest.Server {
+	t.Helper()
+	o.Seed = true
+	o.Configure = func(c *app.Config) {
+		c.RedisBreakerOpen = 500 * time.Millisecond
+		if configure != nil {
+			configure(c)
+		}
 	}
-	return strings.Join(cs, ",")
-}
-
-// gqlPost sends one GraphQL request as the bearer of token.
-func gqlPost(client *http.Client, base, token, query string, vars map[string]any) gqlResult {
-	return gqlPostContext(context.Background(), client, base, token, query, vars)
-}
-
-func gqlPostContext(ctx context.Context, client *http.Client, base, token, query string, vars map[string]any) gqlResult {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/query", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := client.Do(req)
-	if err != nil {
-		return gqlResult{Err: err}
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	r := gqlResult{Status: res.StatusCode, Raw: string(raw), Err: err}
-	var out struct {
-		Data   json.RawMessage
-		Errors []gqlError
-	}
-	if err := json.Unmarshal(raw, &out); err != nil && r.Err == nil && res.StatusCode == http.StatusOK {
-		r.Err = fmt.Errorf("decoding %q: %w", raw, err)
-	}
-	r.Data, r.Errors = out.Data, out.Errors
-	return r
-}
-
-// faultEnv is what every fault test sets: loopback servers, no rate limiting (the load is one
-// user's), a short readiness/breaker rhythm.
-func faultEnv(extra map[string]string) map[string]string {
-	env := map[string]string{"RATE_LIMIT_DISABLED": "true", "REDIS_BREAKER_OPEN": "500ms", "LOG_LEVEL": "error"}
-	for k, v := range extra {
-		env[k] = v
-	}
-	return env
+	return apptest.Start(t, o)
 }
 
 // privateStack starts a PostgreSQL + PgBouncer + Redis of the test's own (about a second with
 // an ephemeral cluster on tmpfs), stopped when the test ends.
-func privateStack(t *testing.T) *localstack.Stack {
+func privateStack(t *testing.T) *devstack.Stack {
 	t.Helper()
 	testenv.Stack(t) // skips under -short
 	root := ""
@@ -145,7 +109,7 @@ func privateStack(t *testing.T) *localstack.Stack {
 	defer cancel()
 	began := time.Now()
 	var log strings.Builder
-	s, err := localstack.Start(ctx, localstack.Config{Dir: dir, Ephemeral: true, Log: &log})
+	s, err := devstack.Start(ctx, devstack.Config{Dir: dir, Ephemeral: true, Log: &log})
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("private stack: %v\n%s", err, log.String())
@@ -161,20 +125,14 @@ func privateStack(t *testing.T) *localstack.Stack {
 }
 
 // demoConversations returns the ids of the demo user's conversations.
-func demoConversations(t *testing.T, srv *testServer) []string {
+func demoConversations(t *testing.T, srv *apptest.Endpoint) []string {
 	t.Helper()
-	data, err := srv.query(`{ conversations(first: 10) { edges { node { id } } } }`)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out struct {
 		Conversations struct {
 			Edges []struct{ Node struct{ ID string } }
 		}
 	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatal(err)
-	}
+	srv.Client(1).Query(t, `{ conversations(first: 10) { edges { node { id } } } }`, nil, &out)
 	var ids []string
 	for _, e := range out.Conversations.Edges {
 		ids = append(ids, e.Node.ID)
@@ -199,7 +157,7 @@ type outcome struct {
 	conv       string
 	cmid       string // sends: the clientMessageId
 	msgID      string // sends that succeeded: the message id returned
-	res        gqlResult
+	res        result
 }
 
 // mixedLoad runs readers and senders against srv until stop is closed, each request bounded
@@ -212,9 +170,11 @@ type mixedLoad struct {
 	stop     chan struct{}
 }
 
-func startMixedLoad(srv *testServer, convs []string, readers, senders int, prefix string) *mixedLoad {
+func startMixedLoad(srv *apptest.Server, convs []string, readers, senders int, prefix string) *mixedLoad {
 	l := &mixedLoad{began: time.Now(), stop: make(chan struct{})}
-	client := &http.Client{Timeout: 15 * time.Second}
+	client := srv.Client(1)
+	client.HTTP = &http.Client{Timeout: 15 * time.Second}
+	ctx := context.Background()
 	var sent atomic.Int64
 	worker := func(kind string, w int) {
 		defer l.wg.Done()
@@ -228,10 +188,10 @@ func startMixedLoad(srv *testServer, convs []string, readers, senders int, prefi
 			conv := convs[rng.IntN(len(convs))]
 			o := outcome{kind: kind, conv: conv, start: time.Since(l.began)}
 			if kind == "read" {
-				o.res = gqlPost(client, srv.base, srv.token, faultReadQuery, map[string]any{"id": conv, "offset": rng.IntN(80)})
+				o.res = post(ctx, client, faultReadQuery, map[string]any{"id": conv, "offset": rng.IntN(80)})
 			} else {
 				o.cmid = fmt.Sprintf("%s-%d-%d", prefix, w, sent.Add(1))
-				o.res = gqlPost(client, srv.base, srv.token, faultSendQuery, map[string]any{"conv": conv, "body": "fault " + o.cmid, "cmid": o.cmid})
+				o.res = post(ctx, client, faultSendQuery, map[string]any{"conv": conv, "body": "fault " + o.cmid, "cmid": o.cmid})
 				if o.res.ok() {
 					var d struct{ SendMessage struct{ ID string } }
 					_ = json.Unmarshal(o.res.Data, &d)
@@ -276,12 +236,12 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 	testenv.Stack(t)
 	ctx := context.Background()
 	redisDir := t.TempDir()
-	redisAddr, stopRedis, err := localstack.StartRedisServer(ctx, redisDir, 0)
+	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, faultEnv(map[string]string{"REDIS_URL": "redis://" + redisAddr + "/0"}))
-	convs := demoConversations(t, srv)
+	srv := startFaultServer(t, apptest.Options{RedisURL: "redis://" + redisAddr + "/0"}, nil)
+	convs := demoConversations(t, &srv.Endpoint)
 
 	load := startMixedLoad(srv, convs, 6, 0, "")
 	time.Sleep(700 * time.Millisecond)
@@ -291,7 +251,7 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 	}
 	time.Sleep(1200 * time.Millisecond)
 	port, _ := strconv.Atoi(redisAddr[strings.LastIndex(redisAddr, ":")+1:])
-	_, stopRedis, err = localstack.StartRedisServer(ctx, redisDir, port)
+	_, stopRedis, err = devstack.StartRedisServer(ctx, redisDir, port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,13 +261,13 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 	// milliseconds; up to 9 s measured with the machine's two cores saturated by a build).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		before := srv.cacheHealth().Hits
+		before := cacheHealthOf(t, &srv.Endpoint).Hits
 		time.Sleep(200 * time.Millisecond)
-		if h := srv.cacheHealth(); h.Hits > before && h.Breaker == "closed" {
+		if h := cacheHealthOf(t, &srv.Endpoint); h.Hits > before && h.Breaker == "closed" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no cache hits 20s after Redis came back: %+v", srv.cacheHealth())
+			t.Fatalf("no cache hits 20s after Redis came back: %+v", cacheHealthOf(t, &srv.Endpoint))
 		}
 	}
 	recoveredAt := load.since()
@@ -322,7 +282,7 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 		if !o.res.ok() {
 			failed++
 			if failed <= 5 {
-				t.Errorf("read at %s failed: %s %s", o.start, o.res.problem(), o.res.Raw)
+				t.Errorf("read at %s failed: %s %s", o.start, o.res.problem(), o.res.Body)
 			}
 		}
 	}
@@ -337,14 +297,14 @@ func TestFaultRedisKilledDuringReads(t *testing.T) {
 // TestFaultPgBouncerRestart restarts PgBouncer under reads and idempotent sends.
 func TestFaultPgBouncerRestart(t *testing.T) {
 	t.Parallel()
-	testDatabaseRestart(t, "pgbouncer", (*localstack.Stack).RestartPgBouncer)
+	testDatabaseRestart(t, "pgbouncer", (*devstack.Stack).RestartPgBouncer)
 }
 
 // TestFaultPostgresRestart restarts PostgreSQL (fast shutdown: sessions are terminated) under
 // reads and idempotent sends.
 func TestFaultPostgresRestart(t *testing.T) {
 	t.Parallel()
-	testDatabaseRestart(t, "postgres", (*localstack.Stack).RestartPostgres)
+	testDatabaseRestart(t, "postgres", (*devstack.Stack).RestartPostgres)
 }
 
 // testDatabaseRestart runs a server on a private stack, restarts one of the stack's services
@@ -352,15 +312,19 @@ func TestFaultPostgresRestart(t *testing.T) {
 // the pool to replace its connections), each with a public code and no internal text; full
 // recovery without restarting the server (requests and readiness); every acknowledged send in
 // PostgreSQL exactly once; and every failed send, retried with its clientMessageId, stored once.
-func testDatabaseRestart(t *testing.T, name string, restart func(*localstack.Stack, context.Context) error) {
+func testDatabaseRestart(t *testing.T, name string, restart func(*devstack.Stack, context.Context) error) {
 	stack := privateStack(t)
+	if err := db.Migrate(context.Background(), stack.DirectURL); err != nil {
+		t.Fatal(err)
+	}
 	// The caches are off so that every read reaches PostgreSQL through PgBouncer: cached reads
 	// would pass the outage without proving anything.
-	srv := startServer(t, faultEnv(map[string]string{
-		"DATABASE_URL": stack.DatabaseURL, "DATABASE_DIRECT_URL": stack.DirectURL, "REDIS_URL": stack.RedisURL,
-		"CACHE_ENABLED": "false", "REQUEST_TIMEOUT": "5s",
-	}))
-	convs := demoConversations(t, srv)
+	database := testenv.Database{Name: stack.Database, DirectURL: stack.DirectURL, PooledURL: stack.DatabaseURL}
+	srv := startFaultServer(t, apptest.Options{Database: &database, RedisURL: stack.RedisURL}, func(c *app.Config) {
+		c.CacheEnabled, c.ResponseCacheEnabled = false, false
+		c.RequestTimeout = 5 * time.Second
+	})
+	convs := demoConversations(t, &srv.Endpoint)
 
 	load := startMixedLoad(srv, convs, 4, 3, "fault-"+name)
 	time.Sleep(800 * time.Millisecond)
@@ -412,7 +376,7 @@ func testDatabaseRestart(t *testing.T, name string, restart func(*localstack.Sta
 			if outside <= 5 {
 				t.Errorf("%s failed outside the restart window (%s..%s + %s): %s..%s: %s", o.kind,
 					restartBegan.Round(time.Millisecond), restartEnded.Round(time.Millisecond), grace,
-					o.start.Round(time.Millisecond), o.end.Round(time.Millisecond), o.res.Raw)
+					o.start.Round(time.Millisecond), o.end.Round(time.Millisecond), o.res.Body)
 			}
 		}
 	}
@@ -431,12 +395,12 @@ func testDatabaseRestart(t *testing.T, name string, restart func(*localstack.Sta
 	if okAfter < 20 {
 		t.Errorf("only %d successful requests after the restart window", okAfter)
 	}
-	if status, body := srv.get("/readyz"); status != http.StatusOK {
+	if status, body := srv.Get("/readyz"); status != http.StatusOK {
 		t.Errorf("readyz after the restart: %d %s", status, body)
 	}
 
 	// Every acknowledged send is in PostgreSQL exactly once, with the id it was answered with.
-	stored := storedByClientID(t, stack.DirectURL, "fault-"+name+"-")
+	stored := storedByClientID(t, srv.Direct, "fault-"+name+"-")
 	for _, o := range acked {
 		s, ok := stored[o.cmid]
 		if !ok || s.count != 1 || s.id != o.msgID {
@@ -450,13 +414,14 @@ func testDatabaseRestart(t *testing.T, name string, restart func(*localstack.Sta
 	}
 	// A failed send retried with the same clientMessageId: stored once, either created now or
 	// (when its commit had landed before the failure) answered with the original.
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := srv.Client(1)
+	client.HTTP = &http.Client{Timeout: 10 * time.Second}
 	var landed int
 	for _, o := range failedSends {
 		before, existed := stored[o.cmid]
-		r := gqlPost(client, srv.base, srv.token, faultSendQuery, map[string]any{"conv": o.conv, "body": "fault " + o.cmid, "cmid": o.cmid})
+		r := post(ctx, client, faultSendQuery, map[string]any{"conv": o.conv, "body": "fault " + o.cmid, "cmid": o.cmid})
 		if !r.ok() {
-			t.Errorf("retrying %s: %s", o.cmid, r.Raw)
+			t.Errorf("retrying %s: %s", o.cmid, r.Body)
 			continue
 		}
 		var d struct{ SendMessage struct{ ID string } }
@@ -468,7 +433,7 @@ func testDatabaseRestart(t *testing.T, name string, restart func(*localstack.Sta
 			}
 		}
 	}
-	after := storedByClientID(t, stack.DirectURL, "fault-"+name+"-")
+	after := storedByClientID(t, srv.Direct, "fault-"+name+"-")
 	for _, o := range failedSends {
 		if s := after[o.cmid]; s.count != 1 {
 			t.Errorf("failed send %s after its retry: stored %d times", o.cmid, s.count)
@@ -482,7 +447,7 @@ func failureCodes(outcomes []outcome) string {
 	counts := map[string]int{}
 	for _, o := range outcomes {
 		if !o.res.ok() {
-			k := o.res.codes()
+			k := strings.Join(o.res.Codes(), ",")
 			if o.res.Err != nil {
 				k = "transport error"
 			}
@@ -497,16 +462,11 @@ type storedMessage struct {
 	count int
 }
 
-func storedByClientID(t *testing.T, directURL, prefix string) map[string]storedMessage {
+func storedByClientID(t *testing.T, direct *pgxpool.Pool, prefix string) map[string]storedMessage {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, directURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT client_message_id, min(id)::text, count(*) FROM messages WHERE client_message_id LIKE $1 || '%' GROUP BY 1`, prefix)
+	rows, err := direct.Query(ctx, `SELECT client_message_id, min(id)::text, count(*) FROM messages WHERE client_message_id LIKE $1 || '%' GROUP BY 1`, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,17 +4,12 @@ package main
 // and the bound SHUTDOWN_TIMEOUT puts on all of it.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -25,178 +20,17 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
-// runMainEnv, set to 1, makes the test binary run main() instead of the tests (see TestMain).
-const runMainEnv = "THREADLINE_TEST_RUN_MAIN"
-
-// startMainProcess starts this test binary as the real program (main, serving) with env and
-// returns it running; it is killed when the test ends if still running.
-func startMainProcess(t *testing.T, env map[string]string, logs io.Writer) *exec.Cmd {
+// lastSeq returns the conversation's last seq, read in PostgreSQL.
+func lastSeq(t *testing.T, direct *pgxpool.Pool, conv string) int64 {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = []string{runMainEnv + "=1", "PATH=" + os.Getenv("PATH")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return cmd
-}
-
-// prepareDatabase migrates and seeds the database env names and returns a token of the demo
-// user.
-func prepareDatabase(t *testing.T, env map[string]string) string {
-	t.Helper()
-	getenv := func(k string) string { return env[k] }
-	for _, args := range [][]string{{"migrate"}, {"seed"}} {
-		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
-	var tok bytes.Buffer
-	if err := run(context.Background(), []string{"token", "-user", "1"}, getenv, &tok, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(tok.String())
-}
-
-// serveInProcess runs `threadline serve` through run() until the returned stop is called;
-// stop returns run's error.
-func serveInProcess(t *testing.T, env map[string]string) (stop func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logs) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() { cancel(); err = <-done })
-		return err
-	}
-	t.Cleanup(func() { stop() })
-	waitReady(t, "http://"+env["ADDR"], done, logs)
-	return stop
-}
-
-func waitReady(t *testing.T, base string, exited <-chan error, logs fmt.Stringer) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("server exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server at %s not ready: %v\n%s", base, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// liveSubscription is one graphql-transport-ws subscription to messageAdded.
-type liveSubscription struct {
-	conn *websocket.Conn
-}
-
-func subscribeMessageAdded(ctx context.Context, addr, token, conv string, afterSeq int) (*liveSubscription, error) {
-	conn, _, err := websocket.Dial(ctx, "ws://"+addr+"/query", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		return nil, err
-	}
-	s := &liveSubscription{conn: conn}
-	if err := s.write(ctx, map[string]any{"type": "connection_init", "payload": map[string]string{"Authorization": "Bearer " + token}}); err != nil {
-		return nil, err
-	}
-	if typ, p, err := s.read(ctx); err != nil || typ != "connection_ack" {
-		conn.CloseNow()
-		return nil, fmt.Errorf("connection_init: %s %s %v", typ, p, err)
-	}
-	err = s.write(ctx, map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{
-		"query":     `subscription($c: ID!, $after: Int) { messageAdded(conversationId: $c, afterSeq: $after) { seq } }`,
-		"variables": map[string]any{"c": conv, "after": afterSeq},
-	}})
-	if err != nil {
-		conn.CloseNow()
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *liveSubscription) write(ctx context.Context, v any) error {
-	b, _ := json.Marshal(v)
-	return s.conn.Write(ctx, websocket.MessageText, b)
-}
-
-// read returns the next message other than a ping (which it answers).
-func (s *liveSubscription) read(ctx context.Context) (typ string, payload json.RawMessage, err error) {
-	for {
-		_, b, err := s.conn.Read(ctx)
-		if err != nil {
-			return "", nil, err
-		}
-		var m struct {
-			Type    string          `json:"type"`
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			return "", nil, err
-		}
-		if m.Type == "ping" {
-			if err := s.write(ctx, map[string]string{"type": "pong"}); err != nil {
-				return "", nil, err
-			}
-			continue
-		}
-		return m.Type, m.Payload, nil
-	}
-}
-
-// nextSeq reads the next messageAdded event's seq.
-func (s *liveSubscription) nextSeq(ctx context.Context) (int, error) {
-	typ, p, err := s.read(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var ev struct {
-		Data struct{ MessageAdded struct{ Seq int } }
-	}
-	if typ != "next" || json.Unmarshal(p, &ev) != nil || ev.Data.MessageAdded.Seq == 0 {
-		return 0, fmt.Errorf("unexpected %s %s", typ, p)
-	}
-	return ev.Data.MessageAdded.Seq, nil
-}
-
-func lastSeq(t *testing.T, directURL, conv string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, directURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var seq int
-	if err := conn.QueryRow(ctx, `SELECT last_seq FROM conversations WHERE id = $1::bigint`, conv).Scan(&seq); err != nil {
+	var seq int64
+	if err := direct.QueryRow(t.Context(), `SELECT last_seq FROM conversations WHERE id = $1::bigint`, conv).Scan(&seq); err != nil {
 		t.Fatal(err)
 	}
 	return seq
@@ -218,42 +52,26 @@ func isRefused(err error) bool {
 // SHUTDOWN_TIMEOUT.
 func TestGracefulShutdownSIGTERM(t *testing.T) {
 	t.Parallel()
-	testenv.Stack(t)
-	d := testenv.NewDatabase(t)
 	const shutdownTimeout, drainDelay = 10 * time.Second, time.Second
-	env := map[string]string{
-		"APP_ENV": "development", "DATABASE_URL": d.PooledURL, "DATABASE_DIRECT_URL": d.DirectURL,
-		// A Redis of its own: live events must not mix with other tests' (their conversation
-		// ids are the same seeded ones).
-		"REDIS_URL": testenv.NewRedis(t), "JWT_SECRET": "server-test-secret-0123456789",
-		"SHUTDOWN_TIMEOUT": shutdownTimeout.String(), "SHUTDOWN_DRAIN_DELAY": drainDelay.String(),
-		"RATE_LIMIT_DISABLED": "true", "LOG_LEVEL": "warn",
-	}
-	token := prepareDatabase(t, env)
+	d := testenv.NewDatabase(t)
+	// A Redis of its own: live events must not mix with other tests' (their conversation ids are
+	// the same seeded ones).
+	redisURL := testenv.NewRedis(t)
+	apptest.Seed(t, d)
 
 	// Instance B, in process, where subscribers resume.
-	envB := map[string]string{}
-	for k, v := range env {
-		envB[k] = v
-	}
-	addrB := freeAddr(t)
-	envB["ADDR"] = addrB
-	serveInProcess(t, envB)
+	srvB := apptest.Start(t, apptest.Options{Database: &d, RedisURL: redisURL})
 
 	// Instance A, the real program, which gets the SIGTERM.
-	addrA := freeAddr(t)
-	env["ADDR"] = addrA
-	baseA := "http://" + addrA
-	logsA := &syncBuffer{}
-	cmd := startMainProcess(t, env, logsA)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	waitReady(t, baseA, exited, logsA)
+	env := apptest.Env(t, d, redisURL)
+	env["SHUTDOWN_TIMEOUT"], env["SHUTDOWN_DRAIN_DELAY"] = shutdownTimeout.String(), drainDelay.String()
+	env["RATE_LIMIT_DISABLED"], env["LOG_LEVEL"] = "true", "warn"
+	srvA := apptest.StartProcess(t, env)
+	token := "Bearer " + srvA.Token(1)
 
-	srvA := &testServer{base: baseA, token: token}
-	convs := demoConversations(t, srvA)
+	convs := demoConversations(t, &srvA.Endpoint)
 	conv := convs[0]
-	s0 := lastSeq(t, d.DirectURL, conv)
+	s0 := lastSeq(t, srvB.Direct, conv)
 	began := time.Now()
 	since := func() time.Duration { return time.Since(began) }
 
@@ -263,7 +81,7 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 	var target atomic.Int64 // the conversation's final seq, once known
 	target.Store(1 << 40)
 	type subResult struct {
-		seqs    []int
+		seqs    []int64
 		onA     int // how many of seqs came from A
 		closeAt time.Duration
 		status  websocket.StatusCode
@@ -272,18 +90,26 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 	const subscribers = 3
 	results := make([]subResult, subscribers)
 	var progress [subscribers]atomic.Int64 // each subscriber's last seq
+	// next reads the subscription's next seq, or the error its connection ended with.
+	next := func(sub *apptest.WS) (int64, error) {
+		m, err := sub.Read(ctx)
+		if err != nil {
+			return 0, err
+		}
+		added, err := m.MessageAdded()
+		return added.Seq, err
+	}
 	var subsWG sync.WaitGroup
 	for i := range subscribers {
 		subsWG.Go(func() {
 			r := &results[i]
-			sub, err := subscribeMessageAdded(ctx, addrA, token, conv, s0)
+			sub, err := apptest.DialSubscribe(t, srvA.WebSocketURL(), token, "1", apptest.MessageAddedQuery, map[string]any{"c": conv, "after": s0})
 			if err != nil {
 				r.err = err
 				return
 			}
-			defer sub.conn.CloseNow()
 			for {
-				seq, err := sub.nextSeq(ctx)
+				seq, err := next(sub)
 				if err != nil {
 					r.closeAt, r.status = since(), websocket.CloseStatus(err)
 					if r.status != websocket.StatusGoingAway {
@@ -299,16 +125,15 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 			if len(r.seqs) > 0 {
 				after = r.seqs[len(r.seqs)-1]
 			}
-			sub, err = subscribeMessageAdded(ctx, addrB, token, conv, after)
+			sub, err = apptest.DialSubscribe(t, srvB.WebSocketURL(), token, "1", apptest.MessageAddedQuery, map[string]any{"c": conv, "after": after})
 			if err != nil {
 				r.err = fmt.Errorf("resuming on B: %w", err)
 				return
 			}
-			defer sub.conn.CloseNow()
 			for {
-				seq, err := sub.nextSeq(ctx)
+				seq, err := next(sub)
 				if err != nil {
-					if after >= int(target.Load()) {
+					if after >= target.Load() {
 						return // the test has seen it done and cancelled ctx
 					}
 					r.err = fmt.Errorf("on B after seq %d (target %d): %w", after, target.Load(), err)
@@ -316,7 +141,7 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 				}
 				r.seqs = append(r.seqs, seq)
 				after = seq
-				progress[i].Store(int64(seq))
+				progress[i].Store(seq)
 			}
 		})
 	}
@@ -328,7 +153,7 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 		defer close(pollDone)
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		for ctx.Err() == nil {
-			res, err := client.Get(baseA + "/readyz")
+			res, err := client.Get(srvA.URL + "/readyz")
 			if err != nil {
 				if isRefused(err) {
 					firstRefused.CompareAndSwap(0, int64(since()))
@@ -345,22 +170,24 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 	}()
 
 	// HTTP load on A until its listener refuses: readers and senders, keep-alive clients.
-	type result struct {
+	type outcome struct {
 		start, end time.Duration
 		connAt     time.Duration // when the client had its connection
 		kind, cmid string
-		res        gqlResult
+		res        result
 	}
 	var mu sync.Mutex
-	var outcomes []result
+	var outcomes []outcome
 	var loadWG sync.WaitGroup
 	var sentN atomic.Int64
 	for w := range 6 {
 		loadWG.Go(func() {
-			client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			defer client.CloseIdleConnections()
+			client := srvA.Client(1)
+			transport := &http.Transport{MaxIdleConnsPerHost: 1}
+			client.HTTP = &http.Client{Timeout: 20 * time.Second, Transport: transport}
+			defer transport.CloseIdleConnections()
 			for ctx.Err() == nil {
-				o := result{kind: "read", start: since(), connAt: -1}
+				o := outcome{kind: "read", start: since(), connAt: -1}
 				rctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { o.connAt = since() }})
 				if w%2 == 0 {
 					o.kind, o.cmid = "send", fmt.Sprintf("sigterm-%d", sentN.Add(1))
@@ -368,9 +195,9 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 					if w == 4 {
 						target = convs[1+int(sentN.Load())%(len(convs)-1)]
 					}
-					o.res = gqlPostContext(rctx, client, baseA, token, faultSendQuery, map[string]any{"conv": target, "body": "before the end " + o.cmid, "cmid": o.cmid})
+					o.res = post(rctx, client, faultSendQuery, map[string]any{"conv": target, "body": "before the end " + o.cmid, "cmid": o.cmid})
 				} else {
-					o.res = gqlPostContext(rctx, client, baseA, token, faultReadQuery, map[string]any{"id": convs[w%len(convs)], "offset": int(sentN.Load()) % 60})
+					o.res = post(rctx, client, faultReadQuery, map[string]any{"id": convs[w%len(convs)], "offset": int(sentN.Load()) % 60})
 				}
 				o.end = since()
 				mu.Lock()
@@ -385,35 +212,32 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 
 	time.Sleep(time.Second)
 	sigAt := since()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	var exitErr error
-	select {
-	case exitErr = <-exited:
-	case <-time.After(shutdownTimeout + 2*time.Second):
-		t.Fatalf("the server did not exit within SHUTDOWN_TIMEOUT (%s) of SIGTERM:\n%s", shutdownTimeout, logsA.String())
+	srvA.Signal(syscall.SIGTERM)
+	exitCtx, exitCancel := context.WithTimeout(ctx, shutdownTimeout+2*time.Second)
+	exited, exitErr := srvA.Wait(exitCtx)
+	exitCancel()
+	if !exited {
+		t.Fatalf("the server did not exit within SHUTDOWN_TIMEOUT (%s) of SIGTERM:\n%s", shutdownTimeout, srvA.Logs())
 	}
 	exitAt := since()
 	loadWG.Wait()
 	<-pollDone
 	if exitErr != nil {
-		t.Errorf("server exit: %v\n%s", exitErr, logsA.String())
+		t.Errorf("server exit: %v\n%s", exitErr, srvA.Logs())
 	}
 
 	// A few more messages through B: the resumed subscriptions get them live.
 	for i := range 3 {
-		r := gqlPost(http.DefaultClient, "http://"+addrB, token, faultSendQuery, map[string]any{"conv": conv, "body": "after", "cmid": fmt.Sprintf("sigterm-b-%d", i)})
-		if !r.ok() {
-			t.Fatalf("send through B: %s", r.Raw)
+		if r := srvB.Client(1).Must(t, faultSendQuery, map[string]any{"conv": conv, "body": "after", "cmid": fmt.Sprintf("sigterm-b-%d", i)}); !r.OK() {
+			t.Fatalf("send through B: %s", r.Body)
 		}
 	}
-	final := lastSeq(t, d.DirectURL, conv)
-	target.Store(int64(final))
+	final := lastSeq(t, srvB.Direct, conv)
+	target.Store(final)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		behind := 0
 		for i := range progress {
-			if progress[i].Load() < int64(final) {
+			if progress[i].Load() < final {
 				behind++
 			}
 		}
@@ -453,7 +277,7 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 		default:
 			failed++
 			if failed <= 5 {
-				t.Errorf("%s (connection at %s) in flight at %s..%s failed: %v %s", o.kind, o.connAt.Round(time.Millisecond), o.start.Round(time.Millisecond), o.end.Round(time.Millisecond), o.res.Err, o.res.Raw)
+				t.Errorf("%s (connection at %s) in flight at %s..%s failed: %v %s", o.kind, o.connAt.Round(time.Millisecond), o.start.Round(time.Millisecond), o.end.Round(time.Millisecond), o.res.Err, o.res.Body)
 			}
 		}
 	}
@@ -466,7 +290,7 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 		t.Errorf("readiness: 503 at %s, SIGTERM at %s, listener closed at %s: want 503 after SIGTERM and before the listener closes", f503, sigAt, fRefused)
 	}
 	// Subscribers: a going-away close after readiness failed, then exactly the missed seqs.
-	want := make([]int, 0, final-s0)
+	want := make([]int64, 0, final-s0)
 	for s := s0 + 1; s <= final; s++ {
 		want = append(want, s)
 	}
@@ -483,7 +307,7 @@ func TestGracefulShutdownSIGTERM(t *testing.T) {
 		}
 	}
 	// Acknowledged sends: each stored exactly once.
-	stored := storedByClientID(t, d.DirectURL, "sigterm-")
+	stored := storedByClientID(t, srvB.Direct, "sigterm-")
 	for cmid := range acked {
 		if stored[cmid].count != 1 {
 			t.Errorf("acknowledged send %s stored %d times", cmid, stored[cmid].count)
@@ -520,25 +344,23 @@ func TestShutdownConfig(t *testing.T) {
 }
 
 // TestShutdownTimeoutBounds holds a request in flight (its sendMessage waits on a row lock held
-// elsewhere) and a subscriber open, and checks that the shutdown gives up at SHUTDOWN_TIMEOUT:
-// run returns, with an error, within the deadline and a small margin, although the request's own
-// timeout is far longer.
+// elsewhere) and a subscriber open, sends the real program a SIGTERM, and checks that the
+// shutdown gives up at SHUTDOWN_TIMEOUT: the process exits, with an error, within the deadline
+// and a small margin, although the request's own timeout is far longer.
 func TestShutdownTimeoutBounds(t *testing.T) {
 	t.Parallel()
-	testenv.Stack(t)
-	d := testenv.NewDatabase(t)
 	const shutdownTimeout = time.Second
-	addr := freeAddr(t)
-	env := map[string]string{
-		"APP_ENV": "development", "ADDR": addr, "DATABASE_URL": d.PooledURL, "DATABASE_DIRECT_URL": d.DirectURL,
-		"REDIS_URL": testenv.NewRedis(t), "JWT_SECRET": "server-test-secret-0123456789",
+	d := testenv.NewDatabase(t)
+	apptest.Seed(t, d)
+	env := apptest.Env(t, d, testenv.NewRedis(t))
+	for k, v := range map[string]string{
 		"SHUTDOWN_TIMEOUT": shutdownTimeout.String(), "SHUTDOWN_DRAIN_DELAY": "300ms",
 		"REQUEST_TIMEOUT": "60s", "HTTP_WRITE_TIMEOUT": "90s", "RATE_LIMIT_DISABLED": "true", "LOG_LEVEL": "error",
+	} {
+		env[k] = v
 	}
-	token := prepareDatabase(t, env)
-	stop := serveInProcess(t, env)
-	srv := &testServer{base: "http://" + addr, token: token}
-	conv := demoConversations(t, srv)[0]
+	srv := apptest.StartProcess(t, env)
+	conv := demoConversations(t, &srv.Endpoint)[0]
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -555,14 +377,10 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1::bigint FOR UPDATE`, conv); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := subscribeMessageAdded(ctx, addr, token, conv, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.conn.CloseNow()
-	stuck := make(chan gqlResult, 1)
+	srv.Dial(t, 1).Subscribe("1", apptest.MessageAddedQuery, map[string]any{"c": conv, "after": 0})
+	stuck := make(chan result, 1)
 	go func() {
-		stuck <- gqlPost(http.DefaultClient, srv.base, token, faultSendQuery, map[string]any{"conv": conv, "body": "stuck", "cmid": "stuck-1"})
+		stuck <- post(ctx, srv.Client(1), faultSendQuery, map[string]any{"conv": conv, "body": "stuck", "cmid": "stuck-1"})
 	}()
 	// Until the send waits on the lock, or at least has been in flight for 3 s without an answer:
 	// either way a request is in flight that will not finish by itself before the shutdown
@@ -579,7 +397,7 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 		}
 		select {
 		case r := <-stuck:
-			t.Fatalf("the send returned before the shutdown: %v %.300s", r.Err, r.Raw)
+			t.Fatalf("the send returned before the shutdown: %v %.300s", r.Err, r.Body)
 		default:
 		}
 		if time.Since(inFlightSince) > 3*time.Second {
@@ -590,14 +408,20 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 	}
 
 	began := time.Now()
-	err = stop()
+	srv.Signal(syscall.SIGTERM)
+	exitCtx, exitCancel := context.WithTimeout(ctx, shutdownTimeout+10*time.Second)
+	defer exitCancel()
+	exited, exitErr := srv.Wait(exitCtx)
 	took := time.Since(began)
-	if err == nil || !strings.Contains(err.Error(), "shutdown") {
-		t.Errorf("run returned %v, want the shutdown's deadline error", err)
+	if !exited {
+		t.Fatalf("still running %s after SIGTERM; SHUTDOWN_TIMEOUT is %s\n%s", took, shutdownTimeout, srv.Logs())
+	}
+	if exitErr == nil || !strings.Contains(srv.Logs(), "threadline: shutdown:") {
+		t.Errorf("exited with %v, want the shutdown's deadline error:\n%s", exitErr, srv.Logs())
 	}
 	if took > shutdownTimeout+750*time.Millisecond {
-		t.Errorf("run returned %s after the shutdown began; SHUTDOWN_TIMEOUT is %s", took, shutdownTimeout)
+		t.Errorf("exited %s after SIGTERM; SHUTDOWN_TIMEOUT is %s", took, shutdownTimeout)
 	}
 	r := <-stuck
-	t.Logf("run returned after %s (SHUTDOWN_TIMEOUT %s): %v; the stuck request got: %v %.120s", took.Round(time.Millisecond), shutdownTimeout, err, r.Err, r.Raw)
+	t.Logf("exited %s after SIGTERM (SHUTDOWN_TIMEOUT %s): %v; the stuck request got: %v %.120s", took.Round(time.Millisecond), shutdownTimeout, exitErr, r.Err, r.Body)
 }

@@ -26,21 +26,10 @@ if [ -z "$missing" ]; then
 fi
 
 echo "install-ops-deps: missing:$missing; installing with apt-get" >&2
-if ! have apt-get; then
-	echo "install-ops-deps: apt-get not found; install Prometheus 2 (with promtool), the redis, postgres and node exporters, and docker-compose with your package manager" >&2
-	exit 1
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-	if ! have sudo; then
-		echo "install-ops-deps: not root and sudo not found; as root run: apt-get install --no-install-recommends$missing" >&2
-		exit 1
-	fi
-	sudo="sudo"
-fi
-$sudo apt-get update
+. "$(dirname "$0")/apt-install.sh"
 # shellcheck disable=SC2086 # $missing is a list of package names
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+apt_install install-ops-deps "install Prometheus 2 (with promtool), the redis, postgres and node exporters, and docker-compose with your package manager" \
+	--no-install-recommends $missing
 if [ -d /run/systemd/system ] && have systemctl; then
 	for svc in prometheus prometheus-redis-exporter prometheus-postgres-exporter prometheus-node-exporter; do
 		if systemctl is-enabled "$svc" >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 // Package apptest starts Threadline for tests, exactly as `threadline serve` wires it: in
 // process (Start: package app's New behind a real listener) or as the real binary
-// (StartProcess), and talks to it over HTTP and WebSocket (Client, Dial).
+// (StartProcess), and talks to it over HTTP and WebSocket (an Endpoint's Client and Dial;
+// DialSubscribe and WS.Read for clients off the test's goroutine).
 //
 // It builds on internal/testenv, which starts PostgreSQL, PgBouncer and Redis once per test
 // binary and gives each test its own database; a package whose tests use apptest calls
@@ -24,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,19 +58,14 @@ type Options struct {
 
 // Server is an application serving on 127.0.0.1 for the length of a test.
 type Server struct {
-	// URL is the server's base URL, http://127.0.0.1:<port>.
-	URL string
-	// OpsURL is the base URL of the operations endpoints (/metrics, /health/cache, pprof), on a
-	// listener of their own as in production.
-	OpsURL string
-	// App is the application (in-process servers only).
+	Endpoint // its URL, and the clients that reach it
+	// App is the application, built by app.New.
 	App      *app.App
 	Config   app.Config
 	Database testenv.Database
 	// Direct is a pool straight to the test database, for fixtures and checks.
 	Direct *pgxpool.Pool
 
-	t    testing.TB
 	stop func() error
 }
 
@@ -167,29 +164,29 @@ func prepare(t testing.TB, o Options) *Server {
 	if o.Seed {
 		Seed(t, database)
 	}
-	return &Server{Config: cfg, Database: database, Direct: directPool(t, database), t: t}
+	return &Server{Endpoint: Endpoint{Secret: cfg.JWTSecret, t: t}, Config: cfg, Database: database, Direct: directPool(t, database)}
 }
 
 var (
 	directMu    sync.Mutex
-	directPools = map[string]*pgxpool.Pool{}
+	directPools = map[string]*pgxpool.Pool{} // by DirectURL: database names repeat across stacks
 )
 
 // directPool returns one pool per database for the whole test (shared by its instances).
 func directPool(t testing.TB, d testenv.Database) *pgxpool.Pool {
 	directMu.Lock()
 	defer directMu.Unlock()
-	if p, ok := directPools[d.Name]; ok {
+	if p, ok := directPools[d.DirectURL]; ok {
 		return p
 	}
 	p, err := pgxpool.New(context.Background(), d.DirectURL)
 	if err != nil {
 		t.Fatalf("apptest: %v", err)
 	}
-	directPools[d.Name] = p
+	directPools[d.DirectURL] = p
 	t.Cleanup(func() {
 		directMu.Lock()
-		delete(directPools, d.Name)
+		delete(directPools, d.DirectURL)
 		directMu.Unlock()
 		p.Close()
 	})
@@ -208,34 +205,65 @@ func Seed(t testing.TB, database testenv.Database) {
 // its shutdown.
 func (s *Server) Stop() error { return s.stop() }
 
+// WaitReady waits until /readyz answers 200, failing the test after 15 s.
+func (s *Server) WaitReady(t testing.TB) {
+	t.Helper()
+	WaitReady(t, s.URL, nil)
+}
+
+// Endpoint is a running server as its clients see it: where it listens and the secret its
+// tokens are signed with. Server and Process embed one; NewEndpoint makes one for a server
+// started otherwise (a test of the program's own entry point).
+type Endpoint struct {
+	// URL is the server's base URL, http://127.0.0.1:<port>.
+	URL string
+	// OpsURL is the base URL of the operations endpoints (/metrics, /health/cache, pprof): a
+	// listener of their own, as in production, or URL in development (OPS_ADDR unset).
+	OpsURL string
+	// Secret is the server's JWT_SECRET.
+	Secret string
+
+	t testing.TB
+}
+
+// NewEndpoint returns the endpoint of a server serving at url (http://host:port) whose tokens
+// are signed with secret.
+func NewEndpoint(t testing.TB, url, secret string) *Endpoint {
+	return &Endpoint{URL: url, Secret: secret, t: t}
+}
+
 // Token returns a token for userID, valid for an hour.
-func (s *Server) Token(userID int64) string {
-	s.t.Helper()
-	return Token(s.t, s.Config.JWTSecret, userID, time.Hour)
+func (e *Endpoint) Token(userID int64) string {
+	e.t.Helper()
+	return Token(e.t, e.Secret, userID, time.Hour)
 }
 
 // Client returns a GraphQL client acting as userID (0: anonymous).
-func (s *Server) Client(userID int64) *Client {
-	c := &Client{URL: s.URL + "/query", HTTP: http.DefaultClient}
+func (e *Endpoint) Client(userID int64) *Client {
+	c := &Client{URL: e.URL + "/query"}
 	if userID != 0 {
-		c.Authorization = "Bearer " + s.Token(userID)
+		c.Authorization = "Bearer " + e.Token(userID)
 	}
 	return c
 }
 
 // WebSocketURL is the ws:// address of /query.
-func (s *Server) WebSocketURL() string { return "ws" + s.URL[len("http"):] + "/query" }
+func (e *Endpoint) WebSocketURL() string { return "ws" + strings.TrimPrefix(e.URL, "http") + "/query" }
 
 // Get fetches path and returns the status and the body.
-func (s *Server) Get(path string) (int, string) {
-	s.t.Helper()
-	return get(s.t, s.URL+path)
+func (e *Endpoint) Get(path string) (int, string) {
+	e.t.Helper()
+	return get(e.t, e.URL+path)
 }
 
-// GetOps fetches path from the operations listener and returns the status and the body.
-func (s *Server) GetOps(path string) (int, string) {
-	s.t.Helper()
-	return get(s.t, s.OpsURL+path)
+// GetOps fetches path from the operations endpoints and returns the status and the body.
+func (e *Endpoint) GetOps(path string) (int, string) {
+	e.t.Helper()
+	base := e.OpsURL
+	if base == "" {
+		base = e.URL
+	}
+	return get(e.t, base+path)
 }
 
 func get(t testing.TB, url string) (int, string) {
@@ -249,34 +277,27 @@ func get(t testing.TB, url string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// WaitReady waits until /readyz answers 200, failing the test after 15 s.
-func (s *Server) WaitReady(t testing.TB) {
+// WaitReady waits until the server at base (http://host:port) answers 200 on /readyz. It fails
+// the test after 15 s, or as soon as stopped (if not nil) is closed: the server has exited.
+func WaitReady(t testing.TB, base string, stopped <-chan struct{}) {
 	t.Helper()
-	if err := waitReady(s.URL, nil, 15*time.Second); err != nil {
-		t.Fatalf("apptest: %v", err)
-	}
-}
-
-// waitReady polls base's /readyz until it answers 200, within, or exited (if not nil) says the
-// server stopped.
-func waitReady(base string, exited func() (bool, error), within time.Duration) error {
-	deadline := time.Now().Add(within)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		res, err := http.Get(base + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return nil
+				return
 			}
 			err = fmt.Errorf("readyz answered %d", res.StatusCode)
 		}
-		if exited != nil {
-			if done, e := exited(); done {
-				return fmt.Errorf("server exited before it was ready: %v", e)
-			}
+		select {
+		case <-stopped:
+			t.Fatalf("apptest: the server at %s exited before it was ready", base)
+		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("server at %s not ready: %v", base, err)
+			t.Fatalf("apptest: the server at %s is not ready: %v", base, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -11,16 +11,16 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/threadline/threadline/internal/testenv"
 )
 
 // Env is the environment of a `threadline serve` process over database and redisURL, in
-// development mode on a free port: the base that tests add their settings to.
+// development mode on a free port, with the operations endpoints on a free port of their own
+// too: the base that tests add their settings to.
 func Env(t testing.TB, database testenv.Database, redisURL string) map[string]string {
 	return map[string]string{
-		"APP_ENV": "development", "ADDR": FreeAddr(t),
+		"APP_ENV": "development", "ADDR": FreeAddr(t), "OPS_ADDR": FreeAddr(t),
 		"DATABASE_URL": database.PooledURL, "DATABASE_DIRECT_URL": database.DirectURL, "REDIS_URL": redisURL,
 		"JWT_SECRET": Secret, "SHUTDOWN_TIMEOUT": "5s", "LOG_FORMAT": "text",
 	}
@@ -28,11 +28,10 @@ func Env(t testing.TB, database testenv.Database, redisURL string) map[string]st
 
 // Process is the real binary serving for a test.
 type Process struct {
-	URL  string
-	Cmd  *exec.Cmd
-	Env  map[string]string
-	logs *Buffer
-	t    testing.TB
+	Endpoint // its URL, and the clients that reach it
+	Cmd      *exec.Cmd
+	Env      map[string]string
+	logs     *Buffer
 
 	done    chan struct{} // closed when the process has exited
 	exitErr error         // its exit error, once done is closed
@@ -85,9 +84,14 @@ func Run(t testing.TB, env map[string]string, args ...string) string {
 func StartProcess(t testing.TB, env map[string]string) *Process {
 	t.Helper()
 	p := StartProcessNoWait(t, env)
-	if err := waitReady(p.URL, p.exited, 15*time.Second); err != nil {
-		t.Fatalf("apptest: %v\n%s", err, p.Logs())
-	}
+	ready := false
+	defer func() {
+		if !ready { // WaitReady failed the test
+			t.Logf("threadline serve:\n%s", p.Logs())
+		}
+	}()
+	WaitReady(t, p.URL, p.done)
+	ready = true
 	return p
 }
 
@@ -102,7 +106,10 @@ func StartProcessNoWait(t testing.TB, env map[string]string) *Process {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("apptest: %v", err)
 	}
-	p := &Process{URL: "http://" + env["ADDR"], Cmd: cmd, Env: env, logs: logs, t: t, done: make(chan struct{})}
+	p := &Process{
+		Endpoint: *opsEndpoint(NewEndpoint(t, "http://"+env["ADDR"], env["JWT_SECRET"]), env["OPS_ADDR"]),
+		Cmd:      cmd, Env: env, logs: logs, done: make(chan struct{}),
+	}
 	go func() {
 		p.exitErr = cmd.Wait()
 		close(p.done)
@@ -112,16 +119,6 @@ func StartProcessNoWait(t testing.TB, env map[string]string) *Process {
 		<-p.done
 	})
 	return p
-}
-
-// exited reports the process's exit error once it has exited.
-func (p *Process) exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.exitErr
-	default:
-		return false, nil
-	}
 }
 
 // Signal sends sig to the process.
@@ -144,15 +141,6 @@ func (p *Process) Wait(ctx context.Context) (exited bool, err error) {
 
 // Logs returns what the process has written so far.
 func (p *Process) Logs() string { return p.logs.String() }
-
-// Client returns a GraphQL client acting as userID (0: anonymous).
-func (p *Process) Client(userID int64) *Client {
-	c := &Client{URL: p.URL + "/query"}
-	if userID != 0 {
-		c.Authorization = "Bearer " + Token(p.t, p.Env["JWT_SECRET"], userID, time.Hour)
-	}
-	return c
-}
 
 func environ(env map[string]string) []string {
 	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
@@ -178,4 +166,12 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// opsEndpoint sets e's operations URL to opsAddr's, when the process has an operations listener.
+func opsEndpoint(e *Endpoint, opsAddr string) *Endpoint {
+	if opsAddr != "" {
+		e.OpsURL = "http://" + opsAddr
+	}
+	return e
 }

@@ -56,14 +56,19 @@ func DialWS(t testing.TB, url string, o DialOptions) (*WS, *http.Response, error
 	return c, resp, nil
 }
 
+// Send writes m, failing the test if it cannot.
 func (c *WS) Send(m WSMessage) {
 	c.t.Helper()
+	if err := c.send(m); err != nil {
+		c.t.Fatalf("websocket write: %v", err)
+	}
+}
+
+func (c *WS) send(m WSMessage) error {
 	b, _ := json.Marshal(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageText, b); err != nil {
-		c.t.Fatalf("websocket write: %v", err)
-	}
+	return c.conn.Write(ctx, websocket.MessageText, b)
 }
 
 // Init sends connection_init with payload and waits for connection_ack. It returns the
@@ -71,7 +76,9 @@ func (c *WS) Send(m WSMessage) {
 func (c *WS) Init(payload map[string]any) error {
 	c.t.Helper()
 	raw, _ := json.Marshal(payload)
-	c.Send(WSMessage{Type: "connection_init", Payload: raw})
+	if err := c.send(WSMessage{Type: "connection_init", Payload: raw}); err != nil {
+		return err
+	}
 	for {
 		m, err := c.readNow(10 * time.Second)
 		if err != nil {
@@ -135,40 +142,57 @@ func (c *WS) Listen() {
 	})
 }
 
+// Subscribe starts subscription id of query (graphql-transport-ws subscribe, graphql-ws start).
 func (c *WS) Subscribe(id, query string, vars map[string]any) {
 	c.t.Helper()
+	c.Send(c.subscribeMessage(id, query, vars))
+}
+
+func (c *WS) subscribeMessage(id, query string, vars map[string]any) WSMessage {
 	raw, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	typ := "subscribe"
 	if c.proto == "graphql-ws" {
 		typ = "start"
 	}
-	c.Send(WSMessage{Type: typ, ID: id, Payload: raw})
+	return WSMessage{Type: typ, ID: id, Payload: raw}
+}
+
+// Read returns the next message, or the error the connection ended with once it has ended
+// (websocket.CloseStatus reads its code), or ctx's error. Unlike Next it never fails the test,
+// so it may run off the test's goroutine.
+func (c *WS) Read(ctx context.Context) (WSMessage, error) {
+	c.Listen()
+	select {
+	case m := <-c.in:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-c.in:
+		return m, nil
+	case <-c.done:
+		select {
+		case m := <-c.in:
+			return m, nil
+		default:
+			return WSMessage{}, c.closeErr
+		}
+	case <-ctx.Done():
+		return WSMessage{}, ctx.Err()
+	}
 }
 
 // Next returns the next message, or ok=false when the connection closed; it fails the test on
 // timeout.
 func (c *WS) Next(timeout time.Duration) (m WSMessage, ok bool) {
 	c.t.Helper()
-	c.Listen()
-	select {
-	case m := <-c.in:
-		return m, true
-	default:
-	}
-	select {
-	case m := <-c.in:
-		return m, true
-	case <-c.done:
-		select {
-		case m := <-c.in:
-			return m, true
-		default:
-			return WSMessage{}, false
-		}
-	case <-time.After(timeout):
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m, err := c.Read(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
 		c.t.Fatalf("no websocket message within %s", timeout)
-		return WSMessage{}, false
 	}
+	return m, err == nil
 }
 
 // TryNext returns a message already received, if there is one.
@@ -245,38 +269,44 @@ func (c *WS) Messages(id string, n int, timeout time.Duration) []LiveMessage {
 }
 
 // Collect reads messageAdded results of subscription id until it has n, or until one has body
-// until (when not ""). Unlike messages it may run off the test's goroutine.
+// until (when not ""). Unlike Messages it may run off the test's goroutine.
 func (c *WS) Collect(id string, n int, timeout time.Duration, until string) ([]LiveMessage, error) {
-	c.Listen()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	out := make([]LiveMessage, 0, n)
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
 	for len(out) < n {
-		var m WSMessage
-		select {
-		case m = <-c.in:
-		case <-c.done:
-			select {
-			case m = <-c.in:
-			default:
-				return out, fmt.Errorf("connection closed after %d of %d messages: %v", len(out), n, c.closeErr)
-			}
-		case <-deadline.C:
+		m, err := c.Read(ctx)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			return out, fmt.Errorf("timed out after %d of %d messages", len(out), n)
-		}
-		if m.ID != id || (m.Type != "next" && m.Type != "data") {
+		case err != nil:
+			return out, fmt.Errorf("connection closed after %d of %d messages: %v", len(out), n, err)
+		case m.ID != id:
 			return out, fmt.Errorf("after %d of %d messages: unexpected %s (id %q) %s", len(out), n, m.Type, m.ID, m.Payload)
 		}
-		var p NextPayload
-		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data == nil || p.Data.MessageAdded == nil || len(p.Errors) > 0 {
-			return out, fmt.Errorf("next payload %s (%v)", m.Payload, err)
+		added, err := m.MessageAdded()
+		if err != nil {
+			return out, fmt.Errorf("after %d of %d messages: %w", len(out), n, err)
 		}
-		out = append(out, *p.Data.MessageAdded)
-		if until != "" && p.Data.MessageAdded.Body == until {
+		out = append(out, added)
+		if until != "" && added.Body == until {
 			break
 		}
 	}
 	return out, nil
+}
+
+// MessageAdded decodes a messageAdded result (a next, or graphql-ws data, message without
+// errors).
+func (m WSMessage) MessageAdded() (LiveMessage, error) {
+	if m.Type != "next" && m.Type != "data" {
+		return LiveMessage{}, fmt.Errorf("unexpected %s (id %q) %s", m.Type, m.ID, m.Payload)
+	}
+	var p NextPayload
+	if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data == nil || p.Data.MessageAdded == nil || len(p.Errors) > 0 {
+		return LiveMessage{}, fmt.Errorf("next payload %s (%v)", m.Payload, err)
+	}
+	return *p.Data.MessageAdded, nil
 }
 
 func Seqs(ms []LiveMessage) []int64 {
@@ -334,20 +364,49 @@ func (c *WS) Err() error {
 
 // Dial opens a graphql-transport-ws connection to the server as userID (0: anonymous) and
 // completes connection_init; it fails the test if the server refuses.
-func (s *Server) Dial(t testing.TB, userID int64) *WS {
+func (e *Endpoint) Dial(t testing.TB, userID int64) *WS {
 	t.Helper()
-	c, _, err := DialWS(t, s.WebSocketURL(), DialOptions{})
-	if err != nil {
-		t.Fatalf("apptest: websocket: %v", err)
-	}
-	payload := map[string]any{}
+	authorization := ""
 	if userID != 0 {
-		payload["Authorization"] = "Bearer " + s.Token(userID)
+		authorization = "Bearer " + e.Token(userID)
 	}
-	if err := c.Init(payload); err != nil {
-		t.Fatalf("apptest: connection_init: %v", err)
+	c, err := connect(t, e.WebSocketURL(), authorization)
+	if err != nil {
+		t.Fatalf("apptest: %v", err)
 	}
 	return c
+}
+
+// DialSubscribe opens a graphql-transport-ws connection to url (ws://…/query) with authorization
+// ("" for none) in connection_init and starts subscription id of query. It reports failures as
+// errors rather than failing the test, so that it may run off the test's goroutine (clients that
+// resume on another server after a close). The connection closes when the test ends.
+func DialSubscribe(t testing.TB, url, authorization, id, query string, vars map[string]any) (*WS, error) {
+	c, err := connect(t, url, authorization)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.send(c.subscribeMessage(id, query, vars)); err != nil {
+		c.conn.CloseNow()
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	return c, nil
+}
+
+func connect(t testing.TB, url, authorization string) (*WS, error) {
+	c, _, err := DialWS(t, url, DialOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	payload := map[string]any{}
+	if authorization != "" {
+		payload["Authorization"] = authorization
+	}
+	if err := c.Init(payload); err != nil {
+		c.conn.CloseNow()
+		return nil, fmt.Errorf("connection_init: %w", err)
+	}
+	return c, nil
 }
 
 // Complete ends subscription id (graphql-transport-ws complete, graphql-ws stop).

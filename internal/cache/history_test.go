@@ -17,7 +17,7 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -271,7 +271,7 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
-	addr, stop, err := localstackRedis(ctx, dir, 0)
+	addr, stop, err := devstackRedis(ctx, dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 		t.Fatalf("a read during the outage misses the message sent then: %+v", p.Messages[0])
 	}
 
-	_, stop, err = localstackRedis(ctx, dir, portOf(addr))
+	_, stop, err = devstackRedis(ctx, dir, portOf(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,8 +324,8 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 	}
 }
 
-func localstackRedis(ctx context.Context, dir string, port int) (string, func() error, error) {
-	return localstack.StartRedisServer(ctx, dir, port)
+func devstackRedis(ctx context.Context, dir string, port int) (string, func() error, error) {
+	return devstack.StartRedisServer(ctx, dir, port)
 }
 
 func portOf(addr string) int {
@@ -375,7 +375,7 @@ func TestRedisCluster(t *testing.T) {
 		t.Skip("needs redis-server")
 	}
 	ctx := context.Background()
-	addrs, stop, err := localstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
+	addrs, stop, err := devstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
 	if err != nil {
 		t.Fatal(err)
 	}

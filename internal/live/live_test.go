@@ -17,7 +17,7 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -506,7 +506,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 		t.Skip("needs redis-server")
 	}
 	dir := t.TempDir()
-	addr, stop, err := localstack.StartRedisServer(t.Context(), dir, 0)
+	addr, stop, err := devstack.StartRedisServer(t.Context(), dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +539,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 	// A subscriber joining during the outage starts anyway (unconfirmed), from last_seq.
 	late := subscribe(t, b, ctx, 10, 1, nil)
 
-	_, stop2, err := localstack.StartRedisServer(t.Context(), dir, port)
+	_, stop2, err := devstack.StartRedisServer(t.Context(), dir, port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +558,7 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server")
 	}
-	addrs, stop, err := localstack.StartRedisCluster(t.Context(), t.TempDir(), [3]int{})
+	addrs, stop, err := devstack.StartRedisCluster(t.Context(), t.TempDir(), [3]int{})
 	if err != nil {
 		t.Fatal(err)
 	}

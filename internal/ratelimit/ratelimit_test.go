@@ -12,7 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/threadline/threadline/internal/auth"
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 )
@@ -24,7 +24,7 @@ func TestLimitThenFailOpen(t *testing.T) {
 		t.Skip("starts redis-server")
 	}
 	ctx := context.Background()
-	addr, stop, err := localstack.StartRedisServer(ctx, t.TempDir(), 0)
+	addr, stop, err := devstack.StartRedisServer(ctx, t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

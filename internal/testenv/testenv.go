@@ -1,5 +1,5 @@
 // Package testenv is the test harness behind every package's TestMain: one
-// real PostgreSQL, PgBouncer and Redis per test binary (internal/localstack),
+// real PostgreSQL, PgBouncer and Redis per test binary (internal/devstack),
 // a fresh database per test, and a dedicated Redis for tests that need one.
 //
 // Use it like this:
@@ -21,9 +21,9 @@
 //     temporary directory (in /dev/shm when it is a roomy tmpfs: PostgreSQL
 //     creates databases about ten times faster there), and stopped when the
 //     binary ends. Its servers are killed by the kernel if the binary dies
-//     (see localstack.Config.Detach), and directories left by binaries that
+//     (see devstack.Config.Detach), and directories left by binaries that
 //     crashed are removed by the next Main. PostgreSQL runs with fsync off
-//     (localstack.Config.Ephemeral).
+//     (devstack.Config.Ephemeral).
 //   - Migrations run once, into the template database threadline_template;
 //     then its connections are closed and it is marked IS_TEMPLATE and
 //     ALLOW_CONNECTIONS false, so a stray connection cannot block the
@@ -64,7 +64,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 )
 
 // TemplateDatabase is the migrated database every test database copies.
@@ -79,7 +79,7 @@ type Options struct {
 }
 
 // The stack of this test binary, set by Main before the tests run.
-var stack *localstack.Stack
+var stack *devstack.Stack
 
 // Main starts the services, runs the tests and exits with their status. Call
 // it from TestMain; it calls flag.Parse and os.Exit itself.
@@ -114,7 +114,7 @@ func run(m *testing.M, opts Options) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var log strings.Builder
-	s, err := localstack.Start(ctx, localstack.Config{Dir: dir, Ephemeral: true, Log: &log})
+	s, err := devstack.Start(ctx, devstack.Config{Dir: dir, Ephemeral: true, Log: &log})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: cannot start PostgreSQL, PgBouncer and Redis for the tests: %v\n%s", err, log.String())
 		fmt.Fprintln(os.Stderr, "testenv: install them with ops/stack/install-deps.sh, or run only the tests that need no services with -short")
@@ -136,7 +136,7 @@ func run(m *testing.M, opts Options) int {
 	return m.Run()
 }
 
-func createTemplate(ctx context.Context, s *localstack.Stack, migrate func(context.Context, string) error) error {
+func createTemplate(ctx context.Context, s *devstack.Stack, migrate func(context.Context, string) error) error {
 	conn, err := pgx.Connect(ctx, s.DirectURL)
 	if err != nil {
 		return fmt.Errorf("connecting to postgres: %w", err)
@@ -163,7 +163,7 @@ func createTemplate(ctx context.Context, s *localstack.Stack, migrate func(conte
 
 // Stack returns the test binary's stack. It skips the test under -short and
 // fails it when Main did not start a stack.
-func Stack(t testing.TB) *localstack.Stack {
+func Stack(t testing.TB) *devstack.Stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("testenv: needs PostgreSQL, PgBouncer and Redis; skipped with -short")
@@ -186,11 +186,24 @@ type Database struct {
 // drops it when the test ends.
 func NewDatabase(t testing.TB) Database {
 	t.Helper()
+	return newDatabase(t, TemplateDatabase)
+}
+
+// NewEmptyDatabase creates an empty database for this test (PostgreSQL's own
+// template, no migration: for tests of migrating itself) and drops it when the
+// test ends.
+func NewEmptyDatabase(t testing.TB) Database {
+	t.Helper()
+	return newDatabase(t, "template1")
+}
+
+func newDatabase(t testing.TB, template string) Database {
+	t.Helper()
 	s := Stack(t)
 	name := databaseName(t.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := createDatabase(ctx, s, name); err != nil {
+	if err := createDatabase(ctx, s, name, template); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() {
@@ -207,9 +220,9 @@ func NewDatabase(t testing.TB) Database {
 	}
 }
 
-func createDatabase(ctx context.Context, s *localstack.Stack, name string) error {
+func createDatabase(ctx context.Context, s *devstack.Stack, name, template string) error {
 	for {
-		err := execDirect(ctx, s, "CREATE DATABASE "+name+" TEMPLATE "+TemplateDatabase)
+		err := execDirect(ctx, s, "CREATE DATABASE "+name+" TEMPLATE "+template)
 		// 55006 object_in_use: something touched the template just now.
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" && ctx.Err() == nil {
@@ -223,7 +236,7 @@ func createDatabase(ctx context.Context, s *localstack.Stack, name string) error
 	}
 }
 
-func dropDatabase(ctx context.Context, s *localstack.Stack, name string) error {
+func dropDatabase(ctx context.Context, s *devstack.Stack, name string) error {
 	if err := killOnPgBouncer(ctx, s, name); err != nil {
 		return err
 	}
@@ -236,7 +249,7 @@ func dropDatabase(ctx context.Context, s *localstack.Stack, name string) error {
 // killOnPgBouncer makes PgBouncer close its connections to database name.
 // PgBouncer knows only databases some client used through it; others are
 // "no such database", which is fine.
-func killOnPgBouncer(ctx context.Context, s *localstack.Stack, name string) error {
+func killOnPgBouncer(ctx context.Context, s *devstack.Stack, name string) error {
 	conn, err := connectAdmin(ctx, s.PgBouncerAdminURL)
 	if err != nil {
 		return fmt.Errorf("pgbouncer admin console: %w", err)
@@ -275,7 +288,7 @@ func connectAdmin(ctx context.Context, adminURL string) (*pgx.Conn, error) {
 // execDirect runs one statement on a new direct connection to the stack's
 // database. A new connection each time keeps the harness working across
 // RestartPostgres.
-func execDirect(ctx context.Context, s *localstack.Stack, sql string) error {
+func execDirect(ctx context.Context, s *devstack.Stack, sql string) error {
 	conn, err := pgx.Connect(ctx, s.DirectURL)
 	if err != nil {
 		return err
@@ -316,7 +329,7 @@ func databaseName(testName string) string {
 func withDatabase(rawURL, database string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		panic(fmt.Sprintf("testenv: bad URL from localstack: %v", err))
+		panic(fmt.Sprintf("testenv: bad URL from devstack: %v", err))
 	}
 	u.Path = "/" + database
 	return u.String()
@@ -333,7 +346,7 @@ func NewRedis(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	address, stop, err := localstack.StartRedisServer(ctx, t.TempDir(), 0)
+	address, stop, err := devstack.StartRedisServer(ctx, t.TempDir(), 0)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -410,7 +423,7 @@ func removeAbandonedDirs() {
 			if err == nil {
 				// Its owner is gone: its servers died with it (they get a
 				// parent-death signal); Stop makes sure.
-				localstack.Stop(d)
+				devstack.Stop(d)
 				os.RemoveAll(d)
 			}
 			f.Close()

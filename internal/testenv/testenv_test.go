@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -285,50 +285,41 @@ func eventually(t *testing.T, what string, f func() error) {
 	}
 }
 
-func TestRestartPgBouncer(t *testing.T) {
-	ctx := testContext(t)
-	s := testenv.Stack(t)
-	db := testenv.NewDatabase(t)
-	pool := pooled(t, ctx, db.PooledURL)
-	if _, err := pool.Exec(ctx, "INSERT INTO notes (body) VALUES ('kept')"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RestartPgBouncer(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// The pool's connections died with PgBouncer; new ones work.
-	eventually(t, "query through the pool after RestartPgBouncer", func() error {
-		var n int
-		return pool.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n)
-	})
-	if got := countNotes(t, ctx, pool); got != 1 {
-		t.Errorf("%d notes after restart, want 1", got)
-	}
-	showPools(t, ctx)
-}
-
-func TestRestartPostgres(t *testing.T) {
-	ctx := testContext(t)
-	s := testenv.Stack(t)
-	db := testenv.NewDatabase(t)
-	pool := pooled(t, ctx, db.PooledURL)
-	if _, err := pool.Exec(ctx, "INSERT INTO notes (body) VALUES ('kept')"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RestartPostgres(ctx); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "query through PgBouncer after RestartPostgres", func() error {
-		var n int
-		return pool.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n)
-	})
-	if got := countNotes(t, ctx, pool); got != 1 {
-		t.Errorf("%d notes after restart, want 1", got)
-	}
-	// The harness itself survives the restart.
-	other := testenv.NewDatabase(t)
-	if got := countNotes(t, ctx, connect(t, ctx, other.DirectURL)); got != 0 {
-		t.Errorf("new database holds %d notes, want 0", got)
+// TestRestartServices restarts PgBouncer, then PostgreSQL, under a pool: data is kept, the
+// pool works again once its broken connections are replaced, and the harness itself (a new
+// database, PgBouncer's admin console) survives.
+func TestRestartServices(t *testing.T) {
+	for _, tc := range []struct {
+		service string
+		restart func(*devstack.Stack, context.Context) error
+	}{
+		{"pgbouncer", (*devstack.Stack).RestartPgBouncer},
+		{"postgres", (*devstack.Stack).RestartPostgres},
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			ctx := testContext(t)
+			db := testenv.NewDatabase(t)
+			pool := pooled(t, ctx, db.PooledURL)
+			if _, err := pool.Exec(ctx, "INSERT INTO notes (body) VALUES ('kept')"); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.restart(testenv.Stack(t), ctx); err != nil {
+				t.Fatal(err)
+			}
+			// The pool's connections died with the service; new ones work.
+			eventually(t, "query through the pool after restarting "+tc.service, func() error {
+				var n int
+				return pool.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n)
+			})
+			if got := countNotes(t, ctx, pool); got != 1 {
+				t.Errorf("%d notes after restart, want 1", got)
+			}
+			other := testenv.NewDatabase(t)
+			if got := countNotes(t, ctx, connect(t, ctx, other.DirectURL)); got != 0 {
+				t.Errorf("new database holds %d notes, want 0", got)
+			}
+			showPools(t, ctx)
+		})
 	}
 }
 
@@ -336,7 +327,7 @@ func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	testenv.Stack(t) // skip with -short
 	ctx := testContext(t)
-	addrs, stop, err := localstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
+	addrs, stop, err := devstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,18 +12,6 @@ if [ -z "$missing" ]; then
 fi
 
 echo "client-deps: installing$missing with apt-get" >&2
-if ! command -v apt-get >/dev/null 2>&1; then
-	echo "client-deps: apt-get not found; install$missing with your package manager" >&2
-	exit 1
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-	if ! command -v sudo >/dev/null 2>&1; then
-		echo "client-deps: not root and sudo not found; as root run: apt-get install$missing" >&2
-		exit 1
-	fi
-	sudo="sudo"
-fi
-$sudo apt-get update
-# shellcheck disable=SC2086
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
+. "$(dirname "$0")/../apt-install.sh"
+# shellcheck disable=SC2086 # $missing is a list of package names
+apt_install client-deps "install$missing with your package manager" $missing

@@ -1,17 +1,13 @@
 package loadtest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,9 +20,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
-	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/live"
 	"github.com/threadline/threadline/internal/testenv"
@@ -35,8 +31,6 @@ import (
 func TestMain(m *testing.M) {
 	testenv.Main(m, testenv.Options{Migrate: db.Migrate})
 }
-
-const secret = "loadtest-secret-0123456789abcdef"
 
 // BenchmarkFanoutWebSocket is the live-updates scenario end to end: the threadline binary
 // serves 10,000 WebSocket clients (graphql-transport-ws, one messageAdded subscription each),
@@ -59,35 +53,10 @@ func BenchmarkFanoutWebSocket(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("LOADTEST_SUBSCRIBERS")); err == nil && v > 0 {
 		n = v
 	}
-	bin := buildServer(b)
+	apptest.Binary(b) // built once, before the clock starts
 	for _, convs := range []int{100, 1} {
-		b.Run(fmt.Sprintf("%dsubs-%dconvs", n, convs), func(b *testing.B) { benchWebSocket(b, bin, n, convs) })
+		b.Run(fmt.Sprintf("%dsubs-%dconvs", n, convs), func(b *testing.B) { benchWebSocket(b, n, convs) })
 	}
-}
-
-var build struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func buildServer(b *testing.B) string {
-	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "threadline-loadtest-")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.path = filepath.Join(dir, "threadline")
-		out, err := exec.Command("go", "build", "-o", build.path, "github.com/threadline/threadline").CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		b.Fatal(build.err)
-	}
-	return build.path
 }
 
 type pending struct {
@@ -96,7 +65,7 @@ type pending struct {
 	done      chan time.Time
 }
 
-func benchWebSocket(b *testing.B, bin string, n, convs int) {
+func benchWebSocket(b *testing.B, n, convs int) {
 	if n%convs != 0 {
 		b.Fatalf("%d subscribers do not spread evenly over %d conversations", n, convs)
 	}
@@ -109,10 +78,10 @@ func benchWebSocket(b *testing.B, bin string, n, convs int) {
 	for i := range convIDs {
 		convIDs[i] = dbtest.Conversation(b, direct, fmt.Sprint("c", i), reader, writer)
 	}
-	keys, _ := auth.NewKeys(secret)
-	token, _ := keys.Sign(reader, 24*time.Hour)
-
-	srv := startServer(b, bin, d.PooledURL, redisURL)
+	env := apptest.Env(b, d, redisURL)
+	env["APP_ENV"], env["LOG_LEVEL"], env["SHUTDOWN_TIMEOUT"] = "production", "warn", "60s"
+	srv := &server{apptest.StartProcess(b, env)}
+	token := apptest.Token(b, apptest.Secret, reader, 24*time.Hour)
 
 	// The sending instance, in this process.
 	pool, err := db.OpenPool(context.Background(), d.PooledURL, db.PoolConfig{MaxConns: 4})
@@ -150,7 +119,7 @@ func benchWebSocket(b *testing.B, bin string, n, convs int) {
 						return
 					}
 					conv := convIDs[i%convs]
-					c, err := dial(srv.url, token, conv)
+					c, err := dial(srv.WebSocketURL(), token, conv)
 					if err != nil {
 						b.Errorf("client %d: %v", i, err)
 						return
@@ -220,9 +189,7 @@ func benchWebSocket(b *testing.B, bin string, n, convs int) {
 
 	// Shutdown: every client gets a going-away close.
 	began := time.Now()
-	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		b.Fatal(err)
-	}
+	srv.Signal(syscall.SIGTERM)
 	goingAway := 0
 	for _, c := range clients {
 		select {
@@ -253,7 +220,9 @@ func benchWebSocket(b *testing.B, bin string, n, convs int) {
 	b.ReportMetric(ms(goaway), "goaway-ms")
 }
 
-// client is one subscriber: a WebSocket connection with one messageAdded subscription.
+// client is one subscriber: a WebSocket connection with one messageAdded subscription. Not
+// apptest's WS: ten thousand of them share the process with the benchmark, so each keeps no
+// more than its connection.
 type client struct {
 	conn   *websocket.Conn
 	closed chan struct{}
@@ -329,104 +298,17 @@ func (c *client) read(got func(conversationID string, seq int64)) {
 	}
 }
 
-// server is a threadline process.
-type server struct {
-	cmd  *exec.Cmd
-	base string // http://host:port
-	url  string // ws://host:port/query
-	logs *lockedBuffer
-}
-
-func startServer(b *testing.B, bin, databaseURL, redisURL string) *server {
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"APP_ENV=production", "ADDR=127.0.0.1:0", "LOG_LEVEL=warn",
-		"DATABASE_URL="+databaseURL, "REDIS_URL="+redisURL, "JWT_SECRET="+secret,
-		"SHUTDOWN_TIMEOUT=60s",
-	)
-	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if _, rest, ok := strings.Cut(sc.Text(), "serving on http://"); ok {
-				addr <- strings.Fields(rest)[0]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var hostport string
-	select {
-	case hostport = <-addr:
-	case <-exited:
-		b.Fatalf("server exited:\n%s", logs.String())
-	case <-time.After(30 * time.Second):
-		b.Fatalf("server did not start:\n%s", logs.String())
-	}
-	s := &server{cmd: cmd, base: "http://" + hostport, url: "ws://" + hostport + "/query", logs: logs}
-	for i := 0; ; i++ {
-		res, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if i == 300 {
-			b.Fatalf("server not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// lockedBuffer collects the server's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// server is the threadline binary serving the benchmark.
+type server struct{ *apptest.Process }
 
 // metric reads one unlabelled metric from the server's /metrics.
 func (s *server) metric(b *testing.B, name string) float64 {
-	res, err := http.Get(s.base + "/metrics")
-	if err != nil {
-		b.Fatal(err)
+	status, body := s.GetOps("/metrics")
+	if status != http.StatusOK {
+		b.Fatalf("/metrics: %d", status)
 	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				b.Fatal(err)
@@ -451,7 +333,7 @@ func (s *server) waitMetric(b *testing.B, name string, want float64) {
 // memory returns the server's resident set size, Go heap in use and goroutine stacks.
 func (s *server) memory(b *testing.B) [3]float64 {
 	var rss uint64
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -472,7 +354,7 @@ func (s *server) memory(b *testing.B) [3]float64 {
 
 // cpu returns the CPU time the server process has used (user and system), from /proc.
 func (s *server) cpu(b *testing.B) time.Duration {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.Cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -481,7 +363,7 @@ func (s *server) cpu(b *testing.B) time.Duration {
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: %s", s.cmd.Process.Pid, stat)
+		b.Fatalf("/proc/%d/stat: %s", s.Cmd.Process.Pid, stat)
 	}
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond

@@ -110,6 +110,31 @@ func (r *recorder) merge(h *hdrhistogram.Histogram) {
 	r.mu.Unlock()
 }
 
+// send sends req on c and records it in h: its latency from since (when it was due, or sent),
+// and its failure, if any.
+func (r *recorder) send(h *hdrhistogram.Histogram, c *Conn, req Request, since time.Time) {
+	_, err := c.Do(req)
+	_ = h.RecordValue(time.Since(since).Microseconds())
+	r.requests.Add(1)
+	if err != nil {
+		r.fail(err)
+	}
+}
+
+// workers runs work on each connection, in a goroutine of its own, with a histogram of its own
+// that is merged into r when work returns; wait waits until every worker is done.
+func (r *recorder) workers(conns []*Conn, work func(w int, c *Conn, h *hdrhistogram.Histogram)) (wait func()) {
+	var wg sync.WaitGroup
+	for w, c := range conns {
+		wg.Go(func() {
+			h := newHist()
+			work(w, c, h)
+			r.merge(h)
+		})
+	}
+	return wg.Wait
+}
+
 func (r *recorder) fail(err error) {
 	r.errors.Add(1)
 	var se *StatusError
@@ -240,23 +265,12 @@ func Closed(ctx context.Context, addr string, n int, d time.Duration, next Next)
 	defer cancel()
 	start := time.Now()
 	deadline := start.Add(d)
-	var wg sync.WaitGroup
-	for w, c := range conns {
-		wg.Go(func() {
-			h := newHist()
-			for i := 0; ctx.Err() == nil && time.Now().Before(deadline); i++ {
-				t0 := time.Now()
-				_, err := c.Do(next(w, i))
-				_ = h.RecordValue(time.Since(t0).Microseconds())
-				rec.requests.Add(1)
-				if err != nil {
-					rec.fail(err)
-				}
-			}
-			rec.merge(h)
-		})
-	}
-	wg.Wait()
+	rec.workers(conns, func(w int, c *Conn, h *hdrhistogram.Histogram) {
+		for i := 0; ctx.Err() == nil && time.Now().Before(deadline); i++ {
+			t0 := time.Now() // the latency includes picking the request
+			rec.send(h, c, next(w, i), t0)
+		}
+	})()
 	return rec.result(time.Since(start), 0), nil
 }
 
@@ -275,33 +289,23 @@ func Open(ctx context.Context, addr string, rate float64, d time.Duration, maxCo
 	// A saturated server leaves a backlog: what is still queued this long after the last due
 	// time is not sent, but counted as an error with the latency it has already waited.
 	cutoff := start.Add(d + max(2*time.Second, d/2))
-	var wg sync.WaitGroup
-	for w, c := range conns {
-		wg.Go(func() {
-			h := newHist()
-			i := 0
-			for t := range due {
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				if now := time.Now(); now.After(cutoff) {
-					_ = h.RecordValue(now.Sub(t).Microseconds())
-					rec.requests.Add(1)
-					rec.notSent.Add(1)
-					rec.fail(errBacklog)
-					continue
-				}
-				_, err := c.Do(next(w, i))
-				i++
-				_ = h.RecordValue(time.Since(t).Microseconds())
-				rec.requests.Add(1)
-				if err != nil {
-					rec.fail(err)
-				}
+	wait := rec.workers(conns, func(w int, c *Conn, h *hdrhistogram.Histogram) {
+		i := 0
+		for t := range due {
+			if ctx.Err() != nil {
+				continue // drain
 			}
-			rec.merge(h)
-		})
-	}
+			if now := time.Now(); now.After(cutoff) {
+				_ = h.RecordValue(now.Sub(t).Microseconds())
+				rec.requests.Add(1)
+				rec.notSent.Add(1)
+				rec.fail(errBacklog)
+				continue
+			}
+			rec.send(h, c, next(w, i), t)
+			i++
+		}
+	})
 	interval := time.Duration(float64(time.Second) / rate)
 	for k := 0; k < total && ctx.Err() == nil; {
 		now := time.Now()
@@ -317,7 +321,7 @@ func Open(ctx context.Context, addr string, rate float64, d time.Duration, maxCo
 		}
 	}
 	close(due)
-	wg.Wait()
+	wait()
 	return rec.result(time.Since(start), rate), nil
 }
 
@@ -337,27 +341,16 @@ func Clients(ctx context.Context, addr string, n int, interval, d time.Duration,
 	rec := newRecorder()
 	start := time.Now()
 	end := start.Add(d)
-	var wg sync.WaitGroup
-	for w, c := range conns {
-		wg.Go(func() {
-			h := newHist()
-			t := start.Add(time.Duration(int64(interval) * int64(w) / int64(n)))
-			for i := 0; t.Before(end) && ctx.Err() == nil; i++ {
-				if wait := time.Until(t); wait > 0 {
-					time.Sleep(wait)
-				}
-				_, err := c.Do(next(w, i))
-				_ = h.RecordValue(time.Since(t).Microseconds())
-				rec.requests.Add(1)
-				if err != nil {
-					rec.fail(err)
-				}
-				t = t.Add(interval)
+	rec.workers(conns, func(w int, c *Conn, h *hdrhistogram.Histogram) {
+		t := start.Add(time.Duration(int64(interval) * int64(w) / int64(n)))
+		for i := 0; t.Before(end) && ctx.Err() == nil; i++ {
+			if wait := time.Until(t); wait > 0 {
+				time.Sleep(wait)
 			}
-			rec.merge(h)
-		})
-	}
-	wg.Wait()
+			rec.send(h, c, next(w, i), t)
+			t = t.Add(interval)
+		}
+	})()
 	res := rec.result(time.Since(start), float64(n)/interval.Seconds())
 	for _, c := range conns {
 		if c.c != nil {
@@ -379,12 +372,7 @@ func Sequential(ctx context.Context, addr string, n int, gap time.Duration, next
 	start := time.Now()
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		t0 := time.Now()
-		_, err := c.Do(next(0, i))
-		_ = h.RecordValue(time.Since(t0).Microseconds())
-		rec.requests.Add(1)
-		if err != nil {
-			rec.fail(err)
-		}
+		rec.send(h, c, next(0, i), t0)
 		time.Sleep(gap)
 	}
 	rec.merge(h)

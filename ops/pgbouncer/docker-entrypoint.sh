@@ -1,7 +1,7 @@
 #!/bin/sh
-# PgBouncer for docker-compose.yml: renders pgbouncer.ini (the same template internal/localstack
-# renders for `make run` and the tests, so the pool settings are the same everywhere), writes the
-# userlist, and runs PgBouncer in the foreground.
+# PgBouncer for docker-compose.yml: renders pgbouncer.ini (whose settings the private stack of
+# `make run` and the tests shares: ops/pgbouncer's tests check both), writes the userlist, and
+# runs PgBouncer in the foreground.
 #
 # Environment: PG_HOST, PG_PORT (default 5432), LISTEN_PORT (default 6432), PGBOUNCER_USER and
 # PGBOUNCER_PASSWORD (the PostgreSQL role PgBouncer logs in as; also the admin and stats user),

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
 
 // header starts the published schema.

@@ -28,17 +28,6 @@ if [ -z "$missing" ]; then
 fi
 
 echo "install-deps: missing:$missing; installing postgresql pgbouncer redis-server with apt-get" >&2
-if ! command -v apt-get >/dev/null 2>&1; then
-	echo "install-deps: apt-get not found; install PostgreSQL 15, PgBouncer and Redis 7 with your package manager" >&2
-	exit 1
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-	if ! command -v sudo >/dev/null 2>&1; then
-		echo "install-deps: not root and sudo not found; as root run: apt-get install postgresql pgbouncer redis-server" >&2
-		exit 1
-	fi
-	sudo="sudo"
-fi
-$sudo apt-get update
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql pgbouncer redis-server
+. "$(dirname "$0")/../apt-install.sh"
+apt_install install-deps "install PostgreSQL 15, PgBouncer and Redis 7 with your package manager" \
+	postgresql pgbouncer redis-server

@@ -1,6 +1,6 @@
 // Command stack starts and stops Threadline's private development stack:
 // PostgreSQL, PgBouncer and Redis on 127.0.0.1, all under one directory
-// (default .data), by way of internal/localstack.
+// (default .data), by way of internal/devstack.
 //
 //	go run ./ops/stack up   [-dir .data] [-pg-port 55432] [-pgbouncer-port 56432] [-redis-port 56379]
 //	go run ./ops/stack down [-dir .data]
@@ -35,7 +35,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 )
 
 func main() {
@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	switch cmd {
 	case "up":
-		s, err := localstack.Start(ctx, localstack.Config{
+		s, err := devstack.Start(ctx, devstack.Config{
 			Dir:          *dir,
 			PostgresPort: ports[0], PgBouncerPort: ports[1], RedisPort: ports[2],
 			Detach: true,
@@ -123,13 +123,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			envFile, filepath.Join(s.Dir, "log"), *dir)
 		return nil
 	case "down":
-		if err := localstack.Stop(*dir); err != nil {
+		if err := devstack.Stop(*dir); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "stopped the stack under %s\n", *dir)
 		return nil
 	case "env":
-		s, err := localstack.Attach(ctx, *dir)
+		s, err := devstack.Attach(ctx, *dir)
 		if err != nil {
 			return fmt.Errorf("%w (start it with: go run ./ops/stack up -dir %s)", err, *dir)
 		}

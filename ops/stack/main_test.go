@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/threadline/threadline/internal/localstack"
+	"github.com/threadline/threadline/internal/devstack"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -31,7 +31,7 @@ func TestUpEnvDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		localstack.Stop(dir)
+		devstack.Stop(dir)
 		os.RemoveAll(dir)
 	})
 	getenv := env(map[string]string{"STACK_PG_PORT": "0", "STACK_PGBOUNCER_PORT": "0", "STACK_REDIS_PORT": "0"})

@@ -93,17 +93,7 @@ func (b *bench) runAll(ctx context.Context) error {
 	if err := b.withServer(ctx, "cache on", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true"), true, func(s *server) error {
 		page := b.pageReq(s, pageConv, 0)
 		b.warm(ctx, s, page)
-		b.measure(ctx, s, "idle single request (page)", "sequential, 5 ms apart", func() (loadtest.Result, error) {
-			return loadtest.Sequential(ctx, s.addr, int(b.dur(300, 100)), 5*time.Millisecond, loadtest.Fixed(page))
-		})
-		closed := b.measure(ctx, s, "cached page", "closed 32", func() (loadtest.Result, error) {
-			return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), loadtest.Fixed(page))
-		})
-		for _, rate := range b.rates() {
-			b.measure(ctx, s, "cached page", fmt.Sprintf("open %d/s", rate), func() (loadtest.Result, error) {
-				return loadtest.Open(ctx, s.addr, float64(rate), b.dur(8*time.Second, 3*time.Second), 256, loadtest.Fixed(page))
-			})
-		}
+		closed := b.pageLoads(ctx, s, "cached page", page)
 		if closed.Res.RPS() < 5000 {
 			b.profile(ctx, s, "cached page", page)
 		}
@@ -162,17 +152,7 @@ func (b *bench) runAll(ctx context.Context) error {
 	if err := b.withServer(ctx, "cache off", b.serverEnv("CACHE_ENABLED=false"), true, func(s *server) error {
 		page := b.pageReq(s, pageConv, 0)
 		b.warm(ctx, s, page)
-		b.measure(ctx, s, "idle single request (page)", "sequential, 5 ms apart", func() (loadtest.Result, error) {
-			return loadtest.Sequential(ctx, s.addr, int(b.dur(300, 100)), 5*time.Millisecond, loadtest.Fixed(page))
-		})
-		closed := b.measure(ctx, s, "page (PgBouncer)", "closed 32", func() (loadtest.Result, error) {
-			return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), loadtest.Fixed(page))
-		})
-		for _, rate := range b.rates() {
-			b.measure(ctx, s, "page (PgBouncer)", fmt.Sprintf("open %d/s", rate), func() (loadtest.Result, error) {
-				return loadtest.Open(ctx, s.addr, float64(rate), b.dur(8*time.Second, 3*time.Second), 256, loadtest.Fixed(page))
-			})
-		}
+		closed := b.pageLoads(ctx, s, "page (PgBouncer)", page)
 		if closed.Res.RPS() < 2000 && !quick {
 			b.profile(ctx, s, "page with cache off", page)
 		}
@@ -245,6 +225,23 @@ const fanInQuery = `query FanIn($first: Int, $limit: Int) {
     edges { node { id title messages(limit: $limit, offset: 0) { items { id seq body createdAt sender { id name } } hasMore } } }
   }
 }`
+
+// pageLoads measures page on s alone (one request every 5 ms), under 32 closed-loop clients, and
+// at each open-model rate, as scenario, and returns the closed-loop row.
+func (b *bench) pageLoads(ctx context.Context, s *server, scenario string, page loadtest.Request) row {
+	b.measure(ctx, s, "idle single request (page)", "sequential, 5 ms apart", func() (loadtest.Result, error) {
+		return loadtest.Sequential(ctx, s.addr, int(b.dur(300, 100)), 5*time.Millisecond, loadtest.Fixed(page))
+	})
+	closed := b.measure(ctx, s, scenario, "closed 32", func() (loadtest.Result, error) {
+		return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), loadtest.Fixed(page))
+	})
+	for _, rate := range b.rates() {
+		b.measure(ctx, s, scenario, fmt.Sprintf("open %d/s", rate), func() (loadtest.Result, error) {
+			return loadtest.Open(ctx, s.addr, float64(rate), b.dur(8*time.Second, 3*time.Second), 256, loadtest.Fixed(page))
+		})
+	}
+	return closed
+}
 
 func (b *bench) rates() []int {
 	if b.opts.quick {

@@ -2,14 +2,15 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
 
 // TestIntrospectionMatchesPublishedSchema asks a running server for its schema by
@@ -17,31 +18,28 @@ import (
 // clients generate their code from is what the server serves.
 func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
 	t.Parallel()
-	s := startLiveServer(t, "development", false)
-	raw := s.query(t, "", sdl.IntrospectionQuery)
+	s := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.Introspection = true }})
+	res := s.Client(0).Must(t, sdl.IntrospectionQuery, nil)
+	if !res.OK() {
+		t.Fatalf("introspection: %d %s", res.Status, res.Body)
+	}
+	raw := res.Body
 	served, err := sdl.FromIntrospection(raw)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, raw)
 	}
-	servedSchema, err := sdl.Load(&ast.Source{Name: "introspection", Input: served})
+	introspected, err := sdl.Load(&ast.Source{Name: "introspection", Input: served})
 	if err != nil {
 		t.Fatalf("the introspected schema does not load: %v\n%s", err, served)
 	}
-	b, err := os.ReadFile("schema.graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	published, err := sdl.Load(&ast.Source{Name: "schema.graphql", Input: string(b)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	publishedSchema := loadSchemaFile(t, published)
 
-	if changes := sdl.Compare(published, servedSchema); len(changes) > 0 {
+	if changes := sdl.Compare(publishedSchema, introspected); len(changes) > 0 {
 		for _, c := range changes {
 			t.Errorf("served vs schema.graphql: %s", c)
 		}
 	}
-	if want, got := sdl.Canonical(published), sdl.Canonical(servedSchema); want != got {
+	if want, got := sdl.Canonical(publishedSchema), sdl.Canonical(introspected); want != got {
 		t.Errorf("the served schema differs from schema.graphql (run make schema):\n%s", lineDiff(want, got))
 	}
 	// The directives served are the specification's and those of schema.graphql: no @defer
@@ -61,7 +59,7 @@ func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
 		servedDirectives = append(servedDirectives, d.Name)
 	}
 	wantDirectives := []string{"deprecated", "include", "oneOf", "skip", "specifiedBy"}
-	for name, d := range published.Directives {
+	for name, d := range publishedSchema.Directives {
 		if d.Position != nil && d.Position.Src != nil && !d.Position.Src.BuiltIn {
 			wantDirectives = append(wantDirectives, name)
 		}
@@ -72,7 +70,7 @@ func TestIntrospectionMatchesPublishedSchema(t *testing.T) {
 		t.Errorf("served directives %v, want %v", servedDirectives, wantDirectives)
 	}
 	// Sanity: the comparison sees the whole schema, descriptions included.
-	if msg := servedSchema.Types["Message"]; msg == nil || msg.Fields.ForName("seq") == nil || msg.Fields.ForName("seq").Description == "" {
+	if msg := introspected.Types["Message"]; msg == nil || msg.Fields.ForName("seq") == nil || msg.Fields.ForName("seq").Description == "" {
 		t.Errorf("introspection lost Message.seq or its description:\n%s", served)
 	}
 }

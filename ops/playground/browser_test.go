@@ -1,10 +1,11 @@
-package main
+// Package playground's tests drive GraphiQL, built from this directory's sources into
+// internal/playground, in headless Chromium against a development server (app/apptest).
+package playground
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,7 +20,23 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/internal/testenv"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
+
+// startDevelopment starts a server as APP_ENV=development configures it (introspection on,
+// GraphiQL's demo-user token), over a fresh database, seeded with the demo data set if seed.
+func startDevelopment(t *testing.T, seed bool) *apptest.Server {
+	t.Helper()
+	return apptest.Start(t, apptest.Options{Seed: seed, Configure: func(c *app.Config) {
+		c.Env, c.Introspection = "development", true
+	}})
+}
 
 // chromiumPath finds the Chromium of apt's chromium package (make client-deps installs it).
 func chromiumPath(t *testing.T) string {
@@ -37,7 +54,7 @@ func chromiumPath(t *testing.T) string {
 // testdata-artifacts/<test>/ at the repository root (gitignored), kept after the run.
 func artifactPath(t *testing.T, name string) string {
 	t.Helper()
-	dir := filepath.Join("testdata-artifacts", t.Name())
+	dir := filepath.Join("..", "..", "testdata-artifacts", t.Name())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +249,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Skip("needs Chromium and the services")
 	}
 	t.Parallel()
-	s := startLiveServer(t, "development", true)
+	s := startDevelopment(t, true)
 	p := openPlayground(t, s.URL)
 
 	// The example query is in the editor and the development token in the headers editor.
@@ -284,12 +301,12 @@ func TestPlaygroundSubscriptionInBrowser(t *testing.T) {
 		t.Skip("needs Chromium and the services")
 	}
 	t.Parallel()
-	s := startLiveServer(t, "development", true)
-	token := s.token(t, "1")
+	s := startDevelopment(t, true)
+	demo := s.Client(1)
 	var resp exampleResult
-	if err := json.Unmarshal(s.query(t, "Bearer "+token, `{ conversations(first: 1) { edges { node { id messages(limit: 1) { items { seq } } } } } }`), &resp); err != nil ||
-		len(resp.Data.Conversations.Edges) == 0 || len(resp.Data.Conversations.Edges[0].Node.Messages.Items) == 0 {
-		t.Fatalf("the demo user has no conversation with messages (%v)", err)
+	demo.Query(t, `{ conversations(first: 1) { edges { node { id messages(limit: 1) { items { seq } } } } } }`, nil, &resp.Data)
+	if len(resp.Data.Conversations.Edges) == 0 || len(resp.Data.Conversations.Edges[0].Node.Messages.Items) == 0 {
+		t.Fatal("the demo user has no conversation with messages")
 	}
 	conv := resp.Data.Conversations.Edges[0].Node
 	lastSeq := conv.Messages.Items[0].Seq
@@ -307,7 +324,7 @@ func TestPlaygroundSubscriptionInBrowser(t *testing.T) {
 	}
 
 	const live = "hello from the browser test"
-	s.query(t, "Bearer "+token, fmt.Sprintf(`mutation { sendMessage(input: {conversationId: %q, body: %q, clientMessageId: "browser-1"}) { seq } }`, conv.ID, live))
+	demo.Query(t, fmt.Sprintf(`mutation { sendMessage(input: {conversationId: %q, body: %q, clientMessageId: "browser-1"}) { seq } }`, conv.ID, live), nil, nil)
 	delivered := p.result(live)
 	if strings.Contains(delivered, `"errors"`) || !strings.Contains(delivered, fmt.Sprintf(`"seq": %d`, lastSeq+1)) {
 		t.Fatalf("the subscription did not deliver seq %d:\n%s", lastSeq+1, delivered)
@@ -325,16 +342,17 @@ func TestPlaygroundTokenOnlyInDevelopment(t *testing.T) {
 	t.Parallel()
 	for _, appEnv := range []string{"development", "production"} {
 		t.Run(appEnv, func(t *testing.T) {
-			s := startLiveServer(t, appEnv, appEnv == "development")
-			res, err := http.Get(s.URL + "/")
-			if err != nil {
-				t.Fatal(err)
+			var s *apptest.Server
+			if appEnv == "development" {
+				s = startDevelopment(t, true)
+			} else {
+				s = apptest.Start(t, apptest.Options{})
 			}
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
+			status, html := s.Get("/")
+			body := []byte(html)
 			m := pageConfigRE.FindSubmatch(body)
-			if res.StatusCode != http.StatusOK || m == nil {
-				t.Fatalf("GET /: status %d, no config block:\n%s", res.StatusCode, body)
+			if status != http.StatusOK || m == nil {
+				t.Fatalf("GET /: status %d, no config block:\n%s", status, body)
 			}
 			var cfg struct {
 				DefaultQuery   string  `json:"defaultQuery"`
@@ -359,61 +377,10 @@ func TestPlaygroundTokenOnlyInDevelopment(t *testing.T) {
 			if err := json.Unmarshal([]byte(*cfg.DefaultHeaders), &hdr); err != nil {
 				t.Fatal(err)
 			}
-			raw := s.query(t, hdr["Authorization"], `{ me { id name } }`)
-			if want := `{"data":{"me":{"id":"1","name":"Demo User"}}}`; string(raw) != want {
+			pageToken := &apptest.Client{URL: s.URL + "/query", Authorization: hdr["Authorization"]}
+			if raw, want := pageToken.Must(t, `{ me { id name } }`, nil).Body, `{"data":{"me":{"id":"1","name":"Demo User"}}}`; string(raw) != want {
 				t.Errorf("the page's token: %s, want %s", raw, want)
 			}
 		})
-	}
-}
-
-// TestTypeScriptExample compiles the TypeScript example client (ops/clients/ts, whose npm
-// packages make check-ts installs) and runs it with Node against a development server.
-func TestTypeScriptExample(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
-	t.Parallel()
-	dir := filepath.Join("ops", "clients", "ts")
-	tsc := filepath.Join(dir, "node_modules", ".bin", "tsc")
-	if _, err := os.Stat(tsc); err != nil {
-		t.Fatalf("%s is missing: run make check-ts (npm ci in %s) first", tsc, dir)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node not found: run make client-deps")
-	}
-	out := t.TempDir()
-	build := exec.Command(filepath.Join("node_modules", ".bin", "tsc"), "-p", "tsconfig.json", "--outDir", out)
-	build.Dir = dir
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("tsc: %v\n%s", err, b)
-	}
-	// The output is ES modules (package.json says "type": "module") with no runtime imports.
-	if err := os.WriteFile(filepath.Join(out, "package.json"), []byte(`{"type":"module"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	s := startLiveServer(t, "development", true)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+s.token(t, "1"))
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("example: %v\n%s", err, b)
-	}
-	for _, want := range []string{"signed in as Demo User (user 1)", "history page 2: seq", "sent message"} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("the example's output lacks %q:\n%s", want, b)
-		}
-	}
-
-	// A bad token comes back as a GraphQL error with its code.
-	cmd = exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN=not-a-token")
-	b, err = cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(b), "codes UNAUTHENTICATED") {
-		t.Errorf("with a bad token: %v\n%s", err, b)
 	}
 }

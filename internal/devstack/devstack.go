@@ -1,4 +1,4 @@
-package localstack
+package devstack
 
 import (
 	"context"
@@ -52,11 +52,11 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Dir == "" {
-		return c, errors.New("localstack: Config.Dir is required")
+		return c, errors.New("devstack: Config.Dir is required")
 	}
 	dir, err := filepath.Abs(c.Dir)
 	if err != nil {
-		return c, fmt.Errorf("localstack: %w", err)
+		return c, fmt.Errorf("devstack: %w", err)
 	}
 	c.Dir = dir
 	if c.Database == "" {
@@ -76,7 +76,7 @@ func (c Config) withDefaults() (Config, error) {
 		port int
 	}{{"postgres", c.PostgresPort}, {"pgbouncer", c.PgBouncerPort}, {"redis", c.RedisPort}} {
 		if p.port < 0 || p.port > 65535 {
-			return c, fmt.Errorf("localstack: %s: invalid port %d", p.name, p.port)
+			return c, fmt.Errorf("devstack: %s: invalid port %d", p.name, p.port)
 		}
 	}
 	return c, nil
@@ -149,11 +149,11 @@ func loadState(dir string) (*state, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("localstack: %w", err)
+		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	var st state
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("localstack: %s: %w", filepath.Join(dir, "stack.json"), err)
+		return nil, fmt.Errorf("devstack: %s: %w", filepath.Join(dir, "stack.json"), err)
 	}
 	return &st, nil
 }
@@ -174,11 +174,11 @@ func (s *Stack) saveState() error {
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	return nil
 }
@@ -216,7 +216,7 @@ func postgresURL(user, password string, port int, database string) string {
 }
 
 func (s *Stack) logf(format string, args ...any) {
-	fmt.Fprintf(s.cfg.Log, "localstack: "+format+"\n", args...)
+	fmt.Fprintf(s.cfg.Log, "devstack: "+format+"\n", args...)
 }
 
 func (s *Stack) path(elem ...string) string {
@@ -249,7 +249,7 @@ func runningPid(dir string, v service) int {
 func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(dir, "stack.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("localstack: %w", err)
+		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -258,12 +258,12 @@ func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("localstack: locking %s: %w", f.Name(), err)
+			return nil, fmt.Errorf("devstack: locking %s: %w", f.Name(), err)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("localstack: waiting for another command working on %s: %w", dir, ctx.Err())
+			return nil, fmt.Errorf("devstack: waiting for another command working on %s: %w", dir, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -293,7 +293,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	for _, d := range []string{s.Dir, s.path("log"), s.path("run"), s.path("redis")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("localstack: %w", err)
+			return nil, fmt.Errorf("devstack: %w", err)
 		}
 	}
 	if err := s.acct.ensureReachable(s.Dir); err != nil {
@@ -313,7 +313,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	if st != nil && (st.User != cfg.User || st.Password != cfg.Password) {
-		return nil, fmt.Errorf("localstack: the stack under %s was created for PostgreSQL user %q with another password or user; use the same credentials, or stop it and remove the directory", s.Dir, st.User)
+		return nil, fmt.Errorf("devstack: the stack under %s was created for PostgreSQL user %q with another password or user; use the same credentials, or stop it and remove the directory", s.Dir, st.User)
 	}
 	var recorded [3]int
 	if st != nil {
@@ -331,7 +331,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		port := recorded[v]
 		if port != 0 && s.waitAnswer(ctx, v, pid, port, 10*time.Second) == nil {
 			if want[v] != 0 && want[v] != port {
-				return nil, fmt.Errorf("localstack: %s already runs under %s on port %d, not %d; stop the stack first", v, s.Dir, port, want[v])
+				return nil, fmt.Errorf("devstack: %s already runs under %s on port %d, not %d; stop the stack first", v, s.Dir, port, want[v])
 			}
 			*s.port(v) = port
 			reused[v] = true
@@ -530,11 +530,11 @@ func waitReady(ctx context.Context, p *proc, svc, comm string, port int, probe f
 			if strings.Contains(strings.ToLower(out), "already in use") {
 				return &PortInUseError{Service: svc, Port: port}
 			}
-			return fmt.Errorf("localstack: %s exited while starting (log %s):\n%s", svc, p.logPath, out)
+			return fmt.Errorf("devstack: %s exited while starting (log %s):\n%s", svc, p.logPath, out)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("localstack: %s did not answer on %s within %s: %v (log %s):\n%s",
+			return fmt.Errorf("devstack: %s did not answer on %s within %s: %v (log %s):\n%s",
 				svc, addr(port), time.Since(start).Round(time.Millisecond), err, p.logPath, p.newLog())
 		case <-time.After(25 * time.Millisecond):
 		}
@@ -550,7 +550,7 @@ func stopService(dir string, v service) error {
 	}
 	err := os.Remove(filepath.Join(dir, "run", v.String()+".pid"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	return nil
 }
@@ -560,14 +560,14 @@ func stopService(dir string, v service) error {
 func Attach(ctx context.Context, dir string) (*Stack, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("localstack: %w", err)
+		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	st, err := loadState(abs)
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
-		return nil, fmt.Errorf("localstack: no stack under %s", abs)
+		return nil, fmt.Errorf("devstack: no stack under %s", abs)
 	}
 	s, err := newStack(Config{
 		Dir: abs, Database: st.Database, User: st.User, Password: st.Password,
@@ -592,7 +592,7 @@ func Attach(ctx context.Context, dir string) (*Stack, error) {
 		}
 	}
 	if len(down) > 0 {
-		return nil, fmt.Errorf("localstack: stack under %s: %s", abs, strings.Join(down, "; "))
+		return nil, fmt.Errorf("devstack: stack under %s: %s", abs, strings.Join(down, "; "))
 	}
 	return s, nil
 }
@@ -611,7 +611,7 @@ func (s *Stack) Stop() error {
 func Stop(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
 		return nil

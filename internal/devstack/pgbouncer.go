@@ -1,18 +1,43 @@
-package localstack
+package devstack
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"strings"
+	"text/template"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/threadline/threadline/ops/pgbouncer"
 )
 
-// pgbouncerSpec renders ops/pgbouncer/pgbouncer.ini and the userlist into
-// Dir/pgbouncer (readable only by the service account: the userlist holds the
-// password in clear, which PgBouncer needs to log in to PostgreSQL with SCRAM).
+// pgbouncerTemplate is pgbouncer.ini, the template of the stack's PgBouncer configuration: a
+// text/template over pgbouncerVars.
+//
+//go:embed pgbouncer.ini
+var pgbouncerTemplate string
+
+var pgbouncerINI = template.Must(template.New("pgbouncer.ini").Parse(pgbouncerTemplate))
+
+// pgbouncerVars are what differs from one stack to another.
+type pgbouncerVars struct {
+	ListenPort, PostgresPort int
+	AuthFile, User           string
+}
+
+// PgBouncerConfig renders pgbouncer.ini for a PgBouncer on 127.0.0.1:listenPort in front of
+// the PostgreSQL on 127.0.0.1:postgresPort, with authFile as its userlist and user as its admin.
+func PgBouncerConfig(listenPort, postgresPort int, authFile, user string) (string, error) {
+	var b strings.Builder
+	err := pgbouncerINI.Execute(&b, pgbouncerVars{ListenPort: listenPort, PostgresPort: postgresPort, AuthFile: authFile, User: user})
+	if err != nil {
+		return "", fmt.Errorf("devstack: %w", err)
+	}
+	return b.String(), nil
+}
+
+// pgbouncerSpec renders pgbouncer.ini and the userlist into Dir/pgbouncer (readable only by the
+// service account: the userlist holds the password in clear, which PgBouncer needs to log in to
+// PostgreSQL with SCRAM).
 func (s *Stack) pgbouncerSpec() (procSpec, error) {
 	bin, err := lookPgBouncer()
 	if err != nil {
@@ -26,16 +51,9 @@ func (s *Stack) pgbouncerSpec() (procSpec, error) {
 	if err := s.acct.writeOwned(userlist, []byte(bouncerQuote(s.User)+" "+bouncerQuote(s.Password)+"\n")); err != nil {
 		return procSpec{}, err
 	}
-	ini, err := pgbouncer.Render(map[string]string{
-		"LISTEN_ADDR": "127.0.0.1",
-		"LISTEN_PORT": portString(s.PgBouncerPort),
-		"PG_HOST":     "127.0.0.1",
-		"PG_PORT":     portString(s.PostgresPort),
-		"AUTH_FILE":   userlist,
-		"ADMIN_USER":  s.User,
-	})
+	ini, err := PgBouncerConfig(s.PgBouncerPort, s.PostgresPort, userlist, s.User)
 	if err != nil {
-		return procSpec{}, fmt.Errorf("localstack: %w", err)
+		return procSpec{}, err
 	}
 	iniPath := s.path("pgbouncer", "pgbouncer.ini")
 	if err := s.acct.writeOwned(iniPath, []byte(ini)); err != nil {

@@ -1,4 +1,4 @@
-package localstack
+package devstack
 
 import (
 	"bufio"
@@ -37,7 +37,7 @@ func (s *Stack) redisSpec() (procSpec, error) {
 	dir := s.path("redis")
 	conf := filepath.Join(dir, "redis.conf")
 	if err := os.WriteFile(conf, []byte(redisConf(s.RedisPort, dir, false)), 0o644); err != nil {
-		return procSpec{}, fmt.Errorf("localstack: %w", err)
+		return procSpec{}, fmt.Errorf("devstack: %w", err)
 	}
 	return procSpec{
 		service: "redis", path: bin, args: []string{conf}, dir: dir,
@@ -55,16 +55,16 @@ func startRedisNode(ctx context.Context, dir string, port int, cluster bool) (*p
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("localstack: %w", err)
+		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	// A cluster node must start empty; an old nodes.conf would make it rejoin a
 	// cluster that no longer exists.
 	if err := os.Remove(filepath.Join(dir, "nodes.conf")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("localstack: %w", err)
+		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	conf := filepath.Join(dir, "redis.conf")
 	if err := os.WriteFile(conf, []byte(redisConf(port, dir, cluster)), 0o644); err != nil {
-		return nil, fmt.Errorf("localstack: %w", err)
+		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	if !portFree(port) {
 		return nil, &PortInUseError{Service: "redis", Port: port}
@@ -144,7 +144,7 @@ func StartRedisCluster(ctx context.Context, dir string, ports [3]int) (addrs []s
 	taken := map[int]bool{}
 	for i, want := range ports {
 		if want < 0 || want > maxClusterPort {
-			return nil, nil, fmt.Errorf("localstack: redis cluster: port %d is not in 1..%d (the cluster bus uses port+10000)", want, maxClusterPort)
+			return nil, nil, fmt.Errorf("devstack: redis cluster: port %d is not in 1..%d (the cluster bus uses port+10000)", want, maxClusterPort)
 		}
 		for attempt := 0; ; attempt++ {
 			port := want
@@ -196,7 +196,7 @@ func freeClusterPort(taken map[int]bool) (int, error) {
 			return p, nil
 		}
 	}
-	return 0, errors.New("localstack: redis cluster: no free port pair (port, port+10000) found")
+	return 0, errors.New("devstack: redis cluster: no free port pair (port, port+10000) found")
 }
 
 func waitClusterOK(ctx context.Context, address string) error {
@@ -211,7 +211,7 @@ func waitClusterOK(ctx context.Context, address string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("localstack: redis cluster node %s not ok: %v %s", address, err, info)
+			return fmt.Errorf("devstack: redis cluster node %s not ok: %v %s", address, err, info)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -1,4 +1,4 @@
-package graph_test
+package main
 
 import (
 	"errors"
@@ -9,8 +9,10 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/graph"
-	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/internal/testenv"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
 
 var update = flag.Bool("update", false, "release the current schema: rewrite "+releasedSchema)
@@ -19,9 +21,14 @@ var update = flag.Bool("update", false, "release the current schema: rewrite "+r
 // working: TestSchemaHasNoBreakingChanges fails on a breaking change against it.
 const releasedSchema = "testdata/schema.released.graphql"
 
-const releasedHeader = "# The last released Threadline schema: the breaking-change check (graph/schema_test.go)\n" +
+const releasedHeader = "# The last released Threadline schema: the breaking-change check (ops/schema/schema_test.go)\n" +
 	"# compares graph/*.graphqls with it. Update it on purpose, when releasing:\n" +
-	"#   go test ./graph -run TestSchemaHasNoBreakingChanges -update\n\n"
+	"#   go test ./ops/schema -run TestSchemaHasNoBreakingChanges -update\n\n"
+
+// published is the published schema, schema.graphql at the repository root (`make schema`).
+const published = "../../schema.graphql"
+
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
 
 // servedSchema is the schema the server executes, compiled into graph from graph/*.graphqls.
 func servedSchema() *ast.Schema {
@@ -42,12 +49,12 @@ func loadSchemaFile(t *testing.T, name string) *ast.Schema {
 }
 
 // TestPublishedSchemaIsCurrent checks that schema.graphql (`make schema`) is the schema that
-// the server runs. (The test of package main checks it against the introspection of a running
-// server; ops/check-generated.sh checks it byte for byte.)
+// the server runs. (TestIntrospectionMatchesPublishedSchema checks it against the introspection
+// of a running server; ops/check-generated.sh checks it byte for byte.)
 func TestPublishedSchemaIsCurrent(t *testing.T) {
-	published := loadSchemaFile(t, "../schema.graphql")
-	if changes := sdl.Compare(published, servedSchema()); len(changes) > 0 || sdl.Canonical(published) != sdl.Canonical(servedSchema()) {
-		t.Errorf("schema.graphql is not the schema of graph/*.graphqls; run make schema (and make generate). Changes:\n%s", changeList(changes))
+	publishedSchema := loadSchemaFile(t, published)
+	if changes := sdl.Compare(publishedSchema, servedSchema()); len(changes) > 0 || sdl.Canonical(publishedSchema) != sdl.Canonical(servedSchema()) {
+		t.Errorf("schema.graphql is not the schema of graph/*.graphqls; run make schema (and make generate). Changes:\n%s", sdl.Report(changes))
 	}
 }
 
@@ -57,18 +64,10 @@ func checkCompatible(released, current *ast.Schema) error {
 	if len(br) == 0 {
 		return nil
 	}
-	return errors.New("breaking changes against the released schema (" + releasedSchema + "):\n" + changeList(br) +
+	return errors.New("breaking changes against the released schema (" + releasedSchema + "):\n" + sdl.Report(br) +
 		"Clients generated from the released schema would break. Make the change compatible (add the new, deprecate\n" +
 		"the old, remove it in a later release), or, if this release breaks them on purpose, record it with\n" +
-		"  go test ./graph -run TestSchemaHasNoBreakingChanges -update")
-}
-
-func changeList(changes []sdl.Change) string {
-	var b strings.Builder
-	for _, c := range changes {
-		b.WriteString("  " + c.String() + "\n")
-	}
-	return b.String()
+		"  go test ./ops/schema -run TestSchemaHasNoBreakingChanges -update")
 }
 
 // TestSchemaHasNoBreakingChanges is the breaking-change check: the schema the server runs
@@ -87,7 +86,7 @@ func TestSchemaHasNoBreakingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	if changes := sdl.Compare(released, current); len(changes) > 0 {
-		t.Logf("compatible changes since the release:\n%s", changeList(changes))
+		t.Logf("compatible changes since the release:\n%s", sdl.Report(changes))
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
 
 // introspect answers sdl.IntrospectionQuery for schema the way a gqlgen server does: with the
@@ -137,7 +137,7 @@ func TestFromIntrospectionRoundTrip(t *testing.T) {
 				t.Errorf("round trip changed the schema.\nwant:\n%s\ngot:\n%s\nSDL from introspection:\n%s", w, g, text)
 			}
 			if changes := sdl.Compare(want, got); len(changes) != 0 {
-				t.Errorf("changes after the round trip:\n%s", list(changes))
+				t.Errorf("changes after the round trip:\n%s", sdl.Report(changes))
 			}
 		})
 	}

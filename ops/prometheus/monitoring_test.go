@@ -1,6 +1,6 @@
-package main
+package prometheus
 
-// The monitoring configuration (ops/prometheus, ops/grafana) checked against promtool, the
+// The monitoring configuration (this directory and ops/grafana) checked against promtool, the
 // running server and a real Prometheus:
 //
 //   - TestPromtool: promtool check config, check rules and test rules;
@@ -21,7 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -37,8 +37,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-	"github.com/coder/websocket/wsjson"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -46,18 +44,23 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
-	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
 const (
-	alertsFile     = "ops/prometheus/alerts.yml"
-	alertTestsFile = "ops/prometheus/alerts_test.yml"
-	promConfigFile = "ops/prometheus/prometheus.yml"
-	dashboardFile  = "ops/grafana/dashboards/threadline.json"
-	opsReadme      = "ops/README.md"
+	alertsFile     = "alerts.yml"
+	alertTestsFile = "alerts_test.yml"
+	promConfigFile = "prometheus.yml"
+	dashboardFile  = "../grafana/dashboards/threadline.json"
+	opsReadme      = "../README.md"
+	composeFile    = "../../docker-compose.yml"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
 
 // The old report's nine panels, which the dashboard must keep (it may have more).
 var requiredPanels = []string{
@@ -379,13 +382,13 @@ func TestMonitoringConfig(t *testing.T) {
 	}
 }
 
-// monitoredServer is a Threadline server started with run(), over a fresh database and Redis.
+// monitoredServer is a Threadline server (app/apptest) over a fresh database and Redis, with
+// a few users and conversations.
 type monitoredServer struct {
-	base   string
-	keys   *auth.Keys
-	users  []int64
-	convs  []int64
-	stderr *syncBuffer
+	*apptest.Server
+	users []int64
+	convs []int64
+	logs  *apptest.Buffer // warnings and errors
 
 	mu   sync.Mutex
 	sent int // messages sent by the traffic, for unique client message ids
@@ -393,131 +396,28 @@ type monitoredServer struct {
 
 func startMonitoredServer(t *testing.T) *monitoredServer {
 	t.Helper()
-	d := testenv.NewDatabase(t) // skips with -short
-	redisURL := testenv.NewRedis(t)
-	const secret = "monitoring-test-secret-0123456789"
-	addr := freeAddr(t)
-	env := map[string]string{
-		"APP_ENV":             "production",
-		"ADDR":                addr,
-		"DATABASE_URL":        d.PooledURL,
-		"DATABASE_DIRECT_URL": d.DirectURL,
-		"REDIS_URL":           redisURL,
-		"JWT_SECRET":          secret,
-		"SHUTDOWN_TIMEOUT":    "5s",
-		"LOG_LEVEL":           "warn",
-		// The traffic below is several users' worth from one client: not what is measured here.
-		"RATE_LIMIT_DISABLED": "true",
-	}
-	getenv := func(k string) string { return env[k] }
-	s := &monitoredServer{base: "http://" + addr, stderr: &syncBuffer{}}
-	ctx := context.Background()
-	if err := run(ctx, []string{"migrate"}, getenv, io.Discard, s.stderr); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, s.stderr.String())
-	}
-	pool := dbtest.Open(t, d.DirectURL)
-	s.users = dbtest.Users(t, pool, "Alice", "Bob", "Carol")
+	logs := &apptest.Buffer{}
+	// Production mode, the rate limit off: the traffic below is several users' worth from one
+	// client, which is not what is measured here.
+	srv := apptest.Start(t, apptest.Options{App: app.Options{
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}})
+	s := &monitoredServer{Server: srv, logs: logs}
+	s.users = dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
 	s.convs = []int64{
-		dbtest.Conversation(t, pool, "Alice and Bob", s.users[0], s.users[1]),
-		dbtest.Conversation(t, pool, "Alice and Carol", s.users[0], s.users[2]),
+		dbtest.Conversation(t, srv.Direct, "Alice and Bob", s.users[0], s.users[1]),
+		dbtest.Conversation(t, srv.Direct, "Alice and Carol", s.users[0], s.users[2]),
 	}
-	dbtest.Messages(t, pool, s.convs[0], s.users[:2], 120)
-	dbtest.Messages(t, pool, s.convs[1], []int64{s.users[0], s.users[2]}, 30)
-	var err error
-	if s.keys, err = auth.NewKeys(secret); err != nil {
-		t.Fatal(err)
-	}
-
-	serveCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- run(serveCtx, nil, getenv, io.Discard, s.stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop after its context was cancelled")
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve returned %v\n%s", err, s.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v\n%s", err, s.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	dbtest.Messages(t, srv.Direct, s.convs[0], s.users[:2], 120)
+	dbtest.Messages(t, srv.Direct, s.convs[1], []int64{s.users[0], s.users[2]}, 30)
+	return s
 }
 
-func (s *monitoredServer) token(user int64) (string, error) { return s.keys.Sign(user, time.Hour) }
-
-type monitoredReply struct {
-	Data   map[string]json.RawMessage `json:"data"`
-	Errors []struct {
-		Message    string         `json:"message"`
-		Extensions map[string]any `json:"extensions"`
-	} `json:"errors"`
-}
-
-func (r monitoredReply) codes() []string {
-	var out []string
-	for _, e := range r.Errors {
-		c, _ := e.Extensions["code"].(string)
-		out = append(out, c)
-	}
-	return out
-}
-
-// query posts a GraphQL request as user (0: anonymous).
-func (s *monitoredServer) query(ctx context.Context, user int64, query string, vars map[string]any) (monitoredReply, error) {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/query", bytes.NewReader(body))
-	if err != nil {
-		return monitoredReply{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if user != 0 {
-		tok, err := s.token(user)
-		if err != nil {
-			return monitoredReply{}, err
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return monitoredReply{}, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return monitoredReply{}, err
-	}
-	var reply monitoredReply
-	if err := json.Unmarshal(raw, &reply); err != nil {
-		return monitoredReply{}, fmt.Errorf("%d %s: %w", res.StatusCode, raw, err)
-	}
-	return reply, nil
-}
-
-// queryOK is query for a request that must succeed without errors.
-func (s *monitoredServer) queryOK(ctx context.Context, user int64, query string, vars map[string]any) (monitoredReply, error) {
-	reply, err := s.query(ctx, user, query, vars)
-	if err == nil && len(reply.Errors) > 0 {
-		err = fmt.Errorf("errors: %+v", reply.Errors)
+// queryOK posts a request as user (0: anonymous) that must succeed without errors.
+func (s *monitoredServer) queryOK(ctx context.Context, user int64, query string, vars map[string]any) (apptest.Response, error) {
+	reply, err := s.Client(user).Do(ctx, query, vars)
+	if err == nil && !reply.OK() {
+		err = fmt.Errorf("status %d, errors: %+v", reply.Status, reply.Errors)
 	}
 	if err != nil {
 		return reply, fmt.Errorf("%.60s...: %w", strings.Join(strings.Fields(query), " "), err)
@@ -566,12 +466,15 @@ func (s *monitoredServer) traffic(ctx context.Context, create bool) error {
 			if err != nil {
 				return err
 			}
-			var conv struct {
-				History struct{ PageInfo struct{ EndCursor string } }
+			var data struct {
+				Conversation struct {
+					History struct{ PageInfo struct{ EndCursor string } }
+				}
 			}
-			if err := json.Unmarshal(reply.Data["conversation"], &conv); err != nil || conv.History.PageInfo.EndCursor == "" {
-				return fmt.Errorf("Conversation %d: %s: %v", id, reply.Data["conversation"], err)
+			if err := json.Unmarshal(reply.Data, &data); err != nil || data.Conversation.History.PageInfo.EndCursor == "" {
+				return fmt.Errorf("Conversation %d: %s: %v", id, reply.Data, err)
 			}
+			conv := data.Conversation
 			vars["before"] = conv.History.PageInfo.EndCursor
 		}
 	}
@@ -601,12 +504,12 @@ func (s *monitoredServer) traffic(ctx context.Context, create bool) error {
 		{alice, `query Broken { me { id }`, "BAD_USER_INPUT"},
 		{alice, `query Invalid { conversation(id: "1") { nope } }`, "BAD_USER_INPUT"},
 	} {
-		reply, err := s.query(ctx, tc.user, tc.query, nil)
+		reply, err := s.Client(tc.user).Do(ctx, tc.query, nil)
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(reply.codes(), tc.code) {
-			return fmt.Errorf("%s: codes %v, want %s", tc.query, reply.codes(), tc.code)
+		if !slices.Contains(reply.Codes(), tc.code) {
+			return fmt.Errorf("%s: codes %v, want %s", tc.query, reply.Codes(), tc.code)
 		}
 	}
 	if _, err := s.queryOK(ctx, 0, `{ __typename }`, nil); err != nil {
@@ -617,114 +520,34 @@ func (s *monitoredServer) traffic(ctx context.Context, create bool) error {
 
 // subscribe runs a messageAdded subscription over WebSocket (graphql-transport-ws): it replays
 // the conversation's last two messages, then receives one sent while it listens.
-func (s *monitoredServer) subscribe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, strings.Replace(s.base, "http://", "ws://", 1)+"/query",
-		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		return fmt.Errorf("WebSocket dial: %w", err)
-	}
-	defer conn.CloseNow()
-	tok, err := s.token(s.users[0])
-	if err != nil {
-		return err
-	}
-	type message struct {
-		ID      string          `json:"id,omitempty"`
-		Type    string          `json:"type"`
-		Payload json.RawMessage `json:"payload,omitempty"`
-	}
-	payload := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
-	read := func() (message, error) {
-		for {
-			var m message
-			if err := wsjson.Read(ctx, conn, &m); err != nil {
-				return m, err
-			}
-			if m.Type == "ping" {
-				if err := wsjson.Write(ctx, conn, message{Type: "pong"}); err != nil {
-					return m, err
-				}
-				continue
-			}
-			return m, nil
-		}
-	}
-	if err := wsjson.Write(ctx, conn, message{Type: "connection_init", Payload: payload(map[string]string{"Authorization": "Bearer " + tok})}); err != nil {
-		return err
-	}
-	if m, err := read(); err != nil || m.Type != "connection_ack" {
-		return fmt.Errorf("connection_init: got %+v, %v", m, err)
-	}
+func (s *monitoredServer) subscribe(t *testing.T) {
+	t.Helper()
+	conv := strconv.FormatInt(s.convs[0], 10)
 	var last struct {
-		Conversation struct{ LastMessage struct{ Seq int } }
+		Conversation struct{ LastMessage struct{ Seq int64 } }
 	}
-	reply, err := s.queryOK(ctx, s.users[0], `query Last($id: ID!) { conversation(id: $id) { lastMessage { seq } } }`, map[string]any{"id": strconv.FormatInt(s.convs[0], 10)})
-	if err != nil {
-		return err
-	}
-	raw, _ := json.Marshal(reply.Data)
-	if err := json.Unmarshal(raw, &last); err != nil {
-		return err
-	}
+	s.Client(s.users[0]).Query(t, `query Last($id: ID!) { conversation(id: $id) { lastMessage { seq } } }`, map[string]any{"id": conv}, &last)
 	after := last.Conversation.LastMessage.Seq - 2
-	if err := wsjson.Write(ctx, conn, message{ID: "1", Type: "subscribe", Payload: payload(map[string]any{
-		"query":     `subscription Live($id: ID!, $after: Int) { messageAdded(conversationId: $id, afterSeq: $after) { id seq body sender { name } } }`,
-		"variables": map[string]any{"id": strconv.FormatInt(s.convs[0], 10), "after": after},
-	})}); err != nil {
-		return err
-	}
-	sentSeq := 0
-	for want := after + 1; ; want++ {
-		m, err := read()
-		if err != nil {
-			return fmt.Errorf("waiting for seq %d: %w", want, err)
-		}
-		if m.Type != "next" {
-			return fmt.Errorf("waiting for seq %d: got %s %s", want, m.Type, m.Payload)
-		}
-		var ev struct {
-			Data struct{ MessageAdded struct{ Seq int } }
-		}
-		if err := json.Unmarshal(m.Payload, &ev); err != nil || ev.Data.MessageAdded.Seq != want {
-			return fmt.Errorf("got %s, want seq %d (%v)", m.Payload, want, err)
-		}
-		if want == sentSeq {
-			break
-		}
-		if want == after+2 { // the replay is done: send one live
-			var sent struct{ SendMessage struct{ Seq int } }
-			reply, err := s.queryOK(ctx, s.users[1], `mutation Reply($input: SendMessageInput!) { sendMessage(input: $input) { seq } }`,
-				map[string]any{"input": map[string]any{"conversationId": strconv.FormatInt(s.convs[0], 10), "body": "live", "clientMessageId": "live-1"}})
-			if err != nil {
-				return err
-			}
-			raw, _ := json.Marshal(reply.Data)
-			if err := json.Unmarshal(raw, &sent); err != nil {
-				return err
-			}
-			sentSeq = sent.SendMessage.Seq
-		}
-	}
-	if err := wsjson.Write(ctx, conn, message{ID: "1", Type: "complete"}); err != nil {
-		return err
-	}
-	return conn.Close(websocket.StatusNormalClosure, "")
+
+	c := s.Dial(t, s.users[0])
+	c.Subscribe("1", `subscription Live($id: ID!, $after: Int) { messageAdded(conversationId: $id, afterSeq: $after) { id seq body sender { name } } }`,
+		map[string]any{"id": conv, "after": after})
+	apptest.CheckSeqs(t, "the replay", apptest.Seqs(c.Messages("1", 2, 20*time.Second)), after+1, after+2)
+	var sent struct{ SendMessage struct{ Seq int64 } }
+	s.Client(s.users[1]).Query(t, `mutation Reply($input: SendMessageInput!) { sendMessage(input: $input) { seq } }`,
+		map[string]any{"input": map[string]any{"conversationId": conv, "body": "live", "clientMessageId": "live-1"}}, &sent)
+	apptest.CheckSeqs(t, "live", apptest.Seqs(c.Messages("1", 1, 20*time.Second)), sent.SendMessage.Seq, sent.SendMessage.Seq)
+	c.Complete("1")
 }
 
 // scrape returns the server's /metrics, parsed.
 func (s *monitoredServer) scrape(t *testing.T) (map[string]*dto.MetricFamily, []byte) {
 	t.Helper()
-	res, err := http.Get(s.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	status, body := s.GetOps("/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: %d", status)
 	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %d %v", res.StatusCode, err)
-	}
+	raw := []byte(body)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(bytes.NewReader(raw))
 	if err != nil {
@@ -790,10 +613,7 @@ func TestMetricsExported(t *testing.T) {
 			t.Fatalf("traffic: %v", err)
 		}
 	}
-	subscribed := s.subscribe(ctx)
-	if subscribed != nil {
-		t.Errorf("messageAdded subscription over WebSocket: %v", subscribed)
-	}
+	s.subscribe(t)
 
 	families, raw := s.scrape(t)
 	refs := referencedMetrics(t)
@@ -837,16 +657,14 @@ func TestMetricsExported(t *testing.T) {
 			t.Errorf("%s%v = %v (exported: %v), want > 0 after the traffic", c.name, c.labels, v, ok)
 		}
 	}
-	if subscribed == nil {
-		if v, _ := metricValue(families, "threadline_graphql_operations_total", map[string]string{"operation": "Live", "type": "subscription"}); v != 1 {
-			t.Errorf("subscription Live counted %v times, want 1", v)
-		}
-		if v, _ := metricValue(families, "threadline_subscription_deliveries_total", nil); v < 3 {
-			t.Errorf("threadline_subscription_deliveries_total = %v, want >= 3", v)
-		}
+	if v, _ := metricValue(families, "threadline_graphql_operations_total", map[string]string{"operation": "Live", "type": "subscription"}); v != 1 {
+		t.Errorf("subscription Live counted %v times, want 1", v)
+	}
+	if v, _ := metricValue(families, "threadline_subscription_deliveries_total", nil); v < 3 {
+		t.Errorf("threadline_subscription_deliveries_total = %v, want >= 3", v)
 	}
 	if v, _ := metricValue(families, "threadline_graphql_errors_total", map[string]string{"code": "INTERNAL_SERVER_ERROR"}); v != 0 {
-		t.Errorf("%v internal errors during the traffic\n%s", v, s.stderr.String())
+		t.Errorf("%v internal errors during the traffic\n%s", v, s.logs.String())
 	}
 	// Operation names stay bounded: only names the traffic used.
 	for _, m := range families["threadline_graphql_operations_total"].GetMetric() {
@@ -907,8 +725,8 @@ scrape_configs:
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	var logs syncBuffer
+	addr := apptest.FreeAddr(t)
+	var logs apptest.Buffer
 	cmd := exec.Command(bin, "--config.file="+configPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Dir = dir
@@ -1027,7 +845,7 @@ func TestPrometheusEvaluatesDashboard(t *testing.T) {
 	}
 	lookTool(t, "prometheus", "prometheus")
 	s := startMonitoredServer(t)
-	prom := startPrometheus(t, strings.TrimPrefix(s.base, "http://"))
+	prom := startPrometheus(t, strings.TrimPrefix(s.OpsURL, "http://"))
 
 	// Traffic, in the background, until the test is done (at most a minute).
 	ctx, stop := context.WithTimeout(t.Context(), time.Minute)
@@ -1179,11 +997,17 @@ func TestExporterMetrics(t *testing.T) {
 		t.Skip("runs the exporters; skipped with -short")
 	}
 	stack := testenv.Stack(t)
-	raw, err := os.ReadFile("docker-compose.yml")
+	raw, err := os.ReadFile(composeFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compose composeFile
+	// The part of docker-compose.yml read here: the exporters' flags and environment.
+	var compose struct {
+		Services map[string]struct {
+			Command     []string
+			Environment map[string]string
+		}
+	}
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatal(err)
 	}
@@ -1198,7 +1022,7 @@ func TestExporterMetrics(t *testing.T) {
 		return out
 	}
 	if _, ok := compose.Services["postgres-exporter"].Environment["DATA_SOURCE_NAME"]; !ok {
-		t.Error("postgres-exporter: docker-compose.yml sets no DATA_SOURCE_NAME")
+		t.Error("postgres-exporter: " + composeFile + " sets no DATA_SOURCE_NAME")
 	}
 	exporters := []struct {
 		prefix, bin, pkg string
@@ -1225,8 +1049,8 @@ func TestExporterMetrics(t *testing.T) {
 	for _, x := range exporters {
 		t.Run(x.bin, func(t *testing.T) {
 			bin := lookTool(t, x.bin, x.pkg)
-			addr := freeAddr(t)
-			var logs syncBuffer
+			addr := apptest.FreeAddr(t)
+			var logs apptest.Buffer
 			cmd := exec.Command(bin, append(slices.Clone(x.args), "--web.listen-address="+addr)...)
 			cmd.Env = append(os.Environ(), x.env...)
 			cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -1,4 +1,4 @@
-package localstack
+package devstack
 
 import (
 	"context"
@@ -116,18 +116,18 @@ func pingPostgres(ctx context.Context, url string) error {
 func (s *Stack) createDatabase(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, postgresURL(s.User, s.Password, s.PostgresPort, "postgres"))
 	if err != nil {
-		return fmt.Errorf("localstack: postgres: %w", err)
+		return fmt.Errorf("devstack: postgres: %w", err)
 	}
 	defer conn.Close(context.Background())
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", s.Database).Scan(&exists); err != nil {
-		return fmt.Errorf("localstack: postgres: %w", err)
+		return fmt.Errorf("devstack: postgres: %w", err)
 	}
 	if exists {
 		return nil
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{s.Database}.Sanitize()); err != nil {
-		return fmt.Errorf("localstack: postgres: creating database %s: %w", s.Database, err)
+		return fmt.Errorf("devstack: postgres: creating database %s: %w", s.Database, err)
 	}
 	s.logf("postgres: created database %s", s.Database)
 	return nil
@@ -139,17 +139,17 @@ func (s *Stack) createDatabase(ctx context.Context) error {
 func (s *Stack) checkPooled(ctx context.Context) error {
 	cfg, err := pgx.ParseConfig(s.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("localstack: connecting through pgbouncer: %w", err)
+		return fmt.Errorf("devstack: connecting through pgbouncer: %w", err)
 	}
 	defer conn.Close(context.Background())
 	var one int
 	if err := conn.QueryRow(ctx, "SELECT $1::int", 1).Scan(&one); err != nil || one != 1 {
-		return fmt.Errorf("localstack: query through pgbouncer: %w", errors.Join(err, errors.New("see "+s.logFile(pgbouncerSvc))))
+		return fmt.Errorf("devstack: query through pgbouncer: %w", errors.Join(err, errors.New("see "+s.logFile(pgbouncerSvc))))
 	}
 	return nil
 }

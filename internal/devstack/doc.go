@@ -1,6 +1,6 @@
-// Package localstack runs a private PostgreSQL, PgBouncer and Redis on
-// 127.0.0.1, all under one state directory, for `make run` (through the
-// ops/stack command) and for the tests (through internal/testenv).
+// Package devstack runs a private PostgreSQL, PgBouncer and Redis on
+// 127.0.0.1, all under one state directory, for `make run` and `make bench`
+// (through the ops/stack command) and for the tests (through internal/testenv).
 //
 // Everything comes from a Config; the package reads no environment variables.
 //
@@ -9,7 +9,7 @@
 //	stack.json        ports and credentials, so a later Start or Attach finds them
 //	stack.lock        flock(2) lock: one Start/Stop at a time per directory
 //	postgres/         the PostgreSQL cluster (initdb on first Start)
-//	pgbouncer/        pgbouncer.ini rendered from ops/pgbouncer/pgbouncer.ini, userlist.txt
+//	pgbouncer/        pgbouncer.ini rendered from the package's template, userlist.txt
 //	redis/            redis.conf
 //	log/              initdb.log, postgres.log, pgbouncer.log, redis.log
 //	run/              one pid file per service
@@ -32,7 +32,10 @@
 //     synchronous_commit and full_page_writes off and keeps dynamic shared
 //     memory in the data directory (so a killed server leaves nothing in
 //     /dev/shm); only the tests set it.
-//   - PgBouncer (1.18) runs in transaction mode with a wildcard database entry,
+//   - PgBouncer (1.18) runs with the package's own pgbouncer.ini, whose settings
+//     are those of the Docker configuration (ops/pgbouncer, which checks that
+//     they agree) but for addresses, files and users. It runs in transaction
+//     mode with a wildcard database entry,
 //     so every database name, including the tests' per-test databases, routes
 //     to the one PostgreSQL. Its userlist holds the password in clear (in a
 //     0600 file owned by the service user): PgBouncer needs either the clear
@@ -69,4 +72,4 @@
 //
 // The fault-injection methods (StopRedis, StartRedis, RestartPgBouncer,
 // RestartPostgres) and StartRedisServer / StartRedisCluster exist for tests.
-package localstack
+package devstack

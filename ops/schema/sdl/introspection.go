@@ -88,33 +88,29 @@ type fullType struct {
 	Fields         []fieldInfo  `json:"fields"`
 	InputFields    []inputValue `json:"inputFields"`
 	Interfaces     []typeRef    `json:"interfaces"`
-	EnumValues     []enumValue  `json:"enumValues"`
+	EnumValues     []element    `json:"enumValues"`
 	PossibleTypes  []typeRef    `json:"possibleTypes"`
 }
 
+// element is what introspection says of every field, argument, input field and enum value:
+// its name, description and deprecation.
+type element struct {
+	Name              string  `json:"name"`
+	Description       *string `json:"description"`
+	IsDeprecated      bool    `json:"isDeprecated"`
+	DeprecationReason *string `json:"deprecationReason"`
+}
+
 type fieldInfo struct {
-	Name              string       `json:"name"`
-	Description       *string      `json:"description"`
-	Args              []inputValue `json:"args"`
-	Type              typeRef      `json:"type"`
-	IsDeprecated      bool         `json:"isDeprecated"`
-	DeprecationReason *string      `json:"deprecationReason"`
+	element
+	Args []inputValue `json:"args"`
+	Type typeRef      `json:"type"`
 }
 
 type inputValue struct {
-	Name              string  `json:"name"`
-	Description       *string `json:"description"`
-	Type              typeRef `json:"type"`
-	DefaultValue      *string `json:"defaultValue"`
-	IsDeprecated      bool    `json:"isDeprecated"`
-	DeprecationReason *string `json:"deprecationReason"`
-}
-
-type enumValue struct {
-	Name              string  `json:"name"`
-	Description       *string `json:"description"`
-	IsDeprecated      bool    `json:"isDeprecated"`
-	DeprecationReason *string `json:"deprecationReason"`
+	element
+	Type         typeRef `json:"type"`
+	DefaultValue *string `json:"defaultValue"`
 }
 
 type directiveInfo struct {

@@ -1,4 +1,4 @@
-package localstack
+package devstack
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ type PortInUseError struct {
 }
 
 func (e *PortInUseError) Error() string {
-	return fmt.Sprintf("localstack: %s: port %d on 127.0.0.1 is already in use by another process; choose another port or stop that process", e.Service, e.Port)
+	return fmt.Sprintf("devstack: %s: port %d on 127.0.0.1 is already in use by another process; choose another port or stop that process", e.Service, e.Port)
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on right now.
@@ -36,7 +36,7 @@ func (e *PortInUseError) Error() string {
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("localstack: finding a free port: %w", err)
+		return 0, fmt.Errorf("devstack: finding a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
@@ -65,7 +65,7 @@ func lookBinary(name string, dirs ...string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("localstack: cannot find %s (looked in %s and PATH); install it with ops/stack/install-deps.sh", name, strings.Join(dirs, ", "))
+	return "", fmt.Errorf("devstack: cannot find %s (looked in %s and PATH); install it with ops/stack/install-deps.sh", name, strings.Join(dirs, ", "))
 }
 
 // postgresBinDirs lists PostgreSQL bin directories, PostgreSQL 15 first, then
@@ -111,12 +111,12 @@ func serviceAccount() (*account, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("localstack: running as root, so PostgreSQL and PgBouncer must run as the \"postgres\" system user, but it does not exist (%v); install PostgreSQL (ops/stack/install-deps.sh) or run as a normal user", err)
+		return nil, fmt.Errorf("devstack: running as root, so PostgreSQL and PgBouncer must run as the \"postgres\" system user, but it does not exist (%v); install PostgreSQL (ops/stack/install-deps.sh) or run as a normal user", err)
 	}
 	uid, err1 := strconv.Atoi(u.Uid)
 	gid, err2 := strconv.Atoi(u.Gid)
 	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("localstack: user postgres has non-numeric uid/gid %q/%q", u.Uid, u.Gid)
+		return nil, fmt.Errorf("devstack: user postgres has non-numeric uid/gid %q/%q", u.Uid, u.Gid)
 	}
 	return &account{
 		name: "postgres", uid: uid, gid: gid,
@@ -130,7 +130,7 @@ func (a *account) chown(path string) error {
 		return nil
 	}
 	if err := os.Lchown(path, a.uid, a.gid); err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	return nil
 }
@@ -138,7 +138,7 @@ func (a *account) chown(path string) error {
 // mkdirOwned creates dir (mode perm) and gives it to the account.
 func (a *account) mkdirOwned(dir string, perm fs.FileMode) error {
 	if err := os.MkdirAll(dir, perm); err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	return a.chown(dir)
 }
@@ -146,10 +146,10 @@ func (a *account) mkdirOwned(dir string, perm fs.FileMode) error {
 // writeOwned writes a file readable only by the account.
 func (a *account) writeOwned(path string, data []byte) error {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	return a.chown(path)
 }
@@ -163,20 +163,20 @@ func (a *account) ensureReachable(dir string) error {
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	if !a.canEnter(fi) {
 		if err := os.Chmod(dir, fi.Mode().Perm()|0o001); err != nil {
-			return fmt.Errorf("localstack: letting user %s enter %s: %w", a.name, dir, err)
+			return fmt.Errorf("devstack: letting user %s enter %s: %w", a.name, dir, err)
 		}
 	}
 	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return fmt.Errorf("localstack: %w", err)
+			return fmt.Errorf("devstack: %w", err)
 		}
 		if !a.canEnter(fi) {
-			return fmt.Errorf("localstack: PostgreSQL and PgBouncer run as user %s, who cannot enter %s (mode %v); put the stack directory elsewhere (for example under /tmp) or chmod o+x %s", a.name, p, fi.Mode().Perm(), p)
+			return fmt.Errorf("devstack: PostgreSQL and PgBouncer run as user %s, who cannot enter %s (mode %v); put the stack directory elsewhere (for example under /tmp) or chmod o+x %s", a.name, p, fi.Mode().Perm(), p)
 		}
 		if p == filepath.Dir(p) {
 			return nil
@@ -249,7 +249,7 @@ func onSpawnThread(f func()) {
 func command(spec procSpec) (*exec.Cmd, *os.File, *proc, error) {
 	logf, err := os.OpenFile(spec.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("localstack: %s: %w", spec.service, err)
+		return nil, nil, nil, fmt.Errorf("devstack: %s: %w", spec.service, err)
 	}
 	p := &proc{logPath: spec.logPath}
 	if fi, err := logf.Stat(); err == nil {
@@ -305,7 +305,7 @@ func startProc(spec procSpec) (*proc, error) {
 	}
 	defer logf.Close()
 	if err := startCmd(cmd, spec.detach); err != nil {
-		return nil, fmt.Errorf("localstack: starting %s: %w", spec.service, err)
+		return nil, fmt.Errorf("devstack: starting %s: %w", spec.service, err)
 	}
 	p.pid = cmd.Process.Pid
 	// Reap the child when it exits. If this process exits first, the child is
@@ -326,7 +326,7 @@ func runProc(spec procSpec) error {
 		err = cmd.Wait()
 	}
 	if err != nil {
-		return fmt.Errorf("localstack: %s: %s %s: %w\n%s", spec.service, filepath.Base(spec.path), strings.Join(spec.args, " "), err, p.newLog())
+		return fmt.Errorf("devstack: %s: %s %s: %w\n%s", spec.service, filepath.Base(spec.path), strings.Join(spec.args, " "), err, p.newLog())
 	}
 	return nil
 }
@@ -398,7 +398,7 @@ func stopPid(pid int, comm string, steps ...stopStep) error {
 			if errors.Is(err, syscall.ESRCH) {
 				return nil
 			}
-			return fmt.Errorf("localstack: signalling %s (pid %d): %w", comm, pid, err)
+			return fmt.Errorf("devstack: signalling %s (pid %d): %w", comm, pid, err)
 		}
 		deadline := time.Now().Add(st.grace)
 		for running(pid, comm) && time.Now().Before(deadline) {
@@ -406,7 +406,7 @@ func stopPid(pid int, comm string, steps ...stopStep) error {
 		}
 	}
 	if running(pid, comm) {
-		return fmt.Errorf("localstack: %s (pid %d) did not exit", comm, pid)
+		return fmt.Errorf("devstack: %s (pid %d) did not exit", comm, pid)
 	}
 	return nil
 }
@@ -431,7 +431,7 @@ func readPid(path string) int {
 
 func writePid(path string, pid int) error {
 	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return fmt.Errorf("localstack: %w", err)
+		return fmt.Errorf("devstack: %w", err)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/threadline/threadline/internal/sdl"
+	"github.com/threadline/threadline/ops/schema/sdl"
 )
 
 func load(t *testing.T, src string) *ast.Schema {
@@ -113,30 +113,22 @@ func TestCompare(t *testing.T) {
 				got = append(got, change{c.Level, c.Path})
 			}
 			if len(got) != len(tc.want) {
-				t.Fatalf("changes:\n%s\nwant %v", list(changes), tc.want)
+				t.Fatalf("changes:\n%s\nwant %v", sdl.Report(changes), tc.want)
 			}
 			for i := range got {
 				if got[i] != tc.want[i] {
-					t.Fatalf("changes:\n%s\nwant %v", list(changes), tc.want)
+					t.Fatalf("changes:\n%s\nwant %v", sdl.Report(changes), tc.want)
 				}
 			}
 		})
 	}
 }
 
-func list(changes []sdl.Change) string {
-	var b strings.Builder
-	for _, c := range changes {
-		b.WriteString("  " + c.String() + "\n")
-	}
-	return b.String()
-}
-
 func TestBreakingChanges(t *testing.T) {
 	changes := sdl.Compare(load(t, base), load(t, edit("  nickname: String\n", "", "enum Role { ADMIN MEMBER }", "enum Role { ADMIN MEMBER GUEST }")))
 	br := sdl.BreakingChanges(changes)
 	if len(changes) != 2 || len(br) != 1 || br[0].Path != "User.nickname" || br[0].Message != "field removed" {
-		t.Fatalf("changes:\n%s\nbreaking:\n%s", list(changes), list(br))
+		t.Fatalf("changes:\n%s\nbreaking:\n%s", sdl.Report(changes), sdl.Report(br))
 	}
 	if got := br[0].String(); got != "BREAKING User.nickname: field removed" {
 		t.Errorf("String() = %q", got)
@@ -198,7 +190,7 @@ func TestLoadFiles(t *testing.T) {
 	if _, err := sdl.LoadFiles("testdata/none-*.graphqls"); err == nil {
 		t.Error("no error for a pattern that matches nothing")
 	}
-	s, err := sdl.LoadFiles("../../graph/*.graphqls")
+	s, err := sdl.LoadFiles("../../../graph/*.graphqls")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package localstack
+package devstack
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func needServers(t *testing.T) {
 // tests run as root (t.TempDir's parent is private to root).
 func stackDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "localstack-test-")
+	dir, err := os.MkdirTemp("", "devstack-test-")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,15 @@ type Change struct {
 
 func (c Change) String() string { return fmt.Sprintf("%s %s: %s", c.Level, c.Path, c.Message) }
 
+// Report lists changes for people, one a line, each indented by two spaces.
+func Report(changes []Change) string {
+	var b strings.Builder
+	for _, c := range changes {
+		b.WriteString("  " + c.String() + "\n")
+	}
+	return b.String()
+}
+
 // BreakingChanges returns the breaking changes among changes.
 func BreakingChanges(changes []Change) []Change {
 	var out []Change
@@ -136,6 +145,22 @@ func kindName(k ast.DefinitionKind) string {
 	return strings.ToLower(string(k))
 }
 
+// members compares a type's interfaces or a union's member types: one removed is breaking (a
+// fragment on it no longer applies), one added dangerous (clients may meet a type they do not
+// handle). The formats say so, given the name.
+func (c *comparer) members(path string, o, n []string, removed, added string) {
+	for _, m := range o {
+		if !slices.Contains(n, m) {
+			c.add(Breaking, path, removed, m)
+		}
+	}
+	for _, m := range n {
+		if !slices.Contains(o, m) {
+			c.add(Dangerous, path, added, m)
+		}
+	}
+}
+
 func (c *comparer) definition(o, n *ast.Definition) {
 	name := o.Name
 	if o.Kind != n.Kind {
@@ -144,28 +169,10 @@ func (c *comparer) definition(o, n *ast.Definition) {
 	}
 	switch o.Kind {
 	case ast.Object, ast.Interface:
-		for _, i := range o.Interfaces {
-			if !slices.Contains(n.Interfaces, i) {
-				c.add(Breaking, name, "no longer implements %s", i)
-			}
-		}
-		for _, i := range n.Interfaces {
-			if !slices.Contains(o.Interfaces, i) {
-				c.add(Dangerous, name, "now implements %s", i)
-			}
-		}
+		c.members(name, o.Interfaces, n.Interfaces, "no longer implements %s", "now implements %s")
 		c.outputFields(name, o.Fields, n.Fields)
 	case ast.Union:
-		for _, t := range o.Types {
-			if !slices.Contains(n.Types, t) {
-				c.add(Breaking, name, "member %s removed", t)
-			}
-		}
-		for _, t := range n.Types {
-			if !slices.Contains(o.Types, t) {
-				c.add(Dangerous, name, "member %s added", t)
-			}
-		}
+		c.members(name, o.Types, n.Types, "member %s removed", "member %s added")
 	case ast.Enum:
 		for _, v := range o.EnumValues {
 			if n.EnumValues.ForName(v.Name) == nil {
