@@ -401,7 +401,7 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 		default:
 		}
 		if time.Since(inFlightSince) > 3*time.Second {
-			t.Log("the send is in flight but not yet waiting on the row lock")
+			t.Logf("the send is in flight but not yet waiting on the row lock; where it waits:\n%s", whereSendsWait(t, lock, &srv.Endpoint, d.Name))
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -424,4 +424,45 @@ func TestShutdownTimeoutBounds(t *testing.T) {
 	}
 	r := <-stuck
 	t.Logf("exited %s after SIGTERM (SHUTDOWN_TIMEOUT %s): %v; the stuck request got: %v %.120s", took.Round(time.Millisecond), shutdownTimeout, exitErr, r.Err, r.Body)
+}
+
+// whereSendsWait describes, for a send that does not reach the row lock, every place it could
+// be waiting: the server's pgx pool, PgBouncer's pools and clients for the database, and what
+// PostgreSQL's backends of the database are doing.
+func whereSendsWait(t *testing.T, direct *pgx.Conn, srv *apptest.Endpoint, database string) string {
+	var b strings.Builder
+	_, metrics := srv.GetOps("/metrics")
+	for line := range strings.SplitSeq(metrics, "\n") {
+		if strings.HasPrefix(line, "threadline_db_pool_") || strings.HasPrefix(line, "threadline_admission_in_flight") {
+			fmt.Fprintln(&b, "server:", line)
+		}
+	}
+	admin := testenv.ConnectAdmin(t)
+	defer admin.Close(context.Background())
+	for _, show := range []string{"SHOW POOLS", "SHOW CLIENTS", "SHOW SERVERS"} {
+		rows, err := admin.Query(context.Background(), show)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", show, err)
+			continue
+		}
+		for rows.Next() {
+			vals, _ := rows.Values()
+			if len(vals) > 1 && (fmt.Sprint(vals[0]) == database || fmt.Sprint(vals[1]) == database || fmt.Sprint(vals[2]) == database) {
+				fmt.Fprintf(&b, "pgbouncer %s: %v\n", show, vals)
+			}
+		}
+		rows.Close()
+	}
+	rows, err := direct.Query(context.Background(), `SELECT pid, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), left(query, 80) FROM pg_stat_activity WHERE datname = current_database()`)
+	if err == nil {
+		for rows.Next() {
+			vals, _ := rows.Values()
+			fmt.Fprintf(&b, "postgres: %v\n", vals)
+		}
+		rows.Close()
+	}
+	var total, max int
+	_ = direct.QueryRow(context.Background(), `SELECT count(*), current_setting('max_connections')::int FROM pg_stat_activity`).Scan(&total, &max)
+	fmt.Fprintf(&b, "postgres: %d backends of %d max_connections\n", total, max)
+	return b.String()
 }

@@ -280,7 +280,8 @@ func loadFixture(ctx context.Context, directURL string) (fixture, error) {
 type server struct {
 	name      string
 	addr      string // host:port of the public listener
-	pprofAddr string
+	opsAddr   string // host:port of the operations listener (/metrics, /health/cache, pprof)
+	profiled  bool   // a CPU profile is taken under load
 	cmd       *exec.Cmd
 	done      chan error
 }
@@ -300,14 +301,11 @@ func startServer(ctx context.Context, name string, argv []string, env []string, 
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: name, addr: addr, done: make(chan error, 1)}
-	env = append(env, "ADDR="+addr)
-	if pprof {
-		if s.pprofAddr, err = freeAddr(); err != nil {
-			return nil, err
-		}
-		env = append(env, "PPROF_ADDR="+s.pprofAddr)
+	s := &server{name: name, addr: addr, done: make(chan error, 1), profiled: pprof}
+	if s.opsAddr, err = freeAddr(); err != nil {
+		return nil, err
 	}
+	env = append(env, "ADDR="+addr, "OPS_ADDR="+s.opsAddr)
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = env
 	s.cmd.Stdout = io.Discard

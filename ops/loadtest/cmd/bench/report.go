@@ -168,7 +168,7 @@ func (b *bench) writeReport() error {
 		fmt.Fprintf(&w, "No profile was taken in this run (the cached and cache-off pages are profiled when they miss their throughput targets, the many-clients scenario in every full run).\n")
 	}
 	for _, p := range b.profiles {
-		fmt.Fprintf(&w, "### %s\n\nA 5-second CPU profile of the server (PPROF_ADDR) under that load (`go tool pprof -top bin/threadline %s`):\n\n```\n%s\n```\n\n", p.Scenario, p.File, p.Top)
+		fmt.Fprintf(&w, "### %s\n\nA 5-second CPU profile of the server (on OPS_ADDR) under that load (`go tool pprof -top bin/threadline %s`):\n\n```\n%s\n```\n\n", p.Scenario, p.File, p.Top)
 	}
 	return os.WriteFile(b.opts.out, w.Bytes(), 0o644)
 }

@@ -381,7 +381,7 @@ func (b *bench) counters(ctx context.Context, s *server) (healthCache, float64, 
 	if s.name == "ceiling" {
 		return healthCache{}, 0, false
 	}
-	hb, err := loadtest.Get(ctx, "http://"+s.addr+"/health/cache")
+	hb, err := loadtest.Get(ctx, "http://"+s.opsAddr+"/health/cache")
 	if err != nil {
 		return healthCache{}, 0, false
 	}
@@ -389,7 +389,7 @@ func (b *bench) counters(ctx context.Context, s *server) (healthCache, float64, 
 	if err != nil {
 		return healthCache{}, 0, false
 	}
-	mb, err := loadtest.Get(ctx, "http://"+s.addr+"/metrics")
+	mb, err := loadtest.Get(ctx, "http://"+s.opsAddr+"/metrics")
 	if err != nil {
 		return healthCache{}, 0, false
 	}
@@ -467,13 +467,13 @@ func (b *bench) profile(ctx context.Context, s *server, scenario string, req loa
 // capture takes a 5-second CPU profile of s after delay (the load is the caller's) and keeps
 // the top of it for the report.
 func (b *bench) capture(ctx context.Context, s *server, scenario string, delay time.Duration) {
-	if s.pprofAddr == "" {
+	if !s.profiled {
 		return
 	}
 	time.Sleep(delay)
 	name := strings.NewReplacer(" ", "-", ",", "", "/", "").Replace(scenario)
 	file := filepath.Join(b.opts.dir, "profile-"+name+".pprof")
-	body, err := loadtest.Get(ctx, "http://"+s.pprofAddr+"/debug/pprof/profile?seconds=5")
+	body, err := loadtest.Get(ctx, "http://"+s.opsAddr+"/debug/pprof/profile?seconds=5")
 	if err == nil {
 		err = os.WriteFile(file, body, 0o644)
 	}
