@@ -151,6 +151,7 @@ func readPools(e *envconfig.Reader, c *app.Config) {
 // readHTTP reads the settings of the listeners and connections.
 func readHTTP(e *envconfig.Reader, c *app.Config) {
 	c.MaxBodyBytes = int64(e.Int("MAX_BODY_BYTES", int(c.MaxBodyBytes)))
+	c.MaxHeaderBytes = e.Positive("MAX_HEADER_BYTES", c.MaxHeaderBytes)
 	c.RequestTimeout = e.Duration("REQUEST_TIMEOUT", c.RequestTimeout)
 	c.ReadHeaderTimeout = e.Duration("HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
 	c.ReadTimeout = e.Duration("HTTP_READ_TIMEOUT", c.ReadTimeout)
@@ -238,6 +239,7 @@ func serve(ctx context.Context, cfg app.Config, log *slog.Logger, stdout io.Writ
 	srv := &http.Server{
 		Handler:           closeWhenStopping(ctx, application.Handler),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,10 @@ func TestConfigErrors(t *testing.T) {
 // packages; TestServeHonoursHardeningSettings runs a few through the whole program.
 func TestConfigFromEnvironment(t *testing.T) {
 	origin := []string{"https://app.example.com"}
+	example, err := os.ReadFile(".env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		env  map[string]string
 		want func(*app.Config)
@@ -204,6 +209,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"REDIS_BREAKER_OPEN": "7s"}, func(c *app.Config) { c.RedisBreakerOpen = 7 * time.Second }},
 		{map[string]string{"GRAPHQL_INTROSPECTION": "true"}, func(c *app.Config) { c.Introspection = true }},
 		{map[string]string{"MAX_BODY_BYTES": "2000"}, func(c *app.Config) { c.MaxBodyBytes = 2000 }},
+		{map[string]string{"MAX_HEADER_BYTES": "3000"}, func(c *app.Config) { c.MaxHeaderBytes = 3000 }},
 		{map[string]string{"REQUEST_TIMEOUT": "8s"}, func(c *app.Config) { c.RequestTimeout = 8 * time.Second }},
 		{map[string]string{"HTTP_READ_HEADER_TIMEOUT": "1s"}, func(c *app.Config) { c.ReadHeaderTimeout = time.Second }},
 		{map[string]string{"HTTP_READ_TIMEOUT": "2s"}, func(c *app.Config) { c.ReadTimeout = 2 * time.Second }},
@@ -258,6 +264,9 @@ func TestConfigFromEnvironment(t *testing.T) {
 		name := "defaults"
 		for k, v := range tc.env {
 			name = k + "=" + v
+			if !strings.Contains(string(example), "\n"+k+"=") {
+				t.Errorf(".env.example does not list %s", k)
+			}
 		}
 		t.Run(name, func(t *testing.T) {
 			want := app.Defaults()

@@ -51,8 +51,11 @@ type Config struct {
 	RedisBreakerFailures uint32
 	RedisBreakerOpen     time.Duration
 
-	Introspection     bool
-	MaxBodyBytes      int64
+	Introspection bool
+	MaxBodyBytes  int64
+	// MaxHeaderBytes bounds a request's header and request line, its URL included: a GET's
+	// document and variables travel there (http.Server answers 431 beyond it).
+	MaxHeaderBytes    int
 	RequestTimeout    time.Duration
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -163,6 +166,7 @@ func Defaults() Config {
 		RedisBreakerFailures:    redisclient.DefaultFailureThreshold,
 		RedisBreakerOpen:        redisclient.DefaultOpenTimeout,
 		MaxBodyBytes:            64 << 10,
+		MaxHeaderBytes:          128 << 10,
 		RequestTimeout:          10 * time.Second,
 		ReadHeaderTimeout:       5 * time.Second,
 		ReadTimeout:             15 * time.Second,

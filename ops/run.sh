@@ -25,7 +25,8 @@ else
 fi
 
 export APP_ENV=${APP_ENV:-development}
-export ADDR=${ADDR:-:8080}
+# In development the server listens on 127.0.0.1:8080 unless ADDR says otherwise: its JWT secret
+# is public.
 bin/threadline migrate
 bin/threadline seed
 echo "run: demo token (user 1): $(bin/threadline token -user 1)"

@@ -278,12 +278,12 @@ func loadFixture(ctx context.Context, directURL string) (fixture, error) {
 
 // server is one running server process (or the ceiling).
 type server struct {
-	name      string
-	addr      string // host:port of the public listener
-	opsAddr   string // host:port of the operations listener (/metrics, /health/cache, pprof)
-	profiled  bool   // a CPU profile is taken under load
-	cmd       *exec.Cmd
-	done      chan error
+	name     string
+	addr     string // host:port of the public listener
+	opsAddr  string // host:port of the operations listener (/metrics, /health/cache, pprof)
+	profiled bool   // a CPU profile is taken under load
+	cmd      *exec.Cmd
+	done     chan error
 }
 
 func freeAddr() (string, error) {
