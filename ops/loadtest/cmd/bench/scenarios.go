@@ -156,6 +156,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		if closed.Res.RPS() < 2000 && !quick {
 			b.profile(ctx, s, "page with cache off", page)
 		}
+		b.overload(ctx, s, closed, page)
 		// Deep pagination on the long conversation: offset against the history cursor.
 		for _, depth := range []int64{0, 1000, 10000} {
 			off := b.pageReq(s, b.fx.long, int(min(depth, 10000)))
@@ -215,6 +216,34 @@ func (b *bench) runAll(ctx context.Context) error {
 		b.runFanout(ctx)
 	}
 	return ctx.Err()
+}
+
+// overload offers twice and four times closed's capacity (its answered rate) for 15 s: the
+// admission limit should keep the served rate near capacity and refuse the rest at once with
+// 503 (TestOverloadSheds checks 2x).
+func (b *bench) overload(ctx context.Context, s *server, closed row, page loadtest.Request) {
+	if closed.Res.Elapsed <= 0 {
+		return
+	}
+	capacity := float64(closed.Res.Requests-closed.Res.Errors) / closed.Res.Elapsed.Seconds()
+	for _, k := range []float64{2, 4} {
+		rate := k * capacity
+		r := b.measure(ctx, s, fmt.Sprintf("overload: %.0fx the closed-32 capacity", k), fmt.Sprintf("open %.0f/s", rate), func() (loadtest.Result, error) {
+			return loadtest.Open(ctx, s.addr, rate, b.dur(15*time.Second, 5*time.Second), 256, loadtest.Fixed(page))
+		})
+		if r.Res.Elapsed > 0 {
+			served := float64(r.Res.Requests-r.Res.Errors) / r.Res.Elapsed.Seconds()
+			b.note(fmt.Sprintf("served %.0f req/s (%.0f%% of %.0f), %d refused with 503 + Retry-After, %d other errors",
+				served, 100*served/capacity, capacity, r.Res.Refused, r.Res.Errors-r.Res.Refused))
+		}
+	}
+}
+
+// note sets the note of the last row measured.
+func (b *bench) note(n string) {
+	if len(b.rows) > 0 && b.rows[len(b.rows)-1].Note == "" {
+		b.rows[len(b.rows)-1].Note = n
+	}
 }
 
 // fanInQuery is the start screen: the viewer's 20 latest conversations, each with its newest
