@@ -165,6 +165,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	if cfg.CacheEnabled {
 		history = cache.NewStore(dbStore, a.Redis, breaker, cache.Config{
 			TTLFirstPage: cfg.CacheTTLFirstPage, TTL: cfg.CacheTTL, Fallbacks: fallbacks, Log: log, Registerer: reg,
+			ConversationTokens: cfg.ResponseCacheEnabled,
 		})
 		a.closers = append(a.closers, history.Close)
 		store = history

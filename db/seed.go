@@ -83,17 +83,23 @@ func Seed(ctx context.Context, directURL string, size SeedSize, randSeed uint64)
 			return fmt.Errorf("copy users: %w", err)
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"conversations"},
-			[]string{"id", "title", "created_by", "created_at", "last_seq", "last_message_at"}, pgx.CopyFromRows(g.conversations)); err != nil {
+			[]string{"id", "title", "created_by", "created_at", "last_seq", "last_message_at", "last_event_seq"}, pgx.CopyFromRows(g.conversations)); err != nil {
 			return fmt.Errorf("copy conversations: %w", err)
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"conversation_members"},
-			[]string{"conversation_id", "user_id", "joined_at"}, pgx.CopyFromRows(g.members)); err != nil {
+			[]string{"conversation_id", "user_id", "joined_at", "role"}, pgx.CopyFromRows(g.members)); err != nil {
 			return fmt.Errorf("copy members: %w", err)
 		}
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"},
 			[]string{"conversation_id", "seq", "sender_id", "body", "created_at"}, g.messageSource())
 		if err != nil {
 			return fmt.Errorf("copy messages: %w", err)
+		}
+		// Each message's message_added event: a seeded conversation's events are its messages
+		// (event_seq = seq; last_event_seq = last_seq).
+		if _, err := tx.Exec(ctx, `INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
+			SELECT conversation_id, seq, 'message_added', sender_id, created_at, id FROM messages WHERE conversation_id > $1`, baseConv); err != nil {
+			return fmt.Errorf("insert events: %w", err)
 		}
 		for _, table := range []string{"users", "conversations", "messages"} {
 			q := fmt.Sprintf("SELECT setval(pg_get_serial_sequence('%s', 'id'), greatest((SELECT max(id) FROM %s), 1))", table, table)
@@ -195,9 +201,13 @@ func (g *generator) plan(baseUser, baseConv int64) {
 			lastAt = c.first.Add(time.Duration(c.messages-1) * time.Minute)
 		}
 		title := topics[r.IntN(len(topics))] + fmt.Sprintf(" #%d", c.id)
-		g.conversations = append(g.conversations, []any{c.id, title, c.members[0], created, int64(c.messages), lastAt})
-		for _, u := range c.members {
-			g.members = append(g.members, []any{c.id, u, created})
+		g.conversations = append(g.conversations, []any{c.id, title, c.members[0], created, int64(c.messages), lastAt, int64(c.messages)})
+		for i, u := range c.members {
+			role := "member"
+			if i == 0 {
+				role = "owner"
+			}
+			g.members = append(g.members, []any{c.id, u, created, role})
 		}
 		g.convs = append(g.convs, c)
 	}

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -88,21 +89,72 @@ func (s *Store) ConversationListByMember(ctx context.Context, userID int64, afte
 	return out, nil
 }
 
-func (s *Store) MembersByConversations(ctx context.Context, conversationIDs []int64) ([][]chat.User, error) {
-	rows, err := s.q.MembersByConversations(ctx, conversationIDs)
+func (s *Store) MembershipsByConversations(ctx context.Context, conversationIDs []int64) ([][]chat.Membership, error) {
+	rows, err := s.q.MembershipsByConversations(ctx, conversationIDs)
 	if err != nil {
-		return nil, fmt.Errorf("members by conversations: %w", err)
+		return nil, fmt.Errorf("memberships by conversations: %w", err)
 	}
-	byConv := make(map[int64][]chat.User, len(conversationIDs))
+	byConv := make(map[int64][]chat.Membership, len(conversationIDs))
 	for _, r := range rows {
-		byConv[r.ConversationID] = append(byConv[r.ConversationID], chat.User{ID: r.ID, Name: r.Name})
+		byConv[r.ConversationID] = append(byConv[r.ConversationID], chat.Membership{
+			User: chat.User{ID: r.ID, Name: r.Name}, Role: chat.Role(r.Role), JoinedAt: r.JoinedAt,
+		})
 	}
-	out := make([][]chat.User, len(conversationIDs))
+	out := make([][]chat.Membership, len(conversationIDs))
 	for i, id := range conversationIDs {
 		out[i] = byConv[id]
 		if out[i] == nil {
-			out[i] = []chat.User{}
+			out[i] = []chat.Membership{}
 		}
+	}
+	return out, nil
+}
+
+func (s *Store) MessagesByID(ctx context.Context, ids []int64) ([]*chat.Message, error) {
+	rows, err := s.q.MessagesByID(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("messages by id: %w", err)
+	}
+	byID := make(map[int64]*chat.Message, len(rows))
+	for _, r := range rows {
+		m := message(messageRow(r))
+		byID[r.ID] = &m
+	}
+	out := make([]*chat.Message, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+func (s *Store) ReactionsOfUser(ctx context.Context, userID int64, conversationIDs, messageIDs []int64) ([][]string, error) {
+	rows, err := s.q.ReactionsOfUser(ctx, dbsqlc.ReactionsOfUserParams{UserID: userID, ConversationIds: conversationIDs, MessageIds: messageIDs})
+	if err != nil {
+		return nil, fmt.Errorf("reactions of user: %w", err)
+	}
+	byMsg := make(map[int64][]string, len(rows))
+	for _, r := range rows {
+		byMsg[r.MessageID] = append(byMsg[r.MessageID], r.Emoji)
+	}
+	out := make([][]string, len(messageIDs))
+	for i, id := range messageIDs {
+		out[i] = byMsg[id]
+	}
+	return out, nil
+}
+
+func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.UserCursor, limit int) ([]chat.User, error) {
+	p := dbsqlc.UsersSearchParams{Search: search, RowLimit: int32(limit)}
+	if after != nil {
+		p.HasCursor, p.AfterName, p.AfterID = true, after.Name, after.ID
+	}
+	rows, err := s.q.UsersSearch(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("users search: %w", err)
+	}
+	out := make([]chat.User, len(rows))
+	for i, r := range rows {
+		out[i] = chat.User{ID: r.ID, Name: r.Name}
 	}
 	return out, nil
 }
@@ -136,6 +188,7 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 		pages[i].Messages = append(pages[i].Messages, message(messageRow{
 			ID: r.ID, ConversationID: r.ConversationID, Seq: r.Seq, SenderID: r.SenderID,
 			SenderName: r.SenderName, Body: r.Body, ClientMessageID: r.ClientMessageID, CreatedAt: r.CreatedAt,
+			EditedAt: r.EditedAt, DeletedAt: r.DeletedAt, Version: r.Version, Reactions: r.Reactions,
 		}))
 	}
 	return pages, nil
@@ -165,19 +218,19 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int6
 	return out, nil
 }
 
-// InsertMessage takes the conversation's next seq under its row lock and inserts the message in
-// one transaction. A repeated client id rolls the transaction back (so the seq is not spent) and
-// returns the original message.
-func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Message, bool, error) {
+// InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts
+// the message with its event in one transaction. A repeated client id rolls the transaction back
+// (so neither number is spent) and returns the original message and its event.
+func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (*chat.MessageAdded, bool, error) {
 	if m.ClientMessageID != nil {
 		// A retry usually finds its original here, without taking the conversation's lock.
-		if orig, err := s.messageByClientID(ctx, s.q, m); err == nil {
+		if orig, err := s.messageByClientID(ctx, m); err == nil {
 			return orig, false, nil
 		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return chat.Message{}, false, err
+			return nil, false, err
 		}
 	}
-	var out chat.Message
+	var out *chat.MessageAdded
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		bump, err := q.ConversationBumpSeq(ctx, dbsqlc.ConversationBumpSeqParams{ID: m.ConversationID, SenderID: m.SenderID})
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -187,8 +240,8 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Mess
 			return fmt.Errorf("bump seq: %w", err)
 		}
 		row, err := q.MessageInsert(ctx, dbsqlc.MessageInsertParams{
-			ConversationID: m.ConversationID, Seq: bump.LastSeq, SenderID: m.SenderID,
-			Body: m.Body, ClientMessageID: m.ClientMessageID, CreatedAt: bump.LastMessageAt,
+			ConversationID: m.ConversationID, Seq: bump.LastSeq, SenderID: m.SenderID, Body: m.Body,
+			ClientMessageID: m.ClientMessageID, CreatedAt: bump.LastMessageAt, EventSeq: bump.LastEventSeq,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errDuplicateClientID
@@ -196,40 +249,52 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Mess
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
-		out = message(messageRow(row))
+		out = messageAdded(message(messageRow(row)), bump.LastEventSeq)
 		return nil
 	})
 	if errors.Is(err, errDuplicateClientID) {
 		// A concurrent send with the same client id committed first.
-		orig, err := s.messageByClientID(ctx, s.q, m)
+		orig, err := s.messageByClientID(ctx, m)
 		if err != nil {
-			return chat.Message{}, false, err
+			return nil, false, err
 		}
 		return orig, false, nil
 	}
 	if err != nil {
-		return chat.Message{}, false, err
+		return nil, false, err
 	}
 	return out, true, nil
 }
 
 var errDuplicateClientID = errors.New("duplicate client message id")
 
-func (s *Store) messageByClientID(ctx context.Context, q *dbsqlc.Queries, m chat.NewMessage) (chat.Message, error) {
-	row, err := q.MessageByClientID(ctx, dbsqlc.MessageByClientIDParams{
+func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (*chat.MessageAdded, error) {
+	row, err := s.q.MessageByClientID(ctx, dbsqlc.MessageByClientIDParams{
 		ConversationID: m.ConversationID, SenderID: m.SenderID, ClientMessageID: *m.ClientMessageID,
 	})
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return chat.Message{}, err
+			return nil, err
 		}
-		return chat.Message{}, fmt.Errorf("message by client id: %w", err)
+		return nil, fmt.Errorf("message by client id: %w", err)
 	}
-	return message(messageRow(row)), nil
+	return messageAdded(message(messageRow{
+		ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,
+		Body: row.Body, ClientMessageID: row.ClientMessageID, CreatedAt: row.CreatedAt, EditedAt: row.EditedAt,
+		DeletedAt: row.DeletedAt, Version: row.Version, Reactions: row.Reactions,
+	}), row.EventSeq), nil
 }
 
-func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (chat.Conversation, error) {
+// messageAdded is the event of m's sending.
+func messageAdded(m chat.Message, eventSeq int64) *chat.MessageAdded {
+	return &chat.MessageAdded{EventHeader: chat.EventHeader{
+		EventSeq: eventSeq, ConversationID: m.ConversationID, Actor: chat.User{ID: m.SenderID, Name: m.SenderName}, At: m.CreatedAt,
+	}, Message: &m}
+}
+
+func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (chat.Conversation, *chat.MembersAdded, error) {
 	var out chat.Conversation
+	var ev *chat.MembersAdded
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		all := append([]int64{creatorID}, memberIDs...)
 		n, err := q.UsersExist(ctx, all)
@@ -243,13 +308,12 @@ func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title s
 		if err != nil {
 			return fmt.Errorf("insert conversation: %w", err)
 		}
-		if err := q.MembersInsert(ctx, dbsqlc.MembersInsertParams{ConversationID: row.ID, UserIds: all}); err != nil {
-			return fmt.Errorf("insert members: %w", err)
-		}
 		out = conversation(conversationRow(row))
-		return nil
+		h := chat.EventHeader{EventSeq: row.LastEventSeq, ConversationID: out.ID, Actor: chat.User{ID: creatorID}, At: row.CreatedAt}
+		ev, err = addMembers(ctx, q, h, creatorID, all)
+		return err
 	})
-	return out, err
+	return out, ev, err
 }
 
 // conversationRow and messageRow are the shapes that sqlc generates once per query; Go's struct
@@ -260,10 +324,14 @@ type conversationRow struct {
 	CreatedAt     time.Time
 	LastSeq       int64
 	LastMessageAt time.Time
+	LastEventSeq  int64
 }
 
 func conversation(r conversationRow) chat.Conversation {
-	return chat.Conversation{ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt}
+	return chat.Conversation{
+		ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
+		LastEventSeq: r.LastEventSeq,
+	}
 }
 
 type messageRow struct {
@@ -275,11 +343,35 @@ type messageRow struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
 }
 
 func message(r messageRow) chat.Message {
 	return chat.Message{
 		ID: r.ID, ConversationID: r.ConversationID, Seq: r.Seq, SenderID: r.SenderID, SenderName: r.SenderName,
-		Body: r.Body, CreatedAt: r.CreatedAt, ClientMessageID: r.ClientMessageID,
+		Body: r.Body, CreatedAt: r.CreatedAt, ClientMessageID: r.ClientMessageID, EditedAt: r.EditedAt,
+		DeletedAt: r.DeletedAt, Version: int(r.Version), Reactions: reactions(r.ConversationID, r.ID, r.Reactions),
 	}
+}
+
+// reactions decodes messages.reactions ([{"emoji", "count"}, …], most used first).
+func reactions(conversationID, messageID int64, raw []byte) []chat.Reaction {
+	if len(raw) <= 2 { // "[]"
+		return nil
+	}
+	var rs []struct {
+		Emoji string `json:"emoji"`
+		Count int    `json:"count"`
+	}
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return nil // the column is written by ReactionsSummarize only; never seen malformed
+	}
+	out := make([]chat.Reaction, len(rs))
+	for i, r := range rs {
+		out[i] = chat.Reaction{ConversationID: conversationID, MessageID: messageID, Emoji: r.Emoji, Count: r.Count}
+	}
+	return out
 }

@@ -93,8 +93,8 @@ func TestBatchReadsInKeyOrder(t *testing.T) {
 	if err != nil || convs[0] != nil || convs[1] == nil {
 		t.Fatalf("membership filter: %v %v", convs, err)
 	}
-	members, err := store.MembersByConversations(ctx, []int64{c2, 777, c1})
-	if err != nil || len(members[0]) != 2 || members[0][0].ID != u[1] || len(members[1]) != 0 || members[2][1].ID != u[1] {
+	members, err := store.MembershipsByConversations(ctx, []int64{c2, 777, c1})
+	if err != nil || len(members[0]) != 2 || members[0][0].User.ID != u[1] || len(members[1]) != 0 || members[2][1].User.ID != u[1] {
 		t.Fatalf("members %v %v", members, err)
 	}
 }
@@ -135,6 +135,13 @@ func TestQueriesUseIndexes(t *testing.T) {
 	defer pool.Close()
 	store := db.NewStore(pool)
 	cid := "client-1"
+	// Conversation 9's owner, made the sender of its first message, makes the changes below:
+	// conversations 1 to 3 serve the reads.
+	var owner, message int64
+	if err := pool.QueryRow(ctx, `UPDATE messages SET sender_id = (SELECT user_id FROM conversation_members WHERE conversation_id = 9 AND role = 'owner')
+		WHERE conversation_id = 9 AND seq = 1 RETURNING sender_id, id`).Scan(&owner, &message); err != nil {
+		t.Fatal(err)
+	}
 	steps := map[string]func() error{
 		"MessagePages": func() error {
 			_, err := store.MessagePages(ctx, []chat.PageKey{{ConversationID: 1, Limit: 50}, {ConversationID: 2, Limit: 20, Offset: 30}})
@@ -147,9 +154,37 @@ func TestQueriesUseIndexes(t *testing.T) {
 			return err
 		},
 		"ConversationListByMember": func() error { _, err := store.ConversationListByMember(ctx, 1, nil, 21); return err },
-		"MembersByConversations": func() error {
-			_, err := store.MembersByConversations(ctx, []int64{1, 2})
+		"MembershipsByConversations": func() error {
+			_, err := store.MembershipsByConversations(ctx, []int64{1, 2})
 			return err
+		},
+		"MessagesByID":    func() error { _, err := store.MessagesByID(ctx, []int64{1, 2, 3}); return err },
+		"ReactionsOfUser": func() error { _, err := store.ReactionsOfUser(ctx, 1, []int64{1, 1}, []int64{1, 2}); return err },
+		"EventsAfter":     func() error { _, err := store.EventsAfter(ctx, 3, 10, 100); return err },
+		"SearchUsers": func() error {
+			for _, q := range []string{"", "a", "lov"} {
+				if _, err := store.SearchUsers(ctx, q, &chat.UserCursor{Name: "b", ID: 3}, 21); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"Apply": func() error {
+			for _, m := range []chat.Mutation{
+				chat.EditMessage{MessageID: message, Body: "edited"},
+				chat.React{MessageID: message, Emoji: "👍", Add: true},
+				chat.React{MessageID: message, Emoji: "👍", Add: false},
+				chat.DeleteMessage{MessageID: message},
+				chat.RenameConversation{ConversationID: 9, Title: "renamed"},
+				chat.AddMembers{ConversationID: 9, UserIDs: []int64{19, 20}},
+				chat.RemoveMember{ConversationID: 9, UserID: 20},
+				chat.LeaveConversation{ConversationID: 9},
+			} {
+				if _, err := store.Apply(ctx, owner, m); err != nil {
+					return fmt.Errorf("%T: %w", m, err)
+				}
+			}
+			return nil
 		},
 		"UsersByIDs": func() error { _, err := store.UsersByIDs(ctx, []int64{1, 2}); return err },
 		"InsertMessage": func() error {

@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"strings"
+
 	"github.com/threadline/threadline/graph/model"
 	"github.com/threadline/threadline/internal/chat"
 )
@@ -36,6 +38,29 @@ func conversationConnection(list chat.ConversationList, after *string) *model.Co
 		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
 	}
 	return conn
+}
+
+func userConnection(list chat.UserList, after *string) *model.UserConnection {
+	conn := &model.UserConnection{
+		Edges:    make([]*model.UserEdge, len(list.Users)),
+		PageInfo: &model.PageInfo{HasNextPage: list.HasNextPage, HasPreviousPage: after != nil},
+	}
+	for i := range list.Users {
+		u := &list.Users[i]
+		conn.Edges[i] = &model.UserEdge{Cursor: chat.EncodeUserCursor(chat.UserCursor{Name: strings.ToLower(u.Name), ID: u.ID}), Node: u}
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
+	}
+	return conn
+}
+
+// intOr is an Int argument, or def when the client passed null.
+func intOr(v *int, def int) int {
+	if v == nil {
+		return def
+	}
+	return *v
 }
 
 func pointers[T any](items []T) []*T {

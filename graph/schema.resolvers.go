@@ -16,9 +16,13 @@ import (
 )
 
 func (r *conversationResolver) Members(ctx context.Context, obj *chat.Conversation) ([]*chat.User, error) {
-	respcache.Static(ctx) // members are set when a conversation is created
-	users, err := loader.Members(ctx, obj.ID)
-	return pointers(users), err
+	respcache.Depend(ctx, obj.Generation) // members come and go: any change moves the generation
+	ms, err := loader.Memberships(ctx, obj.ID)
+	users := make([]*chat.User, len(ms))
+	for i := range ms {
+		users[i] = &ms[i].User
+	}
+	return users, err
 }
 
 func (r *conversationResolver) LastMessage(ctx context.Context, obj *chat.Conversation) (*chat.Message, error) {

@@ -31,7 +31,7 @@ func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64,
 		v := int64(*afterSeq)
 		after = &v
 	}
-	ch, err := hub.Subscribe(ctx, viewer, conversationID, after, func(err error) {
+	ch, err := hub.SubscribeMessages(ctx, viewer, conversationID, after, func(err error) {
 		if err != nil {
 			streaming.EndWith(ctx, streamError(err))
 		}
@@ -47,6 +47,37 @@ func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64,
 	return ch, nil
 }
 
+// subscribeEvents starts a conversationEvents subscription; it ends as messageAdded does, and a
+// member removed meanwhile first receives the MemberRemovedEvent about them.
+func subscribeEvents(ctx context.Context, hub *live.Hub, conversationID int64, afterEventSeq *int) (<-chan chat.Event, error) {
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if hub == nil {
+		return nil, apperr.New(apperr.Internal, "subscriptions are not enabled on this server")
+	}
+	var after *int64
+	if afterEventSeq != nil {
+		v := int64(*afterEventSeq)
+		after = &v
+	}
+	ch, err := hub.SubscribeEvents(ctx, viewer, conversationID, after, func(err error) {
+		if err != nil {
+			streaming.EndWith(ctx, streamError(err))
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			ended := make(chan chat.Event)
+			close(ended)
+			return ended, nil
+		}
+		return nil, err
+	}
+	return ch, nil
+}
+
 // streamError presents the error that ended a subscription. Errors other than the resume
 // error were logged by package live; the client is told "internal error" and may resubscribe
 // with the last seq it received.
@@ -54,8 +85,12 @@ func streamError(err error) *gqlerror.Error {
 	path := ast.Path{ast.PathName("messageAdded")}
 	var resume *live.ResumeError
 	if errors.As(err, &resume) {
+		key := "afterSeq"
+		if resume.Events {
+			key = "afterEventSeq"
+		}
 		return &gqlerror.Error{Message: resume.Error(), Path: path, Extensions: map[string]any{
-			"code": string(apperr.RateLimited), "afterSeq": resume.AfterSeq,
+			"code": string(apperr.RateLimited), key: resume.After,
 		}}
 	}
 	if pub := apperr.Public(err); pub != nil {

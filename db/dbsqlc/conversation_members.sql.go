@@ -7,32 +7,110 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 )
 
-const membersByConversations = `-- name: MembersByConversations :many
-SELECT m.conversation_id, u.id, u.name
-FROM conversation_members m
-JOIN users u ON u.id = m.user_id
-WHERE m.conversation_id = ANY($1::bigint[])
-ORDER BY m.conversation_id, u.id
+const memberDelete = `-- name: MemberDelete :execrows
+DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2
 `
 
-type MembersByConversationsRow struct {
+type MemberDeleteParams struct {
 	ConversationID int64
-	ID             int64
-	Name           string
+	UserID         int64
 }
 
-func (q *Queries) MembersByConversations(ctx context.Context, conversationIds []int64) ([]MembersByConversationsRow, error) {
-	rows, err := q.db.Query(ctx, membersByConversations, conversationIds)
+func (q *Queries) MemberDelete(ctx context.Context, arg MemberDeleteParams) (int64, error) {
+	result, err := q.db.Exec(ctx, memberDelete, arg.ConversationID, arg.UserID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const memberLongestStanding = `-- name: MemberLongestStanding :one
+SELECT user_id FROM conversation_members
+WHERE conversation_id = $1
+ORDER BY joined_at, user_id
+LIMIT 1
+`
+
+// The member who joined first (the lowest user id among those who joined at once): who
+// becomes the owner when the owner leaves. No row: nobody is left.
+func (q *Queries) MemberLongestStanding(ctx context.Context, conversationID int64) (int64, error) {
+	row := q.db.QueryRow(ctx, memberLongestStanding, conversationID)
+	var user_id int64
+	err := row.Scan(&user_id)
+	return user_id, err
+}
+
+const memberMakeOwner = `-- name: MemberMakeOwner :exec
+UPDATE conversation_members SET role = 'owner' WHERE conversation_id = $1 AND user_id = $2
+`
+
+type MemberMakeOwnerParams struct {
+	ConversationID int64
+	UserID         int64
+}
+
+func (q *Queries) MemberMakeOwner(ctx context.Context, arg MemberMakeOwnerParams) error {
+	_, err := q.db.Exec(ctx, memberMakeOwner, arg.ConversationID, arg.UserID)
+	return err
+}
+
+const memberRole = `-- name: MemberRole :one
+SELECT role FROM conversation_members WHERE conversation_id = $1 AND user_id = $2
+`
+
+type MemberRoleParams struct {
+	ConversationID int64
+	UserID         int64
+}
+
+// A member's role; no row when the user is not a member.
+func (q *Queries) MemberRole(ctx context.Context, arg MemberRoleParams) (string, error) {
+	row := q.db.QueryRow(ctx, memberRole, arg.ConversationID, arg.UserID)
+	var role string
+	err := row.Scan(&role)
+	return role, err
+}
+
+const membersInsert = `-- name: MembersInsert :many
+WITH added AS (
+    INSERT INTO conversation_members (conversation_id, user_id, role)
+    SELECT $2, uid, CASE WHEN uid = $3::bigint THEN 'owner' ELSE 'member' END
+    FROM unnest($1::bigint[]) AS uid
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+)
+SELECT u.id, u.name
+FROM added a
+JOIN users u ON u.id = a.user_id
+ORDER BY array_position($1::bigint[], u.id)
+`
+
+type MembersInsertParams struct {
+	UserIds        []int64
+	ConversationID int64
+	OwnerID        int64
+}
+
+type MembersInsertRow struct {
+	ID   int64
+	Name string
+}
+
+// Adds the users as members (owner_id as the owner); existing members are left as they are.
+// Returns the users added, with their names, in the order given.
+func (q *Queries) MembersInsert(ctx context.Context, arg MembersInsertParams) ([]MembersInsertRow, error) {
+	rows, err := q.db.Query(ctx, membersInsert, arg.UserIds, arg.ConversationID, arg.OwnerID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []MembersByConversationsRow{}
+	items := []MembersInsertRow{}
 	for rows.Next() {
-		var i MembersByConversationsRow
-		if err := rows.Scan(&i.ConversationID, &i.ID, &i.Name); err != nil {
+		var i MembersInsertRow
+		if err := rows.Scan(&i.ID, &i.Name); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -43,18 +121,45 @@ func (q *Queries) MembersByConversations(ctx context.Context, conversationIds []
 	return items, nil
 }
 
-const membersInsert = `-- name: MembersInsert :exec
-INSERT INTO conversation_members (conversation_id, user_id)
-SELECT $1, unnest($2::bigint[])
-ON CONFLICT DO NOTHING
+const membershipsByConversations = `-- name: MembershipsByConversations :many
+SELECT m.conversation_id, u.id, u.name, m.role, m.joined_at
+FROM conversation_members m
+JOIN users u ON u.id = m.user_id
+WHERE m.conversation_id = ANY($1::bigint[])
+ORDER BY m.conversation_id, u.id
 `
 
-type MembersInsertParams struct {
+type MembershipsByConversationsRow struct {
 	ConversationID int64
-	UserIds        []int64
+	ID             int64
+	Name           string
+	Role           string
+	JoinedAt       time.Time
 }
 
-func (q *Queries) MembersInsert(ctx context.Context, arg MembersInsertParams) error {
-	_, err := q.db.Exec(ctx, membersInsert, arg.ConversationID, arg.UserIds)
-	return err
+// The members of each conversation, with their role and since when, ordered by user id.
+func (q *Queries) MembershipsByConversations(ctx context.Context, conversationIds []int64) ([]MembershipsByConversationsRow, error) {
+	rows, err := q.db.Query(ctx, membershipsByConversations, conversationIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MembershipsByConversationsRow{}
+	for rows.Next() {
+		var i MembershipsByConversationsRow
+		if err := rows.Scan(
+			&i.ConversationID,
+			&i.ID,
+			&i.Name,
+			&i.Role,
+			&i.JoinedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

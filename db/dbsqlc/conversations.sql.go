@@ -10,13 +10,47 @@ import (
 	"time"
 )
 
+const conversationBumpEvent = `-- name: ConversationBumpEvent :one
+UPDATE conversations c
+SET last_event_seq = c.last_event_seq + 1
+FROM conversation_members m, users u
+WHERE c.id = $1 AND m.conversation_id = c.id AND m.user_id = $2 AND u.id = m.user_id
+RETURNING c.last_event_seq, m.role, u.name AS actor_name, now()::timestamptz AS at
+`
+
+type ConversationBumpEventParams struct {
+	ID      int64
+	ActorID int64
+}
+
+type ConversationBumpEventRow struct {
+	LastEventSeq int64
+	Role         string
+	ActorName    string
+	At           time.Time
+}
+
+// Takes the next event_seq of a conversation the actor is a member of, under its row lock, and
+// returns the actor's role and name. No row: not found, or not a member.
+func (q *Queries) ConversationBumpEvent(ctx context.Context, arg ConversationBumpEventParams) (ConversationBumpEventRow, error) {
+	row := q.db.QueryRow(ctx, conversationBumpEvent, arg.ID, arg.ActorID)
+	var i ConversationBumpEventRow
+	err := row.Scan(
+		&i.LastEventSeq,
+		&i.Role,
+		&i.ActorName,
+		&i.At,
+	)
+	return i, err
+}
+
 const conversationBumpSeq = `-- name: ConversationBumpSeq :one
 UPDATE conversations c
-SET last_seq = c.last_seq + 1, last_message_at = now()
+SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_message_at = now()
 WHERE c.id = $1
   AND EXISTS (SELECT 1 FROM conversation_members m
               WHERE m.conversation_id = c.id AND m.user_id = $2)
-RETURNING c.last_seq, c.last_message_at
+RETURNING c.last_seq, c.last_event_seq, c.last_message_at
 `
 
 type ConversationBumpSeqParams struct {
@@ -26,22 +60,52 @@ type ConversationBumpSeqParams struct {
 
 type ConversationBumpSeqRow struct {
 	LastSeq       int64
+	LastEventSeq  int64
 	LastMessageAt time.Time
 }
 
-// Takes the next seq of a conversation the sender is a member of, under the row lock that
-// serialises writers of the conversation. No row: not found, or not a member.
+// Takes the next seq and event_seq of a conversation the sender is a member of, under the row
+// lock that serialises writers of the conversation. No row: not found, or not a member.
 func (q *Queries) ConversationBumpSeq(ctx context.Context, arg ConversationBumpSeqParams) (ConversationBumpSeqRow, error) {
 	row := q.db.QueryRow(ctx, conversationBumpSeq, arg.ID, arg.SenderID)
 	var i ConversationBumpSeqRow
-	err := row.Scan(&i.LastSeq, &i.LastMessageAt)
+	err := row.Scan(&i.LastSeq, &i.LastEventSeq, &i.LastMessageAt)
+	return i, err
+}
+
+const conversationByID = `-- name: ConversationByID :one
+SELECT id, title, created_at, last_seq, last_message_at, last_event_seq
+FROM conversations WHERE id = $1
+`
+
+type ConversationByIDRow struct {
+	ID            int64
+	Title         string
+	CreatedAt     time.Time
+	LastSeq       int64
+	LastMessageAt time.Time
+	LastEventSeq  int64
+}
+
+// A conversation as it is after a change made in this transaction.
+func (q *Queries) ConversationByID(ctx context.Context, id int64) (ConversationByIDRow, error) {
+	row := q.db.QueryRow(ctx, conversationByID, id)
+	var i ConversationByIDRow
+	err := row.Scan(
+		&i.ID,
+		&i.Title,
+		&i.CreatedAt,
+		&i.LastSeq,
+		&i.LastMessageAt,
+		&i.LastEventSeq,
+	)
 	return i, err
 }
 
 const conversationInsert = `-- name: ConversationInsert :one
-INSERT INTO conversations (title, created_by)
-VALUES ($1, $2)
-RETURNING id, title, created_at, last_seq, last_message_at
+INSERT INTO conversations (title, created_by, last_event_seq)
+VALUES ($1, $2, 1)
+RETURNING id, title, created_at, last_seq, last_message_at, last_event_seq
 `
 
 type ConversationInsertParams struct {
@@ -55,8 +119,10 @@ type ConversationInsertRow struct {
 	CreatedAt     time.Time
 	LastSeq       int64
 	LastMessageAt time.Time
+	LastEventSeq  int64
 }
 
+// A new conversation, whose first event (event_seq 1) adds its members.
 func (q *Queries) ConversationInsert(ctx context.Context, arg ConversationInsertParams) (ConversationInsertRow, error) {
 	row := q.db.QueryRow(ctx, conversationInsert, arg.Title, arg.CreatedBy)
 	var i ConversationInsertRow
@@ -66,12 +132,13 @@ func (q *Queries) ConversationInsert(ctx context.Context, arg ConversationInsert
 		&i.CreatedAt,
 		&i.LastSeq,
 		&i.LastMessageAt,
+		&i.LastEventSeq,
 	)
 	return i, err
 }
 
 const conversationListByMember = `-- name: ConversationListByMember :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE m.user_id = $1
@@ -95,6 +162,7 @@ type ConversationListByMemberRow struct {
 	CreatedAt     time.Time
 	LastSeq       int64
 	LastMessageAt time.Time
+	LastEventSeq  int64
 }
 
 // A user's conversations, latest activity first, keyset-paginated on (last_message_at, id).
@@ -119,6 +187,7 @@ func (q *Queries) ConversationListByMember(ctx context.Context, arg Conversation
 			&i.CreatedAt,
 			&i.LastSeq,
 			&i.LastMessageAt,
+			&i.LastEventSeq,
 		); err != nil {
 			return nil, err
 		}
@@ -130,8 +199,41 @@ func (q *Queries) ConversationListByMember(ctx context.Context, arg Conversation
 	return items, nil
 }
 
+const conversationRename = `-- name: ConversationRename :one
+UPDATE conversations SET title = $1 WHERE id = $2
+RETURNING id, title, created_at, last_seq, last_message_at, last_event_seq
+`
+
+type ConversationRenameParams struct {
+	Title string
+	ID    int64
+}
+
+type ConversationRenameRow struct {
+	ID            int64
+	Title         string
+	CreatedAt     time.Time
+	LastSeq       int64
+	LastMessageAt time.Time
+	LastEventSeq  int64
+}
+
+func (q *Queries) ConversationRename(ctx context.Context, arg ConversationRenameParams) (ConversationRenameRow, error) {
+	row := q.db.QueryRow(ctx, conversationRename, arg.Title, arg.ID)
+	var i ConversationRenameRow
+	err := row.Scan(
+		&i.ID,
+		&i.Title,
+		&i.CreatedAt,
+		&i.LastSeq,
+		&i.LastMessageAt,
+		&i.LastEventSeq,
+	)
+	return i, err
+}
+
 const conversationsByIDForMember = `-- name: ConversationsByIDForMember :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $1
 WHERE c.id = ANY($2::bigint[])
@@ -148,6 +250,7 @@ type ConversationsByIDForMemberRow struct {
 	CreatedAt     time.Time
 	LastSeq       int64
 	LastMessageAt time.Time
+	LastEventSeq  int64
 }
 
 // The given conversations that the user is a member of; the others are left out, so a
@@ -167,6 +270,7 @@ func (q *Queries) ConversationsByIDForMember(ctx context.Context, arg Conversati
 			&i.CreatedAt,
 			&i.LastSeq,
 			&i.LastMessageAt,
+			&i.LastEventSeq,
 		); err != nil {
 			return nil, err
 		}

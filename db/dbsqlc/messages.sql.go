@@ -12,9 +12,11 @@ import (
 
 const messageByClientID = `-- name: MessageByClientID :one
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions,
+       e.event_seq
 FROM messages m
 JOIN users u ON u.id = m.sender_id
+JOIN conversation_events e ON e.conversation_id = m.conversation_id AND e.message_id = m.id AND e.kind = 'message_added'
 WHERE m.conversation_id = $1 AND m.sender_id = $2
   AND m.client_message_id = $3::text
 `
@@ -34,8 +36,14 @@ type MessageByClientIDRow struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+	EventSeq        int64
 }
 
+// The message a sender sent with a client id, as it is now, and the event_seq of its sending.
 func (q *Queries) MessageByClientID(ctx context.Context, arg MessageByClientIDParams) (MessageByClientIDRow, error) {
 	row := q.db.QueryRow(ctx, messageByClientID, arg.ConversationID, arg.SenderID, arg.ClientMessageID)
 	var i MessageByClientIDRow
@@ -48,8 +56,52 @@ func (q *Queries) MessageByClientID(ctx context.Context, arg MessageByClientIDPa
 		&i.Body,
 		&i.ClientMessageID,
 		&i.CreatedAt,
+		&i.EditedAt,
+		&i.DeletedAt,
+		&i.Version,
+		&i.Reactions,
+		&i.EventSeq,
 	)
 	return i, err
+}
+
+const messageDelete = `-- name: MessageDelete :one
+UPDATE messages SET body = '', reactions = '[]', deleted_at = now(), version = version + 1
+WHERE conversation_id = $1 AND id = $2 AND deleted_at IS NULL
+RETURNING id
+`
+
+type MessageDeleteParams struct {
+	ConversationID int64
+	ID             int64
+}
+
+// Makes a message a tombstone: no body, no reactions; its seq stays.
+func (q *Queries) MessageDelete(ctx context.Context, arg MessageDeleteParams) (int64, error) {
+	row := q.db.QueryRow(ctx, messageDelete, arg.ConversationID, arg.ID)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const messageEdit = `-- name: MessageEdit :one
+UPDATE messages SET body = $1, edited_at = now(), version = version + 1
+WHERE conversation_id = $2 AND id = $3 AND deleted_at IS NULL
+RETURNING id
+`
+
+type MessageEditParams struct {
+	Body           string
+	ConversationID int64
+	ID             int64
+}
+
+// Replaces the body of a message that is not deleted, under the conversation's row lock.
+func (q *Queries) MessageEdit(ctx context.Context, arg MessageEditParams) (int64, error) {
+	row := q.db.QueryRow(ctx, messageEdit, arg.Body, arg.ConversationID, arg.ID)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
 }
 
 const messageInsert = `-- name: MessageInsert :one
@@ -57,10 +109,13 @@ WITH inserted AS (
     INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
-    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at
+    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions
+), event AS (
+    INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
+    SELECT i.conversation_id, $7, 'message_added', i.sender_id, i.created_at, i.id FROM inserted i
 )
 SELECT i.id, i.conversation_id, i.seq, i.sender_id, u.name AS sender_name,
-       i.body, i.client_message_id, i.created_at
+       i.body, i.client_message_id, i.created_at, i.edited_at, i.deleted_at, i.version, i.reactions
 FROM inserted i
 JOIN users u ON u.id = i.sender_id
 `
@@ -72,6 +127,7 @@ type MessageInsertParams struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EventSeq        int64
 }
 
 type MessageInsertRow struct {
@@ -83,10 +139,15 @@ type MessageInsertRow struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
 }
 
-// Inserts a message at a seq taken by ConversationBumpSeq in the same transaction. A repeated
-// client id inserts nothing and returns no row; the caller rolls back and reads the original.
+// Inserts a message at a seq taken by ConversationBumpSeq in the same transaction, with its
+// message_added event at the event_seq taken with it. A repeated client id inserts nothing and
+// returns no row; the caller rolls back and reads the original.
 func (q *Queries) MessageInsert(ctx context.Context, arg MessageInsertParams) (MessageInsertRow, error) {
 	row := q.db.QueryRow(ctx, messageInsert,
 		arg.ConversationID,
@@ -95,6 +156,7 @@ func (q *Queries) MessageInsert(ctx context.Context, arg MessageInsertParams) (M
 		arg.Body,
 		arg.ClientMessageID,
 		arg.CreatedAt,
+		arg.EventSeq,
 	)
 	var i MessageInsertRow
 	err := row.Scan(
@@ -106,17 +168,48 @@ func (q *Queries) MessageInsert(ctx context.Context, arg MessageInsertParams) (M
 		&i.Body,
 		&i.ClientMessageID,
 		&i.CreatedAt,
+		&i.EditedAt,
+		&i.DeletedAt,
+		&i.Version,
+		&i.Reactions,
 	)
+	return i, err
+}
+
+const messageLocate = `-- name: MessageLocate :one
+SELECT m.conversation_id, m.sender_id
+FROM messages m
+JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $1
+WHERE m.id = $2
+`
+
+type MessageLocateParams struct {
+	UserID int64
+	ID     int64
+}
+
+type MessageLocateRow struct {
+	ConversationID int64
+	SenderID       int64
+}
+
+// Which conversation a message belongs to, if the user is a member of it: the first step of a
+// change to a message (the conversation's row lock is taken next). No row: no such message, or
+// the user is not a member.
+func (q *Queries) MessageLocate(ctx context.Context, arg MessageLocateParams) (MessageLocateRow, error) {
+	row := q.db.QueryRow(ctx, messageLocate, arg.UserID, arg.ID)
+	var i MessageLocateRow
+	err := row.Scan(&i.ConversationID, &i.SenderID)
 	return i, err
 }
 
 const messagePages = `-- name: MessagePages :many
 SELECT k.ord::int AS ord, m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM unnest($1::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
 JOIN conversations c ON c.id = k.conversation_id
 CROSS JOIN LATERAL (
-    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at
+    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
     FROM messages mm
     WHERE mm.conversation_id = c.id
       AND mm.seq <= c.last_seq - ($2::int[])[k.ord]
@@ -143,12 +236,17 @@ type MessagePagesRow struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
 }
 
 // Pages of several conversations in one statement, newest first. Each key is
 // (conversation, limit, offset); a page reads limit+1 rows so that the caller can tell whether
-// more follow. Since seq runs 1..last_seq without holes, offset o is the seq range
-// seq <= last_seq - o: an index range scan whatever the depth.
+// more follow. Since seq runs 1..last_seq without holes (a deleted message is a tombstone that
+// keeps its seq), offset o is the seq range seq <= last_seq - o: an index range scan whatever
+// the depth.
 func (q *Queries) MessagePages(ctx context.Context, arg MessagePagesParams) ([]MessagePagesRow, error) {
 	rows, err := q.db.Query(ctx, messagePages, arg.ConversationIds, arg.Offsets, arg.Limits)
 	if err != nil {
@@ -168,6 +266,10 @@ func (q *Queries) MessagePages(ctx context.Context, arg MessagePagesParams) ([]M
 			&i.Body,
 			&i.ClientMessageID,
 			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
 		); err != nil {
 			return nil, err
 		}
@@ -179,9 +281,35 @@ func (q *Queries) MessagePages(ctx context.Context, arg MessagePagesParams) ([]M
 	return items, nil
 }
 
+const messageState = `-- name: MessageState :one
+SELECT sender_id, (deleted_at IS NOT NULL)::boolean AS deleted,
+       jsonb_array_length(reactions)::int AS distinct_reactions
+FROM messages
+WHERE conversation_id = $1 AND id = $2
+`
+
+type MessageStateParams struct {
+	ConversationID int64
+	ID             int64
+}
+
+type MessageStateRow struct {
+	SenderID          int64
+	Deleted           bool
+	DistinctReactions int32
+}
+
+// A message's sender and whether it is deleted, read under the conversation's row lock.
+func (q *Queries) MessageState(ctx context.Context, arg MessageStateParams) (MessageStateRow, error) {
+	row := q.db.QueryRow(ctx, messageState, arg.ConversationID, arg.ID)
+	var i MessageStateRow
+	err := row.Scan(&i.SenderID, &i.Deleted, &i.DistinctReactions)
+	return i, err
+}
+
 const messagesAfter = `-- name: MessagesAfter :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 WHERE m.conversation_id = $1 AND m.seq > $2
@@ -204,6 +332,10 @@ type MessagesAfterRow struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
 }
 
 // Messages committed after after_seq, oldest first: subscription replay and gap fill.
@@ -225,6 +357,10 @@ func (q *Queries) MessagesAfter(ctx context.Context, arg MessagesAfterParams) ([
 			&i.Body,
 			&i.ClientMessageID,
 			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
 		); err != nil {
 			return nil, err
 		}
@@ -238,7 +374,7 @@ func (q *Queries) MessagesAfter(ctx context.Context, arg MessagesAfterParams) ([
 
 const messagesBefore = `-- name: MessagesBefore :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 WHERE m.conversation_id = $1 AND m.seq < $2
@@ -261,6 +397,10 @@ type MessagesBeforeRow struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
 }
 
 // A history page: the newest messages of a conversation with seq below before_seq.
@@ -282,6 +422,68 @@ func (q *Queries) MessagesBefore(ctx context.Context, arg MessagesBeforeParams) 
 			&i.Body,
 			&i.ClientMessageID,
 			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const messagesByID = `-- name: MessagesByID :many
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
+FROM messages m
+JOIN users u ON u.id = m.sender_id
+WHERE m.id = ANY($1::bigint[])
+`
+
+type MessagesByIDRow struct {
+	ID              int64
+	ConversationID  int64
+	Seq             int64
+	SenderID        int64
+	SenderName      string
+	Body            string
+	ClientMessageID *string
+	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+}
+
+// The given messages as they are now, if they belong to one of the given conversations (the
+// caller has checked membership); rows come in any order.
+func (q *Queries) MessagesByID(ctx context.Context, ids []int64) ([]MessagesByIDRow, error) {
+	rows, err := q.db.Query(ctx, messagesByID, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MessagesByIDRow{}
+	for rows.Next() {
+		var i MessagesByIDRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ConversationID,
+			&i.Seq,
+			&i.SenderID,
+			&i.SenderName,
+			&i.Body,
+			&i.ClientMessageID,
+			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
 		); err != nil {
 			return nil, err
 		}

@@ -15,12 +15,27 @@ type Conversation struct {
 	CreatedAt     time.Time
 	LastSeq       int64
 	LastMessageAt time.Time
+	LastEventSeq  int64
+}
+
+type ConversationEvent struct {
+	ConversationID int64
+	EventSeq       int64
+	Kind           string
+	ActorID        int64
+	At             time.Time
+	MessageID      *int64
+	Emoji          *string
+	Added          *bool
+	Title          *string
+	UserIds        []int64
 }
 
 type ConversationMember struct {
 	ConversationID int64
 	UserID         int64
 	JoinedAt       time.Time
+	Role           string
 }
 
 type Message struct {
@@ -31,6 +46,18 @@ type Message struct {
 	Body            string
 	ClientMessageID *string
 	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+}
+
+type Reaction struct {
+	ConversationID int64
+	MessageID      int64
+	UserID         int64
+	Emoji          string
+	CreatedAt      time.Time
 }
 
 type User struct {

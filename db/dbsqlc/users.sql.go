@@ -54,3 +54,55 @@ func (q *Queries) UsersExist(ctx context.Context, ids []int64) (int32, error) {
 	err := row.Scan(&n)
 	return n, err
 }
+
+const usersSearch = `-- name: UsersSearch :many
+SELECT id, name, lower(name)::text AS sort_name
+FROM users
+WHERE ($1::text = '' OR lower(name) LIKE '%' || $1::text || '%')
+  AND (NOT $2::boolean OR (lower(name), id) > ($3::text, $4::bigint))
+ORDER BY lower(name), id
+LIMIT $5
+`
+
+type UsersSearchParams struct {
+	Search    string
+	HasCursor bool
+	AfterName string
+	AfterID   int64
+	RowLimit  int32
+}
+
+type UsersSearchRow struct {
+	ID       int64
+	Name     string
+	SortName string
+}
+
+// The directory: users whose name contains search (case-insensitive; "" for everyone), in
+// the order of their lower-case name then id, after the cursor (after_name, after_id).
+// users_name_trgm_idx serves the search, users_name_idx the order.
+func (q *Queries) UsersSearch(ctx context.Context, arg UsersSearchParams) ([]UsersSearchRow, error) {
+	rows, err := q.db.Query(ctx, usersSearch,
+		arg.Search,
+		arg.HasCursor,
+		arg.AfterName,
+		arg.AfterID,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UsersSearchRow{}
+	for rows.Next() {
+		var i UsersSearchRow
+		if err := rows.Scan(&i.ID, &i.Name, &i.SortName); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

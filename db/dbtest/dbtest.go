@@ -32,7 +32,8 @@ func Users(t testing.TB, pool *pgxpool.Pool, names ...string) []int64 {
 	return ids
 }
 
-// Conversation creates a conversation whose members are members (the first is its creator).
+// Conversation creates a conversation whose members are members (the first is its creator and
+// owner). Like a conversation the seed makes, it has no events until its first message.
 func Conversation(t testing.TB, pool *pgxpool.Pool, title string, members ...int64) int64 {
 	t.Helper()
 	ctx := context.Background()
@@ -40,25 +41,31 @@ func Conversation(t testing.TB, pool *pgxpool.Pool, title string, members ...int
 	if err := pool.QueryRow(ctx, "INSERT INTO conversations (title, created_by) VALUES ($1, $2) RETURNING id", title, members[0]).Scan(&id); err != nil {
 		t.Fatalf("dbtest: insert conversation: %v", err)
 	}
-	if _, err := pool.Exec(ctx, "INSERT INTO conversation_members (conversation_id, user_id) SELECT $1, unnest($2::bigint[])", id, members); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO conversation_members (conversation_id, user_id, role)
+		SELECT $1, u, CASE WHEN u = $3 THEN 'owner' ELSE 'member' END FROM unnest($2::bigint[]) AS u`, id, members, members[0]); err != nil {
 		t.Fatalf("dbtest: insert members: %v", err)
 	}
 	return id
 }
 
 // Messages appends n messages to a conversation, sent by senders in turn, with bodies
-// "message <seq>" and one second apart, and moves the conversation's last_seq along.
+// "message <seq>" and one second apart, with their message_added events, and moves the
+// conversation's last_seq and last_event_seq along.
 func Messages(t testing.TB, pool *pgxpool.Pool, conversationID int64, senders []int64, n int) {
 	t.Helper()
 	const q = `
 WITH c AS (
-    UPDATE conversations SET last_seq = last_seq + $3, last_message_at = now()
-    WHERE id = $1 RETURNING last_seq - $3 AS base
+    UPDATE conversations SET last_seq = last_seq + $3, last_event_seq = last_event_seq + $3, last_message_at = now()
+    WHERE id = $1 RETURNING last_seq - $3 AS base, last_event_seq - $3 AS event_base
+), m AS (
+    INSERT INTO messages (conversation_id, seq, sender_id, body, created_at)
+    SELECT $1, c.base + g, ($2::bigint[])[1 + (g - 1) % cardinality($2::bigint[])], 'message ' || (c.base + g),
+           now() - make_interval(secs => $3 - g)
+    FROM c, generate_series(1, $3::int) AS g
+    RETURNING id, seq, sender_id, created_at
 )
-INSERT INTO messages (conversation_id, seq, sender_id, body, created_at)
-SELECT $1, c.base + g, ($2::bigint[])[1 + (g - 1) % cardinality($2::bigint[])], 'message ' || (c.base + g),
-       now() - make_interval(secs => $3 - g)
-FROM c, generate_series(1, $3::int) AS g`
+INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
+SELECT $1, c.event_base + (m.seq - c.base), 'message_added', m.sender_id, m.created_at, m.id FROM m, c`
 	if _, err := pool.Exec(context.Background(), q, conversationID, senders, n); err != nil {
 		t.Fatalf("dbtest: insert messages: %v", err)
 	}

@@ -1,11 +1,40 @@
--- name: MembersByConversations :many
-SELECT m.conversation_id, u.id, u.name
+-- name: MembershipsByConversations :many
+-- The members of each conversation, with their role and since when, ordered by user id.
+SELECT m.conversation_id, u.id, u.name, m.role, m.joined_at
 FROM conversation_members m
 JOIN users u ON u.id = m.user_id
 WHERE m.conversation_id = ANY(@conversation_ids::bigint[])
 ORDER BY m.conversation_id, u.id;
 
--- name: MembersInsert :exec
-INSERT INTO conversation_members (conversation_id, user_id)
-SELECT @conversation_id, unnest(@user_ids::bigint[])
-ON CONFLICT DO NOTHING;
+-- name: MembersInsert :many
+-- Adds the users as members (owner_id as the owner); existing members are left as they are.
+-- Returns the users added, with their names, in the order given.
+WITH added AS (
+    INSERT INTO conversation_members (conversation_id, user_id, role)
+    SELECT @conversation_id, uid, CASE WHEN uid = @owner_id::bigint THEN 'owner' ELSE 'member' END
+    FROM unnest(@user_ids::bigint[]) AS uid
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+)
+SELECT u.id, u.name
+FROM added a
+JOIN users u ON u.id = a.user_id
+ORDER BY array_position(@user_ids::bigint[], u.id);
+
+-- name: MemberRole :one
+-- A member's role; no row when the user is not a member.
+SELECT role FROM conversation_members WHERE conversation_id = @conversation_id AND user_id = @user_id;
+
+-- name: MemberDelete :execrows
+DELETE FROM conversation_members WHERE conversation_id = @conversation_id AND user_id = @user_id;
+
+-- name: MemberLongestStanding :one
+-- The member who joined first (the lowest user id among those who joined at once): who
+-- becomes the owner when the owner leaves. No row: nobody is left.
+SELECT user_id FROM conversation_members
+WHERE conversation_id = @conversation_id
+ORDER BY joined_at, user_id
+LIMIT 1;
+
+-- name: MemberMakeOwner :exec
+UPDATE conversation_members SET role = 'owner' WHERE conversation_id = @conversation_id AND user_id = @user_id;

@@ -1,14 +1,14 @@
 -- name: ConversationsByIDForMember :many
 -- The given conversations that the user is a member of; the others are left out, so a
 -- non-member sees exactly what a stranger to a missing conversation sees.
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = @user_id
 WHERE c.id = ANY(@ids::bigint[]);
 
 -- name: ConversationListByMember :many
 -- A user's conversations, latest activity first, keyset-paginated on (last_message_at, id).
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE m.user_id = @user_id
@@ -18,16 +18,35 @@ ORDER BY c.last_message_at DESC, c.id DESC
 LIMIT @row_limit;
 
 -- name: ConversationInsert :one
-INSERT INTO conversations (title, created_by)
-VALUES (@title, @created_by)
-RETURNING id, title, created_at, last_seq, last_message_at;
+-- A new conversation, whose first event (event_seq 1) adds its members.
+INSERT INTO conversations (title, created_by, last_event_seq)
+VALUES (@title, @created_by, 1)
+RETURNING id, title, created_at, last_seq, last_message_at, last_event_seq;
 
 -- name: ConversationBumpSeq :one
--- Takes the next seq of a conversation the sender is a member of, under the row lock that
--- serialises writers of the conversation. No row: not found, or not a member.
+-- Takes the next seq and event_seq of a conversation the sender is a member of, under the row
+-- lock that serialises writers of the conversation. No row: not found, or not a member.
 UPDATE conversations c
-SET last_seq = c.last_seq + 1, last_message_at = now()
+SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_message_at = now()
 WHERE c.id = @id
   AND EXISTS (SELECT 1 FROM conversation_members m
               WHERE m.conversation_id = c.id AND m.user_id = @sender_id)
-RETURNING c.last_seq, c.last_message_at;
+RETURNING c.last_seq, c.last_event_seq, c.last_message_at;
+
+-- name: ConversationBumpEvent :one
+-- Takes the next event_seq of a conversation the actor is a member of, under its row lock, and
+-- returns the actor's role and name. No row: not found, or not a member.
+UPDATE conversations c
+SET last_event_seq = c.last_event_seq + 1
+FROM conversation_members m, users u
+WHERE c.id = @id AND m.conversation_id = c.id AND m.user_id = @actor_id AND u.id = m.user_id
+RETURNING c.last_event_seq, m.role, u.name AS actor_name, now()::timestamptz AS at;
+
+-- name: ConversationRename :one
+UPDATE conversations SET title = @title WHERE id = @id
+RETURNING id, title, created_at, last_seq, last_message_at, last_event_seq;
+
+-- name: ConversationByID :one
+-- A conversation as it is after a change made in this transaction.
+SELECT id, title, created_at, last_seq, last_message_at, last_event_seq
+FROM conversations WHERE id = @id;

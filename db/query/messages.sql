@@ -1,10 +1,11 @@
 -- name: MessagePages :many
 -- Pages of several conversations in one statement, newest first. Each key is
 -- (conversation, limit, offset); a page reads limit+1 rows so that the caller can tell whether
--- more follow. Since seq runs 1..last_seq without holes, offset o is the seq range
--- seq <= last_seq - o: an index range scan whatever the depth.
+-- more follow. Since seq runs 1..last_seq without holes (a deleted message is a tombstone that
+-- keeps its seq), offset o is the seq range seq <= last_seq - o: an index range scan whatever
+-- the depth.
 SELECT k.ord::int AS ord, m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM unnest(@conversation_ids::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
 JOIN conversations c ON c.id = k.conversation_id
 CROSS JOIN LATERAL (
@@ -21,7 +22,7 @@ ORDER BY k.ord, m.seq DESC;
 -- name: MessagesBefore :many
 -- A history page: the newest messages of a conversation with seq below before_seq.
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 WHERE m.conversation_id = @conversation_id AND m.seq < @before_seq
@@ -31,31 +32,75 @@ LIMIT @row_limit;
 -- name: MessagesAfter :many
 -- Messages committed after after_seq, oldest first: subscription replay and gap fill.
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 WHERE m.conversation_id = @conversation_id AND m.seq > @after_seq
 ORDER BY m.seq
 LIMIT @row_limit;
 
--- name: MessageByClientID :one
+-- name: MessagesByID :many
+-- The given messages as they are now, if they belong to one of the given conversations (the
+-- caller has checked membership); rows come in any order.
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
-       m.body, m.client_message_id, m.created_at
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM messages m
 JOIN users u ON u.id = m.sender_id
+WHERE m.id = ANY(@ids::bigint[]);
+
+-- name: MessageByClientID :one
+-- The message a sender sent with a client id, as it is now, and the event_seq of its sending.
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions,
+       e.event_seq
+FROM messages m
+JOIN users u ON u.id = m.sender_id
+JOIN conversation_events e ON e.conversation_id = m.conversation_id AND e.message_id = m.id AND e.kind = 'message_added'
 WHERE m.conversation_id = @conversation_id AND m.sender_id = @sender_id
   AND m.client_message_id = @client_message_id::text;
 
 -- name: MessageInsert :one
--- Inserts a message at a seq taken by ConversationBumpSeq in the same transaction. A repeated
--- client id inserts nothing and returns no row; the caller rolls back and reads the original.
+-- Inserts a message at a seq taken by ConversationBumpSeq in the same transaction, with its
+-- message_added event at the event_seq taken with it. A repeated client id inserts nothing and
+-- returns no row; the caller rolls back and reads the original.
 WITH inserted AS (
     INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
     VALUES (@conversation_id, @seq, @sender_id, @body, sqlc.narg(client_message_id), @created_at)
     ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
     RETURNING *
+), event AS (
+    INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
+    SELECT i.conversation_id, @event_seq, 'message_added', i.sender_id, i.created_at, i.id FROM inserted i
 )
 SELECT i.id, i.conversation_id, i.seq, i.sender_id, u.name AS sender_name,
-       i.body, i.client_message_id, i.created_at
+       i.body, i.client_message_id, i.created_at, i.edited_at, i.deleted_at, i.version, i.reactions
 FROM inserted i
 JOIN users u ON u.id = i.sender_id;
+
+-- name: MessageLocate :one
+-- Which conversation a message belongs to, if the user is a member of it: the first step of a
+-- change to a message (the conversation's row lock is taken next). No row: no such message, or
+-- the user is not a member.
+SELECT m.conversation_id, m.sender_id
+FROM messages m
+JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @user_id
+WHERE m.id = @id;
+
+-- name: MessageEdit :one
+-- Replaces the body of a message that is not deleted, under the conversation's row lock.
+UPDATE messages SET body = @body, edited_at = now(), version = version + 1
+WHERE conversation_id = @conversation_id AND id = @id AND deleted_at IS NULL
+RETURNING id;
+
+-- name: MessageDelete :one
+-- Makes a message a tombstone: no body, no reactions; its seq stays.
+UPDATE messages SET body = '', reactions = '[]', deleted_at = now(), version = version + 1
+WHERE conversation_id = @conversation_id AND id = @id AND deleted_at IS NULL
+RETURNING id;
+
+-- name: MessageState :one
+-- A message's sender and whether it is deleted, read under the conversation's row lock.
+SELECT sender_id, (deleted_at IS NOT NULL)::boolean AS deleted,
+       jsonb_array_length(reactions)::int AS distinct_reactions
+FROM messages
+WHERE conversation_id = @conversation_id AND id = @id;

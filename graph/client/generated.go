@@ -6,19 +6,62 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
 )
 
+// AddMembersAddMembersConversation includes the requested fields of the GraphQL type Conversation.
+type AddMembersAddMembersConversation struct {
+	Id      string       `json:"id"`
+	Members []UserFields `json:"members"`
+}
+
+// GetId returns AddMembersAddMembersConversation.Id, and is useful for accessing the field via an interface.
+func (v *AddMembersAddMembersConversation) GetId() string { return v.Id }
+
+// GetMembers returns AddMembersAddMembersConversation.Members, and is useful for accessing the field via an interface.
+func (v *AddMembersAddMembersConversation) GetMembers() []UserFields { return v.Members }
+
+// AddMembersResponse is returned by AddMembers on success.
+type AddMembersResponse struct {
+	// Adds members (at most 100 at once); any member may; existing members are ignored.
+	AddMembers AddMembersAddMembersConversation `json:"addMembers"`
+}
+
+// GetAddMembers returns AddMembersResponse.AddMembers, and is useful for accessing the field via an interface.
+func (v *AddMembersResponse) GetAddMembers() AddMembersAddMembersConversation { return v.AddMembers }
+
+// AddReactionResponse is returned by AddReaction on success.
+type AddReactionResponse struct {
+	// Adds the viewer's reaction (1..32 characters; at most 20 different per message); idempotent.
+	AddReaction MessageFields `json:"addReaction"`
+}
+
+// GetAddReaction returns AddReactionResponse.AddReaction, and is useful for accessing the field via an interface.
+func (v *AddReactionResponse) GetAddReaction() MessageFields { return v.AddReaction }
+
 // ConversationConversation includes the requested fields of the GraphQL type Conversation.
 type ConversationConversation struct {
 	ConversationSummary `json:"-"`
 	Members             []UserFields `json:"members"`
+	// The members, with their roles, ordered by user id.
+	Memberships []ConversationConversationMembershipsMembership `json:"memberships"`
+	// The eventSeq of the conversation's latest event (0: none yet).
+	LastEventSeq int `json:"lastEventSeq"`
 }
 
 // GetMembers returns ConversationConversation.Members, and is useful for accessing the field via an interface.
 func (v *ConversationConversation) GetMembers() []UserFields { return v.Members }
+
+// GetMemberships returns ConversationConversation.Memberships, and is useful for accessing the field via an interface.
+func (v *ConversationConversation) GetMemberships() []ConversationConversationMembershipsMembership {
+	return v.Memberships
+}
+
+// GetLastEventSeq returns ConversationConversation.LastEventSeq, and is useful for accessing the field via an interface.
+func (v *ConversationConversation) GetLastEventSeq() int { return v.LastEventSeq }
 
 // GetId returns ConversationConversation.Id, and is useful for accessing the field via an interface.
 func (v *ConversationConversation) GetId() string { return v.ConversationSummary.Id }
@@ -62,6 +105,10 @@ func (v *ConversationConversation) UnmarshalJSON(b []byte) error {
 type __premarshalConversationConversation struct {
 	Members []UserFields `json:"members"`
 
+	Memberships []ConversationConversationMembershipsMembership `json:"memberships"`
+
+	LastEventSeq int `json:"lastEventSeq"`
+
 	Id string `json:"id"`
 
 	Title string `json:"title"`
@@ -83,10 +130,100 @@ func (v *ConversationConversation) __premarshalJSON() (*__premarshalConversation
 	var retval __premarshalConversationConversation
 
 	retval.Members = v.Members
+	retval.Memberships = v.Memberships
+	retval.LastEventSeq = v.LastEventSeq
 	retval.Id = v.ConversationSummary.Id
 	retval.Title = v.ConversationSummary.Title
 	retval.CreatedAt = v.ConversationSummary.CreatedAt
 	retval.LastMessage = v.ConversationSummary.LastMessage
+	return &retval, nil
+}
+
+// ConversationConversationMembershipsMembership includes the requested fields of the GraphQL type Membership.
+type ConversationConversationMembershipsMembership struct {
+	User     UserFields `json:"user"`
+	Role     MemberRole `json:"role"`
+	JoinedAt time.Time  `json:"joinedAt"`
+}
+
+// GetUser returns ConversationConversationMembershipsMembership.User, and is useful for accessing the field via an interface.
+func (v *ConversationConversationMembershipsMembership) GetUser() UserFields { return v.User }
+
+// GetRole returns ConversationConversationMembershipsMembership.Role, and is useful for accessing the field via an interface.
+func (v *ConversationConversationMembershipsMembership) GetRole() MemberRole { return v.Role }
+
+// GetJoinedAt returns ConversationConversationMembershipsMembership.JoinedAt, and is useful for accessing the field via an interface.
+func (v *ConversationConversationMembershipsMembership) GetJoinedAt() time.Time { return v.JoinedAt }
+
+// ConversationEventsResponse is returned by ConversationEvents on success.
+type ConversationEventsResponse struct {
+	// Every event of the conversation in eventSeq order, each once; with afterEventSeq, first the ones after it.
+	ConversationEvents EventFields `json:"-"`
+}
+
+// GetConversationEvents returns ConversationEventsResponse.ConversationEvents, and is useful for accessing the field via an interface.
+func (v *ConversationEventsResponse) GetConversationEvents() EventFields { return v.ConversationEvents }
+
+func (v *ConversationEventsResponse) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*ConversationEventsResponse
+		ConversationEvents json.RawMessage `json:"conversationEvents"`
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.ConversationEventsResponse = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	{
+		dst := &v.ConversationEvents
+		src := firstPass.ConversationEvents
+		if len(src) != 0 && string(src) != "null" {
+			err = __unmarshalEventFields(
+				src, dst)
+			if err != nil {
+				return fmt.Errorf(
+					"unable to unmarshal ConversationEventsResponse.ConversationEvents: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+type __premarshalConversationEventsResponse struct {
+	ConversationEvents json.RawMessage `json:"conversationEvents"`
+}
+
+func (v *ConversationEventsResponse) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *ConversationEventsResponse) __premarshalJSON() (*__premarshalConversationEventsResponse, error) {
+	var retval __premarshalConversationEventsResponse
+
+	{
+
+		dst := &retval.ConversationEvents
+		src := v.ConversationEvents
+		var err error
+		*dst, err = __marshalEventFields(
+			&src)
+		if err != nil {
+			return nil, fmt.Errorf(
+				"unable to marshal ConversationEventsResponse.ConversationEvents: %w", err)
+		}
+	}
 	return &retval, nil
 }
 
@@ -266,6 +403,527 @@ type CreateConversationResponse struct {
 func (v *CreateConversationResponse) GetCreateConversation() CreateConversationCreateConversation {
 	return v.CreateConversation
 }
+
+// DeleteMessageResponse is returned by DeleteMessage on success.
+type DeleteMessageResponse struct {
+	// Deletes a message (the sender or the conversation's owner); deleting it again changes nothing.
+	DeleteMessage MessageFields `json:"deleteMessage"`
+}
+
+// GetDeleteMessage returns DeleteMessageResponse.DeleteMessage, and is useful for accessing the field via an interface.
+func (v *DeleteMessageResponse) GetDeleteMessage() MessageFields { return v.DeleteMessage }
+
+type EditMessageInput struct {
+	Id string `json:"id"`
+	// 1..4000 characters after trimming.
+	Body string `json:"body"`
+}
+
+// GetId returns EditMessageInput.Id, and is useful for accessing the field via an interface.
+func (v *EditMessageInput) GetId() string { return v.Id }
+
+// GetBody returns EditMessageInput.Body, and is useful for accessing the field via an interface.
+func (v *EditMessageInput) GetBody() string { return v.Body }
+
+// EditMessageResponse is returned by EditMessage on success.
+type EditMessageResponse struct {
+	// Replaces the body of a message the viewer sent; not on a deleted message.
+	EditMessage MessageFields `json:"editMessage"`
+}
+
+// GetEditMessage returns EditMessageResponse.EditMessage, and is useful for accessing the field via an interface.
+func (v *EditMessageResponse) GetEditMessage() MessageFields { return v.EditMessage }
+
+// EventFields includes the GraphQL fields of ConversationEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+//
+// EventFields is implemented by the following types:
+// EventFieldsConversationRenamedEvent
+// EventFieldsMemberRemovedEvent
+// EventFieldsMembersAddedEvent
+// EventFieldsMessageAddedEvent
+// EventFieldsMessageDeletedEvent
+// EventFieldsMessageEditedEvent
+// EventFieldsReactionChangedEvent
+type EventFields interface {
+	implementsGraphQLInterfaceEventFields()
+	// GetTypename returns the receiver's concrete GraphQL type-name (see interface doc for possible values).
+	GetTypename() *string
+	// GetEventSeq returns the interface-field "eventSeq" from its implementation.
+	GetEventSeq() int
+	// GetConversationId returns the interface-field "conversationId" from its implementation.
+	GetConversationId() string
+	// GetAt returns the interface-field "at" from its implementation.
+	GetAt() time.Time
+	// GetActor returns the interface-field "actor" from its implementation.
+	GetActor() UserFields
+}
+
+func (v *EventFieldsConversationRenamedEvent) implementsGraphQLInterfaceEventFields() {}
+func (v *EventFieldsMemberRemovedEvent) implementsGraphQLInterfaceEventFields()       {}
+func (v *EventFieldsMembersAddedEvent) implementsGraphQLInterfaceEventFields()        {}
+func (v *EventFieldsMessageAddedEvent) implementsGraphQLInterfaceEventFields()        {}
+func (v *EventFieldsMessageDeletedEvent) implementsGraphQLInterfaceEventFields()      {}
+func (v *EventFieldsMessageEditedEvent) implementsGraphQLInterfaceEventFields()       {}
+func (v *EventFieldsReactionChangedEvent) implementsGraphQLInterfaceEventFields()     {}
+
+func __unmarshalEventFields(b []byte, v *EventFields) error {
+	if string(b) == "null" {
+		return nil
+	}
+
+	var tn struct {
+		TypeName string `json:"__typename"`
+	}
+	err := json.Unmarshal(b, &tn)
+	if err != nil {
+		return err
+	}
+
+	switch tn.TypeName {
+	case "ConversationRenamedEvent":
+		*v = new(EventFieldsConversationRenamedEvent)
+		return json.Unmarshal(b, *v)
+	case "MemberRemovedEvent":
+		*v = new(EventFieldsMemberRemovedEvent)
+		return json.Unmarshal(b, *v)
+	case "MembersAddedEvent":
+		*v = new(EventFieldsMembersAddedEvent)
+		return json.Unmarshal(b, *v)
+	case "MessageAddedEvent":
+		*v = new(EventFieldsMessageAddedEvent)
+		return json.Unmarshal(b, *v)
+	case "MessageDeletedEvent":
+		*v = new(EventFieldsMessageDeletedEvent)
+		return json.Unmarshal(b, *v)
+	case "MessageEditedEvent":
+		*v = new(EventFieldsMessageEditedEvent)
+		return json.Unmarshal(b, *v)
+	case "ReactionChangedEvent":
+		*v = new(EventFieldsReactionChangedEvent)
+		return json.Unmarshal(b, *v)
+	case "":
+		return fmt.Errorf(
+			"response was missing ConversationEvent.__typename")
+	default:
+		return fmt.Errorf(
+			`unexpected concrete type for EventFields: "%v"`, tn.TypeName)
+	}
+}
+
+func __marshalEventFields(v *EventFields) ([]byte, error) {
+
+	var typename string
+	switch v := (*v).(type) {
+	case *EventFieldsConversationRenamedEvent:
+		typename = "ConversationRenamedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*EventFieldsConversationRenamedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *EventFieldsMemberRemovedEvent:
+		typename = "MemberRemovedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*EventFieldsMemberRemovedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *EventFieldsMembersAddedEvent:
+		typename = "MembersAddedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*EventFieldsMembersAddedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *EventFieldsMessageAddedEvent:
+		typename = "MessageAddedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*EventFieldsMessageAddedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *EventFieldsMessageDeletedEvent:
+		typename = "MessageDeletedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*EventFieldsMessageDeletedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *EventFieldsMessageEditedEvent:
+		typename = "MessageEditedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*EventFieldsMessageEditedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *EventFieldsReactionChangedEvent:
+		typename = "ReactionChangedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*EventFieldsReactionChangedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case nil:
+		return []byte("null"), nil
+	default:
+		return nil, fmt.Errorf(
+			`unexpected concrete type for EventFields: "%T"`, v)
+	}
+}
+
+// EventFields includes the GraphQL fields of ConversationRenamedEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+type EventFieldsConversationRenamedEvent struct {
+	Typename       *string    `json:"__typename"`
+	EventSeq       int        `json:"eventSeq"`
+	ConversationId string     `json:"conversationId"`
+	At             time.Time  `json:"at"`
+	Actor          UserFields `json:"actor"`
+	Title          string     `json:"title"`
+}
+
+// GetTypename returns EventFieldsConversationRenamedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *EventFieldsConversationRenamedEvent) GetTypename() *string { return v.Typename }
+
+// GetEventSeq returns EventFieldsConversationRenamedEvent.EventSeq, and is useful for accessing the field via an interface.
+func (v *EventFieldsConversationRenamedEvent) GetEventSeq() int { return v.EventSeq }
+
+// GetConversationId returns EventFieldsConversationRenamedEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *EventFieldsConversationRenamedEvent) GetConversationId() string { return v.ConversationId }
+
+// GetAt returns EventFieldsConversationRenamedEvent.At, and is useful for accessing the field via an interface.
+func (v *EventFieldsConversationRenamedEvent) GetAt() time.Time { return v.At }
+
+// GetActor returns EventFieldsConversationRenamedEvent.Actor, and is useful for accessing the field via an interface.
+func (v *EventFieldsConversationRenamedEvent) GetActor() UserFields { return v.Actor }
+
+// GetTitle returns EventFieldsConversationRenamedEvent.Title, and is useful for accessing the field via an interface.
+func (v *EventFieldsConversationRenamedEvent) GetTitle() string { return v.Title }
+
+// EventFields includes the GraphQL fields of MemberRemovedEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+type EventFieldsMemberRemovedEvent struct {
+	Typename       *string    `json:"__typename"`
+	EventSeq       int        `json:"eventSeq"`
+	ConversationId string     `json:"conversationId"`
+	At             time.Time  `json:"at"`
+	Actor          UserFields `json:"actor"`
+	User           UserFields `json:"user"`
+}
+
+// GetTypename returns EventFieldsMemberRemovedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *EventFieldsMemberRemovedEvent) GetTypename() *string { return v.Typename }
+
+// GetEventSeq returns EventFieldsMemberRemovedEvent.EventSeq, and is useful for accessing the field via an interface.
+func (v *EventFieldsMemberRemovedEvent) GetEventSeq() int { return v.EventSeq }
+
+// GetConversationId returns EventFieldsMemberRemovedEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *EventFieldsMemberRemovedEvent) GetConversationId() string { return v.ConversationId }
+
+// GetAt returns EventFieldsMemberRemovedEvent.At, and is useful for accessing the field via an interface.
+func (v *EventFieldsMemberRemovedEvent) GetAt() time.Time { return v.At }
+
+// GetActor returns EventFieldsMemberRemovedEvent.Actor, and is useful for accessing the field via an interface.
+func (v *EventFieldsMemberRemovedEvent) GetActor() UserFields { return v.Actor }
+
+// GetUser returns EventFieldsMemberRemovedEvent.User, and is useful for accessing the field via an interface.
+func (v *EventFieldsMemberRemovedEvent) GetUser() UserFields { return v.User }
+
+// EventFields includes the GraphQL fields of MembersAddedEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+type EventFieldsMembersAddedEvent struct {
+	Typename       *string      `json:"__typename"`
+	EventSeq       int          `json:"eventSeq"`
+	ConversationId string       `json:"conversationId"`
+	At             time.Time    `json:"at"`
+	Actor          UserFields   `json:"actor"`
+	Users          []UserFields `json:"users"`
+}
+
+// GetTypename returns EventFieldsMembersAddedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *EventFieldsMembersAddedEvent) GetTypename() *string { return v.Typename }
+
+// GetEventSeq returns EventFieldsMembersAddedEvent.EventSeq, and is useful for accessing the field via an interface.
+func (v *EventFieldsMembersAddedEvent) GetEventSeq() int { return v.EventSeq }
+
+// GetConversationId returns EventFieldsMembersAddedEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *EventFieldsMembersAddedEvent) GetConversationId() string { return v.ConversationId }
+
+// GetAt returns EventFieldsMembersAddedEvent.At, and is useful for accessing the field via an interface.
+func (v *EventFieldsMembersAddedEvent) GetAt() time.Time { return v.At }
+
+// GetActor returns EventFieldsMembersAddedEvent.Actor, and is useful for accessing the field via an interface.
+func (v *EventFieldsMembersAddedEvent) GetActor() UserFields { return v.Actor }
+
+// GetUsers returns EventFieldsMembersAddedEvent.Users, and is useful for accessing the field via an interface.
+func (v *EventFieldsMembersAddedEvent) GetUsers() []UserFields { return v.Users }
+
+// EventFields includes the GraphQL fields of MessageAddedEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+type EventFieldsMessageAddedEvent struct {
+	Typename       *string       `json:"__typename"`
+	EventSeq       int           `json:"eventSeq"`
+	ConversationId string        `json:"conversationId"`
+	At             time.Time     `json:"at"`
+	Actor          UserFields    `json:"actor"`
+	Message        MessageFields `json:"message"`
+}
+
+// GetTypename returns EventFieldsMessageAddedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageAddedEvent) GetTypename() *string { return v.Typename }
+
+// GetEventSeq returns EventFieldsMessageAddedEvent.EventSeq, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageAddedEvent) GetEventSeq() int { return v.EventSeq }
+
+// GetConversationId returns EventFieldsMessageAddedEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageAddedEvent) GetConversationId() string { return v.ConversationId }
+
+// GetAt returns EventFieldsMessageAddedEvent.At, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageAddedEvent) GetAt() time.Time { return v.At }
+
+// GetActor returns EventFieldsMessageAddedEvent.Actor, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageAddedEvent) GetActor() UserFields { return v.Actor }
+
+// GetMessage returns EventFieldsMessageAddedEvent.Message, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageAddedEvent) GetMessage() MessageFields { return v.Message }
+
+// EventFields includes the GraphQL fields of MessageDeletedEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+type EventFieldsMessageDeletedEvent struct {
+	Typename       *string       `json:"__typename"`
+	EventSeq       int           `json:"eventSeq"`
+	ConversationId string        `json:"conversationId"`
+	At             time.Time     `json:"at"`
+	Actor          UserFields    `json:"actor"`
+	Message        MessageFields `json:"message"`
+}
+
+// GetTypename returns EventFieldsMessageDeletedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageDeletedEvent) GetTypename() *string { return v.Typename }
+
+// GetEventSeq returns EventFieldsMessageDeletedEvent.EventSeq, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageDeletedEvent) GetEventSeq() int { return v.EventSeq }
+
+// GetConversationId returns EventFieldsMessageDeletedEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageDeletedEvent) GetConversationId() string { return v.ConversationId }
+
+// GetAt returns EventFieldsMessageDeletedEvent.At, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageDeletedEvent) GetAt() time.Time { return v.At }
+
+// GetActor returns EventFieldsMessageDeletedEvent.Actor, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageDeletedEvent) GetActor() UserFields { return v.Actor }
+
+// GetMessage returns EventFieldsMessageDeletedEvent.Message, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageDeletedEvent) GetMessage() MessageFields { return v.Message }
+
+// EventFields includes the GraphQL fields of MessageEditedEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+type EventFieldsMessageEditedEvent struct {
+	Typename       *string       `json:"__typename"`
+	EventSeq       int           `json:"eventSeq"`
+	ConversationId string        `json:"conversationId"`
+	At             time.Time     `json:"at"`
+	Actor          UserFields    `json:"actor"`
+	Message        MessageFields `json:"message"`
+}
+
+// GetTypename returns EventFieldsMessageEditedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageEditedEvent) GetTypename() *string { return v.Typename }
+
+// GetEventSeq returns EventFieldsMessageEditedEvent.EventSeq, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageEditedEvent) GetEventSeq() int { return v.EventSeq }
+
+// GetConversationId returns EventFieldsMessageEditedEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageEditedEvent) GetConversationId() string { return v.ConversationId }
+
+// GetAt returns EventFieldsMessageEditedEvent.At, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageEditedEvent) GetAt() time.Time { return v.At }
+
+// GetActor returns EventFieldsMessageEditedEvent.Actor, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageEditedEvent) GetActor() UserFields { return v.Actor }
+
+// GetMessage returns EventFieldsMessageEditedEvent.Message, and is useful for accessing the field via an interface.
+func (v *EventFieldsMessageEditedEvent) GetMessage() MessageFields { return v.Message }
+
+// EventFields includes the GraphQL fields of ReactionChangedEvent requested by the fragment EventFields.
+// The GraphQL type's documentation follows.
+//
+// Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes.
+type EventFieldsReactionChangedEvent struct {
+	Typename       *string       `json:"__typename"`
+	EventSeq       int           `json:"eventSeq"`
+	ConversationId string        `json:"conversationId"`
+	At             time.Time     `json:"at"`
+	Actor          UserFields    `json:"actor"`
+	Message        MessageFields `json:"message"`
+	Emoji          string        `json:"emoji"`
+	Added          bool          `json:"added"`
+}
+
+// GetTypename returns EventFieldsReactionChangedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetTypename() *string { return v.Typename }
+
+// GetEventSeq returns EventFieldsReactionChangedEvent.EventSeq, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetEventSeq() int { return v.EventSeq }
+
+// GetConversationId returns EventFieldsReactionChangedEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetConversationId() string { return v.ConversationId }
+
+// GetAt returns EventFieldsReactionChangedEvent.At, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetAt() time.Time { return v.At }
+
+// GetActor returns EventFieldsReactionChangedEvent.Actor, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetActor() UserFields { return v.Actor }
+
+// GetMessage returns EventFieldsReactionChangedEvent.Message, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetMessage() MessageFields { return v.Message }
+
+// GetEmoji returns EventFieldsReactionChangedEvent.Emoji, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetEmoji() string { return v.Emoji }
+
+// GetAdded returns EventFieldsReactionChangedEvent.Added, and is useful for accessing the field via an interface.
+func (v *EventFieldsReactionChangedEvent) GetAdded() bool { return v.Added }
+
+// EventsConversation includes the requested fields of the GraphQL type Conversation.
+type EventsConversation struct {
+	Id string `json:"id"`
+	// The eventSeq of the conversation's latest event (0: none yet).
+	LastEventSeq int `json:"lastEventSeq"`
+	// Everything that happened after eventSeq `after`, oldest first: the catch-up call for a client that was offline. `first`: 1..100.
+	Events EventsConversationEventsConversationEventPage `json:"events"`
+}
+
+// GetId returns EventsConversation.Id, and is useful for accessing the field via an interface.
+func (v *EventsConversation) GetId() string { return v.Id }
+
+// GetLastEventSeq returns EventsConversation.LastEventSeq, and is useful for accessing the field via an interface.
+func (v *EventsConversation) GetLastEventSeq() int { return v.LastEventSeq }
+
+// GetEvents returns EventsConversation.Events, and is useful for accessing the field via an interface.
+func (v *EventsConversation) GetEvents() EventsConversationEventsConversationEventPage {
+	return v.Events
+}
+
+// EventsConversationEventsConversationEventPage includes the requested fields of the GraphQL type ConversationEventPage.
+type EventsConversationEventsConversationEventPage struct {
+	Items   []EventFields `json:"-"`
+	HasMore bool          `json:"hasMore"`
+}
+
+// GetItems returns EventsConversationEventsConversationEventPage.Items, and is useful for accessing the field via an interface.
+func (v *EventsConversationEventsConversationEventPage) GetItems() []EventFields { return v.Items }
+
+// GetHasMore returns EventsConversationEventsConversationEventPage.HasMore, and is useful for accessing the field via an interface.
+func (v *EventsConversationEventsConversationEventPage) GetHasMore() bool { return v.HasMore }
+
+func (v *EventsConversationEventsConversationEventPage) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*EventsConversationEventsConversationEventPage
+		Items []json.RawMessage `json:"items"`
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.EventsConversationEventsConversationEventPage = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	{
+		dst := &v.Items
+		src := firstPass.Items
+		*dst = make(
+			[]EventFields,
+			len(src))
+		for i, src := range src {
+			dst := &(*dst)[i]
+			if len(src) != 0 && string(src) != "null" {
+				err = __unmarshalEventFields(
+					src, dst)
+				if err != nil {
+					return fmt.Errorf(
+						"unable to unmarshal EventsConversationEventsConversationEventPage.Items: %w", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+type __premarshalEventsConversationEventsConversationEventPage struct {
+	Items []json.RawMessage `json:"items"`
+
+	HasMore bool `json:"hasMore"`
+}
+
+func (v *EventsConversationEventsConversationEventPage) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *EventsConversationEventsConversationEventPage) __premarshalJSON() (*__premarshalEventsConversationEventsConversationEventPage, error) {
+	var retval __premarshalEventsConversationEventsConversationEventPage
+
+	{
+
+		dst := &retval.Items
+		src := v.Items
+		*dst = make(
+			[]json.RawMessage,
+			len(src))
+		for i, src := range src {
+			dst := &(*dst)[i]
+			var err error
+			*dst, err = __marshalEventFields(
+				&src)
+			if err != nil {
+				return nil, fmt.Errorf(
+					"unable to marshal EventsConversationEventsConversationEventPage.Items: %w", err)
+			}
+		}
+	}
+	retval.HasMore = v.HasMore
+	return &retval, nil
+}
+
+// EventsResponse is returned by Events on success.
+type EventsResponse struct {
+	// A conversation of the viewer's. Null when it does not exist or the viewer is not a member.
+	Conversation *EventsConversation `json:"conversation"`
+}
+
+// GetConversation returns EventsResponse.Conversation, and is useful for accessing the field via an interface.
+func (v *EventsResponse) GetConversation() *EventsConversation { return v.Conversation }
 
 // HistoryConversation includes the requested fields of the GraphQL type Conversation.
 type HistoryConversation struct {
@@ -463,6 +1121,27 @@ func (v *LatestConversationsResponse) GetConversations() LatestConversationsConv
 	return v.Conversations
 }
 
+// LeaveConversationResponse is returned by LeaveConversation on success.
+type LeaveConversationResponse struct {
+	// The viewer leaves; an owner who leaves hands ownership to the longest-standing member.
+	LeaveConversation bool `json:"leaveConversation"`
+}
+
+// GetLeaveConversation returns LeaveConversationResponse.LeaveConversation, and is useful for accessing the field via an interface.
+func (v *LeaveConversationResponse) GetLeaveConversation() bool { return v.LeaveConversation }
+
+type MemberRole string
+
+const (
+	MemberRoleOwner  MemberRole = "OWNER"
+	MemberRoleMember MemberRole = "MEMBER"
+)
+
+var AllMemberRole = []MemberRole{
+	MemberRoleOwner,
+	MemberRoleMember,
+}
+
 // MessageAddedResponse is returned by MessageAdded on success.
 type MessageAddedResponse struct {
 	// Every message of the conversation, in seq order, each once. With afterSeq, first the messages
@@ -477,12 +1156,20 @@ func (v *MessageAddedResponse) GetMessageAdded() MessageFields { return v.Messag
 type MessageFields struct {
 	Id string `json:"id"`
 	// The message's position in its conversation: 1, 2, 3, … in commit order, without holes.
-	Seq             int        `json:"seq"`
-	ConversationId  string     `json:"conversationId"`
-	Body            string     `json:"body"`
-	CreatedAt       time.Time  `json:"createdAt"`
-	ClientMessageId *string    `json:"clientMessageId"`
-	Sender          UserFields `json:"sender"`
+	Seq             int       `json:"seq"`
+	ConversationId  string    `json:"conversationId"`
+	Body            string    `json:"body"`
+	CreatedAt       time.Time `json:"createdAt"`
+	ClientMessageId *string   `json:"clientMessageId"`
+	// When the body was last replaced; null until edited.
+	EditedAt *time.Time `json:"editedAt"`
+	// When the message was deleted: its body is "" and its reactions are empty from then on.
+	DeletedAt *time.Time `json:"deletedAt"`
+	// 1 when sent, +1 for each edit or delete.
+	Version int `json:"version"`
+	// Grouped by emoji, most used first.
+	Reactions []MessageFieldsReactionsReaction `json:"reactions"`
+	Sender    UserFields                       `json:"sender"`
 }
 
 // GetId returns MessageFields.Id, and is useful for accessing the field via an interface.
@@ -503,8 +1190,37 @@ func (v *MessageFields) GetCreatedAt() time.Time { return v.CreatedAt }
 // GetClientMessageId returns MessageFields.ClientMessageId, and is useful for accessing the field via an interface.
 func (v *MessageFields) GetClientMessageId() *string { return v.ClientMessageId }
 
+// GetEditedAt returns MessageFields.EditedAt, and is useful for accessing the field via an interface.
+func (v *MessageFields) GetEditedAt() *time.Time { return v.EditedAt }
+
+// GetDeletedAt returns MessageFields.DeletedAt, and is useful for accessing the field via an interface.
+func (v *MessageFields) GetDeletedAt() *time.Time { return v.DeletedAt }
+
+// GetVersion returns MessageFields.Version, and is useful for accessing the field via an interface.
+func (v *MessageFields) GetVersion() int { return v.Version }
+
+// GetReactions returns MessageFields.Reactions, and is useful for accessing the field via an interface.
+func (v *MessageFields) GetReactions() []MessageFieldsReactionsReaction { return v.Reactions }
+
 // GetSender returns MessageFields.Sender, and is useful for accessing the field via an interface.
 func (v *MessageFields) GetSender() UserFields { return v.Sender }
+
+// MessageFieldsReactionsReaction includes the requested fields of the GraphQL type Reaction.
+type MessageFieldsReactionsReaction struct {
+	Emoji string `json:"emoji"`
+	Count int    `json:"count"`
+	// Whether the viewer is among those who reacted with this emoji.
+	ViewerReacted bool `json:"viewerReacted"`
+}
+
+// GetEmoji returns MessageFieldsReactionsReaction.Emoji, and is useful for accessing the field via an interface.
+func (v *MessageFieldsReactionsReaction) GetEmoji() string { return v.Emoji }
+
+// GetCount returns MessageFieldsReactionsReaction.Count, and is useful for accessing the field via an interface.
+func (v *MessageFieldsReactionsReaction) GetCount() int { return v.Count }
+
+// GetViewerReacted returns MessageFieldsReactionsReaction.ViewerReacted, and is useful for accessing the field via an interface.
+func (v *MessageFieldsReactionsReaction) GetViewerReacted() bool { return v.ViewerReacted }
 
 // MessagesPageConversation includes the requested fields of the GraphQL type Conversation.
 type MessagesPageConversation struct {
@@ -571,6 +1287,61 @@ func (v *PageInfoFields) GetStartCursor() *string { return v.StartCursor }
 // GetEndCursor returns PageInfoFields.EndCursor, and is useful for accessing the field via an interface.
 func (v *PageInfoFields) GetEndCursor() *string { return v.EndCursor }
 
+// RemoveMemberRemoveMemberConversation includes the requested fields of the GraphQL type Conversation.
+type RemoveMemberRemoveMemberConversation struct {
+	Id      string       `json:"id"`
+	Members []UserFields `json:"members"`
+}
+
+// GetId returns RemoveMemberRemoveMemberConversation.Id, and is useful for accessing the field via an interface.
+func (v *RemoveMemberRemoveMemberConversation) GetId() string { return v.Id }
+
+// GetMembers returns RemoveMemberRemoveMemberConversation.Members, and is useful for accessing the field via an interface.
+func (v *RemoveMemberRemoveMemberConversation) GetMembers() []UserFields { return v.Members }
+
+// RemoveMemberResponse is returned by RemoveMember on success.
+type RemoveMemberResponse struct {
+	// Removes a member; the owner only.
+	RemoveMember RemoveMemberRemoveMemberConversation `json:"removeMember"`
+}
+
+// GetRemoveMember returns RemoveMemberResponse.RemoveMember, and is useful for accessing the field via an interface.
+func (v *RemoveMemberResponse) GetRemoveMember() RemoveMemberRemoveMemberConversation {
+	return v.RemoveMember
+}
+
+// RemoveReactionResponse is returned by RemoveReaction on success.
+type RemoveReactionResponse struct {
+	// Removes the viewer's reaction; idempotent.
+	RemoveReaction MessageFields `json:"removeReaction"`
+}
+
+// GetRemoveReaction returns RemoveReactionResponse.RemoveReaction, and is useful for accessing the field via an interface.
+func (v *RemoveReactionResponse) GetRemoveReaction() MessageFields { return v.RemoveReaction }
+
+// RenameConversationRenameConversation includes the requested fields of the GraphQL type Conversation.
+type RenameConversationRenameConversation struct {
+	Id    string `json:"id"`
+	Title string `json:"title"`
+}
+
+// GetId returns RenameConversationRenameConversation.Id, and is useful for accessing the field via an interface.
+func (v *RenameConversationRenameConversation) GetId() string { return v.Id }
+
+// GetTitle returns RenameConversationRenameConversation.Title, and is useful for accessing the field via an interface.
+func (v *RenameConversationRenameConversation) GetTitle() string { return v.Title }
+
+// RenameConversationResponse is returned by RenameConversation on success.
+type RenameConversationResponse struct {
+	// Gives the conversation a new title (1..200 characters after trimming); any member may.
+	RenameConversation RenameConversationRenameConversation `json:"renameConversation"`
+}
+
+// GetRenameConversation returns RenameConversationResponse.RenameConversation, and is useful for accessing the field via an interface.
+func (v *RenameConversationResponse) GetRenameConversation() RenameConversationRenameConversation {
+	return v.RenameConversation
+}
+
 type SendMessageInput struct {
 	ConversationId string `json:"conversationId"`
 	// 1..4000 characters after trimming.
@@ -610,6 +1381,39 @@ func (v *UserFields) GetId() string { return v.Id }
 // GetName returns UserFields.Name, and is useful for accessing the field via an interface.
 func (v *UserFields) GetName() string { return v.Name }
 
+// UsersResponse is returned by Users on success.
+type UsersResponse struct {
+	// Users whose name starts with or contains `search` (case-insensitive), for a new-conversation picker. `first`: 1..100.
+	Users UsersUsersUserConnection `json:"users"`
+}
+
+// GetUsers returns UsersResponse.Users, and is useful for accessing the field via an interface.
+func (v *UsersResponse) GetUsers() UsersUsersUserConnection { return v.Users }
+
+// UsersUsersUserConnection includes the requested fields of the GraphQL type UserConnection.
+type UsersUsersUserConnection struct {
+	Edges    []UsersUsersUserConnectionEdgesUserEdge `json:"edges"`
+	PageInfo PageInfoFields                          `json:"pageInfo"`
+}
+
+// GetEdges returns UsersUsersUserConnection.Edges, and is useful for accessing the field via an interface.
+func (v *UsersUsersUserConnection) GetEdges() []UsersUsersUserConnectionEdgesUserEdge { return v.Edges }
+
+// GetPageInfo returns UsersUsersUserConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *UsersUsersUserConnection) GetPageInfo() PageInfoFields { return v.PageInfo }
+
+// UsersUsersUserConnectionEdgesUserEdge includes the requested fields of the GraphQL type UserEdge.
+type UsersUsersUserConnectionEdgesUserEdge struct {
+	Cursor string     `json:"cursor"`
+	Node   UserFields `json:"node"`
+}
+
+// GetCursor returns UsersUsersUserConnectionEdgesUserEdge.Cursor, and is useful for accessing the field via an interface.
+func (v *UsersUsersUserConnectionEdgesUserEdge) GetCursor() string { return v.Cursor }
+
+// GetNode returns UsersUsersUserConnectionEdgesUserEdge.Node, and is useful for accessing the field via an interface.
+func (v *UsersUsersUserConnectionEdgesUserEdge) GetNode() UserFields { return v.Node }
+
 // ViewerResponse is returned by Viewer on success.
 type ViewerResponse struct {
 	// The authenticated viewer.
@@ -618,6 +1422,42 @@ type ViewerResponse struct {
 
 // GetMe returns ViewerResponse.Me, and is useful for accessing the field via an interface.
 func (v *ViewerResponse) GetMe() UserFields { return v.Me }
+
+// __AddMembersInput is used internally by genqlient
+type __AddMembersInput struct {
+	ConversationId string   `json:"conversationId"`
+	UserIds        []string `json:"userIds"`
+}
+
+// GetConversationId returns __AddMembersInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__AddMembersInput) GetConversationId() string { return v.ConversationId }
+
+// GetUserIds returns __AddMembersInput.UserIds, and is useful for accessing the field via an interface.
+func (v *__AddMembersInput) GetUserIds() []string { return v.UserIds }
+
+// __AddReactionInput is used internally by genqlient
+type __AddReactionInput struct {
+	MessageId string `json:"messageId"`
+	Emoji     string `json:"emoji"`
+}
+
+// GetMessageId returns __AddReactionInput.MessageId, and is useful for accessing the field via an interface.
+func (v *__AddReactionInput) GetMessageId() string { return v.MessageId }
+
+// GetEmoji returns __AddReactionInput.Emoji, and is useful for accessing the field via an interface.
+func (v *__AddReactionInput) GetEmoji() string { return v.Emoji }
+
+// __ConversationEventsInput is used internally by genqlient
+type __ConversationEventsInput struct {
+	ConversationId string `json:"conversationId"`
+	AfterEventSeq  *int   `json:"afterEventSeq"`
+}
+
+// GetConversationId returns __ConversationEventsInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__ConversationEventsInput) GetConversationId() string { return v.ConversationId }
+
+// GetAfterEventSeq returns __ConversationEventsInput.AfterEventSeq, and is useful for accessing the field via an interface.
+func (v *__ConversationEventsInput) GetAfterEventSeq() *int { return v.AfterEventSeq }
 
 // __ConversationInput is used internally by genqlient
 type __ConversationInput struct {
@@ -647,6 +1487,38 @@ type __CreateConversationInput struct {
 // GetInput returns __CreateConversationInput.Input, and is useful for accessing the field via an interface.
 func (v *__CreateConversationInput) GetInput() CreateConversationInput { return v.Input }
 
+// __DeleteMessageInput is used internally by genqlient
+type __DeleteMessageInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __DeleteMessageInput.Id, and is useful for accessing the field via an interface.
+func (v *__DeleteMessageInput) GetId() string { return v.Id }
+
+// __EditMessageInput is used internally by genqlient
+type __EditMessageInput struct {
+	Input EditMessageInput `json:"input"`
+}
+
+// GetInput returns __EditMessageInput.Input, and is useful for accessing the field via an interface.
+func (v *__EditMessageInput) GetInput() EditMessageInput { return v.Input }
+
+// __EventsInput is used internally by genqlient
+type __EventsInput struct {
+	ConversationId string `json:"conversationId"`
+	After          *int   `json:"after"`
+	First          *int   `json:"first"`
+}
+
+// GetConversationId returns __EventsInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__EventsInput) GetConversationId() string { return v.ConversationId }
+
+// GetAfter returns __EventsInput.After, and is useful for accessing the field via an interface.
+func (v *__EventsInput) GetAfter() *int { return v.After }
+
+// GetFirst returns __EventsInput.First, and is useful for accessing the field via an interface.
+func (v *__EventsInput) GetFirst() *int { return v.First }
+
 // __HistoryInput is used internally by genqlient
 type __HistoryInput struct {
 	ConversationId string  `json:"conversationId"`
@@ -674,6 +1546,14 @@ func (v *__LatestConversationsInput) GetFirst() *int { return v.First }
 
 // GetLimit returns __LatestConversationsInput.Limit, and is useful for accessing the field via an interface.
 func (v *__LatestConversationsInput) GetLimit() *int { return v.Limit }
+
+// __LeaveConversationInput is used internally by genqlient
+type __LeaveConversationInput struct {
+	ConversationId string `json:"conversationId"`
+}
+
+// GetConversationId returns __LeaveConversationInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__LeaveConversationInput) GetConversationId() string { return v.ConversationId }
 
 // __MessageAddedInput is used internally by genqlient
 type __MessageAddedInput struct {
@@ -703,6 +1583,42 @@ func (v *__MessagesPageInput) GetLimit() *int { return v.Limit }
 // GetOffset returns __MessagesPageInput.Offset, and is useful for accessing the field via an interface.
 func (v *__MessagesPageInput) GetOffset() *int { return v.Offset }
 
+// __RemoveMemberInput is used internally by genqlient
+type __RemoveMemberInput struct {
+	ConversationId string `json:"conversationId"`
+	UserId         string `json:"userId"`
+}
+
+// GetConversationId returns __RemoveMemberInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__RemoveMemberInput) GetConversationId() string { return v.ConversationId }
+
+// GetUserId returns __RemoveMemberInput.UserId, and is useful for accessing the field via an interface.
+func (v *__RemoveMemberInput) GetUserId() string { return v.UserId }
+
+// __RemoveReactionInput is used internally by genqlient
+type __RemoveReactionInput struct {
+	MessageId string `json:"messageId"`
+	Emoji     string `json:"emoji"`
+}
+
+// GetMessageId returns __RemoveReactionInput.MessageId, and is useful for accessing the field via an interface.
+func (v *__RemoveReactionInput) GetMessageId() string { return v.MessageId }
+
+// GetEmoji returns __RemoveReactionInput.Emoji, and is useful for accessing the field via an interface.
+func (v *__RemoveReactionInput) GetEmoji() string { return v.Emoji }
+
+// __RenameConversationInput is used internally by genqlient
+type __RenameConversationInput struct {
+	ConversationId string `json:"conversationId"`
+	Title          string `json:"title"`
+}
+
+// GetConversationId returns __RenameConversationInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__RenameConversationInput) GetConversationId() string { return v.ConversationId }
+
+// GetTitle returns __RenameConversationInput.Title, and is useful for accessing the field via an interface.
+func (v *__RenameConversationInput) GetTitle() string { return v.Title }
+
 // __SendMessageInput is used internally by genqlient
 type __SendMessageInput struct {
 	Input SendMessageInput `json:"input"`
@@ -710,6 +1626,124 @@ type __SendMessageInput struct {
 
 // GetInput returns __SendMessageInput.Input, and is useful for accessing the field via an interface.
 func (v *__SendMessageInput) GetInput() SendMessageInput { return v.Input }
+
+// __UsersInput is used internally by genqlient
+type __UsersInput struct {
+	Search *string `json:"search"`
+	First  *int    `json:"first"`
+	After  *string `json:"after"`
+}
+
+// GetSearch returns __UsersInput.Search, and is useful for accessing the field via an interface.
+func (v *__UsersInput) GetSearch() *string { return v.Search }
+
+// GetFirst returns __UsersInput.First, and is useful for accessing the field via an interface.
+func (v *__UsersInput) GetFirst() *int { return v.First }
+
+// GetAfter returns __UsersInput.After, and is useful for accessing the field via an interface.
+func (v *__UsersInput) GetAfter() *string { return v.After }
+
+// The mutation executed by AddMembers.
+const AddMembers_Operation = `
+mutation AddMembers ($conversationId: ID!, $userIds: [ID!]!) {
+	addMembers(conversationId: $conversationId, userIds: $userIds) {
+		id
+		members {
+			... UserFields
+		}
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+func AddMembers(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	userIds []string,
+) (data_ *AddMembersResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "AddMembers",
+		Query:  AddMembers_Operation,
+		Variables: &__AddMembersInput{
+			ConversationId: conversationId,
+			UserIds:        userIds,
+		},
+	}
+
+	data_ = &AddMembersResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by AddReaction.
+const AddReaction_Operation = `
+mutation AddReaction ($messageId: ID!, $emoji: String!) {
+	addReaction(messageId: $messageId, emoji: $emoji) {
+		... MessageFields
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+func AddReaction(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	messageId string,
+	emoji string,
+) (data_ *AddReactionResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "AddReaction",
+		Query:  AddReaction_Operation,
+		Variables: &__AddReactionInput{
+			MessageId: messageId,
+			Emoji:     emoji,
+		},
+	}
+
+	data_ = &AddReactionResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
 
 // The query executed by Conversation.
 const Conversation_Operation = `
@@ -719,6 +1753,14 @@ query Conversation ($id: ID!) {
 		members {
 			... UserFields
 		}
+		memberships {
+			user {
+				... UserFields
+			}
+			role
+			joinedAt
+		}
+		lastEventSeq
 	}
 }
 fragment ConversationSummary on Conversation {
@@ -740,6 +1782,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -770,6 +1820,131 @@ func Conversation(
 	)
 
 	return data_, err_
+}
+
+// The subscription executed by ConversationEvents.
+const ConversationEvents_Operation = `
+subscription ConversationEvents ($conversationId: ID!, $afterEventSeq: Int) {
+	conversationEvents(conversationId: $conversationId, afterEventSeq: $afterEventSeq) {
+		__typename
+		... EventFields
+	}
+}
+fragment EventFields on ConversationEvent {
+	__typename
+	eventSeq
+	conversationId
+	at
+	actor {
+		... UserFields
+	}
+	... on MessageAddedEvent {
+		message {
+			... MessageFields
+		}
+	}
+	... on MessageEditedEvent {
+		message {
+			... MessageFields
+		}
+	}
+	... on MessageDeletedEvent {
+		message {
+			... MessageFields
+		}
+	}
+	... on ReactionChangedEvent {
+		message {
+			... MessageFields
+		}
+		emoji
+		added
+	}
+	... on MembersAddedEvent {
+		users {
+			... UserFields
+		}
+	}
+	... on MemberRemovedEvent {
+		user {
+			... UserFields
+		}
+	}
+	... on ConversationRenamedEvent {
+		title
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+`
+
+// Every event of a conversation in eventSeq order; with afterEventSeq, first those after it.
+// To unsubscribe, use [graphql.WebSocketClient.Unsubscribe]
+func ConversationEvents(
+	ctx_ context.Context,
+	client_ graphql.WebSocketClient,
+	conversationId string,
+	afterEventSeq *int,
+) (dataChan_ chan ConversationEventsWsResponse, subscriptionID_ string, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "ConversationEvents",
+		Query:  ConversationEvents_Operation,
+		Variables: &__ConversationEventsInput{
+			ConversationId: conversationId,
+			AfterEventSeq:  afterEventSeq,
+		},
+	}
+
+	dataChan_ = make(chan ConversationEventsWsResponse)
+	subscriptionID_, err_ = client_.Subscribe(req_, dataChan_, ConversationEventsForwardData)
+
+	return dataChan_, subscriptionID_, err_
+}
+
+type ConversationEventsWsResponse graphql.BaseResponse[*ConversationEventsResponse]
+
+func ConversationEventsForwardData(interfaceChan interface{}, jsonRawMsg json.RawMessage) error {
+	var gqlResp graphql.Response
+	var wsResp ConversationEventsWsResponse
+	err := json.Unmarshal(jsonRawMsg, &gqlResp)
+	if err != nil {
+		return err
+	}
+	if len(gqlResp.Errors) == 0 {
+		err = json.Unmarshal(jsonRawMsg, &wsResp)
+		if err != nil {
+			return err
+		}
+	} else {
+		wsResp.Errors = gqlResp.Errors
+	}
+	dataChan_, ok := interfaceChan.(chan ConversationEventsWsResponse)
+	if !ok {
+		return errors.New("failed to cast interface into 'chan ConversationEventsWsResponse'")
+	}
+	dataChan_ <- wsResp
+	return nil
 }
 
 // The query executed by Conversations.
@@ -808,6 +1983,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -875,6 +2058,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -895,6 +2086,237 @@ func CreateConversation(
 	}
 
 	data_ = &CreateConversationResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by DeleteMessage.
+const DeleteMessage_Operation = `
+mutation DeleteMessage ($id: ID!) {
+	deleteMessage(id: $id) {
+		... MessageFields
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+// Deletes a message (the sender or the owner); it stays as a tombstone with its seq.
+func DeleteMessage(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *DeleteMessageResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "DeleteMessage",
+		Query:  DeleteMessage_Operation,
+		Variables: &__DeleteMessageInput{
+			Id: id,
+		},
+	}
+
+	data_ = &DeleteMessageResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by EditMessage.
+const EditMessage_Operation = `
+mutation EditMessage ($input: EditMessageInput!) {
+	editMessage(input: $input) {
+		... MessageFields
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+// Replaces the body of a message the viewer sent.
+func EditMessage(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	input EditMessageInput,
+) (data_ *EditMessageResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "EditMessage",
+		Query:  EditMessage_Operation,
+		Variables: &__EditMessageInput{
+			Input: input,
+		},
+	}
+
+	data_ = &EditMessageResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by Events.
+const Events_Operation = `
+query Events ($conversationId: ID!, $after: Int, $first: Int) {
+	conversation(id: $conversationId) {
+		id
+		lastEventSeq
+		events(after: $after, first: $first) {
+			items {
+				__typename
+				... EventFields
+			}
+			hasMore
+		}
+	}
+}
+fragment EventFields on ConversationEvent {
+	__typename
+	eventSeq
+	conversationId
+	at
+	actor {
+		... UserFields
+	}
+	... on MessageAddedEvent {
+		message {
+			... MessageFields
+		}
+	}
+	... on MessageEditedEvent {
+		message {
+			... MessageFields
+		}
+	}
+	... on MessageDeletedEvent {
+		message {
+			... MessageFields
+		}
+	}
+	... on ReactionChangedEvent {
+		message {
+			... MessageFields
+		}
+		emoji
+		added
+	}
+	... on MembersAddedEvent {
+		users {
+			... UserFields
+		}
+	}
+	... on MemberRemovedEvent {
+		user {
+			... UserFields
+		}
+	}
+	... on ConversationRenamedEvent {
+		title
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+`
+
+// What happened in a conversation after eventSeq after: the catch-up call of a client that was
+// offline.
+func Events(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	after *int,
+	first *int,
+) (data_ *EventsResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "Events",
+		Query:  Events_Operation,
+		Variables: &__EventsInput{
+			ConversationId: conversationId,
+			After:          after,
+			First:          first,
+		},
+	}
+
+	data_ = &EventsResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -931,6 +2353,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -1012,6 +2442,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -1057,6 +2495,38 @@ func LatestConversations(
 	return data_, err_
 }
 
+// The mutation executed by LeaveConversation.
+const LeaveConversation_Operation = `
+mutation LeaveConversation ($conversationId: ID!) {
+	leaveConversation(conversationId: $conversationId)
+}
+`
+
+func LeaveConversation(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+) (data_ *LeaveConversationResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "LeaveConversation",
+		Query:  LeaveConversation_Operation,
+		Variables: &__LeaveConversationInput{
+			ConversationId: conversationId,
+		},
+	}
+
+	data_ = &LeaveConversationResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The subscription executed by MessageAdded.
 const MessageAdded_Operation = `
 subscription MessageAdded ($conversationId: ID!, $afterSeq: Int) {
@@ -1071,6 +2541,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -1151,6 +2629,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -1191,6 +2677,145 @@ func MessagesPage(
 	return data_, err_
 }
 
+// The mutation executed by RemoveMember.
+const RemoveMember_Operation = `
+mutation RemoveMember ($conversationId: ID!, $userId: ID!) {
+	removeMember(conversationId: $conversationId, userId: $userId) {
+		id
+		members {
+			... UserFields
+		}
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+func RemoveMember(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	userId string,
+) (data_ *RemoveMemberResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "RemoveMember",
+		Query:  RemoveMember_Operation,
+		Variables: &__RemoveMemberInput{
+			ConversationId: conversationId,
+			UserId:         userId,
+		},
+	}
+
+	data_ = &RemoveMemberResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by RemoveReaction.
+const RemoveReaction_Operation = `
+mutation RemoveReaction ($messageId: ID!, $emoji: String!) {
+	removeReaction(messageId: $messageId, emoji: $emoji) {
+		... MessageFields
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+func RemoveReaction(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	messageId string,
+	emoji string,
+) (data_ *RemoveReactionResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "RemoveReaction",
+		Query:  RemoveReaction_Operation,
+		Variables: &__RemoveReactionInput{
+			MessageId: messageId,
+			Emoji:     emoji,
+		},
+	}
+
+	data_ = &RemoveReactionResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by RenameConversation.
+const RenameConversation_Operation = `
+mutation RenameConversation ($conversationId: ID!, $title: String!) {
+	renameConversation(conversationId: $conversationId, title: $title) {
+		id
+		title
+	}
+}
+`
+
+func RenameConversation(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	title string,
+) (data_ *RenameConversationResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "RenameConversation",
+		Query:  RenameConversation_Operation,
+		Variables: &__RenameConversationInput{
+			ConversationId: conversationId,
+			Title:          title,
+		},
+	}
+
+	data_ = &RenameConversationResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by SendMessage.
 const SendMessage_Operation = `
 mutation SendMessage ($input: SendMessageInput!) {
@@ -1205,6 +2830,14 @@ fragment MessageFields on Message {
 	body
 	createdAt
 	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
 	sender {
 		... UserFields
 	}
@@ -1230,6 +2863,63 @@ func SendMessage(
 	}
 
 	data_ = &SendMessageResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by Users.
+const Users_Operation = `
+query Users ($search: String, $first: Int, $after: String) {
+	users(search: $search, first: $first, after: $after) {
+		edges {
+			cursor
+			node {
+				... UserFields
+			}
+		}
+		pageInfo {
+			... PageInfoFields
+		}
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+fragment PageInfoFields on PageInfo {
+	hasNextPage
+	hasPreviousPage
+	startCursor
+	endCursor
+}
+`
+
+// The user directory, for a new-conversation picker: names containing search, by name.
+func Users(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	search *string,
+	first *int,
+	after *string,
+) (data_ *UsersResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "Users",
+		Query:  Users_Operation,
+		Variables: &__UsersInput{
+			Search: search,
+			First:  first,
+			After:  after,
+		},
+	}
+
+	data_ = &UsersResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

@@ -16,6 +16,7 @@ package loader
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -64,9 +65,14 @@ type Loaders struct {
 	viewerID      int64
 	users         *dataloader.Loader[int64, *chat.User]
 	conversations *dataloader.Loader[int64, *chat.Conversation]
-	members       *dataloader.Loader[int64, []chat.User]
+	memberships   *dataloader.Loader[int64, []chat.Membership]
 	pages         *dataloader.Loader[chat.PageKey, chat.Page]
+	messages      *dataloader.Loader[int64, *chat.Message]
+	reactions     *dataloader.Loader[reactionKey, []string]
 }
+
+// reactionKey names a message whose viewer's reactions are wanted.
+type reactionKey struct{ conversationID, messageID int64 }
 
 // New returns fresh Loaders for viewerID (0 when anonymous: membership then finds nothing).
 func (f *Factory) New(viewerID int64) *Loaders {
@@ -78,8 +84,16 @@ func (f *Factory) New(viewerID int64) *Loaders {
 		conversations: newLoader(f.cfg, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
 			return s.ConversationsByIDForMember(ctx, viewerID, ids)
 		}),
-		members: newLoader(f.cfg, "members", s.MembersByConversations),
-		pages:   newLoader(f.cfg, "pages", s.MessagePages),
+		memberships: newLoader(f.cfg, "memberships", s.MembershipsByConversations),
+		pages:       newLoader(f.cfg, "pages", s.MessagePages),
+		messages:    newLoader(f.cfg, "messages", s.MessagesByID),
+		reactions: newLoader(f.cfg, "reactions", func(ctx context.Context, keys []reactionKey) ([][]string, error) {
+			convs, msgs := make([]int64, len(keys)), make([]int64, len(keys))
+			for i, k := range keys {
+				convs[i], msgs[i] = k.conversationID, k.messageID
+			}
+			return s.ReactionsOfUser(ctx, viewerID, convs, msgs)
+		}),
 	}
 }
 
@@ -194,9 +208,21 @@ func Conversation(ctx context.Context, id int64) (*chat.Conversation, error) {
 	return For(ctx).conversations.Load(ctx, id)()
 }
 
-// Members loads a conversation's members, ordered by id.
-func Members(ctx context.Context, conversationID int64) ([]chat.User, error) {
-	return For(ctx).members.Load(ctx, conversationID)()
+// Memberships loads a conversation's members with their roles, ordered by user id.
+func Memberships(ctx context.Context, conversationID int64) ([]chat.Membership, error) {
+	return For(ctx).memberships.Load(ctx, conversationID)()
+}
+
+// Message loads a message as it is now by id (nil when missing). The caller checks that the
+// viewer may see it.
+func Message(ctx context.Context, id int64) (*chat.Message, error) {
+	return For(ctx).messages.Load(ctx, id)()
+}
+
+// ViewerReacted reports whether the viewer reacted to a message with emoji.
+func ViewerReacted(ctx context.Context, conversationID, messageID int64, emoji string) (bool, error) {
+	mine, err := For(ctx).reactions.Load(ctx, reactionKey{conversationID, messageID})()
+	return slices.Contains(mine, emoji), err
 }
 
 // Page loads an offset page of history.
@@ -213,6 +239,22 @@ func PrefetchConversations(ctx context.Context, ids []int64) error {
 	}, ids)
 }
 
+// ConversationNow loads a conversation afresh, past what the operation loaded before: the
+// answer of a mutation that changed it.
+func ConversationNow(ctx context.Context, id int64) (*chat.Conversation, error) {
+	if _, err := auth.Viewer(ctx); err != nil {
+		return nil, err
+	}
+	l := For(ctx)
+	l.conversations.Clear(ctx, id)
+	l.memberships.Clear(ctx, id)
+	c, err := l.conversations.Load(ctx, id)()
+	if err == nil && c == nil {
+		return nil, apperr.ErrNotFound
+	}
+	return c, err
+}
+
 // PrimeConversations puts conversations already read (a conversation list) into the cache.
 func PrimeConversations(ctx context.Context, convs []chat.Conversation) {
 	l := For(ctx)
@@ -227,8 +269,8 @@ func PrefetchPages(ctx context.Context, keys []chat.PageKey) error {
 	return prefetch(ctx, l.factory, l.pages, "pages", l.factory.store.MessagePages, keys)
 }
 
-// PrefetchMembers loads conversations' members into the operation's cache.
-func PrefetchMembers(ctx context.Context, conversationIDs []int64) error {
+// PrefetchMemberships loads conversations' members into the operation's cache.
+func PrefetchMemberships(ctx context.Context, conversationIDs []int64) error {
 	l := For(ctx)
-	return prefetch(ctx, l.factory, l.members, "members", l.factory.store.MembersByConversations, conversationIDs)
+	return prefetch(ctx, l.factory, l.memberships, "memberships", l.factory.store.MembershipsByConversations, conversationIDs)
 }

@@ -112,7 +112,7 @@ func (w *conversationWants) add(opCtx *graphql.OperationContext, convID int64, f
 			}
 		case "lastMessage":
 			w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: 1})
-		case "members":
+		case "members", "memberships":
 			w.members = append(w.members, convID)
 		}
 	}
@@ -123,7 +123,7 @@ func (w *conversationWants) prefetch(ctx context.Context) {
 		_ = PrefetchPages(ctx, w.pages)
 	}
 	if len(w.members) > 0 {
-		_ = PrefetchMembers(ctx, w.members)
+		_ = PrefetchMemberships(ctx, w.members)
 	}
 }
 

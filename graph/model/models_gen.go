@@ -16,11 +16,22 @@ type ConversationEdge struct {
 	Node   *chat.Conversation `json:"node"`
 }
 
+type ConversationEventPage struct {
+	Items   []chat.Event `json:"items"`
+	HasMore bool         `json:"hasMore"`
+}
+
 type CreateConversationInput struct {
 	// 1..200 characters after trimming.
 	Title string `json:"title"`
 	// Other members (at most 100).
 	MemberIds []int64 `json:"memberIds,omitempty"`
+}
+
+type EditMessageInput struct {
+	ID int64 `json:"id"`
+	// 1..4000 characters after trimming.
+	Body string `json:"body"`
 }
 
 type MessageConnection struct {
@@ -63,4 +74,14 @@ type SendMessageInput struct {
 }
 
 type Subscription struct {
+}
+
+type UserConnection struct {
+	Edges    []*UserEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+type UserEdge struct {
+	Cursor string     `json:"cursor"`
+	Node   *chat.User `json:"node"`
 }

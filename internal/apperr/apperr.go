@@ -15,8 +15,11 @@ type Code string
 
 // The public codes. Clients and checks depend on these exact strings.
 const (
-	Unauthenticated         Code = "UNAUTHENTICATED"
-	NotFound                Code = "NOT_FOUND"
+	Unauthenticated Code = "UNAUTHENTICATED"
+	NotFound        Code = "NOT_FOUND"
+	// Forbidden: the viewer may see the object but not make this change to it (someone else's
+	// message, a member removed by a non-owner).
+	Forbidden               Code = "FORBIDDEN"
 	BadUserInput            Code = "BAD_USER_INPUT"
 	RateLimited             Code = "RATE_LIMITED"
 	ComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"

@@ -21,6 +21,17 @@ func samplePage() chat.Page {
 		if i%7 == 0 {
 			m.ClientMessageID = &cid
 		}
+		m.Version = 1
+		if i%5 == 0 {
+			edited := m.CreatedAt.Add(time.Minute)
+			m.EditedAt, m.Version = &edited, 2
+		}
+		if i%11 == 0 {
+			deleted := m.CreatedAt.Add(time.Hour)
+			m.DeletedAt, m.Body, m.Version = &deleted, "", m.Version+1
+		} else if i%3 == 0 {
+			m.Reactions = []chat.Reaction{{ConversationID: 42, MessageID: m.ID, Emoji: "👍", Count: 3}, {ConversationID: 42, MessageID: m.ID, Emoji: ":shipit:", Count: 1}}
+		}
 		p.Messages = append(p.Messages, m)
 	}
 	return p

@@ -80,9 +80,13 @@ type Config struct {
 	// overloaded); the others are refused with SERVICE_UNAVAILABLE. Reads while the breaker is
 	// open (Redis down) always go to PostgreSQL. Nil: no bound. The application shares one
 	// budget (DefaultFallbackRate a second) between the history and the response cache.
-	Fallbacks  *admission.Budget
-	Log        *slog.Logger
-	Registerer prometheus.Registerer
+	Fallbacks *admission.Budget
+	// ConversationTokens makes ConversationsByIDForMember read each conversation's generation
+	// token first, for a response cache to record (one more Redis round trip). Without a
+	// response cache nobody reads them.
+	ConversationTokens bool
+	Log                *slog.Logger
+	Registerer         prometheus.Registerer
 }
 
 // Store is a chat.Store whose MessagePages are cached in Redis; every other method passes
@@ -371,13 +375,78 @@ func (h *Store) fill(ctx context.Context, led []*flightRef, keys []chat.PageKey,
 	h.metrics.fills.Add(float64(len(led)))
 }
 
-// AfterCommit is the cache's chat.Hook: a sent message moves its conversation to a new
-// generation. It runs before the message is published (see package app), so a subscriber that
-// receives a message and reads the history finds it.
+// AfterCommit is the cache's chat.Hook: every change to a conversation (a message sent, edited
+// or deleted, a reaction, a member added or gone, a new title) moves it to a new generation, so
+// that every page holding the message, at any offset, and every stored response that read the
+// conversation, is out of date at once. It runs before the change is published (see package
+// app), so a subscriber that receives an event and reads the history finds it.
 func (h *Store) AfterCommit(ctx context.Context, c chat.Change) {
-	if c.Message != nil {
+	if c.Event != nil {
 		h.Invalidate(ctx, c.ConversationID)
 	}
+}
+
+// ConversationsByIDForMember reads the conversations (see chat.Store) with the generation token
+// of each, read first: what the conversation shows (title, members, events) is then no newer
+// than the token, and a response that records it is out of date as soon as the conversation
+// changes.
+func (h *Store) ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
+	if !h.cfg.ConversationTokens {
+		return h.Store.ConversationsByIDForMember(ctx, userID, ids)
+	}
+	tokens, err := h.tokens(ctx, ids)
+	if err != nil {
+		if !errors.Is(err, redisclient.ErrOpen) {
+			h.countError()
+		}
+		tokens = nil // read without tokens: responses are not stored
+	}
+	convs, err := h.Store.ConversationsByIDForMember(ctx, userID, ids)
+	if err != nil || tokens == nil {
+		return convs, err
+	}
+	for i, c := range convs {
+		if c != nil {
+			c.Generation = generation(c.ID, tokens[i])
+		}
+	}
+	return convs, nil
+}
+
+// tokenScript returns the conversation's token, creating it with ARGV[1] if missing.
+var tokenScript = redis.NewScript(`
+local gen = redis.call('GET', KEYS[1])
+if not gen then
+  gen = ARGV[1]
+  redis.call('SET', KEYS[1], gen, 'EX', ARGV[2])
+end
+return gen
+`)
+
+// tokens reads (creating where missing) the generation tokens of conversations, in one
+// pipelined round trip.
+func (h *Store) tokens(ctx context.Context, convs []int64) ([]string, error) {
+	out := make([]string, len(convs))
+	genTTL := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
+	err := h.breaker.Do(ctx, func(ctx context.Context) error {
+		pipe := h.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(convs))
+		for i, c := range convs {
+			cmds[i] = tokenScript.Eval(ctx, pipe, []string{GenerationKey(c)}, newToken(), genTTL)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		for i, cmd := range cmds {
+			tok, err := cmd.Text()
+			if err != nil {
+				return err
+			}
+			out[i] = tok
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Invalidate gives the conversation a new generation token: call it after a write commits and

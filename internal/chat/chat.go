@@ -26,19 +26,63 @@ type Conversation struct {
 	LastSeq int64
 	// LastMessageAt is the time of the newest message, or the creation time while empty.
 	LastMessageAt time.Time
+	// LastEventSeq is the event_seq of the newest event (see Event), 0 while there is none.
+	LastEventSeq int64
+	// Generation is the history-cache generation token the conversation was read under (zero
+	// when it was not read through the cache): a response cache records it as the dependency
+	// of what the conversation's fields show (title, members, events).
+	Generation Token
 }
 
 // Message is one message of a conversation. Seq numbers a conversation's messages 1, 2, 3, …
-// in commit order, without holes.
+// in commit order, without holes: a deleted message stays as a tombstone with its seq.
 type Message struct {
 	ID              int64
 	ConversationID  int64
 	Seq             int64
 	SenderID        int64
 	SenderName      string
-	Body            string
+	Body            string // "" once deleted
 	CreatedAt       time.Time
 	ClientMessageID *string
+	EditedAt        *time.Time // nil until edited
+	DeletedAt       *time.Time // nil until deleted
+	// Version is 1 when sent, and grows by one with each edit or deletion.
+	Version int
+	// Reactions are grouped by emoji, most used first; none once deleted.
+	Reactions []Reaction
+}
+
+// Reaction is the count of one emoji on a message. Whether the viewer is among those who
+// reacted is not part of it: a page of history is the same for every viewer (and cached as
+// such), and the viewer's own reactions are read apart.
+type Reaction struct {
+	ConversationID, MessageID int64
+	Emoji                     string
+	Count                     int
+}
+
+// Role is a member's role in a conversation.
+type Role string
+
+// The roles. The owner (the creator, at first) may remove members; when the owner leaves, the
+// longest-standing member becomes the owner.
+const (
+	RoleOwner  Role = "owner"
+	RoleMember Role = "member"
+)
+
+// Membership is one member of a conversation.
+type Membership struct {
+	User     User
+	Role     Role
+	JoinedAt time.Time
+}
+
+// UserCursor is a position in the user directory, ordered by lower-case name then id.
+type UserCursor struct {
+	Name string // lower case
+	ID   int64
 }
 
 // Sender returns the message's sender as read with the message.
@@ -89,19 +133,38 @@ type Store interface {
 	ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*Conversation, error)
 	// ConversationListByMember lists userID's conversations, latest activity first, after the cursor.
 	ConversationListByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int) ([]Conversation, error)
-	// MembersByConversations returns, in key order, each conversation's members ordered by id.
-	MembersByConversations(ctx context.Context, conversationIDs []int64) ([][]User, error)
+	// MembershipsByConversations returns, in key order, each conversation's members ordered by
+	// user id.
+	MembershipsByConversations(ctx context.Context, conversationIDs []int64) ([][]Membership, error)
+	// MessagesByID returns the messages with the given ids as they are now, in key order; a
+	// missing one is nil. The caller checks that the viewer may see them.
+	MessagesByID(ctx context.Context, ids []int64) ([]*Message, error)
+	// ReactionsOfUser returns, in key order, the emojis with which userID reacted to each message
+	// (of the given conversations).
+	ReactionsOfUser(ctx context.Context, userID int64, conversationIDs, messageIDs []int64) ([][]string, error)
+	// EventsAfter returns up to limit events of a conversation with event_seq > after, oldest
+	// first, each with what it names as it is now.
+	EventsAfter(ctx context.Context, conversationID, after int64, limit int) ([]Event, error)
+	// SearchUsers lists the users whose name contains search (case-insensitive; "" for all),
+	// ordered by lower-case name then id, after the cursor.
+	SearchUsers(ctx context.Context, search string, after *UserCursor, limit int) ([]User, error)
 	// MessagePages returns the pages, in key order.
 	MessagePages(ctx context.Context, keys []PageKey) ([]Page, error)
 	// MessagesBefore returns up to limit messages with seq < beforeSeq, newest first.
 	MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]Message, error)
 	// MessagesAfter returns up to limit messages with seq > afterSeq, oldest first.
 	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]Message, error)
-	// InsertMessage stores m at the conversation's next seq. When the sender already sent a
-	// message with m.ClientMessageID to the conversation, it returns that one and created=false.
-	// A conversation that is missing or that the sender is not a member of is ErrNotFound.
-	InsertMessage(ctx context.Context, m NewMessage) (msg Message, created bool, err error)
-	// CreateConversation creates a conversation with the creator and the other members.
-	// It reports apperr BAD_USER_INPUT when a member does not exist.
-	CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (Conversation, error)
+	// InsertMessage stores m at the conversation's next seq, with its MessageAdded event at the
+	// next event_seq. When the sender already sent a message with m.ClientMessageID to the
+	// conversation, it returns that one (and its event) and created=false. A conversation that
+	// is missing or that the sender is not a member of is ErrNotFound.
+	InsertMessage(ctx context.Context, m NewMessage) (ev *MessageAdded, created bool, err error)
+	// Apply makes one change to a conversation (a Mutation) on behalf of actorID, with its
+	// event, in one transaction under the conversation's row lock. When the change would change
+	// nothing (an idempotent repeat) it returns a nil event and spends no event_seq.
+	Apply(ctx context.Context, actorID int64, m Mutation) (Event, error)
+	// CreateConversation creates a conversation with the creator (its owner) and the other
+	// members, and its first event: the MembersAdded of everyone. It reports apperr
+	// BAD_USER_INPUT when a member does not exist.
+	CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (Conversation, *MembersAdded, error)
 }

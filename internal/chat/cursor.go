@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/threadline/threadline/internal/apperr"
 )
@@ -56,8 +57,30 @@ func DecodeConversationCursor(field, cursor string) (ConversationCursor, error) 
 	return ConversationCursor{LastMessageAt: time.Unix(0, nanos).UTC(), ID: id}, nil
 }
 
-func decodeCursor(cursor, tag string) (string, bool) {
-	if len(cursor) == 0 || len(cursor) > 64 {
+// EncodeUserCursor returns the cursor of a user in the directory: "u:<id>:<lower-case name>".
+func EncodeUserCursor(c UserCursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("u:" + strconv.FormatInt(c.ID, 10) + ":" + c.Name))
+}
+
+// DecodeUserCursor returns the position held by a user cursor.
+func DecodeUserCursor(field, cursor string) (UserCursor, error) {
+	bad := apperr.Invalid(field, "is not a valid cursor")
+	text, ok := decodeLongCursor(cursor, "u:", 1200)
+	if !ok {
+		return UserCursor{}, bad
+	}
+	idText, name, ok := strings.Cut(text, ":")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if !ok || err != nil || id < 1 || strconv.FormatInt(id, 10) != idText || !utf8.ValidString(name) || name != strings.ToLower(name) {
+		return UserCursor{}, bad
+	}
+	return UserCursor{Name: name, ID: id}, nil
+}
+
+func decodeCursor(cursor, tag string) (string, bool) { return decodeLongCursor(cursor, tag, 64) }
+
+func decodeLongCursor(cursor, tag string, maxLen int) (string, bool) {
+	if len(cursor) == 0 || len(cursor) > maxLen {
 		return "", false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)

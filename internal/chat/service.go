@@ -17,10 +17,10 @@ type Service struct {
 // A Change is a committed write that caches and live subscribers must hear of.
 type Change struct {
 	ConversationID int64
-	// Message is the message a send committed; nil for other changes.
-	Message *Message
-	// MembersChanged lists the users whose set of conversations changed (the members of a new
-	// conversation).
+	// Event is the change's event (with the message it is about, as the change left it).
+	Event Event
+	// MembersChanged lists the users whose set of conversations changed: the members of a new
+	// conversation, those added, the one removed or leaving.
 	MembersChanged []int64
 }
 
@@ -56,16 +56,17 @@ func (s *Service) SendMessage(ctx context.Context, senderID int64, m NewMessage)
 		return Message{}, err
 	}
 	m.Body, m.SenderID = body, senderID
-	msg, _, err := s.store.InsertMessage(ctx, m)
+	ev, _, err := s.store.InsertMessage(ctx, m)
 	if err != nil {
 		return Message{}, err
 	}
+	msg := *ev.Message
 	// The hooks run for a retry that returns the original too: the original's own request may
 	// have failed after its commit (PgBouncer or PostgreSQL restarting, measured in
 	// TestFaultPgBouncerRestart) and so never run them, and the message must still reach the
 	// cache's generation and live subscribers before this call returns. Both are idempotent:
 	// a new generation costs one cache miss, and subscribers drop a seq they have seen.
-	s.afterCommit(ctx, Change{ConversationID: msg.ConversationID, Message: &msg})
+	s.afterCommit(ctx, Change{ConversationID: msg.ConversationID, Event: ev})
 	return msg, nil
 }
 
@@ -75,24 +76,184 @@ func (s *Service) CreateConversation(ctx context.Context, creatorID int64, title
 	if err != nil {
 		return Conversation{}, err
 	}
-	if len(memberIDs) > MaxMembers {
-		return Conversation{}, apperr.Invalid("memberIds", "at most %d members", MaxMembers)
-	}
-	members := make([]int64, 0, len(memberIDs))
-	for _, id := range memberIDs {
-		if id < 1 {
-			return Conversation{}, apperr.Invalid("memberIds", "must be positive integers")
-		}
-		if id != creatorID && !slices.Contains(members, id) {
-			members = append(members, id)
-		}
-	}
-	conv, err := s.store.CreateConversation(ctx, creatorID, title, members)
+	members, err := distinctIDs("memberIds", memberIDs, MaxMembers)
 	if err != nil {
 		return Conversation{}, err
 	}
-	s.afterCommit(ctx, Change{ConversationID: conv.ID, MembersChanged: append([]int64{creatorID}, members...)})
+	members = slices.DeleteFunc(members, func(id int64) bool { return id == creatorID })
+	conv, ev, err := s.store.CreateConversation(ctx, creatorID, title, members)
+	if err != nil {
+		return Conversation{}, err
+	}
+	s.afterCommit(ctx, Change{ConversationID: conv.ID, Event: ev, MembersChanged: append([]int64{creatorID}, members...)})
 	return conv, nil
+}
+
+// EditMessage replaces the body of a message the viewer sent. A message that does not exist,
+// or in a conversation the viewer is not a member of, is NOT_FOUND; someone else's message is
+// FORBIDDEN; a deleted one cannot be edited (BAD_USER_INPUT).
+func (s *Service) EditMessage(ctx context.Context, viewer, messageID int64, body string) (*Message, error) {
+	body, err := NormalizeBody(body)
+	if err != nil {
+		return nil, err
+	}
+	return s.applyToMessage(ctx, viewer, EditMessage{MessageID: messageID, Body: body})
+}
+
+// DeleteMessage makes a message a tombstone: the viewer must be its sender or the
+// conversation's owner. Deleting it again returns the tombstone and changes nothing.
+func (s *Service) DeleteMessage(ctx context.Context, viewer, messageID int64) (*Message, error) {
+	return s.applyToMessage(ctx, viewer, DeleteMessage{MessageID: messageID})
+}
+
+// React adds (add) or removes the viewer's reaction to a message. Both are idempotent.
+func (s *Service) React(ctx context.Context, viewer, messageID int64, emoji string, add bool) (*Message, error) {
+	emoji, err := NormalizeEmoji(emoji)
+	if err != nil {
+		return nil, err
+	}
+	return s.applyToMessage(ctx, viewer, React{MessageID: messageID, Emoji: emoji, Add: add})
+}
+
+// applyToMessage applies a change to a message and returns the message as it is after it.
+func (s *Service) applyToMessage(ctx context.Context, viewer int64, m Mutation) (*Message, error) {
+	ev, err := s.apply(ctx, viewer, m, nil)
+	if err != nil {
+		return nil, err
+	}
+	return EventMessage(ev), nil
+}
+
+// AddMembers makes users members of the conversation; any member may. Users who are members
+// already are left alone; a user who does not exist is BAD_USER_INPUT.
+func (s *Service) AddMembers(ctx context.Context, viewer, conversationID int64, userIDs []int64) error {
+	ids, err := distinctIDs("userIds", userIDs, MaxMembers)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return apperr.Invalid("userIds", "name at least one user")
+	}
+	_, err = s.apply(ctx, viewer, AddMembers{ConversationID: conversationID, UserIDs: ids}, ids)
+	return err
+}
+
+// RemoveMember removes another member; only the owner may (FORBIDDEN otherwise). To leave, a
+// member calls Leave.
+func (s *Service) RemoveMember(ctx context.Context, viewer, conversationID, userID int64) error {
+	if userID < 1 {
+		return apperr.Invalid("userId", "must be a positive integer")
+	}
+	if userID == viewer {
+		return apperr.Invalid("userId", "is the viewer: leave with leaveConversation")
+	}
+	_, err := s.apply(ctx, viewer, RemoveMember{ConversationID: conversationID, UserID: userID}, []int64{userID})
+	return err
+}
+
+// Leave removes the viewer from the conversation; an owner who leaves hands ownership to the
+// longest-standing member.
+func (s *Service) Leave(ctx context.Context, viewer, conversationID int64) error {
+	_, err := s.apply(ctx, viewer, LeaveConversation{ConversationID: conversationID}, []int64{viewer})
+	return err
+}
+
+// Rename gives the conversation a new title; any member may.
+func (s *Service) Rename(ctx context.Context, viewer, conversationID int64, title string) error {
+	title, err := NormalizeTitle(title)
+	if err != nil {
+		return err
+	}
+	_, err = s.apply(ctx, viewer, RenameConversation{ConversationID: conversationID, Title: title}, nil)
+	return err
+}
+
+// apply applies m for viewer and, when it changed something, runs the after-commit hooks with
+// its event (members lists the users whose conversations changed, when it did). It returns the
+// event, or for a change that changed nothing, the state the store reports.
+func (s *Service) apply(ctx context.Context, viewer int64, m Mutation, members []int64) (Event, error) {
+	ev, err := s.store.Apply(ctx, viewer, m)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Header().EventSeq == 0 {
+		return ev, nil // nothing changed: no event, nothing to tell
+	}
+	if added, ok := ev.(*MembersAdded); ok {
+		members = members[:0]
+		for _, u := range added.Users {
+			members = append(members, u.ID)
+		}
+	}
+	s.afterCommit(ctx, Change{ConversationID: ev.Header().ConversationID, Event: ev, MembersChanged: members})
+	return ev, nil
+}
+
+// EventPage is a page of a conversation's events, oldest first.
+type EventPage struct {
+	Events  []Event
+	HasMore bool
+}
+
+// Events returns up to first events of conv after event_seq after (first 1..MaxPageSize).
+func (s *Service) Events(ctx context.Context, conv *Conversation, after int64, first int) (EventPage, error) {
+	if err := ValidatePageSize("first", first); err != nil {
+		return EventPage{}, err
+	}
+	if after < 0 {
+		return EventPage{}, apperr.Invalid("after", "must be 0 or more")
+	}
+	evs, err := s.store.EventsAfter(ctx, conv.ID, after, first+1)
+	if err != nil {
+		return EventPage{}, err
+	}
+	page := EventPage{Events: evs, HasMore: len(evs) > first}
+	if page.HasMore {
+		page.Events = evs[:first]
+	}
+	return page, nil
+}
+
+// UserList is one page of the user directory.
+type UserList struct {
+	Users       []User
+	HasNextPage bool
+}
+
+// SearchUsers lists the users whose name contains search (case-insensitive), ordered by name,
+// after the cursor `after`.
+func (s *Service) SearchUsers(ctx context.Context, search *string, firstArg *int, after *string) (UserList, error) {
+	first := DefaultConversationPageSize
+	if firstArg != nil {
+		first = *firstArg
+	}
+	if err := ValidatePageSize("first", first); err != nil {
+		return UserList{}, err
+	}
+	q := ""
+	if search != nil {
+		var err error
+		if q, err = normalizeSearch(*search); err != nil {
+			return UserList{}, err
+		}
+	}
+	var cursor *UserCursor
+	if after != nil {
+		c, err := DecodeUserCursor("after", *after)
+		if err != nil {
+			return UserList{}, err
+		}
+		cursor = &c
+	}
+	users, err := s.store.SearchUsers(ctx, q, cursor, first+1)
+	if err != nil {
+		return UserList{}, err
+	}
+	list := UserList{Users: users, HasNextPage: len(users) > first}
+	if list.HasNextPage {
+		list.Users = users[:first]
+	}
+	return list, nil
 }
 
 // ConversationList is one page of a user's conversations, latest activity first.

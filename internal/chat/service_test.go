@@ -14,8 +14,9 @@ type insertOnly struct {
 	created bool
 }
 
-func (s insertOnly) InsertMessage(_ context.Context, m chat.NewMessage) (chat.Message, bool, error) {
-	return chat.Message{ID: 7, ConversationID: m.ConversationID, Seq: 3, SenderID: m.SenderID, Body: m.Body, ClientMessageID: m.ClientMessageID}, s.created, nil
+func (s insertOnly) InsertMessage(_ context.Context, m chat.NewMessage) (*chat.MessageAdded, bool, error) {
+	msg := &chat.Message{ID: 7, ConversationID: m.ConversationID, Seq: 3, SenderID: m.SenderID, Body: m.Body, ClientMessageID: m.ClientMessageID}
+	return &chat.MessageAdded{EventHeader: chat.EventHeader{EventSeq: 5, ConversationID: m.ConversationID}, Message: msg}, s.created, nil
 }
 
 // A retry that returns the original runs the after-send hooks as a first send does: the
@@ -24,7 +25,7 @@ func TestSendMessageHooksRunForRetries(t *testing.T) {
 	for _, created := range []bool{true, false} {
 		var got []int64
 		svc := chat.NewService(insertOnly{created: created}, chat.Hook{Name: "record", Run: func(_ context.Context, c chat.Change) {
-			got = append(got, c.Message.Seq)
+			got = append(got, chat.EventMessage(c.Event).Seq)
 		}})
 		id := "client-1"
 		m, err := svc.SendMessage(context.Background(), 1, chat.NewMessage{ConversationID: 2, Body: "hi", ClientMessageID: &id})

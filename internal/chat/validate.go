@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -15,8 +16,13 @@ const (
 	MaxBodyChars    = 4000  // message body, after trimming
 	MaxTitleChars   = 200   // conversation title, after trimming
 	MaxClientIDLen  = 100   // clientMessageId, in characters
-	MaxMembers      = 100   // members named when creating a conversation
+	MaxMembers      = 100   // members named when creating a conversation, or added at once
+	MaxEmojiChars   = 32    // a reaction's emoji
+	MaxReactions    = 20    // distinct emojis on one message
+	MaxSearchChars  = 100   // a user search
 	DefaultPageSize = 50
+	// DefaultEventPageSize is the size of a page of events when the client names none.
+	DefaultEventPageSize = 100
 )
 
 // ValidatePageSize checks a limit or first argument.
@@ -84,6 +90,49 @@ func visible(r rune) bool {
 		return false
 	}
 	return true
+}
+
+// NormalizeEmoji checks a reaction: 1..MaxEmojiChars visible characters without white space
+// or control characters (an emoji, or a short code such as ":shipit:").
+func NormalizeEmoji(emoji string) (string, error) {
+	if !utf8.ValidString(emoji) || strings.ContainsFunc(emoji, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return "", apperr.Invalid("emoji", "must be an emoji or a short code, without spaces")
+	}
+	if n := utf8.RuneCountInString(emoji); n < 1 || n > MaxEmojiChars || !strings.ContainsFunc(emoji, visible) {
+		return "", apperr.Invalid("emoji", "must be 1 to %d characters", MaxEmojiChars)
+	}
+	return emoji, nil
+}
+
+// normalizeSearch trims a user search and lowers its case; "" matches everyone.
+func normalizeSearch(s string) (string, error) {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return "", apperr.Invalid("search", "must be valid UTF-8 text")
+	}
+	s = strings.ToLower(strings.TrimSpace(s))
+	if utf8.RuneCountInString(s) > MaxSearchChars {
+		return "", apperr.Invalid("search", "must be at most %d characters", MaxSearchChars)
+	}
+	// LIKE's wildcards are the user's letters here.
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s), nil
+}
+
+// distinctIDs checks a list of user ids: positive, at most max, and returns them without
+// repeats, in order.
+func distinctIDs(field string, ids []int64, max int) ([]int64, error) {
+	if len(ids) > max {
+		return nil, apperr.Invalid(field, "at most %d users", max)
+	}
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if id < 1 {
+			return nil, apperr.Invalid(field, "must be positive integers")
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 // ValidateClientMessageID checks an optional client message id.

@@ -66,7 +66,7 @@ func benchFanout(b *testing.B, subscribers, convs int) {
 	var consumers sync.WaitGroup
 	for i := range subscribers {
 		conv := int64(i%convs + 1)
-		ch, err := hub.Subscribe(ctx, 1, conv, nil, nil)
+		ch, err := hub.SubscribeMessages(ctx, 1, conv, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -71,6 +71,7 @@ import (
 type Store interface {
 	ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error)
 	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error)
+	EventsAfter(ctx context.Context, conversationID, after int64, limit int) ([]chat.Event, error)
 }
 
 // Config configures a Hub. Zero values take the defaults.
@@ -111,14 +112,19 @@ const (
 	DefaultHealthInterval = 5 * time.Second
 )
 
-// ResumeError ends a subscription that fell too far behind. The client resubscribes with
-// afterSeq = AfterSeq, the last seq it was sent, and misses nothing.
+// ResumeError ends a subscription that fell too far behind. The client resubscribes after
+// After, the last seq (a messages stream) or event_seq (an events stream, Events) it was sent,
+// and misses nothing.
 type ResumeError struct {
 	ConversationID int64
-	AfterSeq       int64
+	Events         bool
+	After          int64
 }
 
 func (e *ResumeError) Error() string {
+	if e.Events {
+		return "subscriber too slow: resubscribe with afterEventSeq"
+	}
 	return "subscriber too slow: resubscribe with afterSeq"
 }
 
@@ -203,55 +209,80 @@ func conversationOf(channel string) (int64, bool) {
 	return id, err == nil
 }
 
-// Subscribe starts viewerID's subscription to conversationID's new messages: with afterSeq,
+// SubscribeMessages starts viewerID's subscription to conversationID's messages: with afterSeq,
 // every message after it (replayed from PostgreSQL, then live); without, every message committed
 // from now on. Messages arrive on the returned channel in seq order, each once. The channel is
-// closed when ctx ends, when the hub closes, or when the subscription fails. Just before, onEnd
-// (if not nil) is called once with the reason: nil for the first two, a *ResumeError when the
+// closed when ctx ends, when the hub closes, when the viewer stops being a member, or when the
+// subscription fails. Just before, onEnd (if not nil) is called once with the reason: nil for
+// the first two, apperr.ErrNotFound when the viewer was removed, a *ResumeError when the
 // subscriber fell too far behind, anything else an internal error, already logged. When
-// Subscribe returns an error, onEnd is not called.
+// SubscribeMessages returns an error, onEnd is not called.
 //
 // A conversation that does not exist and one the viewer is not a member of are both
 // apperr.ErrNotFound; an afterSeq below 0 or past the conversation's last seq is
 // BAD_USER_INPUT.
-func (h *Hub) Subscribe(ctx context.Context, viewerID, conversationID int64, afterSeq *int64, onEnd func(error)) (<-chan *chat.Message, error) {
-	if afterSeq != nil && *afterSeq < 0 {
-		return nil, apperr.Invalid("afterSeq", "must be 0 or more")
-	}
-	conv, err := h.conversation(ctx, viewerID, conversationID)
+func (h *Hub) SubscribeMessages(ctx context.Context, viewerID, conversationID int64, afterSeq *int64, onEnd func(error)) (<-chan *chat.Message, error) {
+	s := &subscriber{messages: make(chan *chat.Message)}
+	err := h.subscribe(ctx, s, viewerID, conversationID, afterSeq, "afterSeq", func(c *chat.Conversation) int64 { return c.LastSeq }, onEnd)
 	if err != nil {
 		return nil, err
 	}
-	if afterSeq != nil && *afterSeq > conv.LastSeq {
-		// A seq the client cannot have seen (it would silently skip what comes up to it).
-		return nil, apperr.Invalid("afterSeq", "is past the conversation's last message (seq %d)", conv.LastSeq)
-	}
-	s := &subscriber{
-		hub:  h,
-		conv: conversationID,
-		in:   make(chan *chat.Message, h.cfg.Buffer),
-		cut:  make(chan struct{}),
-		out:  make(chan *chat.Message),
-	}
-	if err := h.attach(ctx, s); err != nil {
+	return s.messages, nil
+}
+
+// SubscribeEvents starts viewerID's subscription to every event of conversationID, in event_seq
+// order, each once: with afterEventSeq, first the events after it (from PostgreSQL). It ends as
+// SubscribeMessages does; a viewer removed from the conversation first receives the
+// MemberRemoved event about them.
+func (h *Hub) SubscribeEvents(ctx context.Context, viewerID, conversationID int64, afterEventSeq *int64, onEnd func(error)) (<-chan chat.Event, error) {
+	s := &subscriber{events: make(chan chat.Event)}
+	err := h.subscribe(ctx, s, viewerID, conversationID, afterEventSeq, "afterEventSeq", func(c *chat.Conversation) int64 { return c.LastEventSeq }, onEnd)
+	if err != nil {
 		return nil, err
 	}
+	return s.events, nil
+}
+
+// subscribe checks the viewer's membership and the resume position (after, named field, at most
+// last of the conversation), attaches s to the conversation's topic, then fixes where it starts
+// and runs it.
+func (h *Hub) subscribe(ctx context.Context, s *subscriber, viewerID, conversationID int64, after *int64, field string, last func(*chat.Conversation) int64, onEnd func(error)) error {
+	if after != nil && *after < 0 {
+		return apperr.Invalid(field, "must be 0 or more")
+	}
+	conv, err := h.conversation(ctx, viewerID, conversationID)
+	if err != nil {
+		return err
+	}
+	if after != nil && *after > last(conv) {
+		// A position the client cannot have seen (it would silently skip what comes up to it).
+		return apperr.Invalid(field, "is past the conversation's last (%d)", last(conv))
+	}
+	s.hub, s.conv, s.viewer = h, conversationID, viewerID
+	s.in, s.cut = make(chan chat.Event, h.cfg.Buffer), make(chan struct{})
+	if err := h.attach(ctx, s); err != nil {
+		return err
+	}
 	// Joined and confirmed by Redis: whatever is committed from here on reaches s, live or
-	// through a gap fill. Now read where to start.
-	start, replay := int64(0), afterSeq != nil
-	if replay {
-		start = *afterSeq
-	} else {
-		conv, err := h.conversation(ctx, viewerID, conversationID)
-		if err != nil {
-			h.detach(s)
-			return nil, err
-		}
-		start = conv.LastSeq
+	// through a gap fill. Now read where to start: the conversation's last seq and last
+	// event_seq, read together, are an exact seam between what is replayed and what is live.
+	if conv, err = h.conversation(ctx, viewerID, conversationID); err != nil {
+		h.detach(s)
+		return err
+	}
+	s.lastEvent, s.lastSeq = conv.LastEventSeq, conv.LastSeq
+	start := func(context.Context) error { return nil }
+	switch {
+	case after != nil && s.events != nil:
+		s.lastEvent = *after
+		start = func(ctx context.Context) error { return s.catchUp(ctx, conv.LastEventSeq) }
+	case after != nil:
+		s.lastSeq = *after
+		start = func(ctx context.Context) error { return s.replayMessages(ctx, conv.LastSeq) }
 	}
 	h.m.active.Inc() // counted once its start is fixed: from here on it misses nothing
-	go s.run(ctx, start, replay, onEnd)
-	return s.out, nil
+	go s.run(ctx, start, onEnd)
+	return nil
 }
 
 // conversation reads the conversation if viewerID is a member.
@@ -268,31 +299,31 @@ func (h *Hub) conversation(ctx context.Context, viewerID, conversationID int64) 
 	return convs[0], nil
 }
 
-// AfterCommit is the hub's chat.Hook: a sent message is published (Publish).
+// AfterCommit is the hub's chat.Hook: every change is published (Publish).
 func (h *Hub) AfterCommit(ctx context.Context, c chat.Change) {
-	if c.Message != nil {
-		h.Publish(ctx, *c.Message)
+	if c.Event != nil {
+		h.Publish(ctx, c.Event)
 	}
 }
 
-// Publish hands a committed message to this instance's subscribers and publishes it on Redis
-// for the others. The application runs it after every send (AfterCommit). It never waits for a subscriber,
-// and waits for Redis at most PublishTimeout; a failed publish is counted and logged, and other
-// instances' subscribers catch up on the conversation's next message.
-func (h *Hub) Publish(ctx context.Context, m chat.Message) {
-	msg := &m
-	h.dispatch(msg)
-	payload, err := encodeEvent(msg)
+// Publish hands a committed event to this instance's subscribers and publishes it on Redis for
+// the others. The application runs it after every change (AfterCommit). It never waits for a
+// subscriber, and waits for Redis at most PublishTimeout; a failed publish is counted and
+// logged, and other instances' subscribers catch up on the conversation's next event.
+func (h *Hub) Publish(ctx context.Context, ev chat.Event) {
+	hd := ev.Header()
+	h.dispatch(ev)
+	payload, err := encodeEvent(ev)
 	if err != nil { // cannot happen with these types; counted as a failure all the same
 		h.m.publishes.Inc()
 		h.m.publishFailures.Inc()
-		h.log.ErrorContext(ctx, "live: encoding an event", "conversation_id", m.ConversationID, "seq", m.Seq, "err", err)
+		h.log.ErrorContext(ctx, "live: encoding an event", "conversation_id", hd.ConversationID, "event_seq", hd.EventSeq, "err", err)
 		return
 	}
 	// The request may end the moment the mutation answers; the publish must not end with it.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
 	defer cancel()
-	channel := channelName(m.ConversationID)
+	channel := channelName(hd.ConversationID)
 	if h.sharded {
 		err = h.rdb.SPublish(pctx, channel, payload).Err()
 	} else {
@@ -301,18 +332,18 @@ func (h *Hub) Publish(ctx context.Context, m chat.Message) {
 	h.m.publishes.Inc()
 	if err != nil {
 		h.m.publishFailures.Inc()
-		h.log.WarnContext(ctx, "live: publish to redis failed; local subscribers were served, others catch up on the next message",
-			"conversation_id", m.ConversationID, "seq", m.Seq, "err", err)
+		h.log.WarnContext(ctx, "live: publish to redis failed; local subscribers were served, others catch up on the next event",
+			"conversation_id", hd.ConversationID, "event_seq", hd.EventSeq, "err", err)
 	}
 }
 
 // dispatch fans an event out to the local subscribers of its conversation.
-func (h *Hub) dispatch(m *chat.Message) {
+func (h *Hub) dispatch(ev chat.Event) {
 	h.mu.RLock()
-	t := h.topics[m.ConversationID]
+	t := h.topics[ev.Header().ConversationID]
 	h.mu.RUnlock()
 	if t != nil {
-		t.fanout(m)
+		t.fanout(ev)
 	}
 }
 
@@ -446,25 +477,43 @@ func (h *Hub) detach(s *subscriber) {
 	h.subs.Done()
 }
 
-// read returns up to limit messages after afterSeq, sharing one query among concurrent callers
-// that ask the same.
-func (h *Hub) read(ctx context.Context, conv, afterSeq int64, limit int) ([]chat.Message, error) {
-	key := strconv.FormatInt(conv, 10) + ":" + strconv.FormatInt(afterSeq, 10) + ":" + strconv.Itoa(limit)
+// readMessages returns up to limit messages after afterSeq, sharing one query among concurrent
+// callers that ask the same.
+func (h *Hub) readMessages(ctx context.Context, conv, afterSeq int64, limit int) ([]chat.Message, error) {
+	return shared(ctx, h, "m:"+readKey(conv, afterSeq, limit), func(ctx context.Context) ([]chat.Message, error) {
+		return h.store.MessagesAfter(ctx, conv, afterSeq, limit)
+	})
+}
+
+// readEvents returns up to limit events after event_seq after, sharing one query among
+// concurrent callers that ask the same.
+func (h *Hub) readEvents(ctx context.Context, conv, after int64, limit int) ([]chat.Event, error) {
+	return shared(ctx, h, "e:"+readKey(conv, after, limit), func(ctx context.Context) ([]chat.Event, error) {
+		return h.store.EventsAfter(ctx, conv, after, limit)
+	})
+}
+
+func readKey(conv, after int64, limit int) string {
+	return strconv.FormatInt(conv, 10) + ":" + strconv.FormatInt(after, 10) + ":" + strconv.Itoa(limit)
+}
+
+// shared runs read once for concurrent callers with the same key. The read does not run under
+// a caller's context: one caller leaving must not fail it for the others.
+func shared[T any](ctx context.Context, h *Hub, key string, read func(context.Context) (T, error)) (T, error) {
 	ch := h.reads.DoChan(key, func() (any, error) {
-		// Not the caller's context: the query is shared, and one caller leaving must not fail it
-		// for the others.
 		qctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
 		defer cancel()
-		return h.store.MessagesAfter(qctx, conv, afterSeq, limit)
+		return read(qctx)
 	})
+	var zero T
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return nil, r.Err
+			return zero, r.Err
 		}
-		return r.Val.([]chat.Message), nil // shared between callers: read only
+		return r.Val.(T), nil // shared between callers: read only
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	}
 }
 

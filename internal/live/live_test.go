@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -21,17 +23,19 @@ import (
 	"github.com/threadline/threadline/internal/testenv"
 )
 
-// memStore is an in-memory Store: conversations of members, and messages numbered 1, 2, 3, …
+// memStore is an in-memory Store: conversations of members, and their events numbered 1, 2, 3, …
+// (messages numbered 1, 2, 3, … among them).
 type memStore struct {
 	mu      sync.Mutex
 	members map[int64]map[int64]bool
 	msgs    map[int64][]chat.Message
+	events  map[int64][]chat.Event
 	nextID  int64
-	reads   atomic.Int64 // MessagesAfter calls
+	reads   atomic.Int64 // MessagesAfter and EventsAfter calls
 }
 
 func newMemStore() *memStore {
-	return &memStore{members: map[int64]map[int64]bool{}, msgs: map[int64][]chat.Message{}}
+	return &memStore{members: map[int64]map[int64]bool{}, msgs: map[int64][]chat.Message{}, events: map[int64][]chat.Event{}}
 }
 
 func (s *memStore) conversation(conv int64, members ...int64) {
@@ -43,17 +47,33 @@ func (s *memStore) conversation(conv int64, members ...int64) {
 	}
 }
 
-// commit stores a message at the conversation's next seq and returns it.
-func (s *memStore) commit(conv int64, body string) chat.Message {
+// commit stores a message at the conversation's next seq, with its event, and returns the event.
+func (s *memStore) commit(conv int64, body string) *chat.MessageAdded {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
 	m := chat.Message{
 		ID: s.nextID, ConversationID: conv, Seq: int64(len(s.msgs[conv]) + 1), SenderID: 1,
-		SenderName: "Alice", Body: body, CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
+		SenderName: "Alice", Body: body, CreatedAt: time.Now().UTC().Truncate(time.Microsecond), Version: 1,
 	}
 	s.msgs[conv] = append(s.msgs[conv], m)
-	return m
+	ev := &chat.MessageAdded{EventHeader: s.header(conv), Message: &m}
+	s.events[conv] = append(s.events[conv], ev)
+	return ev
+}
+
+// remove removes a member, with its event, and returns the event.
+func (s *memStore) remove(conv, user int64) *chat.MemberRemoved {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.members[conv], user)
+	ev := &chat.MemberRemoved{EventHeader: s.header(conv), User: chat.User{ID: user, Name: "Bob"}}
+	s.events[conv] = append(s.events[conv], ev)
+	return ev
+}
+
+func (s *memStore) header(conv int64) chat.EventHeader {
+	return chat.EventHeader{EventSeq: int64(len(s.events[conv]) + 1), ConversationID: conv, Actor: chat.User{ID: 1, Name: "Alice"}, At: time.Now().UTC()}
 }
 
 func (s *memStore) ConversationsByIDForMember(_ context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
@@ -62,7 +82,7 @@ func (s *memStore) ConversationsByIDForMember(_ context.Context, userID int64, i
 	out := make([]*chat.Conversation, len(ids))
 	for i, id := range ids {
 		if s.members[id][userID] {
-			out[i] = &chat.Conversation{ID: id, Title: "c", LastSeq: int64(len(s.msgs[id]))}
+			out[i] = &chat.Conversation{ID: id, Title: "c", LastSeq: int64(len(s.msgs[id])), LastEventSeq: int64(len(s.events[id]))}
 		}
 	}
 	return out, nil
@@ -72,15 +92,26 @@ func (s *memStore) MessagesAfter(_ context.Context, conv, afterSeq int64, limit 
 	s.reads.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	all := s.msgs[conv]
-	if afterSeq >= int64(len(all)) {
-		return nil, nil
+	return after(s.msgs[conv], afterSeq, limit), nil
+}
+
+func (s *memStore) EventsAfter(_ context.Context, conv, afterSeq int64, limit int) ([]chat.Event, error) {
+	s.reads.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return after(s.events[conv], afterSeq, limit), nil
+}
+
+// after returns up to limit items of a list numbered 1, 2, 3, … after number n.
+func after[T any](all []T, n int64, limit int) []T {
+	if n >= int64(len(all)) {
+		return nil
 	}
-	page := all[afterSeq:]
+	page := all[n:]
 	if len(page) > limit {
 		page = page[:limit]
 	}
-	return append([]chat.Message(nil), page...), nil
+	return append([]T(nil), page...)
 }
 
 func redisClient(t testing.TB, url string) *redis.Client {
@@ -142,7 +173,7 @@ type sub struct {
 func subscribe(t testing.TB, h testHub, ctx context.Context, viewer, conv int64, afterSeq *int64) sub {
 	t.Helper()
 	ended := make(chan error, 1)
-	ch, err := h.Subscribe(ctx, viewer, conv, afterSeq, func(err error) {
+	ch, err := h.SubscribeMessages(ctx, viewer, conv, afterSeq, func(err error) {
 		if err != nil {
 			ended <- err
 		}
@@ -281,7 +312,7 @@ func TestMembershipAndArguments(t *testing.T) {
 		{10, 1, ptr(-1), apperr.BadUserInput}, // negative afterSeq
 		{10, 1, ptr(2), apperr.BadUserInput},  // past the last seq (1)
 	} {
-		_, err := h.Subscribe(t.Context(), c.viewer, c.conv, c.after, nil)
+		_, err := h.SubscribeMessages(t.Context(), c.viewer, c.conv, c.after, nil)
 		if codeOf(err) != c.code {
 			t.Errorf("viewer %d conversation %d: %v, want %s", c.viewer, c.conv, err, c.code)
 		}
@@ -410,7 +441,7 @@ func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
 		t.Fatal("the slow subscriber was not cut off")
 	}
 	var resume *ResumeError
-	if !errors.As(err, &resume) || resume.AfterSeq != 3 || resume.ConversationID != 1 {
+	if !errors.As(err, &resume) || resume.After != 3 || resume.ConversationID != 1 {
 		t.Fatalf("slow subscriber ended with %v, want a resume error after seq 3", err)
 	}
 	if _, ok := <-slow.ch; ok {
@@ -420,7 +451,7 @@ func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
 		t.Errorf("cutoffs %v, want 1", got)
 	}
 	// Resuming where it stopped gives exactly the rest.
-	again := subscribe(t, h, ctx, 10, 1, ptr(resume.AfterSeq))
+	again := subscribe(t, h, ctx, 10, 1, ptr(resume.After))
 	checkRun(t, again.seqs(t, 197, 5*time.Second), 4, 200)
 }
 
@@ -644,7 +675,7 @@ func TestCloseSendsConnectionsAwayAndEndsSubscriptions(t *testing.T) {
 	if _, ok := h.TrackConn(func() {}); ok {
 		t.Fatal("TrackConn accepted a connection after Close")
 	}
-	if _, err := h.Subscribe(t.Context(), 10, 1, nil, nil); !errors.Is(err, ErrClosed) {
+	if _, err := h.SubscribeMessages(t.Context(), 10, 1, nil, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 	h.Publish(t.Context(), store.commit(1, "after close")) // still publishes; must not panic
@@ -653,23 +684,39 @@ func TestCloseSendsConnectionsAwayAndEndsSubscriptions(t *testing.T) {
 	}
 }
 
+// Every kind of event survives its trip through Redis's payload, and malformed payloads are
+// refused.
 func TestEventRoundTrip(t *testing.T) {
 	cid := "c-1"
-	m := chat.Message{ID: 7, ConversationID: 3, Seq: 9, SenderID: 2, SenderName: "Bob", Body: "hi \"there\"",
-		CreatedAt: time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC), ClientMessageID: &cid}
-	b, err := encodeEvent(&m)
-	if err != nil {
-		t.Fatal(err)
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	edited := at.Add(time.Minute)
+	m := &chat.Message{ID: 7, ConversationID: 3, Seq: 9, SenderID: 2, SenderName: "Bob", Body: "hi \"there\"",
+		CreatedAt: at, ClientMessageID: &cid, EditedAt: &edited, Version: 2,
+		Reactions: []chat.Reaction{{MessageID: 7, Emoji: "👍", Count: 2}}}
+	h := chat.EventHeader{EventSeq: 11, ConversationID: 3, Actor: chat.User{ID: 2, Name: "Bob"}, At: at}
+	for _, ev := range []chat.Event{
+		&chat.MessageAdded{EventHeader: h, Message: m},
+		&chat.MessageEdited{EventHeader: h, Message: m},
+		&chat.MessageDeleted{EventHeader: h, Message: m},
+		&chat.ReactionChanged{EventHeader: h, Message: m, Emoji: "🎉", Added: true},
+		&chat.MembersAdded{EventHeader: h, Users: []chat.User{{ID: 4, Name: "Dan"}, {ID: 5, Name: "Eve"}}},
+		&chat.MemberRemoved{EventHeader: h, User: chat.User{ID: 4, Name: "Dan"}},
+		&chat.ConversationRenamed{EventHeader: h, Title: "New title"},
+	} {
+		b, err := encodeEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeEvent(string(b))
+		if err != nil {
+			t.Fatalf("%T: %v", ev, err)
+		}
+		if diff := cmp.Diff(ev, got); diff != "" {
+			t.Errorf("%T round trip (-want +got):\n%s", ev, diff)
+		}
 	}
-	want := `{"id":7,"conversationId":3,"seq":9,"senderId":2,"senderName":"Bob","body":"hi \"there\"","createdAt":"2024-05-06T07:08:09.123456Z","clientMessageId":"c-1"}`
-	if string(b) != want {
-		t.Fatalf("payload\n got %s\nwant %s", b, want)
-	}
-	got, err := decodeEvent(string(b))
-	if err != nil || got.ID != m.ID || got.Seq != m.Seq || !got.CreatedAt.Equal(m.CreatedAt) || *got.ClientMessageID != cid || got.Body != m.Body {
-		t.Fatalf("decoded %+v, %v", got, err)
-	}
-	for _, bad := range []string{`nope`, `{}`, `{"id":1,"conversationId":1}`} {
+	for _, bad := range []string{`nope`, `{}`, `{"kind":"message_added","eventSeq":1,"conversationId":1}`,
+		`{"kind":"what","eventSeq":1,"conversationId":1}`, `{"kind":"member_removed","eventSeq":1,"conversationId":1}`} {
 		if _, err := decodeEvent(bad); err == nil {
 			t.Errorf("decoded %s", bad)
 		}
@@ -706,4 +753,105 @@ func codeOf(err error) apperr.Code {
 		return pub.Code
 	}
 	return ""
+}
+
+// An events stream with afterEventSeq replays the stored events after it, then continues live,
+// with messages and other events interleaved in event_seq order, each once; a messages stream on
+// the same conversation sees only the messages.
+func TestEventStreamReplaysThenLive(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewRedis(t)
+	store := newMemStore()
+	store.conversation(1, 10, 11)
+	for i := range 150 {
+		store.commit(1, fmt.Sprint("old ", i))
+	}
+	a := newTestHub(t, redisClient(t, url), store)
+	b := newTestHub(t, redisClient(t, url), store, func(c *Config) { c.PageSize = 40 })
+	ctx := t.Context()
+	events, err := b.SubscribeEvents(ctx, 10, 1, ptr(100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	messages := subscribe(t, b, ctx, 10, 1, nil)
+	go func() {
+		for i := range 100 {
+			if i%10 == 9 { // a member leaves and the event stream carries it; nobody else is affected
+				a.Publish(ctx, store.remove(1, 11))
+				store.conversation(1, 10, 11)
+				continue
+			}
+			a.Publish(ctx, store.commit(1, fmt.Sprint("new ", i)))
+		}
+	}()
+	var seqs []int64
+	removed := 0
+	for len(seqs) < 150 {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("the events stream ended after event %v", tail(seqs))
+			}
+			seqs = append(seqs, ev.Header().EventSeq)
+			if _, ok := ev.(*chat.MemberRemoved); ok {
+				removed++
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timed out after %d events (last %v)", len(seqs), tail(seqs))
+		}
+	}
+	checkRun(t, seqs, 101, 250)
+	if removed != 10 {
+		t.Fatalf("%d MemberRemoved events, want 10", removed)
+	}
+	checkRun(t, messages.seqs(t, 90, 20*time.Second), 151, 240)
+}
+
+// A member removed from a conversation is a stranger to it from then on: an events stream first
+// receives the MemberRemoved event about them, then ends with NOT_FOUND; a messages stream ends
+// with NOT_FOUND; neither receives what follows. Other members' streams go on.
+func TestRemovedMemberStreamsEnd(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewRedis(t)
+	store := newMemStore()
+	store.conversation(1, 10, 11)
+	a := newTestHub(t, redisClient(t, url), store)
+	b := newTestHub(t, redisClient(t, url), store)
+	ctx := t.Context()
+	endedEvents := make(chan error, 1)
+	events, err := b.SubscribeEvents(ctx, 11, 1, nil, func(err error) { endedEvents <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	removedMessages := subscribe(t, b, ctx, 11, 1, nil)
+	staying := subscribe(t, b, ctx, 10, 1, nil)
+	a.Publish(ctx, store.commit(1, "before"))
+	a.Publish(ctx, store.remove(1, 11))
+	a.Publish(ctx, store.commit(1, "after"))
+
+	var got []string
+	for ev := range events {
+		got = append(got, fmt.Sprintf("%T", ev))
+	}
+	if want := []string{"*chat.MessageAdded", "*chat.MemberRemoved"}; !slices.Equal(got, want) {
+		t.Fatalf("the removed member's events: %v, want %v", got, want)
+	}
+	if err := <-endedEvents; codeOf(err) != apperr.NotFound {
+		t.Fatalf("events stream ended with %v, want NOT_FOUND", err)
+	}
+	if got := removedMessages.seqs(t, 1, 5*time.Second); got[0] != 1 {
+		t.Fatalf("the removed member's messages: %v", got)
+	}
+	select {
+	case m, ok := <-removedMessages.ch:
+		if ok {
+			t.Fatalf("the removed member received seq %d", m.Seq)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the removed member's messages stream did not end")
+	}
+	if err := <-removedMessages.ended; codeOf(err) != apperr.NotFound {
+		t.Fatalf("messages stream ended with %v, want NOT_FOUND", err)
+	}
+	checkRun(t, staying.seqs(t, 2, 5*time.Second), 1, 2)
 }

@@ -268,8 +268,8 @@ func (sh *shard) onMessage(m *redis.Message) {
 		h.log.Warn("live: undecodable event", "channel", m.Channel, "err", err)
 		return
 	}
-	if conv, ok := conversationOf(m.Channel); !ok || conv != msg.ConversationID {
-		h.log.Warn("live: event on the wrong channel", "channel", m.Channel, "conversation_id", msg.ConversationID)
+	if conv, ok := conversationOf(m.Channel); !ok || conv != msg.Header().ConversationID {
+		h.log.Warn("live: event on the wrong channel", "channel", m.Channel, "conversation_id", msg.Header().ConversationID)
 		return
 	}
 	h.dispatch(msg)

@@ -7,23 +7,31 @@ import (
 	"sync"
 	"time"
 
+	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
 )
 
 // A subscriber is one subscription: the events its topic passes on wait in `in` (bounded), and
-// its goroutine (run) puts them in order, fills gaps from PostgreSQL, and hands each message to
-// the consumer on `out`.
+// its goroutine (run) puts them in event_seq order, fills gaps from PostgreSQL, and hands what
+// its stream carries to the consumer: every event (an events stream), or the messages of the
+// MessageAdded events (a messages stream).
 type subscriber struct {
-	hub   *Hub
-	topic *topic
-	conv  int64
+	hub    *Hub
+	topic  *topic
+	conv   int64
+	viewer int64
 
-	in      chan *chat.Message
+	in      chan chat.Event
 	cut     chan struct{} // closed when in overflowed
 	cutOnce sync.Once
-	out     chan *chat.Message
 
-	last int64 // seq of the last message handed to the consumer; run's goroutine only
+	// Exactly one of these is the consumer's channel.
+	events   chan chat.Event
+	messages chan *chat.Message
+
+	// run's goroutine only:
+	lastEvent int64 // event_seq of the last event handled
+	lastSeq   int64 // messages stream: seq of the last message handed over
 }
 
 // errStopped ends a subscription quietly: its context ended or the hub closed.
@@ -37,33 +45,38 @@ func (s *subscriber) cutOff() {
 	})
 }
 
-func (s *subscriber) run(ctx context.Context, start int64, replay bool, onEnd func(error)) {
-	err := s.loop(ctx, start, replay)
+// run replays what the subscription starts with (start), then follows its topic until it ends,
+// then tells onEnd why and closes the consumer's channel.
+func (s *subscriber) run(ctx context.Context, start func(context.Context) error, onEnd func(error)) {
+	err := start(ctx)
+	if err == nil {
+		err = s.loop(ctx)
+	}
 	s.hub.detach(s)
 	s.hub.m.active.Dec()
 	if err != nil && !errors.Is(err, errStopped) {
 		var resume *ResumeError
-		if errors.As(err, &resume) {
-			s.hub.log.InfoContext(ctx, "live: slow subscriber cut off", "conversation_id", s.conv, "after_seq", resume.AfterSeq)
-		} else {
-			s.hub.log.ErrorContext(ctx, "live: subscription failed", "conversation_id", s.conv, "after_seq", s.last, "err", err)
+		switch {
+		case errors.As(err, &resume):
+			s.hub.log.InfoContext(ctx, "live: slow subscriber cut off", "conversation_id", s.conv, "after", resume.After)
+		case apperr.Public(err) != nil: // removed from the conversation
+		default:
+			s.hub.log.ErrorContext(ctx, "live: subscription failed", "conversation_id", s.conv, "after_event_seq", s.lastEvent, "err", err)
 		}
 	} else {
 		err = nil
 	}
 	if onEnd != nil {
-		onEnd(err) // before close: the consumer reads the reason once out is closed
+		onEnd(err) // before close: the consumer reads the reason once the channel is closed
 	}
-	close(s.out)
+	if s.events != nil {
+		close(s.events)
+	} else {
+		close(s.messages)
+	}
 }
 
-func (s *subscriber) loop(ctx context.Context, start int64, replay bool) error {
-	s.last = start
-	if replay {
-		if err := s.catchUp(ctx, maxSeq); err != nil {
-			return err
-		}
-	}
+func (s *subscriber) loop(ctx context.Context) error {
 	for {
 		select { // a cut-off wins over events still buffered
 		case <-s.cut:
@@ -71,8 +84,8 @@ func (s *subscriber) loop(ctx context.Context, start int64, replay bool) error {
 		default:
 		}
 		select {
-		case m := <-s.in:
-			if err := s.handle(ctx, m); err != nil {
+		case ev := <-s.in:
+			if err := s.handle(ctx, ev); err != nil {
 				return err
 			}
 		case <-s.cut:
@@ -86,67 +99,127 @@ func (s *subscriber) loop(ctx context.Context, start int64, replay bool) error {
 }
 
 func (s *subscriber) resumeError() error {
-	return &ResumeError{ConversationID: s.conv, AfterSeq: s.last}
+	if s.events != nil {
+		return &ResumeError{ConversationID: s.conv, Events: true, After: s.lastEvent}
+	}
+	return &ResumeError{ConversationID: s.conv, After: s.lastSeq}
 }
 
-func (s *subscriber) handle(ctx context.Context, m *chat.Message) error {
-	if m == resyncMarker {
+func (s *subscriber) handle(ctx context.Context, ev chat.Event) error {
+	if ev == resyncMarker {
 		return s.catchUp(ctx, maxSeq)
 	}
-	if m.Seq <= s.last {
+	seq := ev.Header().EventSeq
+	if seq <= s.lastEvent {
 		return nil // seen already
 	}
-	if m.Seq > s.last+1 {
-		// A gap: the messages between were committed before m was published.
+	if seq > s.lastEvent+1 {
+		// A gap: the events between were committed before ev was published.
 		s.hub.m.gapFills.Inc()
-		if err := s.catchUp(ctx, m.Seq-1); err != nil {
+		if err := s.catchUp(ctx, seq-1); err != nil {
 			return err
 		}
 	}
-	return s.deliver(ctx, m)
+	return s.process(ctx, ev)
 }
 
-// catchUp delivers, from PostgreSQL, the messages after s.last up to seq upTo (maxSeq: all there
-// are now).
+// process hands ev on as the stream carries it, and ends the subscription with NOT_FOUND when ev
+// removes the viewer from the conversation: from then on the viewer is a stranger to it. An
+// events stream receives that event first.
+func (s *subscriber) process(ctx context.Context, ev chat.Event) error {
+	if s.events != nil {
+		if err := s.sent(trySend(ctx, s, s.events, ev)); err != nil {
+			return err
+		}
+	} else if added, ok := ev.(*chat.MessageAdded); ok && added.Message.Seq > s.lastSeq {
+		if err := s.deliverMessage(ctx, added.Message); err != nil {
+			return err
+		}
+	}
+	s.lastEvent = ev.Header().EventSeq
+	if removed, ok := ev.(*chat.MemberRemoved); ok && removed.User.ID == s.viewer {
+		return apperr.ErrNotFound
+	}
+	return nil
+}
+
+// deliverMessage hands a message to a messages stream.
+func (s *subscriber) deliverMessage(ctx context.Context, m *chat.Message) error {
+	if err := s.sent(trySend(ctx, s, s.messages, m)); err != nil {
+		return err
+	}
+	s.lastSeq = m.Seq
+	return nil
+}
+
+// sent counts a delivery, or says why there was none: the subscriber was cut off, or stopped.
+func (s *subscriber) sent(ok bool) error {
+	if ok {
+		s.hub.m.deliveries.Inc()
+		return nil
+	}
+	select {
+	case <-s.cut:
+		return s.resumeError()
+	default:
+		return errStopped
+	}
+}
+
+// trySend waits until out takes v, for as long as the buffer holds: false when the subscription
+// was cut off or stopped first.
+func trySend[T any](ctx context.Context, s *subscriber, out chan T, v T) bool {
+	select {
+	case out <- v:
+		return true
+	case <-s.cut:
+	case <-ctx.Done():
+	case <-s.hub.done:
+	}
+	return false
+}
+
+// catchUp handles, from PostgreSQL, the events after s.lastEvent up to event_seq upTo (maxSeq:
+// all there are now).
 func (s *subscriber) catchUp(ctx context.Context, upTo int64) error {
 	const maxEmptyReads = 4
 	empty := 0
-	for s.last < upTo {
+	for s.lastEvent < upTo {
 		limit := s.hub.cfg.PageSize
-		if upTo != maxSeq && upTo-s.last < int64(limit) {
-			limit = int(upTo - s.last)
+		if upTo != maxSeq && upTo-s.lastEvent < int64(limit) {
+			limit = int(upTo - s.lastEvent)
 		}
-		msgs, err := s.hub.read(ctx, s.conv, s.last, limit)
+		evs, err := s.hub.readEvents(ctx, s.conv, s.lastEvent, limit)
 		if err != nil {
 			if ctx.Err() != nil {
 				return errStopped
 			}
-			return fmt.Errorf("live: reading conversation %d after seq %d: %w", s.conv, s.last, err)
+			return fmt.Errorf("live: reading conversation %d after event %d: %w", s.conv, s.lastEvent, err)
 		}
-		for i := range msgs {
-			m := &msgs[i] // shared with other readers of the same page: read only
-			if m.Seq <= s.last {
+		for _, ev := range evs { // shared with other readers of the same page: read only
+			seq := ev.Header().EventSeq
+			if seq <= s.lastEvent {
 				continue
 			}
-			if m.Seq != s.last+1 {
-				return fmt.Errorf("live: conversation %d: seq %d follows %d in the history", s.conv, m.Seq, s.last)
+			if seq != s.lastEvent+1 {
+				return fmt.Errorf("live: conversation %d: event %d follows %d in the store", s.conv, seq, s.lastEvent)
 			}
-			if err := s.deliver(ctx, m); err != nil {
+			if err := s.process(ctx, ev); err != nil {
 				return err
 			}
 		}
 		if upTo == maxSeq {
-			if len(msgs) < limit {
+			if len(evs) < limit {
 				return nil // nothing more committed
 			}
 			continue
 		}
-		if len(msgs) == 0 {
-			// Events are published after commit, so the missing messages are committed; a read
+		if len(evs) == 0 {
+			// Events are published after commit, so the missing ones are committed; a read
 			// that finds none is retried a few times before the subscription gives up.
 			empty++
 			if empty == maxEmptyReads {
-				return fmt.Errorf("live: conversation %d: seq %d..%d announced but not found", s.conv, s.last+1, upTo)
+				return fmt.Errorf("live: conversation %d: events %d..%d announced but not found", s.conv, s.lastEvent+1, upTo)
 			}
 			if err := sleep(ctx, s.hub.done, time.Duration(empty)*20*time.Millisecond); err != nil {
 				return err
@@ -156,20 +229,32 @@ func (s *subscriber) catchUp(ctx context.Context, upTo int64) error {
 	return nil
 }
 
-// deliver hands m to the consumer, waiting for it as long as the buffer holds.
-func (s *subscriber) deliver(ctx context.Context, m *chat.Message) error {
-	select {
-	case s.out <- m:
-		s.last = m.Seq
-		s.hub.m.deliveries.Inc()
-		return nil
-	case <-s.cut:
-		return s.resumeError()
-	case <-ctx.Done():
-		return errStopped
-	case <-s.hub.done:
-		return errStopped
+// replayMessages hands a messages stream the messages after s.lastSeq up to seq upTo, from
+// PostgreSQL (a subscription with afterSeq).
+func (s *subscriber) replayMessages(ctx context.Context, upTo int64) error {
+	for s.lastSeq < upTo {
+		limit := int(min(int64(s.hub.cfg.PageSize), upTo-s.lastSeq))
+		msgs, err := s.hub.readMessages(ctx, s.conv, s.lastSeq, limit)
+		if err != nil {
+			if ctx.Err() != nil {
+				return errStopped
+			}
+			return fmt.Errorf("live: reading conversation %d after seq %d: %w", s.conv, s.lastSeq, err)
+		}
+		if len(msgs) == 0 {
+			return fmt.Errorf("live: conversation %d: messages %d..%d not found", s.conv, s.lastSeq+1, upTo)
+		}
+		for i := range msgs {
+			m := &msgs[i] // shared with other readers of the same page: read only
+			if m.Seq != s.lastSeq+1 {
+				return fmt.Errorf("live: conversation %d: seq %d follows %d in the history", s.conv, m.Seq, s.lastSeq)
+			}
+			if err := s.deliverMessage(ctx, m); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
 }
 
 func sleep(ctx context.Context, done <-chan struct{}, d time.Duration) error {

@@ -10,8 +10,9 @@ import (
 )
 
 // A topic is one conversation's local subscribers and the state of its Redis subscription.
-// Events reach every subscriber in increasing seq order: fanout drops what the topic already
-// passed on (the sending instance sees its own events twice) and sends under the topic's lock.
+// Events reach every subscriber in increasing event_seq order: fanout drops what the topic
+// already passed on (the sending instance sees its own events twice) and sends under the
+// topic's lock.
 type topic struct {
 	hub     *Hub
 	conv    int64
@@ -29,7 +30,7 @@ type topic struct {
 
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
-	maxSeq int64 // highest seq fanned out
+	maxSeq int64 // highest event_seq fanned out
 }
 
 // Redis subscription states of a topic.
@@ -106,18 +107,19 @@ func (t *topic) resync() {
 // fanout passes an event to every subscriber, unless the topic already passed it (or a later
 // one) on: in that case each subscriber has it, or has filled it from PostgreSQL, or started
 // after it.
-func (t *topic) fanout(m *chat.Message) {
+func (t *topic) fanout(ev chat.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m.Seq <= t.maxSeq {
+	if seq := ev.Header().EventSeq; seq <= t.maxSeq {
 		return
+	} else {
+		t.maxSeq = seq
 	}
-	t.maxSeq = m.Seq
-	t.sendLocked(m)
+	t.sendLocked(ev)
 }
 
 // sendLocked never waits: a subscriber whose buffer is full is cut off and removed.
-func (t *topic) sendLocked(m *chat.Message) {
+func (t *topic) sendLocked(m chat.Event) {
 	for s := range t.subs {
 		select {
 		case s.in <- m:
@@ -129,4 +131,4 @@ func (t *topic) sendLocked(m *chat.Message) {
 }
 
 // resyncMarker, sent in place of an event, makes a subscriber catch up from PostgreSQL.
-var resyncMarker = &chat.Message{}
+var resyncMarker chat.Event = &chat.MessageAdded{}

@@ -643,7 +643,7 @@ func TestMetricsExported(t *testing.T) {
 		{"threadline_graphql_errors_total", map[string]string{"code": "BAD_USER_INPUT"}},
 		{"threadline_sql_statements_total", nil},
 		{"threadline_sql_statement_duration_seconds", nil},
-		{"threadline_dataloader_batch_size", map[string]string{"loader": "members"}},
+		{"threadline_dataloader_batch_size", map[string]string{"loader": "memberships"}},
 		{"threadline_db_pool_acquires_total", nil},
 		{"threadline_db_pool_max_conns", nil},
 		{"threadline_http_requests_total", map[string]string{"route": "/query", "code": "200"}},

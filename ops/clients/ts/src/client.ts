@@ -5,12 +5,18 @@
 // (src/generated/graphql.ts, `npm run codegen`). `request` sends any of them; the methods below
 // wrap the common ones.
 import {
+  AddReactionDocument,
   ConversationDocument,
   CreateConversationDocument,
+  DeleteMessageDocument,
+  EditMessageDocument,
+  EventsDocument,
   HistoryDocument,
   LatestConversationsDocument,
   MessagesPageDocument,
+  RemoveReactionDocument,
   SendMessageDocument,
+  UsersDocument,
   ViewerDocument,
   type TypedDocumentString,
 } from './generated/graphql.js';
@@ -24,6 +30,8 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'COMPLEXITY_LIMIT_EXCEEDED'
   | 'PERSISTED_QUERY_NOT_FOUND'
+  | 'FORBIDDEN'
+  | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
 export interface GraphQLErrorItem {
@@ -131,5 +139,34 @@ export class ThreadlineClient {
 
   createConversation(input: CreateConversationInput) {
     return this.request(CreateConversationDocument, { input }).then((d) => d.createConversation);
+  }
+
+  /** Replaces the body of a message the viewer sent. */
+  editMessage(id: string, body: string) {
+    return this.request(EditMessageDocument, { input: { id, body } }).then((d) => d.editMessage);
+  }
+
+  /** Deletes a message: it stays as a tombstone, its body "" and its reactions gone. */
+  deleteMessage(id: string) {
+    return this.request(DeleteMessageDocument, { id }).then((d) => d.deleteMessage);
+  }
+
+  /** Adds the viewer's reaction; adding it again changes nothing. */
+  addReaction(messageId: string, emoji: string) {
+    return this.request(AddReactionDocument, { messageId, emoji }).then((d) => d.addReaction);
+  }
+
+  removeReaction(messageId: string, emoji: string) {
+    return this.request(RemoveReactionDocument, { messageId, emoji }).then((d) => d.removeReaction);
+  }
+
+  /** What happened in a conversation after eventSeq after, oldest first. */
+  events(conversationId: string, after = 0, first = 100) {
+    return this.request(EventsDocument, { conversationId, after, first }).then((d) => d.conversation?.events ?? null);
+  }
+
+  /** The user directory: names containing search, by name. */
+  users(search: string | null, first = 20, after?: string | null) {
+    return this.request(UsersDocument, { search, first, after: after ?? null }).then((d) => d.users);
   }
 }

@@ -40,6 +40,21 @@ async function main(): Promise<void> {
     clientMessageId: `ts-example-${Date.now()}`,
   });
   console.log(`sent message ${sent.id} with seq ${sent.seq}`);
+
+  // Messages change: an edit, and a reaction (the counts are the same for everyone;
+  // viewerReacted is the viewer's own).
+  const edited = await client.editMessage(sent.id, 'hello again, edited');
+  console.log(`edited message ${edited.id}: "${edited.body}" (version ${edited.version}, edited at ${edited.editedAt})`);
+  const reacted = await client.addReaction(sent.id, '👍');
+  for (const r of reacted.reactions) {
+    console.log(`reaction ${r.emoji} x${r.count}${r.viewerReacted ? ' (yours)' : ''}`);
+  }
+
+  // What happened meanwhile, for a client that was away: the events after a known eventSeq.
+  const events = await client.events(first.id, Math.max(0, (await client.conversation(first.id))!.lastEventSeq - 3));
+  for (const ev of events?.items ?? []) {
+    console.log(`event ${ev.eventSeq}: ${ev.__typename} by ${ev.actor.name}`);
+  }
 }
 
 main().catch((err: unknown) => {

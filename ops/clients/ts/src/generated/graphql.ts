@@ -11,7 +11,7 @@ export type ConversationsQueryVariables = Exact<{
 }>;
 
 
-export type ConversationsQuery = { conversations: { edges: Array<{ cursor: string, node: { id: string, title: string, createdAt: string, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } | null } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } };
+export type ConversationsQuery = { conversations: { edges: Array<{ cursor: string, node: { id: string, title: string, createdAt: string, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } };
 
 export type LatestConversationsQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -19,29 +19,84 @@ export type LatestConversationsQueryVariables = Exact<{
 }>;
 
 
-export type LatestConversationsQuery = { conversations: { edges: Array<{ node: { id: string, title: string, createdAt: string, messages: { hasMore: boolean, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } }> }, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } | null } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } };
+export type LatestConversationsQuery = { conversations: { edges: Array<{ node: { id: string, title: string, createdAt: string, messages: { hasMore: boolean, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> }, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } };
 
 export type ConversationQueryVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type ConversationQuery = { conversation: { id: string, title: string, createdAt: string, members: Array<{ id: string, name: string }>, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } | null } | null };
+export type ConversationQuery = { conversation: { lastEventSeq: number, id: string, title: string, createdAt: string, members: Array<{ id: string, name: string }>, memberships: Array<{ role: Types.MemberRole, joinedAt: string, user: { id: string, name: string } }>, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } | null };
 
 export type CreateConversationMutationVariables = Exact<{
   input: Types.CreateConversationInput;
 }>;
 
 
-export type CreateConversationMutation = { createConversation: { id: string, title: string, createdAt: string, members: Array<{ id: string, name: string }>, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } | null } };
+export type CreateConversationMutation = { createConversation: { id: string, title: string, createdAt: string, members: Array<{ id: string, name: string }>, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } };
+
+export type AddMembersMutationVariables = Exact<{
+  conversationId: string | number;
+  userIds: Array<string | number> | string | number;
+}>;
+
+
+export type AddMembersMutation = { addMembers: { id: string, members: Array<{ id: string, name: string }> } };
+
+export type RemoveMemberMutationVariables = Exact<{
+  conversationId: string | number;
+  userId: string | number;
+}>;
+
+
+export type RemoveMemberMutation = { removeMember: { id: string, members: Array<{ id: string, name: string }> } };
+
+export type LeaveConversationMutationVariables = Exact<{
+  conversationId: string | number;
+}>;
+
+
+export type LeaveConversationMutation = { leaveConversation: boolean };
+
+export type RenameConversationMutationVariables = Exact<{
+  conversationId: string | number;
+  title: string;
+}>;
+
+
+export type RenameConversationMutation = { renameConversation: { id: string, title: string } };
 
 export type UserFieldsFragment = { id: string, name: string };
 
-export type MessageFieldsFragment = { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } };
+export type MessageFieldsFragment = { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } };
 
 export type PageInfoFieldsFragment = { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null };
 
-export type ConversationSummaryFragment = { id: string, title: string, createdAt: string, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } | null };
+export type ConversationSummaryFragment = { id: string, title: string, createdAt: string, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null };
+
+type EventFields_ConversationRenamedEvent_Fragment = { __typename: 'ConversationRenamedEvent', title: string, eventSeq: number, conversationId: string, at: string, actor: { id: string, name: string } };
+
+type EventFields_MemberRemovedEvent_Fragment = { __typename: 'MemberRemovedEvent', eventSeq: number, conversationId: string, at: string, user: { id: string, name: string }, actor: { id: string, name: string } };
+
+type EventFields_MembersAddedEvent_Fragment = { __typename: 'MembersAddedEvent', eventSeq: number, conversationId: string, at: string, users: Array<{ id: string, name: string }>, actor: { id: string, name: string } };
+
+type EventFields_MessageAddedEvent_Fragment = { __typename: 'MessageAddedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } };
+
+type EventFields_MessageDeletedEvent_Fragment = { __typename: 'MessageDeletedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } };
+
+type EventFields_MessageEditedEvent_Fragment = { __typename: 'MessageEditedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } };
+
+type EventFields_ReactionChangedEvent_Fragment = { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } };
+
+export type EventFieldsFragment =
+  | EventFields_ConversationRenamedEvent_Fragment
+  | EventFields_MemberRemovedEvent_Fragment
+  | EventFields_MembersAddedEvent_Fragment
+  | EventFields_MessageAddedEvent_Fragment
+  | EventFields_MessageDeletedEvent_Fragment
+  | EventFields_MessageEditedEvent_Fragment
+  | EventFields_ReactionChangedEvent_Fragment
+;
 
 export type MessagesPageQueryVariables = Exact<{
   conversationId: string | number;
@@ -50,7 +105,7 @@ export type MessagesPageQueryVariables = Exact<{
 }>;
 
 
-export type MessagesPageQuery = { conversation: { id: string, messages: { limit: number, offset: number, hasMore: boolean, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } }> } } | null };
+export type MessagesPageQuery = { conversation: { id: string, messages: { limit: number, offset: number, hasMore: boolean, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> } } | null };
 
 export type HistoryQueryVariables = Exact<{
   conversationId: string | number;
@@ -59,14 +114,14 @@ export type HistoryQueryVariables = Exact<{
 }>;
 
 
-export type HistoryQuery = { conversation: { id: string, history: { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } } | null };
+export type HistoryQuery = { conversation: { id: string, history: { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } } | null };
 
 export type SendMessageMutationVariables = Exact<{
   input: Types.SendMessageInput;
 }>;
 
 
-export type SendMessageMutation = { sendMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } };
+export type SendMessageMutation = { sendMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
 
 export type MessageAddedSubscriptionVariables = Exact<{
   conversationId: string | number;
@@ -74,12 +129,84 @@ export type MessageAddedSubscriptionVariables = Exact<{
 }>;
 
 
-export type MessageAddedSubscription = { messageAdded: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, sender: { id: string, name: string } } };
+export type MessageAddedSubscription = { messageAdded: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type EditMessageMutationVariables = Exact<{
+  input: Types.EditMessageInput;
+}>;
+
+
+export type EditMessageMutation = { editMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type DeleteMessageMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type DeleteMessageMutation = { deleteMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type AddReactionMutationVariables = Exact<{
+  messageId: string | number;
+  emoji: string;
+}>;
+
+
+export type AddReactionMutation = { addReaction: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type RemoveReactionMutationVariables = Exact<{
+  messageId: string | number;
+  emoji: string;
+}>;
+
+
+export type RemoveReactionMutation = { removeReaction: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type EventsQueryVariables = Exact<{
+  conversationId: string | number;
+  after?: number | null | undefined;
+  first?: number | null | undefined;
+}>;
+
+
+export type EventsQuery = { conversation: { id: string, lastEventSeq: number, events: { hasMore: boolean, items: Array<
+        | { __typename: 'ConversationRenamedEvent', title: string, eventSeq: number, conversationId: string, at: string, actor: { id: string, name: string } }
+        | { __typename: 'MemberRemovedEvent', eventSeq: number, conversationId: string, at: string, user: { id: string, name: string }, actor: { id: string, name: string } }
+        | { __typename: 'MembersAddedEvent', eventSeq: number, conversationId: string, at: string, users: Array<{ id: string, name: string }>, actor: { id: string, name: string } }
+        | { __typename: 'MessageAddedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+        | { __typename: 'MessageDeletedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+        | { __typename: 'MessageEditedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+        | { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+      > } } | null };
+
+export type ConversationEventsSubscriptionVariables = Exact<{
+  conversationId: string | number;
+  afterEventSeq?: number | null | undefined;
+}>;
+
+
+export type ConversationEventsSubscription = { conversationEvents:
+    | { __typename: 'ConversationRenamedEvent', title: string, eventSeq: number, conversationId: string, at: string, actor: { id: string, name: string } }
+    | { __typename: 'MemberRemovedEvent', eventSeq: number, conversationId: string, at: string, user: { id: string, name: string }, actor: { id: string, name: string } }
+    | { __typename: 'MembersAddedEvent', eventSeq: number, conversationId: string, at: string, users: Array<{ id: string, name: string }>, actor: { id: string, name: string } }
+    | { __typename: 'MessageAddedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+    | { __typename: 'MessageDeletedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+    | { __typename: 'MessageEditedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+    | { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
+   };
 
 export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 
 
 export type ViewerQuery = { me: { id: string, name: string } };
+
+export type UsersQueryVariables = Exact<{
+  search?: string | null | undefined;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type UsersQuery = { users: { edges: Array<{ cursor: string, node: { id: string, name: string } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } };
 
 export class TypedDocumentString<TResult, TVariables>
   extends String
@@ -121,6 +248,14 @@ export const MessageFieldsFragmentDoc = new TypedDocumentString(`
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -149,10 +284,86 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
 }`, {"fragmentName":"ConversationSummary"}) as unknown as TypedDocumentString<ConversationSummaryFragment, unknown>;
+export const EventFieldsFragmentDoc = new TypedDocumentString(`
+    fragment EventFields on ConversationEvent {
+  __typename
+  eventSeq
+  conversationId
+  at
+  actor {
+    ...UserFields
+  }
+  ... on MessageAddedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on MessageEditedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on MessageDeletedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on ReactionChangedEvent {
+    message {
+      ...MessageFields
+    }
+    emoji
+    added
+  }
+  ... on MembersAddedEvent {
+    users {
+      ...UserFields
+    }
+  }
+  ... on MemberRemovedEvent {
+    user {
+      ...UserFields
+    }
+  }
+  ... on ConversationRenamedEvent {
+    title
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`, {"fragmentName":"EventFields"}) as unknown as TypedDocumentString<EventFieldsFragment, unknown>;
 export const ConversationsDocument = new TypedDocumentString(`
     query Conversations($first: Int, $after: String) {
   conversations(first: $first, after: $after) {
@@ -178,6 +389,14 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -226,6 +445,14 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -251,6 +478,14 @@ export const ConversationDocument = new TypedDocumentString(`
     members {
       ...UserFields
     }
+    memberships {
+      user {
+        ...UserFields
+      }
+      role
+      joinedAt
+    }
+    lastEventSeq
   }
 }
     fragment UserFields on User {
@@ -264,6 +499,14 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -296,6 +539,14 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -308,6 +559,45 @@ fragment ConversationSummary on Conversation {
     ...MessageFields
   }
 }`) as unknown as TypedDocumentString<CreateConversationMutation, CreateConversationMutationVariables>;
+export const AddMembersDocument = new TypedDocumentString(`
+    mutation AddMembers($conversationId: ID!, $userIds: [ID!]!) {
+  addMembers(conversationId: $conversationId, userIds: $userIds) {
+    id
+    members {
+      ...UserFields
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}`) as unknown as TypedDocumentString<AddMembersMutation, AddMembersMutationVariables>;
+export const RemoveMemberDocument = new TypedDocumentString(`
+    mutation RemoveMember($conversationId: ID!, $userId: ID!) {
+  removeMember(conversationId: $conversationId, userId: $userId) {
+    id
+    members {
+      ...UserFields
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}`) as unknown as TypedDocumentString<RemoveMemberMutation, RemoveMemberMutationVariables>;
+export const LeaveConversationDocument = new TypedDocumentString(`
+    mutation LeaveConversation($conversationId: ID!) {
+  leaveConversation(conversationId: $conversationId)
+}
+    `) as unknown as TypedDocumentString<LeaveConversationMutation, LeaveConversationMutationVariables>;
+export const RenameConversationDocument = new TypedDocumentString(`
+    mutation RenameConversation($conversationId: ID!, $title: String!) {
+  renameConversation(conversationId: $conversationId, title: $title) {
+    id
+    title
+  }
+}
+    `) as unknown as TypedDocumentString<RenameConversationMutation, RenameConversationMutationVariables>;
 export const MessagesPageDocument = new TypedDocumentString(`
     query MessagesPage($conversationId: ID!, $limit: Int, $offset: Int) {
   conversation(id: $conversationId) {
@@ -333,6 +623,14 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -365,6 +663,14 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -392,6 +698,14 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
@@ -413,10 +727,290 @@ fragment MessageFields on Message {
   body
   createdAt
   clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
   sender {
     ...UserFields
   }
 }`) as unknown as TypedDocumentString<MessageAddedSubscription, MessageAddedSubscriptionVariables>;
+export const EditMessageDocument = new TypedDocumentString(`
+    mutation EditMessage($input: EditMessageInput!) {
+  editMessage(input: $input) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<EditMessageMutation, EditMessageMutationVariables>;
+export const DeleteMessageDocument = new TypedDocumentString(`
+    mutation DeleteMessage($id: ID!) {
+  deleteMessage(id: $id) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<DeleteMessageMutation, DeleteMessageMutationVariables>;
+export const AddReactionDocument = new TypedDocumentString(`
+    mutation AddReaction($messageId: ID!, $emoji: String!) {
+  addReaction(messageId: $messageId, emoji: $emoji) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<AddReactionMutation, AddReactionMutationVariables>;
+export const RemoveReactionDocument = new TypedDocumentString(`
+    mutation RemoveReaction($messageId: ID!, $emoji: String!) {
+  removeReaction(messageId: $messageId, emoji: $emoji) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<RemoveReactionMutation, RemoveReactionMutationVariables>;
+export const EventsDocument = new TypedDocumentString(`
+    query Events($conversationId: ID!, $after: Int, $first: Int) {
+  conversation(id: $conversationId) {
+    id
+    lastEventSeq
+    events(after: $after, first: $first) {
+      items {
+        ...EventFields
+      }
+      hasMore
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}
+fragment EventFields on ConversationEvent {
+  __typename
+  eventSeq
+  conversationId
+  at
+  actor {
+    ...UserFields
+  }
+  ... on MessageAddedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on MessageEditedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on MessageDeletedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on ReactionChangedEvent {
+    message {
+      ...MessageFields
+    }
+    emoji
+    added
+  }
+  ... on MembersAddedEvent {
+    users {
+      ...UserFields
+    }
+  }
+  ... on MemberRemovedEvent {
+    user {
+      ...UserFields
+    }
+  }
+  ... on ConversationRenamedEvent {
+    title
+  }
+}`) as unknown as TypedDocumentString<EventsQuery, EventsQueryVariables>;
+export const ConversationEventsDocument = new TypedDocumentString(`
+    subscription ConversationEvents($conversationId: ID!, $afterEventSeq: Int) {
+  conversationEvents(
+    conversationId: $conversationId
+    afterEventSeq: $afterEventSeq
+  ) {
+    ...EventFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}
+fragment EventFields on ConversationEvent {
+  __typename
+  eventSeq
+  conversationId
+  at
+  actor {
+    ...UserFields
+  }
+  ... on MessageAddedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on MessageEditedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on MessageDeletedEvent {
+    message {
+      ...MessageFields
+    }
+  }
+  ... on ReactionChangedEvent {
+    message {
+      ...MessageFields
+    }
+    emoji
+    added
+  }
+  ... on MembersAddedEvent {
+    users {
+      ...UserFields
+    }
+  }
+  ... on MemberRemovedEvent {
+    user {
+      ...UserFields
+    }
+  }
+  ... on ConversationRenamedEvent {
+    title
+  }
+}`) as unknown as TypedDocumentString<ConversationEventsSubscription, ConversationEventsSubscriptionVariables>;
 export const ViewerDocument = new TypedDocumentString(`
     query Viewer {
   me {
@@ -427,3 +1021,27 @@ export const ViewerDocument = new TypedDocumentString(`
   id
   name
 }`) as unknown as TypedDocumentString<ViewerQuery, ViewerQueryVariables>;
+export const UsersDocument = new TypedDocumentString(`
+    query Users($search: String, $first: Int, $after: String) {
+  users(search: $search, first: $first, after: $after) {
+    edges {
+      cursor
+      node {
+        ...UserFields
+      }
+    }
+    pageInfo {
+      ...PageInfoFields
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment PageInfoFields on PageInfo {
+  hasNextPage
+  hasPreviousPage
+  startCursor
+  endCursor
+}`) as unknown as TypedDocumentString<UsersQuery, UsersQueryVariables>;

@@ -14,14 +14,26 @@ export type Scalars = {
 export type Conversation = {
   __typename?: 'Conversation';
   createdAt: Scalars['Time']['output'];
+  /** Everything that happened after eventSeq `after`, oldest first: the catch-up call for a client that was offline. `first`: 1..100. */
+  events: ConversationEventPage;
   /** A page of history by cursor, newest first: pass a page's endCursor as `before` to read older messages. `first`: 1..100. */
   history: MessageConnection;
   id: Scalars['ID']['output'];
+  /** The eventSeq of the conversation's latest event (0: none yet). */
+  lastEventSeq: Scalars['Int']['output'];
   lastMessage?: Maybe<Message>;
   members: Array<User>;
+  /** The members, with their roles, ordered by user id. */
+  memberships: Array<Membership>;
   /** A page of history by offset, newest first. `limit`: 1..100, `offset`: 0..10000. */
   messages: MessagePage;
   title: Scalars['String']['output'];
+};
+
+
+export type ConversationEventsArgs = {
+  after?: InputMaybe<Scalars['Int']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -48,11 +60,70 @@ export type ConversationEdge = {
   node: Conversation;
 };
 
+/** Something that happened in a conversation. eventSeq numbers a conversation's events 1, 2, 3, … in commit order, without holes. */
+export type ConversationEvent = {
+  actor: User;
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+};
+
+export type ConversationEventPage = {
+  __typename?: 'ConversationEventPage';
+  hasMore: Scalars['Boolean']['output'];
+  items: Array<ConversationEvent>;
+};
+
+export type ConversationRenamedEvent = ConversationEvent & {
+  __typename?: 'ConversationRenamedEvent';
+  actor: User;
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  title: Scalars['String']['output'];
+};
+
 export type CreateConversationInput = {
   /** Other members (at most 100). */
   memberIds?: InputMaybe<Array<Scalars['ID']['input']>>;
   /** 1..200 characters after trimming. */
   title: Scalars['String']['input'];
+};
+
+export type EditMessageInput = {
+  /** 1..4000 characters after trimming. */
+  body: Scalars['String']['input'];
+  id: Scalars['ID']['input'];
+};
+
+/** A member was removed, or left (then the actor is the user). */
+export type MemberRemovedEvent = ConversationEvent & {
+  __typename?: 'MemberRemovedEvent';
+  actor: User;
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  user: User;
+};
+
+export type MemberRole =
+  | 'MEMBER'
+  | 'OWNER';
+
+export type MembersAddedEvent = ConversationEvent & {
+  __typename?: 'MembersAddedEvent';
+  actor: User;
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  users: Array<User>;
+};
+
+export type Membership = {
+  __typename?: 'Membership';
+  joinedAt: Scalars['Time']['output'];
+  role: MemberRole;
+  user: User;
 };
 
 export type Message = {
@@ -61,10 +132,28 @@ export type Message = {
   clientMessageId?: Maybe<Scalars['String']['output']>;
   conversationId: Scalars['ID']['output'];
   createdAt: Scalars['Time']['output'];
+  /** When the message was deleted: its body is "" and its reactions are empty from then on. */
+  deletedAt?: Maybe<Scalars['Time']['output']>;
+  /** When the body was last replaced; null until edited. */
+  editedAt?: Maybe<Scalars['Time']['output']>;
   id: Scalars['ID']['output'];
+  /** Grouped by emoji, most used first. */
+  reactions: Array<Reaction>;
   sender: User;
   /** The message's position in its conversation: 1, 2, 3, … in commit order, without holes. */
   seq: Scalars['Int']['output'];
+  /** 1 when sent, +1 for each edit or delete. */
+  version: Scalars['Int']['output'];
+};
+
+/** A message was sent. Its message is as it is now (version says how recent). */
+export type MessageAddedEvent = ConversationEvent & {
+  __typename?: 'MessageAddedEvent';
+  actor: User;
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  message: Message;
 };
 
 export type MessageConnection = {
@@ -73,10 +162,28 @@ export type MessageConnection = {
   pageInfo: PageInfo;
 };
 
+export type MessageDeletedEvent = ConversationEvent & {
+  __typename?: 'MessageDeletedEvent';
+  actor: User;
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  message: Message;
+};
+
 export type MessageEdge = {
   __typename?: 'MessageEdge';
   cursor: Scalars['String']['output'];
   node: Message;
+};
+
+export type MessageEditedEvent = ConversationEvent & {
+  __typename?: 'MessageEditedEvent';
+  actor: User;
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  eventSeq: Scalars['Int']['output'];
+  message: Message;
 };
 
 export type MessagePage = {
@@ -90,8 +197,24 @@ export type MessagePage = {
 
 export type Mutation = {
   __typename?: 'Mutation';
+  /** Adds members (at most 100 at once); any member may; existing members are ignored. */
+  addMembers: Conversation;
+  /** Adds the viewer's reaction (1..32 characters; at most 20 different per message); idempotent. */
+  addReaction: Message;
   /** Creates a conversation; the viewer becomes a member, with the users named in memberIds. */
   createConversation: Conversation;
+  /** Deletes a message (the sender or the conversation's owner); deleting it again changes nothing. */
+  deleteMessage: Message;
+  /** Replaces the body of a message the viewer sent; not on a deleted message. */
+  editMessage: Message;
+  /** The viewer leaves; an owner who leaves hands ownership to the longest-standing member. */
+  leaveConversation: Scalars['Boolean']['output'];
+  /** Removes a member; the owner only. */
+  removeMember: Conversation;
+  /** Removes the viewer's reaction; idempotent. */
+  removeReaction: Message;
+  /** Gives the conversation a new title (1..200 characters after trimming); any member may. */
+  renameConversation: Conversation;
   /**
    * Sends a message to a conversation the viewer is a member of. Idempotent on
    * (sender, conversation, clientMessageId): a retry returns the original message and adds nothing.
@@ -100,8 +223,53 @@ export type Mutation = {
 };
 
 
+export type MutationAddMembersArgs = {
+  conversationId: Scalars['ID']['input'];
+  userIds: Array<Scalars['ID']['input']>;
+};
+
+
+export type MutationAddReactionArgs = {
+  emoji: Scalars['String']['input'];
+  messageId: Scalars['ID']['input'];
+};
+
+
 export type MutationCreateConversationArgs = {
   input: CreateConversationInput;
+};
+
+
+export type MutationDeleteMessageArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationEditMessageArgs = {
+  input: EditMessageInput;
+};
+
+
+export type MutationLeaveConversationArgs = {
+  conversationId: Scalars['ID']['input'];
+};
+
+
+export type MutationRemoveMemberArgs = {
+  conversationId: Scalars['ID']['input'];
+  userId: Scalars['ID']['input'];
+};
+
+
+export type MutationRemoveReactionArgs = {
+  emoji: Scalars['String']['input'];
+  messageId: Scalars['ID']['input'];
+};
+
+
+export type MutationRenameConversationArgs = {
+  conversationId: Scalars['ID']['input'];
+  title: Scalars['String']['input'];
 };
 
 
@@ -125,6 +293,8 @@ export type Query = {
   conversations: ConversationConnection;
   /** The authenticated viewer. */
   me: User;
+  /** Users whose name starts with or contains `search` (case-insensitive), for a new-conversation picker. `first`: 1..100. */
+  users: UserConnection;
 };
 
 
@@ -138,6 +308,32 @@ export type QueryConversationsArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
 };
 
+
+export type QueryUsersArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  search?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type Reaction = {
+  __typename?: 'Reaction';
+  count: Scalars['Int']['output'];
+  emoji: Scalars['String']['output'];
+  /** Whether the viewer is among those who reacted with this emoji. */
+  viewerReacted: Scalars['Boolean']['output'];
+};
+
+export type ReactionChangedEvent = ConversationEvent & {
+  __typename?: 'ReactionChangedEvent';
+  actor: User;
+  added: Scalars['Boolean']['output'];
+  at: Scalars['Time']['output'];
+  conversationId: Scalars['ID']['output'];
+  emoji: Scalars['String']['output'];
+  eventSeq: Scalars['Int']['output'];
+  message: Message;
+};
+
 export type SendMessageInput = {
   /** 1..4000 characters after trimming. */
   body: Scalars['String']['input'];
@@ -148,11 +344,19 @@ export type SendMessageInput = {
 
 export type Subscription = {
   __typename?: 'Subscription';
+  /** Every event of the conversation in eventSeq order, each once; with afterEventSeq, first the ones after it. */
+  conversationEvents: ConversationEvent;
   /**
    * Every message of the conversation, in seq order, each once. With afterSeq, first the messages
    * committed after that seq, then live ones.
    */
   messageAdded: Message;
+};
+
+
+export type SubscriptionConversationEventsArgs = {
+  afterEventSeq?: InputMaybe<Scalars['Int']['input']>;
+  conversationId: Scalars['ID']['input'];
 };
 
 
@@ -165,4 +369,16 @@ export type User = {
   __typename?: 'User';
   id: Scalars['ID']['output'];
   name: Scalars['String']['output'];
+};
+
+export type UserConnection = {
+  __typename?: 'UserConnection';
+  edges: Array<UserEdge>;
+  pageInfo: PageInfo;
+};
+
+export type UserEdge = {
+  __typename?: 'UserEdge';
+  cursor: Scalars['String']['output'];
+  node: User;
 };
