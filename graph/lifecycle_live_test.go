@@ -143,6 +143,7 @@ func TestConversationEventsResumeAcrossInstances(t *testing.T) {
 		})
 	}
 	go func() { load.Wait(); close(loadDone) }()
+	defer func() { <-loadDone }() // the load reports to t: it must end before the test does
 
 	// Three legs: B until 150 events, A until 350, then B again to the end. Each leg but the last
 	// ends by dropping the connection, losing whatever was in flight.
