@@ -165,11 +165,11 @@ func changeMessageLocked(ctx context.Context, q *dbsqlc.Queries, h chat.EventHea
 		}
 		return &chat.MessageEdited{EventHeader: h}, q.EventInsert(ctx, eventRow(h, "message_edited", onMessage(m.MessageID)))
 	case chat.DeleteMessage:
-		switch {
-		case state.Deleted:
-			return nil, errNoChange
+		switch { // permission first: someone else's message is refused whether deleted or not
 		case state.SenderID != h.Actor.ID && role != chat.RoleOwner:
 			return nil, errNotDeletable
+		case state.Deleted:
+			return nil, errNoChange
 		}
 		if err := q.ReactionsDeleteForMessage(ctx, dbsqlc.ReactionsDeleteForMessageParams{ConversationID: h.ConversationID, MessageID: m.MessageID}); err != nil {
 			return nil, fmt.Errorf("delete reactions: %w", err)

@@ -64,7 +64,9 @@ func (r *conversationResolver) History(ctx context.Context, obj *chat.Conversati
 		return messageConnection(chat.History{Messages: page.Messages, HasNextPage: page.HasMore}), nil
 	}
 	if beforeSeq <= obj.LastSeq {
-		respcache.Static(ctx) // messages before an existing one never change
+		// Edits, deletions and reactions change messages before any cursor; each moves the
+		// conversation's generation.
+		respcache.Depend(ctx, obj.Generation)
 	} else {
 		respcache.Uncacheable(ctx) // a cursor past the end reads the newest page
 	}
@@ -99,7 +101,12 @@ func (r *queryResolver) Me(ctx context.Context) (*chat.User, error) {
 
 func (r *queryResolver) Conversation(ctx context.Context, id int64) (*chat.Conversation, error) {
 	respcache.DependViewer(ctx) // null or not depends on the viewer's memberships
-	return loader.Conversation(ctx, id)
+	conv, err := loader.Conversation(ctx, id)
+	if conv != nil {
+		// Its own fields (title, lastEventSeq) change with every event: read under this token.
+		respcache.Depend(ctx, conv.Generation)
+	}
+	return conv, err
 }
 
 func (r *queryResolver) Conversations(ctx context.Context, first *int, after *string) (*model.ConversationConnection, error) {

@@ -33,7 +33,7 @@ func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64,
 	}
 	ch, err := hub.SubscribeMessages(ctx, viewer, conversationID, after, func(err error) {
 		if err != nil {
-			streaming.EndWith(ctx, streamError(err))
+			streaming.EndWith(ctx, streamError("messageAdded", err))
 		}
 	})
 	if err != nil {
@@ -64,7 +64,7 @@ func subscribeEvents(ctx context.Context, hub *live.Hub, conversationID int64, a
 	}
 	ch, err := hub.SubscribeEvents(ctx, viewer, conversationID, after, func(err error) {
 		if err != nil {
-			streaming.EndWith(ctx, streamError(err))
+			streaming.EndWith(ctx, streamError("conversationEvents", err))
 		}
 	})
 	if err != nil {
@@ -78,11 +78,11 @@ func subscribeEvents(ctx context.Context, hub *live.Hub, conversationID int64, a
 	return ch, nil
 }
 
-// streamError presents the error that ended a subscription. Errors other than the resume
-// error were logged by package live; the client is told "internal error" and may resubscribe
-// with the last seq it received.
-func streamError(err error) *gqlerror.Error {
-	path := ast.Path{ast.PathName("messageAdded")}
+// streamError presents the error that ended the subscription field. Errors other than the
+// resume error were logged by package live; the client is told "internal error" and may
+// resubscribe with the last seq it received.
+func streamError(field string, err error) *gqlerror.Error {
+	path := ast.Path{ast.PathName(field)}
 	var resume *live.ResumeError
 	if errors.As(err, &resume) {
 		key := "afterSeq"

@@ -1,0 +1,86 @@
+package db_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/db/dbtest"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+// TestUserDirectoryUsesIndexes: at 10,000 users, vacuumed and analyzed, the directory query reads an
+// index for every kind of search it can serve so (everyone, a frequent letter, a part of a name,
+// one that matches nothing), from the start and after a cursor, with the planner free to choose
+// a sequential scan (unlike TestQueriesUseIndexes, which forbids them to see whether an index
+// serves at all).
+func TestUserDirectoryUsesIndexes(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	ctx := context.Background()
+	direct := dbtest.Open(t, d.DirectURL)
+	dbtest.Directory(t, direct, 10000)
+	// Statistics, and the trigram index's pending list merged, as autovacuum keeps them: right
+	// after a bulk insert the new entries wait in the list, which the planner rightly prices
+	// above a sequential scan of this small table.
+	if _, err := direct.Exec(ctx, "VACUUM ANALYZE users"); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := pgxpool.ParseConfig(d.DirectURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var plans []string
+	cfg.MaxConns = 1
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as through PgBouncer
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		plans = append(plans, n.Message)
+		mu.Unlock()
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
+			SET auto_explain.log_level = 'notice'`)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := db.NewStore(pool)
+
+	// Searches of three characters or more (one trigram at least), frequent or rare, and shorter
+	// ones that match many users (the ordered index finds a page early). A short search that
+	// matches few users reads every row whatever the plan: there is no trigram to look up.
+	for _, search := range []string{"", "k", "ka", "kalo", "lo ber1", "ber1", "zzz", "émile", "mile å"} {
+		for _, after := range []*chat.UserCursor{nil, {Name: "mine gor2", ID: 5000}} {
+			mu.Lock()
+			plans = nil
+			mu.Unlock()
+			users, err := store.SearchUsers(ctx, search, after, 101)
+			if err != nil {
+				t.Fatalf("search %q: %v", search, err)
+			}
+			mu.Lock()
+			if len(plans) != 1 {
+				t.Errorf("search %q after %v: %d plans reported", search, after, len(plans))
+			}
+			for _, plan := range plans {
+				if strings.Contains(plan, "Seq Scan") || !strings.Contains(plan, "users_name") {
+					t.Errorf("search %q after %v (%d users) reads the whole table:\n%s", search, after, len(users), plan)
+				}
+			}
+			mu.Unlock()
+		}
+	}
+}
