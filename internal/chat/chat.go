@@ -161,7 +161,8 @@ type Store interface {
 	InsertMessage(ctx context.Context, m NewMessage) (ev *MessageAdded, created bool, err error)
 	// Apply makes one change to a conversation (a Mutation) on behalf of actorID, with its
 	// event, in one transaction under the conversation's row lock. When the change would change
-	// nothing (an idempotent repeat) it returns a nil event and spends no event_seq.
+	// nothing (an idempotent repeat) it spends no event_seq and returns an event whose EventSeq
+	// is 0, carrying the current state (the tombstone of a message deleted before, say).
 	Apply(ctx context.Context, actorID int64, m Mutation) (Event, error)
 	// CreateConversation creates a conversation with the creator (its owner) and the other
 	// members, and its first event: the MembersAdded of everyone. It reports apperr

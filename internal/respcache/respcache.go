@@ -7,8 +7,9 @@
 // (Depend, DependViewer) or that it depends on nothing that changes (Static). A dependency is a
 // Redis key holding a token and the token's value when the data was read: a conversation's
 // history generation (msg:gen:{<conv>}, read in the same round trip as the page, moved by every
-// sendMessage), or the viewer's membership token (msg:viewer:{u<id>}, read before execution,
-// moved by createConversation for each member). The response is stored only if it has no errors
+// event of the conversation: a message sent, edited or deleted, a reaction, a rename, a member
+// added or removed), or the viewer's membership token (msg:viewer:{u<id>}, read before
+// execution, moved for each member whose set of conversations changes). The response is stored only if it has no errors
 // and every resolver that ran declared something. A stored response is served only if every
 // recorded token still has its recorded value, checked by one Lua script in the same round trip
 // that fetches the bytes; tokens are random, so a deleted or evicted token never matches again.
