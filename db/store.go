@@ -63,7 +63,7 @@ func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 	}
 	byID := make(map[int64]*chat.Conversation, len(rows))
 	for _, r := range rows {
-		c := conversation(conversationRow(r))
+		c := memberConversation(memberConversationRow(r))
 		byID[r.ID] = &c
 	}
 	out := make([]*chat.Conversation, len(ids))
@@ -84,7 +84,7 @@ func (s *Store) ConversationListByMember(ctx context.Context, userID int64, afte
 	}
 	out := make([]chat.Conversation, len(rows))
 	for i, r := range rows {
-		out[i] = conversation(conversationRow(r))
+		out[i] = memberConversation(memberConversationRow(r))
 	}
 	return out, nil
 }
@@ -98,6 +98,7 @@ func (s *Store) MembershipsByConversations(ctx context.Context, conversationIDs 
 	for _, r := range rows {
 		byConv[r.ConversationID] = append(byConv[r.ConversationID], chat.Membership{
 			User: chat.User{ID: r.ID, Name: r.Name}, Role: chat.Role(r.Role), JoinedAt: r.JoinedAt,
+			LastReadSeq: r.LastReadSeq, ReadAt: r.ReadAt,
 		})
 	}
 	out := make([][]chat.Membership, len(conversationIDs))
@@ -221,16 +222,16 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int6
 // InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts
 // the message with its event in one transaction. A repeated client id rolls the transaction back
 // (so neither number is spent) and returns the original message and its event.
-func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (*chat.MessageAdded, bool, error) {
+func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
 	if m.ClientMessageID != nil {
 		// A retry usually finds its original here, without taking the conversation's lock.
 		if orig, err := s.messageByClientID(ctx, m); err == nil {
 			return orig, false, nil
 		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return nil, false, err
+			return chat.Change{}, false, err
 		}
 	}
-	var out *chat.MessageAdded
+	var out chat.Change
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		bump, err := q.ConversationBumpSeq(ctx, dbsqlc.ConversationBumpSeqParams{ID: m.ConversationID, SenderID: m.SenderID})
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -249,40 +250,47 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (*chat.Mes
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
-		out = messageAdded(message(messageRow(row)), bump.LastEventSeq)
+		out = chat.Change{
+			ConversationID: m.ConversationID,
+			Event:          messageAdded(message(messageRow(row)), bump.LastEventSeq),
+			Members:        bump.MemberIds,
+		}
 		return nil
 	})
 	if errors.Is(err, errDuplicateClientID) {
 		// A concurrent send with the same client id committed first.
 		orig, err := s.messageByClientID(ctx, m)
 		if err != nil {
-			return nil, false, err
+			return chat.Change{}, false, err
 		}
 		return orig, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return chat.Change{}, false, err
 	}
 	return out, true, nil
 }
 
 var errDuplicateClientID = errors.New("duplicate client message id")
 
-func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (*chat.MessageAdded, error) {
+// messageByClientID returns the sending of the message m's sender sent with m's client id, as
+// the Change it made (with the members now).
+func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (chat.Change, error) {
 	row, err := s.q.MessageByClientID(ctx, dbsqlc.MessageByClientIDParams{
 		ConversationID: m.ConversationID, SenderID: m.SenderID, ClientMessageID: *m.ClientMessageID,
 	})
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, err
+			return chat.Change{}, err
 		}
-		return nil, fmt.Errorf("message by client id: %w", err)
+		return chat.Change{}, fmt.Errorf("message by client id: %w", err)
 	}
-	return messageAdded(message(messageRow{
+	ev := messageAdded(message(messageRow{
 		ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,
 		Body: row.Body, ClientMessageID: row.ClientMessageID, CreatedAt: row.CreatedAt, EditedAt: row.EditedAt,
 		DeletedAt: row.DeletedAt, Version: row.Version, Reactions: row.Reactions,
-	}), row.EventSeq), nil
+	}), row.EventSeq)
+	return chat.Change{ConversationID: m.ConversationID, Event: ev, Members: row.MemberIds}, nil
 }
 
 // messageAdded is the event of m's sending.
@@ -292,9 +300,9 @@ func messageAdded(m chat.Message, eventSeq int64) *chat.MessageAdded {
 	}, Message: &m}
 }
 
-func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (chat.Conversation, *chat.MembersAdded, error) {
+func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (chat.Conversation, chat.Change, error) {
 	var out chat.Conversation
-	var ev *chat.MembersAdded
+	var ch chat.Change
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		all := append([]int64{creatorID}, memberIDs...)
 		n, err := q.UsersExist(ctx, all)
@@ -310,10 +318,12 @@ func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title s
 		}
 		out = conversation(conversationRow(row))
 		h := chat.EventHeader{EventSeq: row.LastEventSeq, ConversationID: out.ID, Actor: chat.User{ID: creatorID}, At: row.CreatedAt}
-		ev, err = addMembers(ctx, q, h, creatorID, all)
+		ch = chat.Change{ConversationID: out.ID}
+		ev, err := addMembers(ctx, q, h, creatorID, all, &ch)
+		ch.Event = ev
 		return err
 	})
-	return out, ev, err
+	return out, ch, err
 }
 
 // conversationRow and messageRow are the shapes that sqlc generates once per query; Go's struct
@@ -332,6 +342,27 @@ func conversation(r conversationRow) chat.Conversation {
 		ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
 		LastEventSeq: r.LastEventSeq,
 	}
+}
+
+// memberConversationRow is a conversation read for one of its members, with the member's read
+// position and unread count.
+type memberConversationRow struct {
+	ID            int64
+	Title         string
+	CreatedAt     time.Time
+	LastSeq       int64
+	LastMessageAt time.Time
+	LastEventSeq  int64
+	LastReadSeq   int64
+	Unread        int64
+}
+
+func memberConversation(r memberConversationRow) chat.Conversation {
+	c := conversation(conversationRow{
+		ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt, LastEventSeq: r.LastEventSeq,
+	})
+	c.ViewerLastReadSeq, c.ViewerUnread = r.LastReadSeq, r.Unread
+	return c
 }
 
 type messageRow struct {

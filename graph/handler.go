@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/threadline/threadline/graph/document"
@@ -123,6 +124,15 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		loader.PrefetchOperation(ctx)
 		return next(ctx)
 	})
+	// Each event of a subscription is resolved with loaders of its own: what an earlier event
+	// loaded (a conversation's last message, the viewer's reactions) may have changed since.
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		if graphql.HasOperationContext(ctx) && isSubscription(graphql.GetOperationContext(ctx)) {
+			viewer, _ := auth.Viewer(ctx)
+			ctx = loader.With(ctx, cfg.Loaders.New(viewer))
+		}
+		return next(ctx)
+	})
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.RequestID, cfg.Classify))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log, cfg.RequestID))
 	return srv
@@ -191,4 +201,9 @@ func reqID(ctx context.Context, f func(context.Context) string) string {
 		return ""
 	}
 	return f(ctx)
+}
+
+// isSubscription reports whether the operation is a subscription (a refused document has none).
+func isSubscription(op *graphql.OperationContext) bool {
+	return op.Operation != nil && op.Operation.Operation == ast.Subscription
 }

@@ -110,7 +110,9 @@ func (r *queryResolver) Conversation(ctx context.Context, id int64) (*chat.Conve
 }
 
 func (r *queryResolver) Conversations(ctx context.Context, first *int, after *string) (*model.ConversationConnection, error) {
-	respcache.Uncacheable(ctx) // the order depends on every conversation of the viewer
+	// The list, its order and everything each conversation in it shows the viewer move with
+	// the viewer's list token.
+	respcache.DependViewerList(ctx)
 	viewer, err := auth.Viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -118,6 +120,11 @@ func (r *queryResolver) Conversations(ctx context.Context, first *int, after *st
 	list, err := r.Chat.Conversations(ctx, viewer, first, after)
 	if err != nil {
 		return nil, err
+	}
+	if tok := respcache.ListToken(ctx); tok.Value != "" {
+		for i := range list.Conversations {
+			list.Conversations[i].Generation = tok
+		}
 	}
 	loader.PrefetchConversationList(ctx, list.Conversations)
 	return conversationConnection(list, after), nil

@@ -13,7 +13,8 @@ import (
 const messageByClientID = `-- name: MessageByClientID :one
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions,
-       e.event_seq
+       e.event_seq,
+       (SELECT array_agg(x.user_id) FROM conversation_members x WHERE x.conversation_id = m.conversation_id)::bigint[] AS member_ids
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 JOIN conversation_events e ON e.conversation_id = m.conversation_id AND e.message_id = m.id AND e.kind = 'message_added'
@@ -41,9 +42,11 @@ type MessageByClientIDRow struct {
 	Version         int32
 	Reactions       []byte
 	EventSeq        int64
+	MemberIds       []int64
 }
 
-// The message a sender sent with a client id, as it is now, and the event_seq of its sending.
+// The message a sender sent with a client id, as it is now, the event_seq of its sending, and
+// the conversation's members now.
 func (q *Queries) MessageByClientID(ctx context.Context, arg MessageByClientIDParams) (MessageByClientIDRow, error) {
 	row := q.db.QueryRow(ctx, messageByClientID, arg.ConversationID, arg.SenderID, arg.ClientMessageID)
 	var i MessageByClientIDRow
@@ -61,6 +64,7 @@ func (q *Queries) MessageByClientID(ctx context.Context, arg MessageByClientIDPa
 		&i.Version,
 		&i.Reactions,
 		&i.EventSeq,
+		&i.MemberIds,
 	)
 	return i, err
 }

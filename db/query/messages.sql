@@ -49,10 +49,12 @@ JOIN users u ON u.id = m.sender_id
 WHERE m.id = ANY(@ids::bigint[]);
 
 -- name: MessageByClientID :one
--- The message a sender sent with a client id, as it is now, and the event_seq of its sending.
+-- The message a sender sent with a client id, as it is now, the event_seq of its sending, and
+-- the conversation's members now.
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions,
-       e.event_seq
+       e.event_seq,
+       (SELECT array_agg(x.user_id) FROM conversation_members x WHERE x.conversation_id = m.conversation_id)::bigint[] AS member_ids
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 JOIN conversation_events e ON e.conversation_id = m.conversation_id AND e.message_id = m.id AND e.kind = 'message_added'

@@ -4,23 +4,32 @@
 // # Exactness
 //
 // While a query executes, every resolver that runs declares what its result depends on
-// (Depend, DependViewer) or that it depends on nothing that changes (Static). A dependency is a
-// Redis key holding a token and the token's value when the data was read: a conversation's
-// history generation (msg:gen:{<conv>}, read in the same round trip as the page, moved by every
-// event of the conversation: a message sent, edited or deleted, a reaction, a rename, a member
-// added or removed), or the viewer's membership token (msg:viewer:{u<id>}, read before
-// execution, moved for each member whose set of conversations changes). The response is stored only if it has no errors
-// and every resolver that ran declared something. A stored response is served only if every
-// recorded token still has its recorded value, checked by one Lua script in the same round trip
-// that fetches the bytes; tokens are random, so a deleted or evicted token never matches again.
+// (Depend, DependViewer, DependViewerList) or that it depends on nothing that changes (Static).
+// A dependency is a Redis key holding a token and the token's value when the data was read:
+//
+//   - a conversation's history generation (msg:gen:{<conv>}, read in the same round trip as the
+//     page, moved by every event of the conversation: a message sent, edited or deleted, a
+//     reaction, a rename, a member added or removed);
+//   - the viewer's membership token (msg:viewer:{u<id>}, read before execution, moved for each
+//     member whose set of conversations changes);
+//   - the viewer's list token (msg:list:{u<id>}, read with the membership token, moved for every
+//     member of a conversation on each of its events, and for the viewer when they move a read
+//     position): what a conversation list shows, in its order, with unread counts.
+//
+// The response is stored only if it has no errors and every resolver that ran declared
+// something. A stored response is served only if every recorded token still has its recorded
+// value, checked by one Lua script in the same round trip that fetches the bytes; tokens are
+// random, so a deleted or evicted token never matches again. A token is read before the data it
+// covers and moved after the change to that data commits, so a response that missed a change
+// was stored under a token the change moves.
 //
 // The key covers the viewer, the operation document, the operation name and the variables, so a
 // response stored for one user is never served to another.
 //
 // # Limits
 //
-// Only queries are cached, never mutations or subscriptions. The conversation list is not
-// stored: its order depends on every conversation of the viewer. With a Redis Cluster the
+// Only queries are cached, never mutations or subscriptions. Read receipts (readStates) are
+// not stored: they move with every member's reading. With a Redis Cluster the
 // response cache is off (its dependencies live in other slots than the response): queries
 // execute, still helped by the history cache. While the history cache has a failed token bump to
 // retry, responses are neither served nor stored. Redis trouble never fails a query: it executes.
@@ -35,6 +44,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +127,9 @@ func (c *Cache) Validate(graphql.ExecutableSchema) error { return nil }
 func viewerTokenKey(viewer int64) string {
 	return "msg:viewer:{u" + strconv.FormatInt(viewer, 10) + "}"
 }
+func listTokenKey(viewer int64) string {
+	return "msg:list:{u" + strconv.FormatInt(viewer, 10) + "}"
+}
 func responseKey(viewer int64, hash string) string {
 	return "resp:{u" + strconv.FormatInt(viewer, 10) + "}:" + hash
 }
@@ -127,16 +140,21 @@ func (c *Cache) countHit()   { c.stats.hits.Add(1); c.metrics.hits.Inc() }
 func (c *Cache) countMiss()  { c.stats.misses.Add(1); c.metrics.misses.Inc() }
 func (c *Cache) countError() { c.stats.errors.Add(1); c.metrics.errors.Inc() }
 
-// lookupScript returns the viewer's membership token (creating it with ARGV[1] if missing) and
-// the stored response's data if every dependency recorded with it is current. A stored value is
-// "<n>\n" then n "<key>\n<token>\n" pairs, then the data. Replies: {token, data} on a hit,
-// {token, false} on a miss, {token, false, 1} when the stored response is stale.
+// lookupScript returns the viewer's membership token and list token (creating each with ARGV[1]
+// if missing) and the stored response's data if every dependency recorded with it is current.
+// A stored value is "<n>\n" then n "<key>\n<token>\n" pairs, then the data. Replies:
+// {tokens, data} on a hit, {tokens, false} on a miss, {tokens, false, 1} when the stored
+// response is stale, where tokens is "<membership token> <list token>".
 var lookupScript = redis.NewScript(`
-local tok = redis.call('GET', KEYS[2])
-if not tok then
-  tok = ARGV[1]
-  redis.call('SET', KEYS[2], tok, 'EX', ARGV[2])
+local function token(key)
+  local t = redis.call('GET', key)
+  if not t then
+    t = ARGV[1]
+    redis.call('SET', key, t, 'EX', ARGV[2])
+  end
+  return t
 end
+local tok = token(KEYS[2]) .. ' ' .. token(KEYS[3])
 local v = redis.call('GET', KEYS[1])
 if not v then return {tok, false} end
 local nl = string.find(v, '\n', 1, true)
@@ -167,7 +185,7 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 	if err != nil {
 		return next(ctx)
 	}
-	viewerToken, data, stale, err := c.lookup(ctx, viewer, key)
+	tokens, data, stale, err := c.lookup(ctx, viewer, key)
 	if err != nil {
 		if !errors.Is(err, redisclient.ErrOpen) {
 			c.countError()
@@ -197,7 +215,7 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 		c.metrics.stale.Inc()
 	}
 	c.countMiss()
-	col := &collector{viewer: viewer, viewerToken: viewerToken, deps: make(map[string]string, 4)}
+	col := &collector{viewer: viewer, viewerToken: tokens.viewer, listToken: tokens.list, deps: make(map[string]string, 4)}
 	ctx = context.WithValue(ctx, collectorKey{}, col)
 	responses := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
@@ -235,9 +253,12 @@ func operationKey(viewer int64, opCtx *graphql.OperationContext) (string, error)
 	return responseKey(viewer, hex.EncodeToString(h.Sum(sum[:0])[:20])), nil
 }
 
-func (c *Cache) lookup(ctx context.Context, viewer int64, key string) (viewerToken string, data []byte, stale bool, err error) {
+// viewerTokens are the viewer's tokens, read by the lookup.
+type viewerTokens struct{ viewer, list string }
+
+func (c *Cache) lookup(ctx context.Context, viewer int64, key string) (tokens viewerTokens, data []byte, stale bool, err error) {
 	err = c.breaker.Do(ctx, func(ctx context.Context) error {
-		vals, err := lookupScript.Run(ctx, c.rdb, []string{key, viewerTokenKey(viewer)},
+		vals, err := lookupScript.Run(ctx, c.rdb, []string{key, viewerTokenKey(viewer), listTokenKey(viewer)},
 			newToken(), int(c.cfg.ViewerTokenTTL/time.Second)).Slice()
 		if err != nil {
 			return err
@@ -246,17 +267,18 @@ func (c *Cache) lookup(ctx context.Context, viewer int64, key string) (viewerTok
 			return errors.New("response cache: unexpected script reply")
 		}
 		tok, ok := vals[0].(string)
-		if !ok {
+		viewerTok, listTok, found := strings.Cut(tok, " ")
+		if !ok || !found {
 			return errors.New("response cache: unexpected token reply")
 		}
-		viewerToken = tok
+		tokens = viewerTokens{viewer: viewerTok, list: listTok}
 		if s, ok := vals[1].(string); ok {
 			data = []byte(s)
 		}
 		stale = len(vals) > 2
 		return nil
 	})
-	return viewerToken, data, stale, err
+	return tokens, data, stale, err
 }
 
 // storeAsync stores a response in the background: the client does not wait for it.
@@ -279,28 +301,39 @@ func (c *Cache) storeAsync(ctx context.Context, key string, col *collector, data
 	}()
 }
 
-// AfterCommit is the response cache's chat.Hook: users whose set of conversations changed get
-// new membership tokens (InvalidateViewers).
+// AfterCommit is the response cache's chat.Hook, in one Redis round trip: users whose set of
+// conversations changed get new membership tokens, and everyone whose conversation list shows
+// the change (the members, and those it removed) new list tokens.
 func (c *Cache) AfterCommit(ctx context.Context, ch chat.Change) {
-	if len(ch.MembersChanged) > 0 {
-		c.InvalidateViewers(ctx, ch.MembersChanged)
-	}
+	c.invalidate(ctx, ch.MembersChanged, append(ch.Members, ch.MembersChanged...))
 }
 
-// InvalidateViewers moves the membership tokens of users whose set of conversations changed.
+// InvalidateViewers moves the membership and list tokens of users whose set of conversations
+// changed.
 func (c *Cache) InvalidateViewers(ctx context.Context, userIDs []int64) {
+	c.invalidate(ctx, userIDs, userIDs)
+}
+
+// invalidate moves the membership tokens of viewers and the list tokens of lists.
+func (c *Cache) invalidate(ctx context.Context, viewers, lists []int64) {
+	if len(viewers)+len(lists) == 0 {
+		return
+	}
 	err := c.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
 		pipe := c.rdb.Pipeline()
-		for _, u := range userIDs {
+		for _, u := range viewers {
 			pipe.Set(ctx, viewerTokenKey(u), newToken(), c.cfg.ViewerTokenTTL)
+		}
+		for _, u := range lists {
+			pipe.Set(ctx, listTokenKey(u), newToken(), c.cfg.ViewerTokenTTL)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
 	})
 	if err != nil {
 		c.metrics.invalidationFailures.Inc()
-		c.log.WarnContext(ctx, "response cache: membership invalidation failed; stored responses of these users may be stale until their TTL",
-			"users", userIDs, "err", err)
+		c.log.WarnContext(ctx, "response cache: token invalidation failed; stored responses of these users may be stale until their TTL",
+			"viewers", viewers, "lists", lists, "err", err)
 	}
 }
 
@@ -308,6 +341,7 @@ func (c *Cache) InvalidateViewers(ctx context.Context, userIDs []int64) {
 type collector struct {
 	viewer      int64
 	viewerToken string
+	listToken   string
 	mu          sync.Mutex
 	deps        map[string]string
 	uncacheable bool
@@ -397,6 +431,27 @@ func DependViewer(ctx context.Context) {
 	}
 }
 
+// DependViewerList declares that the current field's result depends on the viewer's
+// conversations and anything in them: their order, their last messages, the viewer's read
+// positions and unread counts. The viewer's list token moves with every event of any of their
+// conversations, every change of their memberships and every move of their read position.
+func DependViewerList(ctx context.Context) {
+	if col := declare(ctx); col != nil {
+		col.add(listTokenKey(col.viewer), col.listToken)
+	}
+}
+
+// ListToken returns the viewer's list token as the running query read it (zero outside a
+// cached query): the token under which a conversation list, and every conversation in it as
+// the viewer sees it, was read.
+func ListToken(ctx context.Context) chat.Token {
+	col, _ := ctx.Value(collectorKey{}).(*collector)
+	if col == nil || col.listToken == "" {
+		return chat.Token{}
+	}
+	return chat.Token{Key: listTokenKey(col.viewer), Value: col.listToken}
+}
+
 // Static declares that the current field's result depends on nothing that ever changes.
 func Static(ctx context.Context) { declare(ctx) }
 
@@ -442,7 +497,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		uncacheable: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_response_cache_uncacheable_total", Help: "Executed query responses not stored: errors, or a resolver that declared no dependency."}),
 		stale:       prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_response_cache_stale_rejected_total", Help: "Stored responses refused because a dependency had changed."}),
 		invalidationFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "threadline_response_cache_invalidation_failures_total", Help: "Membership-token bumps after createConversation that failed.",
+			Name: "threadline_response_cache_invalidation_failures_total", Help: "Membership- and list-token bumps after a change that failed.",
 		}),
 		fallbacksRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
