@@ -194,6 +194,33 @@ export type ConversationEventsSubscription = { conversationEvents:
     | { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
    };
 
+export type SidebarQueryVariables = Exact<{
+  first?: number | null | undefined;
+}>;
+
+
+export type SidebarQuery = { unreadTotal: number, conversations: { edges: Array<{ node: { id: string, title: string, unreadCount: number, viewerLastReadSeq: number, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } }> } };
+
+export type MarkReadMutationVariables = Exact<{
+  conversationId: string | number;
+  seq: number;
+}>;
+
+
+export type MarkReadMutation = { markRead: { id: string, unreadCount: number, viewerLastReadSeq: number } };
+
+export type ViewerEventsSubscriptionVariables = Exact<{
+  after?: string | null | undefined;
+}>;
+
+
+export type ViewerEventsSubscription = { viewerEvents:
+    | { __typename: 'ConversationActivityEvent', position: string, conversation: { id: string, title: string, unreadCount: number, lastMessage: { seq: number, body: string, sender: { id: string, name: string } } | null } }
+    | { __typename: 'ConversationJoinedEvent', position: string, conversation: { id: string, title: string, unreadCount: number } }
+    | { __typename: 'ConversationLeftEvent', conversationId: string, position: string }
+    | { __typename: 'ReadStateChangedEvent', position: string, conversation: { id: string, unreadCount: number, viewerLastReadSeq: number } }
+   };
+
 export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 
 
@@ -1011,6 +1038,97 @@ fragment EventFields on ConversationEvent {
     title
   }
 }`) as unknown as TypedDocumentString<ConversationEventsSubscription, ConversationEventsSubscriptionVariables>;
+export const SidebarDocument = new TypedDocumentString(`
+    query Sidebar($first: Int) {
+  conversations(first: $first) {
+    edges {
+      node {
+        id
+        title
+        unreadCount
+        viewerLastReadSeq
+        lastMessage {
+          ...MessageFields
+        }
+      }
+    }
+  }
+  unreadTotal
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<SidebarQuery, SidebarQueryVariables>;
+export const MarkReadDocument = new TypedDocumentString(`
+    mutation MarkRead($conversationId: ID!, $seq: Int!) {
+  markRead(conversationId: $conversationId, seq: $seq) {
+    id
+    unreadCount
+    viewerLastReadSeq
+  }
+}
+    `) as unknown as TypedDocumentString<MarkReadMutation, MarkReadMutationVariables>;
+export const ViewerEventsDocument = new TypedDocumentString(`
+    subscription ViewerEvents($after: String) {
+  viewerEvents(after: $after) {
+    __typename
+    position
+    ... on ConversationActivityEvent {
+      conversation {
+        id
+        title
+        unreadCount
+        lastMessage {
+          seq
+          body
+          sender {
+            ...UserFields
+          }
+        }
+      }
+    }
+    ... on ConversationJoinedEvent {
+      conversation {
+        id
+        title
+        unreadCount
+      }
+    }
+    ... on ConversationLeftEvent {
+      conversationId
+    }
+    ... on ReadStateChangedEvent {
+      conversation {
+        id
+        unreadCount
+        viewerLastReadSeq
+      }
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}`) as unknown as TypedDocumentString<ViewerEventsSubscription, ViewerEventsSubscriptionVariables>;
 export const ViewerDocument = new TypedDocumentString(`
     query Viewer {
   me {
