@@ -15,7 +15,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "threadline_subscriptions_active",
-			Help: "messageAdded subscriptions running on this instance.",
+			Help: "Subscriptions (messageAdded, conversationEvents, viewerEvents) running on this instance.",
 		}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "threadline_subscription_deliveries_total",
