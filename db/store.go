@@ -219,6 +219,20 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int6
 	return out, nil
 }
 
+func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, older, newer int) ([]chat.Message, error) {
+	rows, err := s.q.MessagesAround(ctx, dbsqlc.MessagesAroundParams{
+		ConversationID: conversationID, Seq: seq, OlderLimit: int32(older), NewerLimit: int32(newer),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("messages around: %w", err)
+	}
+	out := make([]chat.Message, len(rows))
+	for i, r := range rows {
+		out[i] = message(messageRow(r))
+	}
+	return out, nil
+}
+
 // InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts
 // the message with its event in one transaction. A repeated client id rolls the transaction back
 // (so neither number is spent) and returns the original message and its event.

@@ -149,6 +149,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		},
 		"MessagesBefore": func() error { _, err := store.MessagesBefore(ctx, 3, 40, 51); return err },
 		"MessagesAfter":  func() error { _, err := store.MessagesAfter(ctx, 3, 10, 100); return err },
+		"MessagesAround": func() error { _, err := store.MessagesAround(ctx, 3, 30, 27, 26); return err },
 		"ConversationsByIDForMember": func() error {
 			_, err := store.ConversationsByIDForMember(ctx, 1, []int64{1, 2})
 			return err

@@ -376,6 +376,88 @@ func (q *Queries) MessagesAfter(ctx context.Context, arg MessagesAfterParams) ([
 	return items, nil
 }
 
+const messagesAround = `-- name: MessagesAround :many
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
+FROM (
+    (SELECT o.id, o.conversation_id, o.seq, o.sender_id, o.body, o.client_message_id, o.created_at, o.edited_at, o.deleted_at, o.version, o.reactions FROM messages o
+     WHERE o.conversation_id = $1 AND o.seq <= $2
+     ORDER BY o.seq DESC
+     LIMIT $3)
+    UNION ALL
+    (SELECT n.id, n.conversation_id, n.seq, n.sender_id, n.body, n.client_message_id, n.created_at, n.edited_at, n.deleted_at, n.version, n.reactions FROM messages n
+     WHERE n.conversation_id = $1 AND n.seq > $2
+     ORDER BY n.seq
+     LIMIT $4)
+) m
+JOIN users u ON u.id = m.sender_id
+ORDER BY m.seq DESC
+`
+
+type MessagesAroundParams struct {
+	ConversationID int64
+	Seq            int64
+	OlderLimit     int32
+	NewerLimit     int32
+}
+
+type MessagesAroundRow struct {
+	ID              int64
+	ConversationID  int64
+	Seq             int64
+	SenderID        int64
+	SenderName      string
+	Body            string
+	ClientMessageID *string
+	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+}
+
+// A window around seq: up to older_limit messages with seq <= seq (the message itself and
+// those before it, newest first) and up to newer_limit with seq > seq (oldest first), in one
+// statement of two range scans of the (conversation_id, seq) index, whatever the depth of seq.
+// The caller asks one row more on each side than it shows, to tell whether more lie beyond.
+func (q *Queries) MessagesAround(ctx context.Context, arg MessagesAroundParams) ([]MessagesAroundRow, error) {
+	rows, err := q.db.Query(ctx, messagesAround,
+		arg.ConversationID,
+		arg.Seq,
+		arg.OlderLimit,
+		arg.NewerLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MessagesAroundRow{}
+	for rows.Next() {
+		var i MessagesAroundRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ConversationID,
+			&i.Seq,
+			&i.SenderID,
+			&i.SenderName,
+			&i.Body,
+			&i.ClientMessageID,
+			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const messagesBefore = `-- name: MessagesBefore :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions

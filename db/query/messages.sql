@@ -39,6 +39,27 @@ WHERE m.conversation_id = @conversation_id AND m.seq > @after_seq
 ORDER BY m.seq
 LIMIT @row_limit;
 
+-- name: MessagesAround :many
+-- A window around seq: up to older_limit messages with seq <= seq (the message itself and
+-- those before it, newest first) and up to newer_limit with seq > seq (oldest first), in one
+-- statement of two range scans of the (conversation_id, seq) index, whatever the depth of seq.
+-- The caller asks one row more on each side than it shows, to tell whether more lie beyond.
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
+FROM (
+    (SELECT o.* FROM messages o
+     WHERE o.conversation_id = @conversation_id AND o.seq <= @seq
+     ORDER BY o.seq DESC
+     LIMIT @older_limit)
+    UNION ALL
+    (SELECT n.* FROM messages n
+     WHERE n.conversation_id = @conversation_id AND n.seq > @seq
+     ORDER BY n.seq
+     LIMIT @newer_limit)
+) m
+JOIN users u ON u.id = m.sender_id
+ORDER BY m.seq DESC;
+
 -- name: MessagesByID :many
 -- The given messages as they are now, if they belong to one of the given conversations (the
 -- caller has checked membership); rows come in any order.

@@ -925,6 +925,63 @@ type EventsResponse struct {
 // GetConversation returns EventsResponse.Conversation, and is useful for accessing the field via an interface.
 func (v *EventsResponse) GetConversation() *EventsConversation { return v.Conversation }
 
+// HistoryAroundConversation includes the requested fields of the GraphQL type Conversation.
+type HistoryAroundConversation struct {
+	Id string `json:"id"`
+	// A window around one message, for permalinks and search hits: up to `before` older and `after` newer messages (0..100 each), newest first.
+	HistoryAround HistoryAroundConversationHistoryAroundMessageWindow `json:"historyAround"`
+}
+
+// GetId returns HistoryAroundConversation.Id, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversation) GetId() string { return v.Id }
+
+// GetHistoryAround returns HistoryAroundConversation.HistoryAround, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversation) GetHistoryAround() HistoryAroundConversationHistoryAroundMessageWindow {
+	return v.HistoryAround
+}
+
+// HistoryAroundConversationHistoryAroundMessageWindow includes the requested fields of the GraphQL type MessageWindow.
+type HistoryAroundConversationHistoryAroundMessageWindow struct {
+	// Newest first.
+	Items    []MessageFields `json:"items"`
+	HasOlder bool            `json:"hasOlder"`
+	HasNewer bool            `json:"hasNewer"`
+	// Pass as timeline(after:) for the messages older than the window.
+	OlderCursor *string `json:"olderCursor"`
+	// Pass as timeline(before:) for the messages newer than the window.
+	NewerCursor *string `json:"newerCursor"`
+}
+
+// GetItems returns HistoryAroundConversationHistoryAroundMessageWindow.Items, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetItems() []MessageFields {
+	return v.Items
+}
+
+// GetHasOlder returns HistoryAroundConversationHistoryAroundMessageWindow.HasOlder, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasOlder() bool { return v.HasOlder }
+
+// GetHasNewer returns HistoryAroundConversationHistoryAroundMessageWindow.HasNewer, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasNewer() bool { return v.HasNewer }
+
+// GetOlderCursor returns HistoryAroundConversationHistoryAroundMessageWindow.OlderCursor, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetOlderCursor() *string {
+	return v.OlderCursor
+}
+
+// GetNewerCursor returns HistoryAroundConversationHistoryAroundMessageWindow.NewerCursor, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetNewerCursor() *string {
+	return v.NewerCursor
+}
+
+// HistoryAroundResponse is returned by HistoryAround on success.
+type HistoryAroundResponse struct {
+	// A conversation of the viewer's. Null when it does not exist or the viewer is not a member.
+	Conversation *HistoryAroundConversation `json:"conversation"`
+}
+
+// GetConversation returns HistoryAroundResponse.Conversation, and is useful for accessing the field via an interface.
+func (v *HistoryAroundResponse) GetConversation() *HistoryAroundConversation { return v.Conversation }
+
 // HistoryConversation includes the requested fields of the GraphQL type Conversation.
 type HistoryConversation struct {
 	Id string `json:"id"`
@@ -1468,6 +1525,62 @@ func (v *SidebarResponse) GetConversations() SidebarConversationsConversationCon
 // GetUnreadTotal returns SidebarResponse.UnreadTotal, and is useful for accessing the field via an interface.
 func (v *SidebarResponse) GetUnreadTotal() int { return v.UnreadTotal }
 
+// TimelineConversation includes the requested fields of the GraphQL type Conversation.
+type TimelineConversation struct {
+	Id string `json:"id"`
+	// History as a Relay connection by the book: newest first; first/after go toward older messages, last/before toward newer ones.
+	Timeline TimelineConversationTimelineMessageConnection `json:"timeline"`
+}
+
+// GetId returns TimelineConversation.Id, and is useful for accessing the field via an interface.
+func (v *TimelineConversation) GetId() string { return v.Id }
+
+// GetTimeline returns TimelineConversation.Timeline, and is useful for accessing the field via an interface.
+func (v *TimelineConversation) GetTimeline() TimelineConversationTimelineMessageConnection {
+	return v.Timeline
+}
+
+// TimelineConversationTimelineMessageConnection includes the requested fields of the GraphQL type MessageConnection.
+type TimelineConversationTimelineMessageConnection struct {
+	Edges    []TimelineConversationTimelineMessageConnectionEdgesMessageEdge `json:"edges"`
+	PageInfo PageInfoFields                                                  `json:"pageInfo"`
+}
+
+// GetEdges returns TimelineConversationTimelineMessageConnection.Edges, and is useful for accessing the field via an interface.
+func (v *TimelineConversationTimelineMessageConnection) GetEdges() []TimelineConversationTimelineMessageConnectionEdgesMessageEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns TimelineConversationTimelineMessageConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *TimelineConversationTimelineMessageConnection) GetPageInfo() PageInfoFields {
+	return v.PageInfo
+}
+
+// TimelineConversationTimelineMessageConnectionEdgesMessageEdge includes the requested fields of the GraphQL type MessageEdge.
+type TimelineConversationTimelineMessageConnectionEdgesMessageEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   MessageFields `json:"node"`
+}
+
+// GetCursor returns TimelineConversationTimelineMessageConnectionEdgesMessageEdge.Cursor, and is useful for accessing the field via an interface.
+func (v *TimelineConversationTimelineMessageConnectionEdgesMessageEdge) GetCursor() string {
+	return v.Cursor
+}
+
+// GetNode returns TimelineConversationTimelineMessageConnectionEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
+func (v *TimelineConversationTimelineMessageConnectionEdgesMessageEdge) GetNode() MessageFields {
+	return v.Node
+}
+
+// TimelineResponse is returned by Timeline on success.
+type TimelineResponse struct {
+	// A conversation of the viewer's. Null when it does not exist or the viewer is not a member.
+	Conversation *TimelineConversation `json:"conversation"`
+}
+
+// GetConversation returns TimelineResponse.Conversation, and is useful for accessing the field via an interface.
+func (v *TimelineResponse) GetConversation() *TimelineConversation { return v.Conversation }
+
 // UserFields includes the GraphQL fields of User requested by the fragment UserFields.
 type UserFields struct {
 	Id   string `json:"id"`
@@ -1975,6 +2088,26 @@ func (v *__EventsInput) GetAfter() *int { return v.After }
 // GetFirst returns __EventsInput.First, and is useful for accessing the field via an interface.
 func (v *__EventsInput) GetFirst() *int { return v.First }
 
+// __HistoryAroundInput is used internally by genqlient
+type __HistoryAroundInput struct {
+	ConversationId string `json:"conversationId"`
+	Seq            int    `json:"seq"`
+	Before         *int   `json:"before"`
+	After          *int   `json:"after"`
+}
+
+// GetConversationId returns __HistoryAroundInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetConversationId() string { return v.ConversationId }
+
+// GetSeq returns __HistoryAroundInput.Seq, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetSeq() int { return v.Seq }
+
+// GetBefore returns __HistoryAroundInput.Before, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetBefore() *int { return v.Before }
+
+// GetAfter returns __HistoryAroundInput.After, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetAfter() *int { return v.After }
+
 // __HistoryInput is used internally by genqlient
 type __HistoryInput struct {
 	ConversationId string  `json:"conversationId"`
@@ -2102,6 +2235,30 @@ type __SidebarInput struct {
 
 // GetFirst returns __SidebarInput.First, and is useful for accessing the field via an interface.
 func (v *__SidebarInput) GetFirst() *int { return v.First }
+
+// __TimelineInput is used internally by genqlient
+type __TimelineInput struct {
+	ConversationId string  `json:"conversationId"`
+	First          *int    `json:"first"`
+	After          *string `json:"after"`
+	Last           *int    `json:"last"`
+	Before         *string `json:"before"`
+}
+
+// GetConversationId returns __TimelineInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetConversationId() string { return v.ConversationId }
+
+// GetFirst returns __TimelineInput.First, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetFirst() *int { return v.First }
+
+// GetAfter returns __TimelineInput.After, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetAfter() *string { return v.After }
+
+// GetLast returns __TimelineInput.Last, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetLast() *int { return v.Last }
+
+// GetBefore returns __TimelineInput.Before, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetBefore() *string { return v.Before }
 
 // __UsersInput is used internally by genqlient
 type __UsersInput struct {
@@ -2891,6 +3048,80 @@ func History(
 	return data_, err_
 }
 
+// The query executed by HistoryAround.
+const HistoryAround_Operation = `
+query HistoryAround ($conversationId: ID!, $seq: Int!, $before: Int, $after: Int) {
+	conversation(id: $conversationId) {
+		id
+		historyAround(seq: $seq, before: $before, after: $after) {
+			items {
+				... MessageFields
+			}
+			hasOlder
+			hasNewer
+			olderCursor
+			newerCursor
+		}
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+// The message at seq with up to before older and after newer messages, newest first (a
+// permalink, a search hit); continue with timeline(after: olderCursor) or (before: newerCursor).
+func HistoryAround(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	seq int,
+	before *int,
+	after *int,
+) (data_ *HistoryAroundResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "HistoryAround",
+		Query:  HistoryAround_Operation,
+		Variables: &__HistoryAroundInput{
+			ConversationId: conversationId,
+			Seq:            seq,
+			Before:         before,
+			After:          after,
+		},
+	}
+
+	data_ = &HistoryAroundResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The query executed by LatestConversations.
 const LatestConversations_Operation = `
 query LatestConversations ($first: Int, $limit: Int) {
@@ -3454,6 +3685,90 @@ func Sidebar(
 	}
 
 	data_ = &SidebarResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by Timeline.
+const Timeline_Operation = `
+query Timeline ($conversationId: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+	conversation(id: $conversationId) {
+		id
+		timeline(first: $first, after: $after, last: $last, before: $before) {
+			edges {
+				cursor
+				node {
+					... MessageFields
+				}
+			}
+			pageInfo {
+				... PageInfoFields
+			}
+		}
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment PageInfoFields on PageInfo {
+	hasNextPage
+	hasPreviousPage
+	startCursor
+	endCursor
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+// History as a Relay connection by the book, newest first: first/after page toward older
+// messages, last/before toward newer ones.
+func Timeline(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	first *int,
+	after *string,
+	last *int,
+	before *string,
+) (data_ *TimelineResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "Timeline",
+		Query:  Timeline_Operation,
+		Variables: &__TimelineInput{
+			ConversationId: conversationId,
+			First:          first,
+			After:          after,
+			Last:           last,
+			Before:         before,
+		},
+	}
+
+	data_ = &TimelineResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

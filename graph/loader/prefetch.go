@@ -15,13 +15,13 @@ import (
 // Prefetching looks ahead in a query for what the resolvers will load, and loads it first, one
 // statement per kind, into the operation's loaders. It covers the shapes that fan out over
 // conversations: root `conversation(id:)` fields (any number of aliases) and the `conversations`
-// list, each with their `messages`, `history` (first page), `lastMessage` and `members`. The
-// resolvers then find everything cached, so such a query costs one statement per kind whatever
-// the scheduling of gqlgen's goroutines, and a single-page request pays no batching window.
-// Arguments are read with the functions the resolvers use (chat.OffsetPageArgs,
-// chat.HistoryArgs), so both name the same pages. Anything prefetching does not understand (or
-// that fails) is left to the resolvers, which load it through the dataloaders and report errors
-// as usual.
+// list, each with their `messages`, `history` and `timeline` (first page), `lastMessage` and
+// `members`. The resolvers then find everything cached, so such a query costs one statement per
+// kind whatever the scheduling of gqlgen's goroutines, and a single-page request pays no
+// batching window. Arguments are read with the functions the resolvers use
+// (chat.OffsetPageArgs, chat.HistoryArgs, chat.ParseTimelineArgs), so both name the same pages.
+// Anything prefetching does not understand (or that fails) is left to the resolvers, which load
+// it through the dataloaders and report errors as usual.
 
 // PrefetchOperation prefetches for the root conversation(id:) fields of the query in ctx. The
 // handler calls it once per operation, after the Loaders are in ctx.
@@ -109,6 +109,13 @@ func (w *conversationWants) add(opCtx *graphql.OperationContext, convID int64, f
 			first, ok := intArg(args["first"])
 			if size, _, err := chat.HistoryArgs(first, nil); ok && args["before"] == nil && err == nil {
 				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: size})
+			}
+		case "timeline":
+			first, ok1 := intArg(args["first"])
+			last, ok2 := intArg(args["last"])
+			a, err := chat.ParseTimelineArgs(first, nil, last, nil)
+			if ok1 && ok2 && err == nil && args["after"] == nil && args["before"] == nil && a.FirstPage() {
+				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: a.Size})
 			}
 		case "lastMessage":
 			w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: 1})

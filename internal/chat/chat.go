@@ -173,6 +173,9 @@ type Store interface {
 	MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]Message, error)
 	// MessagesAfter returns up to limit messages with seq > afterSeq, oldest first.
 	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]Message, error)
+	// MessagesAround returns, newest first, up to older messages with seq <= seq (the message
+	// at seq and those before it) and up to newer messages with seq > seq (those just after it).
+	MessagesAround(ctx context.Context, conversationID, seq int64, older, newer int) ([]Message, error)
 	// InsertMessage stores m at the conversation's next seq, with its MessageAdded event (the
 	// Change's Event) at the next event_seq. When the sender already sent a message with
 	// m.ClientMessageID to the conversation, it returns that one (and its event) and

@@ -25,23 +25,7 @@ func TestTypeScriptExample(t *testing.T) {
 		t.Skip("needs Node.js and the services")
 	}
 	t.Parallel()
-	tsc := filepath.Join("node_modules", ".bin", "tsc")
-	if _, err := os.Stat(tsc); err != nil {
-		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node not found: run make client-deps")
-	}
-	out := t.TempDir()
-	build := exec.Command(tsc, "-p", "tsconfig.json", "--outDir", out)
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("tsc: %v\n%s", err, b)
-	}
-	// The output is ES modules (package.json says "type": "module") with no runtime imports.
-	if err := os.WriteFile(filepath.Join(out, "package.json"), []byte(`{"type":"module"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	node, out := build(t)
 
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -67,6 +51,37 @@ func TestTypeScriptExample(t *testing.T) {
 	}
 }
 
+// build compiles this directory's TypeScript with the tsc that make check-ts installs (npm ci)
+// into a directory of the test's own, and returns Node's path and that directory. The output is
+// ES modules (package.json says "type": "module"); its node_modules is a link to this
+// directory's, so that what it imports (@apollo/client) resolves.
+func build(t *testing.T) (node, out string) {
+	t.Helper()
+	tsc := filepath.Join("node_modules", ".bin", "tsc")
+	if _, err := os.Stat(tsc); err != nil {
+		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node not found: run make client-deps")
+	}
+	out = t.TempDir()
+	if b, err := exec.Command(tsc, "-p", "tsconfig.json", "--outDir", out).CombinedOutput(); err != nil {
+		t.Fatalf("tsc: %v\n%s", err, b)
+	}
+	if err := os.WriteFile(filepath.Join(out, "package.json"), []byte(`{"type":"module"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	modules, err := filepath.Abs("node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(modules, filepath.Join(out, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	return node, out
+}
+
 // TestTypeScriptSidebar runs the sidebar example (src/sidebar.ts) against a development server:
 // it lists the conversations with unread counts and holds one viewerEvents subscription, through
 // which it hears of a conversation another user adds the viewer to and of a message there,
@@ -76,24 +91,7 @@ func TestTypeScriptSidebar(t *testing.T) {
 		t.Skip("needs Node.js and the services")
 	}
 	t.Parallel()
-	tsc := filepath.Join("node_modules", ".bin", "tsc")
-	if _, err := os.Stat(tsc); err != nil {
-		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node not found: run make client-deps")
-	}
-	// Built inside this directory, so that its imports (graphql-ws, ws) resolve to node_modules.
-	out, err := os.MkdirTemp(".", ".build-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(out) })
-	if b, err := exec.Command(tsc, "-p", "tsconfig.json", "--outDir", out).CombinedOutput(); err != nil {
-		t.Fatalf("tsc: %v\n%s", err, b)
-	}
-
+	node, out := build(t)
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

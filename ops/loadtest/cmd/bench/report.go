@@ -90,6 +90,24 @@ func (b *bench) targets() []target {
 		t.reached = yes(g <= 1.5 && h10.Res.Errors == 0)
 	}
 	ts = append(ts, t)
+	for _, kind := range []string{"historyAround", "timeline forward", "timeline backward"} {
+		shallow, deep := timelineDepths[0], timelineDepths[len(timelineDepths)-1]
+		t := target{what: fmt.Sprintf("%s at depth %d within 1.5x the time of depth %d", kind, deep, shallow)}
+		var p50s []string
+		rows := make([]*row, len(timelineDepths))
+		for i, d := range timelineDepths {
+			rows[i] = b.find("cache off", timelineScenario(kind, d), "closed 4")
+			if rows[i] != nil {
+				p50s = append(p50s, fmt.Sprintf("%.2f", ms(rows[i].Res.Quantile(50))))
+			}
+		}
+		if first, last := rows[0], rows[len(rows)-1]; first != nil && last != nil && len(p50s) == len(rows) {
+			g := ms(last.Res.Quantile(50)) / ms(first.Res.Quantile(50))
+			t.measured = fmt.Sprintf("p50 at depths %v: %s ms; deep/shallow %.2fx", timelineDepths, strings.Join(p50s, " → "), g)
+			t.reached = yes(g <= 1.5 && last.Res.Errors == 0 && first.Res.Errors == 0)
+		}
+		ts = append(ts, t)
+	}
 	t = target{what: "10,000 concurrent clients: zero errors, PgBouncer ≤ 20 server connections"}
 	for i := range b.rows {
 		r := &b.rows[i]

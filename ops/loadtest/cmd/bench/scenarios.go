@@ -20,6 +20,17 @@ import (
 	"github.com/threadline/threadline/ops/loadtest"
 )
 
+// timelineDepths are the depths (messages below the newest of the long conversation) at which
+// historyAround (25 each side), timeline forward (first 50 after the message there) and timeline
+// backward (last 50 before it) are measured: near the top, in the middle and near the oldest.
+var timelineDepths = []int64{100, 5000, 9900}
+
+// timelineScenario names the row of kind ("historyAround", "timeline forward", "timeline
+// backward") at depth.
+func timelineScenario(kind string, depth int64) string {
+	return fmt.Sprintf("deep pagination: %s at depth %d", kind, depth)
+}
+
 // row is one line of the report's table.
 type row struct {
 	Config   string // server configuration
@@ -170,6 +181,26 @@ func (b *bench) runAll(ctx context.Context) error {
 				req  loadtest.Request
 			}{{"offset", off}, {"history cursor", cur}} {
 				b.measure(ctx, s, fmt.Sprintf("deep pagination: %s at depth %d", p.name, depth), "closed 4", func() (loadtest.Result, error) {
+					return loadtest.Closed(ctx, s.addr, 4, b.dur(4*time.Second, time.Second), loadtest.Fixed(p.req))
+				})
+			}
+		}
+		// A permalink's window and the timeline's pages at depth: one statement around a seq,
+		// whatever its depth.
+		for _, depth := range timelineDepths {
+			at := chat.EncodeMessageCursor(b.fx.longSeq - depth)
+			for _, p := range []struct {
+				name string
+				req  loadtest.Request
+			}{
+				{"historyAround", b.req(s, client.HistoryAround_Operation, map[string]any{"conversationId": b.fx.long, "seq": b.fx.longSeq - depth, "before": 25, "after": 25})},
+				{"timeline forward", b.req(s, client.Timeline_Operation, map[string]any{"conversationId": b.fx.long, "first": 50, "after": at})},
+				{"timeline backward", b.req(s, client.Timeline_Operation, map[string]any{"conversationId": b.fx.long, "last": 50, "before": at})},
+			} {
+				if depth == timelineDepths[0] {
+					b.warm(ctx, s, p.req) // the first of each kind is not to pay for anything cold
+				}
+				b.measure(ctx, s, timelineScenario(p.name, depth), "closed 4", func() (loadtest.Result, error) {
 					return loadtest.Closed(ctx, s.addr, 4, b.dur(4*time.Second, time.Second), loadtest.Fixed(p.req))
 				})
 			}

@@ -116,6 +116,27 @@ export type HistoryQueryVariables = Exact<{
 
 export type HistoryQuery = { conversation: { id: string, history: { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } } | null };
 
+export type TimelineQueryVariables = Exact<{
+  conversationId: string | number;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+  last?: number | null | undefined;
+  before?: string | null | undefined;
+}>;
+
+
+export type TimelineQuery = { conversation: { id: string, timeline: { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } } | null };
+
+export type HistoryAroundQueryVariables = Exact<{
+  conversationId: string | number;
+  seq: number;
+  before?: number | null | undefined;
+  after?: number | null | undefined;
+}>;
+
+
+export type HistoryAroundQuery = { conversation: { id: string, historyAround: { hasOlder: boolean, hasNewer: boolean, olderCursor: string | null, newerCursor: string | null, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> } } | null };
+
 export type SendMessageMutationVariables = Exact<{
   input: Types.SendMessageInput;
 }>;
@@ -708,6 +729,90 @@ fragment PageInfoFields on PageInfo {
   startCursor
   endCursor
 }`) as unknown as TypedDocumentString<HistoryQuery, HistoryQueryVariables>;
+export const TimelineDocument = new TypedDocumentString(`
+    query Timeline($conversationId: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+  conversation(id: $conversationId) {
+    id
+    timeline(first: $first, after: $after, last: $last, before: $before) {
+      edges {
+        cursor
+        node {
+          ...MessageFields
+        }
+      }
+      pageInfo {
+        ...PageInfoFields
+      }
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}
+fragment PageInfoFields on PageInfo {
+  hasNextPage
+  hasPreviousPage
+  startCursor
+  endCursor
+}`) as unknown as TypedDocumentString<TimelineQuery, TimelineQueryVariables>;
+export const HistoryAroundDocument = new TypedDocumentString(`
+    query HistoryAround($conversationId: ID!, $seq: Int!, $before: Int, $after: Int) {
+  conversation(id: $conversationId) {
+    id
+    historyAround(seq: $seq, before: $before, after: $after) {
+      items {
+        ...MessageFields
+      }
+      hasOlder
+      hasNewer
+      olderCursor
+      newerCursor
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<HistoryAroundQuery, HistoryAroundQueryVariables>;
 export const SendMessageDocument = new TypedDocumentString(`
     mutation SendMessage($input: SendMessageInput!) {
   sendMessage(input: $input) {
