@@ -5,18 +5,18 @@
 // # Protocol
 //
 // A user is online while the key presence:{u<id>} exists. Every instance that sees the user
-// sets it with a TTL (SET ... PX TTL); nothing ever deletes it, so the key outlives the user's
-// last sign of life by at most TTL, whichever instance saw it. The braces are a Redis Cluster
-// hash tag: each user's key has a slot of its own, and nothing reads two users' keys in one
-// command.
+// sets it to expire TTL + Refresh later (Refresh is TTL/4: 15 s); nothing ever deletes it. The
+// braces are a Redis Cluster hash tag: each user's key has a slot of its own, and nothing reads
+// two users' keys in one command.
 //
 //   - A request (Middleware, after authentication) or a new connection (Connected) calls
 //     Seen, which writes the key unless this instance wrote it for the user within the last
-//     Refresh (TTL/4, 15 s): requests do not each write Redis, and the key never comes closer
-//     than TTL - Refresh (45 s) to expiring while the user is active here.
+//     Refresh: requests do not each write Redis. The last write before a request is at most
+//     Refresh older than it, so the key outlives every request by at least TTL (online for 60 s
+//     after it, as promised) and at most TTL + Refresh (75 s).
 //   - While a user has a connection open on this instance, a background loop rewrites the key
-//     every Refresh (skipping users written within the last Refresh/2), so the key outlives the
-//     connection by at most TTL + Refresh.
+//     every Refresh (skipping users written within the last Refresh/2): the key outlives each
+//     write by TTL + Refresh, longer than the longest gap between writes (1.5 Refresh).
 //   - Online reads any number of users in one pipelined round trip (EXISTS per key): the
 //     GraphQL layer's dataloader batches the users of a request into one call.
 //
@@ -61,7 +61,7 @@ type Config struct {
 type Tracker struct {
 	rdb     redis.UniversalClient
 	breaker *redisclient.Breaker
-	ttl     time.Duration
+	ttl     time.Duration // of a key: Config.TTL + refresh
 	refresh time.Duration
 	log     *slog.Logger
 	m       metrics
@@ -83,7 +83,7 @@ func New(cfg Config) *Tracker {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	t := &Tracker{
-		rdb: cfg.Redis, breaker: cfg.Breaker, ttl: cfg.TTL, refresh: cfg.TTL / 4, log: cfg.Log,
+		rdb: cfg.Redis, breaker: cfg.Breaker, ttl: cfg.TTL + cfg.TTL/4, refresh: cfg.TTL / 4, log: cfg.Log,
 		m:       newMetrics(cfg.Registerer),
 		written: map[int64]time.Time{},
 		conns:   map[int64]int{},
