@@ -51,8 +51,8 @@ func (s *Service) Subscribe(ctx context.Context, viewerID, conv int64, onEnd fun
 		sub.ch <- &chat.TypingEvent{User: chat.User{ID: id, Name: r.typing[id].name}, Typing: true}
 	}
 	r.subs[sub] = struct{}{}
+	s.m.active.Inc() // before anything can end it
 	r.mu.Unlock()
-	s.m.active.Inc()
 	s.m.events.Add(float64(len(typists)))
 	context.AfterFunc(ctx, func() { r.detach(sub) })
 	return sub.ch, nil
