@@ -1,5 +1,6 @@
 // Package app assembles Threadline from its parts: the PostgreSQL store behind PgBouncer, the
-// Redis history and response caches, live delivery, the GraphQL handler and the HTTP routes.
+// Redis history and response caches, live delivery, typing and presence (Redis only), the
+// GraphQL handler and the HTTP routes.
 // server.go builds the application with New and runs its listeners; tests build the very same
 // application (package app/apptest), so what they exercise is the production wiring.
 //
@@ -11,7 +12,8 @@
 // Every write runs the same steps after its commit and before it answers, in this order (New,
 // afterCommit):
 //
-//  1. the history cache moves the conversation to a new generation;
+//  1. the history cache moves the conversation to a new generation (with the history cache
+//     off, typing moves it when the members changed: its member sets are read under it);
 //  2. live delivery publishes the change to subscribers, here and on other instances;
 //  3. the response cache moves the membership tokens of users whose conversations changed.
 //
@@ -48,9 +50,11 @@ import (
 	"github.com/threadline/threadline/internal/live"
 	"github.com/threadline/threadline/internal/metrics"
 	"github.com/threadline/threadline/internal/playground"
+	"github.com/threadline/threadline/internal/presence"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
+	"github.com/threadline/threadline/internal/typing"
 )
 
 // Options are what a caller adds to the production wiring. The zero value is what `serve` uses
@@ -185,7 +189,16 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		_ = a.hub.Close(ctx)
 	})
 
-	a.hooks = afterCommit(history, a.hub, respCache)
+	// Typing and presence live in Redis only. Member sets are read straight from PostgreSQL
+	// on a miss, under the history cache's generation (package typing).
+	typists := typing.New(typing.Config{
+		Redis: a.Redis, Breaker: breaker, Members: dbStore.MembershipsByConversations, Log: log, Registerer: reg,
+	})
+	a.closers = append(a.closers, typists.Close)
+	tracker := presence.New(presence.Config{Redis: a.Redis, Breaker: breaker, TTL: cfg.PresenceTTL, Log: log, Registerer: reg})
+	a.closers = append(a.closers, tracker.Close)
+
+	a.hooks = afterCommit(history, a.hub, respCache, typists)
 	a.Chat = chat.NewService(store, a.hooks...)
 
 	var admit *admission.Limiter
@@ -204,14 +217,19 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
 		})
 	}
+	loaders := loader.NewFactory(store, loader.Config{
+		Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch, OnBatch: appMetrics.ObserveBatch,
+		Online: tracker.Online, Typing: typists.Typing,
+	})
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Chat:          a.Chat,
-		Loaders:       loader.NewFactory(store, loader.Config{Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch, OnBatch: appMetrics.ObserveBatch}),
+		Loaders:       loaders,
 		Log:           log,
 		Introspection: cfg.Introspection,
 		RequestID:     httpapi.RequestID,
 		Metrics:       appMetrics.GraphQL(),
 		Live:          a.hub,
+		Typing:        typists,
 		WebSocket: streaming.WebSocketConfig{
 			Config: streaming.Config{
 				Authenticate:     a.Keys.Authenticate,
@@ -221,6 +239,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 				OperationTimeout: cfg.RequestTimeout,
 				MaxSubscriptions: cfg.WSMaxSubscriptions,
 				MaxInFlight:      cfg.WSMaxInFlight,
+				Connected:        tracker.Connected,
 				Log:              log,
 			},
 			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout, PingInterval: cfg.WSPingInterval,
@@ -271,7 +290,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		GraphQL:        gql,
 		Playground:     playground.Handler(pgCfg),
 		Ops:            opsOnMain,
-		Authenticate:   a.Keys.Middleware,
+		Authenticate:   func(next http.Handler) http.Handler { return a.Keys.Middleware(tracker.Middleware(next)) },
 		RateLimit:      rateLimit,
 		Admission:      admission.Middleware(admit),
 		CORS:           cors,
@@ -329,10 +348,14 @@ func admitOperation(l *admission.Limiter) func(ctx context.Context) (func(), err
 
 // afterCommit is the list of steps every write runs after its commit, in order (see the package
 // doc for why the order matters). Disabled caches have no step.
-func afterCommit(history *cache.Store, hub *live.Hub, respCache *respcache.Cache) []chat.Hook {
+func afterCommit(history *cache.Store, hub *live.Hub, respCache *respcache.Cache, typists *typing.Service) []chat.Hook {
 	var hooks []chat.Hook
 	if history != nil {
 		hooks = append(hooks, chat.Hook{Name: "history cache", Run: history.AfterCommit})
+	} else {
+		// Without the history cache nothing else moves the generations typing's member sets
+		// are read under: membership changes move them.
+		hooks = append(hooks, chat.Hook{Name: "typing members", Run: typists.AfterCommit})
 	}
 	hooks = append(hooks, chat.Hook{Name: "live", Run: hub.AfterCommit})
 	if respCache != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/presence"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
@@ -117,6 +118,11 @@ type Config struct {
 	WSMaxConnsPerUser, WSMaxConnsPerAddr int
 	SubscriberBuffer                     int // events a subscriber may have waiting before it is cut off
 
+	// PresenceTTL is how long a user stays online after their last request or connection
+	// refresh (package presence). The schema promises 60 s (User.online), so it is not read from
+	// the environment: tests shorten it.
+	PresenceTTL time.Duration
+
 	DemoUserID int64 // GraphiQL acts as this user in development
 
 	// OpsAddr is the listener of the operations endpoints (/metrics, /health/cache, pprof):
@@ -194,6 +200,7 @@ func Defaults() Config {
 		CreateConversationRate:  ratelimit.DefaultCreateRate,
 		CreateConversationBurst: ratelimit.DefaultCreateBurst,
 		SubscriberBuffer:        live.DefaultBuffer,
+		PresenceTTL:             presence.DefaultTTL,
 		DemoUserID:              1,
 	}
 }

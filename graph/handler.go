@@ -22,6 +22,7 @@ import (
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/live"
 	"github.com/threadline/threadline/internal/respcache"
+	"github.com/threadline/threadline/internal/typing"
 )
 
 // HandlerConfig configures the GraphQL handler.
@@ -41,6 +42,9 @@ type HandlerConfig struct {
 	ResponseCache *respcache.Cache
 	// Live serves messageAdded subscriptions; nil: they answer INTERNAL_SERVER_ERROR.
 	Live *live.Hub
+	// Typing serves setTyping and typing subscriptions (Conversation.typing and User.online
+	// read through the loaders); nil: they answer INTERNAL_SERVER_ERROR.
+	Typing *typing.Service
 	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws): the
 	// same authentication, rate limit, admission and deadline as HTTP requests, per operation.
 	WebSocket streaming.WebSocketConfig
@@ -78,7 +82,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	// introspection shows the directives of schema.graphql.
 	schema := document.WithoutIncrementalDelivery(NewExecutableSchema(Config{}).Schema())
 	srv := handler.New(NewExecutableSchema(Config{
-		Schema: schema, Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}, Complexity: complexityRoot(),
+		Schema: schema, Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live, Typists: cfg.Typing}, Complexity: complexityRoot(),
 	}))
 	trusted := cfg.TrustedDocuments
 	if trusted == nil {

@@ -12,7 +12,7 @@ type Limits struct {
 	// Complexity is the highest cost of an operation (COMPLEXITY_LIMIT_EXCEEDED beyond). Every
 	// field costs 1 plus its selections; a list costs its length times its selections: the
 	// limit of messages, the first of history and conversations, the first or last of
-	// timeline, the window of historyAround, and chat.MaxMembers for members.
+	// timeline, the window of historyAround, and chat.MaxMembers for members and typing.
 	Complexity int
 	// Depth is the deepest nesting of fields (BAD_USER_INPUT beyond).
 	Depth int
@@ -108,5 +108,6 @@ func complexityRoot() ComplexityRoot {
 		return 1 + (side(before)+1+side(after))*max(child, 1)
 	}
 	c.Conversation.Members = func(child int) int { return 1 + chat.MaxMembers*max(child, 1) }
+	c.Conversation.Typing = func(child int) int { return 1 + chat.MaxMembers*max(child, 1) }
 	return c
 }

@@ -22,6 +22,7 @@ func (r *conversationResolver) Members(ctx context.Context, obj *chat.Conversati
 	for i := range ms {
 		users[i] = &ms[i].User
 	}
+	prefetchOnline(ctx, ms, idOfMember, onlineOfUsers)
 	return users, err
 }
 

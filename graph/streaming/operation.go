@@ -60,6 +60,10 @@ type Config struct {
 	// MaxSubscriptions and MaxInFlight cap the subscriptions, and the queries and mutations,
 	// running at once on one connection.
 	MaxSubscriptions, MaxInFlight int
+	// Connected, if set, is told that a connection has authenticated its viewer, before the
+	// client hears so, and returns what to call once the connection has ended (presence: a
+	// user with an open connection is online). Nil: nobody is told.
+	Connected func(ctx context.Context, viewerID int64) (disconnected func())
 	// Log receives what clients are not told.
 	Log Logger
 }

@@ -164,6 +164,7 @@ type wsConn struct {
 	proto  string
 	cancel context.CancelFunc
 	runner *runner
+	left   func() // from Config.Connected; serve's goroutine only
 
 	wmu sync.Mutex // one writer at a time
 
@@ -192,6 +193,7 @@ func (c *wsConn) serve(ctx context.Context) {
 		return
 	}
 	defer c.t.users.give(user)
+	defer c.disconnected()
 	c.runner = &runner{cfg: c.t.cfg.Config, exec: c.exec}
 	c.mu.Lock()
 	c.pongAt = time.Now()
@@ -259,11 +261,23 @@ func (c *wsConn) init(ctx context.Context) (context.Context, string, bool) {
 		c.close(CloseTooManyInit, "too many connections for this user")
 		return ctx, "", false
 	}
+	if f := c.t.cfg.Connected; f != nil {
+		c.left = f(ctx, id)
+	}
 	if c.write(wsMessage{Type: "connection_ack"}) != nil {
 		c.t.users.give(user)
+		c.disconnected()
 		return ctx, "", false
 	}
 	return ctx, user, true
+}
+
+// disconnected tells Config.Connected's caller that the connection has ended.
+func (c *wsConn) disconnected() {
+	if c.left != nil {
+		c.left()
+		c.left = nil
+	}
 }
 
 // refuse closes an unauthenticated connection; graphql-ws first says connection_error.

@@ -181,6 +181,8 @@ func (b *bench) writeReport() error {
 
 	fmt.Fprintf(&w, "\n## Subscriber fan-out\n\nThe existing benchmark, `go test -run XXX -bench FanoutWebSocket ./ops/loadtest` (its own services and server process; see its doc comment for the metrics):\n\n```\n%s\n```\n", strings.TrimSpace(b.fanout))
 
+	fmt.Fprintf(&w, "\n## Typing indicators across instances\n\n`go test -run XXX -bench TypingAcrossInstances ./ops/loadtest` (its own services and two server processes): setTyping over HTTP on one instance, until the event has reached every typing subscriber of the conversation on the other (p50-ms, p99-ms) and the first of them (first-p50-ms, first-p99-ms); see its doc comment:\n\n```\n%s\n```\n", strings.TrimSpace(b.typing))
+
 	fmt.Fprintf(&w, "\n## Profiles\n\n")
 	if len(b.profiles) == 0 {
 		fmt.Fprintf(&w, "No profile was taken in this run (the cached and cache-off pages are profiled when they miss their throughput targets, the many-clients scenario in every full run).\n")

@@ -60,6 +60,7 @@ type bench struct {
 	// profiles: scenario -> top of the CPU profile
 	profiles []profile
 	fanout   string
+	typing   string // BenchmarkTypingAcrossInstances's lines
 	took     time.Duration
 	cpuModel string
 	// loadBefore and loadAfter are /proc/loadavg at the start and the end: other work on the
@@ -245,6 +246,7 @@ func (b *bench) runAll(ctx context.Context) error {
 
 	if b.opts.fanout {
 		b.runFanout(ctx)
+		b.runTyping(ctx)
 	}
 	return ctx.Err()
 }
@@ -615,6 +617,34 @@ func (b *bench) runFanout(ctx context.Context) {
 		b.fanout += fmt.Sprintf("\n(go test: %v)\n%s", err, tail)
 	}
 	logf("fan-out:\n%s", b.fanout)
+}
+
+var typingLine = regexp.MustCompile(`(?m)^BenchmarkTypingAcrossInstances\S*\s.*$`)
+
+// runTyping runs the typing-indicator latency benchmark (its own services, two server
+// processes).
+func (b *bench) runTyping(ctx context.Context) {
+	subs, iters, limit := "1000", "500x", 3*time.Minute
+	if b.opts.quick {
+		subs, iters, limit = "100", "50x", time.Minute
+	}
+	logf("typing: %s subscribers, %s", subs, iters)
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "go", "test", "-run", "XXX", "-bench", "TypingAcrossInstances", "-benchtime", iters, "-timeout", "5m", "./ops/loadtest")
+	cmd.Env = append(os.Environ(), "LOADTEST_TYPING_SUBSCRIBERS="+subs)
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	lines := typingLine.FindAllString(string(out), -1)
+	b.typing = strings.Join(lines, "\n")
+	if err != nil || len(lines) == 0 {
+		tail := string(out)
+		if len(tail) > 2000 {
+			tail = tail[len(tail)-2000:]
+		}
+		b.typing += fmt.Sprintf("\n(go test: %v)\n%s", err, tail)
+	}
+	logf("typing:\n%s", b.typing)
 }
 
 func cpuModel() string {
