@@ -117,6 +117,12 @@ type Config struct {
 	WSMaxConnsPerUser, WSMaxConnsPerAddr int
 	SubscriberBuffer                     int // events a subscriber may have waiting before it is cut off
 
+	// SSEKeepAlive is how often an event stream (GraphQL over Server-Sent Events) gets a
+	// keep-alive comment. The WebSocket settings above bound event streams too: WSWriteTimeout
+	// each write, WSMaxConnsPerUser and WSMaxConnsPerAddr the connections of a user and of an
+	// address, WebSocket connections and event streams together.
+	SSEKeepAlive time.Duration
+
 	DemoUserID int64 // GraphiQL acts as this user in development
 
 	// OpsAddr is the listener of the operations endpoints (/metrics, /health/cache, pprof):
@@ -194,6 +200,7 @@ func Defaults() Config {
 		CreateConversationRate:  ratelimit.DefaultCreateRate,
 		CreateConversationBurst: ratelimit.DefaultCreateBurst,
 		SubscriberBuffer:        live.DefaultBuffer,
+		SSEKeepAlive:            streaming.DefaultKeepAlive,
 		DemoUserID:              1,
 	}
 }
