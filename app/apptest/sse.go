@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +30,8 @@ type SSE struct {
 	Refusal *Response
 
 	cancel     context.CancelFunc
+	body       io.ReadCloser
+	listen     sync.Once
 	events     chan SSEEvent
 	done       chan struct{} // closed when the stream has ended; err is set then
 	err        error
@@ -54,6 +57,8 @@ type SSEOptions struct {
 	Header http.Header
 	// Extensions are the request's extensions (persisted queries).
 	Extensions map[string]any
+	// Defer leaves the stream unread until Listen (or a read): a client that does not read.
+	Defer bool
 }
 
 // StreamRequest builds the request for an event stream of query with vars to url (…/query).
@@ -119,16 +124,12 @@ func OpenSSE(t testing.TB, url, query string, vars map[string]any, o SSEOptions)
 		cancel()
 		return nil, err
 	}
-	return openRequest(t, req, cancel)
+	return OpenSSERequest(t, req, cancel, o.Defer)
 }
 
 // OpenSSERequest is OpenSSE for a request the test built itself (StreamRequest, then changed);
-// cancel aborts req.
-func OpenSSERequest(t testing.TB, req *http.Request, cancel context.CancelFunc) (*SSE, error) {
-	return openRequest(t, req, cancel)
-}
-
-func openRequest(t testing.TB, req *http.Request, cancel context.CancelFunc) (*SSE, error) {
+// cancel aborts req. With deferRead the stream is not read until Listen.
+func OpenSSERequest(t testing.TB, req *http.Request, cancel context.CancelFunc, deferRead bool) (*SSE, error) {
 	t.Cleanup(cancel)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -149,8 +150,19 @@ func openRequest(t testing.TB, req *http.Request, cancel context.CancelFunc) (*S
 		close(s.done)
 		return s, nil
 	}
-	go s.read(res.Body)
+	s.body = res.Body
+	if !deferRead {
+		s.Listen()
+	}
 	return s, nil
+}
+
+// Listen starts reading the stream in the background (at once unless SSEOptions.Defer).
+func (s *SSE) Listen() {
+	if s.body == nil {
+		return // refused: nothing to read
+	}
+	s.listen.Do(func() { go s.read(s.body) })
 }
 
 // Stream opens an event stream of query to the server as userID (0: anonymous), with the token
@@ -207,6 +219,7 @@ func (s *SSE) read(body io.ReadCloser) {
 // Read returns the next event, or the error the stream ended with (io.EOF when the server
 // ended it) once it has ended, or ctx's error.
 func (s *SSE) Read(ctx context.Context) (SSEEvent, error) {
+	s.Listen()
 	select {
 	case ev := <-s.events:
 		return ev, nil
@@ -257,6 +270,7 @@ func (s *SSE) TryNext() (SSEEvent, bool) {
 // that came before the end.
 func (s *SSE) Ended(t testing.TB, timeout time.Duration) []SSEEvent {
 	t.Helper()
+	s.Listen()
 	select {
 	case <-s.done:
 	case <-time.After(timeout):
@@ -274,7 +288,10 @@ func (s *SSE) Ended(t testing.TB, timeout time.Duration) []SSEEvent {
 }
 
 // Done is closed when the stream has ended.
-func (s *SSE) Done() <-chan struct{} { return s.done }
+func (s *SSE) Done() <-chan struct{} {
+	s.Listen()
+	return s.done
+}
 
 // KeepAlives counts the comment lines received so far (the first opens the stream).
 func (s *SSE) KeepAlives() int64 { return s.keepAlives.Load() }
