@@ -18,13 +18,10 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
 
-// TestTypeScriptExample compiles the TypeScript example client (this directory, whose npm
-// packages make check-ts installs) and runs it with Node against a development server.
-func TestTypeScriptExample(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
-	t.Parallel()
+// compile compiles the TypeScript example client (this directory, whose npm packages make
+// check-ts installs) and returns where its output is, with the path of node.
+func compile(t *testing.T) (out, node string) {
+	t.Helper()
 	tsc := filepath.Join("node_modules", ".bin", "tsc")
 	if _, err := os.Stat(tsc); err != nil {
 		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)
@@ -33,15 +30,34 @@ func TestTypeScriptExample(t *testing.T) {
 	if err != nil {
 		t.Fatal("node not found: run make client-deps")
 	}
-	out := t.TempDir()
+	out = t.TempDir()
 	build := exec.Command(tsc, "-p", "tsconfig.json", "--outDir", out)
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("tsc: %v\n%s", err, b)
 	}
-	// The output is ES modules (package.json says "type": "module") with no runtime imports.
+	// The output is ES modules (package.json says "type": "module"); its runtime imports
+	// (graphql-sse) resolve in this directory's node_modules.
 	if err := os.WriteFile(filepath.Join(out, "package.json"), []byte(`{"type":"module"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	modules, err := filepath.Abs("node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(modules, filepath.Join(out, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	return out, node
+}
+
+// TestTypeScriptExample runs the TypeScript example client with Node against a development
+// server.
+func TestTypeScriptExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Node.js and the services")
+	}
+	t.Parallel()
+	out, node := compile(t)
 
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
