@@ -197,7 +197,7 @@ func (t *EventStream) takeAccessToken(r *http.Request) (*http.Request, *httptran
 	u := *r.URL
 	u.RawQuery = q.Encode()
 	r = r.WithContext(r.Context())
-	r.URL = &u
+	r.URL, r.RequestURI = &u, u.RequestURI()
 	switch {
 	case r.Method != http.MethodGet:
 		return r, &httptransport.RequestError{Status: http.StatusBadRequest, Message: httptransport.AccessTokenRefusal}
