@@ -404,33 +404,52 @@ func aliases(n int) string {
 }
 
 // The rate limit charges each event stream as a request, to its viewer or, anonymous, to its
-// address; beyond it, 429 with Retry-After before the stream begins.
+// address, before its body is read; beyond it, 429 with Retry-After before the stream begins.
 func TestEventStreamRateLimit(t *testing.T) {
 	t.Parallel()
 	const rate, burst = 1, 5
 	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
 		c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, rate, burst
 	}})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
+	users := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
 	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
 
+	// Each case draws on a budget of its own: a user of its own, or the address (anonymous).
 	for _, tc := range []struct {
 		name  string
 		user  int64
 		query string
 		vars  vars
+		edit  func(*http.Request)
+		ok    int // the status of a request within the budget
 	}{
-		{"queries", users[0], `{ me { id } }`, nil},
-		{"subscriptions", users[1], apptest.MessageAddedQuery, vars{"c": apptest.ID(conv)}},
-		{"anonymous", 0, `{ __typename }`, nil},
+		{"queries", users[0], `{ me { id } }`, nil, nil, http.StatusOK},
+		{"subscriptions", users[1], apptest.MessageAddedQuery, vars{"c": apptest.ID(conv)}, nil, http.StatusOK},
+		{"anonymous", 0, `{ __typename }`, nil, nil, http.StatusOK},
+		{"not GraphQL requests", users[2], "", nil, setBody(`{"query":`), http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			o := apptest.SSEOptions{Method: http.MethodGet}
+			if tc.user != 0 {
+				o.Authorization = "Bearer " + srv.Token(tc.user)
+			}
 			began := time.Now()
 			served, limited := 0, 0
 			for range 20 {
-				sse := srv.Stream(t, tc.user, tc.query, tc.vars, apptest.SSEOptions{Method: http.MethodGet})
+				ctx, cancel := context.WithCancel(context.Background())
+				req, err := apptest.StreamRequest(ctx, srv.URL+"/query", tc.query, tc.vars, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.edit != nil {
+					tc.edit(req)
+				}
+				sse, err := apptest.OpenSSERequest(t, req, cancel, false)
+				if err != nil {
+					t.Fatal(err)
+				}
 				switch {
-				case sse.Status == http.StatusOK:
+				case sse.Status == tc.ok:
 					served++
 					sse.Close()
 				case sse.Status == http.StatusTooManyRequests:
@@ -443,7 +462,7 @@ func TestEventStreamRateLimit(t *testing.T) {
 					t.Fatalf("status %d", sse.Status)
 				}
 			}
-			if budget := burst + int(time.Since(began).Seconds()*rate) + 1; served > budget || limited == 0 {
+			if budget := burst + int(time.Since(began).Seconds()*rate) + 1; served > budget || served < burst || limited == 0 {
 				t.Fatalf("%d of 20 streams served, %d limited, budget %d", served, limited, budget)
 			}
 		})

@@ -51,9 +51,10 @@ import (
 //
 // An event stream counts as one connection of its user and of its client address, against the
 // caps that WebSocket connections count against too (Config.MaxConnsPerUser,
-// MaxConnsPerAddr), and as one subscription. Its operation is admitted by the runner like one
-// over WebSocket (rate limit, admission, deadline), so the HTTP middleware that does this for
-// plain requests leaves event streams alone (IsEventStream). Every write has WriteTimeout: a
+// MaxConnsPerAddr), and as one subscription. It is charged to the rate limit as soon as its
+// token is known, before its body is read, and its operation is admitted by the runner like one
+// over WebSocket (admission, deadline), so the HTTP middleware that does this for plain
+// requests leaves event streams alone (IsEventStream). Every write has WriteTimeout: a
 // client that does not read loses its stream. An idle stream gets a comment (":") every
 // KeepAlive, so that proxies do not close it and a client that vanished is found out. The
 // stream outlives the server's timeouts: net/http clears the read deadline once the request has
@@ -120,6 +121,17 @@ func (t *EventStream) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		httptransport.Fail(w, r, exec, rerr.Status, rerr.Message)
 		return
 	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	out := &eventSink{w: w, rc: http.NewResponseController(w), timeout: t.cfg.WriteTimeout, cancel: cancel}
+	addr := clientAddr(r)
+	run := &runner{cfg: &t.cfg, exec: exec, addr: addr}
+	// Charged before its body is read, as the HTTP middleware charges a request: requests that
+	// turn out not to be GraphQL requests count too.
+	if refusal := run.charge(ctx); refusal != nil {
+		_ = out.refuse(statusOf(refusal), refusal)
+		return
+	}
 	var params *graphql.RawParams
 	if r.Method == http.MethodGet {
 		params, rerr = httptransport.ReadGET(r)
@@ -130,12 +142,7 @@ func (t *EventStream) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		httptransport.Fail(w, r, exec, rerr.Status, rerr.Message)
 		return
 	}
-	rc := http.NewResponseController(w)
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	out := &eventSink{w: w, rc: rc, timeout: t.cfg.WriteTimeout, cancel: cancel}
 
-	addr := clientAddr(r)
 	if !t.addrs.take(addr, t.cfg.MaxConnsPerAddr) {
 		_ = out.refuse(http.StatusTooManyRequests, publicError("RATE_LIMITED", "too many connections from this address", map[string]any{"retryAfter": connRetryAfter}))
 		return
@@ -161,8 +168,7 @@ func (t *EventStream) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	}
 
 	stopKeepAlive := t.keepAlive(ctx, out)
-	run := &runner{cfg: &t.cfg, exec: exec, addr: addr}
-	run.run(ctx, operation{params: params, out: out, hold: &slot{}, safe: r.Method == http.MethodGet})
+	run.run(ctx, operation{params: params, out: out, hold: &slot{}, safe: r.Method == http.MethodGet, charged: true})
 	stopKeepAlive()
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errExpired):

@@ -244,6 +244,8 @@ type operation struct {
 	// safe: the operation came in a GET request, which may not carry a mutation (GET is a
 	// safe method: GraphQL over HTTP answers a mutation in it with 405).
 	safe bool
+	// charged: the transport has charged the operation to the rate limit already (charge).
+	charged bool
 }
 
 // slot is an operation's hold on a per-connection cap. It is given back once, when the
@@ -287,10 +289,9 @@ func (r *runner) run(ctx context.Context, op operation) {
 		_ = out.refuse(http.StatusUnauthorized, errTokenExpired())
 		return
 	}
-	if r.cfg.RateLimit != nil {
-		if err := r.cfg.RateLimit(ctx, r.addr); err != nil {
-			pub := asPublic(err)
-			_ = out.refuse(statusOf(pub), pub)
+	if !op.charged {
+		if refusal := r.charge(ctx); refusal != nil {
+			_ = out.refuse(statusOf(refusal), refusal)
 			return
 		}
 	}
@@ -355,6 +356,18 @@ func (r *runner) run(ctx context.Context, op operation) {
 		return
 	}
 	_ = out.complete()
+}
+
+// charge charges one operation to the rate limit of the client of ctx; a refusal is returned as
+// the public error.
+func (r *runner) charge(ctx context.Context) *gqlerror.Error {
+	if r.cfg.RateLimit == nil {
+		return nil
+	}
+	if err := r.cfg.RateLimit(ctx, r.addr); err != nil {
+		return asPublic(err)
+	}
+	return nil
 }
 
 // take reserves a subscription or in-flight slot of the connection.
