@@ -29,12 +29,14 @@ func TestLiveConfig(t *testing.T) {
 		"zero buffer":             {map[string]string{"SUBSCRIBER_BUFFER": "0"}, false},
 		"bad ping interval":       {map[string]string{"WS_PING_INTERVAL": "often"}, false},
 		"bad init timeout":        {map[string]string{"WS_INIT_TIMEOUT": "-1s"}, false},
+		"bad keep-alive":          {map[string]string{"SSE_KEEPALIVE_INTERVAL": "often"}, false},
 	} {
 		cfg, err := loadConfig(func(k string) string { return c.env[k] })
 		if (err == nil) != c.ok {
 			t.Errorf("%s: %v", name, err)
 		}
-		if name == "defaults" && (cfg.SubscriberBuffer != 256 || cfg.WSPingInterval != 15*time.Second || cfg.WSInitTimeout != 10*time.Second || len(cfg.WSAllowedOrigins) != 0) {
+		if name == "defaults" && (cfg.SubscriberBuffer != 256 || cfg.WSPingInterval != 15*time.Second || cfg.WSInitTimeout != 10*time.Second || len(cfg.WSAllowedOrigins) != 0 ||
+			cfg.SSEKeepAlive != 15*time.Second) {
 			t.Errorf("defaults: %+v", cfg)
 		}
 		if name == "origins" && strings.Join(cfg.WSAllowedOrigins, " ") != "https://app.example.com http://localhost:3000" {
