@@ -121,9 +121,19 @@ func (t *WebSocket) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		return // Accept has answered the request
 	}
 	conn.SetReadLimit(t.ws.ReadLimit)
-	c.conn, c.proto = conn, conn.Subprotocol()
-	if c.proto == "" {
-		c.proto = ProtocolLegacyWS
+	proto := conn.Subprotocol()
+	if proto == "" {
+		proto = ProtocolLegacyWS
+	}
+	// A shutdown may have begun since the connection was tracked: goingAway runs on another
+	// goroutine, and finds the connection under c.mu.
+	c.mu.Lock()
+	c.conn, c.proto = conn, proto
+	away := c.away
+	c.mu.Unlock()
+	if away {
+		c.close(CloseGoingAway, "server shutting down")
+		return
 	}
 	if h := r.Header.Get("Authorization"); h != "" && t.cfg.Authenticate != nil {
 		ctx = t.cfg.Authenticate(ctx, h)
@@ -412,10 +422,12 @@ func (c *wsConn) write(m wsMessage) error {
 	return nil
 }
 
-// close ends the connection with code (1001 instead while the server shuts down).
+// close ends the connection with code (1001 instead while the server shuts down). Before the
+// upgrade has completed there is nothing to close: Do closes the connection once it has one.
 func (c *wsConn) close(code int, reason string) {
 	c.mu.Lock()
-	if c.closing {
+	conn := c.conn
+	if c.closing || conn == nil {
 		c.mu.Unlock()
 		return
 	}
@@ -426,7 +438,7 @@ func (c *wsConn) close(code int, reason string) {
 	c.mu.Unlock()
 	c.cancel()
 	// Close waits for the client's close frame; it is bounded by coder/websocket's own timeout.
-	_ = c.conn.Close(websocket.StatusCode(code), reason)
+	_ = conn.Close(websocket.StatusCode(code), reason)
 }
 
 // goingAway is called when the server begins to shut down: the connection closes with 1001.
