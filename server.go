@@ -169,6 +169,7 @@ func readHTTP(e *envconfig.Reader, c *app.Config) {
 	c.WSMaxInFlight = e.Positive("WS_MAX_IN_FLIGHT", c.WSMaxInFlight)
 	c.WSMaxConnsPerUser = e.Positive("WS_MAX_CONNS_PER_USER", c.WSMaxConnsPerUser)
 	c.WSMaxConnsPerAddr = e.Positive("WS_MAX_CONNS_PER_ADDR", c.WSMaxConnsPerAddr)
+	c.SSEKeepAlive = e.Duration("SSE_KEEPALIVE_INTERVAL", c.SSEKeepAlive)
 }
 
 // readLimits reads the limits of documents, operations, rates and load.

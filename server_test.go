@@ -249,6 +249,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"WS_MAX_IN_FLIGHT": "28"}, func(c *app.Config) { c.WSMaxInFlight = 28 }},
 		{map[string]string{"WS_MAX_CONNS_PER_USER": "29"}, func(c *app.Config) { c.WSMaxConnsPerUser = 29 }},
 		{map[string]string{"WS_MAX_CONNS_PER_ADDR": "30"}, func(c *app.Config) { c.WSMaxConnsPerAddr = 30 }},
+		{map[string]string{"SSE_KEEPALIVE_INTERVAL": "41s"}, func(c *app.Config) { c.SSEKeepAlive = 41 * time.Second }},
 		{map[string]string{"MAX_DOCUMENT_BYTES": "31"}, func(c *app.Config) { c.Limits.DocumentBytes = 31 }},
 		{map[string]string{"MAX_SAME_NAME": "32"}, func(c *app.Config) { c.Limits.SameName = 32 }},
 		{map[string]string{"MAX_OPERATIONS": "33"}, func(c *app.Config) { c.Limits.Operations = 33 }},

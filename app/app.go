@@ -230,23 +230,26 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Metrics:       appMetrics.GraphQL(),
 		Live:          a.hub,
 		Typing:        typists,
-		WebSocket: streaming.WebSocketConfig{
-			Config: streaming.Config{
-				Authenticate:     a.Keys.Authenticate,
-				Viewer:           viewer,
-				RateLimit:        chargeOne(limiter),
-				Admit:            admitOperation(admit),
-				OperationTimeout: cfg.RequestTimeout,
-				MaxSubscriptions: cfg.WSMaxSubscriptions,
-				MaxInFlight:      cfg.WSMaxInFlight,
-				Connected:        tracker.Connected,
-				Log:              log,
-			},
-			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout, PingInterval: cfg.WSPingInterval,
-			ReadLimit: cfg.MaxBodyBytes, WriteTimeout: cfg.WSWriteTimeout,
-			MaxConnsPerUser: cfg.WSMaxConnsPerUser, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr,
-			TrackConn: a.hub.TrackConn,
+		Streaming: streaming.Config{
+			Authenticate:     a.Keys.Authenticate,
+			Viewer:           viewer,
+			RateLimit:        chargeOperation(limiter),
+			Admit:            admitOperation(admit),
+			OperationTimeout: cfg.RequestTimeout,
+			MaxSubscriptions: cfg.WSMaxSubscriptions,
+			MaxInFlight:      cfg.WSMaxInFlight,
+			WriteTimeout:     cfg.WSWriteTimeout,
+			MaxConnsPerUser:  cfg.WSMaxConnsPerUser,
+			MaxConnsPerAddr:  cfg.WSMaxConnsPerAddr,
+			TrackConn:        a.hub.TrackConn,
+			Connected:        tracker.Connected,
+			Log:              log,
 		},
+		WebSocket: streaming.WebSocketConfig{
+			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout, PingInterval: cfg.WSPingInterval,
+			ReadLimit: cfg.MaxBodyBytes,
+		},
+		EventStream:         streaming.EventStreamConfig{KeepAlive: cfg.SSEKeepAlive},
 		Mutations:           graph.MutationLimits{Max: cfg.MaxMutations, Charge: charge(limiter), Create: charge(creations)},
 		ResponseCache:       respCache,
 		Classify:            db.Unavailable,
@@ -293,6 +296,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Authenticate:   func(next http.Handler) http.Handler { return a.Keys.Middleware(tracker.Middleware(next)) },
 		RateLimit:      rateLimit,
 		Admission:      admission.Middleware(admit),
+		PerOperation:   streaming.IsEventStream,
 		CORS:           cors,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
@@ -319,16 +323,18 @@ func charge(l *ratelimit.Limiter) func(ctx context.Context, n int) error {
 	return l.ChargeViewer
 }
 
-// chargeOne charges one request: an operation over a WebSocket.
-func chargeOne(l *ratelimit.Limiter) func(ctx context.Context) error {
+// chargeOperation charges one request for an operation over a WebSocket or an event stream,
+// to its viewer or, when anonymous, to its client address, as the HTTP middleware charges a
+// request.
+func chargeOperation(l *ratelimit.Limiter) func(ctx context.Context, addr string) error {
 	if l == nil {
 		return nil
 	}
-	return func(ctx context.Context) error { return l.ChargeViewer(ctx, 1) }
+	return func(ctx context.Context, addr string) error { return l.ChargeClient(ctx, addr, 1) }
 }
 
-// admitOperation admits a query or mutation that came over a WebSocket through l, as the HTTP
-// middleware admits a request; nil when there is no admission limit.
+// admitOperation admits a query or mutation that came over a WebSocket or an event stream
+// through l, as the HTTP middleware admits a request; nil when there is no admission limit.
 func admitOperation(l *admission.Limiter) func(ctx context.Context) (func(), error) {
 	if l == nil {
 		return nil
@@ -377,9 +383,11 @@ func (a *App) AfterCommit() []string {
 // load balancers stop sending new requests.
 func (a *App) Drain() { a.ready.Drain() }
 
-// GoAway closes every WebSocket connection with 1001 going away (clients reconnect elsewhere and
-// resume with afterSeq) and ends the remaining subscriptions, waiting at most until ctx ends.
-// http.Server.Shutdown neither closes nor waits for hijacked connections: call GoAway first.
+// GoAway closes every WebSocket connection with 1001 going away and ends every event stream
+// without complete (clients reconnect elsewhere and resume with afterSeq), then ends the
+// remaining subscriptions, waiting at most until ctx ends. http.Server.Shutdown neither closes
+// nor waits for hijacked connections, and would wait for event streams until its deadline: call
+// GoAway first.
 func (a *App) GoAway(ctx context.Context) error {
 	if err := a.hub.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -123,6 +123,12 @@ type Config struct {
 	// the environment: tests shorten it.
 	PresenceTTL time.Duration
 
+	// SSEKeepAlive is how often an event stream (GraphQL over Server-Sent Events) gets a
+	// keep-alive comment. The WebSocket settings above bound event streams too: WSWriteTimeout
+	// each write, WSMaxConnsPerUser and WSMaxConnsPerAddr the connections of a user and of an
+	// address, WebSocket connections and event streams together.
+	SSEKeepAlive time.Duration
+
 	DemoUserID int64 // GraphiQL acts as this user in development
 
 	// OpsAddr is the listener of the operations endpoints (/metrics, /health/cache, pprof):
@@ -201,6 +207,7 @@ func Defaults() Config {
 		CreateConversationBurst: ratelimit.DefaultCreateBurst,
 		SubscriberBuffer:        live.DefaultBuffer,
 		PresenceTTL:             presence.DefaultTTL,
+		SSEKeepAlive:            streaming.DefaultKeepAlive,
 		DemoUserID:              1,
 	}
 }

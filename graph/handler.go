@@ -45,9 +45,15 @@ type HandlerConfig struct {
 	// Typing serves setTyping and typing subscriptions (Conversation.typing and User.online
 	// read through the loaders); nil: they answer INTERNAL_SERVER_ERROR.
 	Typing *typing.Service
-	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws): the
-	// same authentication, rate limit, admission and deadline as HTTP requests, per operation.
+	// Streaming is what GraphQL over WebSocket and over Server-Sent Events share: the same
+	// authentication, rate limit, admission and deadline as HTTP requests, per operation; write
+	// deadlines; caps on the connections of a user and of an address; shutdown.
+	Streaming streaming.Config
+	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws).
 	WebSocket streaming.WebSocketConfig
+	// EventStream configures GraphQL over Server-Sent Events (graphql-sse, distinct
+	// connections).
+	EventStream streaming.EventStreamConfig
 	// Mutations bound the writes of one operation.
 	Mutations MutationLimits
 	// Limits bound the cost of an operation and the size and shape of a document
@@ -100,12 +106,15 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if err != nil {
 		panic(err) // only a nil schema fails
 	}
+	// Subscriptions, and any other operation, over WebSocket and over Server-Sent Events
+	// (graph/streaming). The event stream goes first: its requests are GETs and POSTs too.
+	ws, events := streaming.New(cfg.Streaming, cfg.WebSocket, cfg.EventStream)
+	srv.AddTransport(events)
 	// GraphQL over HTTP as its specification says: media types, status codes, no GET mutations.
 	srv.AddTransport(httptransport.GET{})
 	srv.AddTransport(httptransport.POST{})
 	srv.AddTransport(httptransport.Methods{}) // OPTIONS, and 405 for other methods
-	// Subscriptions, and any other operation, over WebSocket (graph/websocket.go).
-	srv.AddTransport(streaming.NewWebSocket(cfg.WebSocket))
+	srv.AddTransport(ws)
 	srv.SetQueryCache(gate.QueryCache())
 	srv.SetParserTokenLimit(limits.Tokens) // unused while the gate admits every document
 	srv.SetDisableSuggestion(!cfg.FieldSuggestions)

@@ -126,7 +126,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		}, []string{"route", "code"}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "threadline_http_request_duration_seconds",
-			Help:    "Duration of HTTP requests by route pattern (WebSocket connections are not timed).",
+			Help:    "Duration of HTTP requests by route pattern (WebSocket connections and event streams are not timed).",
 			Buckets: latencyBuckets,
 		}, []string{"route"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{

@@ -1,7 +1,9 @@
 #!/bin/sh
 # make client-deps: installs what the client checks of make test need, with apt-get, when it is
-# missing: Chromium (the GraphiQL browser test, TestPlaygroundInBrowser) and Node.js with npm
-# (make check-ts). Does nothing, quickly, when both are present. Uses sudo when not root.
+# missing: Chromium (the browser tests: GraphiQL's, TestPlaygroundInBrowser, and EventSource's,
+# TestEventSourceInBrowser) and Node.js with npm (make check-ts, and the TypeScript and
+# graphql-sse clients' tests). Does nothing, quickly, when both are present. Uses sudo when not
+# root.
 set -eu
 
 missing=""
