@@ -63,7 +63,7 @@ func (q *Queries) UserEventsAfter(ctx context.Context, arg UserEventsAfterParams
 
 const userEventsAppend = `-- name: UserEventsAppend :many
 WITH locked AS (
-    SELECT id FROM users WHERE id = ANY($6::bigint[]) ORDER BY id FOR UPDATE
+    SELECT id FROM users WHERE id = ANY($6::bigint[]) ORDER BY id FOR NO KEY UPDATE
 ), bumped AS (
     UPDATE users u SET last_event_seq = u.last_event_seq + 1
     FROM locked l WHERE u.id = l.id
@@ -92,7 +92,9 @@ type UserEventsAppendRow struct {
 
 // Appends an event of one kind about one conversation for each of the users, each at the
 // user's next event_seq. The users' rows are locked in id order first, so that concurrent
-// appends for overlapping sets of users cannot deadlock.
+// appends for overlapping sets of users cannot deadlock; FOR NO KEY UPDATE (what the update of
+// a non-key column takes anyway) lets the foreign-key checks of other writers (FOR KEY SHARE on
+// the same users, taken in any order) through.
 func (q *Queries) UserEventsAppend(ctx context.Context, arg UserEventsAppendParams) ([]UserEventsAppendRow, error) {
 	rows, err := q.db.Query(ctx, userEventsAppend,
 		arg.Kind,
