@@ -73,10 +73,25 @@ func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 	return out, nil
 }
 
-func (s *Store) ConversationListByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int) ([]chat.Conversation, error) {
+func (s *Store) ConversationListByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int, unread bool) ([]chat.Conversation, error) {
 	p := dbsqlc.ConversationListByMemberParams{UserID: userID, RowLimit: int32(limit)}
 	if after != nil {
 		p.HasCursor, p.AfterTime, p.AfterID = true, after.LastMessageAt, after.ID
+	}
+	if unread {
+		rows, err := s.q.ConversationListByMemberWithUnread(ctx, dbsqlc.ConversationListByMemberWithUnreadParams(p))
+		if err != nil {
+			return nil, fmt.Errorf("conversations by member: %w", err)
+		}
+		out := make([]chat.Conversation, len(rows))
+		for i, r := range rows {
+			out[i] = memberConversation(memberConversationRow{
+				ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
+				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
+			})
+			out[i].ViewerUnread = &r.Unread
+		}
+		return out, nil
 	}
 	rows, err := s.q.ConversationListByMember(ctx, p)
 	if err != nil {
@@ -85,6 +100,22 @@ func (s *Store) ConversationListByMember(ctx context.Context, userID int64, afte
 	out := make([]chat.Conversation, len(rows))
 	for i, r := range rows {
 		out[i] = memberConversation(memberConversationRow(r))
+	}
+	return out, nil
+}
+
+func (s *Store) UnreadCounts(ctx context.Context, userID int64, conversationIDs []int64) ([]int64, error) {
+	rows, err := s.q.UnreadCounts(ctx, dbsqlc.UnreadCountsParams{UserID: userID, Ids: conversationIDs})
+	if err != nil {
+		return nil, fmt.Errorf("unread counts: %w", err)
+	}
+	byConv := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		byConv[r.ConversationID] = r.Unread
+	}
+	out := make([]int64, len(conversationIDs))
+	for i, id := range conversationIDs {
+		out[i] = byConv[id]
 	}
 	return out, nil
 }
@@ -359,7 +390,7 @@ func conversation(r conversationRow) chat.Conversation {
 }
 
 // memberConversationRow is a conversation read for one of its members, with the member's read
-// position and unread count.
+// position.
 type memberConversationRow struct {
 	ID            int64
 	Title         string
@@ -368,14 +399,13 @@ type memberConversationRow struct {
 	LastMessageAt time.Time
 	LastEventSeq  int64
 	LastReadSeq   int64
-	Unread        int64
 }
 
 func memberConversation(r memberConversationRow) chat.Conversation {
 	c := conversation(conversationRow{
 		ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt, LastEventSeq: r.LastEventSeq,
 	})
-	c.ViewerLastReadSeq, c.ViewerUnread = r.LastReadSeq, r.Unread
+	c.ViewerLastReadSeq = r.LastReadSeq
 	return c
 }
 

@@ -118,7 +118,7 @@ func (r *queryResolver) Conversations(ctx context.Context, first *int, after *st
 	if err != nil {
 		return nil, err
 	}
-	list, err := r.Chat.Conversations(ctx, viewer, first, after)
+	list, err := r.Chat.Conversations(ctx, viewer, first, after, loader.ListSelectsUnread(ctx))
 	if err != nil {
 		return nil, err
 	}

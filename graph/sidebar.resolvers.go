@@ -21,7 +21,8 @@ func (r *conversationResolver) ViewerLastReadSeq(ctx context.Context, obj *chat.
 
 func (r *conversationResolver) UnreadCount(ctx context.Context, obj *chat.Conversation) (int, error) {
 	respcache.DependViewerList(ctx)
-	return int(obj.ViewerUnread), nil
+	n, err := loader.Unread(ctx, obj)
+	return int(n), err
 }
 
 func (r *conversationResolver) ReadStates(ctx context.Context, obj *chat.Conversation) ([]*chat.ReadState, error) {

@@ -184,11 +184,7 @@ func (q *Queries) ConversationInsert(ctx context.Context, arg ConversationInsert
 }
 
 const conversationListByMember = `-- name: ConversationListByMember :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
-       m.last_read_seq,
-       (SELECT count(*) FROM messages u
-        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
-          AND u.sender_id <> m.user_id)::bigint AS unread
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE m.user_id = $1
@@ -214,11 +210,10 @@ type ConversationListByMemberRow struct {
 	LastMessageAt time.Time
 	LastEventSeq  int64
 	LastReadSeq   int64
-	Unread        int64
 }
 
 // A user's conversations, latest activity first, keyset-paginated on (last_message_at, id), each
-// with the user's read position and unread count (as ConversationsByIDForMember).
+// with the user's read position.
 func (q *Queries) ConversationListByMember(ctx context.Context, arg ConversationListByMemberParams) ([]ConversationListByMemberRow, error) {
 	rows, err := q.db.Query(ctx, conversationListByMember,
 		arg.UserID,
@@ -234,6 +229,77 @@ func (q *Queries) ConversationListByMember(ctx context.Context, arg Conversation
 	items := []ConversationListByMemberRow{}
 	for rows.Next() {
 		var i ConversationListByMemberRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Title,
+			&i.CreatedAt,
+			&i.LastSeq,
+			&i.LastMessageAt,
+			&i.LastEventSeq,
+			&i.LastReadSeq,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const conversationListByMemberWithUnread = `-- name: ConversationListByMemberWithUnread :many
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
+       m.last_read_seq,
+       (SELECT count(*) FROM messages u
+        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+          AND u.sender_id <> m.user_id)::bigint AS unread
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.user_id = $1
+  AND (NOT $2::boolean
+       OR (c.last_message_at, c.id) < ($3::timestamptz, $4::bigint))
+ORDER BY c.last_message_at DESC, c.id DESC
+LIMIT $5
+`
+
+type ConversationListByMemberWithUnreadParams struct {
+	UserID    int64
+	HasCursor bool
+	AfterTime time.Time
+	AfterID   int64
+	RowLimit  int32
+}
+
+type ConversationListByMemberWithUnreadRow struct {
+	ID            int64
+	Title         string
+	CreatedAt     time.Time
+	LastSeq       int64
+	LastMessageAt time.Time
+	LastEventSeq  int64
+	LastReadSeq   int64
+	Unread        int64
+}
+
+// ConversationListByMember with each conversation's unread count: the messages after the
+// user's read position that are not deleted and that the user did not send (counted on
+// messages_unread_idx), for a list that shows them (the sidebar) in one statement.
+func (q *Queries) ConversationListByMemberWithUnread(ctx context.Context, arg ConversationListByMemberWithUnreadParams) ([]ConversationListByMemberWithUnreadRow, error) {
+	rows, err := q.db.Query(ctx, conversationListByMemberWithUnread,
+		arg.UserID,
+		arg.HasCursor,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ConversationListByMemberWithUnreadRow{}
+	for rows.Next() {
+		var i ConversationListByMemberWithUnreadRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.Title,
@@ -288,11 +354,7 @@ func (q *Queries) ConversationRename(ctx context.Context, arg ConversationRename
 }
 
 const conversationsByIDForMember = `-- name: ConversationsByIDForMember :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
-       m.last_read_seq,
-       (SELECT count(*) FROM messages u
-        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
-          AND u.sender_id <> m.user_id)::bigint AS unread
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $1
 WHERE c.id = ANY($2::bigint[])
@@ -311,13 +373,11 @@ type ConversationsByIDForMemberRow struct {
 	LastMessageAt time.Time
 	LastEventSeq  int64
 	LastReadSeq   int64
-	Unread        int64
 }
 
 // The given conversations that the user is a member of; the others are left out, so a
 // non-member sees exactly what a stranger to a missing conversation sees. With each, the user's
-// read position and unread count: the messages after it that are not deleted and that the user
-// did not send (counted on messages_unread_idx).
+// read position.
 func (q *Queries) ConversationsByIDForMember(ctx context.Context, arg ConversationsByIDForMemberParams) ([]ConversationsByIDForMemberRow, error) {
 	rows, err := q.db.Query(ctx, conversationsByIDForMember, arg.UserID, arg.Ids)
 	if err != nil {
@@ -335,8 +395,47 @@ func (q *Queries) ConversationsByIDForMember(ctx context.Context, arg Conversati
 			&i.LastMessageAt,
 			&i.LastEventSeq,
 			&i.LastReadSeq,
-			&i.Unread,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const unreadCounts = `-- name: UnreadCounts :many
+SELECT m.conversation_id,
+       (SELECT count(*) FROM messages u
+        WHERE u.conversation_id = m.conversation_id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+          AND u.sender_id <> m.user_id)::bigint AS unread
+FROM conversation_members m
+WHERE m.user_id = $1 AND m.conversation_id = ANY($2::bigint[])
+`
+
+type UnreadCountsParams struct {
+	UserID int64
+	Ids    []int64
+}
+
+type UnreadCountsRow struct {
+	ConversationID int64
+	Unread         int64
+}
+
+// The user's unread count in each of the given conversations they are a member of.
+func (q *Queries) UnreadCounts(ctx context.Context, arg UnreadCountsParams) ([]UnreadCountsRow, error) {
+	rows, err := q.db.Query(ctx, unreadCounts, arg.UserID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UnreadCountsRow{}
+	for rows.Next() {
+		var i UnreadCountsRow
+		if err := rows.Scan(&i.ConversationID, &i.Unread); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -1,20 +1,28 @@
 -- name: ConversationsByIDForMember :many
 -- The given conversations that the user is a member of; the others are left out, so a
 -- non-member sees exactly what a stranger to a missing conversation sees. With each, the user's
--- read position and unread count: the messages after it that are not deleted and that the user
--- did not send (counted on messages_unread_idx).
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
-       m.last_read_seq,
-       (SELECT count(*) FROM messages u
-        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
-          AND u.sender_id <> m.user_id)::bigint AS unread
+-- read position.
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = @user_id
 WHERE c.id = ANY(@ids::bigint[]);
 
 -- name: ConversationListByMember :many
 -- A user's conversations, latest activity first, keyset-paginated on (last_message_at, id), each
--- with the user's read position and unread count (as ConversationsByIDForMember).
+-- with the user's read position.
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.user_id = @user_id
+  AND (NOT @has_cursor::boolean
+       OR (c.last_message_at, c.id) < (@after_time::timestamptz, @after_id::bigint))
+ORDER BY c.last_message_at DESC, c.id DESC
+LIMIT @row_limit;
+
+-- name: ConversationListByMemberWithUnread :many
+-- ConversationListByMember with each conversation's unread count: the messages after the
+-- user's read position that are not deleted and that the user did not send (counted on
+-- messages_unread_idx), for a list that shows them (the sidebar) in one statement.
 SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
        m.last_read_seq,
        (SELECT count(*) FROM messages u
@@ -64,6 +72,15 @@ SELECT m.conversation_id, c.last_event_seq
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE m.user_id = @user_id;
+
+-- name: UnreadCounts :many
+-- The user's unread count in each of the given conversations they are a member of.
+SELECT m.conversation_id,
+       (SELECT count(*) FROM messages u
+        WHERE u.conversation_id = m.conversation_id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+          AND u.sender_id <> m.user_id)::bigint AS unread
+FROM conversation_members m
+WHERE m.user_id = @user_id AND m.conversation_id = ANY(@ids::bigint[]);
 
 -- name: UnreadTotal :one
 -- The user's unread messages over all their conversations.

@@ -74,6 +74,7 @@ type Loaders struct {
 	memberships   *dataloader.Loader[int64, []chat.Membership]
 	pages         *dataloader.Loader[chat.PageKey, chat.Page]
 	messages      *dataloader.Loader[int64, *chat.Message]
+	unread        *dataloader.Loader[int64, int64]
 	reactions     *dataloader.Loader[reactionKey, []string]
 	online        *dataloader.Loader[int64, bool]
 	typing        *dataloader.Loader[int64, []chat.User]
@@ -95,6 +96,9 @@ func (f *Factory) New(viewerID int64) *Loaders {
 		memberships: newLoader(f.cfg, "memberships", s.MembershipsByConversations),
 		pages:       newLoader(f.cfg, "pages", s.MessagePages),
 		messages:    newLoader(f.cfg, "messages", s.MessagesByID),
+		unread: newLoader(f.cfg, "unread", func(ctx context.Context, ids []int64) ([]int64, error) {
+			return s.UnreadCounts(ctx, viewerID, ids)
+		}),
 		reactions: newLoader(f.cfg, "reactions", func(ctx context.Context, keys []reactionKey) ([][]string, error) {
 			convs, msgs := make([]int64, len(keys)), make([]int64, len(keys))
 			for i, k := range keys {
@@ -241,6 +245,15 @@ func Message(ctx context.Context, id int64) (*chat.Message, error) {
 	return For(ctx).messages.Load(ctx, id)()
 }
 
+// Unread loads the viewer's unread count in a conversation of theirs, unless it was read with
+// the conversation (a list that asked for it).
+func Unread(ctx context.Context, c *chat.Conversation) (int64, error) {
+	if c.ViewerUnread != nil {
+		return *c.ViewerUnread, nil
+	}
+	return For(ctx).unread.Load(ctx, c.ID)()
+}
+
 // ViewerReacted reports whether the viewer reacted to a message with emoji.
 func ViewerReacted(ctx context.Context, conversationID, messageID int64, emoji string) (bool, error) {
 	mine, err := For(ctx).reactions.Load(ctx, reactionKey{conversationID, messageID})()
@@ -293,6 +306,7 @@ func ConversationNow(ctx context.Context, id int64) (*chat.Conversation, error) 
 	l := For(ctx)
 	l.conversations.Clear(ctx, id)
 	l.memberships.Clear(ctx, id)
+	l.unread.Clear(ctx, id)
 	c, err := l.conversations.Load(ctx, id)()
 	if err == nil && c == nil {
 		return nil, apperr.ErrNotFound

@@ -66,12 +66,30 @@ func PrefetchOperation(ctx context.Context) {
 // field (the field in ctx) and prefetches what the fields under its nodes will load.
 func PrefetchConversationList(ctx context.Context, convs []chat.Conversation) {
 	PrimeConversations(ctx, convs)
-	fc := graphql.GetFieldContext(ctx)
-	if fc == nil || len(convs) == 0 {
+	if len(convs) == 0 {
+		return
+	}
+	nodeFields := listNodeFields(ctx)
+	if nodeFields == nil {
 		return
 	}
 	opCtx := graphql.GetOperationContext(ctx)
-	var nodeFields []graphql.CollectedField
+	var wants conversationWants
+	for i := range convs {
+		wants.add(opCtx, convs[i].ID, nodeFields)
+	}
+	wants.prefetch(ctx)
+}
+
+// listNodeFields returns the fields selected on the nodes of the `conversations` list field in
+// ctx (nil outside one).
+func listNodeFields(ctx context.Context) []graphql.CollectedField {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return nil
+	}
+	opCtx := graphql.GetOperationContext(ctx)
+	nodeFields := []graphql.CollectedField{}
 	for _, edges := range graphql.CollectFields(opCtx, fc.Field.Selections, []string{"ConversationConnection"}) {
 		if edges.Name != "edges" {
 			continue
@@ -82,11 +100,18 @@ func PrefetchConversationList(ctx context.Context, convs []chat.Conversation) {
 			}
 		}
 	}
-	var wants conversationWants
-	for i := range convs {
-		wants.add(opCtx, convs[i].ID, nodeFields)
+	return nodeFields
+}
+
+// ListSelectsUnread reports whether the `conversations` list field in ctx selects unreadCount
+// on its nodes: the list then reads the counts in its own statement.
+func ListSelectsUnread(ctx context.Context) bool {
+	for _, f := range listNodeFields(ctx) {
+		if f.Name == "unreadCount" {
+			return true
+		}
 	}
-	wants.prefetch(ctx)
+	return false
 }
 
 // conversationWants collects what the fields under conversations will load.

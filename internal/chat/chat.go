@@ -28,12 +28,12 @@ type Conversation struct {
 	LastMessageAt time.Time
 	// LastEventSeq is the event_seq of the newest event (see Event), 0 while there is none.
 	LastEventSeq int64
-	// ViewerLastReadSeq and ViewerUnread are the read position and the unread count of the
-	// member the conversation was read for (ConversationsByIDForMember,
-	// ConversationListByMember): the messages after the position that are not deleted and that
-	// the member did not send.
+	// ViewerLastReadSeq is the read position of the member the conversation was read for
+	// (ConversationsByIDForMember, ConversationListByMember).
 	ViewerLastReadSeq int64
-	ViewerUnread      int64
+	// ViewerUnread is that member's unread count, when it was read with the conversation (a
+	// list that asked for it); nil otherwise (UnreadCounts reads it).
+	ViewerUnread *int64
 	// Generation is the history-cache generation token the conversation was read under (zero
 	// when it was not read through the cache): a response cache records it as the dependency
 	// of what the conversation's fields show (title, members, events).
@@ -140,8 +140,13 @@ type Store interface {
 	// ConversationsByIDForMember returns, in key order, the conversations that userID is a member
 	// of; a missing conversation, and one the user is not a member of, is nil.
 	ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*Conversation, error)
-	// ConversationListByMember lists userID's conversations, latest activity first, after the cursor.
-	ConversationListByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int) ([]Conversation, error)
+	// ConversationListByMember lists userID's conversations, latest activity first, after the
+	// cursor; with unread, each with the user's unread count (ViewerUnread).
+	ConversationListByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int, unread bool) ([]Conversation, error)
+	// UnreadCounts returns, in key order, userID's unread count in each conversation: the
+	// messages after their read position that are not deleted and that they did not send (0 for
+	// one they are not a member of).
+	UnreadCounts(ctx context.Context, userID int64, conversationIDs []int64) ([]int64, error)
 	// MembershipsByConversations returns, in key order, each conversation's members ordered by
 	// user id.
 	MembershipsByConversations(ctx context.Context, conversationIDs []int64) ([][]Membership, error)

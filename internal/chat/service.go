@@ -306,7 +306,7 @@ const DefaultConversationPageSize = 20
 
 // Conversations lists userID's conversations after the cursor `after` (nil: from the start),
 // first at a time (nil: DefaultConversationPageSize).
-func (s *Service) Conversations(ctx context.Context, userID int64, firstArg *int, after *string) (ConversationList, error) {
+func (s *Service) Conversations(ctx context.Context, userID int64, firstArg *int, after *string, unread bool) (ConversationList, error) {
 	first := DefaultConversationPageSize
 	if firstArg != nil {
 		first = *firstArg
@@ -322,7 +322,7 @@ func (s *Service) Conversations(ctx context.Context, userID int64, firstArg *int
 		}
 		cursor = &c
 	}
-	rows, err := s.store.ConversationListByMember(ctx, userID, cursor, first+1)
+	rows, err := s.store.ConversationListByMember(ctx, userID, cursor, first+1, unread)
 	if err != nil {
 		return ConversationList{}, err
 	}
