@@ -226,6 +226,54 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 	return pages, nil
 }
 
+// ConversationPagesForMember reads offset pages (as MessagePages) together with their
+// conversations as userID sees them, in one statement: per key, the conversation (nil when it
+// is missing or userID is not a member, and then no page) and its page.
+func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
+	p := dbsqlc.ConversationPagesForMemberParams{
+		UserID:          userID,
+		ConversationIds: make([]int64, len(keys)),
+		Limits:          make([]int32, len(keys)),
+		Offsets:         make([]int32, len(keys)),
+	}
+	for i, k := range keys {
+		p.ConversationIds[i], p.Limits[i], p.Offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
+	}
+	rows, err := s.q.ConversationPagesForMember(ctx, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("conversation pages for member: %w", err)
+	}
+	convs := make([]*chat.Conversation, len(keys))
+	pages := make([]chat.Page, len(keys))
+	for _, r := range rows {
+		i := int(r.Ord) - 1 // WITH ORDINALITY counts from 1
+		if i < 0 || i >= len(keys) {
+			return nil, nil, fmt.Errorf("conversation pages for member: row for key %d of %d", r.Ord, len(keys))
+		}
+		if convs[i] == nil {
+			c := memberConversation(memberConversationRow{
+				ID: r.ConvID, Title: r.Title, CreatedAt: r.ConvCreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
+				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
+			})
+			convs[i] = &c
+			pages[i].Messages = make([]chat.Message, 0, keys[i].Limit)
+		}
+		if r.ID == 0 { // an empty page
+			continue
+		}
+		if len(pages[i].Messages) == keys[i].Limit {
+			pages[i].HasMore = true
+			continue
+		}
+		pages[i].Messages = append(pages[i].Messages, message(messageRow{
+			ID: r.ID, ConversationID: r.ConvID, Seq: r.Seq, SenderID: r.SenderID, SenderName: r.SenderName,
+			Body: r.Body, ClientMessageID: r.ClientMessageID, CreatedAt: r.CreatedAt, EditedAt: r.EditedAt,
+			DeletedAt: r.DeletedAt, Version: r.Version, Reactions: r.Reactions,
+		}))
+	}
+	return convs, pages, nil
+}
+
 func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]chat.Message, error) {
 	rows, err := s.q.MessagesBefore(ctx, dbsqlc.MessagesBeforeParams{ConversationID: conversationID, BeforeSeq: beforeSeq, RowLimit: int32(limit)})
 	if err != nil {

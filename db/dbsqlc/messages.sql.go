@@ -10,6 +10,107 @@ import (
 	"time"
 )
 
+const conversationPagesForMember = `-- name: ConversationPagesForMember :many
+SELECT k.ord::int AS ord, c.id AS conv_id, c.title, c.created_at AS conv_created_at, c.last_seq,
+       c.last_message_at, c.last_event_seq, mb.last_read_seq,
+       coalesce(m.id, 0)::bigint AS id, coalesce(m.seq, 0)::bigint AS seq,
+       coalesce(m.sender_id, 0)::bigint AS sender_id, coalesce(u.name, '')::text AS sender_name,
+       coalesce(m.body, '')::text AS body, m.client_message_id,
+       coalesce(m.created_at, c.created_at)::timestamptz AS created_at, m.edited_at, m.deleted_at,
+       coalesce(m.version, 1)::int AS version, coalesce(m.reactions, '[]')::jsonb AS reactions
+FROM unnest($1::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
+JOIN conversations c ON c.id = k.conversation_id
+JOIN conversation_members mb ON mb.conversation_id = c.id AND mb.user_id = $2
+LEFT JOIN LATERAL (
+    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
+    FROM messages mm
+    WHERE mm.conversation_id = c.id
+      AND mm.seq <= c.last_seq - ($3::int[])[k.ord]
+    ORDER BY mm.seq DESC
+    LIMIT ($4::int[])[k.ord] + 1
+) m ON true
+LEFT JOIN users u ON u.id = m.sender_id
+ORDER BY k.ord, m.seq DESC
+`
+
+type ConversationPagesForMemberParams struct {
+	ConversationIds []int64
+	UserID          int64
+	Offsets         []int32
+	Limits          []int32
+}
+
+type ConversationPagesForMemberRow struct {
+	Ord             int32
+	ConvID          int64
+	Title           string
+	ConvCreatedAt   time.Time
+	LastSeq         int64
+	LastMessageAt   time.Time
+	LastEventSeq    int64
+	LastReadSeq     int64
+	ID              int64
+	Seq             int64
+	SenderID        int64
+	SenderName      string
+	Body            string
+	ClientMessageID *string
+	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+}
+
+// MessagePages of the conversations the user is a member of, each row with its conversation and
+// the user's read position, in one statement: a page and the membership check that guards it.
+// A conversation whose page is empty has one row with no message (id 0); a conversation the user
+// is not a member of (or that is missing) has none.
+func (q *Queries) ConversationPagesForMember(ctx context.Context, arg ConversationPagesForMemberParams) ([]ConversationPagesForMemberRow, error) {
+	rows, err := q.db.Query(ctx, conversationPagesForMember,
+		arg.ConversationIds,
+		arg.UserID,
+		arg.Offsets,
+		arg.Limits,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ConversationPagesForMemberRow{}
+	for rows.Next() {
+		var i ConversationPagesForMemberRow
+		if err := rows.Scan(
+			&i.Ord,
+			&i.ConvID,
+			&i.Title,
+			&i.ConvCreatedAt,
+			&i.LastSeq,
+			&i.LastMessageAt,
+			&i.LastEventSeq,
+			&i.LastReadSeq,
+			&i.ID,
+			&i.Seq,
+			&i.SenderID,
+			&i.SenderName,
+			&i.Body,
+			&i.ClientMessageID,
+			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const messageByClientID = `-- name: MessageByClientID :one
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions,

@@ -3,6 +3,7 @@ package loader
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -50,7 +51,29 @@ func PrefetchOperation(ctx context.Context) {
 		roots = append(roots, root{id: id, fields: graphql.CollectFields(opCtx, f.Selections, []string{"Conversation"})})
 		ids = append(ids, id)
 	}
-	if len(ids) == 0 || PrefetchConversations(ctx, ids) != nil {
+	if len(ids) == 0 {
+		return
+	}
+	// Over the database itself, the conversations and their pages are one statement.
+	if ms, ok := For(ctx).factory.store.(chat.MemberPageStore); ok {
+		var wants conversationWants
+		paged := true
+		for _, r := range roots {
+			n := len(wants.pages)
+			wants.add(opCtx, r.id, r.fields)
+			paged = paged && len(wants.pages) > n
+		}
+		if paged && prefetchMemberPages(ctx, ms, wants.pages) == nil {
+			wants.pages = nil // in the loaders already
+			wants.members = slices.DeleteFunc(wants.members, func(id int64) bool {
+				c, err := Conversation(ctx, id)
+				return err != nil || c == nil
+			})
+			wants.prefetch(ctx)
+			return
+		}
+	}
+	if PrefetchConversations(ctx, ids) != nil {
 		return
 	}
 	var wants conversationWants
@@ -60,6 +83,23 @@ func PrefetchOperation(ctx context.Context) {
 		}
 	}
 	wants.prefetch(ctx)
+}
+
+// prefetchMemberPages reads pages with their conversations (one statement) into the loaders:
+// each key's conversation, nil for one the viewer may not see, and the pages of the others.
+func prefetchMemberPages(ctx context.Context, ms chat.MemberPageStore, keys []chat.PageKey) error {
+	l := For(ctx)
+	convs, pages, err := ms.ConversationPagesForMember(ctx, l.viewerID, keys)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		l.conversations.Prime(ctx, k.ConversationID, convs[i])
+		if convs[i] != nil {
+			l.pages.Prime(ctx, k, pages[i])
+		}
+	}
+	return nil
 }
 
 // PrefetchConversationList primes the loaders with the conversations of a `conversations` list

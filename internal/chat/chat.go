@@ -133,6 +133,14 @@ type ConversationCursor struct {
 	ID            int64
 }
 
+// MemberPageStore is a Store that reads offset pages together with the conversations they
+// belong to, as a member sees them, in one statement (the database store; a cache in front of
+// it does not, since its pages come from elsewhere). ConversationPagesForMember returns per key
+// the conversation (nil when it is missing or userID is not a member) and its page.
+type MemberPageStore interface {
+	ConversationPagesForMember(ctx context.Context, userID int64, keys []PageKey) ([]*Conversation, []Page, error)
+}
+
 // Store persists the domain. Batch methods take keys and return results in key order, one per key.
 type Store interface {
 	// UsersByIDs returns the users with the given ids, in key order; a missing user is nil.
