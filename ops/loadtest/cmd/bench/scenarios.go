@@ -119,6 +119,13 @@ func (b *bench) runAll(ctx context.Context) error {
 		b.measure(ctx, s, "95/5 read/write, Zipf over 1000 conversations", "open 1000/s", func() (loadtest.Result, error) {
 			return loadtest.Open(ctx, s.addr, 1000, b.dur(8*time.Second, 3*time.Second), 256, b.mix(s, 0.05))
 		})
+		if mine, err := ownMessages(ctx, b.env["DATABASE_DIRECT_URL"], b.fx.convs); err != nil {
+			logf("edit-heavy mix: %v", err)
+		} else {
+			b.measure(ctx, s, "edit-heavy 80/10/10: reads, sends, edits and reactions, Zipf", "closed 32", func() (loadtest.Result, error) {
+				return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), b.editMix(s, mine))
+			})
+		}
 		n, interval, d := 10000, 10*time.Second, 25*time.Second
 		if quick {
 			n, interval, d = 1000, 2*time.Second, 5*time.Second
