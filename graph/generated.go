@@ -10271,6 +10271,9 @@ func (ec *executionContext) marshalNMembership2ᚖgithubᚗcomᚋthreadlineᚋth
 }
 
 func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.Message) graphql.Marshaler {
+	if m, ok := fastMessages(ec.OperationContext, sel, v); ok {
+		return m
+	}
 	ret := marshalSliceFor(ctx, sel, "Message", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
@@ -10303,6 +10306,9 @@ func (ec *executionContext) marshalNMessageConnection2ᚖgithubᚗcomᚋthreadli
 }
 
 func (ec *executionContext) marshalNMessageEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MessageEdge) graphql.Marshaler {
+	if m, ok := fastMessageEdges(ec.OperationContext, sel, v); ok {
+		return m
+	}
 	ret := marshalSliceFor(ctx, sel, "MessageEdge", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]

@@ -13,6 +13,10 @@
 // concurrently otherwise, so that their loads still batch. The object shapes it reads are
 // written to graph/shapes_gen.go.
 //
+// Last, the marshallers of message lists (and message edges) try the hand-written writers of
+// graph/fastjson.go first: when the request selects only plain fields on them they write the
+// whole list into one buffer, and gqlgen's per-field machinery does not run.
+//
 // Run it as `go run ./ops/gqlgen` (make generate); regenerating changes nothing.
 package main
 
@@ -67,6 +71,9 @@ func run() error {
 	out, n := rewrite(string(src), goTypeNames(c.data), shapes)
 	if n == 0 {
 		return fmt.Errorf("no list marshaller rewritten in %s: did gqlgen's output change?", path)
+	}
+	if out, n = fastLists(out); n != len(fastListFuncs) {
+		return fmt.Errorf("%d of %d fast list marshallers hooked in %s: did gqlgen's output change?", n, len(fastListFuncs), path)
 	}
 	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
 		return err
@@ -180,6 +187,29 @@ func rewrite(src string, names map[string]string, shapes map[string]shape) (stri
 		return m[:i] + fmt.Sprintf("marshalSliceFor(ctx, sel, %q, len(v), %s, %s", name, sub[2], sub[3]) + m[j:]
 	})
 	return out, n
+}
+
+// fastListFuncs are the hand-written writers of whole lists (graph/fastjson.go), by the Go
+// element type of the lists they write.
+var fastListFuncs = map[string]string{
+	"*chat.Message":      "fastMessages",
+	"*model.MessageEdge": "fastMessageEdges",
+}
+
+// fastLists makes the generated marshallers of the lists in fastListFuncs try their fast
+// writer first: it answers ok=false for a selection it does not handle, and gqlgen's code
+// runs as before.
+func fastLists(src string) (string, int) {
+	n := 0
+	for elem, fn := range fastListFuncs {
+		re := regexp.MustCompile(`(?m)^func \(ec \*executionContext\) marshal[^(]+\(ctx context\.Context, sel ast\.SelectionSet, v \[\]` +
+			regexp.QuoteMeta(elem) + `\) graphql\.Marshaler \{\n`)
+		src = re.ReplaceAllStringFunc(src, func(m string) string {
+			n++
+			return m + "\tif m, ok := " + fn + "(ec.OperationContext, sel, v); ok {\n\t\treturn m\n\t}\n"
+		})
+	}
+	return src, n
 }
 
 // shapeTable writes the shapes as Go source for graph/shapes_gen.go.
