@@ -122,7 +122,9 @@ func TestInvalidatedAfterAWriteByAnotherClient(t *testing.T) {
 	}{
 		{"SET", func(k string) error { return other.Set(ctx, k, "new", 0).Err() }},
 		{"DEL", func(k string) error { return other.Del(ctx, k).Err() }},
-		{"EVAL", func(k string) error { return other.Eval(ctx, "return redis.call('SET', KEYS[1], 'lua')", []string{k}).Err() }},
+		{"EVAL", func(k string) error {
+			return other.Eval(ctx, "return redis.call('SET', KEYS[1], 'lua')", []string{k}).Err()
+		}},
 		{"expiry", func(k string) error {
 			if err := other.PExpire(ctx, k, time.Millisecond).Err(); err != nil {
 				return err
