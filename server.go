@@ -137,6 +137,7 @@ func readPools(e *envconfig.Reader, c *app.Config) {
 	// The response cache records history-cache generations: it needs the history cache.
 	c.ResponseCacheEnabled = e.Bool("RESPONSE_CACHE_ENABLED", c.CacheEnabled) && c.CacheEnabled
 	c.ResponseCacheTTL = e.Duration("RESPONSE_CACHE_TTL", c.ResponseCacheTTL)
+	c.LocalCacheBytes = int64(e.Int("LOCAL_CACHE_BYTES", int(c.LocalCacheBytes)))
 	c.CacheTTLFirstPage = e.Duration("CACHE_TTL_FIRST_PAGE", c.CacheTTLFirstPage)
 	c.CacheTTL = e.Duration("CACHE_TTL", c.CacheTTL)
 	c.CacheFallbackRate = e.Positive("CACHE_FALLBACK_RATE", c.CacheFallbackRate)

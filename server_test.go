@@ -202,6 +202,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"CACHE_ENABLED": "false"}, func(c *app.Config) { c.CacheEnabled, c.ResponseCacheEnabled = false, false }},
 		{map[string]string{"RESPONSE_CACHE_ENABLED": "false"}, func(c *app.Config) { c.ResponseCacheEnabled = false }},
 		{map[string]string{"RESPONSE_CACHE_TTL": "3s"}, func(c *app.Config) { c.ResponseCacheTTL = 3 * time.Second }},
+		{map[string]string{"LOCAL_CACHE_BYTES": "0"}, func(c *app.Config) { c.LocalCacheBytes = 0 }},
 		{map[string]string{"CACHE_TTL_FIRST_PAGE": "4s"}, func(c *app.Config) { c.CacheTTLFirstPage = 4 * time.Second }},
 		{map[string]string{"CACHE_TTL": "5s"}, func(c *app.Config) { c.CacheTTL = 5 * time.Second }},
 		{map[string]string{"REDIS_TIMEOUT": "6ms"}, func(c *app.Config) { c.RedisTimeout = 6 * time.Millisecond }},

@@ -48,6 +48,7 @@ import (
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/httpapi"
 	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/localcache"
 	"github.com/threadline/threadline/internal/metrics"
 	"github.com/threadline/threadline/internal/playground"
 	"github.com/threadline/threadline/internal/presence"
@@ -176,8 +177,22 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	}
 	var respCache *respcache.Cache
 	if cfg.CacheEnabled && cfg.ResponseCacheEnabled {
+		// The in-process tier: only for a standalone Redis (the response cache is off on a
+		// cluster), and only while the circuit breaker is closed.
+		var local *localcache.Tier
+		if standalone, ok := a.Redis.(*redis.Client); ok {
+			local = localcache.New(standalone.Options(), localcache.Config{
+				Bytes: cfg.LocalCacheBytes, Prefixes: respcache.TokenPrefixes(), BarrierTimeout: cfg.RedisTimeout,
+				Healthy: func() bool { return breaker.State() == "closed" }, Log: log, Registerer: reg,
+			})
+			if local != nil {
+				a.closers = append(a.closers, local.Close)
+			}
+		}
 		respCache = respcache.New(a.Redis, breaker, respcache.Config{
-			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Fallbacks: fallbacks, Log: log, Registerer: reg,
+			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Fallbacks: fallbacks, Local: local,
+			Salt: graph.ResponseCacheSalt(cfg.Limits, cfg.Introspection, cfg.TrustedDocumentsOnly, nil),
+			Log:  log, Registerer: reg,
 		})
 	}
 	// Live delivery reads PostgreSQL itself (dbStore, not the cache) for replays and gap fills.
@@ -222,14 +237,15 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Online: tracker.Online, Typing: typists.Typing,
 	})
 	gql := graph.NewHandler(graph.HandlerConfig{
-		Chat:          a.Chat,
-		Loaders:       loaders,
-		Log:           log,
-		Introspection: cfg.Introspection,
-		RequestID:     httpapi.RequestID,
-		Metrics:       appMetrics.GraphQL(),
-		Live:          a.hub,
-		Typing:        typists,
+		Chat:             a.Chat,
+		Loaders:          loaders,
+		Log:              log,
+		Introspection:    cfg.Introspection,
+		RequestID:        httpapi.RequestID,
+		Metrics:          appMetrics.GraphQL(),
+		ObserveOperation: appMetrics.ObserveOperation,
+		Live:             a.hub,
+		Typing:           typists,
 		Streaming: streaming.Config{
 			Authenticate:     a.Keys.Authenticate,
 			Viewer:           viewer,

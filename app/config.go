@@ -13,6 +13,7 @@ import (
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/localcache"
 	"github.com/threadline/threadline/internal/presence"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
@@ -46,6 +47,9 @@ type Config struct {
 	CacheEnabled         bool
 	ResponseCacheEnabled bool // needs CacheEnabled: responses record history-cache generations
 	ResponseCacheTTL     time.Duration
+	// LocalCacheBytes bounds the response cache's in-process tier (internal/localcache), in
+	// estimated bytes; 0 turns the tier off (every lookup goes to Redis).
+	LocalCacheBytes      int64
 	CacheTTLFirstPage    time.Duration
 	CacheTTL             time.Duration
 	RedisTimeout         time.Duration
@@ -172,6 +176,7 @@ func Defaults() Config {
 		CacheEnabled:            true,
 		ResponseCacheEnabled:    true,
 		ResponseCacheTTL:        respcache.DefaultTTL,
+		LocalCacheBytes:         localcache.DefaultBytes,
 		CacheTTLFirstPage:       cache.DefaultTTLFirstPage,
 		CacheTTL:                cache.DefaultTTL,
 		RedisTimeout:            redisclient.DefaultCallTimeout,
