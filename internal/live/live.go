@@ -40,6 +40,27 @@
 // seq delivered; the client resubscribes with that afterSeq and loses nothing, since the history
 // is in PostgreSQL.
 //
+// # Shared results
+//
+// Every subscriber of a topic receives the same event value: one pointer, handed to all of
+// them (fanout). What a subscriber sends for it depends only on that event, on the subscriber's
+// operation (document, operation name, variables) and, for a selection that reads something
+// of the viewer's own, on the viewer. Subscribers that agree on all three would each compute
+// the same bytes; Hub.Result lets the first compute them and the others reuse them.
+//
+// Results are kept by ResultKey, singleflighted (a subscriber that asks while the first is
+// computing waits for it), shared only when the computation says so (a result with errors is
+// its subscriber's alone: the next one to ask computes afresh), and kept briefly: at most 2 s
+// after they were made, 4096 of them and 16 MiB in all, the oldest leaving first (the
+// subscribers of an event ask within moments of each other). A subscriber that asks after its result left computes it again: sharing
+// saves work, it never decides what a subscriber receives. Each kept result holds its event
+// value, so the event cannot be freed and its address reused while the key is in the table:
+// pointer equality is event identity.
+//
+// Sharing never widens what anyone sees: the subscriber was authorised when it subscribed,
+// and ends on its own when it stops being a member (its subscription ends with NOT_FOUND
+// before the next event reaches it), whoever computed the bytes of the events before.
+//
 // # Shutdown
 //
 // Close tells every tracked connection to go away (the GraphQL WebSocket transport closes with
@@ -149,6 +170,7 @@ type Hub struct {
 	log     *slog.Logger
 	m       metrics
 	reads   singleflight.Group
+	results *results
 
 	mu       sync.RWMutex
 	topics   map[stream]*topic
@@ -195,6 +217,7 @@ func NewHub(cfg Config) *Hub {
 		store:   cfg.Store,
 		log:     cfg.Log,
 		m:       newMetrics(cfg.Registerer),
+		results: newResults(),
 		topics:  map[stream]*topic{},
 		shards:  map[int]*shard{},
 		conns:   map[uint64]func(){},
