@@ -28,7 +28,7 @@ var layers = []struct {
 	{"db", []string{"db"}},
 	{"graph", []string{"graph"}},
 	{"app", []string{"app"}},
-	{"ops", []string{"ops"}},
+	{"ops", []string{"ops", "web"}},
 	{"program", []string{""}},
 }
 
