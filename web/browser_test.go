@@ -221,7 +221,7 @@ func TestWebApp(t *testing.T) {
 		b.wait("Lunch open", fmt.Sprintf(`document.querySelector('.conversation[data-conversation-id="%d"] .messages li[data-seq]') !== null`, lunch), 5*time.Second)
 
 		mine := message("hello Bob")
-		a.do(chromedp.Evaluate[chromedp.Void](mine+`.querySelector('button.edit').click()`))
+		a.do(chromedp.Evaluate[chromedp.Void](mine + `.querySelector('button.edit').click()`))
 		a.do(chromedp.WaitVisible(chromedp.CSS(".edit-form textarea")), chromedp.Evaluate[chromedp.Void](`document.querySelector('.edit-form textarea').select()`),
 			chromedp.SendKeys(chromedp.CSS(".edit-form textarea"), "hello Bob, edited"+kb.Enter))
 		took := b.wait("the edit", message("hello Bob, edited")+`?.querySelector('.edited') != null`, time.Second)
