@@ -35,7 +35,7 @@ function useRoute(): Route {
 
 export function Chat({ endpoint, token, onSignOut }: { endpoint: string; token: string; onSignOut: () => void }) {
   const connection = useMemo(() => connect(endpoint, token), [endpoint, token]);
-  useEffect(() => () => void connection.ws.dispose(), [connection]);
+  useEffect(() => connection.dispose, [connection]);
   return (
     <ApolloProvider client={connection.client}>
       <Screen connected={useConnected(connection.ws)} onSignOut={onSignOut} />

@@ -90,9 +90,9 @@ export function ConversationView({ id, focusSeq, me }: { id: string; focusSeq: n
   // Who is typing: the stream starts with everyone typing now, then each change.
   useEffect(() => {
     if (state !== 'ready') return;
-    setTypists(new Map());
     return subscribeResumable(client, TypingDocument, {
-      variables: () => ({ id }),
+      // Each (re)subscription starts with everyone typing at that moment: forget the rest.
+      variables: () => (setTypists(new Map()), { id }),
       onData: ({ typing: { user, typing } }) => {
         if (user.id === me.id) return;
         setTypists((prev) => {
@@ -213,7 +213,12 @@ function Timeline(props: { id: string; focusSeq: number | null; me: Me; typists:
       { root: scroller.current, threshold: 0.5 },
     );
     scroller.current!.querySelectorAll('li[data-seq]').forEach((el) => io.observe(el));
-    return () => io.disconnect();
+    const visible = () => document.visibilityState === 'visible' && flush();
+    document.addEventListener('visibilitychange', visible);
+    return () => {
+      io.disconnect();
+      document.removeEventListener('visibilitychange', visible);
+    };
   }, [client, id, oldest, newest]);
   useEffect(() => () => clearTimeout(readTimer.current), []);
 
@@ -230,7 +235,7 @@ function Timeline(props: { id: string; focusSeq: number | null; me: Me; typists:
           {conv.members.length} members, {conv.members.filter((m) => m.online).length} online
         </span>
       </header>
-      <div className="scroller" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label="Messages">
+      <div className="scroller" ref={scroller} onScroll={onScroll} tabIndex={0} role="region" aria-label="Messages">
         <div ref={top} className="sentinel">
           {pageInfo.hasNextPage ? 'Loading older messages…' : 'The beginning of the conversation.'}
         </div>

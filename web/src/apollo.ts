@@ -11,8 +11,10 @@ import { webSocketURL } from './config';
 
 export interface Connection {
   client: ApolloClient;
-  /** The WebSocket client: live.ts follows its state; terminate() drops a dead socket. */
+  /** The WebSocket client: useConnected follows its state. */
   ws: Client;
+  /** Closes the WebSocket and stops the client (signing out). */
+  dispose(): void;
 }
 
 export function connect(endpoint: string, token: string): Connection {
@@ -28,7 +30,8 @@ export function connect(endpoint: string, token: string): Connection {
   });
   // A browser that goes offline may keep a dead socket open for minutes: drop it at once, so
   // that the subscriptions fail and resume when the network is back.
-  addEventListener('offline', () => ws.terminate());
+  const offline = () => ws.terminate();
+  addEventListener('offline', offline);
 
   const http = new HttpLink({ uri: endpoint, headers: { Authorization: `Bearer ${token}` } });
   // A network error (offline, a 503 while the server is at capacity, a 429) is retried with
@@ -59,7 +62,13 @@ export function connect(endpoint: string, token: string): Connection {
       },
     },
   });
-  return { client: new ApolloClient({ link, cache }), ws };
+  const client = new ApolloClient({ link, cache });
+  const dispose = () => {
+    removeEventListener('offline', offline);
+    client.stop();
+    void ws.dispose();
+  };
+  return { client, ws, dispose };
 }
 
 /** A failed fetch or an HTTP status that says "try again": not a GraphQL error. */
