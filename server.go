@@ -112,6 +112,7 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 		e.Fail("LOG_FORMAT", "must be json or text")
 	}
 	c.DemoUserID = int64(e.Int("DEMO_USER_ID", int(c.DemoUserID)))
+	c.WebAppEnabled = e.Bool("WEB_APP_ENABLED", c.WebAppEnabled)
 	c.Introspection = e.Bool("GRAPHQL_INTROSPECTION", c.Development())
 	c.WSAllowedOrigins = e.Origins("WS_ALLOWED_ORIGINS", c.Development())
 	// CORS allows the WebSocket origins unless it has a list of its own.

@@ -234,6 +234,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"WS_PING_INTERVAL": "2s"}, func(c *app.Config) { c.WSPingInterval = 2 * time.Second }},
 		{map[string]string{"SUBSCRIBER_BUFFER": "18"}, func(c *app.Config) { c.SubscriberBuffer = 18 }},
 		{map[string]string{"DEMO_USER_ID": "19"}, func(c *app.Config) { c.DemoUserID = 19 }},
+		{map[string]string{"WEB_APP_ENABLED": "true"}, func(c *app.Config) { c.WebAppEnabled = true }},
 		{map[string]string{"OPS_ADDR": "127.0.0.1:6060"}, func(c *app.Config) { c.OpsAddr = "127.0.0.1:6060" }},
 		{map[string]string{"JWT_JWKS_URL": "https://idp.example.com/jwks"}, func(c *app.Config) { c.JWTJWKSURL = "https://idp.example.com/jwks" }},
 		{map[string]string{"JWT_ISSUER": "https://idp.example.com/"}, func(c *app.Config) { c.JWTIssuer = "https://idp.example.com/" }},

@@ -56,6 +56,7 @@ import (
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
 	"github.com/threadline/threadline/internal/typing"
+	"github.com/threadline/threadline/internal/webapp"
 )
 
 // Options are what a caller adds to the production wiring. The zero value is what `serve` uses
@@ -292,6 +293,15 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		}
 		pgCfg.DefaultHeaders = fmt.Sprintf(`{"Authorization": "Bearer %s"}`, tok)
 	}
+	var webApp http.Handler
+	if cfg.ServesWebApp() {
+		wc := webapp.Config{Endpoint: "/query", DemoUserID: cfg.DemoUserID}
+		if cfg.Development() && cfg.JWTSecret != "" {
+			// As GraphiQL's token above: signed with the development secret, never in production.
+			wc.DevToken = func(userID int64) (string, error) { return a.Keys.Sign(userID, 24*time.Hour) }
+		}
+		webApp = webapp.Handler(wc)
+	}
 	a.ready = httpapi.NewReadiness([]httpapi.Check{
 		{Name: "postgres", Ping: dbStore.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
@@ -308,6 +318,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Log:            log,
 		GraphQL:        gql,
 		Playground:     playground.Handler(pgCfg),
+		App:            webApp,
 		Ops:            opsOnMain,
 		Authenticate:   func(next http.Handler) http.Handler { return a.Keys.Middleware(tracker.Middleware(next)) },
 		RateLimit:      rateLimit,

@@ -135,6 +135,10 @@ type Config struct {
 
 	DemoUserID int64 // GraphiQL acts as this user in development
 
+	// WebAppEnabled serves the reference chat web app at /app in production too; in development
+	// it is always served (package webapp).
+	WebAppEnabled bool
+
 	// OpsAddr is the listener of the operations endpoints (/metrics, /health/cache, pprof):
 	// private, never the public one. In development they are on Addr too, and OpsAddr is
 	// optional. Empty: no operations listener.
@@ -148,6 +152,10 @@ func (c Config) AuthConfig(log *slog.Logger) auth.Config {
 
 // Development reports whether the server runs in development mode.
 func (c Config) Development() bool { return c.Env == "development" }
+
+// ServesWebApp reports whether /app serves the web app: always in development, in production
+// when WEB_APP_ENABLED is set.
+func (c Config) ServesWebApp() bool { return c.Development() || c.WebAppEnabled }
 
 // DefaultOpsAddr is the operations listener in production: loopback, so that only the machine
 // (or its Prometheus sidecar) reaches it; set OPS_ADDR=:9464 where Prometheus scrapes from

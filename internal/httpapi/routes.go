@@ -16,6 +16,9 @@ type Config struct {
 	GraphQL http.Handler
 	// Playground serves / and its assets. Nil: / answers 404.
 	Playground http.Handler
+	// App serves the web app at /app and its assets under /app/ (package webapp). Nil: not
+	// mounted.
+	App http.Handler
 	// Ops serves the operations endpoints (NewOpsHandler) on this listener too: in development
 	// only; in production they have a listener of their own (OPS_ADDR). Nil: not mounted.
 	Ops http.Handler
@@ -112,6 +115,10 @@ func NewHandler(cfg Config, ready *Readiness) http.Handler {
 		for _, p := range opsPaths {
 			mux.Handle(p, cfg.Ops)
 		}
+	}
+	if cfg.App != nil {
+		mux.Handle("/app", cfg.App)
+		mux.Handle("/app/", cfg.App)
 	}
 	if cfg.Playground != nil {
 		mux.Handle("/", cfg.Playground)

@@ -5,43 +5,28 @@ package eventsource
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
+	"github.com/threadline/threadline/internal/browsertest"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrate}) }
-
-// chromiumPath finds the Chromium of apt's chromium package (make client-deps installs it).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium found: run make client-deps (apt-get install chromium)")
-	return ""
-}
 
 // TestEventSourceInBrowser opens testdata/live.html, served from an origin of its own, in
 // headless Chromium: its EventSource subscribes to messageAdded on instance B and receives what
@@ -53,13 +38,13 @@ func TestEventSourceInBrowser(t *testing.T) {
 		t.Skip("needs Chromium and the services")
 	}
 	t.Parallel()
-	page, err := os.ReadFile(filepath.Join("testdata", "live.html"))
+	html, err := os.ReadFile(filepath.Join("testdata", "live.html"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(page)
+		_, _ = w.Write(html)
 	}))
 	t.Cleanup(origin.Close)
 	a := apptest.Start(t, apptest.Options{})
@@ -75,30 +60,8 @@ func TestEventSourceInBrowser(t *testing.T) {
 		}
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], // headless, no first run, no background networking, no sync
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-	var mu sync.Mutex
-	var problems []string
-	if err := chromedp.Listen(tab, func(ev any) {
-		if ev, ok := ev.(*runtime.EventExceptionThrown); ok {
-			mu.Lock()
-			problems = append(problems, (&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
-			mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(tab, 60*time.Second)
-	t.Cleanup(cancel)
+	page := browsertest.Attach(t, browsertest.Start(t, 800, 600), 60*time.Second)
+	ctx := page.Ctx
 
 	q := url.Values{"endpoint": {b.URL + "/query"}, "token": {b.Token(users[1])}, "conversation": {apptest.ID(conv)}}
 	if err := chromedp.Do(ctx, chromedp.Navigate(origin.URL+"/?"+q.Encode())); err != nil {
@@ -106,7 +69,7 @@ func TestEventSourceInBrowser(t *testing.T) {
 	}
 	state := func(want string) {
 		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('state').textContent === `+jsString(want),
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('state').textContent === `+browsertest.JS(want),
 			chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 			t.Fatalf("the page never said %q: %v (%s)", want, err, text(t, ctx, "#state"))
 		}
@@ -155,25 +118,16 @@ func TestEventSourceInBrowser(t *testing.T) {
 	if again := received(0); !slices.Equal(again, got) {
 		t.Errorf("the page showed %v after %v", again, got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, p := range problems {
-		t.Errorf("page exception: %s", p)
-	}
+	page.CheckClean()
 }
 
 func text(t *testing.T, ctx context.Context, selector string) string {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+jsString(selector)+`)?.textContent ?? ''`))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+browsertest.JS(selector)+`)?.textContent ?? ''`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(v)
-}
-
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // waitSubscriptions waits until srv runs n subscriptions.
