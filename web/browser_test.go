@@ -232,6 +232,7 @@ func TestWebApp(t *testing.T) {
 		took = b.wait("the reaction", theirs+`?.querySelector('.reaction')?.textContent === '👍 1'`, time.Second)
 		t.Logf("reaction: on Bob's screen %v after Alice clicked", took)
 
+		a.wait("the edit on Alice's screen", message("hello Bob, edited")+`?.querySelector('button.delete') != null`, 5*time.Second)
 		a.do(chromedp.Evaluate[chromedp.Void](message("hello Bob, edited") + `.querySelector('button.delete').click()`))
 		took = b.wait("the deletion", `[...document.querySelectorAll('.messages li .deleted')].length === 1 && `+message("hello Bob, edited")+` === undefined`, time.Second)
 		t.Logf("deletion: on Bob's screen %v after Alice clicked", took)
