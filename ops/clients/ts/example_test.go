@@ -28,24 +28,35 @@ func TestTypeScriptExample(t *testing.T) {
 	node, out := build(t)
 
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	// The same client against a server that runs only the trusted-document manifest: every
+	// document the client sends is one of its generated operations, so all of them run.
+	trusted := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) {
+		c.Env = "production"
+		c.TrustedDocumentsOnly = true
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+s.Token(1))
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("example: %v\n%s", err, b)
-	}
-	for _, want := range []string{"signed in as Demo User (user 1)", "history page 2: seq", "sent message"} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("the example's output lacks %q:\n%s", want, b)
+	for _, srv := range []struct {
+		name string
+		s    *apptest.Server
+	}{{"development", s}, {"trusted documents only", trusted}} {
+		cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
+		cmd.Env = append(os.Environ(), "THREADLINE_URL="+srv.s.URL+"/query", "THREADLINE_TOKEN="+srv.s.Token(1))
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: example: %v\n%s", srv.name, err, b)
+		}
+		for _, want := range []string{"signed in as Demo User (user 1)", "history page 2: seq", "sent message", "edited message", "(version 2,", "reaction "} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s: the example's output lacks %q:\n%s", srv.name, want, b)
+			}
 		}
 	}
 
 	// A bad token comes back as a GraphQL error with its code.
-	cmd = exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
+	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
 	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN=not-a-token")
-	b, err = cmd.CombinedOutput()
+	b, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "codes UNAUTHENTICATED") {
 		t.Errorf("with a bad token: %v\n%s", err, b)
 	}
