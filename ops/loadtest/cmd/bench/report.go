@@ -187,6 +187,15 @@ func (b *bench) writeReport() error {
 			r.Config, r.Scenario, r.Model, r.Res.RPS(), ms(r.Res.Quantile(50)), ms(r.Res.Quantile(95)), ms(r.Res.Quantile(99)), ms(r.Res.Max()),
 			errs, ratio(r.HistHit), ratio(r.RespHit), r.CacheErrors, num(r.SQLPerReq), pools(r.PgbActive, r.PgbTotal), cpu, ratio(r.Others))
 	}
+	var notes []string
+	for _, r := range b.rows {
+		if r.Res.Hist != nil && r.Note != "" {
+			notes = append(notes, fmt.Sprintf("- %s, %s (%s): %s\n", r.Config, r.Scenario, r.Model, r.Note))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(&w, "\nNotes on rows:\n\n%s", strings.Join(notes, ""))
+	}
 	fmt.Fprintf(&w, "\n![latency against offered rate](BENCHMARKS-latency.png)\n\n![throughput at 32 connections](BENCHMARKS-throughput.png)\n")
 
 	fmt.Fprintf(&w, "\n## Subscriber fan-out\n\nThe existing benchmark, `go test -run XXX -bench FanoutWebSocket ./ops/loadtest` (its own services and server process; see its doc comment for the metrics):\n\n```\n%s\n```\n", strings.TrimSpace(b.fanout))
