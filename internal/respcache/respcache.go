@@ -27,6 +27,11 @@
 // has its recorded value has not moved since the response was computed. On a standalone Redis
 // one Lua script checks every token in the same round trip that fetches the bytes.
 //
+// The key (Key) covers the viewer, the operation document, the operation name, the variables as
+// the client sent them and the rules that admitted the operation (Config.Salt), so a response
+// stored for one user is never served to another, nor by an instance that would refuse the
+// request.
+//
 // # On a Redis Cluster
 //
 // A response lives in its viewer's slot (resp:{u<id>}:…), with the viewer's membership and list
@@ -46,11 +51,6 @@
 // read, after the lookup began, so the response shows every change acknowledged by then. The
 // reads of the second step feed nothing that is stored: a miss executes under the viewer's
 // tokens of the first step, read before execution, as on a standalone Redis.
-//
-// The key (Key) covers the viewer, the operation document, the operation name, the variables as
-// the client sent them and the rules that admitted the operation (Config.Salt), so a response
-// stored for one user is never served to another, nor by an instance that would refuse the
-// request.
 //
 // # The in-process tier
 //
