@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -203,6 +204,38 @@ func TestResponseCacheOnRedisCluster(t *testing.T) {
 			t.Fatalf("Carol, now a member, got the stored null: %s", got)
 		}
 		hit(t, bob, titleQuery, page(near))
+	})
+
+	// The response is stored on a node that answers, the generation it recorded, moved since, on
+	// one that hangs: the second step of the lookup fails, and the query executes (reading the
+	// page from PostgreSQL, since the history cache cannot reach that node either) rather than
+	// serving the stored response. Once the node answers again, hits come back.
+	t.Run("a node hangs", func(t *testing.T) {
+		e.cachedRead(alice, cachedPageQuery, page(far))
+		var sent struct{ SendMessage struct{ Seq int64 } }
+		e.as(bob, `mutation($c: ID!) { sendMessage(input: {conversationId: $c, body: "before the hang"}) { seq } }`, map[string]any{"c": far}, &sent)
+		node, err := cc.MasterForKey(context.Background(), cache.GenerationKey(far))
+		if err != nil {
+			t.Fatal(err)
+		}
+		errorsBefore := e.responseCacheStats().Errors
+		if err := node.Do(context.Background(), "CLIENT", "PAUSE", "3000", "ALL").Err(); err != nil {
+			t.Fatal(err)
+		}
+		p := top(t, notHit(t, alice, cachedPageQuery, page(far)))
+		if p.Conversation.Messages.Items[0].Seq != sent.SendMessage.Seq {
+			t.Fatalf("while the generation's node hangs: newest seq %d, want %d", p.Conversation.Messages.Items[0].Seq, sent.SendMessage.Seq)
+		}
+		if s := e.responseCacheStats(); s.Errors == errorsBefore {
+			t.Fatalf("the lookup did not fail while the node hung: %+v", s)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for e.hitsAfter(func() { e.do("Bearer "+e.token(alice), cachedPageQuery, page(far)) }) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no hit 15s after the pause: %+v", e.responseCacheStats())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 }
 
