@@ -178,8 +178,9 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	}
 	var respCache *respcache.Cache
 	if cfg.CacheEnabled && cfg.ResponseCacheEnabled {
-		// The in-process tier: only for a standalone Redis (the response cache is off on a
-		// cluster), and only while the circuit breaker is closed.
+		// The in-process tier: only for a standalone Redis (its tracking and barrier cover one
+		// Redis, not a cluster's nodes: see package respcache), and only while the circuit
+		// breaker is closed.
 		var local *localcache.Tier
 		if standalone, ok := a.Redis.(*redis.Client); ok {
 			local = localcache.New(standalone.Options(), localcache.Config{

@@ -386,6 +386,18 @@ func hitOn(t testing.TB, srv *apptest.Server, user int64, query string, vars map
 func TestLocalTierReadYourWritesAcrossInstances(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
+	sa, sb := readYourWritesRace(t, d)
+	for name, s := range map[string]respcache.Stats{"A": sa, "B": sb} {
+		if s.LocalHits == 0 || s.EarlyHits == 0 || s.Local == nil || s.Local.Invalidations == 0 {
+			t.Errorf("instance %s: the race exercised too little of the in-process tier: %+v %+v", name, s, s.Local)
+		}
+	}
+}
+
+// readYourWritesRace runs the race of TestLocalTierReadYourWritesAcrossInstances on d: it fails
+// the test on any stale read, and returns the response-cache counters of both instances.
+func readYourWritesRace(t *testing.T, d *deployment) (sa, sb respcache.Stats) {
+	t.Helper()
 	u := dbtest.Users(t, d.direct, "Alice", "Bob")
 	alice, bob := u[0], u[1]
 	conv := dbtest.Conversation(t, d.direct, "Race", alice, bob)
@@ -453,19 +465,15 @@ func TestLocalTierReadYourWritesAcrossInstances(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	sa, sb := serverStats(t, d.a), serverStats(t, d.b)
-	t.Logf("%d reads, %d sends; A %+v %+v; B %+v %+v", reads.Load(), acked.Load()-5, sa, *sa.Local, sb, *sb.Local)
+	sa, sb = serverStats(t, d.a), serverStats(t, d.b)
+	t.Logf("%d reads, %d sends; A %+v %+v; B %+v %+v", reads.Load(), acked.Load()-5, sa, sa.Local, sb, sb.Local)
 	if n := stale.Load(); n > 0 {
 		t.Fatalf("%d stale reads of %d; first: %v", n, reads.Load(), firstStale.Load())
 	}
 	if reads.Load() < minReads {
 		t.Fatalf("only %d reads before the deadline", reads.Load())
 	}
-	for name, s := range map[string]respcache.Stats{"A": sa, "B": sb} {
-		if s.LocalHits == 0 || s.EarlyHits == 0 || s.Local == nil || s.Local.Invalidations == 0 {
-			t.Errorf("instance %s: the race exercised too little of the in-process tier: %+v %+v", name, s, s.Local)
-		}
-	}
+	return sa, sb
 }
 
 // TestLocalTierEmptiesWhenTrackingIsLost: when its tracking connection is killed (CLIENT
@@ -537,7 +545,7 @@ func TestLocalTierEmptiesWhenTrackingIsLost(t *testing.T) {
 	flushes := func() int64 { return serverStats(t, srv).Local.Flushes }
 
 	fromMemory("before")
-	before := flushes() // read before the kill: the tier may notice it at once
+	before := flushes() // before the kill: the tier empties as soon as its connection drops
 	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer func() { _ = admin.Close() }()
 	list, err := admin.ClientList(ctx).Result()

@@ -35,12 +35,18 @@ type deployment struct {
 
 func newDeployment(t *testing.T) *deployment {
 	t.Helper()
+	return newDeploymentOn(t, "")
+}
+
+// newDeploymentOn is newDeployment on the Redis redisURL names ("": a new one of the test's own).
+func newDeploymentOn(t *testing.T, redisURL string) *deployment {
+	t.Helper()
 	configure := func(c *app.Config) {
 		c.CacheEnabled, c.ResponseCacheEnabled = true, true
 		c.AdmissionEnabled = false // load shedding is tested on its own (TestOverload)
 		c.DBMaxConns = 16
 	}
-	a := apptest.Start(t, apptest.Options{Configure: configure})
+	a := apptest.Start(t, apptest.Options{RedisURL: redisURL, Configure: configure})
 	b := apptest.Start(t, apptest.Options{Database: &a.Database, RedisURL: a.Config.RedisURL, Configure: configure})
 	return &deployment{a: a, b: b, direct: a.Direct}
 }

@@ -60,8 +60,10 @@
 // tokens they were stored under) after a barrier. The tier empties them with everything else.
 //
 // The tier is bounded by Config.Bytes, in estimated bytes of keys and values; past it, the least
-// recently used entries go. A Redis Cluster is not supported (BCAST tracking is per node): do
-// not create a tier for one.
+// recently used entries go. A Redis Cluster is not supported: BCAST tracking and the barrier
+// cover one node, and a cluster's keys change on several (each would need its own tracking
+// connection and barrier, kept up through failovers and slot migrations). Do not create a tier
+// for one; the response cache runs without it there (internal/respcache).
 package localcache
 
 import (

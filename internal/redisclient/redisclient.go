@@ -4,7 +4,8 @@
 // REDIS_URL names a standalone Redis (redis://[user:pass@]host:port/db, or rediss:// for TLS) or a
 // Redis Cluster: a URL that lists more seed nodes with addr parameters, or says cluster=true,
 // e.g. redis://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000. Every key Threadline writes
-// is hash-tagged by conversation, so multi-key operations stay within one slot.
+// is hash-tagged, by conversation or by user, so multi-key operations stay within one slot; what
+// must read several slots (the response cache's dependencies) pipelines one command per slot.
 package redisclient
 
 import (

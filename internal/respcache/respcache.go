@@ -17,16 +17,40 @@
 //     position): what a conversation list shows, in its order, with unread counts.
 //
 // The response is stored only if it has no errors and every resolver that ran declared
-// something. A stored response is served only if every recorded token still has its recorded
-// value, checked by one Lua script in the same round trip that fetches the bytes; tokens are
-// random, so a deleted or evicted token never matches again. A token is read before the data it
-// covers and moved after the change to that data commits, so a response that missed a change
-// was stored under a token the change moves.
+// something, with the tokens read before the data they cover: the viewer's by the lookup that
+// missed, before execution; a generation with its page, in one script run (internal/cache). A
+// token is moved after the change to its data commits and before the change is acknowledged, so
+// a response that missed a change was stored under a token the change moves: a bump that comes
+// after the read can only leave the response under the old token, never put it under the new
+// one. A stored response is served only if every recorded token still has its recorded value;
+// tokens are random, so a deleted or evicted token never matches again, and a token that still
+// has its recorded value has not moved since the response was computed. On a standalone Redis
+// one Lua script checks every token in the same round trip that fetches the bytes.
 //
 // The key (Key) covers the viewer, the operation document, the operation name, the variables as
 // the client sent them and the rules that admitted the operation (Config.Salt), so a response
 // stored for one user is never served to another, nor by an instance that would refuse the
 // request.
+//
+// # On a Redis Cluster
+//
+// A response lives in its viewer's slot (resp:{u<id>}:…), with the viewer's membership and list
+// tokens; the conversations' generations live in their own slots, which one script cannot read.
+// (The response cannot live in its conversation's slot instead: the key is needed before
+// execution, and what a response depends on is learnt only by executing it.) So a lookup takes
+// two steps. First a script in the viewer's slot reads (creating where missing) the viewer's
+// tokens and fetches the bytes with the tokens recorded with them; the viewer's tokens it read
+// are compared with those recorded. Then the other recorded tokens are read, one MGET per slot
+// (per hash tag), pipelined: one more round trip, to every node concerned at once. The response
+// is served only if every token read equals the one recorded.
+//
+// This is as exact as the single script: every token is read after the lookup began (the
+// second step after the first), so a change acknowledged before the lookup began had already
+// moved its token, and a response recorded under the old token is refused; a token read equal
+// to the one recorded had not moved from the moment the response was computed until it was
+// read, after the lookup began, so the response shows every change acknowledged by then. The
+// reads of the second step feed nothing that is stored: a miss executes under the viewer's
+// tokens of the first step, read before execution, as on a standalone Redis.
 //
 // # The in-process tier
 //
@@ -46,6 +70,11 @@
 // would (its remaining TTL), so that the staleness bound of a failed token bump (see
 // internal/cache) is the same.
 //
+// The tier is off on a Redis Cluster (New ignores Config.Local there): its barrier vouches for
+// the invalidations of one Redis, while a cluster's keys change on several nodes, each of which
+// would need a tracking connection and a barrier of its own, kept up through failovers and
+// slot migrations. Every lookup on a cluster goes to Redis.
+//
 // # Before the executor
 //
 // Lookup serves a hit over HTTP before gqlgen runs (graph.Handler): the request's key is
@@ -56,10 +85,9 @@
 // # Limits
 //
 // Only queries are cached, never mutations or subscriptions. Read receipts (readStates) are
-// not stored: they move with every member's reading. With a Redis Cluster the
-// response cache is off (its dependencies live in other slots than the response): queries
-// execute, still helped by the history cache. While the history cache has a failed token bump to
-// retry, responses are neither served nor stored. Redis trouble never fails a query: it executes.
+// not stored: they move with every member's reading. While the history cache has a failed
+// token bump to retry, responses are neither served nor stored. Redis trouble never fails a
+// query: it executes.
 package respcache
 
 import (
@@ -110,6 +138,7 @@ type Config struct {
 	Fallbacks *admission.Budget
 	// Local is the in-process tier (internal/localcache) that answers hits without a Redis
 	// round trip: its tracked prefixes must be TokenPrefixes. Nil: every lookup goes to Redis.
+	// Ignored on a Redis Cluster (see the package doc).
 	Local *localcache.Tier
 	// Salt is mixed into every response key: it names the rules under which the server admits
 	// an operation (schema, limits, trusted documents only, introspection), so that a response
@@ -137,6 +166,9 @@ type Cache struct {
 	stats   struct{ hits, localHits, earlyHits, misses, uncacheable, stale, errors atomic.Int64 }
 	metrics metrics
 	storing chan struct{} // bounds the background stores in flight
+	// cluster: rdb is a Redis Cluster, where a lookup checks the tokens in other slots than the
+	// response's in a second step (see the package doc).
+	cluster bool
 }
 
 var (
@@ -146,8 +178,7 @@ var (
 	_ graphql.FieldInterceptor          = (*Cache)(nil)
 )
 
-// New returns a response cache over rdb, or nil when rdb is a Redis Cluster (see the package
-// doc). A nil *Cache is not to be added to the handler.
+// New returns a response cache over rdb, a standalone Redis or a Redis Cluster.
 func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *Cache {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
@@ -158,11 +189,13 @@ func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *C
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if _, cluster := rdb.(*redis.ClusterClient); cluster {
-		cfg.Log.Info("response cache off: REDIS_URL names a Redis Cluster")
-		return nil
+	_, cluster := rdb.(*redis.ClusterClient)
+	if cluster && cfg.Local != nil {
+		cfg.Log.Info("response cache: in-process tier off: REDIS_URL names a Redis Cluster")
+		cfg.Local = nil
 	}
-	return &Cache{rdb: rdb, breaker: breaker, cfg: cfg, local: cfg.Local, log: cfg.Log, metrics: newMetrics(cfg.Registerer), storing: make(chan struct{}, 64)}
+	return &Cache{rdb: rdb, breaker: breaker, cfg: cfg, local: cfg.Local, log: cfg.Log, metrics: newMetrics(cfg.Registerer),
+		storing: make(chan struct{}, 64), cluster: cluster}
 }
 
 func (c *Cache) ExtensionName() string                   { return extensionName }
@@ -212,6 +245,25 @@ for i = 1, n do
   pos = e2 + 1
   if redis.call('GET', k) ~= t then return {tok, false, 1} end
 end
+return {tok, v, redis.call('PTTL', KEYS[1])}
+`)
+
+// fetchScript is lookupScript for a Redis Cluster: it reads the viewer's tokens (creating each
+// if missing) and the stored response, with the milliseconds it has left to live, but checks no
+// dependency, since they live in other slots (see the package doc). Replies: {tokens, value,
+// pttl} when a response is stored, {tokens, false} when none is.
+var fetchScript = redis.NewScript(`
+local function token(key)
+  local t = redis.call('GET', key)
+  if not t then
+    t = ARGV[1]
+    redis.call('SET', key, t, 'EX', ARGV[2])
+  end
+  return t
+end
+local tok = token(KEYS[2]) .. ' ' .. token(KEYS[3])
+local v = redis.call('GET', KEYS[1])
+if not v then return {tok, false} end
 return {tok, v, redis.call('PTTL', KEYS[1])}
 `)
 
@@ -436,18 +488,23 @@ func (c *Cache) localState(s *stored) localState {
 	return current
 }
 
-// redisLookup runs the lookup script, and keeps in the in-process tier what it learnt: the
-// viewer's tokens, and on a hit the response and the tokens it depends on, all current when the
-// script ran.
+// redisLookup runs the lookup script (on a Redis Cluster, the fetch script, then the check of
+// the tokens in other slots), and keeps in the in-process tier what it learnt: the viewer's
+// tokens, and on a hit the response and the tokens it depends on, all current when they were
+// read.
 func (c *Cache) redisLookup(ctx context.Context, viewer int64, res *result) error {
 	var snap localcache.Snapshot
 	if c.local != nil {
 		snap = c.local.Snapshot()
 	}
+	script := lookupScript
+	if c.cluster {
+		script = fetchScript
+	}
 	var value string
 	var pttl int64
 	err := c.breaker.Do(ctx, func(ctx context.Context) error {
-		vals, err := lookupScript.Run(ctx, c.rdb, []string{res.key, viewerTokenKey(viewer), listTokenKey(viewer)},
+		vals, err := script.Run(ctx, c.rdb, []string{res.key, viewerTokenKey(viewer), listTokenKey(viewer)},
 			newToken(), int(c.cfg.ViewerTokenTTL/time.Second)).Slice()
 		if err != nil {
 			return err
@@ -479,6 +536,17 @@ func (c *Cache) redisLookup(ctx context.Context, viewer int64, res *result) erro
 			c.log.WarnContext(ctx, "response cache: undecodable stored response", "err", err)
 			return nil // a miss
 		}
+		if c.cluster {
+			fresh, err := c.current(ctx, viewer, res.tokens, s.deps)
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				c.stats.stale.Add(1)
+				c.metrics.stale.Inc()
+				return nil // a miss, under the viewer's tokens the fetch read
+			}
+		}
 		res.hit = s
 		if c.local != nil {
 			for _, d := range s.deps {
@@ -494,6 +562,79 @@ func (c *Cache) redisLookup(ctx context.Context, viewer int64, res *result) erro
 		c.local.Fill(snap, listTokenKey(viewer), res.tokens.list)
 	}
 	return nil
+}
+
+// current is the second step of a lookup on a Redis Cluster: it reports whether every
+// dependency of a fetched response still has its recorded token. The viewer's tokens are
+// compared with those the fetch read (their slot is the response's); the others are read now,
+// after the fetch, with one MGET per hash tag (keys of one tag share a slot), pipelined, so in
+// one round trip to every node concerned at once. A missing token matches nothing.
+func (c *Cache) current(ctx context.Context, viewer int64, tokens viewerTokens, deps []dep) (bool, error) {
+	viewerKey, listKey := viewerTokenKey(viewer), listTokenKey(viewer)
+	var tags []string
+	byTag := make(map[string][]dep, len(deps))
+	for _, d := range deps {
+		switch d.key {
+		case viewerKey:
+			if d.token != tokens.viewer {
+				return false, nil
+			}
+		case listKey:
+			if d.token != tokens.list {
+				return false, nil
+			}
+		default:
+			tag := hashTag(d.key)
+			if _, ok := byTag[tag]; !ok {
+				tags = append(tags, tag)
+			}
+			byTag[tag] = append(byTag[tag], d)
+		}
+	}
+	if len(tags) == 0 {
+		return true, nil
+	}
+	fresh := true
+	err := c.breaker.Do(ctx, func(ctx context.Context) error {
+		pipe := c.rdb.Pipeline()
+		cmds := make([]*redis.SliceCmd, len(tags))
+		for i, tag := range tags {
+			group := byTag[tag]
+			keys := make([]string, len(group))
+			for j, d := range group {
+				keys[j] = d.key
+			}
+			cmds[i] = pipe.MGet(ctx, keys...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		for i, cmd := range cmds {
+			group := byTag[tags[i]]
+			vals := cmd.Val()
+			if len(vals) != len(group) {
+				return errors.New("response cache: unexpected MGET reply")
+			}
+			for j, v := range vals {
+				if t, ok := v.(string); !ok || t != group[j].token {
+					fresh = false
+				}
+			}
+		}
+		return nil
+	})
+	return fresh, err
+}
+
+// hashTag is the part of key that Redis Cluster hashes to choose its slot: the text between the
+// first '{' and the next '}' when not empty, else the whole key.
+func hashTag(key string) string {
+	if s := strings.IndexByte(key, '{'); s >= 0 {
+		if e := strings.IndexByte(key[s+1:], '}'); e > 0 {
+			return key[s+1 : s+1+e]
+		}
+	}
+	return key
 }
 
 // decodeStored reads a stored value (see lookupScript) into its dependencies and the
