@@ -33,7 +33,7 @@ build:
 deps:
 	@ops/stack/install-deps.sh
 
-## ops-deps: install Prometheus (promtool), its exporters and docker-compose with apt-get if missing
+## ops-deps: install Prometheus (promtool), its exporters, Alertmanager (amtool) and docker-compose with apt-get if missing
 ops-deps:
 	@ops/install-ops-deps.sh
 
