@@ -8,7 +8,7 @@ BIN := bin/threadline
 # go test's own package lines and summary are the output; -count=1 never reuses cached results.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run stop build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
+.PHONY: run stop backup restore build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
 
 ## run: install what is missing, start the private stack under .data/, migrate, seed, serve on :8080
 run: build
@@ -26,6 +26,18 @@ bench: deps
 stop:
 	$(GO) run ./ops/stack down -dir $(DATA)
 
+## backup: WAL archiving on the private stack (turned on the first time: PostgreSQL restarts once)
+## and a base backup with pg_basebackup, under $(DATA)/backup/ (wal/, base/<finished>/)
+backup:
+	$(GO) run ./ops/stack backup -dir $(DATA)
+
+## restore TARGET_TIME=2026-12-01T18:45:00Z: the private stack's PostgreSQL as it was then, restored
+## from $(DATA)/backup/ into a new data directory ($(DATA)/restore/<time>/) and started on a free
+## port beside the stack; prints its URL and how to stop it
+restore:
+	@test -n "$(TARGET_TIME)" || { echo "usage: make restore TARGET_TIME=2026-12-01T18:45:00Z (RFC 3339, UTC or with an offset)" >&2; exit 2; }
+	$(GO) run ./ops/stack restore -dir $(DATA) -target-time '$(TARGET_TIME)'
+
 build:
 	$(GO) build -o $(BIN) .
 
@@ -33,7 +45,7 @@ build:
 deps:
 	@ops/stack/install-deps.sh
 
-## ops-deps: install Prometheus (promtool), its exporters and docker-compose with apt-get if missing
+## ops-deps: install Prometheus (promtool), its exporters, Alertmanager (amtool) and docker-compose with apt-get if missing
 ops-deps:
 	@ops/install-ops-deps.sh
 

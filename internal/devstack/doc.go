@@ -13,6 +13,9 @@
 //	redis/            redis.conf
 //	log/              initdb.log, postgres.log, pgbouncer.log, redis.log
 //	run/              one pid file per service
+//	backup/wal/       archived WAL, once EnableWALArchive has run (make backup)
+//	backup/base/      base backups, one directory each, named by when they finished
+//	restore/          clusters restored to a point in time (Restore, make restore)
 //
 // # Decisions
 //
