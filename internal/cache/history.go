@@ -30,14 +30,35 @@
 // from PostgreSQL, so it never serves a page older than a write it acknowledged; other instances
 // may serve the page as it was before the write until the retry lands or the page's TTL ends
 // (30 s for the first page by default), whichever comes first.
+//
+// # Replicas
+//
+// With a streaming replica (DATABASE_REPLICA_URL), a token also holds a WAL position,
+// "<random>.<16 hex digits>": a position at or past the commit of every write the token follows
+// (chat.Change.Position, read on the primary after the commit). The bump keeps the greater of
+// its write's position and the old token's, in one script, so bumps of concurrent writes landing
+// out of order never move it back. A miss's read carries the greatest position of its tokens
+// (chat.WithReadPosition), and the database store serves it from the replica only if the
+// replica has replayed that far (package db): a reader after an acknowledged write reads a
+// token at or past the write's position, so it sees the write, from either server.
+//
+// A token without a position sends its reads to the primary: one a reader created (the key had
+// expired or been evicted), one a retried bump wrote, one of a write whose position could not be
+// read, and every token when Redis cannot be read. One case is left: if a token is evicted
+// between the bumps of two concurrent writes of one conversation and the later-committed one's
+// bump lands first, the other's bump writes its own, older, position; Redis evicts keys only
+// under a maxmemory policy, and the token of a conversation being written is the most recently
+// used of its keys.
 package cache
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -320,6 +341,12 @@ func (h *Store) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []st
 			deadline = d
 		}
 		sqlCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		leadTokens := make([]string, len(led))
+		for j, f := range led {
+			leadTokens[j] = tokens[missIdx[f.index]]
+		}
+		// A replica may serve the read once it has replayed what the tokens' writes committed.
+		sqlCtx = readPosition(sqlCtx, leadTokens...)
 		fresh, err := h.Store.MessagePages(sqlCtx, leadKeys)
 		cancel()
 		if err == nil {
@@ -382,7 +409,7 @@ func (h *Store) fill(ctx context.Context, led []*flightRef, keys []chat.PageKey,
 // app), so a subscriber that receives an event and reads the history finds it.
 func (h *Store) AfterCommit(ctx context.Context, c chat.Change) {
 	if c.Event != nil {
-		h.Invalidate(ctx, c.ConversationID)
+		h.InvalidateAt(ctx, c.ConversationID, c.Position)
 	}
 }
 
@@ -452,7 +479,13 @@ func (h *Store) tokens(ctx context.Context, convs []int64) ([]string, error) {
 // Invalidate gives the conversation a new generation token: call it after a write commits and
 // before the write is acknowledged. On failure the bump is retried in the background.
 func (h *Store) Invalidate(ctx context.Context, conversationID int64) {
-	if err := h.bump(context.WithoutCancel(ctx), conversationID); err != nil {
+	h.InvalidateAt(ctx, conversationID, 0)
+}
+
+// InvalidateAt is Invalidate for a write whose commit is at or before WAL position pos (0:
+// unknown), which the new token keeps (see Replicas in the package doc).
+func (h *Store) InvalidateAt(ctx context.Context, conversationID int64, pos uint64) {
+	if err := h.bump(context.WithoutCancel(ctx), conversationID, pos); err != nil {
 		h.metrics.invalidationFailures.Inc()
 		h.log.WarnContext(ctx, "history cache invalidation failed; pages may be stale until their TTL or a successful retry",
 			"conversation", conversationID, "err", err)
@@ -463,10 +496,75 @@ func (h *Store) Invalidate(ctx context.Context, conversationID int64) {
 	}
 }
 
-func (h *Store) bump(ctx context.Context, conversationID int64) error {
+// bumpScript sets the conversation's token to ARGV[1], or, given a WAL position ARGV[2] (16
+// hexadecimal digits, so that strings compare as numbers), to ARGV[1] "." position, where the
+// position is the greater of ARGV[2] and the one the old token holds: bumps of concurrent writes
+// may land in any order, and the token must stay at or past every write it follows.
+var bumpScript = redis.NewScript(`
+local tok = ARGV[1]
+if ARGV[2] ~= '' then
+  local pos = ARGV[2]
+  local old = redis.call('GET', KEYS[1])
+  if old then
+    local i = string.find(old, '.', 1, true)
+    if i then
+      local p = string.sub(old, i + 1)
+      if p > pos then pos = p end
+    end
+  end
+  tok = tok .. '.' .. pos
+end
+redis.call('SET', KEYS[1], tok, 'EX', ARGV[3])
+return tok
+`)
+
+func (h *Store) bump(ctx context.Context, conversationID int64, pos uint64) error {
+	arg := ""
+	if pos > 0 {
+		arg = fmt.Sprintf("%016x", pos)
+	}
+	ttl := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
 	return h.breaker.Do(ctx, func(ctx context.Context) error {
-		return h.rdb.Set(ctx, GenerationKey(conversationID), newToken(), h.cfg.GenerationTTL).Err()
+		return bumpScript.Run(ctx, h.rdb, []string{GenerationKey(conversationID)}, newToken(), arg, ttl).Err()
 	})
+}
+
+// tokenPosition returns the WAL position a token holds (see bumpScript), if any.
+func tokenPosition(token string) (uint64, bool) {
+	i := strings.IndexByte(token, '.')
+	if i < 0 {
+		return 0, false
+	}
+	pos, err := strconv.ParseUint(token[i+1:], 16, 64)
+	return pos, err == nil
+}
+
+// readPosition returns ctx carrying the greatest position of tokens (chat.WithReadPosition), or
+// ctx unchanged when one of them holds none: a read under it then goes to the primary.
+func readPosition(ctx context.Context, tokens ...string) context.Context {
+	var want uint64
+	for _, t := range tokens {
+		pos, ok := tokenPosition(t)
+		if !ok {
+			return ctx
+		}
+		want = max(want, pos)
+	}
+	return chat.WithReadPosition(ctx, want)
+}
+
+// WithReadPosition returns ctx carrying the WAL position of the conversation's token (read, or
+// created without one, in one round trip), for a read of the conversation that a replica may
+// serve once it has replayed that far; ctx unchanged when Redis fails or the token holds none.
+func (h *Store) WithReadPosition(ctx context.Context, conversationID int64) context.Context {
+	tokens, err := h.tokens(ctx, []int64{conversationID})
+	if err != nil {
+		if !errors.Is(err, redisclient.ErrOpen) {
+			h.countError()
+		}
+		return ctx
+	}
+	return readPosition(ctx, tokens...)
 }
 
 // retryInvalidations retries failed token bumps every second until they succeed.
@@ -486,7 +584,9 @@ func (h *Store) retryInvalidations() {
 		}
 		h.pendingMu.Unlock()
 		for _, c := range convs {
-			if err := h.bump(context.Background(), c); err != nil {
+			// Without a position: the write's is not kept, and a later write's bump may have
+			// landed meanwhile. The conversation's reads go to the primary until its next write.
+			if err := h.bump(context.Background(), c, 0); err != nil {
 				break // still failing: try again next tick
 			}
 			h.pendingMu.Lock()
