@@ -34,7 +34,7 @@ func replicaServer(t *testing.T) (*apptest.Server, *devstack.Replica, string) {
 
 // sendAndReadBack sends a message to conv and reads the conversation's newest page back
 // through the server; it fails the test unless the page shows the message (a stale read).
-func sendAndReadBack(t *testing.T, srv *apptest.Server, conv, body string) {
+func sendAndReadBack(t *testing.T, srv *apptest.Server, conv, body string) int64 {
 	t.Helper()
 	var sent struct{ SendMessage struct{ Seq int } }
 	srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": body, "cmid": body}, &sent)
@@ -53,6 +53,17 @@ func sendAndReadBack(t *testing.T, srv *apptest.Server, conv, body string) {
 	if len(items) == 0 || items[0].Seq != sent.SendMessage.Seq || items[0].Body != body {
 		t.Fatalf("stale read: after sending %q (seq %d) the newest page is %+v", body, sent.SendMessage.Seq, items)
 	}
+	return int64(sent.SendMessage.Seq)
+}
+
+// replay subscribes to conv's messages after afterSeq and checks that the replay delivers
+// afterSeq+1..lastSeq, in order.
+func replay(t *testing.T, srv *apptest.Server, conv string, afterSeq, lastSeq int64) {
+	t.Helper()
+	c := srv.Dial(t, 1)
+	c.Subscribe("1", fmt.Sprintf(`subscription { messageAdded(conversationId: %s, afterSeq: %d) { seq body } }`, conv, afterSeq), nil)
+	apptest.CheckSeqs(t, "replay", apptest.Seqs(c.Messages("1", int(lastSeq-afterSeq), 10*time.Second)), afterSeq+1, lastSeq)
+	c.Complete("1")
 }
 
 // dbReads returns threadline_db_reads_total by "target/reason".
@@ -178,16 +189,34 @@ func TestReplicaLag(t *testing.T) {
 
 	const sends = 20
 	before := dbReads(t, srv.App.Registry)
+	var first, last int64
 	for i := range sends {
-		sendAndReadBack(t, srv, conv, fmt.Sprintf("paused-%d", i))
+		last = sendAndReadBack(t, srv, conv, fmt.Sprintf("paused-%d", i))
+		if i == 0 {
+			first = last
+		}
 	}
 	want := map[string]float64{"primary/lagging": sends}
 	if got := delta(before, dbReads(t, srv.App.Registry)); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("reads while replay was paused (target/reason: count) = %v, want %v", got, want)
 	}
+	// A subscription's replay of what the replica has not replayed comes from the primary.
+	before = dbReads(t, srv.App.Registry)
+	replay(t, srv, conv, first-1, last)
+	if got := delta(before, dbReads(t, srv.App.Registry)); got["replica/replayed"] != 0 || got["primary/lagging"] == 0 {
+		t.Errorf("replay reads while replay was paused (target/reason: count) = %v, want them on the primary, lagging", got)
+	}
 
 	resume()
 	untilReplicaServes(t, srv, r, conv, "resumed")
+	// And once the replica has caught up, from the replica.
+	replayedEverything(t, srv, r)
+	time.Sleep(2 * db.DefaultReplicaMaxAge)
+	before = dbReads(t, srv.App.Registry)
+	replay(t, srv, conv, first-1, last)
+	if got := delta(before, dbReads(t, srv.App.Registry)); got["replica/replayed"] == 0 {
+		t.Errorf("replay reads after replay resumed (target/reason: count) = %v, want them on the replica", got)
+	}
 }
 
 // TestReplicaDown: with the replica stopped, reads after sends are served by the primary, and
