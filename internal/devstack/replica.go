@@ -26,8 +26,9 @@ import (
 //	log/replica.log    its server log
 //	run/replica.pid
 //
-// The stack's Stop stops it too; a later StartReplica starts it again over the same data, on
-// the same port when it is free.
+// The stack's Stop stops it too; a later StartReplica copies the primary afresh and starts it on
+// the same port when it is free. Replica.Stop and Start stop it and start it again over its
+// data, catching up with the primary (for tests of a replica going away).
 type Replica struct {
 	// Port is the replica's PostgreSQL port on 127.0.0.1.
 	Port int
@@ -93,8 +94,8 @@ func replicaDatabases(dir string) string {
 
 // StartReplica starts a streaming replica of the stack's PostgreSQL, or returns the one
 // already running under the stack's directory, and gives the stack's database an entry on
-// PgBouncer (ReplicaEntry). The first start copies the primary with pg_basebackup -R (as the
-// account PostgreSQL runs as), which writes standby.signal; the replica then follows the
+// PgBouncer (ReplicaEntry). A start copies the primary with pg_basebackup -R (as the account
+// PostgreSQL runs as), which writes standby.signal; the replica then follows the
 // primary's WAL over a replication connection and answers read-only queries (hot standby) once
 // consistent, which StartReplica waits for.
 //
@@ -122,9 +123,6 @@ func (s *Stack) StartReplica(ctx context.Context) (*Replica, error) {
 	if err := s.acct.mkdirOwned(replicaDir(s.Dir), 0o700); err != nil {
 		return nil, err
 	}
-	if err := s.basebackup(ctx); err != nil {
-		return nil, err
-	}
 	pid := readPid(s.path("run", "replica.pid"))
 	switch {
 	case st.Port != 0 && running(pid, "postgres") && s.waitReplica(ctx, pid, st.Port, 10*time.Second) == nil:
@@ -134,6 +132,15 @@ func (s *Stack) StartReplica(ctx context.Context) (*Replica, error) {
 			if err := stopPid(pid, "postgres", postgresSvc.stopSteps()...); err != nil {
 				return nil, err
 			}
+		}
+		// A fresh copy: the primary keeps no WAL for a replica that is gone (no replication
+		// slot, so that a replica nobody starts again cannot fill the disk), and an old copy
+		// may need WAL the primary has recycled since.
+		if err := os.RemoveAll(replicaDir(s.Dir, "data")); err != nil {
+			return nil, fmt.Errorf("devstack: %w", err)
+		}
+		if err := s.basebackup(ctx); err != nil {
+			return nil, err
 		}
 		if st.Port, err = s.startReplicaProc(ctx, st.Port); err != nil {
 			return nil, err
@@ -156,17 +163,13 @@ func (s *Stack) StartReplica(ctx context.Context) (*Replica, error) {
 	}, nil
 }
 
-// basebackup copies the primary into replica/data unless it holds a cluster already.
+// basebackup copies the primary into replica/data, which must not exist.
 func (s *Stack) basebackup(ctx context.Context) error {
 	data := replicaDir(s.Dir, "data")
-	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err == nil {
-		return nil
-	}
 	bin, err := lookPostgres("pg_basebackup")
 	if err != nil {
 		return err
 	}
-	os.RemoveAll(data) // a copy that did not finish
 	pgpass := replicaDir(s.Dir, "pgpass")
 	// host:port:database:user:password, with ':' and '\' escaped.
 	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)

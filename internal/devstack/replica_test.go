@@ -59,6 +59,23 @@ func TestReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCount(t, r.DatabaseURL, 3)
+
+	// The stack's Stop stops the replica; after the stack starts again, StartReplica copies
+	// the primary afresh.
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgx.Connect(ctx, r.DirectURL); err == nil {
+		t.Error("the replica answers after the stack's Stop")
+	}
+	s, err = Start(ctx, Config{Dir: s.Dir, Ephemeral: true, Log: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = s.StartReplica(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, r.DatabaseURL, 3)
 }
 
 func execSQL(t *testing.T, url, sql string) {
