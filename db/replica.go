@@ -36,7 +36,7 @@ import (
 // caller for all (the others wait for its answer), and reused until then. Replay positions only
 // grow, so a reused one is at most behind the true one: it can send a read to the primary that
 // the replica could have served, never the reverse. A replica that does not answer in
-// ProbeTimeout, fails a read, or is not in recovery (promoted, or a primary by mistake) is left
+// ProbeTimeout, fails a read or does not answer it in ReadTimeout, or is not in recovery (promoted, or a primary by mistake) is left
 // alone for Backoff: its reads go to the primary, and so does the read it failed.
 //
 // MessagesAfter's reads are also checked for completeness: seqs have no holes, so a read of
@@ -54,6 +54,7 @@ const (
 	DefaultReplicaMaxAge       = 2 * time.Millisecond
 	DefaultReplicaProbeTimeout = 250 * time.Millisecond
 	DefaultReplicaBackoff      = time.Second
+	DefaultReplicaReadTimeout  = time.Second
 )
 
 // ReplicaConfig tunes the use of a replica. Zero values take the defaults.
@@ -63,9 +64,12 @@ type ReplicaConfig struct {
 	// ProbeTimeout bounds the question of the replay position.
 	ProbeTimeout time.Duration
 	// Backoff is how long a replica that failed is left alone.
-	Backoff    time.Duration
-	Log        *slog.Logger
-	Registerer prometheus.Registerer
+	Backoff time.Duration
+	// ReadTimeout bounds a read on the replica (within the caller's deadline); one that takes
+	// longer is read again on the primary, and the replica left alone for Backoff.
+	ReadTimeout time.Duration
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Why a read went where it went (the reason label).
@@ -89,6 +93,9 @@ func NewStoreWithReplica(primary, replicaPool *pgxpool.Pool, cfg ReplicaConfig) 
 	}
 	if cfg.Backoff == 0 {
 		cfg.Backoff = DefaultReplicaBackoff
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReplicaReadTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -215,14 +222,16 @@ func (r *replica) route(ctx context.Context) string {
 
 // readRouted runs query on the replica when ctx allows it and the result is complete (a nil
 // complete accepts any), else on the primary; see the comment at the top of this file.
-func readRouted[T any](ctx context.Context, s *Store, query func(*dbsqlc.Queries) (T, error), complete func(T) bool) (T, error) {
+func readRouted[T any](ctx context.Context, s *Store, query func(context.Context, *dbsqlc.Queries) (T, error), complete func(T) bool) (T, error) {
 	r := s.replica
 	if r == nil {
-		return query(s.q)
+		return query(ctx, s.q)
 	}
 	reason := r.route(ctx)
 	if reason == reasonReplayed {
-		v, err := query(r.q)
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.ReadTimeout)
+		v, err := query(rctx, r.q)
+		cancel()
 		switch {
 		case err == nil && (complete == nil || complete(v)):
 			r.reads.WithLabelValues("replica", reasonReplayed).Inc()
@@ -237,7 +246,7 @@ func readRouted[T any](ctx context.Context, s *Store, query func(*dbsqlc.Queries
 		}
 	}
 	r.reads.WithLabelValues("primary", reason).Inc()
-	return query(s.q)
+	return query(ctx, s.q)
 }
 
 // stamp sets c.Position to the primary's WAL insert position, read now that c's write has

@@ -187,7 +187,9 @@ func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.User
 		// is never behind a write a reader made, so any replayed position will do.
 		ctx = chat.WithReadPosition(ctx, 0)
 	}
-	rows, err := readRouted(ctx, s, func(q *dbsqlc.Queries) ([]dbsqlc.UsersSearchRow, error) { return q.UsersSearch(ctx, p) }, nil)
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.UsersSearchRow, error) {
+		return q.UsersSearch(ctx, p)
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("users search: %w", err)
 	}
@@ -207,7 +209,9 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 	for i, k := range keys {
 		p.ConversationIds[i], p.Limits[i], p.Offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
 	}
-	rows, err := readRouted(ctx, s, func(q *dbsqlc.Queries) ([]dbsqlc.MessagePagesRow, error) { return q.MessagePages(ctx, p) }, nil)
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagePagesRow, error) {
+		return q.MessagePages(ctx, p)
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("message pages: %w", err)
 	}
@@ -295,7 +299,9 @@ func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq in
 
 func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error) {
 	p := dbsqlc.MessagesAfterParams{ConversationID: conversationID, AfterSeq: afterSeq, RowLimit: int32(limit)}
-	rows, err := readRouted(ctx, s, func(q *dbsqlc.Queries) ([]dbsqlc.MessagesAfterRow, error) { return q.MessagesAfter(ctx, p) },
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagesAfterRow, error) {
+		return q.MessagesAfter(ctx, p)
+	},
 		func(rows []dbsqlc.MessagesAfterRow) bool { return len(rows) == limit })
 	if err != nil {
 		return nil, fmt.Errorf("messages after: %w", err)
