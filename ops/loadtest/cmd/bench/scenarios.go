@@ -64,6 +64,7 @@ type bench struct {
 	profiles []profile
 	fanout   string
 	typing   string // BenchmarkTypingAcrossInstances's lines
+	replica  string // the read replica's share of the reads it may serve, or why it was not run
 	took     time.Duration
 	cpuModel string
 	// loadBefore and loadAfter are /proc/loadavg at the start and the end: other work on the
@@ -166,13 +167,15 @@ func (b *bench) runAll(ctx context.Context) error {
 	// that may go to the replica (history-page misses) that it served.
 	if replicaURL, err := b.startReplica(ctx); err != nil {
 		logf("read replica: %v; its scenario is left out", err)
+		b.replica = "not run: the replica did not start (" + err.Error() + ")"
 	} else if err := b.withServer(ctx, "cache on, read replica", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true", "DATABASE_REPLICA_URL="+replicaURL), false, func(s *server) error {
 		b.warm(ctx, s, b.pageReq(s, pageConv, 0))
 		before := b.dbReads(ctx, s)
 		b.measure(ctx, s, "95/5 read/write, Zipf over 1000 conversations", "closed 32", func() (loadtest.Result, error) {
 			return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), b.mix(s, 0.05))
 		})
-		b.note(replicaShare(before, b.dbReads(ctx, s)))
+		b.replica = replicaShare(before, b.dbReads(ctx, s))
+		logf("%s: %s", s.name, b.replica)
 		return nil
 	}); err != nil {
 		return err
