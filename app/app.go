@@ -177,10 +177,14 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	var store chat.Store = dbStore
 	var history *cache.Store
 	if cfg.CacheEnabled {
-		history = cache.NewStore(dbStore, a.Redis, breaker, cache.Config{
+		historyConfig := cache.Config{
 			TTLFirstPage: cfg.CacheTTLFirstPage, TTL: cfg.CacheTTL, Fallbacks: fallbacks, Log: log, Registerer: reg,
 			ConversationTokens: cfg.ResponseCacheEnabled,
-		})
+		}
+		if cfg.DatabaseReplicaURL != "" {
+			historyConfig.Position = dbStore.WALPosition
+		}
+		history = cache.NewStore(dbStore, a.Redis, breaker, historyConfig)
 		a.closers = append(a.closers, history.Close)
 		store = history
 	}

@@ -264,3 +264,16 @@ func (s *Store) stamp(ctx context.Context, c *chat.Change) {
 	}
 	c.Position = uint64(pos)
 }
+
+// WALPosition reads the primary's WAL insert position now: at or past the commit of every
+// write acknowledged so far (for the history cache's tokens that hold none).
+func (s *Store) WALPosition(ctx context.Context) (uint64, error) {
+	pos, err := s.q.WALInsertPosition(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if pos < 0 {
+		return 0, errors.New("db: negative WAL position")
+	}
+	return uint64(pos), nil
+}

@@ -42,8 +42,11 @@
 // replica has replayed that far (package db): a reader after an acknowledged write reads a
 // token at or past the write's position, so it sees the write, from either server.
 //
-// A token without a position sends its reads to the primary: one a reader created (the key had
-// expired or been evicted), one a retried bump wrote, one of a write whose position could not be
+// A token a reader created (the key had expired or been evicted) holds no position; the first
+// miss under it gives it the primary's position, read then (Config.Position), unless the token
+// moved meanwhile: no write it could follow committed after that. A token without a position
+// sends its reads to the primary: one a reader created and no miss has given a position yet, one
+// a retried bump wrote, one of a write whose position could not be
 // read, and every token when Redis cannot be read. One case is left: if a token is evicted
 // between the bumps of two concurrent writes of one conversation and the later-committed one's
 // bump lands first, the other's bump writes its own, older, position; Redis evicts keys only
@@ -106,8 +109,13 @@ type Config struct {
 	// token first, for a response cache to record (one more Redis round trip). Without a
 	// response cache nobody reads them.
 	ConversationTokens bool
-	Log                *slog.Logger
-	Registerer         prometheus.Registerer
+	// Position, set when a streaming replica serves reads, reads the primary's WAL position
+	// now. A miss whose conversation's token holds no position gives it that one (unless the
+	// token moved meanwhile), so that the conversation's later misses may go to the replica;
+	// see Replicas in the package doc.
+	Position   func(ctx context.Context) (uint64, error)
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Store is a chat.Store whose MessagePages are cached in Redis; every other method passes
@@ -280,6 +288,9 @@ func (h *Store) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.Pa
 	}
 	if len(missIdx) == 0 {
 		return pages, nil
+	}
+	if h.cfg.Position != nil {
+		h.givePositions(ctx, keys, tokens, missIdx)
 	}
 	if err := h.fillMisses(ctx, keys, tokens, missIdx, pages); err != nil {
 		return nil, err
@@ -527,6 +538,75 @@ func (h *Store) bump(ctx context.Context, conversationID int64, pos uint64) erro
 	return h.breaker.Do(ctx, func(ctx context.Context) error {
 		return bumpScript.Run(ctx, h.rdb, []string{GenerationKey(conversationID)}, newToken(), arg, ttl).Err()
 	})
+}
+
+// positionScript gives a token the position ARGV[2] (sets it to ARGV[1] "." ARGV[2]) if it is
+// still ARGV[1], keeping its expiry; it returns the new token, or false when the token moved.
+var positionScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  local tok = ARGV[1] .. '.' .. ARGV[2]
+  redis.call('SET', KEYS[1], tok, 'KEEPTTL')
+  return tok
+end
+return false
+`)
+
+// givePositions gives the tokens of the missed keys that hold no position (created by a reader)
+// the primary's position, read now, and puts the new tokens in tokens. A token without one
+// follows no write whose bump is still in Redis: the writes it could follow had their bumps
+// evicted or expired before it was created, so they committed before now. A write whose bump
+// lands after the token was read moves it, and then the token is left alone (the script
+// compares); one whose bump lands after the position was given keeps the greater. Failures
+// leave the tokens as they were: those misses go to the primary.
+func (h *Store) givePositions(ctx context.Context, keys []chat.PageKey, tokens []string, missIdx []int) {
+	var convs []int64
+	olds := map[int64]string{}
+	for _, i := range missIdx {
+		c := keys[i].ConversationID
+		if _, ok := tokenPosition(tokens[i]); ok {
+			continue
+		}
+		if _, ok := olds[c]; !ok {
+			olds[c] = tokens[i]
+			convs = append(convs, c)
+		}
+	}
+	if len(convs) == 0 {
+		return
+	}
+	pos, err := h.cfg.Position(ctx)
+	if err != nil || pos == 0 {
+		return
+	}
+	hex := fmt.Sprintf("%016x", pos)
+	news := make(map[int64]string, len(convs))
+	err = h.breaker.Do(ctx, func(ctx context.Context) error {
+		pipe := h.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(convs))
+		for j, c := range convs {
+			cmds[j] = positionScript.Eval(ctx, pipe, []string{GenerationKey(c)}, olds[c], hex)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for j, c := range convs {
+			if tok, err := cmds[j].Text(); err == nil {
+				news[c] = tok
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, redisclient.ErrOpen) {
+			h.countError()
+		}
+		return
+	}
+	for i := range keys {
+		if tok, ok := news[keys[i].ConversationID]; ok && tokens[i] == olds[keys[i].ConversationID] {
+			tokens[i] = tok
+		}
+	}
 }
 
 // tokenPosition returns the WAL position a token holds (see bumpScript), if any.

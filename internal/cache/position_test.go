@@ -39,6 +39,11 @@ func positionString(ctx context.Context) string {
 
 func newPositionCache(t *testing.T) (*cache.Store, *positionStore) {
 	t.Helper()
+	return newPositionCacheWith(t, nil)
+}
+
+func newPositionCacheWith(t *testing.T, position func(context.Context) (uint64, error)) (*cache.Store, *positionStore) {
+	t.Helper()
 	rdb, err := redisclient.Open(testenv.NewRedis(t), redisclient.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +51,7 @@ func newPositionCache(t *testing.T) (*cache.Store, *positionStore) {
 	t.Cleanup(func() { rdb.Close() })
 	breaker := redisclient.NewBreaker(redisclient.BreakerConfig{OpenTimeout: 300 * time.Millisecond, CallTimeout: time.Second})
 	inner := &positionStore{}
-	h := cache.NewStore(inner, rdb, breaker, cache.Config{})
+	h := cache.NewStore(inner, rdb, breaker, cache.Config{Position: position})
 	t.Cleanup(h.Close)
 	return h, inner
 }
@@ -101,6 +106,41 @@ func TestMissCarriesPosition(t *testing.T) {
 		}
 	}
 	if diff := cmp.Diff([]string{"77", "99", "none"}, inner.seen); diff != "" {
+		t.Errorf("positions of the store's reads (-want +got):\n%s", diff)
+	}
+}
+
+// TestMissGivesPosition: with Config.Position, a miss under a token without a position gives it
+// the primary's position, and reads at it; unless the token moved in the meantime, when a
+// write's bump is left as it landed.
+func TestMissGivesPosition(t *testing.T) {
+	t.Parallel()
+	var h *cache.Store
+	calls := 0
+	primary := func(ctx context.Context) (uint64, error) {
+		calls++
+		if calls == 2 {
+			// Conversation 2 is written while its miss asks the primary where it is.
+			h.InvalidateAt(ctx, 2, 600)
+		}
+		return 500, nil
+	}
+	h, inner := newPositionCacheWith(t, primary)
+	ctx := context.Background()
+	h.InvalidateAt(ctx, 3, 70) // already has a position: left as it is
+	for _, conv := range []int64{1, 2, 3} {
+		if _, err := h.MessagePages(ctx, []chat.PageKey{{ConversationID: conv, Limit: 5}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, conv := range []int64{1, 2, 3} {
+		got = append(got, positionString(h.WithReadPosition(ctx, conv)))
+	}
+	if diff := cmp.Diff([]string{"500", "600", "70"}, got); diff != "" {
+		t.Errorf("tokens' positions after the misses (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"500", "none", "70"}, inner.seen); diff != "" {
 		t.Errorf("positions of the store's reads (-want +got):\n%s", diff)
 	}
 }
