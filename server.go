@@ -99,6 +99,7 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.OpsAddr = e.String("OPS_ADDR", c.OpsAddr)
 	c.DatabaseURL = e.String("DATABASE_URL", "")
 	c.DatabaseDirectURL = e.String("DATABASE_DIRECT_URL", "")
+	c.DatabaseReplicaURL = e.String("DATABASE_REPLICA_URL", "")
 	c.RedisURL = e.String("REDIS_URL", "")
 	c.JWTSecret = e.String("JWT_SECRET", "")
 	if c.JWTSecret == "" && c.Development() {

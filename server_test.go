@@ -188,6 +188,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"ADDR": ":9090"}, func(c *app.Config) { c.Addr = ":9090" }},
 		{map[string]string{"DATABASE_URL": "postgres://pooled"}, func(c *app.Config) { c.DatabaseURL = "postgres://pooled" }},
 		{map[string]string{"DATABASE_DIRECT_URL": "postgres://direct"}, func(c *app.Config) { c.DatabaseDirectURL = "postgres://direct" }},
+		{map[string]string{"DATABASE_REPLICA_URL": "postgres://replica"}, func(c *app.Config) { c.DatabaseReplicaURL = "postgres://replica" }},
 		{map[string]string{"REDIS_URL": "redis://r:6379"}, func(c *app.Config) { c.RedisURL = "redis://r:6379" }},
 		{map[string]string{"JWT_SECRET": "0123456789abcdef0123"}, func(c *app.Config) { c.JWTSecret = "0123456789abcdef0123" }},
 		{map[string]string{"LOG_LEVEL": "debug"}, func(c *app.Config) { c.LogLevel = slog.LevelDebug }},

@@ -140,15 +140,25 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			extra(ctx, name, took, err)
 		}
 	}
-	pool, err := db.OpenPool(ctx, cfg.DatabaseURL, db.PoolConfig{
+	poolConfig := db.PoolConfig{
 		MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns, MaxConnLifetime: cfg.DBMaxConnLifetime,
 		MaxConnIdleTime: cfg.DBMaxConnIdleTime, ConnectTimeout: cfg.DBConnectTimeout,
 		Tracer: &db.Tracer{Observe: observe}, ShouldPing: opts.PoolShouldPing,
-	})
+	}
+	pool, err := db.OpenPool(ctx, cfg.DatabaseURL, poolConfig)
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, pool.Close)
+	dbStore := db.NewStore(pool)
+	if cfg.DatabaseReplicaURL != "" {
+		replicaPool, err := db.OpenPool(ctx, cfg.DatabaseReplicaURL, poolConfig)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_REPLICA_URL: %w", err)
+		}
+		a.closers = append(a.closers, replicaPool.Close)
+		dbStore = db.NewStoreWithReplica(pool, replicaPool, db.ReplicaConfig{Log: log, Registerer: reg})
+	}
 	reg.MustRegister(metrics.NewPoolCollector(func() metrics.PoolStats { return pool.Stat() }))
 
 	if a.Redis, err = redisclient.Open(cfg.RedisURL, redisclient.Options{}); err != nil {
@@ -165,14 +175,17 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 
 	// One budget of slow-path reads after Redis timeouts, for both caches (see cache.Config).
 	fallbacks := admission.NewBudget(float64(cfg.CacheFallbackRate), cfg.CacheFallbackRate)
-	dbStore := db.NewStore(pool)
 	var store chat.Store = dbStore
 	var history *cache.Store
 	if cfg.CacheEnabled {
-		history = cache.NewStore(dbStore, a.Redis, breaker, cache.Config{
+		historyConfig := cache.Config{
 			TTLFirstPage: cfg.CacheTTLFirstPage, TTL: cfg.CacheTTL, Fallbacks: fallbacks, Log: log, Registerer: reg,
 			ConversationTokens: cfg.ResponseCacheEnabled,
-		})
+		}
+		if cfg.DatabaseReplicaURL != "" {
+			historyConfig.Position = dbStore.WALPosition
+		}
+		history = cache.NewStore(dbStore, a.Redis, breaker, historyConfig)
 		a.closers = append(a.closers, history.Close)
 		store = history
 	}
@@ -197,8 +210,13 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			Log:  log, Registerer: reg,
 		})
 	}
-	// Live delivery reads PostgreSQL itself (dbStore, not the cache) for replays and gap fills.
-	a.hub = live.NewHub(live.Config{Redis: a.Redis, Store: dbStore, Log: log, Registerer: reg, Buffer: cfg.SubscriberBuffer})
+	// Live delivery reads PostgreSQL itself (dbStore, not the cache) for replays and gap fills;
+	// with a replica, at the position of the conversation's token.
+	var replays live.Store = dbStore
+	if cfg.DatabaseReplicaURL != "" && history != nil {
+		replays = replayStore{dbStore, history}
+	}
+	a.hub = live.NewHub(live.Config{Redis: a.Redis, Store: replays, Log: log, Registerer: reg, Buffer: cfg.SubscriberBuffer})
 	a.closers = append(a.closers, func() {
 		// After a graceful shutdown (GoAway) it has nothing left to do.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -450,3 +468,15 @@ query LatestConversations {
   }
 }
 `
+
+// replayStore is live delivery's store with a replica: its message replays and gap fills
+// (MessagesAfter) carry the WAL position of the conversation's history-cache token, read first,
+// so that a replica that has replayed the writes they must show may serve them (package db).
+type replayStore struct {
+	*db.Store
+	history *cache.Store
+}
+
+func (s replayStore) MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error) {
+	return s.Store.MessagesAfter(s.history.WithReadPosition(ctx, conversationID), conversationID, afterSeq, limit)
+}

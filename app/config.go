@@ -27,13 +27,16 @@ type Config struct {
 	Addr              string
 	DatabaseURL       string // through PgBouncer
 	DatabaseDirectURL string // straight to PostgreSQL: migrations and seeding
-	RedisURL          string
-	JWTSecret         string // HS256 tokens
-	JWTJWKSURL        string // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
-	JWTIssuer         string // when set, every token's iss
-	JWTAudience       string // when set, in every token's aud
-	LogLevel          slog.Level
-	LogFormat         string
+	// DatabaseReplicaURL, when set, reaches a streaming replica of DatabaseURL's PostgreSQL
+	// (through PgBouncer), for the reads it may serve (db.NewStoreWithReplica).
+	DatabaseReplicaURL string
+	RedisURL           string
+	JWTSecret          string // HS256 tokens
+	JWTJWKSURL         string // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
+	JWTIssuer          string // when set, every token's iss
+	JWTAudience        string // when set, in every token's aud
+	LogLevel           slog.Level
+	LogFormat          string
 
 	DBMaxConns        int32
 	DBMinConns        int32

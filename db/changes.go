@@ -33,6 +33,14 @@ var (
 
 // Apply makes one change to a conversation on behalf of actorID (see chat.Store).
 func (s *Store) Apply(ctx context.Context, actorID int64, m chat.Mutation) (chat.Change, error) {
+	c, err := s.apply(ctx, actorID, m)
+	if err == nil && c.Event != nil {
+		s.stamp(ctx, &c)
+	}
+	return c, err
+}
+
+func (s *Store) apply(ctx context.Context, actorID int64, m chat.Mutation) (chat.Change, error) {
 	switch m := m.(type) {
 	case chat.EditMessage, chat.DeleteMessage, chat.React:
 		return s.changeMessage(ctx, actorID, m)
@@ -42,7 +50,7 @@ func (s *Store) Apply(ctx context.Context, actorID int64, m chat.Mutation) (chat
 		})
 	case chat.RemoveMember:
 		if m.UserID == actorID {
-			return s.Apply(ctx, actorID, chat.LeaveConversation{ConversationID: m.ConversationID})
+			return s.apply(ctx, actorID, chat.LeaveConversation{ConversationID: m.ConversationID})
 		}
 		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, role chat.Role, ch *chat.Change) (chat.Event, error) {
 			if role != chat.RoleOwner {

@@ -19,6 +19,8 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	q    *dbsqlc.Queries
+	// replica, when set, serves the reads that may go to a streaming replica (replica.go).
+	replica *replica
 }
 
 var _ chat.Store = (*Store)(nil)
@@ -180,7 +182,14 @@ func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.User
 	if after != nil {
 		p.HasCursor, p.AfterName, p.AfterID = true, after.Name, after.ID
 	}
-	rows, err := s.q.UsersSearch(ctx, p)
+	if _, ok := chat.ReadPosition(ctx); !ok {
+		// No request writes users (the seed does, through DATABASE_DIRECT_URL): the replica
+		// is never behind a write a reader made, so any replayed position will do.
+		ctx = chat.WithReadPosition(ctx, 0)
+	}
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.UsersSearchRow, error) {
+		return q.UsersSearch(ctx, p)
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("users search: %w", err)
 	}
@@ -200,7 +209,9 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 	for i, k := range keys {
 		p.ConversationIds[i], p.Limits[i], p.Offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
 	}
-	rows, err := s.q.MessagePages(ctx, p)
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagePagesRow, error) {
+		return q.MessagePages(ctx, p)
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("message pages: %w", err)
 	}
@@ -287,7 +298,11 @@ func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq in
 }
 
 func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error) {
-	rows, err := s.q.MessagesAfter(ctx, dbsqlc.MessagesAfterParams{ConversationID: conversationID, AfterSeq: afterSeq, RowLimit: int32(limit)})
+	p := dbsqlc.MessagesAfterParams{ConversationID: conversationID, AfterSeq: afterSeq, RowLimit: int32(limit)}
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagesAfterRow, error) {
+		return q.MessagesAfter(ctx, p)
+	},
+		func(rows []dbsqlc.MessagesAfterRow) bool { return len(rows) == limit })
 	if err != nil {
 		return nil, fmt.Errorf("messages after: %w", err)
 	}
@@ -316,6 +331,15 @@ func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, o
 // the message with its event in one transaction. A repeated client id rolls the transaction back
 // (so neither number is spent) and returns the original message and its event.
 func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
+	c, created, err := s.insertMessage(ctx, m)
+	if err == nil {
+		// A repeat too: its hooks run again (see chat.Service.SendMessage).
+		s.stamp(ctx, &c)
+	}
+	return c, created, err
+}
+
+func (s *Store) insertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
 	if m.ClientMessageID != nil {
 		// A retry usually finds its original here, without taking the conversation's lock.
 		if orig, err := s.messageByClientID(ctx, m); err == nil {
@@ -416,6 +440,9 @@ func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title s
 		ch.Event = ev
 		return err
 	})
+	if err == nil {
+		s.stamp(ctx, &ch)
+	}
 	return out, ch, err
 }
 

@@ -29,6 +29,9 @@ type Change struct {
 	MembersChanged []int64
 	// UserEvents are the users' own events the change wrote (joined, left, read).
 	UserEvents []UserEvent
+	// Position is a WAL position (see WithReadPosition) at or past the change's commit, read
+	// after it committed; 0 when unknown (no replica is configured, or it could not be read).
+	Position uint64
 }
 
 // changed reports whether c changed anything (a repeat changes nothing).

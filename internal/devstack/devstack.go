@@ -627,6 +627,7 @@ func Stop(dir string) error {
 	for _, v := range []service{pgbouncerSvc, postgresSvc, redisSvc} {
 		errs = append(errs, stopService(abs, v))
 	}
+	errs = append(errs, stopReplica(abs))
 	return errors.Join(errs...)
 }
 

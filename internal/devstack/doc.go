@@ -73,6 +73,16 @@
 //     to PgBouncer's admin console, Redis PING, and finally one query through
 //     PgBouncer into the database.
 //
+// # A streaming replica
+//
+// Stack.StartReplica adds a hot-standby replica of the stack's PostgreSQL under Dir/replica
+// (pg_basebackup -R as the account PostgreSQL runs as, then postgres over that copy on a free
+// port, with the primary's settings), and a PgBouncer database entry per replicated database,
+// named ReplicaEntry(database) ("<database>_ro"), written into a second [databases] section of
+// pgbouncer.ini and loaded with RELOAD. Replica.DatabaseURL is what DATABASE_REPLICA_URL takes
+// (Replica.Env); Replica.AddDatabase adds an entry for another database (the tests' own);
+// Replica.Stop and Start take it down and bring it back; Stop stops it with the stack.
+//
 // The fault-injection methods (StopRedis, StartRedis, RestartPgBouncer,
 // RestartPostgres) and StartRedisServer / StartRedisCluster exist for tests.
 package devstack

@@ -55,6 +55,7 @@ func (s *Stack) pgbouncerSpec() (procSpec, error) {
 	if err != nil {
 		return procSpec{}, err
 	}
+	ini += replicaDatabases(s.Dir) // the replica's entries, if it has any (replica.go)
 	iniPath := s.path("pgbouncer", "pgbouncer.ini")
 	if err := s.acct.writeOwned(iniPath, []byte(ini)); err != nil {
 		return procSpec{}, err

@@ -62,14 +62,20 @@ func clusterLocale() string {
 }
 
 func (s *Stack) postgresSpec() (procSpec, error) {
+	return s.postgresSpecFor(s.pgData(), s.PostgresPort, s.logFile(postgresSvc))
+}
+
+// postgresSpecFor is the command of a PostgreSQL server over the data directory data (the
+// stack's own, or its replica's) on port, logging to logPath.
+func (s *Stack) postgresSpecFor(data string, port int, logPath string) (procSpec, error) {
 	bin, err := lookPostgres("postgres")
 	if err != nil {
 		return procSpec{}, err
 	}
 	args := []string{
-		"-D", s.pgData(),
+		"-D", data,
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "port=" + portString(s.PostgresPort),
+		"-c", "port=" + portString(port),
 		"-c", "unix_socket_directories=", // TCP only: no socket lock files to collide on
 		"-c", "max_connections=200",
 	}
@@ -89,7 +95,7 @@ func (s *Stack) postgresSpec() (procSpec, error) {
 	}
 	return procSpec{
 		service: "postgres", path: bin, args: args, dir: s.Dir,
-		logPath: s.logFile(postgresSvc), cred: s.acct.cred, detach: s.cfg.Detach,
+		logPath: logPath, cred: s.acct.cred, detach: s.cfg.Detach,
 	}, nil
 }
 

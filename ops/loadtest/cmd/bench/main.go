@@ -7,7 +7,9 @@
 // It reads the stack's URLs from <dir>/stack.env, migrates, seeds the load-test data set once
 // (1000 conversations x 200 messages, all readable by user 1, plus one conversation of 10,100
 // messages for deep pagination), builds bin/threadline, and starts one server process per
-// configuration (restarted between them): cache on (history and response cache), response cache
+// configuration (restarted between them): cache on (history and response cache), cache on with a
+// streaming replica (started by devstack.Stack.StartReplica on the bench stack, stopped with it;
+// the row notes the share of the reads a replica may serve that it served), response cache
 // off, cache off through PgBouncer, cache off straight to PostgreSQL, and the ceiling: a plain
 // net/http server (this binary, `bench ceiling`) answering the cached page's bytes from memory
 // after a JWT check. The load generator (package loadtest) runs in this process, on the same

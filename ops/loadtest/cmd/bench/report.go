@@ -196,6 +196,9 @@ func (b *bench) writeReport() error {
 	if len(notes) > 0 {
 		fmt.Fprintf(&w, "\nNotes on rows:\n\n%s", strings.Join(notes, ""))
 	}
+	if b.replica != "" {
+		fmt.Fprintf(&w, "\nRead replica (row \"cache on, read replica\": `DATABASE_REPLICA_URL`, a streaming replica the bench starts on its stack; history-page misses go to it once it has replayed the conversation's last write, see the README's *Read replica*): %s.\n", b.replica)
+	}
 	fmt.Fprintf(&w, "\n![latency against offered rate](BENCHMARKS-latency.png)\n\n![throughput at 32 connections](BENCHMARKS-throughput.png)\n")
 
 	fmt.Fprintf(&w, "\n## Subscriber fan-out\n\nThe existing benchmark, `go test -run XXX -bench FanoutWebSocket ./ops/loadtest` (its own services and server process; see its doc comment for the metrics):\n\n```\n%s\n```\n", strings.TrimSpace(b.fanout))

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/threadline/threadline/graph/client"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/ops/loadtest"
 )
 
@@ -61,6 +64,7 @@ type bench struct {
 	profiles []profile
 	fanout   string
 	typing   string // BenchmarkTypingAcrossInstances's lines
+	replica  string // the read replica's share of the reads it may serve, or why it was not run
 	took     time.Duration
 	cpuModel string
 	// loadBefore and loadAfter are /proc/loadavg at the start and the end: other work on the
@@ -154,6 +158,24 @@ func (b *bench) runAll(ctx context.Context) error {
 		page := b.pageReq(s, pageConv, 0)
 		b.warm(ctx, s, page)
 		b.pageLoads(ctx, s, "cached page", page)
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	// 1c. Cache on, with a streaming replica of the stack's PostgreSQL: the share of the reads
+	// that may go to the replica (history-page misses) that it served.
+	if replicaURL, err := b.startReplica(ctx); err != nil {
+		logf("read replica: %v; its scenario is left out", err)
+		b.replica = "not run: the replica did not start (" + err.Error() + ")"
+	} else if err := b.withServer(ctx, "cache on, read replica", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true", "DATABASE_REPLICA_URL="+replicaURL), false, func(s *server) error {
+		b.warm(ctx, s, b.pageReq(s, pageConv, 0))
+		before := b.dbReads(ctx, s)
+		b.measure(ctx, s, "95/5 read/write, Zipf over 1000 conversations", "closed 32", func() (loadtest.Result, error) {
+			return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), b.mix(s, 0.05))
+		})
+		b.replica = replicaShare(before, b.dbReads(ctx, s))
+		logf("%s: %s", s.name, b.replica)
 		return nil
 	}); err != nil {
 		return err
@@ -753,4 +775,79 @@ func readCPU(pid int) cpuSample {
 	c.total, c.busy = time.Duration(total)*clockTick, time.Duration(total-idle)*clockTick
 	c.ok = true
 	return c
+}
+
+// startReplica starts a streaming replica of the bench stack's PostgreSQL (devstack; stopped
+// with the stack by ops/stack down) and returns its URL through PgBouncer.
+func (b *bench) startReplica(ctx context.Context) (string, error) {
+	st, err := devstack.Attach(ctx, b.opts.dir)
+	if err != nil {
+		return "", err
+	}
+	began := time.Now()
+	r, err := st.StartReplica(ctx)
+	if err != nil {
+		return "", err
+	}
+	logf("read replica on port %d ready in %s", r.Port, time.Since(began).Round(time.Millisecond))
+	return r.DatabaseURL, nil
+}
+
+var metricLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// dbReads reads threadline_db_reads_total from s's /metrics, by "target/reason"; nil when it
+// cannot.
+func (b *bench) dbReads(ctx context.Context, s *server) map[string]float64 {
+	mb, err := loadtest.Get(ctx, "http://"+s.opsAddr+"/metrics")
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for line := range strings.Lines(string(mb)) {
+		rest, ok := strings.CutPrefix(line, "threadline_db_reads_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		l := map[string]string{}
+		for _, m := range metricLabel.FindAllStringSubmatch(labels, -1) {
+			l[m[1]] = m[2]
+		}
+		out[l["target"]+"/"+l["reason"]] += v
+	}
+	return out
+}
+
+// replicaShare describes the reads between two dbReads: the replica's share, and why the
+// others went to the primary.
+func replicaShare(before, after map[string]float64) string {
+	if before == nil || after == nil {
+		return "replica share unknown (no /metrics)"
+	}
+	var total, replica float64
+	var why []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		d := after[k] - before[k]
+		if d <= 0 {
+			continue
+		}
+		total += d
+		if k == "replica/replayed" {
+			replica += d
+		} else {
+			why = append(why, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, "primary/"), d))
+		}
+	}
+	if total == 0 {
+		return "no reads a replica may serve"
+	}
+	return fmt.Sprintf("replica served %.0f%% of %.0f replica-eligible reads (history-page misses); primary: %s",
+		100*replica/total, total, strings.Join(why, ", "))
 }
