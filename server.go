@@ -100,6 +100,9 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.DatabaseURL = e.String("DATABASE_URL", "")
 	c.DatabaseDirectURL = e.String("DATABASE_DIRECT_URL", "")
 	c.RedisURL = e.String("REDIS_URL", "")
+	c.RedisTLS.CAFile = e.String("REDIS_TLS_CA_FILE", "")
+	c.RedisTLS.CertFile = e.String("REDIS_TLS_CERT_FILE", "")
+	c.RedisTLS.KeyFile = e.String("REDIS_TLS_KEY_FILE", "")
 	c.JWTSecret = e.String("JWT_SECRET", "")
 	if c.JWTSecret == "" && c.Development() {
 		c.JWTSecret = app.DevelopmentSecret

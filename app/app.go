@@ -150,7 +150,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	a.closers = append(a.closers, pool.Close)
 	reg.MustRegister(metrics.NewPoolCollector(func() metrics.PoolStats { return pool.Stat() }))
 
-	if a.Redis, err = redisclient.Open(cfg.RedisURL, redisclient.Options{}); err != nil {
+	if a.Redis, err = redisclient.Open(cfg.RedisURL, redisclient.Options{TLS: cfg.RedisTLS}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { _ = a.Redis.Close() })
