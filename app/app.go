@@ -122,9 +122,11 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	a = &App{Registry: reg, cfg: cfg, log: log}
+	// An error return sets a to nil: close what was opened through a copy.
+	built := a
 	defer func() {
 		if err != nil {
-			a.Close()
+			built.Close()
 		}
 	}()
 	if a.Keys, err = auth.New(cfg.AuthConfig(log)); err != nil {
