@@ -241,6 +241,12 @@ func serve(ctx context.Context, cfg app.Config, log *slog.Logger, stdout io.Writ
 		return err
 	}
 	defer application.Close()
+	// Each dependency's first connection, or why it failed, in the log; stopped before the
+	// application closes, so that a closed pool is not reported as a failed connection.
+	logCtx, stopLog := context.WithCancel(ctx)
+	logged := make(chan struct{})
+	go func() { defer close(logged); application.LogConnections(logCtx) }()
+	defer func() { stopLog(); <-logged }()
 	srv := &http.Server{
 		Handler:           closeWhenStopping(ctx, application.Handler),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

@@ -95,6 +95,7 @@ type App struct {
 	cfg     Config
 	log     *slog.Logger
 	ready   *httpapi.Readiness
+	deps    []dependency // PostgreSQL and Redis: readiness and the start-up log
 	hub     *live.Hub
 	hooks   []chat.Hook
 	closers []func() // run by Close, last first
@@ -294,10 +295,8 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		}
 		pgCfg.DefaultHeaders = fmt.Sprintf(`{"Authorization": "Bearer %s"}`, tok)
 	}
-	a.ready = httpapi.NewReadiness([]httpapi.Check{
-		{Name: "postgres", Ping: dbStore.Ping},
-		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
-	}, 2*time.Second)
+	a.deps = []dependency{postgresDependency(pool, dbStore.Ping), redisDependency(a.Redis)}
+	a.ready = httpapi.NewReadiness([]httpapi.Check{a.deps[0].check(), a.deps[1].check()}, 2*time.Second)
 	a.Ops = httpapi.NewOpsHandler(httpapi.OpsConfig{
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		CacheHealth: &httpapi.CacheHealth{History: history, Response: respCache, Redis: a.Redis, Breaker: breaker},
