@@ -99,8 +99,13 @@ func TestTLS(t *testing.T) {
 		for _, line := range []string{
 			`msg="postgres connected" dependency=postgres addr=127.0.0.1:` + strconv.Itoa(stack.PgBouncerPort) + " tls=true",
 			`msg="redis connected" dependency=redis addr=127.0.0.1:` + strconv.Itoa(stack.RedisPort) + " tls=true",
+			// The response cache's in-process tier opens a connection of its own, with the same options.
+			`msg="local cache: tracking established"`,
 		} {
 			waitLog(t, p, line)
+		}
+		if logs := p.Logs(); strings.Contains(logs, "level=WARN") || strings.Contains(logs, "level=ERROR") {
+			t.Errorf("warnings over TLS:\n%s", logs)
 		}
 	})
 
