@@ -53,7 +53,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("during the outage: %+v", h)
 	}
 	status, ready := srv.Get("/readyz")
-	if status != http.StatusServiceUnavailable || !strings.Contains(ready, `"postgres":"ok"`) || !strings.Contains(ready, `"redis":"unavailable"`) {
+	if status != http.StatusServiceUnavailable || !strings.Contains(ready, `"postgres":"ok"`) || !strings.Contains(ready, `"redis":"connection refused"`) {
 		t.Fatalf("readyz during the outage: %d %s", status, ready)
 	}
 

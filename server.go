@@ -101,6 +101,9 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.DatabaseDirectURL = e.String("DATABASE_DIRECT_URL", "")
 	c.DatabaseReplicaURL = e.String("DATABASE_REPLICA_URL", "")
 	c.RedisURL = e.String("REDIS_URL", "")
+	c.RedisTLS.CAFile = e.String("REDIS_TLS_CA_FILE", "")
+	c.RedisTLS.CertFile = e.String("REDIS_TLS_CERT_FILE", "")
+	c.RedisTLS.KeyFile = e.String("REDIS_TLS_KEY_FILE", "")
 	c.JWTSecret = e.String("JWT_SECRET", "")
 	if c.JWTSecret == "" && c.Development() {
 		c.JWTSecret = app.DevelopmentSecret
@@ -240,6 +243,12 @@ func serve(ctx context.Context, cfg app.Config, log *slog.Logger, stdout io.Writ
 		return err
 	}
 	defer application.Close()
+	// Each dependency's first connection, or why it failed, in the log; stopped before the
+	// application closes, so that a closed pool is not reported as a failed connection.
+	logCtx, stopLog := context.WithCancel(ctx)
+	logged := make(chan struct{})
+	go func() { defer close(logged); application.LogConnections(logCtx) }()
+	defer func() { stopLog(); <-logged }()
 	srv := &http.Server{
 		Handler:           closeWhenStopping(ctx, application.Handler),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

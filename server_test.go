@@ -176,6 +176,10 @@ func TestConfigFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		env  map[string]string
 		want func(*app.Config)
@@ -190,6 +194,9 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"DATABASE_DIRECT_URL": "postgres://direct"}, func(c *app.Config) { c.DatabaseDirectURL = "postgres://direct" }},
 		{map[string]string{"DATABASE_REPLICA_URL": "postgres://replica"}, func(c *app.Config) { c.DatabaseReplicaURL = "postgres://replica" }},
 		{map[string]string{"REDIS_URL": "redis://r:6379"}, func(c *app.Config) { c.RedisURL = "redis://r:6379" }},
+		{map[string]string{"REDIS_TLS_CA_FILE": "/etc/redis/ca.crt"}, func(c *app.Config) { c.RedisTLS.CAFile = "/etc/redis/ca.crt" }},
+		{map[string]string{"REDIS_TLS_CERT_FILE": "/etc/redis/client.crt"}, func(c *app.Config) { c.RedisTLS.CertFile = "/etc/redis/client.crt" }},
+		{map[string]string{"REDIS_TLS_KEY_FILE": "/etc/redis/client.key"}, func(c *app.Config) { c.RedisTLS.KeyFile = "/etc/redis/client.key" }},
 		{map[string]string{"JWT_SECRET": "0123456789abcdef0123"}, func(c *app.Config) { c.JWTSecret = "0123456789abcdef0123" }},
 		{map[string]string{"LOG_LEVEL": "debug"}, func(c *app.Config) { c.LogLevel = slog.LevelDebug }},
 		{map[string]string{"LOG_FORMAT": "text"}, func(c *app.Config) { c.LogFormat = "text" }},
@@ -270,6 +277,9 @@ func TestConfigFromEnvironment(t *testing.T) {
 			name = k + "=" + v
 			if !strings.Contains(string(example), "\n"+k+"=") {
 				t.Errorf(".env.example does not list %s", k)
+			}
+			if !strings.Contains(string(readme), "`"+k+"`") {
+				t.Errorf("README.md does not name %s", k)
 			}
 		}
 		t.Run(name, func(t *testing.T) {

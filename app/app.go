@@ -96,6 +96,7 @@ type App struct {
 	cfg     Config
 	log     *slog.Logger
 	ready   *httpapi.Readiness
+	deps    []dependency // PostgreSQL and Redis: readiness and the start-up log
 	hub     *live.Hub
 	hooks   []chat.Hook
 	closers []func() // run by Close, last first
@@ -123,9 +124,11 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	a = &App{Registry: reg, cfg: cfg, log: log}
+	// An error return sets a to nil: close what was opened through a copy.
+	built := a
 	defer func() {
 		if err != nil {
-			a.Close()
+			built.Close()
 		}
 	}()
 	if a.Keys, err = auth.New(cfg.AuthConfig(log)); err != nil {
@@ -161,7 +164,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	}
 	reg.MustRegister(metrics.NewPoolCollector(func() metrics.PoolStats { return pool.Stat() }))
 
-	if a.Redis, err = redisclient.Open(cfg.RedisURL, redisclient.Options{}); err != nil {
+	if a.Redis, err = redisclient.Open(cfg.RedisURL, redisclient.Options{TLS: cfg.RedisTLS}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { _ = a.Redis.Close() })
@@ -321,10 +324,8 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		}
 		webApp = webapp.Handler(wc)
 	}
-	a.ready = httpapi.NewReadiness([]httpapi.Check{
-		{Name: "postgres", Ping: dbStore.Ping},
-		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
-	}, 2*time.Second)
+	a.deps = []dependency{postgresDependency(pool, dbStore.Ping), redisDependency(a.Redis)}
+	a.ready = httpapi.NewReadiness([]httpapi.Check{a.deps[0].check(), a.deps[1].check()}, 2*time.Second)
 	a.Ops = httpapi.NewOpsHandler(httpapi.OpsConfig{
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		CacheHealth: &httpapi.CacheHealth{History: history, Response: respCache, Redis: a.Redis, Breaker: breaker},

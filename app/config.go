@@ -31,10 +31,11 @@ type Config struct {
 	// (through PgBouncer), for the reads it may serve (db.NewStoreWithReplica).
 	DatabaseReplicaURL string
 	RedisURL           string
-	JWTSecret          string // HS256 tokens
-	JWTJWKSURL         string // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
-	JWTIssuer          string // when set, every token's iss
-	JWTAudience        string // when set, in every token's aud
+	RedisTLS           redisclient.TLSFiles // a private CA and a client certificate for rediss://
+	JWTSecret          string               // HS256 tokens
+	JWTJWKSURL         string               // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
+	JWTIssuer          string               // when set, every token's iss
+	JWTAudience        string               // when set, in every token's aud
 	LogLevel           slog.Level
 	LogFormat          string
 

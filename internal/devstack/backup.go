@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,7 +51,7 @@ func (s *Stack) EnableWALArchive(ctx context.Context) (restarted bool, err error
 	if err := s.acct.mkdirOwned(s.WALArchiveDir(), 0o700); err != nil {
 		return false, err
 	}
-	conn, err := pgx.Connect(ctx, postgresURL(s.User, s.Password, s.PostgresPort, "postgres"))
+	conn, err := pgx.Connect(ctx, s.postgresURL(s.PostgresPort, "postgres"))
 	if err != nil {
 		return false, fmt.Errorf("devstack: postgres: %w", err)
 	}
@@ -103,7 +104,7 @@ func (s *Stack) BaseBackup(ctx context.Context) (dir string, finished time.Time,
 	}
 	args := []string{
 		"--pgdata=" + partial, "--format=plain", "--wal-method=stream", "--checkpoint=fast",
-		"--label=devstack", "--dbname=" + postgresURL(s.User, s.Password, s.PostgresPort, "postgres"),
+		"--label=devstack", "--dbname=" + s.postgresURL(s.PostgresPort, "postgres"),
 	}
 	if s.cfg.Ephemeral {
 		args = append(args, "--no-sync")
@@ -137,7 +138,7 @@ func (s *Stack) BaseBackup(ctx context.Context) (dir string, finished time.Time,
 // restore to any earlier time stops at), switches to a new WAL segment and waits until the
 // finished one is archived.
 func (s *Stack) ArchiveCurrentWAL(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, postgresURL(s.User, s.Password, s.PostgresPort, "postgres"))
+	conn, err := pgx.Connect(ctx, s.postgresURL(s.PostgresPort, "postgres"))
 	if err != nil {
 		return fmt.Errorf("devstack: postgres: %w", err)
 	}
@@ -340,11 +341,11 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*Restored, error) {
 	logf("restore: replaying the archived WAL up to %s (pid %d, log %s)", target.Format(time.RFC3339Nano), p.pid, logPath)
 	r := &Restored{
 		DataDir: dataDir, LogPath: logPath, Port: port, BaseBackup: base,
-		URL: postgresURL(st.User, st.Password, port, st.Database),
+		URL: plainPostgresURL(st.User, st.Password, port, st.Database),
 	}
 	// Ready when it accepts connections and is out of recovery (promoted at the target).
 	err = waitReady(ctx, p, "postgres (restored)", "postgres", port, func(ctx context.Context) error {
-		conn, err := pgx.Connect(ctx, postgresURL(st.User, st.Password, port, "postgres"))
+		conn, err := pgx.Connect(ctx, plainPostgresURL(st.User, st.Password, port, "postgres"))
 		if err != nil {
 			return err
 		}
@@ -378,3 +379,16 @@ func StopRestored(dataDir string) error {
 
 // quoteLiteral quotes s as a PostgreSQL string literal.
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// plainPostgresURL is the URL of database on 127.0.0.1:port as user, without TLS: a restored
+// cluster is a copy of a plain stack's (restore does not start TLS).
+func plainPostgresURL(user, password string, port int, database string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(user, password),
+		Host:     addr(port),
+		Path:     "/" + database,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}

@@ -16,6 +16,7 @@
 //	backup/wal/       archived WAL, once EnableWALArchive has run (make backup)
 //	backup/base/      base backups, one directory each, named by when they finished
 //	restore/          clusters restored to a point in time (Restore, make restore)
+//	tls/              with Config.TLS: copies of the certificates, and pg_hba.conf
 //
 // # Decisions
 //
@@ -69,6 +70,15 @@
 //     the service and port, reported before any slow step. A port picked by
 //     the package that is lost to another process in the race between picking
 //     and listening is replaced by another one.
+//   - Config.TLS (certificates from GenerateTLS, a private CA made with
+//     crypto/x509) makes every service speak TLS only and require a client
+//     certificate the CA signed: PostgreSQL with ssl=on and a pg_hba.conf of
+//     hostssl lines (clientcert=verify-ca, then the password), PgBouncer with
+//     client_tls_sslmode=verify-ca and server_tls_sslmode=verify-full, Redis
+//     on a TLS port only (port 0, tls-auth-clients yes). The URLs then say
+//     sslmode=verify-full with sslrootcert, sslcert and sslkey, and rediss://;
+//     Env adds REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE.
+//     A Start that changes TLS on or off restarts every service.
 //   - Readiness is checked with the real protocols: a PostgreSQL login, a login
 //     to PgBouncer's admin console, Redis PING, and finally one query through
 //     PgBouncer into the database.
@@ -84,5 +94,6 @@
 // Replica.Stop and Start take it down and bring it back; Stop stops it with the stack.
 //
 // The fault-injection methods (StopRedis, StartRedis, RestartPgBouncer,
-// RestartPostgres) and StartRedisServer / StartRedisCluster exist for tests.
+// RestartPostgres) and StartRedisServer / StartRedisCluster (and their TLS
+// variants) exist for tests.
 package devstack

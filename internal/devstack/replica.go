@@ -157,8 +157,8 @@ func (s *Stack) StartReplica(ctx context.Context) (*Replica, error) {
 	}
 	return &Replica{
 		Port:        st.Port,
-		DirectURL:   postgresURL(s.User, s.Password, st.Port, s.Database),
-		DatabaseURL: postgresURL(s.User, s.Password, s.PgBouncerPort, ReplicaEntry(s.Database)),
+		DirectURL:   s.postgresURL(st.Port, s.Database),
+		DatabaseURL: s.postgresURL(s.PgBouncerPort, ReplicaEntry(s.Database)),
 		s:           s,
 	}, nil
 }
@@ -236,7 +236,7 @@ func (s *Stack) startReplicaProc(ctx context.Context, port int) (int, error) {
 			return 0, err
 		}
 		err = waitReady(ctx, p, "replica", "postgres", port, func(ctx context.Context) error {
-			return pingPostgres(ctx, postgresURL(s.User, s.Password, port, "postgres"))
+			return pingPostgres(ctx, s.postgresURL(port, "postgres"))
 		})
 		if err == nil {
 			s.logf("replica: listening on %s (pid %d, log %s)", addr(port), p.pid, p.logPath)
@@ -262,7 +262,7 @@ func (s *Stack) waitReplica(ctx context.Context, pid, port int, timeout time.Dur
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		err := pingPostgres(ctx, postgresURL(s.User, s.Password, port, "postgres"))
+		err := pingPostgres(ctx, s.postgresURL(port, "postgres"))
 		if err == nil || !running(pid, "postgres") {
 			return err
 		}
@@ -335,12 +335,12 @@ func (r *Replica) AddDatabase(ctx context.Context, database string) (string, err
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return postgresURL(s.User, s.Password, s.PgBouncerPort, ReplicaEntry(database)), nil
+	return s.postgresURL(s.PgBouncerPort, ReplicaEntry(database)), nil
 }
 
 // URL reaches database on the replica directly (for pg_wal_replay_pause and the like).
 func (r *Replica) URL(database string) string {
-	return postgresURL(r.s.User, r.s.Password, r.Port, database)
+	return r.s.postgresURL(r.Port, database)
 }
 
 // Stop stops the replica (fast shutdown). Its data stays: Start resumes it, and it catches up

@@ -6,10 +6,15 @@
 // e.g. redis://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000. Every key Threadline writes
 // is hash-tagged, by conversation or by user, so multi-key operations stay within one slot; what
 // must read several slots (the response cache's dependencies) pipelines one command per slot.
+//
+// With rediss:// every connection speaks TLS 1.2 or later and verifies the server's
+// certificate and name: a standalone Redis's against the URL's host, each cluster node's
+// against the host it is reached at. Options.TLS adds a private CA and a client certificate.
 package redisclient
 
 import (
 	"errors"
+	"net"
 	"net/url"
 	"time"
 
@@ -24,9 +29,13 @@ type Options struct {
 	ReadTimeout  time.Duration // default 250ms
 	WriteTimeout time.Duration // default 250ms
 	PoolSize     int           // default go-redis's (10 per CPU)
+	// TLS is the private CA and client certificate of rediss:// connections (see TLSFiles).
+	TLS TLSFiles
 }
 
-// Open returns a client for url. It does not connect: the first command does.
+// Open returns a client for url. It does not connect: the first command does; but it reads
+// o.TLS's files, so a file that is missing, holds no PEM or a key that is not the
+// certificate's is an error here, at start-up.
 func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 500 * time.Millisecond
@@ -41,6 +50,9 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		return nil, errInvalidURL
 	}
+	if u.Scheme == "redis" && o.TLS.set() {
+		return nil, errors.New("config: REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE or REDIS_TLS_KEY_FILE is set but REDIS_URL is redis:// (plain text): use rediss://")
+	}
 	q := u.Query()
 	if q.Has("addr") || q.Get("cluster") == "true" {
 		q.Del("cluster")
@@ -50,6 +62,14 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 			return nil, errInvalidURL
 		}
 		o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
+		if opts.TLSConfig != nil {
+			// No server name: each node is verified against the host it is reached at.
+			skip := opts.TLSConfig.InsecureSkipVerify // the URL's skip_verify
+			if opts.TLSConfig, err = tlsConfig(o.TLS, ""); err != nil {
+				return nil, err
+			}
+			opts.TLSConfig.InsecureSkipVerify = skip
+		}
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(rawURL)
@@ -57,6 +77,17 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 		return nil, errInvalidURL
 	}
 	o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
+	if opts.TLSConfig != nil {
+		host, _, err := net.SplitHostPort(opts.Addr)
+		if err != nil {
+			return nil, errInvalidURL
+		}
+		skip := opts.TLSConfig.InsecureSkipVerify // the URL's skip_verify
+		if opts.TLSConfig, err = tlsConfig(o.TLS, host); err != nil {
+			return nil, err
+		}
+		opts.TLSConfig.InsecureSkipVerify = skip
+	}
 	return redis.NewClient(opts), nil
 }
 
