@@ -249,8 +249,8 @@ func (c *Cluster) nginxConfig(down ...int) (devstack.NginxConfig, error) {
 		Listen, AccessLog, FailTimeout string
 		Instances                      []upstream
 	}{
-		Listen:      net.JoinHostPort("127.0.0.1", strconv.Itoa(c.cfg.Port)),
-		AccessLog:   strconv.Quote(accessLog),
+		Listen:    net.JoinHostPort("127.0.0.1", strconv.Itoa(c.cfg.Port)),
+		AccessLog: strconv.Quote(accessLog),
 		// nginx reads fail_timeout in whole seconds.
 		FailTimeout: fmt.Sprintf("%ds", max(1, int((c.cfg.FailTimeout+time.Second-1)/time.Second))),
 		Instances:   upstreams,
