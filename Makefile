@@ -8,11 +8,18 @@ BIN := bin/threadline
 # go test's own package lines and summary are the output; -count=1 never reuses cached results.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run stop backup restore build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
+.PHONY: run run-cluster stop backup restore build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
 
 ## run: install what is missing, start the private stack under .data/, migrate, seed, serve on :8080
 run: build
 	@ops/run.sh
+
+## run-cluster: the private stack as for run, then three instances behind nginx on :8080 over a
+## Redis Cluster of three masters (ops/cluster); `go run ./ops/cluster restart` restarts the
+## instances one at a time
+run-cluster: build deps
+	$(GO) run ./ops/stack up -dir $(DATA)
+	$(GO) run ./ops/cluster up -dir $(DATA) -bin $(BIN)
 
 ## bench: the load scenarios side by side on a private stack under $(BENCH_DATA) (free ports),
 ## writing BENCHMARKS.md and its charts (at most 15 minutes). BENCH_QUICK=1: a smoke run of at
@@ -22,8 +29,9 @@ bench: deps
 	$(GO) run ./ops/stack up -dir $(BENCH_DATA) -pg-port 0 -pgbouncer-port 0 -redis-port 0
 	$(GO) run ./ops/loadtest/cmd/bench -dir $(BENCH_DATA) -bin $(BIN); s=$$?; $(GO) run ./ops/stack down -dir $(BENCH_DATA); exit $$s
 
-## stop: stop the private stack
+## stop: stop the private stack, and the cluster of run-cluster if one runs
 stop:
+	$(GO) run ./ops/cluster down -dir $(DATA)
 	$(GO) run ./ops/stack down -dir $(DATA)
 
 ## backup: WAL archiving on the private stack (turned on the first time: PostgreSQL restarts once)
@@ -41,7 +49,7 @@ restore:
 build:
 	$(GO) build -o $(BIN) .
 
-## deps: install PostgreSQL, PgBouncer and Redis with apt-get if they are missing
+## deps: install PostgreSQL, PgBouncer, Redis and nginx with apt-get if they are missing
 deps:
 	@ops/stack/install-deps.sh
 

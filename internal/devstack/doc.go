@@ -82,6 +82,15 @@
 //   - Readiness is checked with the real protocols: a PostgreSQL login, a login
 //     to PgBouncer's admin console, Redis PING, and finally one query through
 //     PgBouncer into the database.
+//   - For several instances of the application (ops/cluster): NginxConfig
+//     runs /usr/sbin/nginx as the service account with its prefix, pid file
+//     and temporary files under its own directory, always with a master
+//     process, so that Reload (SIGHUP) changes the upstreams without dropping
+//     a connection; not detached, the master gets SIGTERM, not SIGKILL, when
+//     this process dies, and stops its workers. RedisClusterConfig starts a
+//     three-master Redis Cluster (ports at most 55535: bus port = port +
+//     10000), detached if asked (StopRedisCluster). Spawn starts the
+//     application's own servers the same way, with pid files.
 //
 // # A streaming replica
 //

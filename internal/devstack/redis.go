@@ -58,9 +58,10 @@ func (s *Stack) redisSpec() (procSpec, error) {
 
 var redisStop = []stopStep{{syscall.SIGTERM, 10 * time.Second}}
 
-// startRedisNode starts a redis-server with its configuration, data and log
-// in dir, tied to this process, and waits until it answers PING.
-func startRedisNode(ctx context.Context, dir string, port int, cluster bool, certs *TLS) (*proc, error) {
+// startRedisNode starts a redis-server with its configuration, data, log and
+// pid file (redis.pid) in dir, tied to this process unless detach, and waits
+// until it answers PING. With certs it listens on a TLS port only.
+func startRedisNode(ctx context.Context, dir string, port int, cluster, detach bool, certs *TLS) (*proc, error) {
 	clientTLS, err := certs.clientTLS()
 	if err != nil {
 		return nil, err
@@ -86,9 +87,13 @@ func startRedisNode(ctx context.Context, dir string, port int, cluster bool, cer
 	}
 	p, err := startProc(procSpec{
 		service: "redis", path: bin, args: []string{conf}, dir: dir,
-		logPath: filepath.Join(dir, "redis.log"),
+		logPath: filepath.Join(dir, "redis.log"), detach: detach,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := writePid(filepath.Join(dir, "redis.pid"), p.pid); err != nil {
+		stopPid(p.pid, "redis-server", redisStop...)
 		return nil, err
 	}
 	if err := waitReady(ctx, p, "redis", "redis-server", port, func(ctx context.Context) error {
@@ -125,7 +130,7 @@ func startRedisServer(ctx context.Context, dir string, port int, certs *TLS) (ad
 				return "", nil, err
 			}
 		}
-		pr, err := startRedisNode(ctx, dir, p, false, certs)
+		pr, err := startRedisNode(ctx, dir, p, false, false, certs)
 		var inUse *PortInUseError
 		if errors.As(err, &inUse) && port == 0 && attempt < 5 {
 			continue
@@ -148,16 +153,35 @@ const maxClusterPort = 55535
 // host:port addresses and a function that stops them all. The nodes are
 // killed if this process dies.
 func StartRedisCluster(ctx context.Context, dir string, ports [3]int) (addrs []string, stop func() error, err error) {
-	return startRedisCluster(ctx, dir, ports, nil)
+	return RedisClusterConfig{Dir: dir, Ports: ports}.Start(ctx)
 }
 
 // StartRedisClusterTLS is StartRedisCluster for nodes that listen on TLS ports only, require a
 // client certificate (see TLS) and speak TLS to each other on the cluster bus too.
 func StartRedisClusterTLS(ctx context.Context, dir string, ports [3]int, certs TLS) (addrs []string, stop func() error, err error) {
-	return startRedisCluster(ctx, dir, ports, &certs)
+	return RedisClusterConfig{Dir: dir, Ports: ports, TLS: &certs}.Start(ctx)
 }
 
-func startRedisCluster(ctx context.Context, dir string, ports [3]int, certs *TLS) (addrs []string, stop func() error, err error) {
+// RedisClusterConfig describes a three-master Redis Cluster for Start.
+type RedisClusterConfig struct {
+	// Dir holds each node's configuration, nodes.conf, log and pid file under Dir/node-N,
+	// and the log of `redis-cli --cluster create`.
+	Dir string
+	// Ports of the nodes on 127.0.0.1, each <= 55535 (its bus port is port+10000); zero: a
+	// free port whose bus port is free too.
+	Ports [3]int
+	// Detach lets the nodes outlive this process (StopRedisCluster stops them); otherwise they
+	// are killed when it dies.
+	Detach bool
+	// TLS, when set, makes the nodes listen on TLS ports only (see StartRedisClusterTLS).
+	TLS *TLS
+}
+
+// Start starts the nodes, empty, joins them with `redis-cli --cluster create`
+// and waits until every node reports cluster_state:ok. It returns the nodes'
+// host:port addresses and a function that stops them all.
+func (c RedisClusterConfig) Start(ctx context.Context) (addrs []string, stop func() error, err error) {
+	dir, ports, certs := c.Dir, c.Ports, c.TLS
 	clientTLS, err := certs.clientTLS()
 	if err != nil {
 		return nil, nil, err
@@ -195,7 +219,7 @@ func startRedisCluster(ctx context.Context, dir string, ports [3]int, certs *TLS
 			} else if !portFree(port + 10000) {
 				return nil, nil, &PortInUseError{Service: "redis cluster bus", Port: port + 10000}
 			}
-			p, err := startRedisNode(ctx, filepath.Join(dir, fmt.Sprintf("node-%d", i)), port, true, certs)
+			p, err := startRedisNode(ctx, filepath.Join(dir, fmt.Sprintf("node-%d", i)), port, true, c.Detach, certs)
 			var inUse *PortInUseError
 			if errors.As(err, &inUse) && want == 0 && attempt < 5 {
 				continue
@@ -228,6 +252,21 @@ func startRedisCluster(ctx context.Context, dir string, ports [3]int, certs *TLS
 		}
 	}
 	return addrs, stopAll, nil
+}
+
+// StopRedisCluster stops the nodes of a cluster started under dir (by
+// RedisClusterConfig.Start, possibly in another process), found by their pid
+// files. Nothing running is not an error.
+func StopRedisCluster(dir string) error {
+	nodes, err := filepath.Glob(filepath.Join(dir, "node-*", "redis.pid"))
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	var errs []error
+	for _, pidFile := range nodes {
+		errs = append(errs, StopPidFile(pidFile, "redis-server", redisStop[0].grace))
+	}
+	return errors.Join(errs...)
 }
 
 // freeClusterPort picks a free port <= maxClusterPort whose bus port is free too.
