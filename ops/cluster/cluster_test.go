@@ -608,3 +608,58 @@ func (l *load) resumeAndCheck(t *testing.T, d testenv.Database, final map[string
 	}
 	return l.checkSubscribers(t, final)
 }
+
+// TestResponseCacheOnTheCluster: behind nginx, on the Redis Cluster, the response cache is on
+// (its hits show in each instance's /health/cache on the operations listener), and a read that
+// starts after a send returned sees it, whichever instance serves either.
+func TestResponseCacheOnTheCluster(t *testing.T) {
+	needCluster(t)
+	c, _ := testCluster(t)
+	conv := demoConversations(t, c)[0]
+	e := apptest.NewEndpoint(t, c.URL, apptest.Secret)
+	cl := e.Client(1)
+	const page = `query($c: ID!) { conversation(id: $c) { messages(limit: 1, offset: 0) { items { seq body } } } }`
+	var got struct {
+		Conversation struct {
+			Messages struct{ Items []struct{ Seq int64 } }
+		}
+	}
+	const rounds = 200
+	for i := range rounds {
+		var sent struct{ SendMessage struct{ Seq int64 } }
+		cl.Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
+			map[string]any{"c": conv, "b": fmt.Sprintf("read your writes %d", i)}, &sent)
+		for range 3 { // the first read fills an instance's cache, the next ones may hit it
+			cl.Query(t, page, map[string]any{"c": conv}, &got)
+			if items := got.Conversation.Messages.Items; len(items) != 1 || items[0].Seq != sent.SendMessage.Seq {
+				t.Fatalf("round %d: sent seq %d, then read %+v", i, sent.SendMessage.Seq, items)
+			}
+		}
+	}
+	var hits, stale int64
+	for _, in := range c.Instances {
+		resp, err := http.Get("http://" + in.OpsAddr + "/health/cache")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct {
+			ResponseCache *struct {
+				Hits          int64   `json:"hits"`
+				StaleRejected int64   `json:"staleRejected"`
+				HitRatio      float64 `json:"hitRatio"`
+			} `json:"responseCache"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		_ = resp.Body.Close()
+		if err != nil || h.ResponseCache == nil {
+			t.Fatalf("instance %d: /health/cache: %v (response cache: %v)", in.N, err, h.ResponseCache)
+		}
+		t.Logf("instance %d: response cache hits %d, stale rejected %d, hit ratio %.2f", in.N, h.ResponseCache.Hits, h.ResponseCache.StaleRejected, h.ResponseCache.HitRatio)
+		hits += h.ResponseCache.Hits
+		stale += h.ResponseCache.StaleRejected
+	}
+	if hits == 0 {
+		t.Fatalf("no response-cache hit on any instance over %d rounds of a send and three reads", rounds)
+	}
+	t.Logf("%d rounds of a send and three reads through nginx: 0 stale reads, %d hits, %d stale responses rejected", rounds, hits, stale)
+}
