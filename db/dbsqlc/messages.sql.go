@@ -109,7 +109,7 @@ WITH inserted AS (
     INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
-    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions
+    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions, tsv
 ), event AS (
     INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
     SELECT i.conversation_id, $7, 'message_added', i.sender_id, i.created_at, i.id FROM inserted i
@@ -209,7 +209,7 @@ SELECT k.ord::int AS ord, m.id, m.conversation_id, m.seq, m.sender_id, u.name AS
 FROM unnest($1::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
 JOIN conversations c ON c.id = k.conversation_id
 CROSS JOIN LATERAL (
-    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
+    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv
     FROM messages mm
     WHERE mm.conversation_id = c.id
       AND mm.seq <= c.last_seq - ($2::int[])[k.ord]
