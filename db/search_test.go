@@ -29,11 +29,17 @@ func TestSearchPlans(t *testing.T) {
 	ctx := context.Background()
 	direct := dbtest.Open(t, d.DirectURL)
 	corpus := dbtest.SearchCorpus(t, direct, db.SearchCorpus{
-		Conversations: 400, Messages: 250, Members: 6, ViewerOf: 40,
+		Name: "plans", Conversations: 400, Messages: 250, Members: 6, ViewerOf: 40,
 		Vocabulary: 20000, WordsMin: 4, WordsMax: 24, RandSeed: 0.25,
 	})
 	if _, err := direct.Exec(ctx, "VACUUM ANALYZE messages"); err != nil {
 		t.Fatal(err)
+	}
+	// The bulk insert's pending list is merged, and new entries go straight to the index again.
+	var options []string
+	if err := direct.QueryRow(ctx, `SELECT reloptions FROM pg_class WHERE relname = 'messages_tsv_idx'`).Scan(&options); err != nil ||
+		!cmp.Equal(options, []string{"fastupdate=off"}) {
+		t.Fatalf("messages_tsv_idx options %v (%v)", options, err)
 	}
 
 	cfg, err := pgxpool.ParseConfig(d.DirectURL)

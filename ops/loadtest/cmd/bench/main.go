@@ -6,7 +6,8 @@
 //
 // It reads the stack's URLs from <dir>/stack.env, migrates, seeds the load-test data set once
 // (1000 conversations x 200 messages, all readable by user 1, plus one conversation of 10,100
-// messages for deep pagination), builds bin/threadline, and starts one server process per
+// messages for deep pagination, plus the search corpus: 1,000,000 messages, see searchCorpus),
+// builds bin/threadline, and starts one server process per
 // configuration (restarted between them): cache on (history and response cache), response cache
 // off, cache off through PgBouncer, cache off straight to PostgreSQL, and the ceiling: a plain
 // net/http server (this binary, `bench ceiling`) answering the cached page's bytes from memory
@@ -99,10 +100,10 @@ func run(ctx context.Context) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", o.bin, ".").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	if err := prepare(ctx, o.bin, env); err != nil {
+	if err := prepare(ctx, o.bin, env, o.quick); err != nil {
 		return err
 	}
-	fx, err := loadFixture(ctx, env["DATABASE_DIRECT_URL"])
+	fx, err := loadFixture(ctx, env["DATABASE_DIRECT_URL"], o.quick)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{opts: o, env: env, fx: fx, token: token}
+	searchToken, err := keys.Sign(fx.search.viewer, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	b := &bench{opts: o, env: env, fx: fx, sfx: fx.search, token: token, searchToken: searchToken}
 	if err := b.runAll(ctx); err != nil {
 		return err
 	}
@@ -188,7 +193,7 @@ const longTitle = "bench: long conversation"
 const longMessages = 10100
 
 // prepare migrates and seeds once: the large data set and the long conversation.
-func prepare(ctx context.Context, bin string, env map[string]string) error {
+func prepare(ctx context.Context, bin string, env map[string]string, quick bool) error {
 	cmd := exec.CommandContext(ctx, bin, "migrate")
 	cmd.Env = environ(env)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -243,7 +248,7 @@ func prepare(ctx context.Context, bin string, env map[string]string) error {
 			return err
 		}
 	}
-	return nil
+	return prepareSearch(ctx, conn, quick)
 }
 
 // fixture is what the scenarios read.
@@ -251,9 +256,10 @@ type fixture struct {
 	convs   []string // 1000 seeded conversations user 1 reads, by id
 	long    string   // the long conversation
 	longSeq int64
+	search  searchFixture
 }
 
-func loadFixture(ctx context.Context, directURL string) (fixture, error) {
+func loadFixture(ctx context.Context, directURL string, quick bool) (fixture, error) {
 	var fx fixture
 	conn, err := pgx.Connect(ctx, directURL)
 	if err != nil {
@@ -273,6 +279,10 @@ func loadFixture(ctx context.Context, directURL string) (fixture, error) {
 		return fx, fmt.Errorf("only %d conversations to read, want 1000", len(fx.convs))
 	}
 	err = conn.QueryRow(ctx, `SELECT id::text, last_seq FROM conversations WHERE title = $1 ORDER BY id LIMIT 1`, longTitle).Scan(&fx.long, &fx.longSeq)
+	if err != nil {
+		return fx, err
+	}
+	fx.search, err = loadSearchFixture(ctx, conn, quick)
 	return fx, err
 }
 

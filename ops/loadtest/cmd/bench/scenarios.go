@@ -54,6 +54,10 @@ type bench struct {
 	// loadBefore and loadAfter are /proc/loadavg at the start and the end: other work on the
 	// machine shows there.
 	loadBefore, loadAfter string
+
+	// The search scenarios' viewer and its token.
+	sfx         searchFixture
+	searchToken string
 }
 
 type profile struct {
@@ -174,6 +178,9 @@ func (b *bench) runAll(ctx context.Context) error {
 				})
 			}
 		}
+		// Full-text search: no cache serves it (the response cache is off here, as it is for
+		// any search over all the viewer's conversations).
+		b.searchLoads(ctx, s)
 		return nil
 	}); err != nil {
 		return err
