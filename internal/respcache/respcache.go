@@ -19,8 +19,9 @@
 //
 // # Limits
 //
-// Only queries are cached, never mutations or subscriptions. The conversation list is not
-// stored: its order depends on every conversation of the viewer. With a Redis Cluster the
+// Only queries are cached, never mutations or subscriptions. The conversation list, and a
+// message search over all the viewer's conversations, are not stored: they depend on every
+// conversation of the viewer (a search of one conversation is). With a Redis Cluster the
 // response cache is off (its dependencies live in other slots than the response): queries
 // execute, still helped by the history cache. While the history cache has a failed token bump to
 // retry, responses are neither served nor stored. Redis trouble never fails a query: it executes.
