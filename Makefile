@@ -8,7 +8,7 @@ BIN := bin/threadline
 # go test's own package lines and summary are the output; -count=1 never reuses cached results.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run stop build deps ops-deps client-deps test test-short generate schema check-generated check-ts lint bench fuzz-short
+.PHONY: run stop build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
 
 ## run: install what is missing, start the private stack under .data/, migrate, seed, serve on :8080
 run: build
@@ -43,7 +43,7 @@ client-deps:
 
 ## test: every test against real services, plus the generated-code, vet and staticcheck checks,
 ## and a short run of each fuzz target
-test: deps ops-deps client-deps check-generated check-ts lint
+test: deps ops-deps client-deps check-generated check-ts check-web lint
 	$(GO) test $(TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz-short
 
@@ -85,6 +85,16 @@ check-generated:
 ## check-ts: TypeScript codegen over graph/client/operations and tsc --strict on ops/clients/ts (npm)
 check-ts:
 	@ops/clients/ts/check.sh
+
+## check-web: the web app (web/): npm ci, codegen, tsc --strict, and a rebuild of the bundle
+## embedded from internal/webapp/dist; fails if the committed types or bundle are out of date
+check-web:
+	@web/check.sh
+
+## screenshots: the web app's screenshots beside the README (docs/web/*.png), taken by its
+## browser test
+screenshots: client-deps
+	$(GO) test -count=1 -run 'TestWebAppScreenshots' ./web -screenshots
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -28,6 +28,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 	srv := apptest.Start(t, apptest.Options{Seed: true, RedisURL: "redis://" + redisAddr + "/0", Configure: func(c *app.Config) {
 		c.RedisBreakerOpen = 500 * time.Millisecond
+		c.ResponseCacheEnabled = false // it would answer the repeated reads before the history cache sees them
 	}})
 
 	demo := srv.Client(1)

@@ -112,6 +112,7 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 		e.Fail("LOG_FORMAT", "must be json or text")
 	}
 	c.DemoUserID = int64(e.Int("DEMO_USER_ID", int(c.DemoUserID)))
+	c.WebAppEnabled = e.Bool("WEB_APP_ENABLED", c.WebAppEnabled)
 	c.Introspection = e.Bool("GRAPHQL_INTROSPECTION", c.Development())
 	c.WSAllowedOrigins = e.Origins("WS_ALLOWED_ORIGINS", c.Development())
 	// CORS allows the WebSocket origins unless it has a list of its own.
@@ -137,6 +138,7 @@ func readPools(e *envconfig.Reader, c *app.Config) {
 	// The response cache records history-cache generations: it needs the history cache.
 	c.ResponseCacheEnabled = e.Bool("RESPONSE_CACHE_ENABLED", c.CacheEnabled) && c.CacheEnabled
 	c.ResponseCacheTTL = e.Duration("RESPONSE_CACHE_TTL", c.ResponseCacheTTL)
+	c.LocalCacheBytes = int64(e.Int("LOCAL_CACHE_BYTES", int(c.LocalCacheBytes)))
 	c.CacheTTLFirstPage = e.Duration("CACHE_TTL_FIRST_PAGE", c.CacheTTLFirstPage)
 	c.CacheTTL = e.Duration("CACHE_TTL", c.CacheTTL)
 	c.CacheFallbackRate = e.Positive("CACHE_FALLBACK_RATE", c.CacheFallbackRate)
@@ -169,6 +171,7 @@ func readHTTP(e *envconfig.Reader, c *app.Config) {
 	c.WSMaxInFlight = e.Positive("WS_MAX_IN_FLIGHT", c.WSMaxInFlight)
 	c.WSMaxConnsPerUser = e.Positive("WS_MAX_CONNS_PER_USER", c.WSMaxConnsPerUser)
 	c.WSMaxConnsPerAddr = e.Positive("WS_MAX_CONNS_PER_ADDR", c.WSMaxConnsPerAddr)
+	c.SSEKeepAlive = e.Duration("SSE_KEEPALIVE_INTERVAL", c.SSEKeepAlive)
 }
 
 // readLimits reads the limits of documents, operations, rates and load.

@@ -1,5 +1,6 @@
 // Package app assembles Threadline from its parts: the PostgreSQL store behind PgBouncer, the
-// Redis history and response caches, live delivery, the GraphQL handler and the HTTP routes.
+// Redis history and response caches, live delivery, typing and presence (Redis only), the
+// GraphQL handler and the HTTP routes.
 // server.go builds the application with New and runs its listeners; tests build the very same
 // application (package app/apptest), so what they exercise is the production wiring.
 //
@@ -11,7 +12,8 @@
 // Every write runs the same steps after its commit and before it answers, in this order (New,
 // afterCommit):
 //
-//  1. the history cache moves the conversation to a new generation;
+//  1. the history cache moves the conversation to a new generation (with the history cache
+//     off, typing moves it when the members changed: its member sets are read under it);
 //  2. live delivery publishes the change to subscribers, here and on other instances;
 //  3. the response cache moves the membership tokens of users whose conversations changed.
 //
@@ -46,11 +48,15 @@ import (
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/httpapi"
 	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/localcache"
 	"github.com/threadline/threadline/internal/metrics"
 	"github.com/threadline/threadline/internal/playground"
+	"github.com/threadline/threadline/internal/presence"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
+	"github.com/threadline/threadline/internal/typing"
+	"github.com/threadline/threadline/internal/webapp"
 )
 
 // Options are what a caller adds to the production wiring. The zero value is what `serve` uses
@@ -172,8 +178,22 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	}
 	var respCache *respcache.Cache
 	if cfg.CacheEnabled && cfg.ResponseCacheEnabled {
+		// The in-process tier: only for a standalone Redis (the response cache is off on a
+		// cluster), and only while the circuit breaker is closed.
+		var local *localcache.Tier
+		if standalone, ok := a.Redis.(*redis.Client); ok {
+			local = localcache.New(standalone.Options(), localcache.Config{
+				Bytes: cfg.LocalCacheBytes, Prefixes: respcache.TokenPrefixes(), BarrierTimeout: cfg.RedisTimeout,
+				Healthy: func() bool { return breaker.State() == "closed" }, Log: log, Registerer: reg,
+			})
+			if local != nil {
+				a.closers = append(a.closers, local.Close)
+			}
+		}
 		respCache = respcache.New(a.Redis, breaker, respcache.Config{
-			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Fallbacks: fallbacks, Log: log, Registerer: reg,
+			TTL: cfg.ResponseCacheTTL, Bypass: history.HasPending, Fallbacks: fallbacks, Local: local,
+			Salt: graph.ResponseCacheSalt(cfg.Limits, cfg.Introspection, cfg.TrustedDocumentsOnly, nil),
+			Log:  log, Registerer: reg,
 		})
 	}
 	// Live delivery reads PostgreSQL itself (dbStore, not the cache) for replays and gap fills.
@@ -185,7 +205,16 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		_ = a.hub.Close(ctx)
 	})
 
-	a.hooks = afterCommit(history, a.hub, respCache)
+	// Typing and presence live in Redis only. Member sets are read straight from PostgreSQL
+	// on a miss, under the history cache's generation (package typing).
+	typists := typing.New(typing.Config{
+		Redis: a.Redis, Breaker: breaker, Members: dbStore.MembershipsByConversations, Log: log, Registerer: reg,
+	})
+	a.closers = append(a.closers, typists.Close)
+	tracker := presence.New(presence.Config{Redis: a.Redis, Breaker: breaker, TTL: cfg.PresenceTTL, Log: log, Registerer: reg})
+	a.closers = append(a.closers, tracker.Close)
+
+	a.hooks = afterCommit(history, a.hub, respCache, typists)
 	a.Chat = chat.NewService(store, a.hooks...)
 
 	var admit *admission.Limiter
@@ -204,30 +233,40 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			Limited: appMetrics.RateLimited(), FailOpen: appMetrics.RateLimitFailOpen(),
 		})
 	}
+	loaders := loader.NewFactory(store, loader.Config{
+		Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch, OnBatch: appMetrics.ObserveBatch,
+		Online: tracker.Online, Typing: typists.Typing,
+	})
 	gql := graph.NewHandler(graph.HandlerConfig{
-		Chat:          a.Chat,
-		Loaders:       loader.NewFactory(store, loader.Config{Wait: cfg.LoaderWait, MaxBatch: cfg.LoaderMaxBatch, OnBatch: appMetrics.ObserveBatch}),
-		Log:           log,
-		Introspection: cfg.Introspection,
-		RequestID:     httpapi.RequestID,
-		Metrics:       appMetrics.GraphQL(),
-		Live:          a.hub,
-		WebSocket: streaming.WebSocketConfig{
-			Config: streaming.Config{
-				Authenticate:     a.Keys.Authenticate,
-				Viewer:           viewer,
-				RateLimit:        chargeOne(limiter),
-				Admit:            admitOperation(admit),
-				OperationTimeout: cfg.RequestTimeout,
-				MaxSubscriptions: cfg.WSMaxSubscriptions,
-				MaxInFlight:      cfg.WSMaxInFlight,
-				Log:              log,
-			},
-			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout, PingInterval: cfg.WSPingInterval,
-			ReadLimit: cfg.MaxBodyBytes, WriteTimeout: cfg.WSWriteTimeout,
-			MaxConnsPerUser: cfg.WSMaxConnsPerUser, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr,
-			TrackConn: a.hub.TrackConn,
+		Chat:             a.Chat,
+		Loaders:          loaders,
+		Log:              log,
+		Introspection:    cfg.Introspection,
+		RequestID:        httpapi.RequestID,
+		Metrics:          appMetrics.GraphQL(),
+		ObserveOperation: appMetrics.ObserveOperation,
+		Live:             a.hub,
+		Typing:           typists,
+		Streaming: streaming.Config{
+			Authenticate:     a.Keys.Authenticate,
+			Viewer:           viewer,
+			RateLimit:        chargeOperation(limiter),
+			Admit:            admitOperation(admit),
+			OperationTimeout: cfg.RequestTimeout,
+			MaxSubscriptions: cfg.WSMaxSubscriptions,
+			MaxInFlight:      cfg.WSMaxInFlight,
+			WriteTimeout:     cfg.WSWriteTimeout,
+			MaxConnsPerUser:  cfg.WSMaxConnsPerUser,
+			MaxConnsPerAddr:  cfg.WSMaxConnsPerAddr,
+			TrackConn:        a.hub.TrackConn,
+			Connected:        tracker.Connected,
+			Log:              log,
 		},
+		WebSocket: streaming.WebSocketConfig{
+			AllowedOrigins: cfg.WSAllowedOrigins, InitTimeout: cfg.WSInitTimeout, PingInterval: cfg.WSPingInterval,
+			ReadLimit: cfg.MaxBodyBytes,
+		},
+		EventStream:         streaming.EventStreamConfig{KeepAlive: cfg.SSEKeepAlive},
 		Mutations:           graph.MutationLimits{Max: cfg.MaxMutations, Charge: charge(limiter), Create: charge(creations)},
 		ResponseCache:       respCache,
 		Classify:            db.Unavailable,
@@ -254,6 +293,15 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		}
 		pgCfg.DefaultHeaders = fmt.Sprintf(`{"Authorization": "Bearer %s"}`, tok)
 	}
+	var webApp http.Handler
+	if cfg.ServesWebApp() {
+		wc := webapp.Config{Endpoint: "/query", DemoUserID: cfg.DemoUserID}
+		if cfg.Development() && cfg.JWTSecret != "" {
+			// As GraphiQL's token above: signed with the development secret, never in production.
+			wc.DevToken = func(userID int64) (string, error) { return a.Keys.Sign(userID, 24*time.Hour) }
+		}
+		webApp = webapp.Handler(wc)
+	}
 	a.ready = httpapi.NewReadiness([]httpapi.Check{
 		{Name: "postgres", Ping: dbStore.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
@@ -270,10 +318,12 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Log:            log,
 		GraphQL:        gql,
 		Playground:     playground.Handler(pgCfg),
+		App:            webApp,
 		Ops:            opsOnMain,
-		Authenticate:   a.Keys.Middleware,
+		Authenticate:   func(next http.Handler) http.Handler { return a.Keys.Middleware(tracker.Middleware(next)) },
 		RateLimit:      rateLimit,
 		Admission:      admission.Middleware(admit),
+		PerOperation:   streaming.IsEventStream,
 		CORS:           cors,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
@@ -300,16 +350,18 @@ func charge(l *ratelimit.Limiter) func(ctx context.Context, n int) error {
 	return l.ChargeViewer
 }
 
-// chargeOne charges one request: an operation over a WebSocket.
-func chargeOne(l *ratelimit.Limiter) func(ctx context.Context) error {
+// chargeOperation charges one request for an operation over a WebSocket or an event stream,
+// to its viewer or, when anonymous, to its client address, as the HTTP middleware charges a
+// request.
+func chargeOperation(l *ratelimit.Limiter) func(ctx context.Context, addr string) error {
 	if l == nil {
 		return nil
 	}
-	return func(ctx context.Context) error { return l.ChargeViewer(ctx, 1) }
+	return func(ctx context.Context, addr string) error { return l.ChargeClient(ctx, addr, 1) }
 }
 
-// admitOperation admits a query or mutation that came over a WebSocket through l, as the HTTP
-// middleware admits a request; nil when there is no admission limit.
+// admitOperation admits a query or mutation that came over a WebSocket or an event stream
+// through l, as the HTTP middleware admits a request; nil when there is no admission limit.
 func admitOperation(l *admission.Limiter) func(ctx context.Context) (func(), error) {
 	if l == nil {
 		return nil
@@ -329,10 +381,14 @@ func admitOperation(l *admission.Limiter) func(ctx context.Context) (func(), err
 
 // afterCommit is the list of steps every write runs after its commit, in order (see the package
 // doc for why the order matters). Disabled caches have no step.
-func afterCommit(history *cache.Store, hub *live.Hub, respCache *respcache.Cache) []chat.Hook {
+func afterCommit(history *cache.Store, hub *live.Hub, respCache *respcache.Cache, typists *typing.Service) []chat.Hook {
 	var hooks []chat.Hook
 	if history != nil {
 		hooks = append(hooks, chat.Hook{Name: "history cache", Run: history.AfterCommit})
+	} else {
+		// Without the history cache nothing else moves the generations typing's member sets
+		// are read under: membership changes move them.
+		hooks = append(hooks, chat.Hook{Name: "typing members", Run: typists.AfterCommit})
 	}
 	hooks = append(hooks, chat.Hook{Name: "live", Run: hub.AfterCommit})
 	if respCache != nil {
@@ -354,9 +410,11 @@ func (a *App) AfterCommit() []string {
 // load balancers stop sending new requests.
 func (a *App) Drain() { a.ready.Drain() }
 
-// GoAway closes every WebSocket connection with 1001 going away (clients reconnect elsewhere and
-// resume with afterSeq) and ends the remaining subscriptions, waiting at most until ctx ends.
-// http.Server.Shutdown neither closes nor waits for hijacked connections: call GoAway first.
+// GoAway closes every WebSocket connection with 1001 going away and ends every event stream
+// without complete (clients reconnect elsewhere and resume with afterSeq), then ends the
+// remaining subscriptions, waiting at most until ctx ends. http.Server.Shutdown neither closes
+// nor waits for hijacked connections, and would wait for event streams until its deadline: call
+// GoAway first.
 func (a *App) GoAway(ctx context.Context) error {
 	if err := a.hub.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err

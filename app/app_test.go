@@ -27,7 +27,7 @@ func TestAfterCommitOrder(t *testing.T) {
 	}{
 		{"both caches", true, true, []string{"history cache", "live", "response cache"}},
 		{"history cache only", true, false, []string{"history cache", "live"}},
-		{"no cache", false, false, []string{"live"}},
+		{"no cache", false, false, []string{"typing members", "live"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -13,6 +13,8 @@ import (
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/localcache"
+	"github.com/threadline/threadline/internal/presence"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
@@ -45,6 +47,9 @@ type Config struct {
 	CacheEnabled         bool
 	ResponseCacheEnabled bool // needs CacheEnabled: responses record history-cache generations
 	ResponseCacheTTL     time.Duration
+	// LocalCacheBytes bounds the response cache's in-process tier (internal/localcache), in
+	// estimated bytes; 0 turns the tier off (every lookup goes to Redis).
+	LocalCacheBytes      int64
 	CacheTTLFirstPage    time.Duration
 	CacheTTL             time.Duration
 	RedisTimeout         time.Duration
@@ -117,7 +122,22 @@ type Config struct {
 	WSMaxConnsPerUser, WSMaxConnsPerAddr int
 	SubscriberBuffer                     int // events a subscriber may have waiting before it is cut off
 
+	// PresenceTTL is how long a user stays online after their last request or connection
+	// refresh (package presence). The schema promises 60 s (User.online), so it is not read from
+	// the environment: tests shorten it.
+	PresenceTTL time.Duration
+
+	// SSEKeepAlive is how often an event stream (GraphQL over Server-Sent Events) gets a
+	// keep-alive comment. The WebSocket settings above bound event streams too: WSWriteTimeout
+	// each write, WSMaxConnsPerUser and WSMaxConnsPerAddr the connections of a user and of an
+	// address, WebSocket connections and event streams together.
+	SSEKeepAlive time.Duration
+
 	DemoUserID int64 // GraphiQL acts as this user in development
+
+	// WebAppEnabled serves the reference chat web app at /app in production too; in development
+	// it is always served (package webapp).
+	WebAppEnabled bool
 
 	// OpsAddr is the listener of the operations endpoints (/metrics, /health/cache, pprof):
 	// private, never the public one. In development they are on Addr too, and OpsAddr is
@@ -132,6 +152,10 @@ func (c Config) AuthConfig(log *slog.Logger) auth.Config {
 
 // Development reports whether the server runs in development mode.
 func (c Config) Development() bool { return c.Env == "development" }
+
+// ServesWebApp reports whether /app serves the web app: always in development, in production
+// when WEB_APP_ENABLED is set.
+func (c Config) ServesWebApp() bool { return c.Development() || c.WebAppEnabled }
 
 // DefaultOpsAddr is the operations listener in production: loopback, so that only the machine
 // (or its Prometheus sidecar) reaches it; set OPS_ADDR=:9464 where Prometheus scrapes from
@@ -160,6 +184,7 @@ func Defaults() Config {
 		CacheEnabled:            true,
 		ResponseCacheEnabled:    true,
 		ResponseCacheTTL:        respcache.DefaultTTL,
+		LocalCacheBytes:         localcache.DefaultBytes,
 		CacheTTLFirstPage:       cache.DefaultTTLFirstPage,
 		CacheTTL:                cache.DefaultTTL,
 		RedisTimeout:            redisclient.DefaultCallTimeout,
@@ -194,6 +219,8 @@ func Defaults() Config {
 		CreateConversationRate:  ratelimit.DefaultCreateRate,
 		CreateConversationBurst: ratelimit.DefaultCreateBurst,
 		SubscriberBuffer:        live.DefaultBuffer,
+		PresenceTTL:             presence.DefaultTTL,
+		SSEKeepAlive:            streaming.DefaultKeepAlive,
 		DemoUserID:              1,
 	}
 }

@@ -150,11 +150,12 @@ func TestQueriesUseIndexes(t *testing.T) {
 		},
 		"MessagesBefore": func() error { _, err := store.MessagesBefore(ctx, 3, 40, 51); return err },
 		"MessagesAfter":  func() error { _, err := store.MessagesAfter(ctx, 3, 10, 100); return err },
+		"MessagesAround": func() error { _, err := store.MessagesAround(ctx, 3, 30, 27, 26); return err },
 		"ConversationsByIDForMember": func() error {
 			_, err := store.ConversationsByIDForMember(ctx, 1, []int64{1, 2})
 			return err
 		},
-		"ConversationListByMember": func() error { _, err := store.ConversationListByMember(ctx, 1, nil, 21); return err },
+		"ConversationListByMember": func() error { _, err := store.ConversationListByMember(ctx, 1, nil, 21, true); return err },
 		"MembershipsByConversations": func() error {
 			_, err := store.MembershipsByConversations(ctx, []int64{1, 2})
 			return err
@@ -221,5 +222,55 @@ func TestQueriesUseIndexes(t *testing.T) {
 			}
 		}
 		mu.Unlock()
+	}
+}
+
+// Writers that append user events for overlapping sets of users (new conversations, members
+// added and removed, read positions moved) never deadlock: each transaction's foreign-key checks
+// lock those users' rows FOR KEY SHARE in any order before the append locks them in id order.
+func TestUserEventWritersDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	store, d := newStore(t)
+	direct := dbtest.Open(t, d.DirectURL)
+	u := dbtest.Users(t, direct, "A", "B", "C", "D", "E", "F")
+	shared := dbtest.Conversation(t, direct, "shared", u...)
+	dbtest.Messages(t, direct, shared, u, 10)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 15 {
+				// Members in a different order in each writer.
+				members := []int64{u[(w+1)%6], u[(w+3)%6], u[(w+5)%6]}
+				creator := u[w%6]
+				var err error
+				switch i % 3 {
+				case 0:
+					_, _, err = store.CreateConversation(ctx, creator, fmt.Sprintf("w%d-%d", w, i), members)
+				case 1:
+					_, err = store.MarkRead(ctx, creator, shared, int64(i%10+1))
+				case 2:
+					var c chat.Conversation
+					if c, _, err = store.CreateConversation(ctx, creator, "to grow", nil); err == nil {
+						_, err = store.Apply(ctx, creator, chat.AddMembers{ConversationID: c.ID, UserIDs: members})
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("writer %d, step %d: %w", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Each user's events are numbered without holes.
+	if n := dbtest.Count(t, direct, `SELECT count(*) FROM users u
+		WHERE u.last_event_seq <> (SELECT count(*) FROM user_events e WHERE e.user_id = u.id)`); n != 0 {
+		t.Fatalf("%d users whose last_event_seq is not their number of events", n)
 	}
 }

@@ -24,6 +24,18 @@ func messageConnection(h chat.History) *model.MessageConnection {
 	return conn
 }
 
+// messageWindow gives a window the cursors of its ends: the oldest message's, to pass as
+// timeline(after:) for what is older, and the newest's, to pass as timeline(before:) for what is
+// newer (set even when nothing is newer yet: newer messages may come).
+func messageWindow(w chat.Window) *model.MessageWindow {
+	out := &model.MessageWindow{Items: pointers(w.Messages), HasOlder: w.HasOlder, HasNewer: w.HasNewer}
+	if n := len(w.Messages); n > 0 {
+		newer, older := chat.EncodeMessageCursor(w.Messages[0].Seq), chat.EncodeMessageCursor(w.Messages[n-1].Seq)
+		out.NewerCursor, out.OlderCursor = &newer, &older
+	}
+	return out
+}
+
 func conversationConnection(list chat.ConversationList, after *string) *model.ConversationConnection {
 	conn := &model.ConversationConnection{
 		Edges:    make([]*model.ConversationEdge, len(list.Conversations)),

@@ -6287,7 +6287,9 @@ func (ec *executionContext) _Subscription_messageAdded(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *chat.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessage(ctx, selections, v)
+			return shareEvent(ctx, ec.Resolvers, "messageAdded", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNMessage2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessage(ctx, selections, v)
+			})
 		},
 		true,
 		true,
@@ -6331,7 +6333,9 @@ func (ec *executionContext) _Subscription_conversationEvents(ctx context.Context
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v chat.Event) graphql.Marshaler {
-			return ec.marshalNConversationEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐEvent(ctx, selections, v)
+			return shareEvent(ctx, ec.Resolvers, "conversationEvents", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNConversationEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐEvent(ctx, selections, v)
+			})
 		},
 		true,
 		true,
@@ -6375,7 +6379,9 @@ func (ec *executionContext) _Subscription_typing(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *chat.TypingEvent) graphql.Marshaler {
-			return ec.marshalNTypingEvent2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐTypingEvent(ctx, selections, v)
+			return shareEvent(ctx, ec.Resolvers, "typing", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNTypingEvent2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐTypingEvent(ctx, selections, v)
+			})
 		},
 		true,
 		true,
@@ -6419,7 +6425,9 @@ func (ec *executionContext) _Subscription_viewerEvents(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v chat.ViewerEvent) graphql.Marshaler {
-			return ec.marshalNViewerEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐViewerEvent(ctx, selections, v)
+			return shareEvent(ctx, ec.Resolvers, "viewerEvents", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNViewerEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐViewerEvent(ctx, selections, v)
+			})
 		},
 		true,
 		true,
@@ -10271,6 +10279,9 @@ func (ec *executionContext) marshalNMembership2ᚖgithubᚗcomᚋthreadlineᚋth
 }
 
 func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.Message) graphql.Marshaler {
+	if m, ok := fastMessages(ec.OperationContext, sel, v); ok {
+		return m
+	}
 	ret := marshalSliceFor(ctx, sel, "Message", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
@@ -10303,6 +10314,9 @@ func (ec *executionContext) marshalNMessageConnection2ᚖgithubᚗcomᚋthreadli
 }
 
 func (ec *executionContext) marshalNMessageEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MessageEdge) graphql.Marshaler {
+	if m, ok := fastMessageEdges(ec.OperationContext, sel, v); ok {
+		return m
+	}
 	ret := marshalSliceFor(ctx, sel, "MessageEdge", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]

@@ -7,23 +7,33 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/respcache"
 )
 
 func (r *conversationResolver) Typing(ctx context.Context, obj *chat.Conversation) ([]*chat.User, error) {
-	panic(fmt.Errorf("not implemented: Typing - typing"))
+	respcache.Uncacheable(ctx) // ephemeral: changes with no generation
+	users, err := loader.Typing(ctx, obj.ID)
+	prefetchOnline(ctx, users, idOfUser, onlineOfUsers)
+	return pointers(users), err
 }
 
 func (r *mutationResolver) SetTyping(ctx context.Context, conversationID int64, typing bool) (bool, error) {
-	panic(fmt.Errorf("not implemented: SetTyping - setTyping"))
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return false, err
+	}
+	return setTyping(ctx, r.Typists, viewer, conversationID, typing)
 }
 
 func (r *subscriptionResolver) Typing(ctx context.Context, conversationID int64) (<-chan *chat.TypingEvent, error) {
-	panic(fmt.Errorf("not implemented: Typing - typing"))
+	return subscribeTyping(ctx, r.Typists, conversationID)
 }
 
 func (r *userResolver) Online(ctx context.Context, obj *chat.User) (bool, error) {
-	panic(fmt.Errorf("not implemented: Online - online"))
+	respcache.Uncacheable(ctx) // ephemeral: changes with no generation
+	return loader.Online(ctx, obj.ID)
 }

@@ -7,45 +7,72 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/threadline/threadline/graph/loader"
+	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/respcache"
 )
 
 func (r *conversationResolver) ViewerLastReadSeq(ctx context.Context, obj *chat.Conversation) (int, error) {
-	panic(fmt.Errorf("not implemented: ViewerLastReadSeq - viewerLastReadSeq"))
+	respcache.DependViewerList(ctx)
+	return int(obj.ViewerLastReadSeq), nil
 }
 
 func (r *conversationResolver) UnreadCount(ctx context.Context, obj *chat.Conversation) (int, error) {
-	panic(fmt.Errorf("not implemented: UnreadCount - unreadCount"))
+	respcache.DependViewerList(ctx)
+	n, err := loader.Unread(ctx, obj)
+	return int(n), err
 }
 
 func (r *conversationResolver) ReadStates(ctx context.Context, obj *chat.Conversation) ([]*chat.ReadState, error) {
-	panic(fmt.Errorf("not implemented: ReadStates - readStates"))
+	respcache.Uncacheable(ctx) // every member's reading moves it
+	members, err := loader.Memberships(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*chat.ReadState, len(members))
+	for i, m := range members {
+		out[i] = &chat.ReadState{User: m.User, LastReadSeq: m.LastReadSeq, At: m.ReadAt}
+	}
+	return out, nil
 }
 
 func (r *conversationActivityEventResolver) Conversation(ctx context.Context, obj *chat.ConversationActivity) (*chat.Conversation, error) {
-	panic(fmt.Errorf("not implemented: Conversation - conversation"))
+	return obj.Conversation, nil
 }
 
 func (r *conversationJoinedEventResolver) Conversation(ctx context.Context, obj *chat.ConversationJoined) (*chat.Conversation, error) {
-	panic(fmt.Errorf("not implemented: Conversation - conversation"))
+	return obj.Conversation, nil
 }
 
 func (r *mutationResolver) MarkRead(ctx context.Context, conversationID int64, seq int) (*chat.Conversation, error) {
-	panic(fmt.Errorf("not implemented: MarkRead - markRead"))
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Chat.MarkRead(ctx, viewer, conversationID, int64(seq)); err != nil {
+		return nil, err
+	}
+	return loader.ConversationNow(ctx, conversationID)
 }
 
 func (r *queryResolver) UnreadTotal(ctx context.Context) (int, error) {
-	panic(fmt.Errorf("not implemented: UnreadTotal - unreadTotal"))
+	respcache.DependViewerList(ctx)
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.Chat.UnreadTotal(ctx, viewer)
+	return int(n), err
 }
 
 func (r *readStateChangedEventResolver) Conversation(ctx context.Context, obj *chat.ReadStateChanged) (*chat.Conversation, error) {
-	panic(fmt.Errorf("not implemented: Conversation - conversation"))
+	return obj.Conversation, nil
 }
 
 func (r *subscriptionResolver) ViewerEvents(ctx context.Context, after *string) (<-chan chat.ViewerEvent, error) {
-	panic(fmt.Errorf("not implemented: ViewerEvents - viewerEvents"))
+	return subscribeViewer(ctx, r.Resolver, after)
 }
 
 func (r *Resolver) ConversationActivityEvent() ConversationActivityEventResolver {

@@ -7,16 +7,41 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/model"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/respcache"
 )
 
 func (r *conversationResolver) HistoryAround(ctx context.Context, obj *chat.Conversation, seq int, before *int, after *int) (*model.MessageWindow, error) {
-	panic(fmt.Errorf("not implemented: HistoryAround - historyAround"))
+	// The window is read after the conversation and its generation, which every change to the
+	// conversation (a message sent, edited or deleted, a reaction) moves.
+	respcache.Depend(ctx, obj.Generation)
+	w, err := r.Chat.HistoryAround(ctx, obj, int64(seq), intOr(before, chat.DefaultWindowSide), intOr(after, chat.DefaultWindowSide))
+	if err != nil {
+		return nil, err
+	}
+	return messageWindow(w), nil
 }
 
 func (r *conversationResolver) Timeline(ctx context.Context, obj *chat.Conversation, first *int, after *string, last *int, before *string) (*model.MessageConnection, error) {
-	panic(fmt.Errorf("not implemented: Timeline - timeline"))
+	args, err := chat.ParseTimelineArgs(first, after, last, before)
+	if err != nil {
+		return nil, err
+	}
+	if args.FirstPage() { // the offset-0 page: it batches and caches with them
+		page, err := loader.Page(ctx, chat.PageKey{ConversationID: obj.ID, Limit: args.Size})
+		if err != nil {
+			return nil, err
+		}
+		respcache.Depend(ctx, page.Generation)
+		return messageConnection(chat.History{Messages: page.Messages, HasNextPage: page.HasMore}), nil
+	}
+	respcache.Depend(ctx, obj.Generation) // as for historyAround
+	h, err := r.Chat.Timeline(ctx, obj, args)
+	if err != nil {
+		return nil, err
+	}
+	return messageConnection(h), nil
 }

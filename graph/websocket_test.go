@@ -67,19 +67,25 @@ func TestWebSocketOperationsAreRateLimited(t *testing.T) {
 				}
 				answered++
 			case "error":
-				if !strings.Contains(string(m.Payload), `"RATE_LIMITED"`) || !strings.Contains(string(m.Payload), `"retryAfter"`) {
+				// Refused by the rate limit, or, when the machine is slow to answer those it
+				// admitted, by the cap on operations in flight: both are RATE_LIMITED.
+				p := string(m.Payload)
+				if !strings.Contains(p, `"RATE_LIMITED"`) || !strings.Contains(p, `"retryAfter"`) && !strings.Contains(p, "in flight") {
 					t.Fatalf("%s: refused with %s", tc.name, m.Payload)
 				}
 				limited++
 			}
 		}
-		budget := burst + int(time.Since(began).Seconds()*rate) + 1
+		// A request served while Redis could not answer in time (a loaded machine) is let
+		// through and counted: the limiter fails open.
+		failedOpen := int(metricValue(t, srv, "threadline_rate_limit_fail_open_total"))
+		budget := burst + int(time.Since(began).Seconds()*rate) + 1 + failedOpen
 		if answered > budget {
-			t.Errorf("%s: %d of %d operations ran on one connection, budget %d", tc.name, answered, tc.n, budget)
+			t.Errorf("%s: %d of %d operations ran on one connection, budget %d (%d failed open)", tc.name, answered, tc.n, budget, failedOpen)
 		}
 		t.Logf("%s: %d ran, %d rate limited (HTTP: %d of 400)", tc.name, answered, limited, httpOK)
 	}
-	if n := dbtest.Count(t, srv.Direct, "SELECT count(*) FROM messages WHERE body = 'flood'"); n > budget {
+	if n := dbtest.Count(t, srv.Direct, "SELECT count(*) FROM messages WHERE body = 'flood'"); n > budget+int(metricValue(t, srv, "threadline_rate_limit_fail_open_total")) {
 		t.Errorf("%d flood messages committed, budget %d", n, budget)
 	}
 }

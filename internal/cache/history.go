@@ -532,7 +532,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) metrics {
 	labels := prometheus.Labels{"cache": "history"}
 	m := metrics{
-		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_hits_total", Help: "Cache lookups answered from Redis.", ConstLabels: labels}),
+		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_hits_total", Help: "Cache lookups that found what they looked for (the response cache's include the in-process tier's).", ConstLabels: labels}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_misses_total", Help: "Cache lookups not found in Redis.", ConstLabels: labels}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_errors_total", Help: "Failed Redis cache operations (the read went to PostgreSQL).", ConstLabels: labels}),
 		fills:  prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_fills_total", Help: "Pages stored in Redis after a miss.", ConstLabels: labels}),

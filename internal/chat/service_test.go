@@ -14,9 +14,10 @@ type insertOnly struct {
 	created bool
 }
 
-func (s insertOnly) InsertMessage(_ context.Context, m chat.NewMessage) (*chat.MessageAdded, bool, error) {
+func (s insertOnly) InsertMessage(_ context.Context, m chat.NewMessage) (chat.Change, bool, error) {
 	msg := &chat.Message{ID: 7, ConversationID: m.ConversationID, Seq: 3, SenderID: m.SenderID, Body: m.Body, ClientMessageID: m.ClientMessageID}
-	return &chat.MessageAdded{EventHeader: chat.EventHeader{EventSeq: 5, ConversationID: m.ConversationID}, Message: msg}, s.created, nil
+	ev := &chat.MessageAdded{EventHeader: chat.EventHeader{EventSeq: 5, ConversationID: m.ConversationID}, Message: msg}
+	return chat.Change{ConversationID: m.ConversationID, Event: ev, Members: []int64{m.SenderID}}, s.created, nil
 }
 
 // A retry that returns the original runs the after-send hooks as a first send does: the

@@ -9,13 +9,15 @@ type metrics struct {
 	cutoffs         prometheus.Counter
 	publishes       prometheus.Counter
 	publishFailures prometheus.Counter
+	executions      prometheus.Counter
+	sharedResults   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "threadline_subscriptions_active",
-			Help: "messageAdded subscriptions running on this instance.",
+			Help: "Subscriptions (messageAdded, conversationEvents, viewerEvents) running on this instance.",
 		}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "threadline_subscription_deliveries_total",
@@ -37,9 +39,17 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "threadline_pubsub_publish_failures_total",
 			Help: "Publishes to Redis that failed; other instances' subscribers catch up on the next message.",
 		}),
+		executions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_subscription_executions_total",
+			Help: "Subscription events executed for a subscriber (its selection resolved and encoded); an execution whose result other subscribers reuse counts once.",
+		}),
+		sharedResults: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_subscription_shared_results_total",
+			Help: "Subscription events sent to a subscriber as the bytes another subscriber's execution made (same event, operation and, when the selection depends on it, viewer).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.deliveries, m.gapFills, m.cutoffs, m.publishes, m.publishFailures)
+		reg.MustRegister(m.active, m.deliveries, m.gapFills, m.cutoffs, m.publishes, m.publishFailures, m.executions, m.sharedResults)
 	}
 	return m
 }

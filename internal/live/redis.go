@@ -263,16 +263,33 @@ func (sh *shard) isClosed() bool {
 
 func (sh *shard) onMessage(m *redis.Message) {
 	h := sh.hub
-	msg, err := decodeEvent(m.Payload)
-	if err != nil {
-		h.log.Warn("live: undecodable event", "channel", m.Channel, "err", err)
+	key, ok := streamOf(m.Channel)
+	if !ok {
+		h.log.Warn("live: event on an unknown channel", "channel", m.Channel)
 		return
 	}
-	if conv, ok := conversationOf(m.Channel); !ok || conv != msg.Header().ConversationID {
-		h.log.Warn("live: event on the wrong channel", "channel", m.Channel, "conversation_id", msg.Header().ConversationID)
+	var item any
+	var seq, owner int64
+	if key.user {
+		ev, err := decodeUserEvent(m.Payload)
+		if err != nil {
+			h.log.Warn("live: undecodable event", "channel", m.Channel, "err", err)
+			return
+		}
+		item, seq, owner = ev, ev.EventSeq, ev.UserID
+	} else {
+		ev, err := decodeEvent(m.Payload)
+		if err != nil {
+			h.log.Warn("live: undecodable event", "channel", m.Channel, "err", err)
+			return
+		}
+		item, seq, owner = ev, ev.Header().EventSeq, ev.Header().ConversationID
+	}
+	if owner != key.id {
+		h.log.Warn("live: event on the wrong channel", "channel", m.Channel, "owner", owner)
 		return
 	}
-	h.dispatch(msg)
+	h.dispatch(key, item, seq)
 }
 
 func (sh *shard) onSubscription(ps *redis.PubSub, m *redis.Subscription) {
@@ -305,14 +322,14 @@ func (sh *shard) onPong(payload string) {
 
 // topic returns the live topic of channel if it is served by this shard.
 func (sh *shard) topic(channel string) *topic {
-	conv, ok := conversationOf(channel)
+	key, ok := streamOf(channel)
 	if !ok {
 		return nil
 	}
 	h := sh.hub
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if t := h.topics[conv]; t != nil && t.shard == sh {
+	if t := h.topics[key]; t != nil && t.shard == sh {
 		return t
 	}
 	return nil

@@ -82,8 +82,8 @@ var batchBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200}
 
 // publicCodes are the values of the code label of threadline_graphql_errors_total.
 var publicCodes = []apperr.Code{
-	apperr.Unauthenticated, apperr.NotFound, apperr.BadUserInput, apperr.RateLimited,
-	apperr.ComplexityLimitExceeded, apperr.PersistedQueryNotFound, apperr.ServiceUnavailable, apperr.Internal,
+	apperr.Unauthenticated, apperr.NotFound, apperr.Forbidden, apperr.BadUserInput, apperr.RateLimited,
+	apperr.ComplexityLimitExceeded, apperr.PersistedQueryNotFound, apperr.PositionExpired, apperr.ServiceUnavailable, apperr.Internal,
 }
 
 // New creates the metrics and registers them on reg. It panics if one is already registered
@@ -126,7 +126,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		}, []string{"route", "code"}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "threadline_http_request_duration_seconds",
-			Help:    "Duration of HTTP requests by route pattern (WebSocket connections are not timed).",
+			Help:    "Duration of HTTP requests by route pattern (WebSocket connections and event streams are not timed).",
 			Buckets: latencyBuckets,
 		}, []string{"route"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{

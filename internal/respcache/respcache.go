@@ -4,24 +4,59 @@
 // # Exactness
 //
 // While a query executes, every resolver that runs declares what its result depends on
-// (Depend, DependViewer) or that it depends on nothing that changes (Static). A dependency is a
-// Redis key holding a token and the token's value when the data was read: a conversation's
-// history generation (msg:gen:{<conv>}, read in the same round trip as the page, moved by every
-// event of the conversation: a message sent, edited or deleted, a reaction, a rename, a member
-// added or removed), or the viewer's membership token (msg:viewer:{u<id>}, read before
-// execution, moved for each member whose set of conversations changes). The response is stored only if it has no errors
-// and every resolver that ran declared something. A stored response is served only if every
-// recorded token still has its recorded value, checked by one Lua script in the same round trip
-// that fetches the bytes; tokens are random, so a deleted or evicted token never matches again.
+// (Depend, DependViewer, DependViewerList) or that it depends on nothing that changes (Static).
+// A dependency is a Redis key holding a token and the token's value when the data was read:
 //
-// The key covers the viewer, the operation document, the operation name and the variables, so a
-// response stored for one user is never served to another.
+//   - a conversation's history generation (msg:gen:{<conv>}, read in the same round trip as the
+//     page, moved by every event of the conversation: a message sent, edited or deleted, a
+//     reaction, a rename, a member added or removed);
+//   - the viewer's membership token (msg:viewer:{u<id>}, read before execution, moved for each
+//     member whose set of conversations changes);
+//   - the viewer's list token (msg:list:{u<id>}, read with the membership token, moved for every
+//     member of a conversation on each of its events, and for the viewer when they move a read
+//     position): what a conversation list shows, in its order, with unread counts.
+//
+// The response is stored only if it has no errors and every resolver that ran declared
+// something. A stored response is served only if every recorded token still has its recorded
+// value, checked by one Lua script in the same round trip that fetches the bytes; tokens are
+// random, so a deleted or evicted token never matches again. A token is read before the data it
+// covers and moved after the change to that data commits, so a response that missed a change
+// was stored under a token the change moves.
+//
+// The key (Key) covers the viewer, the operation document, the operation name, the variables as
+// the client sent them and the rules that admitted the operation (Config.Salt), so a response
+// stored for one user is never served to another, nor by an instance that would refuse the
+// request.
+//
+// # The in-process tier
+//
+// With Config.Local (internal/localcache), a response found in Redis is kept in process with
+// the tokens it depends on, read in the same script run (when they matched), and so are the
+// viewer's tokens. A later lookup serves it without a Redis round trip when, after a barrier,
+// the tier holds every token the response depends on with the value recorded. This is the
+// Redis check made against copies that are exact: the tier keeps a token only if no
+// invalidation of it came between the read and the keeping, drops it on every change Redis
+// reports, and the barrier makes sure that every change completed in Redis before the lookup
+// began has been reported and applied (see localcache's package doc). So a token the tier holds
+// after the barrier is the value Redis held at some moment after the lookup began, and a
+// response that passes is one the script would have passed then: a read that starts after a
+// write's answer sees the write, whichever instance served either. A token the tier does not
+// hold sends the lookup to Redis, as does any doubt (tracking lost, the barrier failed): the
+// tier has emptied itself and answers nothing. The tier keeps a response no longer than Redis
+// would (its remaining TTL), so that the staleness bound of a failed token bump (see
+// internal/cache) is the same.
+//
+// # Before the executor
+//
+// Lookup serves a hit over HTTP before gqlgen runs (graph.Handler): the request's key is
+// computed from the request itself, and the response written as the executor would have
+// written it. It is the same lookup, counted once, and a miss continues into the executor with
+// the lookup's result, so that it is not made twice.
 //
 // # Limits
 //
-// Only queries are cached, never mutations or subscriptions. The conversation list, and a
-// message search over all the viewer's conversations, are not stored: they depend on every
-// conversation of the viewer (a search of one conversation is). With a Redis Cluster the
+// Only queries are cached, never mutations or subscriptions. Read receipts (readStates) are
+// not stored: they move with every member's reading. With a Redis Cluster the
 // response cache is off (its dependencies live in other slots than the response): queries
 // execute, still helped by the history cache. While the history cache has a failed token bump to
 // retry, responses are neither served nor stored. Redis trouble never fails a query: it executes.
@@ -36,6 +71,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +86,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/localcache"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -70,10 +107,23 @@ type Config struct {
 	// Fallbacks bounds the queries that execute because a lookup failed while the circuit
 	// breaker was closed (a Redis timeout, usually an overloaded machine): past it they are
 	// refused with SERVICE_UNAVAILABLE rather than executed. Nil: no bound.
-	Fallbacks  *admission.Budget
+	Fallbacks *admission.Budget
+	// Local is the in-process tier (internal/localcache) that answers hits without a Redis
+	// round trip: its tracked prefixes must be TokenPrefixes. Nil: every lookup goes to Redis.
+	Local *localcache.Tier
+	// Salt is mixed into every response key: it names the rules under which the server admits
+	// an operation (schema, limits, trusted documents only, introspection), so that a response
+	// stored by an instance that admits more is never served by one that admits less
+	// (graph.ResponseCacheSalt).
+	Salt       string
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
+
+// TokenPrefixes are the prefixes of the tokens responses depend on (history generations,
+// membership and list tokens): what an in-process tier (Config.Local) must track. A dependency
+// under another prefix is valid too, but only Redis can check it.
+func TokenPrefixes() []string { return []string{"msg:gen:", "msg:viewer:", "msg:list:"} }
 
 // Cache is the response cache, a gqlgen extension: add it with handler.Server.Use after
 // anything that must see every operation (metrics) and before the per-operation loaders, so
@@ -82,16 +132,18 @@ type Cache struct {
 	rdb     redis.UniversalClient
 	breaker *redisclient.Breaker
 	cfg     Config
+	local   *localcache.Tier
 	log     *slog.Logger
-	stats   struct{ hits, misses, uncacheable, stale, errors atomic.Int64 }
+	stats   struct{ hits, localHits, earlyHits, misses, uncacheable, stale, errors atomic.Int64 }
 	metrics metrics
 	storing chan struct{} // bounds the background stores in flight
 }
 
 var (
-	_ graphql.HandlerExtension     = (*Cache)(nil)
-	_ graphql.OperationInterceptor = (*Cache)(nil)
-	_ graphql.FieldInterceptor     = (*Cache)(nil)
+	_ graphql.HandlerExtension          = (*Cache)(nil)
+	_ graphql.OperationParameterMutator = (*Cache)(nil)
+	_ graphql.OperationInterceptor      = (*Cache)(nil)
+	_ graphql.FieldInterceptor          = (*Cache)(nil)
 )
 
 // New returns a response cache over rdb, or nil when rdb is a Redis Cluster (see the package
@@ -110,13 +162,16 @@ func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *C
 		cfg.Log.Info("response cache off: REDIS_URL names a Redis Cluster")
 		return nil
 	}
-	return &Cache{rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registerer), storing: make(chan struct{}, 64)}
+	return &Cache{rdb: rdb, breaker: breaker, cfg: cfg, local: cfg.Local, log: cfg.Log, metrics: newMetrics(cfg.Registerer), storing: make(chan struct{}, 64)}
 }
 
-func (c *Cache) ExtensionName() string                   { return "ResponseCache" }
+func (c *Cache) ExtensionName() string                   { return extensionName }
 func (c *Cache) Validate(graphql.ExecutableSchema) error { return nil }
 func viewerTokenKey(viewer int64) string {
 	return "msg:viewer:{u" + strconv.FormatInt(viewer, 10) + "}"
+}
+func listTokenKey(viewer int64) string {
+	return "msg:list:{u" + strconv.FormatInt(viewer, 10) + "}"
 }
 func responseKey(viewer int64, hash string) string {
 	return "resp:{u" + strconv.FormatInt(viewer, 10) + "}:" + hash
@@ -128,16 +183,22 @@ func (c *Cache) countHit()   { c.stats.hits.Add(1); c.metrics.hits.Inc() }
 func (c *Cache) countMiss()  { c.stats.misses.Add(1); c.metrics.misses.Inc() }
 func (c *Cache) countError() { c.stats.errors.Add(1); c.metrics.errors.Inc() }
 
-// lookupScript returns the viewer's membership token (creating it with ARGV[1] if missing) and
-// the stored response's data if every dependency recorded with it is current. A stored value is
-// "<n>\n" then n "<key>\n<token>\n" pairs, then the data. Replies: {token, data} on a hit,
-// {token, false} on a miss, {token, false, 1} when the stored response is stale.
+// lookupScript returns the viewer's membership token and list token (creating each with ARGV[1]
+// if missing) and the stored response if every dependency recorded with it is current, with
+// the milliseconds it has left to live. A stored value is "<n>\n" then n "<key>\n<token>\n"
+// pairs, then the data. Replies: {tokens, value, pttl} on a hit, {tokens, false} on a miss,
+// {tokens, false, 1} when the stored response is stale, where tokens is "<membership token>
+// <list token>".
 var lookupScript = redis.NewScript(`
-local tok = redis.call('GET', KEYS[2])
-if not tok then
-  tok = ARGV[1]
-  redis.call('SET', KEYS[2], tok, 'EX', ARGV[2])
+local function token(key)
+  local t = redis.call('GET', key)
+  if not t then
+    t = ARGV[1]
+    redis.call('SET', key, t, 'EX', ARGV[2])
+  end
+  return t
 end
+local tok = token(KEYS[2]) .. ' ' .. token(KEYS[3])
 local v = redis.call('GET', KEYS[1])
 if not v then return {tok, false} end
 local nl = string.find(v, '\n', 1, true)
@@ -151,54 +212,71 @@ for i = 1, n do
   pos = e2 + 1
   if redis.call('GET', k) ~= t then return {tok, false, 1} end
 end
-return {tok, string.sub(v, pos)}
+return {tok, v, redis.call('PTTL', KEYS[1])}
 `)
+
+// ExtensionName and the stats key of what MutateOperationParameters leaves for
+// InterceptOperation.
+const extensionName = "ResponseCache"
+
+// request is what identifies an operation for the cache, as the client sent it: the document
+// text (a persisted query's, resolved), the operation name and the variables before coercion.
+type request struct {
+	query, operationName string
+	variables            map[string]any
+}
+
+// MutateOperationParameters implements graphql.OperationParameterMutator: it keeps the request
+// as sent for InterceptOperation, which keys the response on it. It runs after the document gate
+// (added to the handler before the cache), which has resolved a persisted query's text.
+func (c *Cache) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if graphql.HasOperationContext(ctx) {
+		graphql.GetOperationContext(ctx).Stats.SetExtension(extensionName, &request{query: p.Query, operationName: p.OperationName, variables: p.Variables})
+	}
+	return nil
+}
 
 // InterceptOperation serves a query from the cache or executes it and stores the response.
 func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
-	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query || (c.cfg.Bypass != nil && c.cfg.Bypass()) {
+	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query || c.Bypassed() {
 		return next(ctx)
 	}
 	viewer, err := auth.Viewer(ctx)
 	if err != nil {
 		return next(ctx)
 	}
-	key, err := operationKey(viewer, opCtx)
-	if err != nil {
+	req, ok := opCtx.Stats.GetExtension(extensionName).(*request)
+	if !ok {
 		return next(ctx)
 	}
-	viewerToken, data, stale, err := c.lookup(ctx, viewer, key)
-	if err != nil {
-		if !errors.Is(err, redisclient.ErrOpen) {
-			c.countError()
-			c.log.WarnContext(ctx, "response cache lookup failed", "err", err)
-			if c.cfg.Fallbacks != nil && !c.cfg.Fallbacks.Allow() {
-				c.metrics.fallbacksRefused.Inc()
-				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
-					Message: "server overloaded: retry shortly", Extensions: map[string]any{"code": string(apperr.ServiceUnavailable)},
-				}}})
-			}
+	key, ok := c.Key(viewer, req.query, req.operationName, req.variables)
+	if !ok {
+		return next(ctx)
+	}
+	res, ok := ctx.Value(priorKey{}).(*result)
+	if !ok || res.key != key {
+		res = c.lookup(ctx, viewer, key)
+	}
+	if res.err != nil {
+		if res.refused {
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+				Message: "server overloaded: retry shortly", Extensions: map[string]any{"code": string(apperr.ServiceUnavailable)},
+			}}})
 		}
 		return next(ctx)
 	}
-	if data != nil {
-		c.countHit()
+	if res.hit != nil {
 		served := false
 		return func(context.Context) *graphql.Response {
 			if served {
 				return nil
 			}
 			served = true
-			return &graphql.Response{Data: data}
+			return &graphql.Response{Data: res.hit.data()}
 		}
 	}
-	if stale {
-		c.stats.stale.Add(1)
-		c.metrics.stale.Inc()
-	}
-	c.countMiss()
-	col := &collector{viewer: viewer, viewerToken: viewerToken, deps: make(map[string]string, 4)}
+	col := &collector{viewer: viewer, viewerToken: res.tokens.viewer, listToken: res.tokens.list, deps: make(map[string]string, 4)}
 	ctx = context.WithValue(ctx, collectorKey{}, col)
 	responses := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
@@ -216,29 +294,160 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 	}
 }
 
-// operationKey hashes what makes two requests the same: viewer, document, operation name and
-// variables (json.Marshal sorts map keys, so equal variables encode equally).
-func operationKey(viewer int64, opCtx *graphql.OperationContext) (string, error) {
-	vars, err := json.Marshal(opCtx.Variables)
-	if err != nil {
-		return "", err
+// Bypassed reports whether queries must execute without the cache now (Config.Bypass).
+func (c *Cache) Bypassed() bool { return c.cfg.Bypass != nil && c.cfg.Bypass() }
+
+// Key is the key of the response to a request of viewer: the document's text (a persisted
+// query's, resolved), the operation name, and the variables as the client sent them, before
+// coercion, encoded by encoding/json (which sorts the keys of maps, and writes a json.Number as
+// the client wrote it), and Config.Salt. A response is a function of these: coercion is too.
+// Two encodings of one value (1 and 1.0) are two keys, which costs a miss, never a wrong
+// answer. Not ok when the variables cannot be encoded.
+func (c *Cache) Key(viewer int64, query, operationName string, variables map[string]any) (string, bool) {
+	vars := []byte("{}")
+	if len(variables) > 0 {
+		var err error
+		if vars, err = json.Marshal(variables); err != nil {
+			return "", false
+		}
 	}
 	h := sha256.New()
-	var b [8]byte
+	var b [20]byte
 	h.Write(strconv.AppendInt(b[:0], viewer, 10))
 	h.Write([]byte{0})
-	h.Write([]byte(opCtx.RawQuery))
+	h.Write([]byte(c.cfg.Salt))
 	h.Write([]byte{0})
-	h.Write([]byte(opCtx.OperationName))
+	h.Write([]byte(query))
+	h.Write([]byte{0})
+	h.Write([]byte(operationName))
 	h.Write([]byte{0})
 	h.Write(vars)
 	var sum [sha256.Size]byte
-	return responseKey(viewer, hex.EncodeToString(h.Sum(sum[:0])[:20])), nil
+	return responseKey(viewer, hex.EncodeToString(h.Sum(sum[:0])[:20])), true
 }
 
-func (c *Cache) lookup(ctx context.Context, viewer int64, key string) (viewerToken string, data []byte, stale bool, err error) {
-	err = c.breaker.Do(ctx, func(ctx context.Context) error {
-		vals, err := lookupScript.Run(ctx, c.rdb, []string{key, viewerTokenKey(viewer)},
+// priorKey carries the result of a lookup made before the executor (Lookup) to
+// InterceptOperation, which then makes none.
+type priorKey struct{}
+
+// Lookup looks up the stored response to the request key names (Key), for viewer, before the
+// executor runs: body is the GraphQL response to send ({"data": ...}, as the executor would
+// encode it) on a hit. On a miss body is nil and ctx carries the lookup for the executed
+// request, which then neither looks up again nor counts the miss twice. The caller must have
+// checked what the executor would (a query, admitted by the document gate and the cost limit
+// under the rules Config.Salt names) and Bypassed.
+func (c *Cache) Lookup(ctx context.Context, viewer int64, key string) ([]byte, context.Context) {
+	res := c.lookup(ctx, viewer, key)
+	if res.hit != nil {
+		c.stats.earlyHits.Add(1)
+		c.metrics.earlyHits.Inc()
+		return res.hit.body, ctx
+	}
+	return nil, context.WithValue(ctx, priorKey{}, res)
+}
+
+// viewerTokens are the viewer's tokens, read by the lookup.
+type viewerTokens struct{ viewer, list string }
+
+// result is the outcome of a lookup: a hit, or the viewer's tokens for the execution of a
+// miss, or an error (refused: the fallback budget is spent).
+type result struct {
+	key     string
+	hit     *stored
+	tokens  viewerTokens
+	err     error
+	refused bool
+}
+
+// stored is a stored response as the in-process tier keeps it: its dependencies and the
+// response's encoding, {"data": <data>}.
+type stored struct {
+	deps []dep
+	body []byte
+}
+
+type dep struct{ key, token string }
+
+const bodyPrefix, bodySuffix = `{"data":`, `}`
+
+func (s *stored) data() []byte { return s.body[len(bodyPrefix) : len(s.body)-len(bodySuffix)] }
+
+// lookup finds the stored response for key, counting the hit, miss or error: first in the
+// in-process tier, where a response is served only after a barrier, and only if the tier holds
+// every token it depends on with the value recorded; then in Redis.
+func (c *Cache) lookup(ctx context.Context, viewer int64, key string) *result {
+	if c.local != nil {
+		if v, ok := c.local.Get(key); ok {
+			if s := v.(*stored); c.local.Barrier(ctx) == nil {
+				switch c.localState(s) {
+				case current:
+					c.local.Hit()
+					c.stats.localHits.Add(1)
+					c.metrics.localHits.Inc()
+					c.countHit()
+					return &result{key: key, hit: s}
+				case outdated: // certainly stale here; Redis may hold a newer one
+					c.local.Delete(key)
+				}
+			}
+		}
+		c.local.Miss()
+	}
+	res := &result{key: key}
+	res.err = c.redisLookup(ctx, viewer, res)
+	switch {
+	case res.err != nil:
+		if !errors.Is(res.err, redisclient.ErrOpen) {
+			c.countError()
+			c.log.WarnContext(ctx, "response cache lookup failed", "err", res.err)
+			if c.cfg.Fallbacks != nil && !c.cfg.Fallbacks.Allow() {
+				c.metrics.fallbacksRefused.Inc()
+				res.refused = true
+			}
+		}
+	case res.hit != nil:
+		c.countHit()
+	default:
+		c.countMiss()
+	}
+	return res
+}
+
+type localState int
+
+const (
+	unknown  localState = iota // a token the tier does not hold: Redis must say
+	current                    // every token holds its recorded value
+	outdated                   // a token moved
+)
+
+// localState checks s's dependencies against the tokens the tier holds; call it after a
+// barrier.
+func (c *Cache) localState(s *stored) localState {
+	for _, d := range s.deps {
+		v, ok := c.local.Get(d.key)
+		if !ok {
+			return unknown
+		}
+		if v.(string) != d.token {
+			return outdated
+		}
+	}
+	return current
+}
+
+// redisLookup runs the lookup script, and keeps in the in-process tier what it learnt: the
+// viewer's tokens, and on a hit the response and the tokens it depends on, all current when the
+// script ran.
+func (c *Cache) redisLookup(ctx context.Context, viewer int64, res *result) error {
+	var snap localcache.Snapshot
+	if c.local != nil {
+		snap = c.local.Snapshot()
+	}
+	var value string
+	var pttl int64
+	err := c.breaker.Do(ctx, func(ctx context.Context) error {
+		vals, err := lookupScript.Run(ctx, c.rdb, []string{res.key, viewerTokenKey(viewer), listTokenKey(viewer)},
 			newToken(), int(c.cfg.ViewerTokenTTL/time.Second)).Slice()
 		if err != nil {
 			return err
@@ -247,17 +456,72 @@ func (c *Cache) lookup(ctx context.Context, viewer int64, key string) (viewerTok
 			return errors.New("response cache: unexpected script reply")
 		}
 		tok, ok := vals[0].(string)
-		if !ok {
+		viewerTok, listTok, found := strings.Cut(tok, " ")
+		if !ok || !found {
 			return errors.New("response cache: unexpected token reply")
 		}
-		viewerToken = tok
-		if s, ok := vals[1].(string); ok {
-			data = []byte(s)
+		res.tokens = viewerTokens{viewer: viewerTok, list: listTok}
+		if s, ok := vals[1].(string); ok && len(vals) > 2 {
+			value = s
+			pttl, _ = vals[2].(int64)
+		} else if len(vals) > 2 {
+			c.stats.stale.Add(1)
+			c.metrics.stale.Inc()
 		}
-		stale = len(vals) > 2
 		return nil
 	})
-	return viewerToken, data, stale, err
+	if err != nil {
+		return err
+	}
+	if value != "" {
+		s, err := decodeStored(value)
+		if err != nil {
+			c.log.WarnContext(ctx, "response cache: undecodable stored response", "err", err)
+			return nil // a miss
+		}
+		res.hit = s
+		if c.local != nil {
+			for _, d := range s.deps {
+				c.local.Fill(snap, d.key, d.token)
+			}
+			if pttl > 0 {
+				c.local.Set(res.key, s, int64(len(s.body)+64*len(s.deps)), time.Duration(pttl)*time.Millisecond)
+			}
+		}
+	}
+	if c.local != nil {
+		c.local.Fill(snap, viewerTokenKey(viewer), res.tokens.viewer)
+		c.local.Fill(snap, listTokenKey(viewer), res.tokens.list)
+	}
+	return nil
+}
+
+// decodeStored reads a stored value (see lookupScript) into its dependencies and the
+// response's encoding.
+func decodeStored(v string) (*stored, error) {
+	bad := errors.New("response cache: malformed stored value")
+	line, rest, ok := strings.Cut(v, "\n")
+	n, err := strconv.Atoi(line)
+	if !ok || err != nil || n < 0 || n > len(rest) {
+		return nil, bad
+	}
+	s := &stored{deps: make([]dep, n)}
+	for i := range n {
+		var k, t string
+		if k, rest, ok = strings.Cut(rest, "\n"); !ok {
+			return nil, bad
+		}
+		if t, rest, ok = strings.Cut(rest, "\n"); !ok {
+			return nil, bad
+		}
+		s.deps[i] = dep{key: k, token: t}
+	}
+	if rest == "" {
+		return nil, bad
+	}
+	s.body = make([]byte, 0, len(bodyPrefix)+len(rest)+len(bodySuffix))
+	s.body = append(append(append(s.body, bodyPrefix...), rest...), bodySuffix...)
+	return s, nil
 }
 
 // storeAsync stores a response in the background: the client does not wait for it.
@@ -280,28 +544,39 @@ func (c *Cache) storeAsync(ctx context.Context, key string, col *collector, data
 	}()
 }
 
-// AfterCommit is the response cache's chat.Hook: users whose set of conversations changed get
-// new membership tokens (InvalidateViewers).
+// AfterCommit is the response cache's chat.Hook, in one Redis round trip: users whose set of
+// conversations changed get new membership tokens, and everyone whose conversation list shows
+// the change (the members, and those it removed) new list tokens.
 func (c *Cache) AfterCommit(ctx context.Context, ch chat.Change) {
-	if len(ch.MembersChanged) > 0 {
-		c.InvalidateViewers(ctx, ch.MembersChanged)
-	}
+	c.invalidate(ctx, ch.MembersChanged, append(ch.Members, ch.MembersChanged...))
 }
 
-// InvalidateViewers moves the membership tokens of users whose set of conversations changed.
+// InvalidateViewers moves the membership and list tokens of users whose set of conversations
+// changed.
 func (c *Cache) InvalidateViewers(ctx context.Context, userIDs []int64) {
+	c.invalidate(ctx, userIDs, userIDs)
+}
+
+// invalidate moves the membership tokens of viewers and the list tokens of lists.
+func (c *Cache) invalidate(ctx context.Context, viewers, lists []int64) {
+	if len(viewers)+len(lists) == 0 {
+		return
+	}
 	err := c.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
 		pipe := c.rdb.Pipeline()
-		for _, u := range userIDs {
+		for _, u := range viewers {
 			pipe.Set(ctx, viewerTokenKey(u), newToken(), c.cfg.ViewerTokenTTL)
+		}
+		for _, u := range lists {
+			pipe.Set(ctx, listTokenKey(u), newToken(), c.cfg.ViewerTokenTTL)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
 	})
 	if err != nil {
 		c.metrics.invalidationFailures.Inc()
-		c.log.WarnContext(ctx, "response cache: membership invalidation failed; stored responses of these users may be stale until their TTL",
-			"users", userIDs, "err", err)
+		c.log.WarnContext(ctx, "response cache: token invalidation failed; stored responses of these users may be stale until their TTL",
+			"viewers", viewers, "lists", lists, "err", err)
 	}
 }
 
@@ -309,6 +584,7 @@ func (c *Cache) InvalidateViewers(ctx context.Context, userIDs []int64) {
 type collector struct {
 	viewer      int64
 	viewerToken string
+	listToken   string
 	mu          sync.Mutex
 	deps        map[string]string
 	uncacheable bool
@@ -398,6 +674,27 @@ func DependViewer(ctx context.Context) {
 	}
 }
 
+// DependViewerList declares that the current field's result depends on the viewer's
+// conversations and anything in them: their order, their last messages, the viewer's read
+// positions and unread counts. The viewer's list token moves with every event of any of their
+// conversations, every change of their memberships and every move of their read position.
+func DependViewerList(ctx context.Context) {
+	if col := declare(ctx); col != nil {
+		col.add(listTokenKey(col.viewer), col.listToken)
+	}
+}
+
+// ListToken returns the viewer's list token as the running query read it (zero outside a
+// cached query): the token under which a conversation list, and every conversation in it as
+// the viewer sees it, was read.
+func ListToken(ctx context.Context) chat.Token {
+	col, _ := ctx.Value(collectorKey{}).(*collector)
+	if col == nil || col.listToken == "" {
+		return chat.Token{}
+	}
+	return chat.Token{Key: listTokenKey(col.viewer), Value: col.listToken}
+}
+
 // Static declares that the current field's result depends on nothing that ever changes.
 func Static(ctx context.Context) { declare(ctx) }
 
@@ -412,38 +709,57 @@ func Uncacheable(ctx context.Context) {
 
 // Stats is the response cache's part of /health/cache.
 type Stats struct {
-	Hits          int64   `json:"hits"`
+	Hits int64 `json:"hits"`
+	// LocalHits are the hits the in-process tier answered, EarlyHits those answered over HTTP
+	// before the executor ran; both are counted in Hits too.
+	LocalHits     int64   `json:"localHits"`
+	EarlyHits     int64   `json:"earlyHits"`
 	Misses        int64   `json:"misses"`
 	Uncacheable   int64   `json:"uncacheable"`
 	StaleRejected int64   `json:"staleRejected"`
 	Errors        int64   `json:"errors"`
 	HitRatio      float64 `json:"hitRatio"`
+	// Local is the in-process tier's state; null when there is none.
+	Local *localcache.Stats `json:"local"`
 }
 
 // Stats returns the counters since start.
 func (c *Cache) Stats() Stats {
-	s := Stats{Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(), Uncacheable: c.stats.uncacheable.Load(),
-		StaleRejected: c.stats.stale.Load(), Errors: c.stats.errors.Load()}
+	s := Stats{Hits: c.stats.hits.Load(), LocalHits: c.stats.localHits.Load(), EarlyHits: c.stats.earlyHits.Load(),
+		Misses: c.stats.misses.Load(), Uncacheable: c.stats.uncacheable.Load(), StaleRejected: c.stats.stale.Load(), Errors: c.stats.errors.Load()}
 	if total := s.Hits + s.Misses; total > 0 {
 		s.HitRatio = float64(s.Hits) / float64(total)
+	}
+	if c.local != nil {
+		ls := c.local.Stats()
+		s.Local = &ls
 	}
 	return s
 }
 
 type metrics struct {
-	hits, misses, errors, uncacheable, stale, invalidationFailures, fallbacksRefused prometheus.Counter
+	hits, localHits, earlyHits, misses, errors, uncacheable, stale, invalidationFailures, fallbacksRefused prometheus.Counter
 }
+
+// hitsHelp is the help of threadline_cache_hits_total, which the history cache registers too.
+const hitsHelp = "Cache lookups that found what they looked for (the response cache's include the in-process tier's)."
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	labels := prometheus.Labels{"cache": "response"}
 	m := metrics{
-		hits:        prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_hits_total", Help: "Cache lookups answered from Redis.", ConstLabels: labels}),
+		hits: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_hits_total", Help: hitsHelp, ConstLabels: labels}),
+		localHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_response_cache_local_hits_total", Help: "Response-cache hits answered by the in-process tier, without a Redis round trip (part of the hits).",
+		}),
+		earlyHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_response_cache_early_hits_total", Help: "Response-cache hits answered over HTTP before the GraphQL executor ran (part of the hits).",
+		}),
 		misses:      prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_misses_total", Help: "Cache lookups not found in Redis.", ConstLabels: labels}),
 		errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_errors_total", Help: "Failed Redis cache operations (the read went to PostgreSQL).", ConstLabels: labels}),
 		uncacheable: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_response_cache_uncacheable_total", Help: "Executed query responses not stored: errors, or a resolver that declared no dependency."}),
 		stale:       prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_response_cache_stale_rejected_total", Help: "Stored responses refused because a dependency had changed."}),
 		invalidationFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "threadline_response_cache_invalidation_failures_total", Help: "Membership-token bumps after createConversation that failed.",
+			Name: "threadline_response_cache_invalidation_failures_total", Help: "Membership- and list-token bumps after a change that failed.",
 		}),
 		fallbacksRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
@@ -451,7 +767,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures, m.fallbacksRefused)
+		reg.MustRegister(m.hits, m.localHits, m.earlyHits, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures, m.fallbacksRefused)
 	}
 	return m
 }

@@ -13,6 +13,14 @@
 // concurrently otherwise, so that their loads still batch. The object shapes it reads are
 // written to graph/shapes_gen.go.
 //
+// The marshallers of message lists (and message edges) try the hand-written writers of
+// graph/fastjson.go first: when the request selects only plain fields on them they write the
+// whole list into one buffer, and gqlgen's per-field machinery does not run.
+//
+// It also makes the marshaller of every subscription field's events call shareEvent
+// (graph/fanout.go): subscribers of the same event whose operations agree share one execution
+// and its bytes.
+//
 // Run it as `go run ./ops/gqlgen` (make generate); regenerating changes nothing.
 package main
 
@@ -67,6 +75,13 @@ func run() error {
 	out, n := rewrite(string(src), goTypeNames(c.data), shapes)
 	if n == 0 {
 		return fmt.Errorf("no list marshaller rewritten in %s: did gqlgen's output change?", path)
+	}
+	if out, n = fastLists(out); n != len(fastListFuncs) {
+		return fmt.Errorf("%d of %d fast list marshallers hooked in %s: did gqlgen's output change?", n, len(fastListFuncs), path)
+	}
+	out, n = rewriteStreams(out)
+	if want := len(c.data.Schema.Subscription.Fields); n != want {
+		return fmt.Errorf("%d of %d subscription marshallers rewritten in %s: did gqlgen's output change?", n, want, path)
 	}
 	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
 		return err
@@ -178,6 +193,46 @@ func rewrite(src string, names map[string]string, shapes map[string]shape) (stri
 			return m[:i] + "marshalSliceSerially(ctx, len(v)" + m[j:]
 		}
 		return m[:i] + fmt.Sprintf("marshalSliceFor(ctx, sel, %q, len(v), %s, %s", name, sub[2], sub[3]) + m[j:]
+	})
+	return out, n
+}
+
+// fastListFuncs are the hand-written writers of whole lists (graph/fastjson.go), by the Go
+// element type of the lists they write.
+var fastListFuncs = map[string]string{
+	"*chat.Message":      "fastMessages",
+	"*model.MessageEdge": "fastMessageEdges",
+}
+
+// fastLists makes the generated marshallers of the lists in fastListFuncs try their fast
+// writer first: it answers ok=false for a selection it does not handle, and gqlgen's code
+// runs as before.
+func fastLists(src string) (string, int) {
+	n := 0
+	for elem, fn := range fastListFuncs {
+		re := regexp.MustCompile(`(?m)^func \(ec \*executionContext\) marshal[^(]+\(ctx context\.Context, sel ast\.SelectionSet, v \[\]` +
+			regexp.QuoteMeta(elem) + `\) graphql\.Marshaler \{\n`)
+		src = re.ReplaceAllStringFunc(src, func(m string) string {
+			n++
+			return m + "\tif m, ok := " + fn + "(ec.OperationContext, sel, v); ok {\n\t\treturn m\n\t}\n"
+		})
+	}
+	return src, n
+}
+
+var streamMarshaller = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) _Subscription_(\w+)\(ctx context\.Context, field graphql\.CollectedField\) \(ret func\(ctx context\.Context\) graphql\.Marshaler\) \{\n\treturn graphql\.ResolveFieldStream\((?s:.*?)\n\t\tfunc\(ctx context\.Context, selections ast\.SelectionSet, v ([^)]+)\) graphql\.Marshaler \{\n\t\t\treturn (ec\.marshal[^(]+\(ctx, selections, v\))\n\t\t\},\n`)
+
+// rewriteStreams makes the marshaller of each subscription field's events go through
+// shareEvent (graph/fanout.go), which executes an event once for all the subscribers whose
+// operations (and, for a selection that depends on it, viewers) are the same.
+func rewriteStreams(src string) (string, int) {
+	n := 0
+	out := streamMarshaller.ReplaceAllStringFunc(src, func(m string) string {
+		sub := streamMarshaller.FindStringSubmatch(m)
+		n++
+		call := sub[3]
+		i := strings.LastIndex(m, "\t\t\treturn "+call)
+		return m[:i] + fmt.Sprintf("\t\t\treturn shareEvent(ctx, ec.Resolvers, %q, selections, v, func(ctx context.Context) graphql.Marshaler {\n\t\t\t\treturn %s\n\t\t\t})\n\t\t},\n", sub[1], call)
 	})
 	return out, n
 }

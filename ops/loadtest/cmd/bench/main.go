@@ -16,7 +16,8 @@
 //
 // BENCH_QUICK=1 (or -quick) is the smoke run: fewer, shorter scenarios, the report written to
 // <dir>/BENCHMARKS-quick.md unless -out says otherwise. The fan-out scenario calls the existing
-// benchmark, BenchmarkFanoutWebSocket, with go test.
+// benchmark, BenchmarkFanoutWebSocket, with go test, and the typing scenario
+// BenchmarkTypingAcrossInstances.
 package main
 
 import (
@@ -74,7 +75,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.out, "out", "", "report `file` (default BENCHMARKS.md, or <dir>/BENCHMARKS-quick.md when quick)")
 	flag.StringVar(&o.bin, "bin", "bin/threadline", "server `binary` to build and run")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("BENCH_QUICK") == "1", "smoke run (BENCH_QUICK=1)")
-	flag.BoolVar(&o.fanout, "fanout", true, "run the WebSocket fan-out benchmark too")
+	flag.BoolVar(&o.fanout, "fanout", true, "run the WebSocket fan-out and typing benchmarks too")
 	flag.Parse()
 	if o.out == "" {
 		o.out = "BENCHMARKS.md"

@@ -75,6 +75,16 @@ func (b *bench) targets() []target {
 		t.reached = yes(share >= 0.30)
 	}
 	ts = append(ts, t)
+	t = target{what: "cached page with the response cache's in-process tier ≥ 50% of the in-memory ceiling (closed 32)"}
+	if cached != nil && ceil != nil {
+		share := cached.Res.RPS() / ceil.Res.RPS()
+		t.measured = fmt.Sprintf("%.0f of %.0f req/s: %.0f%%", cached.Res.RPS(), ceil.Res.RPS(), 100*share)
+		if off := b.find("cache on, local tier off", "cached page", "closed 32"); off != nil {
+			t.measured += fmt.Sprintf(" (tier off: %.0f req/s, %.0f%%)", off.Res.RPS(), 100*off.Res.RPS()/ceil.Res.RPS())
+		}
+		t.reached = yes(share >= 0.50 && cached.Res.Errors == 0)
+	}
+	ts = append(ts, t)
 	t = target{what: "history page at depth 10k within 1.5x the time of depth 0 (offset beside it)"}
 	h0 := b.find("cache off", "deep pagination: history cursor at depth 0", "closed 4")
 	h10 := b.find("cache off", "deep pagination: history cursor at depth 10000", "closed 4")
@@ -90,6 +100,24 @@ func (b *bench) targets() []target {
 		t.reached = yes(g <= 1.5 && h10.Res.Errors == 0)
 	}
 	ts = append(ts, t)
+	for _, kind := range []string{"historyAround", "timeline forward", "timeline backward"} {
+		shallow, deep := timelineDepths[0], timelineDepths[len(timelineDepths)-1]
+		t := target{what: fmt.Sprintf("%s at depth %d within 1.5x the time of depth %d", kind, deep, shallow)}
+		var p50s []string
+		rows := make([]*row, len(timelineDepths))
+		for i, d := range timelineDepths {
+			rows[i] = b.find("cache off", timelineScenario(kind, d), "closed 4")
+			if rows[i] != nil {
+				p50s = append(p50s, fmt.Sprintf("%.2f", ms(rows[i].Res.Quantile(50))))
+			}
+		}
+		if first, last := rows[0], rows[len(rows)-1]; first != nil && last != nil && len(p50s) == len(rows) {
+			g := ms(last.Res.Quantile(50)) / ms(first.Res.Quantile(50))
+			t.measured = fmt.Sprintf("p50 at depths %v: %s ms; deep/shallow %.2fx", timelineDepths, strings.Join(p50s, " → "), g)
+			t.reached = yes(g <= 1.5 && last.Res.Errors == 0 && first.Res.Errors == 0)
+		}
+		ts = append(ts, t)
+	}
 	t = target{what: fmt.Sprintf("full-text search over %s messages, each kind of search one at a time: p95 ≤ 100 ms", thousands(b.sfx.messages))}
 	var worst *row
 	kinds, clean := 0, true
@@ -184,9 +212,11 @@ func (b *bench) writeReport() error {
 
 	fmt.Fprintf(&w, "\n## Subscriber fan-out\n\nThe existing benchmark, `go test -run XXX -bench FanoutWebSocket ./ops/loadtest` (its own services and server process; see its doc comment for the metrics):\n\n```\n%s\n```\n", strings.TrimSpace(b.fanout))
 
+	fmt.Fprintf(&w, "\n## Typing indicators across instances\n\n`go test -run XXX -bench TypingAcrossInstances ./ops/loadtest` (its own services and two server processes): setTyping over HTTP on one instance, until the event has reached every typing subscriber of the conversation on the other (p50-ms, p99-ms) and the first of them (first-p50-ms, first-p99-ms); see its doc comment:\n\n```\n%s\n```\n", strings.TrimSpace(b.typing))
+
 	fmt.Fprintf(&w, "\n## Profiles\n\n")
 	if len(b.profiles) == 0 {
-		fmt.Fprintf(&w, "No profile was taken in this run (the cached and cache-off pages are profiled when they miss their throughput targets, the many-clients scenario in every full run).\n")
+		fmt.Fprintf(&w, "No profile was taken in this run (the cached page is profiled in every full run, the cache-off page when it misses its throughput target, the many-clients scenario in every full run).\n")
 	}
 	for _, p := range b.profiles {
 		fmt.Fprintf(&w, "### %s\n\nA 5-second CPU profile of the server (on OPS_ADDR) under that load (`go tool pprof -top bin/threadline %s`):\n\n```\n%s\n```\n\n", p.Scenario, p.File, p.Top)
@@ -252,12 +282,13 @@ func (b *bench) charts() error {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	colors := map[string]color.RGBA{
-		"cache on":           {R: 0x1f, G: 0x77, B: 0xb4, A: 255},
-		"response cache off": {R: 0x2c, G: 0xa0, B: 0x2c, A: 255},
-		"cache off":          {R: 0xd6, G: 0x27, B: 0x28, A: 255},
-		"ceiling":            {R: 0x7f, G: 0x7f, B: 0x7f, A: 255},
+		"cache on":                 {R: 0x1f, G: 0x77, B: 0xb4, A: 255},
+		"cache on, local tier off": {R: 0x94, G: 0x67, B: 0xbd, A: 255},
+		"response cache off":       {R: 0x2c, G: 0xa0, B: 0x2c, A: 255},
+		"cache off":                {R: 0xd6, G: 0x27, B: 0x28, A: 255},
+		"ceiling":                  {R: 0x7f, G: 0x7f, B: 0x7f, A: 255},
 	}
-	for _, cfg := range []string{"cache on", "response cache off", "cache off", "ceiling"} {
+	for _, cfg := range []string{"cache on", "cache on, local tier off", "response cache off", "cache off", "ceiling"} {
 		for _, q := range []float64{50, 99} {
 			var pts plotter.XYs
 			for _, r := range b.rows {
@@ -290,7 +321,7 @@ func (b *bench) charts() error {
 	var vals plotter.Values
 	var names []string
 	for _, c := range []struct{ cfg, scenario string }{
-		{"ceiling", "ceiling"}, {"cache on", "cached page"}, {"response cache off", "cached page, executed"},
+		{"ceiling", "ceiling"}, {"cache on", "cached page"}, {"cache on, local tier off", "cached page"}, {"response cache off", "cached page, executed"},
 		{"cache off", "page (PgBouncer)"}, {"cache off, direct", "page (direct"},
 	} {
 		if r := b.find(c.cfg, c.scenario, "closed 32"); r != nil {

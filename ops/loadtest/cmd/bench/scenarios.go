@@ -20,6 +20,17 @@ import (
 	"github.com/threadline/threadline/ops/loadtest"
 )
 
+// timelineDepths are the depths (messages below the newest of the long conversation) at which
+// historyAround (25 each side), timeline forward (first 50 after the message there) and timeline
+// backward (last 50 before it) are measured: near the top, in the middle and near the oldest.
+var timelineDepths = []int64{100, 5000, 9900}
+
+// timelineScenario names the row of kind ("historyAround", "timeline forward", "timeline
+// backward") at depth.
+func timelineScenario(kind string, depth int64) string {
+	return fmt.Sprintf("deep pagination: %s at depth %d", kind, depth)
+}
+
 // row is one line of the report's table.
 type row struct {
 	Config   string // server configuration
@@ -49,6 +60,7 @@ type bench struct {
 	// profiles: scenario -> top of the CPU profile
 	profiles []profile
 	fanout   string
+	typing   string // BenchmarkTypingAcrossInstances's lines
 	took     time.Duration
 	cpuModel string
 	// loadBefore and loadAfter are /proc/loadavg at the start and the end: other work on the
@@ -98,7 +110,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		page := b.pageReq(s, pageConv, 0)
 		b.warm(ctx, s, page)
 		closed := b.pageLoads(ctx, s, "cached page", page)
-		if closed.Res.RPS() < 5000 {
+		if closed.Res.RPS() < 5000 || !quick { // what a hit still costs
 			b.profile(ctx, s, "cached page", page)
 		}
 		b.measure(ctx, s, "dataloader fan-in: 20 conversations' first pages", "closed 32", func() (loadtest.Result, error) {
@@ -111,6 +123,13 @@ func (b *bench) runAll(ctx context.Context) error {
 		b.measure(ctx, s, "95/5 read/write, Zipf over 1000 conversations", "open 1000/s", func() (loadtest.Result, error) {
 			return loadtest.Open(ctx, s.addr, 1000, b.dur(8*time.Second, 3*time.Second), 256, b.mix(s, 0.05))
 		})
+		if mine, err := ownMessages(ctx, b.env["DATABASE_DIRECT_URL"], b.fx.convs); err != nil {
+			logf("edit-heavy mix: %v", err)
+		} else {
+			b.measure(ctx, s, "edit-heavy 80/10/10: reads, sends, edits and reactions, Zipf", "closed 32", func() (loadtest.Result, error) {
+				return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), b.editMix(s, mine))
+			})
+		}
 		n, interval, d := 10000, 10*time.Second, 25*time.Second
 		if quick {
 			n, interval, d = 1000, 2*time.Second, 5*time.Second
@@ -129,6 +148,17 @@ func (b *bench) runAll(ctx context.Context) error {
 		})
 		profiled.Wait()
 		return b.saveCeilingBody(ctx, s, page)
+	}); err != nil {
+		return err
+	}
+
+	// 1b. Cache on, the response cache's in-process tier off (LOCAL_CACHE_BYTES=0): every hit is
+	// a Redis round trip; the hit is still answered before gqlgen.
+	if err := b.withServer(ctx, "cache on, local tier off", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true", "LOCAL_CACHE_BYTES=0"), false, func(s *server) error {
+		page := b.pageReq(s, pageConv, 0)
+		b.warm(ctx, s, page)
+		b.pageLoads(ctx, s, "cached page", page)
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -178,6 +208,26 @@ func (b *bench) runAll(ctx context.Context) error {
 				})
 			}
 		}
+		// A permalink's window and the timeline's pages at depth: one statement around a seq,
+		// whatever its depth.
+		for _, depth := range timelineDepths {
+			at := chat.EncodeMessageCursor(b.fx.longSeq - depth)
+			for _, p := range []struct {
+				name string
+				req  loadtest.Request
+			}{
+				{"historyAround", b.req(s, client.HistoryAround_Operation, map[string]any{"conversationId": b.fx.long, "seq": b.fx.longSeq - depth, "before": 25, "after": 25})},
+				{"timeline forward", b.req(s, client.Timeline_Operation, map[string]any{"conversationId": b.fx.long, "first": 50, "after": at})},
+				{"timeline backward", b.req(s, client.Timeline_Operation, map[string]any{"conversationId": b.fx.long, "last": 50, "before": at})},
+			} {
+				if depth == timelineDepths[0] {
+					b.warm(ctx, s, p.req) // the first of each kind is not to pay for anything cold
+				}
+				b.measure(ctx, s, timelineScenario(p.name, depth), "closed 4", func() (loadtest.Result, error) {
+					return loadtest.Closed(ctx, s.addr, 4, b.dur(4*time.Second, time.Second), loadtest.Fixed(p.req))
+				})
+			}
+		}
 		// Full-text search: no cache serves it (the response cache is off here, as it is for
 		// any search over all the viewer's conversations).
 		b.searchLoads(ctx, s)
@@ -221,6 +271,7 @@ func (b *bench) runAll(ctx context.Context) error {
 
 	if b.opts.fanout {
 		b.runFanout(ctx)
+		b.runTyping(ctx)
 	}
 	return ctx.Err()
 }
@@ -545,6 +596,9 @@ var profileCategories = []struct{ name, focus string }{
 	{"PostgreSQL client (pgx)", `jackc/pgx`},
 	{"Redis client (go-redis)", `redis/go-redis`},
 	{"response cache (internal/respcache)", `internal/respcache`},
+	{"in-process tier of the response cache (internal/localcache)", `internal/localcache`},
+	{"hit answered before gqlgen (graph.(*Handler).serveStored)", `graph\.\(\*Handler\)\.serveStored`},
+	{"gqlgen's handler (handler.(*Server).ServeHTTP)", `handler\.\(\*Server\)\.ServeHTTP`},
 	{"history cache (internal/cache)", `internal/cache`},
 	{"JWT verification (internal/auth Verify)", `auth\.\(\*Keys\)\.Verify`},
 	{"JSON (encoding/json)", `encoding/json`},
@@ -591,6 +645,34 @@ func (b *bench) runFanout(ctx context.Context) {
 		b.fanout += fmt.Sprintf("\n(go test: %v)\n%s", err, tail)
 	}
 	logf("fan-out:\n%s", b.fanout)
+}
+
+var typingLine = regexp.MustCompile(`(?m)^BenchmarkTypingAcrossInstances\S*\s.*$`)
+
+// runTyping runs the typing-indicator latency benchmark (its own services, two server
+// processes).
+func (b *bench) runTyping(ctx context.Context) {
+	subs, iters, limit := "1000", "500x", 3*time.Minute
+	if b.opts.quick {
+		subs, iters, limit = "100", "50x", time.Minute
+	}
+	logf("typing: %s subscribers, %s", subs, iters)
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "go", "test", "-run", "XXX", "-bench", "TypingAcrossInstances", "-benchtime", iters, "-timeout", "5m", "./ops/loadtest")
+	cmd.Env = append(os.Environ(), "LOADTEST_TYPING_SUBSCRIBERS="+subs)
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	lines := typingLine.FindAllString(string(out), -1)
+	b.typing = strings.Join(lines, "\n")
+	if err != nil || len(lines) == 0 {
+		tail := string(out)
+		if len(tail) > 2000 {
+			tail = tail[len(tail)-2000:]
+		}
+		b.typing += fmt.Sprintf("\n(go test: %v)\n%s", err, tail)
+	}
+	logf("typing:\n%s", b.typing)
 }
 
 func cpuModel() string {

@@ -1,0 +1,321 @@
+package graph
+
+import (
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/threadline/threadline/graph/model"
+	"github.com/threadline/threadline/internal/chat"
+)
+
+// Message lists are most of what this server writes: a page is 50 messages of about ten fields,
+// and gqlgen marshals each field of each message through its general machinery (a field
+// context, a resolver wrapper, a marshaler value), about a hundred allocations a message. When
+// everything a request selects on the messages of a list, at any depth, is a plain field read
+// from the struct (no resolver, no argument: the fields below), fastMessages and
+// fastMessageEdges write the whole list into one buffer instead. Any other selection (a
+// resolver such as Reaction.viewerReacted or User.online, a field this file does not know)
+// makes them answer ok=false, and gqlgen marshals the list as usual. The output is
+// byte-identical to gqlgen's (TestFastMarshalMatchesGqlgen), and TestFastMarshalKnowsEveryPlainField
+// fails when a plain field is added to these types without being handled here. ops/gqlgen
+// rewrites the generated list marshallers to try them first.
+
+// fastMarshalOff turns the fast path off (tests compare it with gqlgen's); fastMarshalled counts
+// the lists it wrote.
+var (
+	fastMarshalOff atomic.Bool
+	fastMarshalled atomic.Int64
+)
+
+// The fields a plan writes.
+const (
+	fTypename = iota
+	fID
+	fSeq
+	fConversationID
+	fBody
+	fCreatedAt
+	fClientMessageID
+	fEditedAt
+	fDeletedAt
+	fVersion
+	fSender
+	fReactions
+	fName
+	fEmoji
+	fCount
+	fCursor
+	fNode
+)
+
+// planField is one selected field: its key (the JSON-quoted alias and the colon), what to
+// write, and the plan of its selection for an object field.
+type planField struct {
+	key  []byte
+	kind int
+	sub  []planField
+}
+
+// known lists the plain fields of each type the fast path writes, by name.
+var known = map[string]map[string]int{
+	"Message": {
+		"__typename": fTypename, "id": fID, "seq": fSeq, "conversationId": fConversationID, "body": fBody,
+		"createdAt": fCreatedAt, "clientMessageId": fClientMessageID, "editedAt": fEditedAt,
+		"deletedAt": fDeletedAt, "version": fVersion, "sender": fSender, "reactions": fReactions,
+	},
+	"User":        {"__typename": fTypename, "id": fID, "name": fName},
+	"Reaction":    {"__typename": fTypename, "emoji": fEmoji, "count": fCount},
+	"MessageEdge": {"__typename": fTypename, "cursor": fCursor, "node": fNode},
+}
+
+// children names the type of each object field of the types above.
+var children = map[string]string{"sender": "User", "reactions": "Reaction", "node": "Message"}
+
+// plan compiles the selection of typeName into fields to write; ok=false when it selects
+// anything the fast path does not write.
+func plan(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string) ([]planField, bool) {
+	fields := graphql.CollectFields(opCtx, sel, []string{typeName})
+	out := make([]planField, len(fields))
+	for i, f := range fields {
+		kind, ok := known[typeName][f.Name]
+		if !ok || len(f.Arguments) > 0 || len(f.Directives) > 0 && !onlySkipInclude(f.Directives) {
+			return nil, false
+		}
+		key := make([]byte, 0, len(f.Alias)+3)
+		key = appendQuoted(key, f.Alias)
+		out[i] = planField{key: append(key, ':'), kind: kind}
+		if child, isObject := children[f.Name]; isObject {
+			sub, ok := plan(opCtx, f.Selections, child)
+			if !ok {
+				return nil, false
+			}
+			out[i].sub = sub
+		}
+	}
+	return out, true
+}
+
+// onlySkipInclude reports whether a field's directives are only @skip and @include, which
+// CollectFields has applied already.
+func onlySkipInclude(ds ast.DirectiveList) bool {
+	for _, d := range ds {
+		if d.Name != "skip" && d.Name != "include" {
+			return false
+		}
+	}
+	return true
+}
+
+// fastMessages writes a list of messages (see the top of this file).
+func fastMessages(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*chat.Message) (graphql.Marshaler, bool) {
+	if fastMarshalOff.Load() || opCtx == nil {
+		return nil, false
+	}
+	for _, m := range v {
+		if m == nil || m.CreatedAt.IsZero() { // gqlgen reports those as errors
+			return nil, false
+		}
+	}
+	p, ok := plan(opCtx, sel, "Message")
+	if !ok {
+		return nil, false
+	}
+	buf := make([]byte, 0, 64+len(v)*(200+len(p)*16))
+	buf = append(buf, '[')
+	for i, m := range v {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendMessage(buf, p, m)
+	}
+	fastMarshalled.Add(1)
+	return rawJSON(append(buf, ']')), true
+}
+
+// fastMessageEdges writes a list of message edges (see the top of this file).
+func fastMessageEdges(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*model.MessageEdge) (graphql.Marshaler, bool) {
+	if fastMarshalOff.Load() || opCtx == nil {
+		return nil, false
+	}
+	for _, e := range v {
+		if e == nil || e.Node == nil || e.Node.CreatedAt.IsZero() {
+			return nil, false
+		}
+	}
+	p, ok := plan(opCtx, sel, "MessageEdge")
+	if !ok {
+		return nil, false
+	}
+	buf := make([]byte, 0, 64+len(v)*(240+len(p)*16))
+	buf = append(buf, '[')
+	for i, e := range v {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '{')
+		for j, f := range p {
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, f.key...)
+			switch f.kind {
+			case fTypename:
+				buf = appendQuoted(buf, "MessageEdge")
+			case fCursor:
+				buf = appendQuoted(buf, e.Cursor)
+			case fNode:
+				buf = appendMessage(buf, f.sub, e.Node)
+			}
+		}
+		buf = append(buf, '}')
+	}
+	fastMarshalled.Add(1)
+	return rawJSON(append(buf, ']')), true
+}
+
+func appendMessage(buf []byte, p []planField, m *chat.Message) []byte {
+	buf = append(buf, '{')
+	for i, f := range p {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.key...)
+		switch f.kind {
+		case fTypename:
+			buf = appendQuoted(buf, "Message")
+		case fID:
+			buf = appendID(buf, m.ID)
+		case fSeq:
+			buf = strconv.AppendInt(buf, m.Seq, 10)
+		case fConversationID:
+			buf = appendID(buf, m.ConversationID)
+		case fBody:
+			buf = appendQuoted(buf, m.Body)
+		case fCreatedAt:
+			buf = appendTime(buf, &m.CreatedAt)
+		case fClientMessageID:
+			if m.ClientMessageID == nil {
+				buf = append(buf, "null"...)
+			} else {
+				buf = appendQuoted(buf, *m.ClientMessageID)
+			}
+		case fEditedAt:
+			buf = appendTime(buf, m.EditedAt)
+		case fDeletedAt:
+			buf = appendTime(buf, m.DeletedAt)
+		case fVersion:
+			buf = strconv.AppendInt(buf, int64(m.Version), 10)
+		case fSender:
+			buf = appendUser(buf, f.sub, m.SenderID, m.SenderName)
+		case fReactions:
+			buf = append(buf, '[')
+			for j := range m.Reactions {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = appendReaction(buf, f.sub, &m.Reactions[j])
+			}
+			buf = append(buf, ']')
+		}
+	}
+	return append(buf, '}')
+}
+
+func appendUser(buf []byte, p []planField, id int64, name string) []byte {
+	buf = append(buf, '{')
+	for i, f := range p {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.key...)
+		switch f.kind {
+		case fTypename:
+			buf = appendQuoted(buf, "User")
+		case fID:
+			buf = appendID(buf, id)
+		case fName:
+			buf = appendQuoted(buf, name)
+		}
+	}
+	return append(buf, '}')
+}
+
+func appendReaction(buf []byte, p []planField, r *chat.Reaction) []byte {
+	buf = append(buf, '{')
+	for i, f := range p {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.key...)
+		switch f.kind {
+		case fTypename:
+			buf = appendQuoted(buf, "Reaction")
+		case fEmoji:
+			buf = appendQuoted(buf, r.Emoji)
+		case fCount:
+			buf = strconv.AppendInt(buf, int64(r.Count), 10)
+		}
+	}
+	return append(buf, '}')
+}
+
+// appendID writes an ID as model.MarshalID does.
+func appendID(buf []byte, id int64) []byte {
+	buf = append(buf, '"')
+	buf = strconv.AppendInt(buf, id, 10)
+	return append(buf, '"')
+}
+
+// appendTime writes a Time as graphql.MarshalTime does: RFC 3339 with nanoseconds, quoted; null
+// for nil or the zero time.
+func appendTime(buf []byte, t *time.Time) []byte {
+	if t == nil || t.IsZero() {
+		return append(buf, "null"...)
+	}
+	buf = append(buf, '"')
+	buf = t.AppendFormat(buf, time.RFC3339Nano) // ASCII only: nothing to escape
+	return append(buf, '"')
+}
+
+const hexDigits = "0123456789ABCDEF" // as gqlgen writes them
+
+// appendQuoted writes s as a JSON string exactly as gqlgen's graphql.MarshalString does:
+// control characters, backslash and quote escaped, everything else (invalid UTF-8 included)
+// copied as is.
+func appendQuoted(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i, c := range s {
+		if c < 0x20 || c == '\\' || c == '"' {
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '\t':
+				buf = append(buf, `\t`...)
+			case '\r':
+				buf = append(buf, `\r`...)
+			case '\n':
+				buf = append(buf, `\n`...)
+			case '\\':
+				buf = append(buf, `\\`...)
+			case '"':
+				buf = append(buf, `\"`...)
+			default:
+				buf = append(buf, `\u00`...)
+				buf = append(buf, hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			start = i + 1
+		}
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}
+
+// rawJSON is a marshalled value.
+type rawJSON []byte
+
+func (r rawJSON) MarshalGQL(w io.Writer) { _, _ = w.Write(r) }
