@@ -15,7 +15,9 @@
 // cores as the server. Every load stops by itself: each run has a fixed duration or count.
 //
 // BENCH_QUICK=1 (or -quick) is the smoke run: fewer, shorter scenarios, the report written to
-// <dir>/BENCHMARKS-quick.md unless -out says otherwise. The fan-out scenario calls the existing
+// <dir>/BENCHMARKS-quick.md unless -out says otherwise. BENCH_ONLY=search (or -only search)
+// runs the search scenarios alone, against the cache-off server, and writes
+// <dir>/BENCHMARKS-search.md unless -out says otherwise: BENCHMARKS.md is always a whole run. The fan-out scenario calls the existing
 // benchmark, BenchmarkFanoutWebSocket, with go test, and the typing scenario
 // BenchmarkTypingAcrossInstances.
 package main
@@ -67,6 +69,7 @@ type options struct {
 	dir, out, bin string
 	quick         bool
 	fanout        bool
+	only          string // "" (everything) or "search"
 }
 
 func run(ctx context.Context) error {
@@ -76,12 +79,19 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.bin, "bin", "bin/threadline", "server `binary` to build and run")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("BENCH_QUICK") == "1", "smoke run (BENCH_QUICK=1)")
 	flag.BoolVar(&o.fanout, "fanout", true, "run the WebSocket fan-out and typing benchmarks too")
+	flag.StringVar(&o.only, "only", os.Getenv("BENCH_ONLY"), "run only these `scenarios`: search (BENCH_ONLY=search)")
 	flag.Parse()
-	if o.out == "" {
+	if o.only != "" && o.only != "search" {
+		return fmt.Errorf("-only %q: the one subset is search", o.only)
+	}
+	switch {
+	case o.out != "":
+	case o.only != "":
+		o.out = filepath.Join(o.dir, "BENCHMARKS-"+o.only+".md")
+	case o.quick:
+		o.out = filepath.Join(o.dir, "BENCHMARKS-quick.md")
+	default:
 		o.out = "BENCHMARKS.md"
-		if o.quick {
-			o.out = filepath.Join(o.dir, "BENCHMARKS-quick.md")
-		}
 	}
 	began := time.Now()
 	raiseFileLimit()
@@ -125,8 +135,10 @@ func run(ctx context.Context) error {
 		return err
 	}
 	b.took = time.Since(began)
-	if err := b.charts(); err != nil {
-		logf("charts: %v", err)
+	if o.only == "" {
+		if err := b.charts(); err != nil {
+			logf("charts: %v", err)
+		}
 	}
 	if err := b.writeReport(); err != nil {
 		return err

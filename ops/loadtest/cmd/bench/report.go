@@ -161,6 +161,9 @@ func (b *bench) writeReport() error {
 	if b.opts.quick {
 		mode = "quick (BENCH_QUICK=1: fewer, shorter scenarios; not the published numbers)"
 	}
+	if b.opts.only != "" {
+		mode += fmt.Sprintf(", only the %s scenarios (BENCH_ONLY=%s)", b.opts.only, b.opts.only)
+	}
 	fmt.Fprintf(&w, "# Threadline benchmarks\n\n")
 	fmt.Fprintf(&w, "Written by `make bench` (ops/loadtest/cmd/bench) from one run; do not edit by hand.\n\n")
 	fmt.Fprintf(&w, "- Date: %s\n- Commit: %s\n- Mode: %s, %s in all\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), commit, mode, b.took.Round(time.Second))
@@ -175,6 +178,9 @@ func (b *bench) writeReport() error {
 
 	fmt.Fprintf(&w, "## Targets\n\n| target | measured | |\n|---|---|---|\n")
 	for _, t := range b.targets() {
+		if b.opts.only != "" && t.reached == nil {
+			continue // not this run's business
+		}
 		verdict := "not measured"
 		if t.reached != nil {
 			verdict = "**missed**"
@@ -207,6 +213,9 @@ func (b *bench) writeReport() error {
 		fmt.Fprintf(&w, "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %d | %s | %s | %s | %s |\n",
 			r.Config, r.Scenario, r.Model, r.Res.RPS(), ms(r.Res.Quantile(50)), ms(r.Res.Quantile(95)), ms(r.Res.Quantile(99)), ms(r.Res.Max()),
 			errs, ratio(r.HistHit), ratio(r.RespHit), r.CacheErrors, num(r.SQLPerReq), pools(r.PgbActive, r.PgbTotal), cpu, ratio(r.Others))
+	}
+	if b.opts.only != "" {
+		return os.WriteFile(b.opts.out, w.Bytes(), 0o644)
 	}
 	fmt.Fprintf(&w, "\n![latency against offered rate](BENCHMARKS-latency.png)\n\n![throughput at 32 connections](BENCHMARKS-throughput.png)\n")
 

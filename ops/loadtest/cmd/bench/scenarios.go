@@ -104,6 +104,12 @@ func (b *bench) runAll(ctx context.Context) error {
 	defer func() { b.loadAfter = loadAvg() }()
 	quick := b.opts.quick
 	pageConv := b.fx.convs[0]
+	if b.opts.only == "search" {
+		return b.withServer(ctx, "cache off", b.serverEnv("CACHE_ENABLED=false"), false, func(s *server) error {
+			b.searchLoads(ctx, s)
+			return nil
+		})
+	}
 
 	// 1. Cache on: the full stack.
 	if err := b.withServer(ctx, "cache on", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true"), true, func(s *server) error {
