@@ -22,8 +22,9 @@ import (
 // conversations, every kind of search returns exactly what a plain scan of the viewer's
 // messages returns, page after page, and reads what it should: the GIN index for a query of
 // rare words, several words, a phrase, an exclusion, in one conversation or in all; a walk
-// newest first on each conversation for a common word alone, and the look-up after it when the
-// walk cannot prove its page. No search reads the whole table.
+// newest first on each conversation for a common word, common words joined by OR or AND or in a
+// phrase, a common word but not another, and the look-up after it when the walk cannot prove
+// its page. No search reads the whole table.
 func TestSearchPlans(t *testing.T) {
 	t.Parallel()
 	d := testenv.NewDatabase(t)
@@ -90,8 +91,11 @@ func TestSearchPlans(t *testing.T) {
 		{"common words joined by OR", db.SearchWord(2) + " or " + db.SearchWord(9000), 0, walk},
 		{"a less common word", db.SearchWord(60), 0, lookUp},
 		{"a rare word", db.SearchWord(3000), 0, lookUp},
-		{"two words", db.SearchWord(1) + " " + db.SearchWord(30), 0, lookUp},
-		{"a phrase", `"` + db.SearchWord(1) + " " + db.SearchWord(2) + `"`, 0, lookUp},
+		{"two common words", db.SearchWord(1) + " " + db.SearchWord(2), 0, walk},
+		{"a common word and a less common one", db.SearchWord(1) + " " + db.SearchWord(30), 0, lookUp},
+		{"a phrase of common words", `"` + db.SearchWord(1) + " " + db.SearchWord(2) + `"`, 0, walk},
+		{"a phrase of a common word and a less common one", `"` + db.SearchWord(2) + " " + db.SearchWord(60) + `"`, 0, lookUp},
+		{"a common word but not the most common", db.SearchWord(3) + " -" + db.SearchWord(1), 0, walk},
 		{"a word but not the most common", db.SearchWord(40) + " -" + db.SearchWord(1), 0, lookUp},
 		{"a word in no message", "zzzzzz", 0, lookUp},
 		{"one conversation, a common word", db.SearchWord(1), one, walk},

@@ -7,8 +7,11 @@
 --
 -- Two strategies; the page comes from exactly one:
 --
--- - walk, tried when the query is one word, or words joined by OR, one of which is in at least
---   5% of all messages by the tsv column's statistics: the newest messages of each
+-- - walk, tried when the words the query requires (querytree: an excluded word is not) are
+--   likely in at least 5% of all messages by the tsv column's statistics: one word, or words
+--   joined by OR, one of which is; or words joined by AND or in a phrase whose frequencies
+--   multiply to it (as if independent: a phrase is rarer, and a walk that finds too few matches
+--   costs its rows and then the look-up). The newest messages of each
 --   conversation are read (messages_conversation_time_idx), about 1,280 rows in all shared
 --   among the conversations (at least 16 each), and the matches among them kept. The page is
 --   the newest row_limit of those, and it is exact when no conversation whose window was full
@@ -30,13 +33,24 @@
 -- message body never holds: see chat.MatchStart), computed for the page's rows only; the
 -- snippet is cut from it in Go.
 WITH common AS MATERIALIZED (
-    SELECT coalesce(bool_or((s.most_common_elem_freqs::real[])[st.n] >= 0.05), false) AS yes
-    FROM pg_catalog.pg_stats s
-    CROSS JOIN unnest(s.most_common_elems::text::text[]) WITH ORDINALITY AS st (lexeme, n)
-    WHERE s.schemaname = current_schema() AND s.tablename = 'messages' AND s.attname = 'tsv'
-      -- one word, or words joined by OR: no &, <-> or ! outside the quoted words
-      AND regexp_replace(websearch_to_tsquery('simple', @query::text)::text, '''(?:[^'']|'''')*''', '', 'g') !~ '[&<!]'
-      AND st.lexeme = ANY (tsvector_to_array(to_tsvector('simple', querytree(websearch_to_tsquery('simple', @query::text)))))
+    SELECT coalesce(CASE
+               -- one word, or words joined by OR: no & or <-> outside the quoted words
+               WHEN q.ops !~ '[&<]' THEN bool_or(f.freq >= 0.05)
+               -- words joined by AND or in phrases, no OR: every word listed, the product
+               WHEN q.ops !~ '[|]' THEN count(f.freq) = cardinality(q.lexemes) AND sum(ln(f.freq)) >= ln(0.05)
+           END, false) AS yes
+    FROM (
+        SELECT regexp_replace(querytree(websearch_to_tsquery('simple', @query::text)), '''(?:[^'']|'''')*''', '', 'g') AS ops,
+               tsvector_to_array(to_tsvector('simple', querytree(websearch_to_tsquery('simple', @query::text)))) AS lexemes
+    ) q
+    LEFT JOIN LATERAL (
+        SELECT (s.most_common_elem_freqs::real[])[st.n]::float8 AS freq
+        FROM pg_catalog.pg_stats s
+        CROSS JOIN unnest(s.most_common_elems::text::text[]) WITH ORDINALITY AS st (lexeme, n)
+        WHERE s.schemaname = current_schema() AND s.tablename = 'messages' AND s.attname = 'tsv'
+          AND st.lexeme = ANY (q.lexemes)
+    ) f ON true
+    GROUP BY q.ops, q.lexemes
 ),
 searched AS MATERIALIZED (
     SELECT cm.conversation_id
