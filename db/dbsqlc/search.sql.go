@@ -14,9 +14,9 @@ const messagesSearch = `-- name: MessagesSearch :many
 WITH common AS MATERIALIZED (
     SELECT coalesce(CASE
                -- one word, or words joined by OR: no & or <-> outside the quoted words
-               WHEN q.ops !~ '[&<]' THEN bool_or(f.freq >= 0.05)
+               WHEN q.ops !~ '[&<]' THEN bool_or(f.freq >= 0.025)
                -- words joined by AND or in phrases, no OR: every word listed, the product
-               WHEN q.ops !~ '[|]' THEN count(f.freq) = cardinality(q.lexemes) AND sum(ln(f.freq)) >= ln(0.05)
+               WHEN q.ops !~ '[|]' THEN count(f.freq) = cardinality(q.lexemes) AND sum(ln(f.freq)) >= ln(0.025)
            END, false) AS yes
     FROM (
         SELECT regexp_replace(querytree(websearch_to_tsquery('simple', $1::text)), '''(?:[^'']|'''')*''', '', 'g') AS ops,
@@ -138,7 +138,7 @@ type MessagesSearchRow struct {
 // Two strategies; the page comes from exactly one:
 //
 //   - walk, tried when the words the query requires (querytree: an excluded word is not) are
-//     likely in at least 5% of all messages by the tsv column's statistics: one word, or words
+//     likely in at least 2.5% of all messages by the tsv column's statistics: one word, or words
 //     joined by OR, one of which is; or words joined by AND or in a phrase whose frequencies
 //     multiply to it (as if independent: a phrase is rarer, and a walk that finds too few matches
 //     costs its rows and then the look-up). The newest messages of each
