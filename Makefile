@@ -74,7 +74,8 @@ test: deps ops-deps client-deps check-generated check-ts check-web lint
 # count has no deadline to race. 100000 executions take 1 to 5 s per target here.
 FUZZ_TIME ?= 100000x
 FUZZ_TARGETS := ./internal/chat:FuzzDecodeMessageCursor ./internal/chat:FuzzDecodeConversationCursor \
-	./internal/chat:FuzzNormalizeText ./graph/model:FuzzUnmarshalID \
+	./internal/chat:FuzzNormalizeText ./internal/chat:FuzzDecodeSearchCursor ./internal/chat:FuzzSnippet \
+	./graph/model:FuzzUnmarshalID \
 	./graph/httptransport:FuzzPOST ./graph/httptransport:FuzzGET ./graph/document:FuzzGate
 fuzz-short:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -183,6 +184,17 @@ func TestQueriesUseIndexes(t *testing.T) {
 			} {
 				if _, err := store.Apply(ctx, owner, m); err != nil {
 					return fmt.Errorf("%T: %w", m, err)
+				}
+			}
+			return nil
+		},
+		"SearchMessages": func() error {
+			after := &chat.SearchCursor{CreatedAt: time.Now(), ID: 1 << 40}
+			for _, q := range []string{"the", "deploy cache", `"looks good"`, "review -the", "zzz", "!!"} {
+				for _, conv := range []int64{0, 2} {
+					if _, err := store.SearchMessages(ctx, 1, q, conv, after, 21); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

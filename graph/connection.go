@@ -82,3 +82,19 @@ func pointers[T any](items []T) []*T {
 	}
 	return out
 }
+
+func searchConnection(page chat.SearchPage, after *string) *model.MessageSearchConnection {
+	conn := &model.MessageSearchConnection{
+		Edges:    make([]*model.MessageSearchEdge, len(page.Hits)),
+		PageInfo: &model.PageInfo{HasNextPage: page.HasNextPage, HasPreviousPage: after != nil},
+	}
+	for i := range page.Hits {
+		h := &page.Hits[i]
+		cursor := chat.EncodeSearchCursor(chat.SearchCursor{CreatedAt: h.Message.CreatedAt, ID: h.Message.ID})
+		conn.Edges[i] = &model.MessageSearchEdge{Cursor: cursor, Node: &h.Message, Snippet: h.Snippet}
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
+	}
+	return conn
+}

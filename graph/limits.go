@@ -109,5 +109,8 @@ func complexityRoot() ComplexityRoot {
 	}
 	c.Conversation.Members = func(child int) int { return 1 + chat.MaxMembers*max(child, 1) }
 	c.Conversation.Typing = func(child int) int { return 1 + chat.MaxMembers*max(child, 1) }
+	c.Query.SearchMessages = func(child int, _ string, _ *int64, first *int, _ *string) int {
+		return listCost(first, chat.DefaultSearchPageSize, child)
+	}
 	return c
 }

@@ -7,11 +7,43 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/model"
+	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/respcache"
 )
 
 func (r *queryResolver) SearchMessages(ctx context.Context, query string, conversationID *int64, first *int, after *string) (*model.MessageSearchConnection, error) {
-	panic(fmt.Errorf("not implemented: SearchMessages - searchMessages"))
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	search, err := chat.SearchArgs(query, first, after)
+	if err != nil {
+		return nil, err
+	}
+	if conversationID == nil {
+		respcache.Uncacheable(ctx) // hits come from every conversation of the viewer
+	} else {
+		// One conversation: the hits are current while the viewer's memberships and the
+		// conversation's generation (moved by every send, edit and deletion) are.
+		conv, err := loader.Conversation(ctx, *conversationID)
+		if err != nil {
+			return nil, err
+		}
+		if conv == nil {
+			return nil, apperr.ErrNotFound // missing, or the viewer is not a member: alike
+		}
+		respcache.DependViewer(ctx)
+		respcache.Depend(ctx, conv.Generation)
+		search.ConversationID = conv.ID
+	}
+	page, err := r.Chat.SearchMessages(ctx, viewer, search)
+	if err != nil {
+		return nil, err
+	}
+	return searchConnection(page, after), nil
 }

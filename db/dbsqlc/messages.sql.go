@@ -22,7 +22,7 @@ FROM unnest($1::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
 JOIN conversations c ON c.id = k.conversation_id
 JOIN conversation_members mb ON mb.conversation_id = c.id AND mb.user_id = $2
 LEFT JOIN LATERAL (
-    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
+    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv
     FROM messages mm
     WHERE mm.conversation_id = c.id
       AND mm.seq <= c.last_seq - ($3::int[])[k.ord]
@@ -214,7 +214,7 @@ WITH inserted AS (
     INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
-    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions
+    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions, tsv
 ), event AS (
     INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
     SELECT i.conversation_id, $7, 'message_added', i.sender_id, i.created_at, i.id FROM inserted i
@@ -314,7 +314,7 @@ SELECT k.ord::int AS ord, m.id, m.conversation_id, m.seq, m.sender_id, u.name AS
 FROM unnest($1::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
 JOIN conversations c ON c.id = k.conversation_id
 CROSS JOIN LATERAL (
-    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
+    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv
     FROM messages mm
     WHERE mm.conversation_id = c.id
       AND mm.seq <= c.last_seq - ($2::int[])[k.ord]
@@ -481,12 +481,12 @@ const messagesAround = `-- name: MessagesAround :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM (
-    (SELECT o.id, o.conversation_id, o.seq, o.sender_id, o.body, o.client_message_id, o.created_at, o.edited_at, o.deleted_at, o.version, o.reactions FROM messages o
+    (SELECT o.id, o.conversation_id, o.seq, o.sender_id, o.body, o.client_message_id, o.created_at, o.edited_at, o.deleted_at, o.version, o.reactions, o.tsv FROM messages o
      WHERE o.conversation_id = $1 AND o.seq <= $2
      ORDER BY o.seq DESC
      LIMIT $3)
     UNION ALL
-    (SELECT n.id, n.conversation_id, n.seq, n.sender_id, n.body, n.client_message_id, n.created_at, n.edited_at, n.deleted_at, n.version, n.reactions FROM messages n
+    (SELECT n.id, n.conversation_id, n.seq, n.sender_id, n.body, n.client_message_id, n.created_at, n.edited_at, n.deleted_at, n.version, n.reactions, n.tsv FROM messages n
      WHERE n.conversation_id = $1 AND n.seq > $2
      ORDER BY n.seq
      LIMIT $4)

@@ -52,6 +52,7 @@ type Message struct {
 	DeletedAt       *time.Time
 	Version         int32
 	Reactions       []byte
+	Tsv             interface{}
 }
 
 type Reaction struct {

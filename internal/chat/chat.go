@@ -201,6 +201,12 @@ type Store interface {
 	// has EventSeq 0, carrying the current state (the tombstone of a message deleted before,
 	// say).
 	Apply(ctx context.Context, actorID int64, m Mutation) (Change, error)
+	// SearchMessages returns up to limit messages matching query (websearch syntax, see
+	// MessageSearch) in the conversations viewerID is a member of now, or only in
+	// conversationID when it is not 0, newest first by (CreatedAt, ID), after the cursor;
+	// deleted messages never match. Each hit's Marked is set. A query with no word to look for
+	// matches nothing.
+	SearchMessages(ctx context.Context, viewerID int64, query string, conversationID int64, after *SearchCursor, limit int) ([]SearchHit, error)
 	// CreateConversation creates a conversation with the creator (its owner) and the other
 	// members, and its first event: the MembersAdded of everyone. It reports apperr
 	// BAD_USER_INPUT when a member does not exist.

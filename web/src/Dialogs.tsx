@@ -38,11 +38,27 @@ function useDebounced<T>(value: T, ms: number): T {
 }
 
 /**
- * A search snippet: the matching words come between ** and **. Split on the markers and render
- * every part as text (React escapes it), the matches in <mark>: never the server's text as HTML.
+ * A search snippet: the matching words come between ** and **, and the body's own * and \ come
+ * escaped as \* and \\, so that ** is only ever a marker. Read it left to right (an escaped
+ * character is text, ** toggles a match) and render every part as text (React escapes it), the
+ * matches in <mark>: never the server's text as HTML.
  */
 export function Snippet({ text }: { text: string }) {
-  return <>{text.split('**').map((part, i) => (i % 2 === 1 ? <mark key={i}>{part}</mark> : part))}</>;
+  const parts: string[] = [];
+  let part = '';
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\' && i + 1 < text.length) {
+      part += text.charAt(++i);
+    } else if (text.startsWith('**', i)) {
+      parts.push(part);
+      part = '';
+      i++;
+    } else {
+      part += text.charAt(i);
+    }
+  }
+  parts.push(part);
+  return <>{parts.map((part, i) => (i % 2 === 1 ? <mark key={i}>{part}</mark> : part))}</>;
 }
 
 export function SearchDialog({ conversationId, onClose }: { conversationId: string | null; onClose: () => void }) {

@@ -70,6 +70,10 @@ type bench struct {
 	// loadBefore and loadAfter are /proc/loadavg at the start and the end: other work on the
 	// machine shows there.
 	loadBefore, loadAfter string
+
+	// The search scenarios' viewer and its token.
+	sfx         searchFixture
+	searchToken string
 }
 
 type profile struct {
@@ -104,6 +108,12 @@ func (b *bench) runAll(ctx context.Context) error {
 	defer func() { b.loadAfter = loadAvg() }()
 	quick := b.opts.quick
 	pageConv := b.fx.convs[0]
+	if b.opts.only == "search" {
+		return b.withServer(ctx, "cache off", b.serverEnv("CACHE_ENABLED=false"), false, func(s *server) error {
+			b.searchLoads(ctx, s)
+			return nil
+		})
+	}
 
 	// 1. Cache on: the full stack.
 	if err := b.withServer(ctx, "cache on", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true"), true, func(s *server) error {
@@ -246,6 +256,9 @@ func (b *bench) runAll(ctx context.Context) error {
 				})
 			}
 		}
+		// Full-text search: no cache serves it (the response cache is off here, as it is for
+		// any search over all the viewer's conversations).
+		b.searchLoads(ctx, s)
 		return nil
 	}); err != nil {
 		return err
