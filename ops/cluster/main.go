@@ -1,7 +1,8 @@
 // Command cluster runs Threadline as several instances behind a load balancer, on the private
 // stack of ops/stack: three `threadline serve` processes (the same binary, each on its own
 // ADDR and OPS_ADDR, configured by environment) behind nginx, over a Redis Cluster of three
-// masters and the stack's PgBouncer and PostgreSQL.
+// masters and the stack's PgBouncer and PostgreSQL, with a streaming replica of it
+// (devstack.Stack.StartReplica) that the instances read from as DATABASE_REPLICA_URL.
 //
 //	go run ./ops/cluster up      [-dir .data] [-bin bin/threadline] [-port 8080] [-instance-port 8081] [-ops-port 9465] [-redis-port 55001]
 //	go run ./ops/cluster restart [-dir .data]
@@ -9,7 +10,8 @@
 //
 // up needs the stack running under -dir (go run ./ops/stack up; make run-cluster does both):
 // it migrates and seeds the database as make run does, stops a cluster left running under the
-// directory, starts the Redis Cluster, the instances and nginx, all outliving the command, and
+// directory, starts the replica (or reuses the one running), the Redis Cluster, the instances
+// and nginx, all outliving the command, and
 // writes <dir>/cluster.env (URL, INSTANCE_n_URL, REDIS_URL). The instances run in development
 // mode, as make run's server does, with the caller's environment but for what the cluster sets.
 // restart is a rolling restart, one instance at a time (see Cluster.RollingRestart), printing
@@ -152,11 +154,21 @@ func up(ctx context.Context, cfg Config, environ []string, stdout io.Writer) err
 			return fmt.Errorf("threadline %s: %w", step[0], err)
 		}
 	}
+	// The replica copies the primary after the seed, then streams its WAL; the instances read
+	// from it what it has replayed (DATABASE_REPLICA_URL, README: Read replica).
+	replica, err := stack.StartReplica(ctx)
+	if err != nil {
+		return fmt.Errorf("the streaming replica: %w", err)
+	}
+	for _, kv := range replica.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg.Env[k] = v
+	}
 	c, err := Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	lines := []string{"URL=" + c.URL, "REDIS_URL=" + c.RedisURL}
+	lines := []string{"URL=" + c.URL, "REDIS_URL=" + c.RedisURL, "DATABASE_REPLICA_URL=" + replica.DatabaseURL}
 	for _, in := range c.Instances {
 		lines = append(lines, fmt.Sprintf("INSTANCE_%d_URL=%s", in.N, in.URL()))
 	}
@@ -175,6 +187,7 @@ func up(ctx context.Context, cfg Config, environ []string, stdout io.Writer) err
 		fmt.Fprintf(stdout, "instance %d  %s   operations http://%s   log %s\n", in.N, in.URL(), in.OpsAddr, in.LogPath)
 	}
 	fmt.Fprintf(stdout, "Redis       %s\n", c.RedisURL)
+	fmt.Fprintf(stdout, "replica     PostgreSQL on 127.0.0.1:%d, read through PgBouncer's %s entry\n", replica.Port, devstack.ReplicaEntry(stack.Database))
 	fmt.Fprintf(stdout, "demo token (user 1): %s", token)
 	fmt.Fprintf(stdout, "wrote %s; rolling restart: go run ./ops/cluster restart -dir %s; stop: make stop\n", envFile, cfg.Dir)
 	return nil
