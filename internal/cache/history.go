@@ -105,8 +105,9 @@ type Store struct {
 	beforeFill func()
 
 	pendingMu sync.Mutex
-	pending   map[int64]struct{} // conversations whose token bump failed, retried
-	pendingN  atomic.Int64       // len(pending), read without the lock on every read
+	pending   map[int64]uint64 // conversations whose token bump failed or is late -> mark ticket
+	pendingN  atomic.Int64     // len(pending), read without the lock on every read
+	tickets   atomic.Uint64    // orders marks and bumps (see markPending)
 	stop      chan struct{}
 	stopped   sync.WaitGroup
 }
@@ -134,7 +135,7 @@ func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.
 	h := &Store{
 		Store: store, rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log,
 		metrics: newMetrics(cfg.Registerer),
-		pending: make(map[int64]struct{}),
+		pending: make(map[int64]uint64),
 		stop:    make(chan struct{}),
 	}
 	h.flights.linger = cfg.Linger
@@ -386,6 +387,16 @@ func (h *Store) AfterCommit(ctx context.Context, c chat.Change) {
 	}
 }
 
+// Late is the hook's chat.Hook.Late: the mutation answers before its token bump has returned
+// (Redis slow or down), so the conversation is read from PostgreSQL here, and the response
+// cache bypassed, until a bump issued from now on lands (the one in flight, issued before this
+// mark, does not count: see markPending).
+func (h *Store) Late(c chat.Change) {
+	if c.Event != nil {
+		h.markPending(c.ConversationID)
+	}
+}
+
 // ConversationsByIDForMember reads the conversations (see chat.Store) with the generation token
 // of each, read first: what the conversation shows (title, members, events) is then no newer
 // than the token, and a response that records it is out of date as soon as the conversation
@@ -452,15 +463,43 @@ func (h *Store) tokens(ctx context.Context, convs []int64) ([]string, error) {
 // Invalidate gives the conversation a new generation token: call it after a write commits and
 // before the write is acknowledged. On failure the bump is retried in the background.
 func (h *Store) Invalidate(ctx context.Context, conversationID int64) {
+	t := h.tickets.Add(1)
 	if err := h.bump(context.WithoutCancel(ctx), conversationID); err != nil {
 		h.metrics.invalidationFailures.Inc()
 		h.log.WarnContext(ctx, "history cache invalidation failed; pages may be stale until their TTL or a successful retry",
 			"conversation", conversationID, "err", err)
-		h.pendingMu.Lock()
-		h.pending[conversationID] = struct{}{}
-		h.pendingN.Store(int64(len(h.pending)))
-		h.pendingMu.Unlock()
+		h.markPending(conversationID)
+		return
 	}
+	h.clearPending(conversationID, t)
+}
+
+// markPending records that a write to conv committed whose token bump has not landed. Every mark
+// takes a ticket, and so does every bump before it is sent; a successful bump clears only the
+// marks older than its own ticket: a bump sent after the mark was made is sent after the
+// write committed (the mark is made after the commit), so every reader that gets its token
+// reads PostgreSQL after the write. A bump sent before the mark may have landed before the
+// commit, and proves nothing.
+func (h *Store) markPending(conv int64) {
+	h.pendingMu.Lock()
+	h.pending[conv] = h.tickets.Add(1)
+	h.pendingN.Store(int64(len(h.pending)))
+	h.pendingMu.Unlock()
+	h.metrics.pending.Set(float64(h.pendingN.Load()))
+}
+
+// clearPending drops conv's mark if it is older than the bump of ticket t that succeeded.
+func (h *Store) clearPending(conv int64, t uint64) {
+	if h.pendingN.Load() == 0 {
+		return
+	}
+	h.pendingMu.Lock()
+	if mark, ok := h.pending[conv]; ok && mark < t {
+		delete(h.pending, conv)
+		h.pendingN.Store(int64(len(h.pending)))
+	}
+	h.pendingMu.Unlock()
+	h.metrics.pending.Set(float64(h.pendingN.Load()))
 }
 
 func (h *Store) bump(ctx context.Context, conversationID int64) error {
@@ -469,7 +508,7 @@ func (h *Store) bump(ctx context.Context, conversationID int64) error {
 	})
 }
 
-// retryInvalidations retries failed token bumps every second until they succeed.
+// retryInvalidations retries failed (or late) token bumps every second until they succeed.
 func (h *Store) retryInvalidations() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -486,13 +525,11 @@ func (h *Store) retryInvalidations() {
 		}
 		h.pendingMu.Unlock()
 		for _, c := range convs {
+			ticket := h.tickets.Add(1)
 			if err := h.bump(context.Background(), c); err != nil {
 				break // still failing: try again next tick
 			}
-			h.pendingMu.Lock()
-			delete(h.pending, c)
-			h.pendingN.Store(int64(len(h.pending)))
-			h.pendingMu.Unlock()
+			h.clearPending(c, ticket)
 		}
 	}
 }
@@ -527,6 +564,7 @@ type metrics struct {
 	hits, misses, errors, fills prometheus.Counter
 	invalidationFailures        prometheus.Counter
 	fallbacksRefused            prometheus.Counter
+	pending                     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -544,9 +582,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
 			Help: "Reads refused with SERVICE_UNAVAILABLE because a Redis timeout would have sent them to the slow path past the fallback budget.",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "threadline_cache_invalidations_pending",
+			Help: "Token bumps after a commit that failed or had not landed when the mutation answered, waiting for a retry; while any is pending the cache reads around it.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures, m.fallbacksRefused)
+		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures, m.fallbacksRefused, m.pending)
 	}
 	return m
 }

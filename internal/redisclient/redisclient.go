@@ -16,8 +16,8 @@ import (
 )
 
 // Options tune the client. Zero values take the defaults below: short timeouts, because a cache
-// that waits long is worse than no cache, and no retries, because the circuit breaker above the
-// client decides when to try again.
+// that waits long is worse than no cache, and no retries (of commands, or of dials), because the
+// circuit breaker above the client decides when to try again.
 type Options struct {
 	DialTimeout  time.Duration // default 500ms
 	ReadTimeout  time.Duration // default 250ms
@@ -48,22 +48,25 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, errInvalidURL
 		}
-		o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
+		o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries, &opts.PoolSize)
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, errInvalidURL
 	}
-	o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
+	o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries, &opts.PoolSize)
 	return redis.NewClient(opts), nil
 }
 
 // apply sets the fields that redis.Options and redis.ClusterOptions share.
-func (o Options) apply(dial, read, write *time.Duration, contextTimeout *bool, maxRetries, poolSize *int) {
+func (o Options) apply(dial, read, write *time.Duration, contextTimeout *bool, maxRetries, dialerRetries, poolSize *int) {
 	*dial, *read, *write = o.DialTimeout, o.ReadTimeout, o.WriteTimeout
 	*contextTimeout = true
 	*maxRetries = -1
+	// One dial per attempt: go-redis otherwise dials five times, 100 ms apart, so that with Redis
+	// down every call would take its whole deadline instead of failing at once.
+	*dialerRetries = 1
 	if o.PoolSize > 0 {
 		*poolSize = o.PoolSize
 	}
