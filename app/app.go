@@ -21,14 +21,19 @@
 // then reads the history must find the cache already past it, so the generation moves before
 // the publish. TestAfterCommitOrder fails if the order changes.
 //
-// A mutation waits for these steps at most PostCommitWait (POST_COMMIT_WAIT): with Redis down or
-// hanging they would cost it a Redis deadline each. Past the wait it answers, and the steps go on
-// in the background, in the same order. Before it answers, each cache whose step has not
-// returned marks what it was moving as pending (chat.Hook.Late): this instance then reads that
-// conversation from PostgreSQL and bypasses the response cache until a retry lands, exactly as
-// after a failed move, so a read that follows the answer still sees the write. Subscribers of
-// this instance get the change when the live step runs; those of other instances through Redis,
-// or else through their poll of PostgreSQL (package live).
+// While Redis is known to be failing (its circuit breaker is not closed, or the last call
+// failed), a mutation waits for these steps at most PostCommitWait (POST_COMMIT_WAIT): with
+// Redis down or hanging they would cost it a Redis deadline each. Past the wait it answers, and
+// the steps go on in the background, in the same order. Before it answers, each cache whose
+// step has not returned marks what it was moving as pending (chat.Hook.Late): this instance then
+// reads that conversation from PostgreSQL and bypasses the response cache until a retry lands,
+// exactly as after a failed move, so a read on this instance that follows the answer sees the
+// write (other instances may serve what they cached before it until the retry lands or the
+// entry's TTL ends, as after a failed move). Subscribers of this instance get the change when
+// the live step runs; those of other instances through Redis, or else through their poll of
+// PostgreSQL (package live). With Redis answering, a mutation waits for every step: each
+// instance's caches must have moved before it answers for a read on any instance to see the
+// write.
 package app
 
 import (
@@ -232,7 +237,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 
 	a.hooks = afterCommit(history, a.hub, respCache, typists)
 	a.Chat = chat.NewServiceConfig(store, chat.ServiceConfig{
-		Hooks: a.hooks, Wait: cfg.PostCommitWait, Observe: appMetrics.ObservePostCommit,
+		Hooks: a.hooks, Wait: cfg.PostCommitWait, Bounded: breaker.Failing, Observe: appMetrics.ObservePostCommit,
 	})
 
 	var admit *admission.Limiter

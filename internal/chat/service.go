@@ -59,10 +59,16 @@ type ServiceConfig struct {
 	// argument of the caches (a reader that sees a published message must find the cache
 	// already moved past it), so the application assembles the list in one place (package app).
 	Hooks []Hook
-	// Wait bounds how long a mutation waits for its hooks after its commit. Past it the
-	// mutation answers, each hook that has not returned is told so (Hook.Late) before the
-	// answer, and the hooks go on in the background, in order. Zero: wait for them all.
+	// Wait bounds how long a mutation waits for its hooks after its commit, while Bounded says
+	// so. Past it the mutation answers, each hook that has not returned is told so (Hook.Late)
+	// before the answer, and the hooks go on in the background, in order. Zero: wait for them
+	// all.
 	Wait time.Duration
+	// Bounded reports whether Wait applies to a mutation committing now; nil: always. The
+	// application bounds the wait only while Redis is known to be failing: with Redis answering,
+	// a mutation waits until every instance's caches have moved, so that a read anywhere after
+	// the answer sees the write, and Redis's own deadlines bound that wait anyway.
+	Bounded func() bool
 	// Observe, if set, is told of every run of the hooks that outlived Wait: late with +1 when
 	// the mutation answers without it, then -1 when the last hook has returned (a gauge of
 	// post-commit work still running, and a count of late runs).
@@ -85,7 +91,7 @@ func NewServiceConfig(store Store, cfg ServiceConfig) *Service {
 // its hooks' timeouts. What the hooks move is then either moved before the answer, or marked
 // late (Hook.Late) before it, which is all the caches' exactness argument needs.
 func (s *Service) afterCommit(ctx context.Context, c Change) {
-	if s.cfg.Wait <= 0 {
+	if s.cfg.Wait <= 0 || (s.cfg.Bounded != nil && !s.cfg.Bounded()) {
 		for _, h := range s.hooks {
 			h.Run(ctx, c)
 		}

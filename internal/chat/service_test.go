@@ -43,19 +43,22 @@ func TestSendMessageHooksRunForRetries(t *testing.T) {
 	}
 }
 
-// TestAfterCommitWait runs the hooks of a send behind a blocked one: with a Wait the send
-// answers without them, every hook that had not returned is told so before the answer (Late),
-// in order, and the hooks then finish in the background, in order; without a Wait it waits.
+// TestAfterCommitWait runs the hooks of a send behind a blocked one: with a Wait, while Bounded
+// says so, the send answers without them, every hook that had not returned is told so before
+// the answer (Late), in order, and the hooks then finish in the background, in order; without a
+// Wait, or while Bounded says no, it waits.
 func TestAfterCommitWait(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		wait time.Duration
+		name    string
+		wait    time.Duration
+		bounded bool // what ServiceConfig.Bounded says
 		// answersFirst: the send answers while the second hook is blocked.
 		answersFirst bool
 		wantLate     []string
 	}{
-		{name: "no wait", wait: 0, answersFirst: false, wantLate: nil},
-		{name: "wait", wait: 20 * time.Millisecond, answersFirst: true, wantLate: []string{"blocked", "after"}},
+		{name: "no wait", wait: 0, bounded: true, answersFirst: false, wantLate: nil},
+		{name: "wait, redis answering", wait: 20 * time.Millisecond, bounded: false, answersFirst: false, wantLate: nil},
+		{name: "wait, redis failing", wait: 20 * time.Millisecond, bounded: true, answersFirst: true, wantLate: []string{"blocked", "after"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -81,8 +84,9 @@ func TestAfterCommitWait(t *testing.T) {
 			}
 			finished := make(chan struct{})
 			svc := chat.NewServiceConfig(insertOnly{created: true}, chat.ServiceConfig{
-				Hooks: []chat.Hook{hook("first", false), hook("blocked", true), hook("after", false)},
-				Wait:  tc.wait,
+				Hooks:   []chat.Hook{hook("first", false), hook("blocked", true), hook("after", false)},
+				Wait:    tc.wait,
+				Bounded: func() bool { return tc.bounded },
 				Observe: func(d int) {
 					mu.Lock()
 					observed = append(observed, d)
@@ -104,7 +108,7 @@ func TestAfterCommitWait(t *testing.T) {
 				if !tc.answersFirst {
 					t.Fatal("answered before its hooks returned, without a wait")
 				}
-			case <-time.After(max(tc.wait*100, 200*time.Millisecond)):
+			case <-time.After(200 * time.Millisecond): // ten times the wait
 				if tc.answersFirst {
 					t.Fatal("still waiting for a blocked hook long past the wait")
 				}
