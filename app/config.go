@@ -55,9 +55,10 @@ type Config struct {
 	RedisTimeout         time.Duration
 	RedisBreakerFailures uint32
 	RedisBreakerOpen     time.Duration
-	// PostCommitWait bounds how long a mutation waits after its commit for its post-commit
-	// steps (cache token moves, the Pub/Sub publish); past it the mutation answers and they go
-	// on in the background (chat.ServiceConfig.Wait). 0: wait for them all.
+	// PostCommitWait bounds, while Redis is known to be failing, how long a mutation waits after
+	// its commit for its post-commit steps (cache token moves, the Pub/Sub publish); past it the
+	// mutation answers and they go on in the background (chat.ServiceConfig.Wait). 0: wait for
+	// them all.
 	PostCommitWait time.Duration
 	// LivePollInterval is how often each instance reads from PostgreSQL the newest event of
 	// every stream its subscribers follow, to deliver what Redis Pub/Sub did not

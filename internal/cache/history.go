@@ -30,6 +30,12 @@
 // from PostgreSQL, so it never serves a page older than a write it acknowledged; other instances
 // may serve the page as it was before the write until the retry lands or the page's TTL ends
 // (30 s for the first page by default), whichever comes first.
+//
+// A bump that has not returned when its mutation answers (the application bounds that wait
+// while Redis is failing: see package app) is treated as failed at the answer (Late): the
+// conversation is pending from then on, and the same argument holds. A pending conversation is
+// cleared only by a bump sent after it was marked, hence after the write committed (see
+// markPending); threadline_cache_invalidations_pending counts them.
 package cache
 
 import (

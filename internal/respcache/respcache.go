@@ -59,7 +59,11 @@
 // not stored: they move with every member's reading. With a Redis Cluster the
 // response cache is off (its dependencies live in other slots than the response): queries
 // execute, still helped by the history cache. While the history cache has a failed token bump to
-// retry, responses are neither served nor stored. Redis trouble never fails a query: it executes.
+// retry, or this cache a failed membership- or list-token move (retried every second; a move
+// that had not returned when its mutation answered counts as failed, see Late), responses are
+// neither served nor stored by this instance: it never serves a response older than a change it
+// acknowledged, and other instances may until the retry lands or the response's TTL ends. Redis
+// trouble never fails a query: it executes.
 package respcache
 
 import (
