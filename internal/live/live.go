@@ -148,7 +148,8 @@ type Config struct {
 	Buffer int
 	// PageSize is how many messages one replay or gap-fill query reads. Default 100.
 	PageSize int
-	// PublishTimeout bounds the Redis publish that runs after each commit. Default 500ms.
+	// PublishTimeout bounds the Redis publish that runs after each commit (and so does the
+	// Breaker's call deadline, when there is one). Default 500ms.
 	PublishTimeout time.Duration
 	// QueryTimeout bounds each PostgreSQL read of the hub. Default 5s.
 	QueryTimeout time.Duration
