@@ -297,7 +297,8 @@ func TestRedisDownWritersAndSubscribers(t *testing.T) {
 			route := "same instance"
 			if r.instance != s.instance {
 				route = "other instance"
-				if phase(r.start) == "during" && g.at.Before(restartedAt) {
+				// Only Redis or the poll brings these (see the load): the poll, while Redis is down.
+				if s.conv != convs[2] && phase(r.start) == "during" && g.at.Before(restartedAt) {
 					deliveredDuring++
 				}
 			}
@@ -306,7 +307,7 @@ func TestRedisDownWritersAndSubscribers(t *testing.T) {
 		}
 	}
 	if deliveredDuring == 0 {
-		t.Error("no message sent during the outage reached a subscriber of the other instance before Redis came back")
+		t.Error("no message sent during the outage to a conversation written through one instance reached its subscriber on the other instance before Redis came back")
 	}
 	for i, p := range instances {
 		status, body := p.GetOps("/metrics")
