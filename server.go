@@ -151,6 +151,8 @@ func readPools(e *envconfig.Reader, c *app.Config) {
 	c.RedisTimeout = e.Duration("REDIS_TIMEOUT", c.RedisTimeout)
 	c.RedisBreakerFailures = uint32(e.Int("REDIS_BREAKER_FAILURES", int(c.RedisBreakerFailures)))
 	c.RedisBreakerOpen = e.Duration("REDIS_BREAKER_OPEN", c.RedisBreakerOpen)
+	c.PostCommitWait = e.Duration("POST_COMMIT_WAIT", c.PostCommitWait)
+	c.LivePollInterval = e.Duration("LIVE_POLL_INTERVAL", c.LivePollInterval)
 	c.SubscriberBuffer = e.Positive("SUBSCRIBER_BUFFER", c.SubscriberBuffer)
 }
 

@@ -20,6 +20,20 @@
 // The order is what makes reads after a write exact: a subscriber that receives a message and
 // then reads the history must find the cache already past it, so the generation moves before
 // the publish. TestAfterCommitOrder fails if the order changes.
+//
+// While Redis is known to be failing (its circuit breaker is not closed, or the last call
+// failed), a mutation waits for these steps at most PostCommitWait (POST_COMMIT_WAIT): with
+// Redis down or hanging they would cost it a Redis deadline each. Past the wait it answers, and
+// the steps go on in the background, in the same order. Before it answers, each cache whose
+// step has not returned marks what it was moving as pending (chat.Hook.Late): this instance then
+// reads that conversation from PostgreSQL and bypasses the response cache until a retry lands,
+// exactly as after a failed move, so a read on this instance that follows the answer sees the
+// write (other instances may serve what they cached before it until the retry lands or the
+// entry's TTL ends, as after a failed move). Subscribers of this instance get the change when
+// the live step runs; those of other instances through Redis, or else through their poll of
+// PostgreSQL (package live). With Redis answering, a mutation waits for every step: each
+// instance's caches must have moved before it answers for a read on any instance to see the
+// write.
 package app
 
 import (
@@ -212,6 +226,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			Salt: graph.ResponseCacheSalt(cfg.Limits, cfg.Introspection, cfg.TrustedDocumentsOnly, nil),
 			Log:  log, Registerer: reg,
 		})
+		a.closers = append(a.closers, respCache.Close)
 	}
 	// Live delivery reads PostgreSQL itself (dbStore, not the cache) for replays and gap fills;
 	// with a replica, at the position of the conversation's token.
@@ -219,7 +234,14 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	if cfg.DatabaseReplicaURL != "" && history != nil {
 		replays = replayStore{dbStore, history}
 	}
-	a.hub = live.NewHub(live.Config{Redis: a.Redis, Store: replays, Log: log, Registerer: reg, Buffer: cfg.SubscriberBuffer})
+	pollInterval := cfg.LivePollInterval
+	if pollInterval <= 0 {
+		pollInterval = -1 // off
+	}
+	a.hub = live.NewHub(live.Config{
+		Redis: a.Redis, Breaker: breaker, Store: replays, Log: log, Registerer: reg, Buffer: cfg.SubscriberBuffer,
+		PollInterval: pollInterval,
+	})
 	a.closers = append(a.closers, func() {
 		// After a graceful shutdown (GoAway) it has nothing left to do.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -237,7 +259,9 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	a.closers = append(a.closers, tracker.Close)
 
 	a.hooks = afterCommit(history, a.hub, respCache, typists)
-	a.Chat = chat.NewService(store, a.hooks...)
+	a.Chat = chat.NewServiceConfig(store, chat.ServiceConfig{
+		Hooks: a.hooks, Wait: cfg.PostCommitWait, Bounded: breaker.Failing, Observe: appMetrics.ObservePostCommit,
+	})
 
 	var admit *admission.Limiter
 	if cfg.AdmissionEnabled {
@@ -404,7 +428,7 @@ func admitOperation(l *admission.Limiter) func(ctx context.Context) (func(), err
 func afterCommit(history *cache.Store, hub *live.Hub, respCache *respcache.Cache, typists *typing.Service) []chat.Hook {
 	var hooks []chat.Hook
 	if history != nil {
-		hooks = append(hooks, chat.Hook{Name: "history cache", Run: history.AfterCommit})
+		hooks = append(hooks, chat.Hook{Name: "history cache", Run: history.AfterCommit, Late: history.Late})
 	} else {
 		// Without the history cache nothing else moves the generations typing's member sets
 		// are read under: membership changes move them.
@@ -412,7 +436,7 @@ func afterCommit(history *cache.Store, hub *live.Hub, respCache *respcache.Cache
 	}
 	hooks = append(hooks, chat.Hook{Name: "live", Run: hub.AfterCommit})
 	if respCache != nil {
-		hooks = append(hooks, chat.Hook{Name: "response cache", Run: respCache.AfterCommit})
+		hooks = append(hooks, chat.Hook{Name: "response cache", Run: respCache.AfterCommit, Late: respCache.Late})
 	}
 	return hooks
 }

@@ -59,6 +59,15 @@ type Config struct {
 	RedisTimeout         time.Duration
 	RedisBreakerFailures uint32
 	RedisBreakerOpen     time.Duration
+	// PostCommitWait bounds, while Redis is known to be failing, how long a mutation waits after
+	// its commit for its post-commit steps (cache token moves, the Pub/Sub publish); past it the
+	// mutation answers and they go on in the background (chat.ServiceConfig.Wait). 0: wait for
+	// them all.
+	PostCommitWait time.Duration
+	// LivePollInterval is how often each instance reads from PostgreSQL the newest event of
+	// every stream its subscribers follow, to deliver what Redis Pub/Sub did not
+	// (live.Config.PollInterval); 0 turns the poll off.
+	LivePollInterval time.Duration
 
 	Introspection bool
 	MaxBodyBytes  int64
@@ -161,6 +170,11 @@ func (c Config) Development() bool { return c.Env == "development" }
 // when WEB_APP_ENABLED is set.
 func (c Config) ServesWebApp() bool { return c.Development() || c.WebAppEnabled }
 
+// DefaultPostCommitWait is Config.PostCommitWait by default: far above what the post-commit steps
+// take with Redis answering (well under a millisecond), far below what they may take without it
+// (a Redis call's deadline, REDIS_TIMEOUT, for each).
+const DefaultPostCommitWait = 30 * time.Millisecond
+
 // DefaultOpsAddr is the operations listener in production: loopback, so that only the machine
 // (or its Prometheus sidecar) reaches it; set OPS_ADDR=:9464 where Prometheus scrapes from
 // elsewhere, on a network clients cannot reach.
@@ -194,6 +208,8 @@ func Defaults() Config {
 		RedisTimeout:            redisclient.DefaultCallTimeout,
 		RedisBreakerFailures:    redisclient.DefaultFailureThreshold,
 		RedisBreakerOpen:        redisclient.DefaultOpenTimeout,
+		PostCommitWait:          DefaultPostCommitWait,
+		LivePollInterval:        live.DefaultPollInterval,
 		MaxBodyBytes:            64 << 10,
 		MaxHeaderBytes:          128 << 10,
 		RequestTimeout:          10 * time.Second,

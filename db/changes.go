@@ -422,3 +422,21 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// StreamHeads returns the newest event_seq of each of the conversations and of each of the users
+// (see live.Store), in one statement; ids that do not exist are left out.
+func (s *Store) StreamHeads(ctx context.Context, conversations, users []int64) (conversationHeads, userHeads map[int64]int64, err error) {
+	rows, err := s.q.StreamHeads(ctx, dbsqlc.StreamHeadsParams{ConversationIds: conversations, UserIds: users})
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream heads: %w", err)
+	}
+	conversationHeads, userHeads = make(map[int64]int64, len(conversations)), make(map[int64]int64, len(users))
+	for _, r := range rows {
+		if r.IsUser {
+			userHeads[r.ID] = r.LastEventSeq
+		} else {
+			conversationHeads[r.ID] = r.LastEventSeq
+		}
+	}
+	return conversationHeads, userHeads, nil
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -98,6 +99,20 @@ func TestBatchReadsInKeyOrder(t *testing.T) {
 	if err != nil || len(members[0]) != 2 || members[0][0].User.ID != u[1] || len(members[1]) != 0 || members[2][1].User.ID != u[1] {
 		t.Fatalf("members %v %v", members, err)
 	}
+	if _, err := store.MarkRead(ctx, u[1], c2, 2); err != nil {
+		t.Fatal(err)
+	}
+	convHeads, userHeads, err := store.StreamHeads(ctx, []int64{c1, 5555, c2}, []int64{u[1], 424242})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[int64]int64{c1: 0, c2: 3}, convHeads); diff != "" {
+		t.Errorf("conversation heads (-want +got):\n%s", diff)
+	}
+	// u[1]'s own events: the read (the fixtures add members without events).
+	if diff := cmp.Diff(map[int64]int64{u[1]: 1}, userHeads); diff != "" {
+		t.Errorf("user heads (-want +got):\n%s", diff)
+	}
 }
 
 // TestQueriesUseIndexes shows that an index serves every statement the Store runs: with
@@ -163,6 +178,10 @@ func TestQueriesUseIndexes(t *testing.T) {
 		"MessagesByID":    func() error { _, err := store.MessagesByID(ctx, []int64{1, 2, 3}); return err },
 		"ReactionsOfUser": func() error { _, err := store.ReactionsOfUser(ctx, 1, []int64{1, 1}, []int64{1, 2}); return err },
 		"EventsAfter":     func() error { _, err := store.EventsAfter(ctx, 3, 10, 100); return err },
+		"StreamHeads": func() error {
+			_, _, err := store.StreamHeads(ctx, []int64{1, 2, 3}, []int64{1, 2})
+			return err
+		},
 		"SearchUsers": func() error {
 			for _, q := range []string{"", "a", "lov"} {
 				if _, err := store.SearchUsers(ctx, q, &chat.UserCursor{Name: "b", ID: 3}, 21); err != nil {

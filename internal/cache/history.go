@@ -31,6 +31,12 @@
 // may serve the page as it was before the write until the retry lands or the page's TTL ends
 // (30 s for the first page by default), whichever comes first.
 //
+// A bump that has not returned when its mutation answers (the application bounds that wait
+// while Redis is failing: see package app) is treated as failed at the answer (Late): the
+// conversation is pending from then on, and the same argument holds. A pending conversation is
+// cleared only by a bump sent after it was marked, hence after the write committed (see
+// markPending); threadline_cache_invalidations_pending counts them.
+//
 // # Replicas
 //
 // With a streaming replica (DATABASE_REPLICA_URL), a token also holds a WAL position,
@@ -134,8 +140,9 @@ type Store struct {
 	beforeFill func()
 
 	pendingMu sync.Mutex
-	pending   map[int64]struct{} // conversations whose token bump failed, retried
-	pendingN  atomic.Int64       // len(pending), read without the lock on every read
+	pending   map[int64]uint64 // conversations whose token bump failed or is late -> mark ticket
+	pendingN  atomic.Int64     // len(pending), read without the lock on every read
+	tickets   atomic.Uint64    // orders marks and bumps (see markPending)
 	stop      chan struct{}
 	stopped   sync.WaitGroup
 }
@@ -163,7 +170,7 @@ func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.
 	h := &Store{
 		Store: store, rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log,
 		metrics: newMetrics(cfg.Registerer),
-		pending: make(map[int64]struct{}),
+		pending: make(map[int64]uint64),
 		stop:    make(chan struct{}),
 	}
 	h.flights.linger = cfg.Linger
@@ -424,6 +431,16 @@ func (h *Store) AfterCommit(ctx context.Context, c chat.Change) {
 	}
 }
 
+// Late is the hook's chat.Hook.Late: the mutation answers before its token bump has returned
+// (Redis slow or down), so the conversation is read from PostgreSQL here, and the response
+// cache bypassed, until a bump issued from now on lands (the one in flight, issued before this
+// mark, does not count: see markPending).
+func (h *Store) Late(c chat.Change) {
+	if c.Event != nil {
+		h.markPending(c.ConversationID)
+	}
+}
+
 // ConversationsByIDForMember reads the conversations (see chat.Store) with the generation token
 // of each, read first: what the conversation shows (title, members, events) is then no newer
 // than the token, and a response that records it is out of date as soon as the conversation
@@ -496,15 +513,43 @@ func (h *Store) Invalidate(ctx context.Context, conversationID int64) {
 // InvalidateAt is Invalidate for a write whose commit is at or before WAL position pos (0:
 // unknown), which the new token keeps (see Replicas in the package doc).
 func (h *Store) InvalidateAt(ctx context.Context, conversationID int64, pos uint64) {
+	t := h.tickets.Add(1)
 	if err := h.bump(context.WithoutCancel(ctx), conversationID, pos); err != nil {
 		h.metrics.invalidationFailures.Inc()
 		h.log.WarnContext(ctx, "history cache invalidation failed; pages may be stale until their TTL or a successful retry",
 			"conversation", conversationID, "err", err)
-		h.pendingMu.Lock()
-		h.pending[conversationID] = struct{}{}
-		h.pendingN.Store(int64(len(h.pending)))
-		h.pendingMu.Unlock()
+		h.markPending(conversationID)
+		return
 	}
+	h.clearPending(conversationID, t)
+}
+
+// markPending records that a write to conv committed whose token bump has not landed. Every mark
+// takes a ticket, and so does every bump before it is sent; a successful bump clears only the
+// marks older than its own ticket: a bump sent after the mark was made is sent after the
+// write committed (the mark is made after the commit), so every reader that gets its token
+// reads PostgreSQL after the write. A bump sent before the mark may have landed before the
+// commit, and proves nothing.
+func (h *Store) markPending(conv int64) {
+	h.pendingMu.Lock()
+	h.pending[conv] = h.tickets.Add(1)
+	h.pendingN.Store(int64(len(h.pending)))
+	h.pendingMu.Unlock()
+	h.metrics.pending.Set(float64(h.pendingN.Load()))
+}
+
+// clearPending drops conv's mark if it is older than the bump of ticket t that succeeded.
+func (h *Store) clearPending(conv int64, t uint64) {
+	if h.pendingN.Load() == 0 {
+		return
+	}
+	h.pendingMu.Lock()
+	if mark, ok := h.pending[conv]; ok && mark < t {
+		delete(h.pending, conv)
+		h.pendingN.Store(int64(len(h.pending)))
+	}
+	h.pendingMu.Unlock()
+	h.metrics.pending.Set(float64(h.pendingN.Load()))
 }
 
 // bumpScript sets the conversation's token to ARGV[1], or, given a WAL position ARGV[2] (16
@@ -647,7 +692,7 @@ func (h *Store) WithReadPosition(ctx context.Context, conversationID int64) cont
 	return readPosition(ctx, tokens...)
 }
 
-// retryInvalidations retries failed token bumps every second until they succeed.
+// retryInvalidations retries failed (or late) token bumps every second until they succeed.
 func (h *Store) retryInvalidations() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -664,15 +709,13 @@ func (h *Store) retryInvalidations() {
 		}
 		h.pendingMu.Unlock()
 		for _, c := range convs {
+			ticket := h.tickets.Add(1)
 			// Without a position: the write's is not kept, and a later write's bump may have
 			// landed meanwhile. The conversation's reads go to the primary until its next write.
 			if err := h.bump(context.Background(), c, 0); err != nil {
 				break // still failing: try again next tick
 			}
-			h.pendingMu.Lock()
-			delete(h.pending, c)
-			h.pendingN.Store(int64(len(h.pending)))
-			h.pendingMu.Unlock()
+			h.clearPending(c, ticket)
 		}
 	}
 }
@@ -707,6 +750,7 @@ type metrics struct {
 	hits, misses, errors, fills prometheus.Counter
 	invalidationFailures        prometheus.Counter
 	fallbacksRefused            prometheus.Counter
+	pending                     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -724,9 +768,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
 			Help: "Reads refused with SERVICE_UNAVAILABLE because a Redis timeout would have sent them to the slow path past the fallback budget.",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "threadline_cache_invalidations_pending",
+			Help: "Token bumps after a commit that failed or had not landed when the mutation answered, waiting for a retry; while any is pending the cache reads around it.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures, m.fallbacksRefused)
+		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures, m.fallbacksRefused, m.pending)
 	}
 	return m
 }

@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/threadline/threadline/internal/apperr"
 )
@@ -12,6 +14,7 @@ import (
 type Service struct {
 	store Store
 	hooks []Hook
+	cfg   ServiceConfig
 }
 
 // A Change is a committed write that caches and live subscribers must hear of. The Store
@@ -39,24 +42,104 @@ func (c Change) changed() bool {
 	return (c.Event != nil && c.Event.Header().EventSeq != 0) || len(c.UserEvents) > 0
 }
 
-// A Hook runs after every commit, before the mutation answers. Hooks must be idempotent (a
-// retried send runs them again, see SendMessage) and must not block for long.
+// A Hook runs after every commit, before the mutation answers (or, past the post-commit wait,
+// after: see ServiceConfig.Wait). Hooks must be idempotent (a retried send runs them again, see
+// SendMessage) and must not block for long.
 type Hook struct {
 	Name string // for logs and tests
 	Run  func(ctx context.Context, c Change)
+	// Late, if set, is called when the mutation answers before Run(c) has returned (Run may
+	// not even have begun): it must record at once, in process, that Run's effect may not be in
+	// place yet, so that reads that start after the answer do not trust what Run would have
+	// moved (the caches read around the conversation and retry the move themselves). It must
+	// not block.
+	Late func(c Change)
 }
 
-// NewService returns a Service over store. After each commit it runs hooks in the order given:
-// the order is part of the correctness argument of the caches (a reader that sees a published
-// message must find the cache already moved past it), so the application assembles the list in
-// one place (package app).
+// ServiceConfig tunes a Service.
+type ServiceConfig struct {
+	// Hooks run after every commit, in the order given: the order is part of the correctness
+	// argument of the caches (a reader that sees a published message must find the cache
+	// already moved past it), so the application assembles the list in one place (package app).
+	Hooks []Hook
+	// Wait bounds how long a mutation waits for its hooks after its commit, while Bounded says
+	// so. Past it the mutation answers, each hook that has not returned is told so (Hook.Late)
+	// before the answer, and the hooks go on in the background, in order. Zero: wait for them
+	// all.
+	Wait time.Duration
+	// Bounded reports whether Wait applies to a mutation committing now; nil: always. The
+	// application bounds the wait only while Redis is known to be failing: with Redis answering,
+	// a mutation waits until every instance's caches have moved, so that a read anywhere after
+	// the answer sees the write, and Redis's own deadlines bound that wait anyway.
+	Bounded func() bool
+	// Observe, if set, is told of every run of the hooks that outlived Wait: late with +1 when
+	// the mutation answers without it, then -1 when the last hook has returned (a gauge of
+	// post-commit work still running, and a count of late runs).
+	Observe func(delta int)
+}
+
+// NewService returns a Service over store that runs hooks, in the order given, after each
+// commit and waits for them (NewServiceConfig with Hooks only).
 func NewService(store Store, hooks ...Hook) *Service {
-	return &Service{store: store, hooks: hooks}
+	return NewServiceConfig(store, ServiceConfig{Hooks: hooks})
 }
 
+// NewServiceConfig returns a Service over store configured by cfg.
+func NewServiceConfig(store Store, cfg ServiceConfig) *Service {
+	return &Service{store: store, hooks: cfg.Hooks, cfg: cfg}
+}
+
+// afterCommit runs the hooks in order. With a Wait, they run on a goroutine of their own and
+// the caller waits at most Wait: Redis down or slow costs a mutation that much, not the sum of
+// its hooks' timeouts. What the hooks move is then either moved before the answer, or marked
+// late (Hook.Late) before it, which is all the caches' exactness argument needs.
 func (s *Service) afterCommit(ctx context.Context, c Change) {
-	for _, h := range s.hooks {
-		h.Run(ctx, c)
+	if s.cfg.Wait <= 0 || (s.cfg.Bounded != nil && !s.cfg.Bounded()) {
+		for _, h := range s.hooks {
+			h.Run(ctx, c)
+		}
+		return
+	}
+	// The request may end the moment the mutation answers; the hooks must not end with it.
+	bg := context.WithoutCancel(ctx)
+	var mu sync.Mutex
+	finished, late := 0, false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, h := range s.hooks {
+			h.Run(bg, c)
+			mu.Lock()
+			finished++
+			wasLate := late && finished == len(s.hooks)
+			mu.Unlock()
+			if wasLate && s.cfg.Observe != nil {
+				s.cfg.Observe(-1)
+			}
+		}
+	}()
+	t := time.NewTimer(s.cfg.Wait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if finished == len(s.hooks) {
+		return
+	}
+	late = true
+	// Under the lock: a hook that returns meanwhile waits to count itself, so every hook from
+	// finished on is told before the answer, and none is both told and counted as done before.
+	for _, h := range s.hooks[finished:] {
+		if h.Late != nil {
+			h.Late(c)
+		}
+	}
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(+1)
 	}
 }
 

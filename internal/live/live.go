@@ -33,6 +33,35 @@
 // (singleflight), so a conversation with ten thousand subscribers costs one query, not ten
 // thousand.
 //
+// # Polling PostgreSQL
+//
+// Redis Pub/Sub is at most once: an event published while an instance's subscription is down
+// (Redis restarting, a connection replaced), or one whose publish failed (Redis unreachable
+// from the sending instance only), never arrives. The sequences make delivery exact anyway, but
+// left at that, only the stream's next event (a gap) or a resubscription would make a subscriber
+// look in PostgreSQL, however long that takes. So every PollInterval each instance reads, in one statement, the newest event_seq
+// of every stream that has local subscribers (each conversation's, and each sidebar viewer's
+// own), by primary key, and compares it with the newest event its topic has passed on:
+//
+//   - A topic that is behind while its Redis subscription is not confirmed or its connection is
+//     failing catches up at once: its sinks are sent a pollMark carrying the head read, and each
+//     reads from PostgreSQL, in order, the events up to it that it has not handled (they are
+//     committed: the head was read after their commit), sharing the read with the sinks at
+//     the same position. A sink drops what it has seen, so nothing arrives twice.
+//   - A topic that is behind while Redis looks healthy is given PollGrace first: the event may
+//     be a publish still on its way. Only if the topic is still behind the same head then does
+//     it catch up. This covers publishes lost while Redis is otherwise up.
+//
+// The topic then counts the head as passed on (fanout drops what is not newer): every sink
+// attached when the mark was sent catches up to it, and a sink that attaches later reads where
+// it starts after attaching, so after the head was read.
+//
+// The poll runs always, not only while Redis is known to be down, because an instance cannot
+// know that another instance's publishes are failing: it costs one primary-key lookup per
+// followed stream per interval, in one statement, and nothing while the instance has no
+// subscribers. Delivery while Pub/Sub is down is then at most PollInterval plus a read late, and
+// a lost publish at most PollInterval plus PollGrace plus a read.
+//
 // # Slow subscribers
 //
 // A subscriber has a bounded buffer (Config.Buffer events). Publishing never waits: when the
@@ -84,6 +113,7 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/redisclient"
 )
 
 // Store is what the hub reads from PostgreSQL: membership and last_seq when a subscription
@@ -95,6 +125,9 @@ type Store interface {
 	EventsAfter(ctx context.Context, conversationID, after int64, limit int) ([]chat.Event, error)
 	UserEventsAfter(ctx context.Context, userID, after int64, limit int) ([]chat.UserEvent, error)
 	UserStreamStart(ctx context.Context, userID int64) (last, firstKept int64, conversations map[int64]int64, err error)
+	// StreamHeads returns, in one statement, the newest event_seq of each conversation and of
+	// each user named (the polls); those that do not exist are left out.
+	StreamHeads(ctx context.Context, conversations, users []int64) (conversationHeads, userHeads map[int64]int64, err error)
 }
 
 // Config configures a Hub. Zero values take the defaults.
@@ -102,6 +135,9 @@ type Config struct {
 	// Redis carries events between instances. A *redis.ClusterClient uses sharded Pub/Sub
 	// (SPUBLISH/SSUBSCRIBE); any other client plain Pub/Sub over one connection.
 	Redis redis.UniversalClient
+	// Breaker, if set, is the Redis circuit breaker publishes go through: while it is open they
+	// are skipped at once (counted as failures; other instances' polls deliver the events).
+	Breaker *redisclient.Breaker
 	// Store is read for membership, replays and gap fills.
 	Store Store
 	Log   *slog.Logger
@@ -112,7 +148,8 @@ type Config struct {
 	Buffer int
 	// PageSize is how many messages one replay or gap-fill query reads. Default 100.
 	PageSize int
-	// PublishTimeout bounds the Redis publish that runs after each commit. Default 500ms.
+	// PublishTimeout bounds the Redis publish that runs after each commit (and so does the
+	// Breaker's call deadline, when there is one). Default 500ms.
 	PublishTimeout time.Duration
 	// QueryTimeout bounds each PostgreSQL read of the hub. Default 5s.
 	QueryTimeout time.Duration
@@ -123,6 +160,13 @@ type Config struct {
 	// HealthInterval is how long a Redis subscription connection may be silent before it is
 	// pinged; one that stays silent for two more intervals is replaced. Default 5s.
 	HealthInterval time.Duration
+	// PollInterval is how often the heads of the streams with local subscribers are read from
+	// PostgreSQL, to deliver what Redis Pub/Sub did not (see Polling PostgreSQL). Default 1s;
+	// below 0, never.
+	PollInterval time.Duration
+	// PollGrace is how long a stream found behind while its Redis subscription looks healthy
+	// is given for the event to arrive through Redis before it catches up. Default 250ms.
+	PollGrace time.Duration
 }
 
 // Defaults for Config.
@@ -133,6 +177,8 @@ const (
 	DefaultQueryTimeout   = 5 * time.Second
 	DefaultReadyTimeout   = 2 * time.Second
 	DefaultHealthInterval = 5 * time.Second
+	DefaultPollInterval   = time.Second
+	DefaultPollGrace      = 250 * time.Millisecond
 )
 
 // ResumeError ends a subscription that fell too far behind. The client resubscribes after
@@ -184,6 +230,7 @@ type Hub struct {
 	subs     sync.WaitGroup
 	connsWG  sync.WaitGroup
 	shardsWG sync.WaitGroup
+	pollWG   sync.WaitGroup
 }
 
 // NewHub returns a Hub. It connects to Redis only when the first subscriber arrives.
@@ -206,11 +253,17 @@ func NewHub(cfg Config) *Hub {
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = DefaultHealthInterval
 	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.PollGrace <= 0 {
+		cfg.PollGrace = DefaultPollGrace
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
-	return &Hub{
+	h := &Hub{
 		cfg:     cfg,
 		rdb:     cfg.Redis,
 		sharded: sharded,
@@ -223,6 +276,9 @@ func NewHub(cfg Config) *Hub {
 		conns:   map[uint64]func(){},
 		done:    make(chan struct{}),
 	}
+	h.pollWG.Add(1)
+	go h.poll()
+	return h
 }
 
 // SubscribeMessages starts viewerID's subscription to conversationID's messages: with afterSeq,
@@ -331,7 +387,8 @@ func (h *Hub) AfterCommit(ctx context.Context, c chat.Change) {
 // Publish hands a committed event to this instance's subscribers and publishes it on Redis for
 // the others. The application runs it after every change (AfterCommit). It never waits for a
 // subscriber, and waits for Redis at most PublishTimeout; a failed publish is counted and
-// logged, and other instances' subscribers catch up on the conversation's next event.
+// logged, and other instances' subscribers catch up at their next poll (see Polling
+// PostgreSQL) or on the conversation's next event, whichever comes first.
 func (h *Hub) Publish(ctx context.Context, ev chat.Event) {
 	hd := ev.Header()
 	key := stream{id: hd.ConversationID}
@@ -361,15 +418,25 @@ func (h *Hub) publish(ctx context.Context, key stream, seq int64, payload []byte
 	// The request may end the moment the mutation answers; the publish must not end with it.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
 	defer cancel()
-	if h.sharded {
-		err = h.rdb.SPublish(pctx, channel, payload).Err()
+	send := func(ctx context.Context) error {
+		if h.sharded {
+			return h.rdb.SPublish(ctx, channel, payload).Err()
+		}
+		return h.rdb.Publish(ctx, channel, payload).Err()
+	}
+	if h.cfg.Breaker != nil {
+		err = h.cfg.Breaker.Do(pctx, send)
 	} else {
-		err = h.rdb.Publish(pctx, channel, payload).Err()
+		err = send(pctx)
 	}
 	h.m.publishes.Inc()
 	if err != nil {
 		h.m.publishFailures.Inc()
-		h.log.WarnContext(ctx, "live: publish to redis failed; local subscribers were served, others catch up on the next event",
+		level := slog.LevelWarn
+		if errors.Is(err, redisclient.ErrOpen) {
+			level = slog.LevelDebug // Redis is known to be down: said once, by the breaker
+		}
+		h.log.Log(ctx, level, "live: publish to redis failed; local subscribers were served, others catch up at their next poll",
 			"channel", channel, "event_seq", seq, "err", err)
 	}
 }
@@ -437,6 +504,9 @@ func (h *Hub) Close(ctx context.Context) error {
 		err = err2
 	}
 	if err2 := wait(ctx, &h.shardsWG); err == nil {
+		err = err2
+	}
+	if err2 := wait(ctx, &h.pollWG); err == nil {
 		err = err2
 	}
 	if err != nil {

@@ -34,6 +34,7 @@ type memStore struct {
 	pruned  map[int64]int64 // user events up to this event_seq are no longer kept
 	nextID  int64
 	reads   atomic.Int64 // MessagesAfter and EventsAfter calls
+	polls   atomic.Int64 // StreamHeads calls
 }
 
 func newMemStore() *memStore {
@@ -134,6 +135,22 @@ func (s *memStore) UserStreamStart(_ context.Context, user int64) (last, firstKe
 		firstKept = s.pruned[user] + 1
 	}
 	return int64(len(s.users[user])), firstKept, convs, nil
+}
+
+func (s *memStore) StreamHeads(_ context.Context, convs, users []int64) (map[int64]int64, map[int64]int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.polls.Add(1)
+	ch, uh := map[int64]int64{}, map[int64]int64{}
+	for _, c := range convs {
+		if _, ok := s.members[c]; ok {
+			ch[c] = int64(len(s.events[c]))
+		}
+	}
+	for _, u := range users {
+		uh[u] = int64(len(s.users[u]))
+	}
+	return ch, uh, nil
 }
 
 func (s *memStore) header(conv int64) chat.EventHeader {

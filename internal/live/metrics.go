@@ -11,6 +11,10 @@ type metrics struct {
 	publishFailures prometheus.Counter
 	executions      prometheus.Counter
 	sharedResults   prometheus.Counter
+	polls           prometheus.Counter
+	pollFailures    prometheus.Counter
+	pollCatchUps    prometheus.Counter
+	pollDeliveries  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -47,9 +51,26 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "threadline_subscription_shared_results_total",
 			Help: "Subscription events sent to a subscriber as the bytes another subscriber's execution made (same event, operation and, when the selection depends on it, viewer).",
 		}),
+		polls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_live_polls_total",
+			Help: "Reads of the newest event_seq of every stream with local subscribers, one statement each (the PostgreSQL poll that delivers what Redis Pub/Sub did not).",
+		}),
+		pollFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_live_poll_failures_total",
+			Help: "Polls whose statement failed (the next one tries again).",
+		}),
+		pollCatchUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_live_poll_catchups_total",
+			Help: "Streams a poll found behind PostgreSQL (Redis Pub/Sub down, or a publish lost) and made catch up.",
+		}),
+		pollDeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_live_poll_deliveries_total",
+			Help: "Events subscribers handled from PostgreSQL because a poll found their stream behind.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.deliveries, m.gapFills, m.cutoffs, m.publishes, m.publishFailures, m.executions, m.sharedResults)
+		reg.MustRegister(m.active, m.deliveries, m.gapFills, m.cutoffs, m.publishes, m.publishFailures, m.executions, m.sharedResults,
+			m.polls, m.pollFailures, m.pollCatchUps, m.pollDeliveries)
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,6 +41,8 @@ type shard struct {
 	waiters map[string]*topic // PING payload -> topic awaiting confirmation
 
 	quit chan struct{}
+	// healthy: the connection's last receive succeeded (read by the poll, see pubsubHealthy).
+	healthy atomic.Bool
 }
 
 type opKind int
@@ -216,6 +219,9 @@ func (sh *shard) receive() {
 			}
 			var nerr net.Error
 			var rerr redis.Error
+			if !(errors.As(err, &nerr) && nerr.Timeout()) {
+				sh.healthy.Store(false)
+			}
 			switch {
 			case errors.As(err, &nerr) && nerr.Timeout():
 				silent++
@@ -244,6 +250,7 @@ func (sh *shard) receive() {
 			continue
 		}
 		silent, backoff = 0, 50*time.Millisecond
+		sh.healthy.Store(true)
 		switch m := msg.(type) {
 		case *redis.Message:
 			sh.onMessage(m)
@@ -352,6 +359,7 @@ func (sh *shard) reset(old *redis.PubSub, reason string, cause error) {
 		channels = append(channels, c)
 	}
 	sh.ps = ps
+	sh.healthy.Store(false)
 	var err error
 	if len(channels) > 0 {
 		err = h.subscribeCmd(ctx, ps, channels...)

@@ -132,10 +132,3 @@ func (r *results) evictLocked(now time.Time) {
 		r.fifo, r.head = r.fifo[:n], 0
 	}
 }
-
-// len returns how many results are kept.
-func (r *results) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.entries)
-}

@@ -119,6 +119,15 @@ func (s *subscriber) handle(ctx context.Context, ev chat.Event) error {
 	if ev == resyncMarker {
 		return s.catchUp(ctx, maxSeq)
 	}
+	if pm, ok := ev.(*pollMark); ok {
+		if pm.EventSeq <= s.lastEvent {
+			return nil
+		}
+		before := s.lastEvent
+		err := s.catchUp(ctx, pm.EventSeq)
+		s.hub.m.pollDeliveries.Add(float64(s.lastEvent - before))
+		return err
+	}
 	seq := ev.Header().EventSeq
 	if seq <= s.lastEvent {
 		return nil // seen already

@@ -262,6 +262,15 @@ func (vs *viewerSub) handle(ctx context.Context, it viewerItem) error {
 		if it.item == resyncMarker {
 			return vs.catchUpUser(ctx, maxSeq)
 		}
+		if pm, ok := it.item.(*pollMark); ok {
+			if pm.EventSeq <= vs.userLast {
+				return nil
+			}
+			before := vs.userLast
+			err := vs.catchUpUser(ctx, pm.EventSeq)
+			vs.hub.m.pollDeliveries.Add(float64(vs.userLast - before))
+			return err
+		}
 		ev := it.item.(*chat.UserEvent)
 		if ev.EventSeq <= vs.userLast {
 			return nil
@@ -281,6 +290,15 @@ func (vs *viewerSub) handle(ctx context.Context, it viewerItem) error {
 	}
 	if it.item == resyncMarker {
 		return vs.catchUpConversation(ctx, c, maxSeq)
+	}
+	if pm, ok := it.item.(*pollMark); ok {
+		if pm.EventSeq <= f.last {
+			return nil
+		}
+		before := f.last
+		err := vs.catchUpConversation(ctx, c, pm.EventSeq)
+		vs.hub.m.pollDeliveries.Add(float64(f.last - before))
+		return err
 	}
 	ev := it.item.(chat.Event)
 	seq := ev.Header().EventSeq

@@ -9,6 +9,8 @@
 //   - ObserveBatch: loader.Config.OnBatch;
 //   - HTTP: middleware for httpapi.Config.Instrument;
 //   - RateLimited: the counter the rate limiter increments;
+//   - ObservePostCommit: chat.ServiceConfig.Observe (mutations that answered before their
+//     post-commit steps finished);
 //   - NewPoolCollector: the pgxpool statistics, read at scrape time.
 //
 // Other packages register their own metrics (the history cache, live subscriptions, Pub/Sub) on
@@ -67,6 +69,8 @@ type Metrics struct {
 	httpDuration      *prometheus.HistogramVec
 	rateLimited       prometheus.Counter
 	rateLimitFailOpen prometheus.Counter
+	postCommitLate    prometheus.Counter
+	postCommitRunning prometheus.Gauge
 
 	names *nameSet
 }
@@ -137,10 +141,18 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "threadline_rate_limit_fail_open_total",
 			Help: "Requests let through unchecked because the rate limiter could not reach Redis (it fails open).",
 		}),
+		postCommitLate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_postcommit_late_total",
+			Help: "Mutations that answered before their post-commit steps (cache token moves, Pub/Sub publish) had finished: Redis slow or down; the steps went on in the background.",
+		}),
+		postCommitRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "threadline_postcommit_running",
+			Help: "Post-commit steps of mutations that have already answered, still running in the background.",
+		}),
 		names: newNameSet(opts.KnownOperations, opts.MaxOperationNames),
 	}
 	reg.MustRegister(m.operations, m.operationDuration, m.graphqlErrors, m.statements, m.statementDuration,
-		m.batchSize, m.httpRequests, m.httpDuration, m.rateLimited, m.rateLimitFailOpen)
+		m.batchSize, m.httpRequests, m.httpDuration, m.rateLimited, m.rateLimitFailOpen, m.postCommitLate, m.postCommitRunning)
 	// Every public code is exported from the start, at zero, so that ratios and alerts over it
 	// have a series to work with before the first error.
 	for _, c := range publicCodes {
@@ -166,6 +178,15 @@ func (m *Metrics) RateLimited() prometheus.Counter { return m.rateLimited }
 // RateLimitFailOpen is the counter of requests let through because Redis could not answer the
 // rate limiter.
 func (m *Metrics) RateLimitFailOpen() prometheus.Counter { return m.rateLimitFailOpen }
+
+// ObservePostCommit is chat.ServiceConfig.Observe: +1 when a mutation answers before its
+// post-commit steps have finished, -1 when they have.
+func (m *Metrics) ObservePostCommit(delta int) {
+	if delta > 0 {
+		m.postCommitLate.Inc()
+	}
+	m.postCommitRunning.Add(float64(delta))
+}
 
 // nameSet decides which operation names are label values of their own.
 type nameSet struct {

@@ -22,8 +22,8 @@ import (
 )
 
 // Options tune the client. Zero values take the defaults below: short timeouts, because a cache
-// that waits long is worse than no cache, and no retries, because the circuit breaker above the
-// client decides when to try again.
+// that waits long is worse than no cache, and no retries (of commands, or of dials), because the
+// circuit breaker above the client decides when to try again.
 type Options struct {
 	DialTimeout  time.Duration // default 500ms
 	ReadTimeout  time.Duration // default 250ms
@@ -61,7 +61,7 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, errInvalidURL
 		}
-		o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
+		o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries, &opts.PoolSize)
 		if opts.TLSConfig != nil {
 			// No server name: each node is verified against the host it is reached at.
 			skip := opts.TLSConfig.InsecureSkipVerify // the URL's skip_verify
@@ -76,7 +76,7 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, errInvalidURL
 	}
-	o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.PoolSize)
+	o.apply(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.ContextTimeoutEnabled, &opts.MaxRetries, &opts.DialerRetries, &opts.PoolSize)
 	if opts.TLSConfig != nil {
 		host, _, err := net.SplitHostPort(opts.Addr)
 		if err != nil {
@@ -92,10 +92,13 @@ func Open(rawURL string, o Options) (redis.UniversalClient, error) {
 }
 
 // apply sets the fields that redis.Options and redis.ClusterOptions share.
-func (o Options) apply(dial, read, write *time.Duration, contextTimeout *bool, maxRetries, poolSize *int) {
+func (o Options) apply(dial, read, write *time.Duration, contextTimeout *bool, maxRetries, dialerRetries, poolSize *int) {
 	*dial, *read, *write = o.DialTimeout, o.ReadTimeout, o.WriteTimeout
 	*contextTimeout = true
 	*maxRetries = -1
+	// One dial per attempt: go-redis otherwise dials five times, 100 ms apart, so that with Redis
+	// down every call would take its whole deadline instead of failing at once.
+	*dialerRetries = 1
 	if o.PoolSize > 0 {
 		*poolSize = o.PoolSize
 	}

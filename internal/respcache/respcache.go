@@ -86,8 +86,11 @@
 //
 // Only queries are cached, never mutations or subscriptions. Read receipts (readStates) are
 // not stored: they move with every member's reading. While the history cache has a failed
-// token bump to retry, responses are neither served nor stored. Redis trouble never fails a
-// query: it executes.
+// token bump to retry, or this cache a failed membership- or list-token move (retried every
+// second; a move that had not returned when its mutation answered counts as failed, see Late),
+// responses are neither served nor stored by this instance: it never serves a response older
+// than a change it acknowledged, and other instances may until the retry lands or the
+// response's TTL ends. Redis trouble never fails a query: it executes.
 package respcache
 
 import (
@@ -169,6 +172,15 @@ type Cache struct {
 	// cluster: rdb is a Redis Cluster, where a lookup checks the tokens in other slots than the
 	// response's in a second step (see the package doc).
 	cluster bool
+
+	// Token moves that failed or had not landed when their mutation answered, retried every
+	// second; while there is any, queries bypass the cache (Bypassed). See markPending.
+	pendingMu sync.Mutex
+	pending   map[string]uint64 // token key -> mark ticket
+	pendingN  atomic.Int64
+	tickets   atomic.Uint64
+	stop      chan struct{}
+	stopped   sync.WaitGroup
 }
 
 var (
@@ -194,8 +206,18 @@ func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *C
 		cfg.Log.Info("response cache: in-process tier off: REDIS_URL names a Redis Cluster")
 		cfg.Local = nil
 	}
-	return &Cache{rdb: rdb, breaker: breaker, cfg: cfg, local: cfg.Local, log: cfg.Log, metrics: newMetrics(cfg.Registerer),
-		storing: make(chan struct{}, 64), cluster: cluster}
+	c := &Cache{
+		rdb: rdb, breaker: breaker, cfg: cfg, local: cfg.Local, log: cfg.Log, metrics: newMetrics(cfg.Registerer),
+		storing: make(chan struct{}, 64), cluster: cluster, pending: map[string]uint64{}, stop: make(chan struct{}),
+	}
+	c.stopped.Go(c.retryInvalidations)
+	return c
+}
+
+// Close stops the retry of failed token moves.
+func (c *Cache) Close() {
+	close(c.stop)
+	c.stopped.Wait()
 }
 
 func (c *Cache) ExtensionName() string                   { return extensionName }
@@ -347,7 +369,9 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 }
 
 // Bypassed reports whether queries must execute without the cache now (Config.Bypass).
-func (c *Cache) Bypassed() bool { return c.cfg.Bypass != nil && c.cfg.Bypass() }
+func (c *Cache) Bypassed() bool {
+	return c.pendingN.Load() > 0 || (c.cfg.Bypass != nil && c.cfg.Bypass())
+}
 
 // Key is the key of the response to a request of viewer: the document's text (a persisted
 // query's, resolved), the operation name, and the variables as the client sent them, before
@@ -692,32 +716,117 @@ func (c *Cache) AfterCommit(ctx context.Context, ch chat.Change) {
 	c.invalidate(ctx, ch.MembersChanged, append(ch.Members, ch.MembersChanged...))
 }
 
+// Late is the hook's chat.Hook.Late: the mutation answers before its token moves have returned
+// (Redis slow or down), so this instance bypasses the cache until moves sent from now on land.
+func (c *Cache) Late(ch chat.Change) {
+	c.markPending(tokenKeys(ch.MembersChanged, append(ch.Members, ch.MembersChanged...)))
+}
+
 // InvalidateViewers moves the membership and list tokens of users whose set of conversations
 // changed.
 func (c *Cache) InvalidateViewers(ctx context.Context, userIDs []int64) {
 	c.invalidate(ctx, userIDs, userIDs)
 }
 
-// invalidate moves the membership tokens of viewers and the list tokens of lists.
+// tokenKeys are the keys of the membership tokens of viewers and the list tokens of lists.
+func tokenKeys(viewers, lists []int64) []string {
+	keys := make([]string, 0, len(viewers)+len(lists))
+	for _, u := range viewers {
+		keys = append(keys, viewerTokenKey(u))
+	}
+	for _, u := range lists {
+		keys = append(keys, listTokenKey(u))
+	}
+	return keys
+}
+
+// invalidate moves the membership tokens of viewers and the list tokens of lists. A failure is
+// retried in the background; until the retry lands this instance bypasses the cache, so it never
+// serves a response older than a change it acknowledged (other instances may, until the retry
+// lands or the response's TTL ends, as with the history cache's generations).
 func (c *Cache) invalidate(ctx context.Context, viewers, lists []int64) {
-	if len(viewers)+len(lists) == 0 {
+	keys := tokenKeys(viewers, lists)
+	if len(keys) == 0 {
 		return
 	}
-	err := c.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
+	t := c.tickets.Add(1)
+	if err := c.move(context.WithoutCancel(ctx), keys); err != nil {
+		c.metrics.invalidationFailures.Inc()
+		c.log.WarnContext(ctx, "response cache: token invalidation failed; retried, and this instance bypasses the cache until it lands",
+			"viewers", viewers, "lists", lists, "err", err)
+		c.markPending(keys)
+		return
+	}
+	c.clearPending(keys, t)
+}
+
+// move sets a new token at each key, in one round trip.
+func (c *Cache) move(ctx context.Context, keys []string) error {
+	return c.breaker.Do(ctx, func(ctx context.Context) error {
 		pipe := c.rdb.Pipeline()
-		for _, u := range viewers {
-			pipe.Set(ctx, viewerTokenKey(u), newToken(), c.cfg.ViewerTokenTTL)
-		}
-		for _, u := range lists {
-			pipe.Set(ctx, listTokenKey(u), newToken(), c.cfg.ViewerTokenTTL)
+		for _, k := range keys {
+			pipe.Set(ctx, k, newToken(), c.cfg.ViewerTokenTTL)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
 	})
-	if err != nil {
-		c.metrics.invalidationFailures.Inc()
-		c.log.WarnContext(ctx, "response cache: token invalidation failed; stored responses of these users may be stale until their TTL",
-			"viewers", viewers, "lists", lists, "err", err)
+}
+
+// markPending records token moves that have not landed. As in the history cache, each mark and
+// each move takes a ticket, and a move that succeeds clears only the marks older than its own
+// ticket: only a move sent after the mark is known to follow the change's commit.
+func (c *Cache) markPending(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	c.pendingMu.Lock()
+	t := c.tickets.Add(1)
+	for _, k := range keys {
+		c.pending[k] = t
+	}
+	c.pendingN.Store(int64(len(c.pending)))
+	c.pendingMu.Unlock()
+	c.metrics.pending.Set(float64(c.pendingN.Load()))
+}
+
+func (c *Cache) clearPending(keys []string, t uint64) {
+	if c.pendingN.Load() == 0 {
+		return
+	}
+	c.pendingMu.Lock()
+	for _, k := range keys {
+		if mark, ok := c.pending[k]; ok && mark < t {
+			delete(c.pending, k)
+		}
+	}
+	c.pendingN.Store(int64(len(c.pending)))
+	c.pendingMu.Unlock()
+	c.metrics.pending.Set(float64(c.pendingN.Load()))
+}
+
+// retryInvalidations moves the pending tokens every second until it succeeds.
+func (c *Cache) retryInvalidations() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		if c.pendingN.Load() == 0 {
+			continue
+		}
+		c.pendingMu.Lock()
+		keys := make([]string, 0, len(c.pending))
+		for k := range c.pending {
+			keys = append(keys, k)
+		}
+		c.pendingMu.Unlock()
+		t := c.tickets.Add(1)
+		if err := c.move(context.Background(), keys); err == nil {
+			c.clearPending(keys, t)
+		}
 	}
 }
 
@@ -880,6 +989,7 @@ func (c *Cache) Stats() Stats {
 
 type metrics struct {
 	hits, localHits, earlyHits, misses, errors, uncacheable, stale, invalidationFailures, fallbacksRefused prometheus.Counter
+	pending                                                                                                prometheus.Gauge
 }
 
 // hitsHelp is the help of threadline_cache_hits_total, which the history cache registers too.
@@ -900,7 +1010,11 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		uncacheable: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_response_cache_uncacheable_total", Help: "Executed query responses not stored: errors, or a resolver that declared no dependency."}),
 		stale:       prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_response_cache_stale_rejected_total", Help: "Stored responses refused because a dependency had changed."}),
 		invalidationFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "threadline_response_cache_invalidation_failures_total", Help: "Membership- and list-token bumps after a change that failed.",
+			Name: "threadline_response_cache_invalidation_failures_total", Help: "Membership- and list-token bumps after a change that failed (retried).",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "threadline_response_cache_invalidations_pending",
+			Help: "Membership and list tokens whose move after a change failed or had not landed when the mutation answered, waiting for a retry; while any is pending this instance bypasses the response cache.",
 		}),
 		fallbacksRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
@@ -908,7 +1022,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.localHits, m.earlyHits, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures, m.fallbacksRefused)
+		reg.MustRegister(m.hits, m.localHits, m.earlyHits, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures, m.fallbacksRefused, m.pending)
 	}
 	return m
 }
