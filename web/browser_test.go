@@ -315,10 +315,6 @@ func TestWebApp(t *testing.T) {
 		if !res.OK() {
 			t.Fatalf("send: %+v", res.Errors)
 		}
-		probe := s.Client(alice.ID).Must(t, `{ searchMessages(query: "flamingos") { edges { snippet } } }`, nil)
-		if codes := probe.Codes(); len(codes) > 0 && codes[0] == "INTERNAL_SERVER_ERROR" {
-			t.Skip("searchMessages does not answer on this server yet: the search screen is built against the schema alone")
-		}
 		// Search every conversation: the one open (Weekend plans) is searched alone by default.
 		a.do(chromedp.Click(chromedp.CSS(`.app-header button:nth-of-type(1)`)), chromedp.WaitVisible(chromedp.CSS("#search-query")),
 			chromedp.Evaluate[chromedp.Void](`(() => { const c = document.querySelector('dialog input[type="checkbox"]'); if (c?.checked) c.click(); })()`),
@@ -381,8 +377,16 @@ func TestWebAppScreenshots(t *testing.T) {
 	p.open(id)
 	them := s.Client(other)
 	them.Query(t, `mutation($m: ID!) { addReaction(messageId: $m, emoji: "🎉") { id } }`, map[string]any{"m": conv.Messages.Items[0].ID}, nil)
-	them.Query(t, `mutation($c: ID!) { setTyping(conversationId: $c, typing: true) }`, map[string]any{"c": id}, nil)
-	p.wait("the reaction, the typing and the conversation read", `document.querySelector('.messages .reaction') !== null && document.querySelector('.typing').textContent !== '' && `+unread(id)+` === 0`, 5*time.Second)
+	// Typing is ephemeral: a setTyping made before the page's typing subscription started is not
+	// replayed to it, so it is repeated until the page shows it.
+	shown := `document.querySelector('.messages .reaction') !== null && document.querySelector('.typing')?.textContent !== '' && ` + unread(id) + ` === 0`
+	for i := 0; i < 50 && !eval[bool](p, shown); i++ {
+		if i%10 == 0 {
+			them.Query(t, `mutation($c: ID!) { setTyping(conversationId: $c, typing: true) }`, map[string]any{"c": id}, nil)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.wait("the reaction, the typing and the conversation read", shown, 5*time.Second)
 	p.shoot(t, "desktop.png")
 
 	p.do(chromedp.EmulateViewport(390, 760, chromedp.EmulateMobile), chromedp.Navigate(s.URL+"/app?as=1"), chromedp.WaitVisible(chromedp.CSS(".conversations li")))
