@@ -119,23 +119,8 @@ func (e *env) earlyHitsAfter(fn func()) int64 {
 // operationsCounted returns threadline_graphql_operations_total for an operation name and type.
 func operationsCounted(t testing.TB, srv *apptest.Server, name, typ string) float64 {
 	t.Helper()
-	mfs, err := srv.App.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "threadline_graphql_operations_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["operation"] == name && labels["type"] == typ {
-				return m.GetCounter().GetValue()
-			}
-		}
+	if m := findMetric(t, srv, "threadline_graphql_operations_total", map[string]string{"operation": name, "type": typ}); m != nil {
+		return m.GetCounter().GetValue()
 	}
 	return 0
 }

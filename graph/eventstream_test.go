@@ -655,19 +655,7 @@ func TestEventStreamClientThatNeverReads(t *testing.T) {
 	if again := srv.Stream(t, users[1], `{ me { id } }`, nil, apptest.SSEOptions{}); again.Status != http.StatusTooManyRequests {
 		t.Fatalf("a second stream of the user: %d", again.Status)
 	}
-	// From here on the client reads nothing. Large messages fill the socket buffers quickly.
-	body := strings.Repeat("x", 3900)
-	sender := srv.Client(users[0])
-	deadline := time.Now().Add(60 * time.Second)
-	for metricValue(t, srv, "threadline_subscriptions_active") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the subscription of a client that never reads is still active after 60 s")
-		}
-		for range 20 {
-			sender.Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
-				vars{"c": apptest.ID(conv), "b": body}, nil)
-		}
-	}
+	floodUntilUnsubscribed(t, srv, users[0], conv) // from here on the client reads nothing
 	sseCase{user: users[1], query: `{ me { name } }`, status: 200, data: `{"me":{"name":"Bob"}}`}.check(t, srv)
 }
 
