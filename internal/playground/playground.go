@@ -82,11 +82,8 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -165,20 +162,7 @@ func Handler(cfg Config) http.Handler {
 var loadAssetsOnce = sync.OnceValues(loadAssets)
 
 func loadAssets() (staticfiles.Files, error) {
-	sub, err := fs.Sub(dist, "dist")
-	if err != nil {
-		return nil, err
-	}
-	assets, err := staticfiles.Load(sub)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range []string{"graphiql.js", "graphiql.css"} {
-		if !assets.Has(name) {
-			return nil, fmt.Errorf("dist/%s is missing: run npm ci && npm run build in ops/playground", name)
-		}
-	}
-	return assets, nil
+	return staticfiles.LoadDir(dist, "dist", "run npm ci && npm run build in ops/playground", "graphiql.js", "graphiql.css")
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -244,21 +228,9 @@ func newNonce() string {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if name, ok := strings.CutPrefix(r.URL.Path, assetsPrefix); ok {
-		h.assets.Serve(w, r, name)
-		return
+	if h.assets.Route(w, r, assetsPrefix, "/") {
+		h.servePage(w, r)
 	}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
-		return
-	}
-	h.servePage(w, r)
 }
 
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
@@ -268,17 +240,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", csp(nonce))
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Length", strconv.Itoa(len(page)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(page)
-	}
+	staticfiles.WritePage(w, r, page, csp(nonce))
 }
 
 // csp returns the page's Content-Security-Policy for one style nonce.

@@ -38,12 +38,9 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
-	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/threadline/threadline/internal/staticfiles"
@@ -106,20 +103,7 @@ func Handler(cfg Config) http.Handler {
 }
 
 var loadAssetsOnce = sync.OnceValues(func() (staticfiles.Files, error) {
-	sub, err := fs.Sub(dist, "dist")
-	if err != nil {
-		return nil, err
-	}
-	assets, err := staticfiles.Load(sub)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range []string{"app.js", "app.css"} {
-		if !assets.Has(name) {
-			return nil, fmt.Errorf("dist/%s is missing: run npm ci && npm run build in web", name)
-		}
-	}
-	return assets, nil
+	return staticfiles.LoadDir(dist, "dist", "run npm ci && npm run build in web", "app.js", "app.css")
 })
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -140,18 +124,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 `))
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if name, ok := strings.CutPrefix(r.URL.Path, AssetsPrefix); ok {
-		h.assets.Serve(w, r, name)
-		return
-	}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Path != Path {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	if !h.assets.Route(w, r, AssetsPrefix, Path) {
 		return
 	}
 	pc, err := h.pageConfig(r)
@@ -171,17 +144,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", csp)
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Length", strconv.Itoa(page.Len()))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(page.Bytes())
-	}
+	staticfiles.WritePage(w, r, page.Bytes(), csp)
 }
 
 // pageConfig is the page's configuration for r: in development, a token for ?as=<id> when it
