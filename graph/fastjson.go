@@ -126,15 +126,8 @@ func fastMessages(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*ch
 		return nil, false
 	}
 	buf := make([]byte, 0, 64+len(v)*(200+len(p)*16))
-	buf = append(buf, '[')
-	for i, m := range v {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = appendMessage(buf, p, m)
-	}
 	fastMarshalled.Add(1)
-	return rawJSON(append(buf, ']')), true
+	return rawJSON(appendList(buf, p, v, appendMessage)), true
 }
 
 // fastMessageEdges writes a list of message edges (see the top of this file).
@@ -152,116 +145,116 @@ func fastMessageEdges(opCtx *graphql.OperationContext, sel ast.SelectionSet, v [
 		return nil, false
 	}
 	buf := make([]byte, 0, 64+len(v)*(240+len(p)*16))
+	fastMarshalled.Add(1)
+	return rawJSON(appendList(buf, p, v, appendEdge)), true
+}
+
+// appendList writes vs as a JSON array, each element by elem with the plan p.
+func appendList[T any](buf []byte, p []planField, vs []T, elem func([]byte, []planField, T) []byte) []byte {
 	buf = append(buf, '[')
-	for i, e := range v {
+	for i, v := range vs {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = append(buf, '{')
-		for j, f := range p {
-			if j > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, f.key...)
-			switch f.kind {
-			case fTypename:
-				buf = appendQuoted(buf, "MessageEdge")
-			case fCursor:
-				buf = appendQuoted(buf, e.Cursor)
-			case fNode:
-				buf = appendMessage(buf, f.sub, e.Node)
-			}
-		}
-		buf = append(buf, '}')
+		buf = elem(buf, p, v)
 	}
-	fastMarshalled.Add(1)
-	return rawJSON(append(buf, ']')), true
+	return append(buf, ']')
+}
+
+// appendObject writes v as the JSON object of the plan p: each field's key, then what value
+// writes for it.
+func appendObject[T any](buf []byte, p []planField, v T, value func([]byte, planField, T) []byte) []byte {
+	buf = append(buf, '{')
+	for i, f := range p {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.key...)
+		buf = value(buf, f, v)
+	}
+	return append(buf, '}')
+}
+
+func appendEdge(buf []byte, p []planField, e *model.MessageEdge) []byte {
+	return appendObject(buf, p, e, edgeField)
+}
+
+func edgeField(buf []byte, f planField, e *model.MessageEdge) []byte {
+	switch f.kind {
+	case fTypename:
+		return appendQuoted(buf, "MessageEdge")
+	case fCursor:
+		return appendQuoted(buf, e.Cursor)
+	case fNode:
+		return appendMessage(buf, f.sub, e.Node)
+	}
+	return buf
 }
 
 func appendMessage(buf []byte, p []planField, m *chat.Message) []byte {
-	buf = append(buf, '{')
-	for i, f := range p {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, f.key...)
-		switch f.kind {
-		case fTypename:
-			buf = appendQuoted(buf, "Message")
-		case fID:
-			buf = appendID(buf, m.ID)
-		case fSeq:
-			buf = strconv.AppendInt(buf, m.Seq, 10)
-		case fConversationID:
-			buf = appendID(buf, m.ConversationID)
-		case fBody:
-			buf = appendQuoted(buf, m.Body)
-		case fCreatedAt:
-			buf = appendTime(buf, &m.CreatedAt)
-		case fClientMessageID:
-			if m.ClientMessageID == nil {
-				buf = append(buf, "null"...)
-			} else {
-				buf = appendQuoted(buf, *m.ClientMessageID)
-			}
-		case fEditedAt:
-			buf = appendTime(buf, m.EditedAt)
-		case fDeletedAt:
-			buf = appendTime(buf, m.DeletedAt)
-		case fVersion:
-			buf = strconv.AppendInt(buf, int64(m.Version), 10)
-		case fSender:
-			buf = appendUser(buf, f.sub, m.SenderID, m.SenderName)
-		case fReactions:
-			buf = append(buf, '[')
-			for j := range m.Reactions {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = appendReaction(buf, f.sub, &m.Reactions[j])
-			}
-			buf = append(buf, ']')
-		}
-	}
-	return append(buf, '}')
+	return appendObject(buf, p, m, messageField)
 }
 
-func appendUser(buf []byte, p []planField, id int64, name string) []byte {
-	buf = append(buf, '{')
-	for i, f := range p {
-		if i > 0 {
-			buf = append(buf, ',')
+func messageField(buf []byte, f planField, m *chat.Message) []byte {
+	switch f.kind {
+	case fTypename:
+		return appendQuoted(buf, "Message")
+	case fID:
+		return appendID(buf, m.ID)
+	case fSeq:
+		return strconv.AppendInt(buf, m.Seq, 10)
+	case fConversationID:
+		return appendID(buf, m.ConversationID)
+	case fBody:
+		return appendQuoted(buf, m.Body)
+	case fCreatedAt:
+		return appendTime(buf, &m.CreatedAt)
+	case fClientMessageID:
+		if m.ClientMessageID == nil {
+			return append(buf, "null"...)
 		}
-		buf = append(buf, f.key...)
-		switch f.kind {
-		case fTypename:
-			buf = appendQuoted(buf, "User")
-		case fID:
-			buf = appendID(buf, id)
-		case fName:
-			buf = appendQuoted(buf, name)
-		}
+		return appendQuoted(buf, *m.ClientMessageID)
+	case fEditedAt:
+		return appendTime(buf, m.EditedAt)
+	case fDeletedAt:
+		return appendTime(buf, m.DeletedAt)
+	case fVersion:
+		return strconv.AppendInt(buf, int64(m.Version), 10)
+	case fSender:
+		return appendObject(buf, f.sub, m, senderField)
+	case fReactions:
+		return appendList(buf, f.sub, m.Reactions, appendReaction)
 	}
-	return append(buf, '}')
+	return buf
 }
 
-func appendReaction(buf []byte, p []planField, r *chat.Reaction) []byte {
-	buf = append(buf, '{')
-	for i, f := range p {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, f.key...)
-		switch f.kind {
-		case fTypename:
-			buf = appendQuoted(buf, "Reaction")
-		case fEmoji:
-			buf = appendQuoted(buf, r.Emoji)
-		case fCount:
-			buf = strconv.AppendInt(buf, int64(r.Count), 10)
-		}
+// senderField writes a field of the User who sent m, from the sender fields m carries.
+func senderField(buf []byte, f planField, m *chat.Message) []byte {
+	switch f.kind {
+	case fTypename:
+		return appendQuoted(buf, "User")
+	case fID:
+		return appendID(buf, m.SenderID)
+	case fName:
+		return appendQuoted(buf, m.SenderName)
 	}
-	return append(buf, '}')
+	return buf
+}
+
+func appendReaction(buf []byte, p []planField, r chat.Reaction) []byte {
+	return appendObject(buf, p, &r, reactionField)
+}
+
+func reactionField(buf []byte, f planField, r *chat.Reaction) []byte {
+	switch f.kind {
+	case fTypename:
+		return appendQuoted(buf, "Reaction")
+	case fEmoji:
+		return appendQuoted(buf, r.Emoji)
+	case fCount:
+		return strconv.AppendInt(buf, int64(r.Count), 10)
+	}
+	return buf
 }
 
 // appendID writes an ID as model.MarshalID does.
