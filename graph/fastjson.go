@@ -127,7 +127,7 @@ func fastMessages(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*ch
 	}
 	buf := make([]byte, 0, 64+len(v)*(200+len(p)*16))
 	fastMarshalled.Add(1)
-	return rawJSON(appendList(buf, p, v, appendMessage)), true
+	return rawJSON(appendList(buf, p, "Message", v, messageField)), true
 }
 
 // fastMessageEdges writes a list of message edges (see the top of this file).
@@ -146,59 +146,48 @@ func fastMessageEdges(opCtx *graphql.OperationContext, sel ast.SelectionSet, v [
 	}
 	buf := make([]byte, 0, 64+len(v)*(240+len(p)*16))
 	fastMarshalled.Add(1)
-	return rawJSON(appendList(buf, p, v, appendEdge)), true
+	return rawJSON(appendList(buf, p, "MessageEdge", v, edgeField)), true
 }
 
-// appendList writes vs as a JSON array, each element by elem with the plan p.
-func appendList[T any](buf []byte, p []planField, vs []T, elem func([]byte, []planField, T) []byte) []byte {
+// appendList writes vs as a JSON array of objects of type typeName (see appendObject).
+func appendList[T any](buf []byte, p []planField, typeName string, vs []T, value func([]byte, planField, T) []byte) []byte {
 	buf = append(buf, '[')
 	for i, v := range vs {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = elem(buf, p, v)
+		buf = appendObject(buf, p, typeName, v, value)
 	}
 	return append(buf, ']')
 }
 
-// appendObject writes v as the JSON object of the plan p: each field's key, then what value
-// writes for it.
-func appendObject[T any](buf []byte, p []planField, v T, value func([]byte, planField, T) []byte) []byte {
+// appendObject writes v as the JSON object of the plan p: each field's key, then its value:
+// typeName for __typename, what value writes for any other field.
+func appendObject[T any](buf []byte, p []planField, typeName string, v T, value func([]byte, planField, T) []byte) []byte {
 	buf = append(buf, '{')
 	for i, f := range p {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, f.key...)
-		buf = value(buf, f, v)
+		if f.kind == fTypename {
+			buf = appendQuoted(buf, typeName)
+		} else {
+			buf = value(buf, f, v)
+		}
 	}
 	return append(buf, '}')
 }
 
-func appendEdge(buf []byte, p []planField, e *model.MessageEdge) []byte {
-	return appendObject(buf, p, e, edgeField)
-}
-
 func edgeField(buf []byte, f planField, e *model.MessageEdge) []byte {
-	switch f.kind {
-	case fTypename:
-		return appendQuoted(buf, "MessageEdge")
-	case fCursor:
-		return appendQuoted(buf, e.Cursor)
-	case fNode:
-		return appendMessage(buf, f.sub, e.Node)
+	if f.kind == fNode {
+		return appendObject(buf, f.sub, "Message", e.Node, messageField)
 	}
-	return buf
-}
-
-func appendMessage(buf []byte, p []planField, m *chat.Message) []byte {
-	return appendObject(buf, p, m, messageField)
+	return appendQuoted(buf, e.Cursor) // fCursor
 }
 
 func messageField(buf []byte, f planField, m *chat.Message) []byte {
 	switch f.kind {
-	case fTypename:
-		return appendQuoted(buf, "Message")
 	case fID:
 		return appendID(buf, m.ID)
 	case fSeq:
@@ -221,40 +210,26 @@ func messageField(buf []byte, f planField, m *chat.Message) []byte {
 	case fVersion:
 		return strconv.AppendInt(buf, int64(m.Version), 10)
 	case fSender:
-		return appendObject(buf, f.sub, m, senderField)
+		return appendObject(buf, f.sub, "User", m, senderField)
 	case fReactions:
-		return appendList(buf, f.sub, m.Reactions, appendReaction)
+		return appendList(buf, f.sub, "Reaction", m.Reactions, reactionField)
 	}
 	return buf
 }
 
 // senderField writes a field of the User who sent m, from the sender fields m carries.
 func senderField(buf []byte, f planField, m *chat.Message) []byte {
-	switch f.kind {
-	case fTypename:
-		return appendQuoted(buf, "User")
-	case fID:
+	if f.kind == fID {
 		return appendID(buf, m.SenderID)
-	case fName:
-		return appendQuoted(buf, m.SenderName)
 	}
-	return buf
+	return appendQuoted(buf, m.SenderName) // fName
 }
 
-func appendReaction(buf []byte, p []planField, r chat.Reaction) []byte {
-	return appendObject(buf, p, &r, reactionField)
-}
-
-func reactionField(buf []byte, f planField, r *chat.Reaction) []byte {
-	switch f.kind {
-	case fTypename:
-		return appendQuoted(buf, "Reaction")
-	case fEmoji:
+func reactionField(buf []byte, f planField, r chat.Reaction) []byte {
+	if f.kind == fEmoji {
 		return appendQuoted(buf, r.Emoji)
-	case fCount:
-		return strconv.AppendInt(buf, int64(r.Count), 10)
 	}
-	return buf
+	return strconv.AppendInt(buf, int64(r.Count), 10) // fCount
 }
 
 // appendID writes an ID as model.MarshalID does.
