@@ -82,7 +82,6 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
-	"html/template"
 	"net/http"
 	"strings"
 	"sync"
@@ -165,23 +164,6 @@ func loadAssets() (staticfiles.Files, error) {
 	return staticfiles.LoadDir(dist, "dist", "run npm ci && npm run build in ops/playground", "graphiql.js", "graphiql.css")
 }
 
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{{.CSS}}">
-<script type="application/json" id="threadline-config">{{.Config}}</script>
-<script defer src="{{.JS}}"></script>
-</head>
-<body>
-<div id="graphiql"><noscript>GraphiQL needs JavaScript.</noscript></div>
-</body>
-</html>
-`))
-
 // pageConfig is the JSON read by the bundled script (ops/playground/src/index.jsx).
 type pageConfig struct {
 	Endpoint       string `json:"endpoint"`
@@ -208,16 +190,10 @@ func (h *handler) render(nonce string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	err = pageTemplate.Execute(&buf, map[string]any{
-		"Title": pc.Title,
-		// html/template treats the content of an application/json script
-		// as JavaScript; template.JS puts the (already safe) JSON in verbatim.
-		"Config": template.JS(cfg),
-		"CSS":    h.css,
-		"JS":     h.js,
-	})
-	return buf.Bytes(), err
+	return staticfiles.Page{
+		Title: pc.Title, CSS: h.css, JS: h.js, ConfigID: "threadline-config", Config: cfg,
+		RootID: "graphiql", NoScript: "GraphiQL needs JavaScript.",
+	}.Render()
 }
 
 // newNonce returns 128 random bits, base64url-encoded.

@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"path"
@@ -112,6 +113,51 @@ func (fs Files) Route(w http.ResponseWriter, r *http.Request, prefix, page strin
 		return false
 	}
 	return true
+}
+
+// Page is an HTML page that loads a bundle: one stylesheet, one deferred script, and the
+// script's configuration as JSON in <script type="application/json" id=ConfigID>.
+type Page struct {
+	Title    string
+	CSS, JS  string // the bundle's URLs (Files.URL)
+	ConfigID string
+	// Config is the configuration's JSON. It is written verbatim: it must come from
+	// encoding/json, which escapes <, > and & (and U+2028, U+2029), so that it can neither close
+	// the script element nor open an HTML comment in it.
+	Config []byte
+	// RootID is the id of the element the script renders into, which shows NoScript until it
+	// does.
+	RootID, NoScript string
+}
+
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{{.CSS}}">
+<script type="application/json" id="{{.ConfigID}}">{{.Config}}</script>
+<script defer src="{{.JS}}"></script>
+</head>
+<body>
+<div id="{{.RootID}}"><noscript>{{.NoScript}}</noscript></div>
+</body>
+</html>
+`))
+
+// Render returns the page's HTML.
+func (p Page) Render() ([]byte, error) {
+	var buf bytes.Buffer
+	err := pageTemplate.Execute(&buf, map[string]any{
+		"Title": p.Title, "CSS": p.CSS, "JS": p.JS, "ConfigID": p.ConfigID,
+		// html/template treats the content of an application/json script as JavaScript;
+		// template.JS puts the (already safe) JSON in verbatim.
+		"Config": template.JS(p.Config),
+		"RootID": p.RootID, "NoScript": p.NoScript,
+	})
+	return buf.Bytes(), err
 }
 
 // WritePage answers a GET or HEAD of a page rendered for this request alone: never cached,

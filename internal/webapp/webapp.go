@@ -35,10 +35,8 @@
 package webapp
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
-	"html/template"
 	"net/http"
 	"strconv"
 	"sync"
@@ -106,23 +104,6 @@ var loadAssetsOnce = sync.OnceValues(func() (staticfiles.Files, error) {
 	return staticfiles.LoadDir(dist, "dist", "run npm ci && npm run build in web", "app.js", "app.css")
 })
 
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Threadline</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{{.CSS}}">
-<script type="application/json" id="threadline-app">{{.Config}}</script>
-<script defer src="{{.JS}}"></script>
-</head>
-<body>
-<div id="root"><noscript>Threadline needs JavaScript.</noscript></div>
-</body>
-</html>
-`))
-
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.assets.Route(w, r, AssetsPrefix, Path) {
 		return
@@ -133,18 +114,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// encoding/json escapes <, > and &, so the JSON can neither close the script element nor
-	// open an HTML comment in it; template.JS puts it in verbatim.
+	// open an HTML comment in it; Page writes it verbatim.
 	cfg, err := json.Marshal(pc)
 	if err != nil {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	var page bytes.Buffer
-	if err := pageTemplate.Execute(&page, map[string]any{"Config": template.JS(cfg), "CSS": h.css, "JS": h.js}); err != nil {
+	page, err := staticfiles.Page{
+		Title: "Threadline", CSS: h.css, JS: h.js, ConfigID: "threadline-app", Config: cfg,
+		RootID: "root", NoScript: "Threadline needs JavaScript.",
+	}.Render()
+	if err != nil {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	staticfiles.WritePage(w, r, page.Bytes(), csp)
+	staticfiles.WritePage(w, r, page, csp)
 }
 
 // pageConfig is the page's configuration for r: in development, a token for ?as=<id> when it
