@@ -95,9 +95,7 @@ func TestEventStreamResumesAcrossInstances(t *testing.T) {
 // eventSeq seen gives every later event once, in order.
 func TestEventStreamConversationEventsResume(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
 	c := apptest.ID(conv)
 	last := func() int64 {
@@ -408,11 +406,7 @@ func aliases(n int) string {
 func TestEventStreamRateLimit(t *testing.T) {
 	t.Parallel()
 	const rate, burst = 1, 5
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
-		c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, rate, burst
-	}})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startRateLimited(t, rate, burst)
 
 	// Each case draws on a budget of its own: a user of its own, or the address (anonymous).
 	for _, tc := range []struct {
@@ -664,9 +658,7 @@ func TestEventStreamClientThatNeverReads(t *testing.T) {
 // stream with that afterSeq gives exactly the rest.
 func TestEventStreamSubscriberCutOff(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	in := s.instance(instanceOptions{buffer: 16})
 
 	slow := in.srv.Stream(t, users[1], apptest.MessageAddedQuery, subVars(conv, nil), apptest.SSEOptions{Defer: true})
@@ -736,9 +728,7 @@ func TestEventStreamKeepAlive(t *testing.T) {
 // resume with afterSeq, and refuses new ones with 503.
 func TestEventStreamShutdown(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	in := s.instance(instanceOptions{})
 	streams := []*apptest.SSE{
 		s.sseSubscriber(in, http.MethodPost, users[1], conv, nil),

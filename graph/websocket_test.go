@@ -22,11 +22,7 @@ import (
 func TestWebSocketOperationsAreRateLimited(t *testing.T) {
 	t.Parallel()
 	const rate, burst = 5, 10
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
-		c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, rate, burst
-	}})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startRateLimited(t, rate, burst)
 
 	began := time.Now()
 	httpOK := 0
@@ -157,6 +153,17 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 			t.Fatalf("%s: after expiry the client got %s %s", proto, m.Type, m.Payload)
 		}
 	}
+}
+
+// startRateLimited starts a server whose rate limit is on (rate a second, burst) with the users
+// Alice, Bob and Carol in one conversation, so that each user draws on a budget of its own.
+func startRateLimited(t testing.TB, rate, burst int) (srv *apptest.Server, users []int64, conv int64) {
+	t.Helper()
+	srv = apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+		c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, rate, burst
+	}})
+	users = dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
+	return srv, users, dbtest.Conversation(t, srv.Direct, "General", users...)
 }
 
 // dialProto opens a connection to srv in protocol proto and completes connection_init with
