@@ -322,18 +322,29 @@ var _ graphql.Transport = POST{}
 
 // Supports reports whether r is a POST (not a WebSocket upgrade).
 func (POST) Supports(r *http.Request) bool {
-	return r.Method == http.MethodPost && r.Header.Get("Upgrade") == ""
+	return plainRequest(r, http.MethodPost)
 }
 
 // Do serves r.
 func (POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	serve(w, r, exec, ReadPOST, false)
+}
+
+// plainRequest reports whether r is a request of method that is not a WebSocket upgrade.
+func plainRequest(r *http.Request, method string) bool {
+	return r.Method == method && r.Header.Get("Upgrade") == ""
+}
+
+// serve answers r with the GraphQL request read decodes from it (get: r came by GET, see
+// execute), or with read's RequestError.
+func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, read func(*http.Request) (*graphql.RawParams, *RequestError), get bool) {
 	m := negotiate(r)
-	params, err := ReadPOST(r)
+	params, err := read(r)
 	if err != nil {
 		fail(w, r, exec, m, err.Status, err.Message)
 		return
 	}
-	execute(w, r, exec, m, params, false)
+	execute(w, r, exec, m, params, get)
 }
 
 // ReadPOST decodes the GraphQL request in the body of r, a POST: a JSON object {query,
@@ -416,18 +427,12 @@ var _ graphql.Transport = GET{}
 
 // Supports reports whether r is a GET that is not a WebSocket upgrade.
 func (GET) Supports(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.Header.Get("Upgrade") == ""
+	return plainRequest(r, http.MethodGet)
 }
 
 // Do serves r.
 func (GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	m := negotiate(r)
-	params, err := ReadGET(r)
-	if err != nil {
-		fail(w, r, exec, m, err.Status, err.Message)
-		return
-	}
-	execute(w, r, exec, m, params, true)
+	serve(w, r, exec, ReadGET, true)
 }
 
 // ReadGET decodes the GraphQL request in the URL of r, a GET: the parameters query,
