@@ -318,8 +318,6 @@ func badRequest(msg string) *RequestError {
 // extensions}, sent as Content-Type application/json.
 type POST struct{}
 
-var _ graphql.Transport = POST{}
-
 // Supports reports whether r is a POST (not a WebSocket upgrade).
 func (POST) Supports(r *http.Request) bool {
 	return plainRequest(r, http.MethodPost)
@@ -329,6 +327,9 @@ func (POST) Supports(r *http.Request) bool {
 func (POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	serve(w, r, exec, ReadPOST, false)
 }
+
+// The transports of this package.
+var _ = []graphql.Transport{POST{}, GET{}, Methods{}}
 
 // plainRequest reports whether r is a request of method that is not a WebSocket upgrade.
 func plainRequest(r *http.Request, method string) bool {
@@ -423,8 +424,6 @@ func decodeJSON(b []byte, v any) error {
 // extensions (JSON) in the URL. Only queries: mutations and subscriptions get 405.
 type GET struct{}
 
-var _ graphql.Transport = GET{}
-
 // Supports reports whether r is a GET that is not a WebSocket upgrade.
 func (GET) Supports(r *http.Request) bool {
 	return plainRequest(r, http.MethodGet)
@@ -500,8 +499,6 @@ const allowed = "GET, POST, OPTIONS"
 // Methods answers every request that GET and POST do not serve, but a WebSocket upgrade:
 // OPTIONS with 204 and the allowed methods, anything else with 405.
 type Methods struct{}
-
-var _ graphql.Transport = Methods{}
 
 // Supports reports whether r is neither a GET nor a POST.
 func (Methods) Supports(r *http.Request) bool {
