@@ -347,10 +347,8 @@ func TestEventStreamDocumentLimits(t *testing.T) {
 	t.Parallel()
 	var statements atomic.Int64
 	observe := func(context.Context, string, time.Duration, error) { statements.Add(1) }
-	srv := apptest.Start(t, apptest.Options{App: app.Options{ObserveStatement: observe}})
+	srv, users, conv := startConv(t, apptest.Options{App: app.Options{ObserveStatement: observe}})
 	trusted := apptest.Start(t, apptest.Options{Database: &srv.Database, Configure: func(c *app.Config) { c.TrustedDocumentsOnly = true }})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
 	srv.Client(users[1]).Query(t, `mutation($c: ID!) { sendMessage(input: {conversationId: $c, body: "one"}) { seq } }`, vars{"c": apptest.ID(conv)}, nil)
 	get := apptest.SSEOptions{Method: http.MethodGet}
 	persisted := func(hash string) apptest.SSEOptions {
@@ -565,9 +563,7 @@ func TestEventStreamAdmission(t *testing.T) {
 // is committed.
 func TestEventStreamOperationDeadline(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.RequestTimeout = 300 * time.Millisecond }})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) { c.RequestTimeout = 300 * time.Millisecond }})
 	tx, err := srv.Direct.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -596,9 +592,7 @@ func TestEventStreamOperationDeadline(t *testing.T) {
 // closes a WebSocket: a last next with the error, then complete; nothing more is delivered.
 func TestEventStreamTokenExpiry(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{})
 	send := func(body string) {
 		srv.Client(users[0]).Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`, vars{"c": apptest.ID(conv), "b": body}, nil)
 	}
@@ -637,12 +631,10 @@ func TestEventStreamTokenExpiry(t *testing.T) {
 // deadline ends the stream, its subscription, and its place under the caps.
 func TestEventStreamClientThatNeverReads(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) {
 		c.WSWriteTimeout, c.SSEKeepAlive, c.SubscriberBuffer = 300*time.Millisecond, time.Minute, 100000
 		c.WSMaxConnsPerUser = 1
 	}})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
 
 	srv.Stream(t, users[1], apptest.MessageAddedQuery, vars{"c": apptest.ID(conv)}, apptest.SSEOptions{Defer: true})
 	waitMetric(t, srv, "threadline_subscriptions_active", 1)
@@ -708,9 +700,7 @@ func TestEventStreamSubscriberCutOff(t *testing.T) {
 // EventSource and graphql-sse skip.
 func TestEventStreamKeepAlive(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.SSEKeepAlive = 50 * time.Millisecond }})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) { c.SSEKeepAlive = 50 * time.Millisecond }})
 	sse := srv.Stream(t, users[1], apptest.MessageAddedQuery, vars{"c": apptest.ID(conv)}, apptest.SSEOptions{Method: http.MethodGet})
 	deadline := time.Now().Add(10 * time.Second)
 	for sse.KeepAlives() < 5 {

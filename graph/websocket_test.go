@@ -91,9 +91,7 @@ func TestWebSocketOperationsAreRateLimited(t *testing.T) {
 // is cancelled at REQUEST_TIMEOUT and commits nothing, and the connection stays usable.
 func TestWebSocketOperationDeadline(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.RequestTimeout = 300 * time.Millisecond }})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) { c.RequestTimeout = 300 * time.Millisecond }})
 
 	tx, err := srv.Direct.Begin(t.Context())
 	if err != nil {
@@ -132,9 +130,7 @@ func TestWebSocketOperationDeadline(t *testing.T) {
 // more is delivered on it, and no operation runs on it.
 func TestWebSocketTokenExpiry(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{})
 
 	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
 		ws := dialProto(t, srv, proto, apptest.Token(t, apptest.Secret, users[1], 2*time.Second))
@@ -159,10 +155,20 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 // Alice, Bob and Carol in one conversation, so that each user draws on a budget of its own.
 func startRateLimited(t testing.TB, rate, burst int) (srv *apptest.Server, users []int64, conv int64) {
 	t.Helper()
-	srv = apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+	return startConv(t, apptest.Options{Configure: func(c *app.Config) {
 		c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, rate, burst
-	}})
-	users = dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
+	}}, "Alice", "Bob", "Carol")
+}
+
+// startConv starts a server with o and the users names (Alice and Bob when none) in one
+// conversation, General.
+func startConv(t testing.TB, o apptest.Options, names ...string) (srv *apptest.Server, users []int64, conv int64) {
+	t.Helper()
+	if len(names) == 0 {
+		names = []string{"Alice", "Bob"}
+	}
+	srv = apptest.Start(t, o)
+	users = dbtest.Users(t, srv.Direct, names...)
 	return srv, users, dbtest.Conversation(t, srv.Direct, "General", users...)
 }
 
@@ -184,9 +190,7 @@ func dialProto(t testing.TB, srv *apptest.Server, proto, token string) *apptest.
 // 4409, so no subscription can outlive the complete meant for it; graphql-ws does the same.
 func TestWebSocketDuplicateIDs(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{})
 	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
 		ws := dialProto(t, srv, proto, srv.Token(users[1]))
 		ws.Subscribe("same", apptest.MessageAddedQuery, map[string]any{"c": apptest.ID(conv)})
@@ -237,11 +241,9 @@ func TestWebSocketConnectionCaps(t *testing.T) {
 // connection, and its subscription ends.
 func TestWebSocketClientThatNeverReads(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) {
 		c.WSWriteTimeout, c.WSPingInterval, c.SubscriberBuffer = 300*time.Millisecond, time.Minute, 100000
 	}})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
 
 	ctx := t.Context()
 	conn, _, err := websocket.Dial(ctx, srv.WebSocketURL(), &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
