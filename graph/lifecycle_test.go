@@ -857,9 +857,7 @@ func TestResponseCacheConversationFieldsStayExact(t *testing.T) {
 	d := newDeployment(t)
 	u := dbtest.Users(t, d.direct, "Alice", "Bob", "Carol")
 	alice, bob, carol := u[0], u[1], u[2]
-	conv := dbtest.Conversation(t, d.direct, "Before", alice, bob)
-	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, 20)
-	ids := messageIDs(t, d.direct, conv)
+	conv, ids := messagesIn(t, d.direct, "Before", []int64{alice, bob}, []int64{alice, bob}, 20)
 	id := apptest.ID
 
 	type convView struct {
