@@ -47,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"mime"
 	"net/http"
 	"net/url"
@@ -83,22 +84,16 @@ func (m MediaType) ContentType() string {
 // values (see the package doc).
 func Negotiate(accept []string) MediaType {
 	var gqlQ, jsonQ, appQ, anyQ float64 = -1, -1, -1, -1
-	for _, header := range accept {
-		for entry := range strings.SplitSeq(header, ",") {
-			mt, q, ok := parseAcceptEntry(entry)
-			if !ok {
-				continue
-			}
-			switch mt {
-			case "application/graphql-response+json":
-				gqlQ = max(gqlQ, q)
-			case "application/json":
-				jsonQ = max(jsonQ, q)
-			case "application/*":
-				appQ = max(appQ, q)
-			case "*/*":
-				anyQ = max(anyQ, q)
-			}
+	for mt, q := range acceptEntries(accept) {
+		switch mt {
+		case "application/graphql-response+json":
+			gqlQ = max(gqlQ, q)
+		case "application/json":
+			jsonQ = max(jsonQ, q)
+		case "application/*":
+			appQ = max(appQ, q)
+		case "*/*":
+			anyQ = max(anyQ, q)
 		}
 	}
 	// The most specific range that matches application/json gives its quality.
@@ -121,21 +116,29 @@ func Negotiate(accept []string) MediaType {
 // as EventSource and graphql-sse do.
 func AcceptsEventStream(accept []string) bool {
 	var sseQ, jsonQ float64 = -1, -1
-	for _, header := range accept {
-		for entry := range strings.SplitSeq(header, ",") {
-			mt, q, ok := parseAcceptEntry(entry)
-			if !ok {
-				continue
-			}
-			switch mt {
-			case "text/event-stream":
-				sseQ = max(sseQ, q)
-			case "application/json", "application/graphql-response+json":
-				jsonQ = max(jsonQ, q)
-			}
+	for mt, q := range acceptEntries(accept) {
+		switch mt {
+		case "text/event-stream":
+			sseQ = max(sseQ, q)
+		case "application/json", "application/graphql-response+json":
+			jsonQ = max(jsonQ, q)
 		}
 	}
 	return sseQ > 0 && sseQ >= jsonQ
+}
+
+// acceptEntries yields the usable media ranges of Accept header values (see parseAcceptEntry),
+// each lower-cased with its quality.
+func acceptEntries(accept []string) iter.Seq2[string, float64] {
+	return func(yield func(string, float64) bool) {
+		for _, header := range accept {
+			for entry := range strings.SplitSeq(header, ",") {
+				if mt, q, ok := parseAcceptEntry(entry); ok && !yield(mt, q) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // parseAcceptEntry parses one media range of an Accept header: its lower-cased type, its
