@@ -22,7 +22,6 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/graph/client"
 	"github.com/threadline/threadline/graph/document"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/respcache"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -399,18 +398,8 @@ func TestLocalTierEmptiesWhenTrackingIsLost(t *testing.T) {
 	t.Parallel()
 	testenv.Stack(t) // skips under -short
 	ctx := context.Background()
-	redisDir := t.TempDir()
-	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = stopRedis()
-		}
-	})
-	srv := apptest.Start(t, apptest.Options{RedisURL: "redis://" + redisAddr + "/0", Configure: func(c *app.Config) {
+	rds := apptest.StartRedis(t)
+	srv := apptest.Start(t, apptest.Options{RedisURL: rds.URL(), Configure: func(c *app.Config) {
 		c.CacheEnabled, c.ResponseCacheEnabled = true, true
 		c.AdmissionEnabled = false
 		c.RedisBreakerOpen = 300 * time.Millisecond
@@ -462,7 +451,7 @@ func TestLocalTierEmptiesWhenTrackingIsLost(t *testing.T) {
 
 	fromMemory("before")
 	before := flushes() // read before the kill: the tier may notice it at once
-	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
+	admin := redis.NewClient(&redis.Options{Addr: rds.Addr})
 	defer func() { _ = admin.Close() }()
 	list, err := admin.ClientList(ctx).Result()
 	if err != nil {
@@ -494,18 +483,11 @@ func TestLocalTierEmptiesWhenTrackingIsLost(t *testing.T) {
 
 	// Redis restarts, empty: reads go to PostgreSQL meanwhile, and are right.
 	before = flushes()
-	if err := stopRedis(); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	rds.Stop(t)
 	readTop("with Redis down")
 	send()
 	readTop("with Redis down, after a send")
-	port, _ := strconv.Atoi(redisAddr[strings.LastIndex(redisAddr, ":")+1:])
-	if _, stopRedis, err = devstack.StartRedisServer(ctx, redisDir, port); err != nil {
-		t.Fatal(err)
-	}
-	stopped = false
+	rds.Restart(t)
 	fromMemory("after the restart")
 	send()
 	readTop("after the restart and a send")
