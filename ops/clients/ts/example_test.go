@@ -25,14 +25,10 @@ func TestTypeScriptExample(t *testing.T) {
 		t.Skip("needs Node.js and the services")
 	}
 	t.Parallel()
-	node, out := build(t)
-
-	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	s, example := startExample(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+s.Token(1))
-	b, err := cmd.CombinedOutput()
+	b, err := example(ctx, "example.js", s.Token(1)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("example: %v\n%s", err, b)
 	}
@@ -43,11 +39,23 @@ func TestTypeScriptExample(t *testing.T) {
 	}
 
 	// A bad token comes back as a GraphQL error with its code.
-	cmd = exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN=not-a-token")
-	b, err = cmd.CombinedOutput()
+	b, err = example(ctx, "example.js", "not-a-token").CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "codes UNAUTHENTICATED") {
 		t.Errorf("with a bad token: %v\n%s", err, b)
+	}
+}
+
+// startExample compiles the examples (build) and starts a seeded development server. The
+// function it returns gives the command that runs the compiled src/<script> with Node against
+// that server, with THREADLINE_TOKEN=token and env added to the environment.
+func startExample(t *testing.T) (*apptest.Server, func(ctx context.Context, script, token string, env ...string) *exec.Cmd) {
+	t.Helper()
+	node, out := build(t)
+	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	return s, func(ctx context.Context, script, token string, env ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", script))
+		cmd.Env = append(append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+token), env...)
+		return cmd
 	}
 }
 
@@ -91,12 +99,10 @@ func TestTypeScriptSidebar(t *testing.T) {
 		t.Skip("needs Node.js and the services")
 	}
 	t.Parallel()
-	node, out := build(t)
-	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	s, example := startExample(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "sidebar.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+s.Token(1), "SIDEBAR_EVENTS=3")
+	cmd := example(ctx, "sidebar.js", s.Token(1), "SIDEBAR_EVENTS=3")
 	var output apptest.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
