@@ -21,9 +21,6 @@ func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrat
 // TestTypeScriptExample compiles the TypeScript example client (this directory, whose npm
 // packages make check-ts installs) and runs it with Node against a development server.
 func TestTypeScriptExample(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	t.Parallel()
 	s, example := startExample(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -45,11 +42,14 @@ func TestTypeScriptExample(t *testing.T) {
 	}
 }
 
-// startExample compiles the examples (build) and starts a seeded development server. The
+// startExample skips the test under -short; else it compiles the examples (build) and starts a seeded development server. The
 // function it returns gives the command that runs the compiled src/<script> with Node against
 // that server, with THREADLINE_TOKEN=token and env added to the environment.
 func startExample(t *testing.T) (*apptest.Server, func(ctx context.Context, script, token string, env ...string) *exec.Cmd) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Node.js and the services")
+	}
 	node, out := build(t)
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
 	return s, func(ctx context.Context, script, token string, env ...string) *exec.Cmd {
@@ -95,9 +95,6 @@ func build(t *testing.T) (node, out string) {
 // which it hears of a conversation another user adds the viewer to and of a message there,
 // which it marks read, and then of that read.
 func TestTypeScriptSidebar(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	t.Parallel()
 	s, example := startExample(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
