@@ -354,11 +354,8 @@ func hitOn(t testing.TB, srv *apptest.Server, user int64, query string, vars map
 // reading instance answers from memory, without Redis. 0 stale reads in 10,000.
 func TestLocalTierReadYourWritesAcrossInstances(t *testing.T) {
 	t.Parallel()
-	d := newDeployment(t)
-	u := dbtest.Users(t, d.direct, "Alice", "Bob")
-	alice, bob := u[0], u[1]
-	conv := dbtest.Conversation(t, d.direct, "Race", alice, bob)
-	dbtest.Messages(t, d.direct, conv, u, 5)
+	d, alice, bob, conv := aliceAndBob(t, "Race")
+	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, 5)
 	client := concurrentClients(t)
 	servers := []*apptest.Server{d.a, d.b}
 	q := `query Top($id: ID!) { conversation(id: $id) { messages(limit: 3) { items { seq } } } }`

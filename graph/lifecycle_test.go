@@ -33,6 +33,15 @@ type deployment struct {
 	direct *pgxpool.Pool
 }
 
+// aliceAndBob starts a deployment with the users Alice and Bob in a conversation titled
+// title, which Alice owns.
+func aliceAndBob(t *testing.T, title string) (d *deployment, alice, bob, conv int64) {
+	t.Helper()
+	d = newDeployment(t)
+	u := dbtest.Users(t, d.direct, "Alice", "Bob")
+	return d, u[0], u[1], dbtest.Conversation(t, d.direct, title, u[0], u[1])
+}
+
 func newDeployment(t *testing.T) *deployment {
 	t.Helper()
 	configure := func(c *app.Config) {

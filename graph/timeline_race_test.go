@@ -24,10 +24,7 @@ import (
 func TestTimelineWalksBothWaysWhileSending(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
-	d := newDeployment(t)
-	u := dbtest.Users(t, d.direct, "Alice", "Bob")
-	alice, bob := u[0], u[1]
-	conv := dbtest.Conversation(t, d.direct, "Walk", alice, bob)
+	d, alice, bob, conv := aliceAndBob(t, "Walk")
 	const total, middle, side, pageSize, sends = 10000, 5000, 25, 100, 200
 	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, total)
 	seeded := time.Since(began)
