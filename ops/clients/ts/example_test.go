@@ -42,14 +42,11 @@ func TestTypeScriptExample(t *testing.T) {
 	}
 }
 
-// startExample skips the test under -short; else it compiles the examples (build) and starts a seeded development server. The
+// startExample compiles the examples (build) and starts a seeded development server. The
 // function it returns gives the command that runs the compiled src/<script> with Node against
 // that server, with THREADLINE_TOKEN=token and env added to the environment.
 func startExample(t *testing.T) (*apptest.Server, func(ctx context.Context, script, token string, env ...string) *exec.Cmd) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	node, out := build(t)
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
 	return s, func(ctx context.Context, script, token string, env ...string) *exec.Cmd {
@@ -59,12 +56,16 @@ func startExample(t *testing.T) (*apptest.Server, func(ctx context.Context, scri
 	}
 }
 
-// build compiles this directory's TypeScript with the tsc that make check-ts installs (npm ci)
+// build skips the test under -short (it needs Node.js, and its callers the services); else it
+// compiles this directory's TypeScript with the tsc that make check-ts installs (npm ci)
 // into a directory of the test's own, and returns Node's path and that directory. The output is
 // ES modules (package.json says "type": "module"); its node_modules is a link to this
 // directory's, so that what it imports (@apollo/client) resolves.
 func build(t *testing.T) (node, out string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Node.js and the services")
+	}
 	tsc := filepath.Join("node_modules", ".bin", "tsc")
 	if _, err := os.Stat(tsc); err != nil {
 		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)

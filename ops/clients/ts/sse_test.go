@@ -22,9 +22,6 @@ import (
 // B and receives what is sent through A; it disconnects, and once it resubscribes with afterSeq
 // it receives exactly what was sent meanwhile, then what follows live, each message once.
 func TestGraphQLSSEClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	t.Parallel()
 	node, out := build(t)
 	a := apptest.Start(t, apptest.Options{})
