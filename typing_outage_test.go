@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/db/dbtest"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -26,13 +23,8 @@ import (
 func TestTypingWithRedisDown(t *testing.T) {
 	t.Parallel()
 	testenv.Stack(t) // skips under -short
-	ctx := context.Background()
-	redisDir := t.TempDir()
-	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := apptest.Start(t, apptest.Options{RedisURL: "redis://" + redisAddr + "/0", Configure: func(c *app.Config) {
+	rds := apptest.StartRedis(t)
+	srv := apptest.Start(t, apptest.Options{RedisURL: rds.URL(), Configure: func(c *app.Config) {
 		c.RedisBreakerOpen = 500 * time.Millisecond
 	}})
 	u := dbtest.Users(t, srv.Direct, "Alice", "Bob")
@@ -74,9 +66,7 @@ func TestTypingWithRedisDown(t *testing.T) {
 		t.Fatalf("before the outage (-want +got):\n%s", diff)
 	}
 	stoppedAt := time.Now()
-	if err := stopRedis(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 
 	res := srv.Client(alice).Must(t, setTyping, vars{"c": c})
 	if diff := cmp.Diff([]string{"SERVICE_UNAVAILABLE"}, res.Codes()); diff != "" {
@@ -119,12 +109,7 @@ func TestTypingWithRedisDown(t *testing.T) {
 	}
 	t.Logf("typing:false %v after Redis stopped", time.Since(stoppedAt).Round(time.Millisecond))
 
-	port, _ := strconv.Atoi(redisAddr[strings.LastIndex(redisAddr, ":")+1:])
-	_, stopRedis, err = devstack.StartRedisServer(ctx, redisDir, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopRedis()
+	rds.Restart(t)
 	// Alice types on: once calls go through and Bob's subscription is back, he sees her.
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
@@ -126,29 +123,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := pgxpool.ParseConfig(d.DirectURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var plans []string
-	cfg.MaxConns = 1
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		mu.Lock()
-		plans = append(plans, n.Message)
-		mu.Unlock()
-	}
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
-			SET auto_explain.log_level = 'notice'; SET enable_seqscan = off`)
-		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, plans := explainingPool(t, d.DirectURL, "SET enable_seqscan = off")
 	store := db.NewStore(pool)
 	cid := "client-1"
 	// Conversation 9's owner, made the sender of its first message, makes the changes below:
@@ -225,22 +200,19 @@ func TestQueriesUseIndexes(t *testing.T) {
 		},
 	}
 	for name, step := range steps {
-		mu.Lock()
-		plans = nil
-		mu.Unlock()
+		plans.take()
 		if err := step(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		mu.Lock()
-		if len(plans) == 0 {
+		got := plans.take()
+		if len(got) == 0 {
 			t.Errorf("%s: no plan reported", name)
 		}
-		for _, plan := range plans {
+		for _, plan := range got {
 			if strings.Contains(plan, "Seq Scan") {
 				t.Errorf("%s reads a whole table:\n%s", name, plan)
 			}
 		}
-		mu.Unlock()
 	}
 }
 

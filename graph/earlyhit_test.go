@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +22,6 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/graph/client"
 	"github.com/threadline/threadline/graph/document"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/respcache"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -119,23 +116,8 @@ func (e *env) earlyHitsAfter(fn func()) int64 {
 // operationsCounted returns threadline_graphql_operations_total for an operation name and type.
 func operationsCounted(t testing.TB, srv *apptest.Server, name, typ string) float64 {
 	t.Helper()
-	mfs, err := srv.App.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "threadline_graphql_operations_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["operation"] == name && labels["type"] == typ {
-				return m.GetCounter().GetValue()
-			}
-		}
+	if m := findMetric(t, srv, "threadline_graphql_operations_total", map[string]string{"operation": name, "type": typ}); m != nil {
+		return m.GetCounter().GetValue()
 	}
 	return 0
 }
@@ -329,9 +311,9 @@ func TestEarlyHitHonoursTheLimits(t *testing.T) {
 		hitOn(t, open, u[0], earlyQuery, vars)
 		// twin admits what open admits: it serves open's stored response (through the executor
 		// the first time: its document gate has not seen the document yet).
-		before := serverStats(t, twin).Hits
+		before := responseStats(t, twin).Hits
 		twin.Client(u[0]).Query(t, earlyQuery, vars, nil)
-		if got := serverStats(t, twin).Hits - before; got != 1 {
+		if got := responseStats(t, twin).Hits - before; got != 1 {
 			t.Fatalf("an instance with the same rules did not serve the stored response: %d hits", got)
 		}
 		// strict refuses it, stored or not.
@@ -345,24 +327,11 @@ func TestEarlyHitHonoursTheLimits(t *testing.T) {
 	})
 }
 
-// serverStats reads a server's response-cache counters from /health/cache.
-func serverStats(t testing.TB, srv *apptest.Server) respcache.Stats {
-	t.Helper()
-	_, body := srv.GetOps("/health/cache")
-	var h struct {
-		ResponseCache *respcache.Stats `json:"responseCache"`
-	}
-	if err := json.Unmarshal([]byte(body), &h); err != nil || h.ResponseCache == nil {
-		t.Fatalf("/health/cache: %s (%v)", body, err)
-	}
-	return *h.ResponseCache
-}
-
 func earlyHitsOn(t testing.TB, srv *apptest.Server, fn func()) int64 {
 	t.Helper()
-	before := serverStats(t, srv).EarlyHits
+	before := responseStats(t, srv).EarlyHits
 	fn()
-	return serverStats(t, srv).EarlyHits - before
+	return responseStats(t, srv).EarlyHits - before
 }
 
 // hitOn runs query as user on srv until it is answered before the executor.
@@ -375,7 +344,7 @@ func hitOn(t testing.TB, srv *apptest.Server, user int64, query string, vars map
 		}
 		time.Sleep(5 * time.Millisecond) // the response is stored in the background
 	}
-	t.Fatalf("never answered before the executor: %+v", serverStats(t, srv))
+	t.Fatalf("never answered before the executor: %+v", responseStats(t, srv))
 }
 
 // TestLocalTierReadYourWritesAcrossInstances is the response cache's race test across two
@@ -385,8 +354,7 @@ func hitOn(t testing.TB, srv *apptest.Server, user int64, query string, vars map
 // reading instance answers from memory, without Redis. 0 stale reads in 10,000.
 func TestLocalTierReadYourWritesAcrossInstances(t *testing.T) {
 	t.Parallel()
-	d := newDeployment(t)
-	sa, sb := readYourWritesRace(t, d)
+	sa, sb := readYourWritesRace(t, newDeployment(t))
 	for name, s := range map[string]respcache.Stats{"A": sa, "B": sb} {
 		if s.LocalHits == 0 || s.EarlyHits == 0 || s.Local == nil || s.Local.Invalidations == 0 {
 			t.Errorf("instance %s: the race exercised too little of the in-process tier: %+v %+v", name, s, s.Local)
@@ -407,72 +375,26 @@ func readYourWritesRace(t *testing.T, d *deployment) (sa, sb respcache.Stats) {
 	q := `query Top($id: ID!) { conversation(id: $id) { messages(limit: 3) { items { seq } } } }`
 	vars := map[string]any{"id": conv}
 
-	const minReads = 10000
-	var acked, reads, stale atomic.Int64
-	acked.Store(5)
-	var firstStale atomic.Value
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	deadline := time.Now().Add(3 * time.Minute)
-	var wg sync.WaitGroup
-	wg.Go(func() { // the writer, through both instances in turn
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			var out struct{ SendMessage struct{ Seq int64 } }
-			if err := mutate(client(servers[i%2], bob), `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
-				map[string]any{"c": conv, "b": fmt.Sprint("w", i)}, &out); err != nil {
-				t.Errorf("send: %v", err)
-				stopOnce.Do(func() { close(stop) })
-				return
-			}
-			acked.Store(out.SendMessage.Seq)
-			time.Sleep(time.Duration(i%4) * time.Millisecond) // bursts of reads between sends, served from memory
+	sent := 0
+	reads := raceReadYourWrites(t, 4, 5, func(i int) (int64, error) { // through both instances in turn
+		var out struct{ SendMessage struct{ Seq int64 } }
+		err := mutate(client(servers[i%2], bob), `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
+			map[string]any{"c": conv, "b": fmt.Sprint("w", i)}, &out)
+		time.Sleep(time.Duration(i%4) * time.Millisecond) // bursts of reads between sends, served from memory
+		sent = i + 1
+		return out.SendMessage.Seq, err
+	}, func(_, i int) (int64, error) {
+		res, err := client(servers[(i/3)%2], alice).Do(context.Background(), q, vars)
+		if err == nil && !res.OK() {
+			err = fmt.Errorf("status %d, errors %+v %s", res.Status, res.Errors, res.Data)
 		}
+		if err != nil {
+			return 0, err
+		}
+		return newestSeq(res.Data)
 	})
-	for k := range 4 { // the readers, through both instances
-		wg.Go(func() {
-			for i := k; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				where := servers[(i/3)%2]
-				want := acked.Load() // before the read starts
-				res, err := client(where, alice).Do(context.Background(), q, vars)
-				var out struct {
-					Conversation struct {
-						Messages struct{ Items []struct{ Seq int64 } }
-					}
-				}
-				if err != nil || !res.OK() || json.Unmarshal(res.Data, &out) != nil || len(out.Conversation.Messages.Items) == 0 {
-					t.Errorf("read: %v %d %+v %s", err, res.Status, res.Errors, res.Data)
-					stopOnce.Do(func() { close(stop) })
-					return
-				}
-				if got := out.Conversation.Messages.Items[0].Seq; got < want {
-					stale.Add(1)
-					firstStale.CompareAndSwap(nil, fmt.Sprintf("a read started after seq %d was acknowledged got seq %d", want, got))
-				}
-				if reads.Add(1) >= minReads || time.Now().After(deadline) {
-					stopOnce.Do(func() { close(stop) })
-				}
-			}
-		})
-	}
-	wg.Wait()
-	sa, sb = serverStats(t, d.a), serverStats(t, d.b)
-	t.Logf("%d reads, %d sends; A %+v %+v; B %+v %+v", reads.Load(), acked.Load()-5, sa, sa.Local, sb, sb.Local)
-	if n := stale.Load(); n > 0 {
-		t.Fatalf("%d stale reads of %d; first: %v", n, reads.Load(), firstStale.Load())
-	}
-	if reads.Load() < minReads {
-		t.Fatalf("only %d reads before the deadline", reads.Load())
-	}
+	sa, sb = responseStats(t, d.a), responseStats(t, d.b)
+	t.Logf("%d reads, %d sends; A %+v %+v; B %+v %+v", reads, sent, sa, sa.Local, sb, sb.Local)
 	return sa, sb
 }
 
@@ -483,18 +405,8 @@ func TestLocalTierEmptiesWhenTrackingIsLost(t *testing.T) {
 	t.Parallel()
 	testenv.Stack(t) // skips under -short
 	ctx := context.Background()
-	redisDir := t.TempDir()
-	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = stopRedis()
-		}
-	})
-	srv := apptest.Start(t, apptest.Options{RedisURL: "redis://" + redisAddr + "/0", Configure: func(c *app.Config) {
+	rds := apptest.StartRedis(t)
+	srv := apptest.Start(t, apptest.Options{RedisURL: rds.URL(), Configure: func(c *app.Config) {
 		c.CacheEnabled, c.ResponseCacheEnabled = true, true
 		c.AdmissionEnabled = false
 		c.RedisBreakerOpen = 300 * time.Millisecond
@@ -531,22 +443,22 @@ func TestLocalTierEmptiesWhenTrackingIsLost(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			before := serverStats(t, srv).LocalHits
+			before := responseStats(t, srv).LocalHits
 			readTop(when)
-			if serverStats(t, srv).LocalHits > before {
+			if responseStats(t, srv).LocalHits > before {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: no read answered from memory in 20s: %+v %+v", when, serverStats(t, srv), serverStats(t, srv).Local)
+				t.Fatalf("%s: no read answered from memory in 20s: %+v %+v", when, responseStats(t, srv), responseStats(t, srv).Local)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	flushes := func() int64 { return serverStats(t, srv).Local.Flushes }
+	flushes := func() int64 { return responseStats(t, srv).Local.Flushes }
 
 	fromMemory("before")
-	before := flushes() // before the kill: the tier empties as soon as its connection drops
-	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
+	before := flushes() // read before the kill: the tier may notice it at once
+	admin := redis.NewClient(&redis.Options{Addr: rds.Addr})
 	defer func() { _ = admin.Close() }()
 	list, err := admin.ClientList(ctx).Result()
 	if err != nil {
@@ -573,28 +485,21 @@ func TestLocalTierEmptiesWhenTrackingIsLost(t *testing.T) {
 	readTop("after CLIENT KILL and a send")
 	fromMemory("after CLIENT KILL")
 	if flushes() <= before {
-		t.Fatalf("the tier did not empty after CLIENT KILL: %+v", serverStats(t, srv).Local)
+		t.Fatalf("the tier did not empty after CLIENT KILL: %+v", responseStats(t, srv).Local)
 	}
 
 	// Redis restarts, empty: reads go to PostgreSQL meanwhile, and are right.
 	before = flushes()
-	if err := stopRedis(); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	rds.Stop(t)
 	readTop("with Redis down")
 	send()
 	readTop("with Redis down, after a send")
-	port, _ := strconv.Atoi(redisAddr[strings.LastIndex(redisAddr, ":")+1:])
-	if _, stopRedis, err = devstack.StartRedisServer(ctx, redisDir, port); err != nil {
-		t.Fatal(err)
-	}
-	stopped = false
+	rds.Restart(t)
 	fromMemory("after the restart")
 	send()
 	readTop("after the restart and a send")
 	fromMemory("after the restart and a send")
 	if flushes() <= before {
-		t.Fatalf("the tier did not empty when Redis went away: %+v", serverStats(t, srv).Local)
+		t.Fatalf("the tier did not empty when Redis went away: %+v", responseStats(t, srv).Local)
 	}
 }

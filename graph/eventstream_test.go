@@ -95,9 +95,7 @@ func TestEventStreamResumesAcrossInstances(t *testing.T) {
 // eventSeq seen gives every later event once, in order.
 func TestEventStreamConversationEventsResume(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
 	c := apptest.ID(conv)
 	last := func() int64 {
@@ -349,10 +347,8 @@ func TestEventStreamDocumentLimits(t *testing.T) {
 	t.Parallel()
 	var statements atomic.Int64
 	observe := func(context.Context, string, time.Duration, error) { statements.Add(1) }
-	srv := apptest.Start(t, apptest.Options{App: app.Options{ObserveStatement: observe}})
+	srv, users, conv := startConv(t, apptest.Options{App: app.Options{ObserveStatement: observe}})
 	trusted := apptest.Start(t, apptest.Options{Database: &srv.Database, Configure: func(c *app.Config) { c.TrustedDocumentsOnly = true }})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
 	srv.Client(users[1]).Query(t, `mutation($c: ID!) { sendMessage(input: {conversationId: $c, body: "one"}) { seq } }`, vars{"c": apptest.ID(conv)}, nil)
 	get := apptest.SSEOptions{Method: http.MethodGet}
 	persisted := func(hash string) apptest.SSEOptions {
@@ -408,11 +404,7 @@ func aliases(n int) string {
 func TestEventStreamRateLimit(t *testing.T) {
 	t.Parallel()
 	const rate, burst = 1, 5
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
-		c.RateLimitDisabled, c.RateLimit, c.RateLimitBurst = false, rate, burst
-	}})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startRateLimited(t, rate, burst)
 
 	// Each case draws on a budget of its own: a user of its own, or the address (anonymous).
 	for _, tc := range []struct {
@@ -571,9 +563,7 @@ func TestEventStreamAdmission(t *testing.T) {
 // is committed.
 func TestEventStreamOperationDeadline(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.RequestTimeout = 300 * time.Millisecond }})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) { c.RequestTimeout = 300 * time.Millisecond }})
 	tx, err := srv.Direct.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -602,9 +592,7 @@ func TestEventStreamOperationDeadline(t *testing.T) {
 // closes a WebSocket: a last next with the error, then complete; nothing more is delivered.
 func TestEventStreamTokenExpiry(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{})
 	send := func(body string) {
 		srv.Client(users[0]).Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`, vars{"c": apptest.ID(conv), "b": body}, nil)
 	}
@@ -643,31 +631,17 @@ func TestEventStreamTokenExpiry(t *testing.T) {
 // deadline ends the stream, its subscription, and its place under the caps.
 func TestEventStreamClientThatNeverReads(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) {
 		c.WSWriteTimeout, c.SSEKeepAlive, c.SubscriberBuffer = 300*time.Millisecond, time.Minute, 100000
 		c.WSMaxConnsPerUser = 1
 	}})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
 
 	srv.Stream(t, users[1], apptest.MessageAddedQuery, vars{"c": apptest.ID(conv)}, apptest.SSEOptions{Defer: true})
 	waitMetric(t, srv, "threadline_subscriptions_active", 1)
 	if again := srv.Stream(t, users[1], `{ me { id } }`, nil, apptest.SSEOptions{}); again.Status != http.StatusTooManyRequests {
 		t.Fatalf("a second stream of the user: %d", again.Status)
 	}
-	// From here on the client reads nothing. Large messages fill the socket buffers quickly.
-	body := strings.Repeat("x", 3900)
-	sender := srv.Client(users[0])
-	deadline := time.Now().Add(60 * time.Second)
-	for metricValue(t, srv, "threadline_subscriptions_active") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the subscription of a client that never reads is still active after 60 s")
-		}
-		for range 20 {
-			sender.Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
-				vars{"c": apptest.ID(conv), "b": body}, nil)
-		}
-	}
+	floodUntilUnsubscribed(t, srv, users[0], conv) // from here on the client reads nothing
 	sseCase{user: users[1], query: `{ me { name } }`, status: 200, data: `{"me":{"name":"Bob"}}`}.check(t, srv)
 }
 
@@ -676,9 +650,7 @@ func TestEventStreamClientThatNeverReads(t *testing.T) {
 // stream with that afterSeq gives exactly the rest.
 func TestEventStreamSubscriberCutOff(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	in := s.instance(instanceOptions{buffer: 16})
 
 	slow := in.srv.Stream(t, users[1], apptest.MessageAddedQuery, subVars(conv, nil), apptest.SSEOptions{Defer: true})
@@ -728,9 +700,7 @@ func TestEventStreamSubscriberCutOff(t *testing.T) {
 // EventSource and graphql-sse skip.
 func TestEventStreamKeepAlive(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.SSEKeepAlive = 50 * time.Millisecond }})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{Configure: func(c *app.Config) { c.SSEKeepAlive = 50 * time.Millisecond }})
 	sse := srv.Stream(t, users[1], apptest.MessageAddedQuery, vars{"c": apptest.ID(conv)}, apptest.SSEOptions{Method: http.MethodGet})
 	deadline := time.Now().Add(10 * time.Second)
 	for sse.KeepAlives() < 5 {
@@ -748,9 +718,7 @@ func TestEventStreamKeepAlive(t *testing.T) {
 // resume with afterSeq, and refuses new ones with 503.
 func TestEventStreamShutdown(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	in := s.instance(instanceOptions{})
 	streams := []*apptest.SSE{
 		s.sseSubscriber(in, http.MethodPost, users[1], conv, nil),

@@ -126,15 +126,8 @@ func fastMessages(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*ch
 		return nil, false
 	}
 	buf := make([]byte, 0, 64+len(v)*(200+len(p)*16))
-	buf = append(buf, '[')
-	for i, m := range v {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = appendMessage(buf, p, m)
-	}
 	fastMarshalled.Add(1)
-	return rawJSON(append(buf, ']')), true
+	return rawJSON(appendList(buf, p, "Message", v, messageField)), true
 }
 
 // fastMessageEdges writes a list of message edges (see the top of this file).
@@ -152,116 +145,91 @@ func fastMessageEdges(opCtx *graphql.OperationContext, sel ast.SelectionSet, v [
 		return nil, false
 	}
 	buf := make([]byte, 0, 64+len(v)*(240+len(p)*16))
-	buf = append(buf, '[')
-	for i, e := range v {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, '{')
-		for j, f := range p {
-			if j > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, f.key...)
-			switch f.kind {
-			case fTypename:
-				buf = appendQuoted(buf, "MessageEdge")
-			case fCursor:
-				buf = appendQuoted(buf, e.Cursor)
-			case fNode:
-				buf = appendMessage(buf, f.sub, e.Node)
-			}
-		}
-		buf = append(buf, '}')
-	}
 	fastMarshalled.Add(1)
-	return rawJSON(append(buf, ']')), true
+	return rawJSON(appendList(buf, p, "MessageEdge", v, edgeField)), true
 }
 
-func appendMessage(buf []byte, p []planField, m *chat.Message) []byte {
+// appendList writes vs as a JSON array of objects of type typeName (see appendObject).
+func appendList[T any](buf []byte, p []planField, typeName string, vs []T, value func([]byte, planField, T) []byte) []byte {
+	buf = append(buf, '[')
+	for i, v := range vs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendObject(buf, p, typeName, v, value)
+	}
+	return append(buf, ']')
+}
+
+// appendObject writes v as the JSON object of the plan p: each field's key, then its value:
+// typeName for __typename, what value writes for any other field.
+func appendObject[T any](buf []byte, p []planField, typeName string, v T, value func([]byte, planField, T) []byte) []byte {
 	buf = append(buf, '{')
 	for i, f := range p {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, f.key...)
-		switch f.kind {
-		case fTypename:
-			buf = appendQuoted(buf, "Message")
-		case fID:
-			buf = appendID(buf, m.ID)
-		case fSeq:
-			buf = strconv.AppendInt(buf, m.Seq, 10)
-		case fConversationID:
-			buf = appendID(buf, m.ConversationID)
-		case fBody:
-			buf = appendQuoted(buf, m.Body)
-		case fCreatedAt:
-			buf = appendTime(buf, &m.CreatedAt)
-		case fClientMessageID:
-			if m.ClientMessageID == nil {
-				buf = append(buf, "null"...)
-			} else {
-				buf = appendQuoted(buf, *m.ClientMessageID)
-			}
-		case fEditedAt:
-			buf = appendTime(buf, m.EditedAt)
-		case fDeletedAt:
-			buf = appendTime(buf, m.DeletedAt)
-		case fVersion:
-			buf = strconv.AppendInt(buf, int64(m.Version), 10)
-		case fSender:
-			buf = appendUser(buf, f.sub, m.SenderID, m.SenderName)
-		case fReactions:
-			buf = append(buf, '[')
-			for j := range m.Reactions {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = appendReaction(buf, f.sub, &m.Reactions[j])
-			}
-			buf = append(buf, ']')
+		if f.kind == fTypename {
+			buf = appendQuoted(buf, typeName)
+		} else {
+			buf = value(buf, f, v)
 		}
 	}
 	return append(buf, '}')
 }
 
-func appendUser(buf []byte, p []planField, id int64, name string) []byte {
-	buf = append(buf, '{')
-	for i, f := range p {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, f.key...)
-		switch f.kind {
-		case fTypename:
-			buf = appendQuoted(buf, "User")
-		case fID:
-			buf = appendID(buf, id)
-		case fName:
-			buf = appendQuoted(buf, name)
-		}
+func edgeField(buf []byte, f planField, e *model.MessageEdge) []byte {
+	if f.kind == fNode {
+		return appendObject(buf, f.sub, "Message", e.Node, messageField)
 	}
-	return append(buf, '}')
+	return appendQuoted(buf, e.Cursor) // fCursor
 }
 
-func appendReaction(buf []byte, p []planField, r *chat.Reaction) []byte {
-	buf = append(buf, '{')
-	for i, f := range p {
-		if i > 0 {
-			buf = append(buf, ',')
+func messageField(buf []byte, f planField, m *chat.Message) []byte {
+	switch f.kind {
+	case fID:
+		return appendID(buf, m.ID)
+	case fSeq:
+		return strconv.AppendInt(buf, m.Seq, 10)
+	case fConversationID:
+		return appendID(buf, m.ConversationID)
+	case fBody:
+		return appendQuoted(buf, m.Body)
+	case fCreatedAt:
+		return appendTime(buf, &m.CreatedAt)
+	case fClientMessageID:
+		if m.ClientMessageID == nil {
+			return append(buf, "null"...)
 		}
-		buf = append(buf, f.key...)
-		switch f.kind {
-		case fTypename:
-			buf = appendQuoted(buf, "Reaction")
-		case fEmoji:
-			buf = appendQuoted(buf, r.Emoji)
-		case fCount:
-			buf = strconv.AppendInt(buf, int64(r.Count), 10)
-		}
+		return appendQuoted(buf, *m.ClientMessageID)
+	case fEditedAt:
+		return appendTime(buf, m.EditedAt)
+	case fDeletedAt:
+		return appendTime(buf, m.DeletedAt)
+	case fVersion:
+		return strconv.AppendInt(buf, int64(m.Version), 10)
+	case fSender:
+		return appendObject(buf, f.sub, "User", m, senderField)
+	case fReactions:
+		return appendList(buf, f.sub, "Reaction", m.Reactions, reactionField)
 	}
-	return append(buf, '}')
+	return buf
+}
+
+// senderField writes a field of the User who sent m, from the sender fields m carries.
+func senderField(buf []byte, f planField, m *chat.Message) []byte {
+	if f.kind == fID {
+		return appendID(buf, m.SenderID)
+	}
+	return appendQuoted(buf, m.SenderName) // fName
+}
+
+func reactionField(buf []byte, f planField, r chat.Reaction) []byte {
+	if f.kind == fEmoji {
+		return appendQuoted(buf, r.Emoji)
+	}
+	return strconv.AppendInt(buf, int64(r.Count), 10) // fCount
 }
 
 // appendID writes an ID as model.MarshalID does.

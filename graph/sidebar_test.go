@@ -167,15 +167,7 @@ func TestSidebarOneStream(t *testing.T) {
 	gql(t, d.a, vera, markReadMut, vars{"c": id(convs[0]), "s": 1}, nil) // on another device
 	want["ReadStateChangedEvent "+id(convs[0])]++
 
-	n := 0
-	for _, k := range want {
-		n += k
-	}
-	got := readSidebar(t, ws, "side", n)
-	ws.Quiet(300 * time.Millisecond)
-	if diff := cmp.Diff(want, counts(got)); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
+	got := readCounted(t, ws, "side", want, "events")
 	checkPositionOrder(t, vera, "", got)
 	for _, ev := range got {
 		if ev.Typename == "ConversationJoinedEvent" && ev.Conversation.Title != "new room" {
@@ -206,15 +198,7 @@ func TestSidebarOneStream(t *testing.T) {
 	back := d.a.Dial(t, vera)
 	last := got[len(got)-1].Position
 	back.Subscribe("side", viewerEventsSub, vars{"after": last})
-	n = 0
-	for _, k := range want {
-		n += k
-	}
-	resumed := readSidebar(t, back, "side", n)
-	back.Quiet(300 * time.Millisecond)
-	if diff := cmp.Diff(want, counts(resumed)); diff != "" {
-		t.Fatalf("resumed events (-want +got):\n%s", diff)
-	}
+	resumed := readCounted(t, back, "side", want, "resumed events")
 	checkPositionOrder(t, vera, last, resumed)
 
 	// Live again: a message in the room she joined while away reaches the resumed stream.
@@ -223,6 +207,22 @@ func TestSidebarOneStream(t *testing.T) {
 	if ev := readSidebar(t, back, "side", 1)[0]; ev.key() != "ConversationActivityEvent "+id(other) || ev.Conversation.LastMessage.Body != "hi again" {
 		t.Fatalf("live after resuming: %+v", ev)
 	}
+}
+
+// readCounted reads as many events of subscription id as want counts, checks that no more
+// follow and that they are want's by key (what names them in the failure), and returns them.
+func readCounted(t testing.TB, ws *apptest.WS, id string, want map[string]int, what string) []sidebarEvent {
+	t.Helper()
+	n := 0
+	for _, k := range want {
+		n += k
+	}
+	got := readSidebar(t, ws, id, n)
+	ws.Quiet(300 * time.Millisecond)
+	if diff := cmp.Diff(want, counts(got)); diff != "" {
+		t.Fatalf("%s (-want +got):\n%s", what, diff)
+	}
+	return got
 }
 
 func counts(evs []sidebarEvent) map[string]int {

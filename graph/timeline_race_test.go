@@ -24,10 +24,7 @@ import (
 func TestTimelineWalksBothWaysWhileSending(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
-	d := newDeployment(t)
-	u := dbtest.Users(t, d.direct, "Alice", "Bob")
-	alice, bob := u[0], u[1]
-	conv := dbtest.Conversation(t, d.direct, "Walk", alice, bob)
+	d, alice, bob, conv := aliceAndBob(t, "Walk")
 	const total, middle, side, pageSize, sends = 10000, 5000, 25, 100, 200
 	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, total)
 	seeded := time.Since(began)
@@ -107,18 +104,20 @@ func TestTimelineWalksBothWaysWhileSending(t *testing.T) {
 	oldest, newest := int64(middle-side), int64(middle+side) // the ends seen so far
 	olderDone, newerDone := false, false
 	var olderPages, newerPages int
+	readPage := func(args vars) (timelineView, page, []timelineNode) {
+		var p timelineView
+		reader.Query(t, timelineQuery, args, &p)
+		return p, checkConnection(t, p), nodes(p)
+	}
 	for !olderDone || !newerDone {
 		if ctx.Err() != nil {
 			t.Fatalf("the walk did not end: oldest %d, newest %d seen", oldest, newest)
 		}
 		if !olderDone {
-			var p timelineView
-			reader.Query(t, timelineQuery, vars{"id": conv, "first": pageSize, "after": older}, &p)
-			tl := checkConnection(t, p)
+			p, tl, items := readPage(vars{"id": conv, "first": pageSize, "after": older})
 			if !tl.HasPrev {
 				t.Fatalf("a page after seq %d says nothing precedes it", oldest)
 			}
-			items := nodes(p)
 			take(fmt.Sprintf("the page after seq %d", oldest), items, oldest-1)
 			if n := len(items); n > 0 {
 				older, oldest = *p.Conversation.Timeline.PageInfo.EndCursor, items[n-1].Seq
@@ -128,13 +127,10 @@ func TestTimelineWalksBothWaysWhileSending(t *testing.T) {
 		}
 		if !newerDone {
 			writerFinished := closed(writerDone) // before the request: all it sent is committed
-			var p timelineView
-			reader.Query(t, timelineQuery, vars{"id": conv, "last": pageSize, "before": newer}, &p)
-			tl := checkConnection(t, p)
+			p, tl, items := readPage(vars{"id": conv, "last": pageSize, "before": newer})
 			if !tl.HasNext {
 				t.Fatalf("a page before seq %d says nothing follows it", newest)
 			}
-			items := nodes(p)
 			if n := len(items); n > 0 {
 				take(fmt.Sprintf("the page before seq %d", newest), items, newest+int64(n))
 				newer, newest = *p.Conversation.Timeline.PageInfo.StartCursor, items[0].Seq

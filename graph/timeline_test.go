@@ -120,9 +120,7 @@ func TestTimelineFollowsTheRelaySpec(t *testing.T) {
 	srv := lifecycleServer(t)
 	u := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
 	alice, bob, carol := u[0], u[1], u[2]
-	conv := dbtest.Conversation(t, srv.Direct, "Ten", alice, bob)
-	dbtest.Messages(t, srv.Direct, conv, []int64{alice, bob}, 10)
-	ids := messageIDs(t, srv.Direct, conv)
+	conv, ids := messagesIn(t, srv.Direct, "Ten", []int64{alice, bob}, []int64{alice, bob}, 10)
 	gql(t, srv, alice, deleteMut, vars{"id": ids[5]}, nil) // a tombstone keeps its seq
 	empty := dbtest.Conversation(t, srv.Direct, "Empty", alice, bob)
 
@@ -242,9 +240,7 @@ func TestHistoryAround(t *testing.T) {
 	srv := lifecycleServer(t)
 	u := dbtest.Users(t, srv.Direct, "Alice", "Bob")
 	alice, bob := u[0], u[1]
-	conv := dbtest.Conversation(t, srv.Direct, "Ten", alice, bob)
-	dbtest.Messages(t, srv.Direct, conv, []int64{alice, bob}, 10)
-	ids := messageIDs(t, srv.Direct, conv)
+	conv, ids := messagesIn(t, srv.Direct, "Ten", []int64{alice, bob}, []int64{alice, bob}, 10)
 	gql(t, srv, alice, deleteMut, vars{"id": ids[5]}, nil)
 	empty := dbtest.Conversation(t, srv.Direct, "Empty", alice, bob)
 
@@ -354,9 +350,7 @@ func TestResponseCacheTimelineStaysExact(t *testing.T) {
 	d := newDeployment(t)
 	u := dbtest.Users(t, d.direct, "Alice", "Bob")
 	alice, bob := u[0], u[1]
-	conv := dbtest.Conversation(t, d.direct, "Exact", alice, bob)
-	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, 20)
-	ids := messageIDs(t, d.direct, conv)
+	conv, ids := messagesIn(t, d.direct, "Exact", []int64{alice, bob}, []int64{alice, bob}, 20)
 
 	// Messages inside a page change: seq 14 is in each of these.
 	type read struct {

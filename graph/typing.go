@@ -3,9 +3,7 @@ package graph
 import (
 	"context"
 
-	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/apperr"
-	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/typing"
 )
@@ -30,25 +28,10 @@ func setTyping(ctx context.Context, svc *typing.Service, viewer, conversationID 
 // when the client reads too slowly (resubscribing loses nothing but past events). The
 // transport counts it against the connection's subscriptions like any other.
 func subscribeTyping(ctx context.Context, svc *typing.Service, conversationID int64) (<-chan *chat.TypingEvent, error) {
-	viewer, err := auth.Viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if svc == nil {
-		return nil, errNoTyping
-	}
-	ch, err := svc.Subscribe(ctx, viewer, conversationID, func(err error) {
-		if err != nil {
-			streaming.EndWith(ctx, streamError("typing", err))
+	return startStream(ctx, "typing", func(viewer int64, onEnd func(error)) (<-chan *chat.TypingEvent, error) {
+		if svc == nil {
+			return nil, errNoTyping
 		}
+		return svc.Subscribe(ctx, viewer, conversationID, onEnd)
 	})
-	if err != nil {
-		if ctx.Err() != nil { // the client stopped the subscription while it started: end quietly
-			ended := make(chan *chat.TypingEvent)
-			close(ended)
-			return ended, nil
-		}
-		return nil, err
-	}
-	return ch, nil
 }

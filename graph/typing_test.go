@@ -534,21 +534,8 @@ func TestOnline(t *testing.T) {
 // batchCount is how many dataloader batches the named loader ran.
 func batchCount(t testing.TB, srv *apptest.Server, loader string) uint64 {
 	t.Helper()
-	mfs, err := srv.App.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "threadline_dataloader_batch_size" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "loader" && l.GetValue() == loader {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
+	if m := findMetric(t, srv, "threadline_dataloader_batch_size", map[string]string{"loader": loader}); m != nil {
+		return m.GetHistogram().GetSampleCount()
 	}
 	return 0
 }

@@ -32,8 +32,7 @@ type SSE struct {
 	cancel     context.CancelFunc
 	body       io.ReadCloser
 	listen     sync.Once
-	events     chan SSEEvent
-	done       chan struct{} // closed when the stream has ended; err is set then
+	events     inbox[SSEEvent] // the reader sets err before it closes events.done
 	err        error
 	keepAlives atomic.Int64
 }
@@ -136,7 +135,7 @@ func OpenSSERequest(t testing.TB, req *http.Request, cancel context.CancelFunc, 
 		cancel()
 		return nil, err
 	}
-	s := &SSE{Status: res.StatusCode, Header: res.Header, cancel: cancel, events: make(chan SSEEvent, 100000), done: make(chan struct{})}
+	s := &SSE{Status: res.StatusCode, Header: res.Header, cancel: cancel, events: newInbox[SSEEvent]()}
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		defer res.Body.Close()
 		raw, err := io.ReadAll(res.Body)
@@ -147,7 +146,7 @@ func OpenSSERequest(t testing.TB, req *http.Request, cancel context.CancelFunc, 
 		if err := json.Unmarshal(raw, s.Refusal); err != nil {
 			return s, fmt.Errorf("status %d, not a GraphQL response: %.300s", res.StatusCode, raw)
 		}
-		close(s.done)
+		close(s.events.done)
 		return s, nil
 	}
 	s.body = res.Body
@@ -182,7 +181,7 @@ func (e *Endpoint) Stream(t testing.TB, userID int64, query string, vars map[str
 // read parses the stream (the event-stream format of the HTML standard: fields, comments,
 // events dispatched by a blank line) into events until it ends.
 func (s *SSE) read(body io.ReadCloser) {
-	defer close(s.done)
+	defer close(s.events.done)
 	defer body.Close()
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -195,7 +194,7 @@ func (s *SSE) read(body io.ReadCloser) {
 			if event == "" && data == nil {
 				continue
 			}
-			s.events <- SSEEvent{Event: event, Data: json.RawMessage(strings.Join(data, "\n"))}
+			s.events.in <- SSEEvent{Event: event, Data: json.RawMessage(strings.Join(data, "\n"))}
 			event, data = "", nil
 		case strings.HasPrefix(line, ":"):
 			s.keepAlives.Add(1)
@@ -220,27 +219,12 @@ func (s *SSE) read(body io.ReadCloser) {
 // ended it) once it has ended, or ctx's error.
 func (s *SSE) Read(ctx context.Context) (SSEEvent, error) {
 	s.Listen()
-	select {
-	case ev := <-s.events:
-		return ev, nil
-	default:
-	}
-	select {
-	case ev := <-s.events:
-		return ev, nil
-	case <-s.done:
-		select {
-		case ev := <-s.events:
-			return ev, nil
-		default:
-			if s.err == nil {
-				return SSEEvent{}, errors.New("the request was refused: no stream")
-			}
-			return SSEEvent{}, s.err
+	return s.events.read(ctx, func() error {
+		if s.err == nil {
+			return errors.New("the request was refused: no stream")
 		}
-	case <-ctx.Done():
-		return SSEEvent{}, ctx.Err()
-	}
+		return s.err
+	})
 }
 
 // Next returns the next event, or ok=false when the stream has ended; it fails the test on
@@ -257,40 +241,25 @@ func (s *SSE) Next(t testing.TB, timeout time.Duration) (SSEEvent, bool) {
 }
 
 // TryNext returns an event already received, if there is one.
-func (s *SSE) TryNext() (SSEEvent, bool) {
-	select {
-	case ev := <-s.events:
-		return ev, true
-	default:
-		return SSEEvent{}, false
-	}
-}
+func (s *SSE) TryNext() (SSEEvent, bool) { return s.events.tryNext() }
 
 // Ended waits until the stream ends, failing the test after timeout, and returns the events
 // that came before the end.
 func (s *SSE) Ended(t testing.TB, timeout time.Duration) []SSEEvent {
 	t.Helper()
 	s.Listen()
-	select {
-	case <-s.done:
-	case <-time.After(timeout):
-		t.Fatalf("the stream is still open after %s", timeout)
-	}
+	s.events.waitEnd(t, timeout, "the stream")
 	var out []SSEEvent
-	for {
-		select {
-		case ev := <-s.events:
-			out = append(out, ev)
-		default:
-			return out
-		}
+	for ev, ok := s.events.tryNext(); ok; ev, ok = s.events.tryNext() {
+		out = append(out, ev)
 	}
+	return out
 }
 
 // Done is closed when the stream has ended.
 func (s *SSE) Done() <-chan struct{} {
 	s.Listen()
-	return s.done
+	return s.events.done
 }
 
 // KeepAlives counts the comment lines received so far (the first opens the stream).
@@ -303,27 +272,17 @@ func (s *SSE) Close() { s.cancel() }
 // Collect reads messageAdded results until it has n, or until one has body until (when not
 // ""). It may run off the test's goroutine.
 func (s *SSE) Collect(n int, timeout time.Duration, until string) ([]LiveMessage, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out := make([]LiveMessage, 0, n)
-	for len(out) < n {
+	return collectAdded(n, timeout, until, "stream ended", func(ctx context.Context) (LiveMessage, error) {
 		ev, err := s.Read(ctx)
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			return out, fmt.Errorf("timed out after %d of %d messages", len(out), n)
-		case err != nil:
-			return out, fmt.Errorf("stream ended after %d of %d messages: %v", len(out), n, err)
+		if err != nil {
+			return LiveMessage{}, err
 		}
 		added, err := ev.MessageAdded()
 		if err != nil {
-			return out, fmt.Errorf("after %d of %d messages: %w", len(out), n, err)
+			return LiveMessage{}, decodeError{err}
 		}
-		out = append(out, added)
-		if until != "" && added.Body == until {
-			break
-		}
-	}
-	return out, nil
+		return added, nil
+	})
 }
 
 // Messages reads n messageAdded results, failing the test otherwise.

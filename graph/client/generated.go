@@ -986,46 +986,14 @@ func (v *HistoryAroundResponse) GetConversation() *HistoryAroundConversation { r
 type HistoryConversation struct {
 	Id string `json:"id"`
 	// A page of history by cursor, newest first: pass a page's endCursor as `before` to read older messages. `first`: 1..100.
-	History HistoryConversationHistoryMessageConnection `json:"history"`
+	History MessagePage `json:"history"`
 }
 
 // GetId returns HistoryConversation.Id, and is useful for accessing the field via an interface.
 func (v *HistoryConversation) GetId() string { return v.Id }
 
 // GetHistory returns HistoryConversation.History, and is useful for accessing the field via an interface.
-func (v *HistoryConversation) GetHistory() HistoryConversationHistoryMessageConnection {
-	return v.History
-}
-
-// HistoryConversationHistoryMessageConnection includes the requested fields of the GraphQL type MessageConnection.
-type HistoryConversationHistoryMessageConnection struct {
-	Edges    []HistoryConversationHistoryMessageConnectionEdgesMessageEdge `json:"edges"`
-	PageInfo PageInfoFields                                                `json:"pageInfo"`
-}
-
-// GetEdges returns HistoryConversationHistoryMessageConnection.Edges, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnection) GetEdges() []HistoryConversationHistoryMessageConnectionEdgesMessageEdge {
-	return v.Edges
-}
-
-// GetPageInfo returns HistoryConversationHistoryMessageConnection.PageInfo, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnection) GetPageInfo() PageInfoFields { return v.PageInfo }
-
-// HistoryConversationHistoryMessageConnectionEdgesMessageEdge includes the requested fields of the GraphQL type MessageEdge.
-type HistoryConversationHistoryMessageConnectionEdgesMessageEdge struct {
-	Cursor string        `json:"cursor"`
-	Node   MessageFields `json:"node"`
-}
-
-// GetCursor returns HistoryConversationHistoryMessageConnectionEdgesMessageEdge.Cursor, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnectionEdgesMessageEdge) GetCursor() string {
-	return v.Cursor
-}
-
-// GetNode returns HistoryConversationHistoryMessageConnectionEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnectionEdgesMessageEdge) GetNode() MessageFields {
-	return v.Node
-}
+func (v *HistoryConversation) GetHistory() MessagePage { return v.History }
 
 // HistoryResponse is returned by History on success.
 type HistoryResponse struct {
@@ -1306,6 +1274,30 @@ func (v *MessageFieldsReactionsReaction) GetCount() int { return v.Count }
 // GetViewerReacted returns MessageFieldsReactionsReaction.ViewerReacted, and is useful for accessing the field via an interface.
 func (v *MessageFieldsReactionsReaction) GetViewerReacted() bool { return v.ViewerReacted }
 
+// A page of messages as a Relay connection (history, timeline).
+type MessagePage struct {
+	Edges    []MessagePageEdgesMessageEdge `json:"edges"`
+	PageInfo PageInfoFields                `json:"pageInfo"`
+}
+
+// GetEdges returns MessagePage.Edges, and is useful for accessing the field via an interface.
+func (v *MessagePage) GetEdges() []MessagePageEdgesMessageEdge { return v.Edges }
+
+// GetPageInfo returns MessagePage.PageInfo, and is useful for accessing the field via an interface.
+func (v *MessagePage) GetPageInfo() PageInfoFields { return v.PageInfo }
+
+// MessagePageEdgesMessageEdge includes the requested fields of the GraphQL type MessageEdge.
+type MessagePageEdgesMessageEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   MessageFields `json:"node"`
+}
+
+// GetCursor returns MessagePageEdgesMessageEdge.Cursor, and is useful for accessing the field via an interface.
+func (v *MessagePageEdgesMessageEdge) GetCursor() string { return v.Cursor }
+
+// GetNode returns MessagePageEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
+func (v *MessagePageEdgesMessageEdge) GetNode() MessageFields { return v.Node }
+
 // MessagesPageConversation includes the requested fields of the GraphQL type Conversation.
 type MessagesPageConversation struct {
 	Id string `json:"id"`
@@ -1529,48 +1521,14 @@ func (v *SidebarResponse) GetUnreadTotal() int { return v.UnreadTotal }
 type TimelineConversation struct {
 	Id string `json:"id"`
 	// History as a Relay connection by the book: newest first; first/after go toward older messages, last/before toward newer ones.
-	Timeline TimelineConversationTimelineMessageConnection `json:"timeline"`
+	Timeline MessagePage `json:"timeline"`
 }
 
 // GetId returns TimelineConversation.Id, and is useful for accessing the field via an interface.
 func (v *TimelineConversation) GetId() string { return v.Id }
 
 // GetTimeline returns TimelineConversation.Timeline, and is useful for accessing the field via an interface.
-func (v *TimelineConversation) GetTimeline() TimelineConversationTimelineMessageConnection {
-	return v.Timeline
-}
-
-// TimelineConversationTimelineMessageConnection includes the requested fields of the GraphQL type MessageConnection.
-type TimelineConversationTimelineMessageConnection struct {
-	Edges    []TimelineConversationTimelineMessageConnectionEdgesMessageEdge `json:"edges"`
-	PageInfo PageInfoFields                                                  `json:"pageInfo"`
-}
-
-// GetEdges returns TimelineConversationTimelineMessageConnection.Edges, and is useful for accessing the field via an interface.
-func (v *TimelineConversationTimelineMessageConnection) GetEdges() []TimelineConversationTimelineMessageConnectionEdgesMessageEdge {
-	return v.Edges
-}
-
-// GetPageInfo returns TimelineConversationTimelineMessageConnection.PageInfo, and is useful for accessing the field via an interface.
-func (v *TimelineConversationTimelineMessageConnection) GetPageInfo() PageInfoFields {
-	return v.PageInfo
-}
-
-// TimelineConversationTimelineMessageConnectionEdgesMessageEdge includes the requested fields of the GraphQL type MessageEdge.
-type TimelineConversationTimelineMessageConnectionEdgesMessageEdge struct {
-	Cursor string        `json:"cursor"`
-	Node   MessageFields `json:"node"`
-}
-
-// GetCursor returns TimelineConversationTimelineMessageConnectionEdgesMessageEdge.Cursor, and is useful for accessing the field via an interface.
-func (v *TimelineConversationTimelineMessageConnectionEdgesMessageEdge) GetCursor() string {
-	return v.Cursor
-}
-
-// GetNode returns TimelineConversationTimelineMessageConnectionEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
-func (v *TimelineConversationTimelineMessageConnectionEdgesMessageEdge) GetNode() MessageFields {
-	return v.Node
-}
+func (v *TimelineConversation) GetTimeline() MessagePage { return v.Timeline }
 
 // TimelineResponse is returned by Timeline on success.
 type TimelineResponse struct {
@@ -2975,16 +2933,19 @@ query History ($conversationId: ID!, $first: Int, $before: String) {
 	conversation(id: $conversationId) {
 		id
 		history(first: $first, before: $before) {
-			edges {
-				cursor
-				node {
-					... MessageFields
-				}
-			}
-			pageInfo {
-				... PageInfoFields
-			}
+			... MessagePage
 		}
+	}
+}
+fragment MessagePage on MessageConnection {
+	edges {
+		cursor
+		node {
+			... MessageFields
+		}
+	}
+	pageInfo {
+		... PageInfoFields
 	}
 }
 fragment MessageFields on Message {
@@ -3702,16 +3663,19 @@ query Timeline ($conversationId: ID!, $first: Int, $after: String, $last: Int, $
 	conversation(id: $conversationId) {
 		id
 		timeline(first: $first, after: $after, last: $last, before: $before) {
-			edges {
-				cursor
-				node {
-					... MessageFields
-				}
-			}
-			pageInfo {
-				... PageInfoFields
-			}
+			... MessagePage
 		}
+	}
+}
+fragment MessagePage on MessageConnection {
+	edges {
+		cursor
+		node {
+			... MessageFields
+		}
+	}
+	pageInfo {
+		... PageInfoFields
 	}
 }
 fragment MessageFields on Message {

@@ -47,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"mime"
 	"net/http"
 	"net/url"
@@ -83,22 +84,16 @@ func (m MediaType) ContentType() string {
 // values (see the package doc).
 func Negotiate(accept []string) MediaType {
 	var gqlQ, jsonQ, appQ, anyQ float64 = -1, -1, -1, -1
-	for _, header := range accept {
-		for entry := range strings.SplitSeq(header, ",") {
-			mt, q, ok := parseAcceptEntry(entry)
-			if !ok {
-				continue
-			}
-			switch mt {
-			case "application/graphql-response+json":
-				gqlQ = max(gqlQ, q)
-			case "application/json":
-				jsonQ = max(jsonQ, q)
-			case "application/*":
-				appQ = max(appQ, q)
-			case "*/*":
-				anyQ = max(anyQ, q)
-			}
+	for mt, q := range acceptEntries(accept) {
+		switch mt {
+		case "application/graphql-response+json":
+			gqlQ = max(gqlQ, q)
+		case "application/json":
+			jsonQ = max(jsonQ, q)
+		case "application/*":
+			appQ = max(appQ, q)
+		case "*/*":
+			anyQ = max(anyQ, q)
 		}
 	}
 	// The most specific range that matches application/json gives its quality.
@@ -121,21 +116,29 @@ func Negotiate(accept []string) MediaType {
 // as EventSource and graphql-sse do.
 func AcceptsEventStream(accept []string) bool {
 	var sseQ, jsonQ float64 = -1, -1
-	for _, header := range accept {
-		for entry := range strings.SplitSeq(header, ",") {
-			mt, q, ok := parseAcceptEntry(entry)
-			if !ok {
-				continue
-			}
-			switch mt {
-			case "text/event-stream":
-				sseQ = max(sseQ, q)
-			case "application/json", "application/graphql-response+json":
-				jsonQ = max(jsonQ, q)
-			}
+	for mt, q := range acceptEntries(accept) {
+		switch mt {
+		case "text/event-stream":
+			sseQ = max(sseQ, q)
+		case "application/json", "application/graphql-response+json":
+			jsonQ = max(jsonQ, q)
 		}
 	}
 	return sseQ > 0 && sseQ >= jsonQ
+}
+
+// acceptEntries yields the usable media ranges of Accept header values (see parseAcceptEntry),
+// each lower-cased with its quality.
+func acceptEntries(accept []string) iter.Seq2[string, float64] {
+	return func(yield func(string, float64) bool) {
+		for _, header := range accept {
+			for entry := range strings.SplitSeq(header, ",") {
+				if mt, q, ok := parseAcceptEntry(entry); ok && !yield(mt, q) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // parseAcceptEntry parses one media range of an Accept header: its lower-cased type, its
@@ -318,22 +321,34 @@ func badRequest(msg string) *RequestError {
 // extensions}, sent as Content-Type application/json.
 type POST struct{}
 
-var _ graphql.Transport = POST{}
-
 // Supports reports whether r is a POST (not a WebSocket upgrade).
 func (POST) Supports(r *http.Request) bool {
-	return r.Method == http.MethodPost && r.Header.Get("Upgrade") == ""
+	return plainRequest(r, http.MethodPost)
 }
 
 // Do serves r.
 func (POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	serve(w, r, exec, ReadPOST, false)
+}
+
+// The transports of this package.
+var _ = []graphql.Transport{POST{}, GET{}, Methods{}}
+
+// plainRequest reports whether r is a request of method that is not a WebSocket upgrade.
+func plainRequest(r *http.Request, method string) bool {
+	return r.Method == method && r.Header.Get("Upgrade") == ""
+}
+
+// serve answers r with the GraphQL request read decodes from it (get: r came by GET, see
+// execute), or with read's RequestError.
+func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, read func(*http.Request) (*graphql.RawParams, *RequestError), get bool) {
 	m := negotiate(r)
-	params, err := ReadPOST(r)
+	params, err := read(r)
 	if err != nil {
 		fail(w, r, exec, m, err.Status, err.Message)
 		return
 	}
-	execute(w, r, exec, m, params, false)
+	execute(w, r, exec, m, params, get)
 }
 
 // ReadPOST decodes the GraphQL request in the body of r, a POST: a JSON object {query,
@@ -412,22 +427,14 @@ func decodeJSON(b []byte, v any) error {
 // extensions (JSON) in the URL. Only queries: mutations and subscriptions get 405.
 type GET struct{}
 
-var _ graphql.Transport = GET{}
-
 // Supports reports whether r is a GET that is not a WebSocket upgrade.
 func (GET) Supports(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.Header.Get("Upgrade") == ""
+	return plainRequest(r, http.MethodGet)
 }
 
 // Do serves r.
 func (GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	m := negotiate(r)
-	params, err := ReadGET(r)
-	if err != nil {
-		fail(w, r, exec, m, err.Status, err.Message)
-		return
-	}
-	execute(w, r, exec, m, params, true)
+	serve(w, r, exec, ReadGET, true)
 }
 
 // ReadGET decodes the GraphQL request in the URL of r, a GET: the parameters query,
@@ -495,8 +502,6 @@ const allowed = "GET, POST, OPTIONS"
 // Methods answers every request that GET and POST do not serve, but a WebSocket upgrade:
 // OPTIONS with 204 and the allowed methods, anything else with 405.
 type Methods struct{}
-
-var _ graphql.Transport = Methods{}
 
 // Supports reports whether r is neither a GET nor a POST.
 func (Methods) Supports(r *http.Request) bool {

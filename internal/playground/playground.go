@@ -82,11 +82,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"html/template"
-	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -165,38 +161,8 @@ func Handler(cfg Config) http.Handler {
 var loadAssetsOnce = sync.OnceValues(loadAssets)
 
 func loadAssets() (staticfiles.Files, error) {
-	sub, err := fs.Sub(dist, "dist")
-	if err != nil {
-		return nil, err
-	}
-	assets, err := staticfiles.Load(sub)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range []string{"graphiql.js", "graphiql.css"} {
-		if !assets.Has(name) {
-			return nil, fmt.Errorf("dist/%s is missing: run npm ci && npm run build in ops/playground", name)
-		}
-	}
-	return assets, nil
+	return staticfiles.LoadDir(dist, "dist", "run npm ci && npm run build in ops/playground", "graphiql.js", "graphiql.css")
 }
-
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{{.CSS}}">
-<script type="application/json" id="threadline-config">{{.Config}}</script>
-<script defer src="{{.JS}}"></script>
-</head>
-<body>
-<div id="graphiql"><noscript>GraphiQL needs JavaScript.</noscript></div>
-</body>
-</html>
-`))
 
 // pageConfig is the JSON read by the bundled script (ops/playground/src/index.jsx).
 type pageConfig struct {
@@ -224,16 +190,10 @@ func (h *handler) render(nonce string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	err = pageTemplate.Execute(&buf, map[string]any{
-		"Title": pc.Title,
-		// html/template treats the content of an application/json script
-		// as JavaScript; template.JS puts the (already safe) JSON in verbatim.
-		"Config": template.JS(cfg),
-		"CSS":    h.css,
-		"JS":     h.js,
-	})
-	return buf.Bytes(), err
+	return staticfiles.Page{
+		Title: pc.Title, CSS: h.css, JS: h.js, ConfigID: "threadline-config", Config: cfg,
+		RootID: "graphiql", NoScript: "GraphiQL needs JavaScript.",
+	}.Render()
 }
 
 // newNonce returns 128 random bits, base64url-encoded.
@@ -244,21 +204,9 @@ func newNonce() string {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if name, ok := strings.CutPrefix(r.URL.Path, assetsPrefix); ok {
-		h.assets.Serve(w, r, name)
-		return
+	if h.assets.Route(w, r, assetsPrefix, "/") {
+		h.servePage(w, r)
 	}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
-		return
-	}
-	h.servePage(w, r)
 }
 
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
@@ -268,17 +216,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", csp(nonce))
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Length", strconv.Itoa(len(page)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(page)
-	}
+	staticfiles.WritePage(w, r, page, csp(nonce))
 }
 
 // csp returns the page's Content-Security-Policy for one style nonce.

@@ -18,6 +18,8 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"path"
@@ -70,6 +72,108 @@ func Load(fsys fs.FS) (Files, error) {
 		return nil
 	})
 	return files, err
+}
+
+// LoadDir is Load of the directory dir of fsys (an embedded bundle's dist), failing with
+// "dir/name is missing: <build>" when one of the files required is not there: a binary built
+// before its bundle was.
+func LoadDir(fsys fs.FS, dir, build string, required ...string) (Files, error) {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	files, err := Load(sub)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range required {
+		if !files.Has(name) {
+			return nil, fmt.Errorf("%s/%s is missing: %s", dir, name, build)
+		}
+	}
+	return files, nil
+}
+
+// Route answers what is not the page of a bundle's handler: a file under prefix, a path other
+// than page (404), a method other than GET and HEAD (405). It reports whether the request is
+// left to the caller, a GET or HEAD of page, with X-Content-Type-Options set already.
+func (fs Files) Route(w http.ResponseWriter, r *http.Request, prefix, page string) bool {
+	if name, ok := strings.CutPrefix(r.URL.Path, prefix); ok {
+		fs.Serve(w, r, name)
+		return false
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.URL.Path != page {
+		http.NotFound(w, r)
+		return false
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return false
+	}
+	return true
+}
+
+// Page is an HTML page that loads a bundle: one stylesheet, one deferred script, and the
+// script's configuration as JSON in <script type="application/json" id=ConfigID>.
+type Page struct {
+	Title    string
+	CSS, JS  string // the bundle's URLs (Files.URL)
+	ConfigID string
+	// Config is the configuration's JSON. It is written verbatim: it must come from
+	// encoding/json, which escapes <, > and & (and U+2028, U+2029), so that it can neither close
+	// the script element nor open an HTML comment in it.
+	Config []byte
+	// RootID is the id of the element the script renders into, which shows NoScript until it
+	// does.
+	RootID, NoScript string
+}
+
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{{.CSS}}">
+<script type="application/json" id="{{.ConfigID}}">{{.Config}}</script>
+<script defer src="{{.JS}}"></script>
+</head>
+<body>
+<div id="{{.RootID}}"><noscript>{{.NoScript}}</noscript></div>
+</body>
+</html>
+`))
+
+// Render returns the page's HTML.
+func (p Page) Render() ([]byte, error) {
+	var buf bytes.Buffer
+	err := pageTemplate.Execute(&buf, map[string]any{
+		"Title": p.Title, "CSS": p.CSS, "JS": p.JS, "ConfigID": p.ConfigID,
+		// html/template treats the content of an application/json script as JavaScript;
+		// template.JS puts the (already safe) JSON in verbatim.
+		"Config": template.JS(p.Config),
+		"RootID": p.RootID, "NoScript": p.NoScript,
+	})
+	return buf.Bytes(), err
+}
+
+// WritePage answers a GET or HEAD of a page rendered for this request alone: never cached,
+// never framed, no referrer, under the Content-Security-Policy csp.
+func WritePage(w http.ResponseWriter, r *http.Request, page []byte, csp string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Security-Policy", csp)
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Length", strconv.Itoa(len(page)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(page)
+	}
 }
 
 // Has reports whether the bundle holds name.

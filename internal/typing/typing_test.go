@@ -54,6 +54,16 @@ func (m *memMembers) read(_ context.Context, convs []int64) ([][]chat.Membership
 	return out, nil
 }
 
+// aliceAndBob returns a service tuned by tune over a Redis of the test's own, where
+// conversation 10 has the members Alice and Bob, with its Redis client and its members.
+func aliceAndBob(t testing.TB, tune ...func(*Config)) (testService, *redis.Client, *memMembers) {
+	t.Helper()
+	members := newMembers()
+	members.set(10, alice, bob)
+	rdb := redisClient(t, testenv.NewRedis(t))
+	return newService(t, rdb, members, tune...), rdb, members
+}
+
 func redisClient(t testing.TB, url string) *redis.Client {
 	t.Helper()
 	opts, err := redis.ParseURL(url)
@@ -251,10 +261,7 @@ func TestSetAndRead(t *testing.T) {
 // membership change commits, then the history cache moves it), the next call reads the new set.
 func TestMembersFollowTheGeneration(t *testing.T) {
 	t.Parallel()
-	members := newMembers()
-	members.set(10, alice, bob)
-	rdb := redisClient(t, testenv.NewRedis(t))
-	s := newService(t, rdb, members)
+	s, rdb, members := aliceAndBob(t)
 	ctx := t.Context()
 	if err := s.Set(ctx, bob.ID, 10, true); err != nil {
 		t.Fatal(err)
@@ -349,10 +356,7 @@ func TestSubscribersAcrossInstances(t *testing.T) {
 // before anything more is delivered to it; a non-member cannot subscribe.
 func TestRemovedSubscriberIsCutOff(t *testing.T) {
 	t.Parallel()
-	members := newMembers()
-	members.set(10, alice, bob)
-	rdb := redisClient(t, testenv.NewRedis(t))
-	s := newService(t, rdb, members)
+	s, rdb, members := aliceAndBob(t)
 	ctx := t.Context()
 	if _, err := s.Subscribe(ctx, carol.ID, 10, nil); !errors.Is(err, apperr.ErrNotFound) {
 		t.Fatalf("non-member subscribes: %v, want NOT_FOUND", err)
@@ -380,9 +384,7 @@ func TestRemovedSubscriberIsCutOff(t *testing.T) {
 // A subscriber that does not read is cut off once its buffer is full; nobody else waits.
 func TestSlowSubscriberIsCutOff(t *testing.T) {
 	t.Parallel()
-	members := newMembers()
-	members.set(10, alice, bob)
-	s := newService(t, redisClient(t, testenv.NewRedis(t)), members, func(c *Config) { c.Buffer = 2 })
+	s, _, _ := aliceAndBob(t, func(c *Config) { c.Buffer = 2 })
 	ctx := t.Context()
 	slow := subscribe(t, s, ctx, bob.ID, 10)
 	fast := subscribe(t, s, ctx, alice.ID, 10)
@@ -411,10 +413,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 // The last subscriber leaving drops the room and its Redis subscription; Close ends the rest.
 func TestRoomsComeAndGo(t *testing.T) {
 	t.Parallel()
-	members := newMembers()
-	members.set(10, alice, bob)
-	rdb := redisClient(t, testenv.NewRedis(t))
-	s := newService(t, rdb, members)
+	s, rdb, _ := aliceAndBob(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	a := subscribe(t, s, ctx, alice.ID, 10)
 	b := subscribe(t, s, ctx, bob.ID, 10)

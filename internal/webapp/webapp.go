@@ -35,15 +35,10 @@
 package webapp
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
-	"fmt"
-	"html/template"
-	"io/fs"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/threadline/threadline/internal/staticfiles"
@@ -106,52 +101,11 @@ func Handler(cfg Config) http.Handler {
 }
 
 var loadAssetsOnce = sync.OnceValues(func() (staticfiles.Files, error) {
-	sub, err := fs.Sub(dist, "dist")
-	if err != nil {
-		return nil, err
-	}
-	assets, err := staticfiles.Load(sub)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range []string{"app.js", "app.css"} {
-		if !assets.Has(name) {
-			return nil, fmt.Errorf("dist/%s is missing: run npm ci && npm run build in web", name)
-		}
-	}
-	return assets, nil
+	return staticfiles.LoadDir(dist, "dist", "run npm ci && npm run build in web", "app.js", "app.css")
 })
 
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Threadline</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{{.CSS}}">
-<script type="application/json" id="threadline-app">{{.Config}}</script>
-<script defer src="{{.JS}}"></script>
-</head>
-<body>
-<div id="root"><noscript>Threadline needs JavaScript.</noscript></div>
-</body>
-</html>
-`))
-
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if name, ok := strings.CutPrefix(r.URL.Path, AssetsPrefix); ok {
-		h.assets.Serve(w, r, name)
-		return
-	}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Path != Path {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	if !h.assets.Route(w, r, AssetsPrefix, Path) {
 		return
 	}
 	pc, err := h.pageConfig(r)
@@ -160,28 +114,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// encoding/json escapes <, > and &, so the JSON can neither close the script element nor
-	// open an HTML comment in it; template.JS puts it in verbatim.
+	// open an HTML comment in it; Page writes it verbatim.
 	cfg, err := json.Marshal(pc)
 	if err != nil {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	var page bytes.Buffer
-	if err := pageTemplate.Execute(&page, map[string]any{"Config": template.JS(cfg), "CSS": h.css, "JS": h.js}); err != nil {
+	page, err := staticfiles.Page{
+		Title: "Threadline", CSS: h.css, JS: h.js, ConfigID: "threadline-app", Config: cfg,
+		RootID: "root", NoScript: "Threadline needs JavaScript.",
+	}.Render()
+	if err != nil {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", csp)
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Length", strconv.Itoa(page.Len()))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(page.Bytes())
-	}
+	staticfiles.WritePage(w, r, page, csp)
 }
 
 // pageConfig is the page's configuration for r: in development, a token for ?as=<id> when it

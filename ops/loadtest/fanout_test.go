@@ -302,14 +302,22 @@ type client struct {
 }
 
 func dial(url, token, query string, vars map[string]any) (*client, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	// The token on the upgrade request too: the request is then charged to the rate limit of
 	// its user rather than to the one address all the clients share.
-	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"},
-		HTTPHeader:   http.Header{"Authorization": {"Bearer " + token}},
-	})
+	conn, err := subscribeOnce(url, token, http.Header{"Authorization": {"Bearer " + token}}, query, vars)
+	if err != nil {
+		return nil, err
+	}
+	return &client{conn: conn, closed: make(chan struct{})}, nil
+}
+
+// subscribeOnce opens a graphql-transport-ws connection with header on the upgrade request,
+// initialises it with token and starts subscription "1" of query: all a lightweight client
+// does before it reads.
+func subscribeOnce(url, token string, header http.Header, query string, vars map[string]any) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: header})
 	if err != nil {
 		return nil, err
 	}
@@ -318,19 +326,18 @@ func dial(url, token, query string, vars map[string]any) (*client, error) {
 		return conn.Write(ctx, websocket.MessageText, raw)
 	}
 	if err := write(map[string]any{"type": "connection_init", "payload": map[string]string{"Authorization": "Bearer " + token}}); err != nil {
+		conn.CloseNow()
 		return nil, err
 	}
-	_, raw, err := conn.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !strings.Contains(string(raw), `"connection_ack"`) {
-		return nil, fmt.Errorf("init: %s", raw)
+	if _, raw, err := conn.Read(ctx); err != nil || !strings.Contains(string(raw), `"connection_ack"`) {
+		conn.CloseNow()
+		return nil, fmt.Errorf("init: %s (%v)", raw, err)
 	}
 	if err := write(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": query, "variables": vars}}); err != nil {
+		conn.CloseNow()
 		return nil, err
 	}
-	return &client{conn: conn, closed: make(chan struct{})}, nil
+	return conn, nil
 }
 
 // read reads until the connection ends, answering pings and reporting the conversation of

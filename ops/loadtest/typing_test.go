@@ -184,26 +184,8 @@ func BenchmarkTypingAcrossInstances(b *testing.B) {
 type typingClient struct{ conn *websocket.Conn }
 
 func dialTyping(url, token, conv string) (*typingClient, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		return nil, err
-	}
-	write := func(v any) error {
-		raw, _ := json.Marshal(v)
-		return conn.Write(ctx, websocket.MessageText, raw)
-	}
-	if err := write(map[string]any{"type": "connection_init", "payload": map[string]string{"Authorization": "Bearer " + token}}); err != nil {
-		return nil, err
-	}
-	if _, raw, err := conn.Read(ctx); err != nil || !strings.Contains(string(raw), `"connection_ack"`) {
-		return nil, fmt.Errorf("init: %s (%v)", raw, err)
-	}
-	err = write(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{
-		"query":     `subscription($c: ID!) { typing(conversationId: $c) { user { id name } typing } }`,
-		"variables": map[string]any{"c": conv},
-	}})
+	conn, err := subscribeOnce(url, token, nil, `subscription($c: ID!) { typing(conversationId: $c) { user { id name } typing } }`,
+		map[string]any{"c": conv})
 	if err != nil {
 		return nil, err
 	}

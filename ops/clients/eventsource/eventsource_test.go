@@ -53,12 +53,7 @@ func TestEventSourceInBrowser(t *testing.T) {
 	}})
 	users := dbtest.Users(t, a.Direct, "Alice", "Bob")
 	conv := dbtest.Conversation(t, a.Direct, "General", users...)
-	send := func(n int, what string) {
-		for i := range n {
-			a.Client(users[0]).Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
-				map[string]any{"c": apptest.ID(conv), "b": fmt.Sprintf("%s %d", what, i)}, nil)
-		}
-	}
+	send := func(n int, what string) { a.Client(users[0]).SendNumbered(t, conv, n, what) }
 
 	page := browsertest.Attach(t, browsertest.Start(t, 800, 600), 60*time.Second)
 	ctx := page.Ctx

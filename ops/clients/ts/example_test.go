@@ -21,13 +21,8 @@ func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrat
 // TestTypeScriptExample compiles the TypeScript example client (this directory, whose npm
 // packages make check-ts installs) and runs it with Node against a development server.
 func TestTypeScriptExample(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	t.Parallel()
-	node, out := build(t)
-
-	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	s, example := startExample(t)
 	// The same client against a server that runs only the trusted-document manifest: every
 	// document the client sends is one of its generated operations, so all of them run.
 	trusted := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) {
@@ -40,9 +35,7 @@ func TestTypeScriptExample(t *testing.T) {
 		name string
 		s    *apptest.Server
 	}{{"development", s}, {"trusted documents only", trusted}} {
-		cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
-		cmd.Env = append(os.Environ(), "THREADLINE_URL="+srv.s.URL+"/query", "THREADLINE_TOKEN="+srv.s.Token(1))
-		b, err := cmd.CombinedOutput()
+		b, err := example(ctx, "example.js", srv.s.Token(1), "THREADLINE_URL="+srv.s.URL+"/query") // the last THREADLINE_URL wins.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: example: %v\n%s", srv.name, err, b)
 		}
@@ -54,20 +47,36 @@ func TestTypeScriptExample(t *testing.T) {
 	}
 
 	// A bad token comes back as a GraphQL error with its code.
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "example.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN=not-a-token")
-	b, err := cmd.CombinedOutput()
+	b, err := example(ctx, "example.js", "not-a-token").CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "codes UNAUTHENTICATED") {
 		t.Errorf("with a bad token: %v\n%s", err, b)
 	}
 }
 
-// build compiles this directory's TypeScript with the tsc that make check-ts installs (npm ci)
+// startExample compiles the examples (build) and starts a seeded development server. The
+// function it returns gives the command that runs the compiled src/<script> with Node against
+// that server, with THREADLINE_TOKEN=token and env added to the environment.
+func startExample(t *testing.T) (*apptest.Server, func(ctx context.Context, script, token string, env ...string) *exec.Cmd) {
+	t.Helper()
+	node, out := build(t)
+	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	return s, func(ctx context.Context, script, token string, env ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", script))
+		cmd.Env = append(append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+token), env...)
+		return cmd
+	}
+}
+
+// build skips the test under -short (it needs Node.js, and its callers the services); else it
+// compiles this directory's TypeScript with the tsc that make check-ts installs (npm ci)
 // into a directory of the test's own, and returns Node's path and that directory. The output is
 // ES modules (package.json says "type": "module"); its node_modules is a link to this
 // directory's, so that what it imports (@apollo/client) resolves.
 func build(t *testing.T) (node, out string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Node.js and the services")
+	}
 	tsc := filepath.Join("node_modules", ".bin", "tsc")
 	if _, err := os.Stat(tsc); err != nil {
 		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)
@@ -98,16 +107,11 @@ func build(t *testing.T) (node, out string) {
 // which it hears of a conversation another user adds the viewer to and of a message there,
 // which it marks read, and then of that read.
 func TestTypeScriptSidebar(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	t.Parallel()
-	node, out := build(t)
-	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	s, example := startExample(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "sidebar.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+s.Token(1), "SIDEBAR_EVENTS=3")
+	cmd := example(ctx, "sidebar.js", s.Token(1), "SIDEBAR_EVENTS=3")
 	var output apptest.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {

@@ -22,21 +22,13 @@ import (
 // B and receives what is sent through A; it disconnects, and once it resubscribes with afterSeq
 // it receives exactly what was sent meanwhile, then what follows live, each message once.
 func TestGraphQLSSEClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	t.Parallel()
 	node, out := build(t)
 	a := apptest.Start(t, apptest.Options{})
 	b := apptest.Start(t, apptest.Options{Database: &a.Database, RedisURL: a.Config.RedisURL})
 	users := dbtest.Users(t, a.Direct, "Alice", "Bob")
 	conv := dbtest.Conversation(t, a.Direct, "General", users...)
-	send := func(n int, what string) {
-		for i := range n {
-			a.Client(users[0]).Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
-				map[string]any{"c": apptest.ID(conv), "b": fmt.Sprintf("%s %d", what, i)}, nil)
-		}
-	}
+	send := func(n int, what string) { a.Client(users[0]).SendNumbered(t, conv, n, what) }
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -22,9 +22,6 @@ import (
 // fetchMore({ last, before }) to the newest. The list in Apollo's cache must then hold every
 // message, newest first, each once.
 func TestApolloTimeline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
 	t.Parallel()
 	node, out := build(t)
 

@@ -72,6 +72,8 @@ export type MessageFieldsFragment = { id: string, seq: number, conversationId: s
 
 export type PageInfoFieldsFragment = { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null };
 
+export type MessagePageFragment = { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } };
+
 export type ConversationSummaryFragment = { id: string, title: string, createdAt: string, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null };
 
 type EventFields_ConversationRenamedEvent_Fragment = { __typename: 'ConversationRenamedEvent', title: string, eventSeq: number, conversationId: string, at: string, actor: { id: string, name: string } };
@@ -274,14 +276,6 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
-export const PageInfoFieldsFragmentDoc = new TypedDocumentString(`
-    fragment PageInfoFields on PageInfo {
-  hasNextPage
-  hasPreviousPage
-  startCursor
-  endCursor
-}
-    `, {"fragmentName":"PageInfoFields"}) as unknown as TypedDocumentString<PageInfoFieldsFragment, unknown>;
 export const UserFieldsFragmentDoc = new TypedDocumentString(`
     fragment UserFields on User {
   id
@@ -312,6 +306,55 @@ export const MessageFieldsFragmentDoc = new TypedDocumentString(`
   id
   name
 }`, {"fragmentName":"MessageFields"}) as unknown as TypedDocumentString<MessageFieldsFragment, unknown>;
+export const PageInfoFieldsFragmentDoc = new TypedDocumentString(`
+    fragment PageInfoFields on PageInfo {
+  hasNextPage
+  hasPreviousPage
+  startCursor
+  endCursor
+}
+    `, {"fragmentName":"PageInfoFields"}) as unknown as TypedDocumentString<PageInfoFieldsFragment, unknown>;
+export const MessagePageFragmentDoc = new TypedDocumentString(`
+    fragment MessagePage on MessageConnection {
+  edges {
+    cursor
+    node {
+      ...MessageFields
+    }
+  }
+  pageInfo {
+    ...PageInfoFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}
+fragment PageInfoFields on PageInfo {
+  hasNextPage
+  hasPreviousPage
+  startCursor
+  endCursor
+}`, {"fragmentName":"MessagePage"}) as unknown as TypedDocumentString<MessagePageFragment, unknown>;
 export const ConversationSummaryFragmentDoc = new TypedDocumentString(`
     fragment ConversationSummary on Conversation {
   id
@@ -688,15 +731,7 @@ export const HistoryDocument = new TypedDocumentString(`
   conversation(id: $conversationId) {
     id
     history(first: $first, before: $before) {
-      edges {
-        cursor
-        node {
-          ...MessageFields
-        }
-      }
-      pageInfo {
-        ...PageInfoFields
-      }
+      ...MessagePage
     }
   }
 }
@@ -728,21 +763,24 @@ fragment PageInfoFields on PageInfo {
   hasPreviousPage
   startCursor
   endCursor
+}
+fragment MessagePage on MessageConnection {
+  edges {
+    cursor
+    node {
+      ...MessageFields
+    }
+  }
+  pageInfo {
+    ...PageInfoFields
+  }
 }`) as unknown as TypedDocumentString<HistoryQuery, HistoryQueryVariables>;
 export const TimelineDocument = new TypedDocumentString(`
     query Timeline($conversationId: ID!, $first: Int, $after: String, $last: Int, $before: String) {
   conversation(id: $conversationId) {
     id
     timeline(first: $first, after: $after, last: $last, before: $before) {
-      edges {
-        cursor
-        node {
-          ...MessageFields
-        }
-      }
-      pageInfo {
-        ...PageInfoFields
-      }
+      ...MessagePage
     }
   }
 }
@@ -774,6 +812,17 @@ fragment PageInfoFields on PageInfo {
   hasPreviousPage
   startCursor
   endCursor
+}
+fragment MessagePage on MessageConnection {
+  edges {
+    cursor
+    node {
+      ...MessageFields
+    }
+  }
+  pageInfo {
+    ...PageInfoFields
+  }
 }`) as unknown as TypedDocumentString<TimelineQuery, TimelineQueryVariables>;
 export const HistoryAroundDocument = new TypedDocumentString(`
     query HistoryAround($conversationId: ID!, $seq: Int!, $before: Int, $after: Int) {
