@@ -35,7 +35,7 @@ func TestTypeScriptExample(t *testing.T) {
 		name string
 		s    *apptest.Server
 	}{{"development", s}, {"trusted documents only", trusted}} {
-		b, err := example(ctx, "example.js", srv.s.Token(1), "THREADLINE_URL="+srv.s.URL+"/query") // the last THREADLINE_URL wins.CombinedOutput()
+		b, err := example(ctx, "example.js", srv.s.Token(1), "THREADLINE_URL="+srv.s.URL+"/query").CombinedOutput() // the last THREADLINE_URL wins
 		if err != nil {
 			t.Fatalf("%s: example: %v\n%s", srv.name, err, b)
 		}
