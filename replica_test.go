@@ -200,6 +200,12 @@ func TestReplicaLag(t *testing.T) {
 	if got := delta(before, dbReads(t, srv.App.Registry)); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("reads while replay was paused (target/reason: count) = %v, want %v", got, want)
 	}
+	// A search after a send finds it, read on the primary.
+	before = dbReads(t, srv.App.Registry)
+	searchFinds(t, srv, conv, "flamingopaused")
+	if got := delta(before, dbReads(t, srv.App.Registry)); got["replica/replayed"] != 0 || got["primary/lagging"] == 0 {
+		t.Errorf("search reads while replay was paused (target/reason: count) = %v, want them on the primary, lagging", got)
+	}
 	// A subscription's replay of what the replica has not replayed comes from the primary.
 	before = dbReads(t, srv.App.Registry)
 	replay(t, srv, conv, first-1, last)
@@ -216,6 +222,40 @@ func TestReplicaLag(t *testing.T) {
 	replay(t, srv, conv, first-1, last)
 	if got := delta(before, dbReads(t, srv.App.Registry)); got["replica/replayed"] == 0 {
 		t.Errorf("replay reads after replay resumed (target/reason: count) = %v, want them on the replica", got)
+	}
+	// A search, once the replica has replayed everything the primary wrote, from the replica
+	// (with nothing written meanwhile: the replica is then at the primary's position).
+	searched := false
+	for i := 0; i < 20 && !searched; i++ {
+		replayedEverything(t, srv, r)
+		time.Sleep(2 * db.DefaultReplicaMaxAge)
+		before = dbReads(t, srv.App.Registry)
+		var out struct {
+			SearchMessages struct{ Edges []struct{ Node struct{ Body string } } }
+		}
+		// A different first each time: a search of one conversation may be a response-cache hit.
+		srv.Client(1).Query(t, `query($c: ID!, $n: Int) { searchMessages(query: "flamingopaused", conversationId: $c, first: $n) { edges { node { body } } } }`, map[string]any{"c": conv, "n": 10 + i}, &out)
+		if len(out.SearchMessages.Edges) != 1 {
+			t.Fatalf("search after resume: %+v", out)
+		}
+		searched = delta(before, dbReads(t, srv.App.Registry))["replica/replayed"] > 0
+	}
+	if !searched {
+		t.Errorf("no search went to the replica after replay resumed: %v", dbReads(t, srv.App.Registry))
+	}
+}
+
+// searchFinds sends a message holding word and searches for it at once: the search finds it.
+func searchFinds(t *testing.T, srv *apptest.Server, conv, word string) {
+	t.Helper()
+	var sent struct{ SendMessage struct{ Seq int } }
+	srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": "look: " + word, "cmid": word}, &sent)
+	var out struct {
+		SearchMessages struct{ Edges []struct{ Node struct{ Body string } } }
+	}
+	srv.Client(1).Query(t, `query($c: ID!, $q: String!) { searchMessages(query: $q, conversationId: $c) { edges { node { body } } } }`, map[string]any{"c": conv, "q": word}, &out)
+	if len(out.SearchMessages.Edges) != 1 || out.SearchMessages.Edges[0].Node.Body != "look: "+word {
+		t.Fatalf("stale search: after sending %q, a search found %+v", word, out.SearchMessages.Edges)
 	}
 }
 

@@ -17,8 +17,10 @@ import (
 // Reads from a streaming replica
 //
 // A Store with a replica (NewStoreWithReplica) sends some reads to it: history pages read on a
-// history-cache miss (MessagePages), the replays and gap fills of subscriptions (MessagesAfter)
-// and the user directory (SearchUsers). Every other read, and every write, goes to the primary.
+// history-cache miss (MessagePages), the replays and gap fills of subscriptions (MessagesAfter),
+// message search (SearchMessages: at the primary's WAL position read as the search starts, one
+// cheap statement, since a search may read any of the viewer's conversations) and the user
+// directory (SearchUsers). Every other read, and every write, goes to the primary.
 //
 // Never stale for the writer. A read goes to the replica only when its context carries a WAL
 // position (chat.WithReadPosition) and the replica has replayed at least that far; otherwise it
