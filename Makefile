@@ -8,11 +8,18 @@ BIN := bin/threadline
 # go test's own package lines and summary are the output; -count=1 never reuses cached results.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run stop build deps ops-deps client-deps test test-short generate schema check-generated check-ts lint bench fuzz-short
+.PHONY: run run-cluster stop backup restore build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
 
 ## run: install what is missing, start the private stack under .data/, migrate, seed, serve on :8080
 run: build
 	@ops/run.sh
+
+## run-cluster: the private stack as for run, then three instances behind nginx on :8080 over a
+## Redis Cluster of three masters (ops/cluster); `go run ./ops/cluster restart` restarts the
+## instances one at a time
+run-cluster: build deps
+	$(GO) run ./ops/stack up -dir $(DATA)
+	$(GO) run ./ops/cluster up -dir $(DATA) -bin $(BIN)
 
 ## bench: the load scenarios side by side on a private stack under $(BENCH_DATA) (free ports),
 ## writing BENCHMARKS.md and its charts (at most 15 minutes). BENCH_QUICK=1: a smoke run of at
@@ -22,18 +29,31 @@ bench: deps
 	$(GO) run ./ops/stack up -dir $(BENCH_DATA) -pg-port 0 -pgbouncer-port 0 -redis-port 0
 	$(GO) run ./ops/loadtest/cmd/bench -dir $(BENCH_DATA) -bin $(BIN); s=$$?; $(GO) run ./ops/stack down -dir $(BENCH_DATA); exit $$s
 
-## stop: stop the private stack
+## stop: stop the private stack, and the cluster of run-cluster if one runs
 stop:
+	$(GO) run ./ops/cluster down -dir $(DATA)
 	$(GO) run ./ops/stack down -dir $(DATA)
+
+## backup: WAL archiving on the private stack (turned on the first time: PostgreSQL restarts once)
+## and a base backup with pg_basebackup, under $(DATA)/backup/ (wal/, base/<finished>/)
+backup:
+	$(GO) run ./ops/stack backup -dir $(DATA)
+
+## restore TARGET_TIME=2026-12-01T18:45:00Z: the private stack's PostgreSQL as it was then, restored
+## from $(DATA)/backup/ into a new data directory ($(DATA)/restore/<time>/) and started on a free
+## port beside the stack; prints its URL and how to stop it
+restore:
+	@test -n "$(TARGET_TIME)" || { echo "usage: make restore TARGET_TIME=2026-12-01T18:45:00Z (RFC 3339, UTC or with an offset)" >&2; exit 2; }
+	$(GO) run ./ops/stack restore -dir $(DATA) -target-time '$(TARGET_TIME)'
 
 build:
 	$(GO) build -o $(BIN) .
 
-## deps: install PostgreSQL, PgBouncer and Redis with apt-get if they are missing
+## deps: install PostgreSQL, PgBouncer, Redis and nginx with apt-get if they are missing
 deps:
 	@ops/stack/install-deps.sh
 
-## ops-deps: install Prometheus (promtool), its exporters and docker-compose with apt-get if missing
+## ops-deps: install Prometheus (promtool), its exporters, Alertmanager (amtool) and docker-compose with apt-get if missing
 ops-deps:
 	@ops/install-ops-deps.sh
 
@@ -43,7 +63,7 @@ client-deps:
 
 ## test: every test against real services, plus the generated-code, vet and staticcheck checks,
 ## and a short run of each fuzz target
-test: deps ops-deps client-deps check-generated check-ts lint
+test: deps ops-deps client-deps check-generated check-ts check-web lint
 	$(GO) test $(TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz-short
 
@@ -54,7 +74,8 @@ test: deps ops-deps client-deps check-generated check-ts lint
 # count has no deadline to race. 100000 executions take 1 to 5 s per target here.
 FUZZ_TIME ?= 100000x
 FUZZ_TARGETS := ./internal/chat:FuzzDecodeMessageCursor ./internal/chat:FuzzDecodeConversationCursor \
-	./internal/chat:FuzzNormalizeText ./graph/model:FuzzUnmarshalID \
+	./internal/chat:FuzzNormalizeText ./internal/chat:FuzzDecodeSearchCursor ./internal/chat:FuzzSnippet \
+	./graph/model:FuzzUnmarshalID \
 	./graph/httptransport:FuzzPOST ./graph/httptransport:FuzzGET ./graph/document:FuzzGate
 fuzz-short:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -84,6 +105,16 @@ check-generated:
 ## check-ts: TypeScript codegen over graph/client/operations and tsc --strict on ops/clients/ts (npm)
 check-ts:
 	@ops/clients/ts/check.sh
+
+## check-web: the web app (web/): npm ci, codegen, tsc --strict, and a rebuild of the bundle
+## embedded from internal/webapp/dist; fails if the committed types or bundle are out of date
+check-web:
+	@web/check.sh
+
+## screenshots: the web app's screenshots beside the README (docs/web/*.png), taken by its
+## browser test
+screenshots: client-deps
+	$(GO) test -count=1 -run 'TestWebAppScreenshots' ./web -screenshots
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

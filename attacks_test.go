@@ -18,19 +18,25 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
 // The attacks that took down a production-mode server, replayed against the real binary in
 // production mode: each is refused or bounded, in time, in response size and in the process's
 // memory. (Their finer points have tests of their own in graph, graph/document and graph's
-// WebSocket tests; this one measures the process.)
+// WebSocket and event-stream tests; this one measures the process.)
 func TestAttacksAgainstProductionServer(t *testing.T) {
 	t.Parallel()
 	d := testenv.NewDatabase(t)
 	redisURL := testenv.NewRedis(t)
 	env := apptest.Env(t, d, redisURL)
 	env["APP_ENV"], env["LOG_LEVEL"] = "production", "warn"
+	const streamsPerAddr = 40
+	env["WS_MAX_CONNS_PER_ADDR"] = strconv.Itoa(streamsPerAddr)
+	direct := dbtest.Open(t, d.DirectURL)
+	users := dbtest.Users(t, direct, "Alice", "Bob")
+	conv := dbtest.Conversation(t, direct, "General", users...)
 	srv := apptest.StartProcess(t, env)
 	pid := srv.Cmd.Process.Pid
 	rss := func() int64 { return processRSS(t, pid) }
@@ -51,13 +57,7 @@ func TestAttacksAgainstProductionServer(t *testing.T) {
 	}
 
 	t.Run("validation bomb", func(t *testing.T) {
-		var q strings.Builder
-		q.WriteString("{ ")
-		for range 995 {
-			q.WriteString("x: me { id } x: __typename ")
-		}
-		q.WriteString("}")
-		body, _ := json.Marshal(map[string]string{"query": q.String()})
+		body, _ := json.Marshal(map[string]string{"query": validationBomb("", "x: me { id } x: __typename")})
 		before := rss()
 		_, resp, took := post(body)
 		if took > 200*time.Millisecond || len(resp) > 64<<10 || !strings.Contains(string(resp), "BAD_USER_INPUT") {
@@ -65,6 +65,37 @@ func TestAttacksAgainstProductionServer(t *testing.T) {
 		}
 		if grew := rss() - before; grew > 50<<20 {
 			t.Fatalf("RSS grew by %d MB", grew>>20)
+		}
+	})
+
+	t.Run("validation bomb over an event stream", func(t *testing.T) {
+		before := rss()
+		began := time.Now()
+		sse := srv.Stream(t, users[0], validationBomb("subscription ", "x: messageAdded(conversationId: 1) { id } x: __typename"), nil, apptest.SSEOptions{})
+		events := sse.Ended(t, 5*time.Second)
+		if took := time.Since(began); took > 200*time.Millisecond || len(events) != 2 || !strings.Contains(string(events[0].Data), "BAD_USER_INPUT") ||
+			len(events[0].Data) > 64<<10 {
+			t.Fatalf("the bomb over an event stream: %s, %d events: %.300s", took, len(events), events)
+		}
+		if grew := rss() - before; grew > 50<<20 {
+			t.Fatalf("RSS grew by %d MB", grew>>20)
+		}
+	})
+
+	t.Run("event streams of one address are capped", func(t *testing.T) {
+		before := rss()
+		vars := map[string]any{"c": apptest.ID(conv)}
+		for i := range streamsPerAddr {
+			if sse := srv.Stream(t, users[i%2], apptest.MessageAddedQuery, vars, apptest.SSEOptions{Method: http.MethodGet}); sse.Status != http.StatusOK {
+				t.Fatalf("stream %d: %d %v", i, sse.Status, sse.Refusal)
+			}
+		}
+		sse := srv.Stream(t, users[0], apptest.MessageAddedQuery, vars, apptest.SSEOptions{Method: http.MethodGet})
+		if sse.Status != http.StatusTooManyRequests || sse.Header.Get("Retry-After") == "" || len(sse.Refusal.Errors) != 1 || sse.Refusal.Errors[0].Code() != "RATE_LIMITED" {
+			t.Fatalf("a stream past the cap: %d %v", sse.Status, sse.Refusal)
+		}
+		if grew := rss() - before; grew > 20<<20 {
+			t.Fatalf("RSS grew by %d MB for %d streams", grew>>20, streamsPerAddr)
 		}
 	})
 
@@ -169,4 +200,17 @@ func counter(exposition, sample string) float64 {
 		}
 	}
 	return 0
+}
+
+// validationBomb is the operation op (a keyword and a space, or "" for a query) whose selection
+// is sel 995 times: fields that conflict under one alias, which naive validation compares pair
+// by pair.
+func validationBomb(op, sel string) string {
+	var q strings.Builder
+	q.WriteString(op + "{ ")
+	for range 995 {
+		q.WriteString(sel + " ")
+	}
+	q.WriteString("}")
+	return q.String()
 }

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,28 +233,16 @@ func (l *mixedLoad) finish() []outcome {
 func TestFaultRedisKilledDuringReads(t *testing.T) {
 	t.Parallel()
 	testenv.Stack(t)
-	ctx := context.Background()
-	redisDir := t.TempDir()
-	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startFaultServer(t, apptest.Options{RedisURL: "redis://" + redisAddr + "/0"}, nil)
+	rds := apptest.StartRedis(t)
+	srv := startFaultServer(t, apptest.Options{RedisURL: rds.URL()}, nil)
 	convs := demoConversations(t, &srv.Endpoint)
 
 	load := startMixedLoad(srv, convs, 6, 0, "")
 	time.Sleep(700 * time.Millisecond)
 	killedAt := load.since()
-	if err := stopRedis(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 	time.Sleep(1200 * time.Millisecond)
-	port, _ := strconv.Atoi(redisAddr[strings.LastIndex(redisAddr, ":")+1:])
-	_, stopRedis, err = devstack.StartRedisServer(ctx, redisDir, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopRedis()
+	rds.Restart(t)
 	restartedAt := load.since()
 	// Until the breaker has closed again and hits are back, under the same load (a few hundred
 	// milliseconds; up to 9 s measured with the machine's two cores saturated by a build).

@@ -16,10 +16,10 @@ import (
 // The layers of the module, lowest first. A package may import packages of its own layer and of
 // the layers below it, never one above: the parts (internal/...) know nothing of PostgreSQL's
 // adapter, the adapter nothing of GraphQL, GraphQL nothing of how the server is assembled, and
-// no server code anything of the tools and checks under ops/. The program (server.go) sits on
-// top. Test files count too, with two exceptions: tests under internal/ may use the PostgreSQL
-// adapter (db.Migrate, db/dbtest fixtures), and graph's tests run through the assembled server
-// (app/apptest).
+// no server code anything of the tools and checks under ops/ (and web/, the web app's sources and
+// browser tests). The program (server.go) sits on top. Test files count too, with two
+// exceptions: tests under internal/ may use the PostgreSQL adapter (db.Migrate, db/dbtest
+// fixtures), and graph's tests run through the assembled server (app/apptest).
 var layers = []struct {
 	name     string
 	prefixes []string // relative to the module; "" is the root package
@@ -28,7 +28,7 @@ var layers = []struct {
 	{"db", []string{"db"}},
 	{"graph", []string{"graph"}},
 	{"app", []string{"app"}},
-	{"ops", []string{"ops"}},
+	{"ops", []string{"ops", "web"}},
 	{"program", []string{""}},
 }
 

@@ -99,7 +99,11 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	c.OpsAddr = e.String("OPS_ADDR", c.OpsAddr)
 	c.DatabaseURL = e.String("DATABASE_URL", "")
 	c.DatabaseDirectURL = e.String("DATABASE_DIRECT_URL", "")
+	c.DatabaseReplicaURL = e.String("DATABASE_REPLICA_URL", "")
 	c.RedisURL = e.String("REDIS_URL", "")
+	c.RedisTLS.CAFile = e.String("REDIS_TLS_CA_FILE", "")
+	c.RedisTLS.CertFile = e.String("REDIS_TLS_CERT_FILE", "")
+	c.RedisTLS.KeyFile = e.String("REDIS_TLS_KEY_FILE", "")
 	c.JWTSecret = e.String("JWT_SECRET", "")
 	if c.JWTSecret == "" && c.Development() {
 		c.JWTSecret = app.DevelopmentSecret
@@ -112,6 +116,7 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 		e.Fail("LOG_FORMAT", "must be json or text")
 	}
 	c.DemoUserID = int64(e.Int("DEMO_USER_ID", int(c.DemoUserID)))
+	c.WebAppEnabled = e.Bool("WEB_APP_ENABLED", c.WebAppEnabled)
 	c.Introspection = e.Bool("GRAPHQL_INTROSPECTION", c.Development())
 	c.WSAllowedOrigins = e.Origins("WS_ALLOWED_ORIGINS", c.Development())
 	// CORS allows the WebSocket origins unless it has a list of its own.
@@ -137,6 +142,7 @@ func readPools(e *envconfig.Reader, c *app.Config) {
 	// The response cache records history-cache generations: it needs the history cache.
 	c.ResponseCacheEnabled = e.Bool("RESPONSE_CACHE_ENABLED", c.CacheEnabled) && c.CacheEnabled
 	c.ResponseCacheTTL = e.Duration("RESPONSE_CACHE_TTL", c.ResponseCacheTTL)
+	c.LocalCacheBytes = int64(e.Int("LOCAL_CACHE_BYTES", int(c.LocalCacheBytes)))
 	c.CacheTTLFirstPage = e.Duration("CACHE_TTL_FIRST_PAGE", c.CacheTTLFirstPage)
 	c.CacheTTL = e.Duration("CACHE_TTL", c.CacheTTL)
 	c.CacheFallbackRate = e.Positive("CACHE_FALLBACK_RATE", c.CacheFallbackRate)
@@ -145,6 +151,8 @@ func readPools(e *envconfig.Reader, c *app.Config) {
 	c.RedisTimeout = e.Duration("REDIS_TIMEOUT", c.RedisTimeout)
 	c.RedisBreakerFailures = uint32(e.Int("REDIS_BREAKER_FAILURES", int(c.RedisBreakerFailures)))
 	c.RedisBreakerOpen = e.Duration("REDIS_BREAKER_OPEN", c.RedisBreakerOpen)
+	c.PostCommitWait = e.Duration("POST_COMMIT_WAIT", c.PostCommitWait)
+	c.LivePollInterval = e.Duration("LIVE_POLL_INTERVAL", c.LivePollInterval)
 	c.SubscriberBuffer = e.Positive("SUBSCRIBER_BUFFER", c.SubscriberBuffer)
 }
 
@@ -169,6 +177,7 @@ func readHTTP(e *envconfig.Reader, c *app.Config) {
 	c.WSMaxInFlight = e.Positive("WS_MAX_IN_FLIGHT", c.WSMaxInFlight)
 	c.WSMaxConnsPerUser = e.Positive("WS_MAX_CONNS_PER_USER", c.WSMaxConnsPerUser)
 	c.WSMaxConnsPerAddr = e.Positive("WS_MAX_CONNS_PER_ADDR", c.WSMaxConnsPerAddr)
+	c.SSEKeepAlive = e.Duration("SSE_KEEPALIVE_INTERVAL", c.SSEKeepAlive)
 }
 
 // readLimits reads the limits of documents, operations, rates and load.
@@ -236,6 +245,12 @@ func serve(ctx context.Context, cfg app.Config, log *slog.Logger, stdout io.Writ
 		return err
 	}
 	defer application.Close()
+	// Each dependency's first connection, or why it failed, in the log; stopped before the
+	// application closes, so that a closed pool is not reported as a failed connection.
+	logCtx, stopLog := context.WithCancel(ctx)
+	logged := make(chan struct{})
+	go func() { defer close(logged); application.LogConnections(logCtx) }()
+	defer func() { stopLog(); <-logged }()
 	srv := &http.Server{
 		Handler:           closeWhenStopping(ctx, application.Handler),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

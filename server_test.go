@@ -176,6 +176,10 @@ func TestConfigFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		env  map[string]string
 		want func(*app.Config)
@@ -188,7 +192,11 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"ADDR": ":9090"}, func(c *app.Config) { c.Addr = ":9090" }},
 		{map[string]string{"DATABASE_URL": "postgres://pooled"}, func(c *app.Config) { c.DatabaseURL = "postgres://pooled" }},
 		{map[string]string{"DATABASE_DIRECT_URL": "postgres://direct"}, func(c *app.Config) { c.DatabaseDirectURL = "postgres://direct" }},
+		{map[string]string{"DATABASE_REPLICA_URL": "postgres://replica"}, func(c *app.Config) { c.DatabaseReplicaURL = "postgres://replica" }},
 		{map[string]string{"REDIS_URL": "redis://r:6379"}, func(c *app.Config) { c.RedisURL = "redis://r:6379" }},
+		{map[string]string{"REDIS_TLS_CA_FILE": "/etc/redis/ca.crt"}, func(c *app.Config) { c.RedisTLS.CAFile = "/etc/redis/ca.crt" }},
+		{map[string]string{"REDIS_TLS_CERT_FILE": "/etc/redis/client.crt"}, func(c *app.Config) { c.RedisTLS.CertFile = "/etc/redis/client.crt" }},
+		{map[string]string{"REDIS_TLS_KEY_FILE": "/etc/redis/client.key"}, func(c *app.Config) { c.RedisTLS.KeyFile = "/etc/redis/client.key" }},
 		{map[string]string{"JWT_SECRET": "0123456789abcdef0123"}, func(c *app.Config) { c.JWTSecret = "0123456789abcdef0123" }},
 		{map[string]string{"LOG_LEVEL": "debug"}, func(c *app.Config) { c.LogLevel = slog.LevelDebug }},
 		{map[string]string{"LOG_FORMAT": "text"}, func(c *app.Config) { c.LogFormat = "text" }},
@@ -202,11 +210,16 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"CACHE_ENABLED": "false"}, func(c *app.Config) { c.CacheEnabled, c.ResponseCacheEnabled = false, false }},
 		{map[string]string{"RESPONSE_CACHE_ENABLED": "false"}, func(c *app.Config) { c.ResponseCacheEnabled = false }},
 		{map[string]string{"RESPONSE_CACHE_TTL": "3s"}, func(c *app.Config) { c.ResponseCacheTTL = 3 * time.Second }},
+		{map[string]string{"LOCAL_CACHE_BYTES": "0"}, func(c *app.Config) { c.LocalCacheBytes = 0 }},
 		{map[string]string{"CACHE_TTL_FIRST_PAGE": "4s"}, func(c *app.Config) { c.CacheTTLFirstPage = 4 * time.Second }},
 		{map[string]string{"CACHE_TTL": "5s"}, func(c *app.Config) { c.CacheTTL = 5 * time.Second }},
 		{map[string]string{"REDIS_TIMEOUT": "6ms"}, func(c *app.Config) { c.RedisTimeout = 6 * time.Millisecond }},
 		{map[string]string{"REDIS_BREAKER_FAILURES": "3"}, func(c *app.Config) { c.RedisBreakerFailures = 3 }},
 		{map[string]string{"REDIS_BREAKER_OPEN": "7s"}, func(c *app.Config) { c.RedisBreakerOpen = 7 * time.Second }},
+		{map[string]string{"POST_COMMIT_WAIT": "42ms"}, func(c *app.Config) { c.PostCommitWait = 42 * time.Millisecond }},
+		{map[string]string{"POST_COMMIT_WAIT": "0s"}, func(c *app.Config) { c.PostCommitWait = 0 }},
+		{map[string]string{"LIVE_POLL_INTERVAL": "43ms"}, func(c *app.Config) { c.LivePollInterval = 43 * time.Millisecond }},
+		{map[string]string{"LIVE_POLL_INTERVAL": "0"}, func(c *app.Config) { c.LivePollInterval = 0 }},
 		{map[string]string{"GRAPHQL_INTROSPECTION": "true"}, func(c *app.Config) { c.Introspection = true }},
 		{map[string]string{"MAX_BODY_BYTES": "2000"}, func(c *app.Config) { c.MaxBodyBytes = 2000 }},
 		{map[string]string{"MAX_HEADER_BYTES": "3000"}, func(c *app.Config) { c.MaxHeaderBytes = 3000 }},
@@ -233,6 +246,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"WS_PING_INTERVAL": "2s"}, func(c *app.Config) { c.WSPingInterval = 2 * time.Second }},
 		{map[string]string{"SUBSCRIBER_BUFFER": "18"}, func(c *app.Config) { c.SubscriberBuffer = 18 }},
 		{map[string]string{"DEMO_USER_ID": "19"}, func(c *app.Config) { c.DemoUserID = 19 }},
+		{map[string]string{"WEB_APP_ENABLED": "true"}, func(c *app.Config) { c.WebAppEnabled = true }},
 		{map[string]string{"OPS_ADDR": "127.0.0.1:6060"}, func(c *app.Config) { c.OpsAddr = "127.0.0.1:6060" }},
 		{map[string]string{"JWT_JWKS_URL": "https://idp.example.com/jwks"}, func(c *app.Config) { c.JWTJWKSURL = "https://idp.example.com/jwks" }},
 		{map[string]string{"JWT_ISSUER": "https://idp.example.com/"}, func(c *app.Config) { c.JWTIssuer = "https://idp.example.com/" }},
@@ -249,6 +263,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		{map[string]string{"WS_MAX_IN_FLIGHT": "28"}, func(c *app.Config) { c.WSMaxInFlight = 28 }},
 		{map[string]string{"WS_MAX_CONNS_PER_USER": "29"}, func(c *app.Config) { c.WSMaxConnsPerUser = 29 }},
 		{map[string]string{"WS_MAX_CONNS_PER_ADDR": "30"}, func(c *app.Config) { c.WSMaxConnsPerAddr = 30 }},
+		{map[string]string{"SSE_KEEPALIVE_INTERVAL": "41s"}, func(c *app.Config) { c.SSEKeepAlive = 41 * time.Second }},
 		{map[string]string{"MAX_DOCUMENT_BYTES": "31"}, func(c *app.Config) { c.Limits.DocumentBytes = 31 }},
 		{map[string]string{"MAX_SAME_NAME": "32"}, func(c *app.Config) { c.Limits.SameName = 32 }},
 		{map[string]string{"MAX_OPERATIONS": "33"}, func(c *app.Config) { c.Limits.Operations = 33 }},
@@ -266,6 +281,9 @@ func TestConfigFromEnvironment(t *testing.T) {
 			name = k + "=" + v
 			if !strings.Contains(string(example), "\n"+k+"=") {
 				t.Errorf(".env.example does not list %s", k)
+			}
+			if !strings.Contains(string(readme), "`"+k+"`") {
+				t.Errorf("README.md does not name %s", k)
 			}
 		}
 		t.Run(name, func(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/localcache"
+	"github.com/threadline/threadline/internal/presence"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
@@ -25,13 +27,17 @@ type Config struct {
 	Addr              string
 	DatabaseURL       string // through PgBouncer
 	DatabaseDirectURL string // straight to PostgreSQL: migrations and seeding
-	RedisURL          string
-	JWTSecret         string // HS256 tokens
-	JWTJWKSURL        string // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
-	JWTIssuer         string // when set, every token's iss
-	JWTAudience       string // when set, in every token's aud
-	LogLevel          slog.Level
-	LogFormat         string
+	// DatabaseReplicaURL, when set, reaches a streaming replica of DatabaseURL's PostgreSQL
+	// (through PgBouncer), for the reads it may serve (db.NewStoreWithReplica).
+	DatabaseReplicaURL string
+	RedisURL           string
+	RedisTLS           redisclient.TLSFiles // a private CA and a client certificate for rediss://
+	JWTSecret          string               // HS256 tokens
+	JWTJWKSURL         string               // an identity provider's JWKS: RS256/ES256 keys (auth.Config.JWKSURL)
+	JWTIssuer          string               // when set, every token's iss
+	JWTAudience        string               // when set, in every token's aud
+	LogLevel           slog.Level
+	LogFormat          string
 
 	DBMaxConns        int32
 	DBMinConns        int32
@@ -45,11 +51,23 @@ type Config struct {
 	CacheEnabled         bool
 	ResponseCacheEnabled bool // needs CacheEnabled: responses record history-cache generations
 	ResponseCacheTTL     time.Duration
+	// LocalCacheBytes bounds the response cache's in-process tier (internal/localcache), in
+	// estimated bytes; 0 turns the tier off (every lookup goes to Redis).
+	LocalCacheBytes      int64
 	CacheTTLFirstPage    time.Duration
 	CacheTTL             time.Duration
 	RedisTimeout         time.Duration
 	RedisBreakerFailures uint32
 	RedisBreakerOpen     time.Duration
+	// PostCommitWait bounds, while Redis is known to be failing, how long a mutation waits after
+	// its commit for its post-commit steps (cache token moves, the Pub/Sub publish); past it the
+	// mutation answers and they go on in the background (chat.ServiceConfig.Wait). 0: wait for
+	// them all.
+	PostCommitWait time.Duration
+	// LivePollInterval is how often each instance reads from PostgreSQL the newest event of
+	// every stream its subscribers follow, to deliver what Redis Pub/Sub did not
+	// (live.Config.PollInterval); 0 turns the poll off.
+	LivePollInterval time.Duration
 
 	Introspection bool
 	MaxBodyBytes  int64
@@ -117,7 +135,22 @@ type Config struct {
 	WSMaxConnsPerUser, WSMaxConnsPerAddr int
 	SubscriberBuffer                     int // events a subscriber may have waiting before it is cut off
 
+	// PresenceTTL is how long a user stays online after their last request or connection
+	// refresh (package presence). The schema promises 60 s (User.online), so it is not read from
+	// the environment: tests shorten it.
+	PresenceTTL time.Duration
+
+	// SSEKeepAlive is how often an event stream (GraphQL over Server-Sent Events) gets a
+	// keep-alive comment. The WebSocket settings above bound event streams too: WSWriteTimeout
+	// each write, WSMaxConnsPerUser and WSMaxConnsPerAddr the connections of a user and of an
+	// address, WebSocket connections and event streams together.
+	SSEKeepAlive time.Duration
+
 	DemoUserID int64 // GraphiQL acts as this user in development
+
+	// WebAppEnabled serves the reference chat web app at /app in production too; in development
+	// it is always served (package webapp).
+	WebAppEnabled bool
 
 	// OpsAddr is the listener of the operations endpoints (/metrics, /health/cache, pprof):
 	// private, never the public one. In development they are on Addr too, and OpsAddr is
@@ -132,6 +165,15 @@ func (c Config) AuthConfig(log *slog.Logger) auth.Config {
 
 // Development reports whether the server runs in development mode.
 func (c Config) Development() bool { return c.Env == "development" }
+
+// ServesWebApp reports whether /app serves the web app: always in development, in production
+// when WEB_APP_ENABLED is set.
+func (c Config) ServesWebApp() bool { return c.Development() || c.WebAppEnabled }
+
+// DefaultPostCommitWait is Config.PostCommitWait by default: far above what the post-commit steps
+// take with Redis answering (well under a millisecond), far below what they may take without it
+// (a Redis call's deadline, REDIS_TIMEOUT, for each).
+const DefaultPostCommitWait = 30 * time.Millisecond
 
 // DefaultOpsAddr is the operations listener in production: loopback, so that only the machine
 // (or its Prometheus sidecar) reaches it; set OPS_ADDR=:9464 where Prometheus scrapes from
@@ -160,11 +202,14 @@ func Defaults() Config {
 		CacheEnabled:            true,
 		ResponseCacheEnabled:    true,
 		ResponseCacheTTL:        respcache.DefaultTTL,
+		LocalCacheBytes:         localcache.DefaultBytes,
 		CacheTTLFirstPage:       cache.DefaultTTLFirstPage,
 		CacheTTL:                cache.DefaultTTL,
 		RedisTimeout:            redisclient.DefaultCallTimeout,
 		RedisBreakerFailures:    redisclient.DefaultFailureThreshold,
 		RedisBreakerOpen:        redisclient.DefaultOpenTimeout,
+		PostCommitWait:          DefaultPostCommitWait,
+		LivePollInterval:        live.DefaultPollInterval,
 		MaxBodyBytes:            64 << 10,
 		MaxHeaderBytes:          128 << 10,
 		RequestTimeout:          10 * time.Second,
@@ -194,6 +239,8 @@ func Defaults() Config {
 		CreateConversationRate:  ratelimit.DefaultCreateRate,
 		CreateConversationBurst: ratelimit.DefaultCreateBurst,
 		SubscriberBuffer:        live.DefaultBuffer,
+		PresenceTTL:             presence.DefaultTTL,
+		SSEKeepAlive:            streaming.DefaultKeepAlive,
 		DemoUserID:              1,
 	}
 }

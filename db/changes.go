@@ -32,27 +32,35 @@ var (
 )
 
 // Apply makes one change to a conversation on behalf of actorID (see chat.Store).
-func (s *Store) Apply(ctx context.Context, actorID int64, m chat.Mutation) (chat.Event, error) {
+func (s *Store) Apply(ctx context.Context, actorID int64, m chat.Mutation) (chat.Change, error) {
+	c, err := s.apply(ctx, actorID, m)
+	if err == nil && c.Event != nil {
+		s.stamp(ctx, &c)
+	}
+	return c, err
+}
+
+func (s *Store) apply(ctx context.Context, actorID int64, m chat.Mutation) (chat.Change, error) {
 	switch m := m.(type) {
 	case chat.EditMessage, chat.DeleteMessage, chat.React:
 		return s.changeMessage(ctx, actorID, m)
 	case chat.AddMembers:
-		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, _ chat.Role) (chat.Event, error) {
-			return addMembersChecked(ctx, q, h, m.UserIDs)
+		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, _ chat.Role, ch *chat.Change) (chat.Event, error) {
+			return addMembersChecked(ctx, q, h, m.UserIDs, ch)
 		})
 	case chat.RemoveMember:
 		if m.UserID == actorID {
-			return s.Apply(ctx, actorID, chat.LeaveConversation{ConversationID: m.ConversationID})
+			return s.apply(ctx, actorID, chat.LeaveConversation{ConversationID: m.ConversationID})
 		}
-		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, role chat.Role) (chat.Event, error) {
+		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, role chat.Role, ch *chat.Change) (chat.Event, error) {
 			if role != chat.RoleOwner {
 				return nil, errNotOwner
 			}
-			return removeMember(ctx, q, h, m.UserID)
+			return removeMember(ctx, q, h, m.UserID, ch)
 		})
 	case chat.LeaveConversation:
-		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, role chat.Role) (chat.Event, error) {
-			ev, err := removeMember(ctx, q, h, actorID)
+		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, role chat.Role, ch *chat.Change) (chat.Event, error) {
+			ev, err := removeMember(ctx, q, h, actorID, ch)
 			if err != nil || role != chat.RoleOwner {
 				return ev, err
 			}
@@ -66,7 +74,7 @@ func (s *Store) Apply(ctx context.Context, actorID int64, m chat.Mutation) (chat
 			return ev, q.MemberMakeOwner(ctx, dbsqlc.MemberMakeOwnerParams{ConversationID: h.ConversationID, UserID: next})
 		})
 	case chat.RenameConversation:
-		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, _ chat.Role) (chat.Event, error) {
+		return s.changeConversation(ctx, actorID, m.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, _ chat.Role, _ *chat.Change) (chat.Event, error) {
 			if _, err := q.ConversationRename(ctx, dbsqlc.ConversationRenameParams{ID: h.ConversationID, Title: m.Title}); err != nil {
 				return nil, fmt.Errorf("rename: %w", err)
 			}
@@ -74,14 +82,15 @@ func (s *Store) Apply(ctx context.Context, actorID int64, m chat.Mutation) (chat
 			return &chat.ConversationRenamed{EventHeader: h, Title: m.Title}, err
 		})
 	}
-	return nil, fmt.Errorf("db: unknown change %T", m)
+	return chat.Change{}, fmt.Errorf("db: unknown change %T", m)
 }
 
 // changeConversation runs change under conversationID's row lock, with the header of the event
-// it is to store. A conversation that is missing or that the actor is not a member of is
-// NOT_FOUND. When change returns errNoChange the returned event has EventSeq 0.
-func (s *Store) changeConversation(ctx context.Context, actorID, conversationID int64, change func(*dbsqlc.Queries, chat.EventHeader, chat.Role) (chat.Event, error)) (chat.Event, error) {
-	var out chat.Event
+// it is to store and the Change so far (the members before it), which change may add to. A
+// conversation that is missing or that the actor is not a member of is NOT_FOUND. When change
+// returns errNoChange the returned Change's event has EventSeq 0.
+func (s *Store) changeConversation(ctx context.Context, actorID, conversationID int64, change func(*dbsqlc.Queries, chat.EventHeader, chat.Role, *chat.Change) (chat.Event, error)) (chat.Change, error) {
+	var out chat.Change
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		bump, err := q.ConversationBumpEvent(ctx, dbsqlc.ConversationBumpEventParams{ID: conversationID, ActorID: actorID})
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -94,17 +103,21 @@ func (s *Store) changeConversation(ctx context.Context, actorID, conversationID 
 			EventSeq: bump.LastEventSeq, ConversationID: conversationID,
 			Actor: chat.User{ID: actorID, Name: bump.ActorName}, At: bump.At,
 		}
-		out, err = change(q, h, chat.Role(bump.Role))
+		out = chat.Change{ConversationID: conversationID, Members: bump.MemberIds}
+		out.Event, err = change(q, h, chat.Role(bump.Role), &out)
 		return err
 	})
 	if errors.Is(err, errNoChange) {
-		return &chat.MembersAdded{EventHeader: chat.EventHeader{ConversationID: conversationID}}, nil
+		return chat.Change{ConversationID: conversationID, Event: &chat.MembersAdded{EventHeader: chat.EventHeader{ConversationID: conversationID}}}, nil
 	}
-	return out, err
+	if err != nil {
+		return chat.Change{}, err
+	}
+	return out, nil
 }
 
 // changeMessage edits, deletes or reacts to a message.
-func (s *Store) changeMessage(ctx context.Context, actorID int64, m chat.Mutation) (chat.Event, error) {
+func (s *Store) changeMessage(ctx context.Context, actorID int64, m chat.Mutation) (chat.Change, error) {
 	var id int64
 	switch m := m.(type) {
 	case chat.EditMessage:
@@ -116,13 +129,13 @@ func (s *Store) changeMessage(ctx context.Context, actorID int64, m chat.Mutatio
 	}
 	loc, err := s.q.MessageLocate(ctx, dbsqlc.MessageLocateParams{UserID: actorID, ID: id})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, apperr.ErrNotFound
+		return chat.Change{}, apperr.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("locate message: %w", err)
+		return chat.Change{}, fmt.Errorf("locate message: %w", err)
 	}
 	var msg *chat.Message
-	ev, err := s.changeConversation(ctx, actorID, loc.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, role chat.Role) (chat.Event, error) {
+	ch, err := s.changeConversation(ctx, actorID, loc.ConversationID, func(q *dbsqlc.Queries, h chat.EventHeader, role chat.Role, _ *chat.Change) (chat.Event, error) {
 		state, err := q.MessageState(ctx, dbsqlc.MessageStateParams{ConversationID: h.ConversationID, ID: id})
 		if err != nil {
 			return nil, fmt.Errorf("message state: %w", err)
@@ -138,16 +151,17 @@ func (s *Store) changeMessage(ctx context.Context, actorID int64, m chat.Mutatio
 		return ev, nil
 	})
 	if err != nil {
-		return nil, err
+		return chat.Change{}, err
 	}
-	if ev.Header().EventSeq != 0 {
-		return ev, nil
+	if ch.Event.Header().EventSeq != 0 {
+		return ch, nil
 	}
 	// Nothing changed: the message as it is, under an event that numbers nothing.
 	if msg, err = messageByID(ctx, s.q, id); err != nil {
-		return nil, err
+		return chat.Change{}, err
 	}
-	return &chat.MessageEdited{EventHeader: chat.EventHeader{ConversationID: loc.ConversationID}, Message: msg}, nil
+	ch.Event = &chat.MessageEdited{EventHeader: chat.EventHeader{ConversationID: loc.ConversationID}, Message: msg}
+	return ch, nil
 }
 
 // changeMessageLocked checks and makes a change to a message under the conversation's lock.
@@ -221,7 +235,7 @@ func react(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, state dbs
 }
 
 // addMembersChecked adds users who exist (BAD_USER_INPUT otherwise); none new is no change.
-func addMembersChecked(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, userIDs []int64) (chat.Event, error) {
+func addMembersChecked(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, userIDs []int64, ch *chat.Change) (chat.Event, error) {
 	n, err := q.UsersExist(ctx, userIDs)
 	if err != nil {
 		return nil, fmt.Errorf("users exist: %w", err)
@@ -229,7 +243,7 @@ func addMembersChecked(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeade
 	if int(n) != len(userIDs) {
 		return nil, apperr.Invalid("userIds", "names a user that does not exist")
 	}
-	ev, err := addMembers(ctx, q, h, 0, userIDs)
+	ev, err := addMembers(ctx, q, h, 0, userIDs, ch)
 	if err == nil && len(ev.Users) == 0 {
 		return nil, errNoChange
 	}
@@ -237,9 +251,10 @@ func addMembersChecked(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeade
 }
 
 // addMembers inserts the users who are not members yet (ownerID as the owner, 0 for none) and
-// stores their MembersAdded event with header h, when there are any. An actor without a name
-// (a new conversation's creator) takes it from the rows.
-func addMembers(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, ownerID int64, userIDs []int64) (*chat.MembersAdded, error) {
+// stores their MembersAdded event with header h, and each one's UserJoined event, when there
+// are any; ch learns of them. An actor without a name (a new conversation's creator) takes it
+// from the rows.
+func addMembers(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, ownerID int64, userIDs []int64, ch *chat.Change) (*chat.MembersAdded, error) {
 	rows, err := q.MembersInsert(ctx, dbsqlc.MembersInsertParams{ConversationID: h.ConversationID, OwnerID: ownerID, UserIds: userIDs})
 	if err != nil {
 		return nil, fmt.Errorf("insert members: %w", err)
@@ -256,11 +271,17 @@ func addMembers(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, owne
 	if len(ids) == 0 {
 		return ev, nil
 	}
-	return ev, q.EventInsert(ctx, eventRow(h, "members_added", func(p *dbsqlc.EventInsertParams) { p.UserIds = ids }))
+	if err := q.EventInsert(ctx, eventRow(h, "members_added", func(p *dbsqlc.EventInsertParams) { p.UserIds = ids })); err != nil {
+		return nil, err
+	}
+	ch.Members = append(ch.Members, ids...)
+	ch.MembersChanged = append(ch.MembersChanged, ids...)
+	return ev, appendUserEvents(ctx, q, ch, ids, chat.UserEvent{Kind: chat.UserJoined, ConversationID: h.ConversationID, ConversationEventSeq: h.EventSeq, At: h.At})
 }
 
-// removeMember removes userID (NOT_FOUND when not a member) and stores the MemberRemoved event.
-func removeMember(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, userID int64) (*chat.MemberRemoved, error) {
+// removeMember removes userID (NOT_FOUND when not a member) and stores the MemberRemoved event
+// and the user's UserLeft event; ch learns of them.
+func removeMember(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, userID int64, ch *chat.Change) (*chat.MemberRemoved, error) {
 	n, err := q.MemberDelete(ctx, dbsqlc.MemberDeleteParams{ConversationID: h.ConversationID, UserID: userID})
 	if err != nil {
 		return nil, fmt.Errorf("remove member: %w", err)
@@ -276,8 +297,34 @@ func removeMember(ctx context.Context, q *dbsqlc.Queries, h chat.EventHeader, us
 		}
 		user = chat.User{ID: users[0].ID, Name: users[0].Name}
 	}
-	err = q.EventInsert(ctx, eventRow(h, "member_removed", func(p *dbsqlc.EventInsertParams) { p.UserIds = []int64{userID} }))
-	return &chat.MemberRemoved{EventHeader: h, User: user}, err
+	if err := q.EventInsert(ctx, eventRow(h, "member_removed", func(p *dbsqlc.EventInsertParams) { p.UserIds = []int64{userID} })); err != nil {
+		return nil, err
+	}
+	ch.MembersChanged = append(ch.MembersChanged, userID)
+	return &chat.MemberRemoved{EventHeader: h, User: user},
+		appendUserEvents(ctx, q, ch, []int64{userID}, chat.UserEvent{Kind: chat.UserLeft, ConversationID: h.ConversationID, ConversationEventSeq: h.EventSeq, At: h.At})
+}
+
+// appendUserEvents stores ev (all but its user and event_seq) as the next event of each of the
+// users, and adds them to ch.
+func appendUserEvents(ctx context.Context, q *dbsqlc.Queries, ch *chat.Change, userIDs []int64, ev chat.UserEvent) error {
+	p := dbsqlc.UserEventsAppendParams{UserIds: userIDs, Kind: string(ev.Kind), ConversationID: ev.ConversationID, At: ev.At}
+	switch ev.Kind {
+	case chat.UserRead:
+		p.ReadSeq = &ev.ReadSeq
+	default:
+		p.ConversationEventSeq = &ev.ConversationEventSeq
+	}
+	rows, err := q.UserEventsAppend(ctx, p)
+	if err != nil {
+		return fmt.Errorf("append user events: %w", err)
+	}
+	for _, r := range rows {
+		e := ev
+		e.UserID, e.EventSeq = r.UserID, r.EventSeq
+		ch.UserEvents = append(ch.UserEvents, e)
+	}
+	return nil
 }
 
 // eventRow is the stored form of an event with header h.
@@ -374,4 +421,22 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// StreamHeads returns the newest event_seq of each of the conversations and of each of the users
+// (see live.Store), in one statement; ids that do not exist are left out.
+func (s *Store) StreamHeads(ctx context.Context, conversations, users []int64) (conversationHeads, userHeads map[int64]int64, err error) {
+	rows, err := s.q.StreamHeads(ctx, dbsqlc.StreamHeadsParams{ConversationIds: conversations, UserIds: users})
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream heads: %w", err)
+	}
+	conversationHeads, userHeads = make(map[int64]int64, len(conversations)), make(map[int64]int64, len(users))
+	for _, r := range rows {
+		if r.IsUser {
+			userHeads[r.ID] = r.LastEventSeq
+		} else {
+			conversationHeads[r.ID] = r.LastEventSeq
+		}
+	}
+	return conversationHeads, userHeads, nil
 }

@@ -7,6 +7,9 @@
 // URL names another default_query_exec_mode: each statement is sent with the extended protocol's
 // unnamed statement, so nothing outlives a transaction on a server connection. No session state
 // is used on pooled connections (no SET without LOCAL, no LISTEN, no session advisory locks).
+//
+// A Store may also have a streaming replica (NewStoreWithReplica), which serves the reads that
+// may lag, and only once it has replayed the writes they must see: see replica.go.
 package db
 
 import (

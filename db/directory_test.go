@@ -34,29 +34,7 @@ func TestUserDirectoryUsesIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg, err := pgxpool.ParseConfig(d.DirectURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var plans []string
-	cfg.MaxConns = 1
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as through PgBouncer
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		mu.Lock()
-		plans = append(plans, n.Message)
-		mu.Unlock()
-	}
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
-			SET auto_explain.log_level = 'notice'`)
-		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, plans := explainingPool(t, d.DirectURL, "")
 	store := db.NewStore(pool)
 
 	// Searches of three characters or more (one trigram at least), frequent or rare, and shorter
@@ -64,23 +42,68 @@ func TestUserDirectoryUsesIndexes(t *testing.T) {
 	// matches few users reads every row whatever the plan: there is no trigram to look up.
 	for _, search := range []string{"", "k", "ka", "kalo", "lo ber1", "ber1", "zzz", "émile", "mile å"} {
 		for _, after := range []*chat.UserCursor{nil, {Name: "mine gor2", ID: 5000}} {
-			mu.Lock()
-			plans = nil
-			mu.Unlock()
+			plans.take()
 			users, err := store.SearchUsers(ctx, search, after, 101)
 			if err != nil {
 				t.Fatalf("search %q: %v", search, err)
 			}
-			mu.Lock()
-			if len(plans) != 1 {
-				t.Errorf("search %q after %v: %d plans reported", search, after, len(plans))
+			got := plans.take()
+			if len(got) != 1 {
+				t.Errorf("search %q after %v: %d plans reported", search, after, len(got))
 			}
-			for _, plan := range plans {
+			for _, plan := range got {
 				if strings.Contains(plan, "Seq Scan") || !strings.Contains(plan, "users_name") {
 					t.Errorf("search %q after %v (%d users) reads the whole table:\n%s", search, after, len(users), plan)
 				}
 			}
-			mu.Unlock()
 		}
 	}
+}
+
+// planLog collects the plans auto_explain reports as notices.
+type planLog struct {
+	mu    sync.Mutex
+	plans []string
+}
+
+// take returns the plans reported since the last take and forgets them.
+func (l *planLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.plans
+	l.plans = nil
+	return out
+}
+
+// explainingPool opens a pool of one connection to url (the exec mode PgBouncer needs) on
+// which auto_explain reports the plan of every statement to the returned log; settings (SQL,
+// may be "") run on the connection after auto_explain is loaded. The pool is closed when the
+// test ends.
+func explainingPool(t testing.TB, url, settings string) (*pgxpool.Pool, *planLog) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &planLog{}
+	cfg.MaxConns = 1
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as through PgBouncer
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		log.mu.Lock()
+		log.plans = append(log.plans, n.Message)
+		log.mu.Unlock()
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_level = 'notice'")
+		if err == nil && settings != "" {
+			_, err = c.Exec(ctx, settings)
+		}
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, log
 }

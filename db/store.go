@@ -19,6 +19,8 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	q    *dbsqlc.Queries
+	// replica, when set, serves the reads that may go to a streaming replica (replica.go).
+	replica *replica
 }
 
 var _ chat.Store = (*Store)(nil)
@@ -63,7 +65,7 @@ func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 	}
 	byID := make(map[int64]*chat.Conversation, len(rows))
 	for _, r := range rows {
-		c := conversation(conversationRow(r))
+		c := memberConversation(memberConversationRow(r))
 		byID[r.ID] = &c
 	}
 	out := make([]*chat.Conversation, len(ids))
@@ -73,10 +75,25 @@ func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 	return out, nil
 }
 
-func (s *Store) ConversationListByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int) ([]chat.Conversation, error) {
+func (s *Store) ConversationListByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int, unread bool) ([]chat.Conversation, error) {
 	p := dbsqlc.ConversationListByMemberParams{UserID: userID, RowLimit: int32(limit)}
 	if after != nil {
 		p.HasCursor, p.AfterTime, p.AfterID = true, after.LastMessageAt, after.ID
+	}
+	if unread {
+		rows, err := s.q.ConversationListByMemberWithUnread(ctx, dbsqlc.ConversationListByMemberWithUnreadParams(p))
+		if err != nil {
+			return nil, fmt.Errorf("conversations by member: %w", err)
+		}
+		out := make([]chat.Conversation, len(rows))
+		for i, r := range rows {
+			out[i] = memberConversation(memberConversationRow{
+				ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
+				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
+			})
+			out[i].ViewerUnread = &r.Unread
+		}
+		return out, nil
 	}
 	rows, err := s.q.ConversationListByMember(ctx, p)
 	if err != nil {
@@ -84,7 +101,23 @@ func (s *Store) ConversationListByMember(ctx context.Context, userID int64, afte
 	}
 	out := make([]chat.Conversation, len(rows))
 	for i, r := range rows {
-		out[i] = conversation(conversationRow(r))
+		out[i] = memberConversation(memberConversationRow(r))
+	}
+	return out, nil
+}
+
+func (s *Store) UnreadCounts(ctx context.Context, userID int64, conversationIDs []int64) ([]int64, error) {
+	rows, err := s.q.UnreadCounts(ctx, dbsqlc.UnreadCountsParams{UserID: userID, Ids: conversationIDs})
+	if err != nil {
+		return nil, fmt.Errorf("unread counts: %w", err)
+	}
+	byConv := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		byConv[r.ConversationID] = r.Unread
+	}
+	out := make([]int64, len(conversationIDs))
+	for i, id := range conversationIDs {
+		out[i] = byConv[id]
 	}
 	return out, nil
 }
@@ -98,6 +131,7 @@ func (s *Store) MembershipsByConversations(ctx context.Context, conversationIDs 
 	for _, r := range rows {
 		byConv[r.ConversationID] = append(byConv[r.ConversationID], chat.Membership{
 			User: chat.User{ID: r.ID, Name: r.Name}, Role: chat.Role(r.Role), JoinedAt: r.JoinedAt,
+			LastReadSeq: r.LastReadSeq, ReadAt: r.ReadAt,
 		})
 	}
 	out := make([][]chat.Membership, len(conversationIDs))
@@ -148,7 +182,14 @@ func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.User
 	if after != nil {
 		p.HasCursor, p.AfterName, p.AfterID = true, after.Name, after.ID
 	}
-	rows, err := s.q.UsersSearch(ctx, p)
+	if _, ok := chat.ReadPosition(ctx); !ok {
+		// No request writes users (the seed does, through DATABASE_DIRECT_URL): the replica
+		// is never behind a write a reader made, so any replayed position will do.
+		ctx = chat.WithReadPosition(ctx, 0)
+	}
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.UsersSearchRow, error) {
+		return q.UsersSearch(ctx, p)
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("users search: %w", err)
 	}
@@ -168,7 +209,9 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 	for i, k := range keys {
 		p.ConversationIds[i], p.Limits[i], p.Offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
 	}
-	rows, err := s.q.MessagePages(ctx, p)
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagePagesRow, error) {
+		return q.MessagePages(ctx, p)
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("message pages: %w", err)
 	}
@@ -194,6 +237,54 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 	return pages, nil
 }
 
+// ConversationPagesForMember reads offset pages (as MessagePages) together with their
+// conversations as userID sees them, in one statement: per key, the conversation (nil when it
+// is missing or userID is not a member, and then no page) and its page.
+func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
+	p := dbsqlc.ConversationPagesForMemberParams{
+		UserID:          userID,
+		ConversationIds: make([]int64, len(keys)),
+		Limits:          make([]int32, len(keys)),
+		Offsets:         make([]int32, len(keys)),
+	}
+	for i, k := range keys {
+		p.ConversationIds[i], p.Limits[i], p.Offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
+	}
+	rows, err := s.q.ConversationPagesForMember(ctx, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("conversation pages for member: %w", err)
+	}
+	convs := make([]*chat.Conversation, len(keys))
+	pages := make([]chat.Page, len(keys))
+	for _, r := range rows {
+		i := int(r.Ord) - 1 // WITH ORDINALITY counts from 1
+		if i < 0 || i >= len(keys) {
+			return nil, nil, fmt.Errorf("conversation pages for member: row for key %d of %d", r.Ord, len(keys))
+		}
+		if convs[i] == nil {
+			c := memberConversation(memberConversationRow{
+				ID: r.ConvID, Title: r.Title, CreatedAt: r.ConvCreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
+				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
+			})
+			convs[i] = &c
+			pages[i].Messages = make([]chat.Message, 0, keys[i].Limit)
+		}
+		if r.ID == 0 { // an empty page
+			continue
+		}
+		if len(pages[i].Messages) == keys[i].Limit {
+			pages[i].HasMore = true
+			continue
+		}
+		pages[i].Messages = append(pages[i].Messages, message(messageRow{
+			ID: r.ID, ConversationID: r.ConvID, Seq: r.Seq, SenderID: r.SenderID, SenderName: r.SenderName,
+			Body: r.Body, ClientMessageID: r.ClientMessageID, CreatedAt: r.CreatedAt, EditedAt: r.EditedAt,
+			DeletedAt: r.DeletedAt, Version: r.Version, Reactions: r.Reactions,
+		}))
+	}
+	return convs, pages, nil
+}
+
 func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]chat.Message, error) {
 	rows, err := s.q.MessagesBefore(ctx, dbsqlc.MessagesBeforeParams{ConversationID: conversationID, BeforeSeq: beforeSeq, RowLimit: int32(limit)})
 	if err != nil {
@@ -207,9 +298,27 @@ func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq in
 }
 
 func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error) {
-	rows, err := s.q.MessagesAfter(ctx, dbsqlc.MessagesAfterParams{ConversationID: conversationID, AfterSeq: afterSeq, RowLimit: int32(limit)})
+	p := dbsqlc.MessagesAfterParams{ConversationID: conversationID, AfterSeq: afterSeq, RowLimit: int32(limit)}
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagesAfterRow, error) {
+		return q.MessagesAfter(ctx, p)
+	},
+		func(rows []dbsqlc.MessagesAfterRow) bool { return len(rows) == limit })
 	if err != nil {
 		return nil, fmt.Errorf("messages after: %w", err)
+	}
+	out := make([]chat.Message, len(rows))
+	for i, r := range rows {
+		out[i] = message(messageRow(r))
+	}
+	return out, nil
+}
+
+func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, older, newer int) ([]chat.Message, error) {
+	rows, err := s.q.MessagesAround(ctx, dbsqlc.MessagesAroundParams{
+		ConversationID: conversationID, Seq: seq, OlderLimit: int32(older), NewerLimit: int32(newer),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("messages around: %w", err)
 	}
 	out := make([]chat.Message, len(rows))
 	for i, r := range rows {
@@ -221,16 +330,25 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int6
 // InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts
 // the message with its event in one transaction. A repeated client id rolls the transaction back
 // (so neither number is spent) and returns the original message and its event.
-func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (*chat.MessageAdded, bool, error) {
+func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
+	c, created, err := s.insertMessage(ctx, m)
+	if err == nil {
+		// A repeat too: its hooks run again (see chat.Service.SendMessage).
+		s.stamp(ctx, &c)
+	}
+	return c, created, err
+}
+
+func (s *Store) insertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
 	if m.ClientMessageID != nil {
 		// A retry usually finds its original here, without taking the conversation's lock.
 		if orig, err := s.messageByClientID(ctx, m); err == nil {
 			return orig, false, nil
 		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return nil, false, err
+			return chat.Change{}, false, err
 		}
 	}
-	var out *chat.MessageAdded
+	var out chat.Change
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		bump, err := q.ConversationBumpSeq(ctx, dbsqlc.ConversationBumpSeqParams{ID: m.ConversationID, SenderID: m.SenderID})
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -249,40 +367,47 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (*chat.Mes
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
-		out = messageAdded(message(messageRow(row)), bump.LastEventSeq)
+		out = chat.Change{
+			ConversationID: m.ConversationID,
+			Event:          messageAdded(message(messageRow(row)), bump.LastEventSeq),
+			Members:        bump.MemberIds,
+		}
 		return nil
 	})
 	if errors.Is(err, errDuplicateClientID) {
 		// A concurrent send with the same client id committed first.
 		orig, err := s.messageByClientID(ctx, m)
 		if err != nil {
-			return nil, false, err
+			return chat.Change{}, false, err
 		}
 		return orig, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return chat.Change{}, false, err
 	}
 	return out, true, nil
 }
 
 var errDuplicateClientID = errors.New("duplicate client message id")
 
-func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (*chat.MessageAdded, error) {
+// messageByClientID returns the sending of the message m's sender sent with m's client id, as
+// the Change it made (with the members now).
+func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (chat.Change, error) {
 	row, err := s.q.MessageByClientID(ctx, dbsqlc.MessageByClientIDParams{
 		ConversationID: m.ConversationID, SenderID: m.SenderID, ClientMessageID: *m.ClientMessageID,
 	})
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, err
+			return chat.Change{}, err
 		}
-		return nil, fmt.Errorf("message by client id: %w", err)
+		return chat.Change{}, fmt.Errorf("message by client id: %w", err)
 	}
-	return messageAdded(message(messageRow{
+	ev := messageAdded(message(messageRow{
 		ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,
 		Body: row.Body, ClientMessageID: row.ClientMessageID, CreatedAt: row.CreatedAt, EditedAt: row.EditedAt,
 		DeletedAt: row.DeletedAt, Version: row.Version, Reactions: row.Reactions,
-	}), row.EventSeq), nil
+	}), row.EventSeq)
+	return chat.Change{ConversationID: m.ConversationID, Event: ev, Members: row.MemberIds}, nil
 }
 
 // messageAdded is the event of m's sending.
@@ -292,9 +417,9 @@ func messageAdded(m chat.Message, eventSeq int64) *chat.MessageAdded {
 	}, Message: &m}
 }
 
-func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (chat.Conversation, *chat.MembersAdded, error) {
+func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (chat.Conversation, chat.Change, error) {
 	var out chat.Conversation
-	var ev *chat.MembersAdded
+	var ch chat.Change
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		all := append([]int64{creatorID}, memberIDs...)
 		n, err := q.UsersExist(ctx, all)
@@ -310,10 +435,15 @@ func (s *Store) CreateConversation(ctx context.Context, creatorID int64, title s
 		}
 		out = conversation(conversationRow(row))
 		h := chat.EventHeader{EventSeq: row.LastEventSeq, ConversationID: out.ID, Actor: chat.User{ID: creatorID}, At: row.CreatedAt}
-		ev, err = addMembers(ctx, q, h, creatorID, all)
+		ch = chat.Change{ConversationID: out.ID}
+		ev, err := addMembers(ctx, q, h, creatorID, all, &ch)
+		ch.Event = ev
 		return err
 	})
-	return out, ev, err
+	if err == nil {
+		s.stamp(ctx, &ch)
+	}
+	return out, ch, err
 }
 
 // conversationRow and messageRow are the shapes that sqlc generates once per query; Go's struct
@@ -332,6 +462,26 @@ func conversation(r conversationRow) chat.Conversation {
 		ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
 		LastEventSeq: r.LastEventSeq,
 	}
+}
+
+// memberConversationRow is a conversation read for one of its members, with the member's read
+// position.
+type memberConversationRow struct {
+	ID            int64
+	Title         string
+	CreatedAt     time.Time
+	LastSeq       int64
+	LastMessageAt time.Time
+	LastEventSeq  int64
+	LastReadSeq   int64
+}
+
+func memberConversation(r memberConversationRow) chat.Conversation {
+	c := conversation(conversationRow{
+		ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt, LastEventSeq: r.LastEventSeq,
+	})
+	c.ViewerLastReadSeq = r.LastReadSeq
+	return c
 }
 
 type messageRow struct {

@@ -6,10 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
@@ -97,6 +96,20 @@ func TestBatchReadsInKeyOrder(t *testing.T) {
 	if err != nil || len(members[0]) != 2 || members[0][0].User.ID != u[1] || len(members[1]) != 0 || members[2][1].User.ID != u[1] {
 		t.Fatalf("members %v %v", members, err)
 	}
+	if _, err := store.MarkRead(ctx, u[1], c2, 2); err != nil {
+		t.Fatal(err)
+	}
+	convHeads, userHeads, err := store.StreamHeads(ctx, []int64{c1, 5555, c2}, []int64{u[1], 424242})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[int64]int64{c1: 0, c2: 3}, convHeads); diff != "" {
+		t.Errorf("conversation heads (-want +got):\n%s", diff)
+	}
+	// u[1]'s own events: the read (the fixtures add members without events).
+	if diff := cmp.Diff(map[int64]int64{u[1]: 1}, userHeads); diff != "" {
+		t.Errorf("user heads (-want +got):\n%s", diff)
+	}
 }
 
 // TestQueriesUseIndexes shows that an index serves every statement the Store runs: with
@@ -110,29 +123,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := pgxpool.ParseConfig(d.DirectURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var plans []string
-	cfg.MaxConns = 1
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		mu.Lock()
-		plans = append(plans, n.Message)
-		mu.Unlock()
-	}
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
-			SET auto_explain.log_level = 'notice'; SET enable_seqscan = off`)
-		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, plans := explainingPool(t, d.DirectURL, "SET enable_seqscan = off")
 	store := db.NewStore(pool)
 	cid := "client-1"
 	// Conversation 9's owner, made the sender of its first message, makes the changes below:
@@ -149,11 +140,12 @@ func TestQueriesUseIndexes(t *testing.T) {
 		},
 		"MessagesBefore": func() error { _, err := store.MessagesBefore(ctx, 3, 40, 51); return err },
 		"MessagesAfter":  func() error { _, err := store.MessagesAfter(ctx, 3, 10, 100); return err },
+		"MessagesAround": func() error { _, err := store.MessagesAround(ctx, 3, 30, 27, 26); return err },
 		"ConversationsByIDForMember": func() error {
 			_, err := store.ConversationsByIDForMember(ctx, 1, []int64{1, 2})
 			return err
 		},
-		"ConversationListByMember": func() error { _, err := store.ConversationListByMember(ctx, 1, nil, 21); return err },
+		"ConversationListByMember": func() error { _, err := store.ConversationListByMember(ctx, 1, nil, 21, true); return err },
 		"MembershipsByConversations": func() error {
 			_, err := store.MembershipsByConversations(ctx, []int64{1, 2})
 			return err
@@ -161,6 +153,10 @@ func TestQueriesUseIndexes(t *testing.T) {
 		"MessagesByID":    func() error { _, err := store.MessagesByID(ctx, []int64{1, 2, 3}); return err },
 		"ReactionsOfUser": func() error { _, err := store.ReactionsOfUser(ctx, 1, []int64{1, 1}, []int64{1, 2}); return err },
 		"EventsAfter":     func() error { _, err := store.EventsAfter(ctx, 3, 10, 100); return err },
+		"StreamHeads": func() error {
+			_, _, err := store.StreamHeads(ctx, []int64{1, 2, 3}, []int64{1, 2})
+			return err
+		},
 		"SearchUsers": func() error {
 			for _, q := range []string{"", "a", "lov"} {
 				if _, err := store.SearchUsers(ctx, q, &chat.UserCursor{Name: "b", ID: 3}, 21); err != nil {
@@ -186,6 +182,17 @@ func TestQueriesUseIndexes(t *testing.T) {
 			}
 			return nil
 		},
+		"SearchMessages": func() error {
+			after := &chat.SearchCursor{CreatedAt: time.Now(), ID: 1 << 40}
+			for _, q := range []string{"the", "deploy cache", `"looks good"`, "review -the", "zzz", "!!"} {
+				for _, conv := range []int64{0, 2} {
+					if _, err := store.SearchMessages(ctx, 1, q, conv, after, 21); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
 		"UsersByIDs": func() error { _, err := store.UsersByIDs(ctx, []int64{1, 2}); return err },
 		"InsertMessage": func() error {
 			_, _, err := store.InsertMessage(ctx, chat.NewMessage{ConversationID: 1, SenderID: 1, Body: "x", ClientMessageID: &cid})
@@ -193,21 +200,68 @@ func TestQueriesUseIndexes(t *testing.T) {
 		},
 	}
 	for name, step := range steps {
-		mu.Lock()
-		plans = nil
-		mu.Unlock()
+		plans.take()
 		if err := step(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		mu.Lock()
-		if len(plans) == 0 {
+		got := plans.take()
+		if len(got) == 0 {
 			t.Errorf("%s: no plan reported", name)
 		}
-		for _, plan := range plans {
+		for _, plan := range got {
 			if strings.Contains(plan, "Seq Scan") {
 				t.Errorf("%s reads a whole table:\n%s", name, plan)
 			}
 		}
-		mu.Unlock()
+	}
+}
+
+// Writers that append user events for overlapping sets of users (new conversations, members
+// added and removed, read positions moved) never deadlock: each transaction's foreign-key checks
+// lock those users' rows FOR KEY SHARE in any order before the append locks them in id order.
+func TestUserEventWritersDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	store, d := newStore(t)
+	direct := dbtest.Open(t, d.DirectURL)
+	u := dbtest.Users(t, direct, "A", "B", "C", "D", "E", "F")
+	shared := dbtest.Conversation(t, direct, "shared", u...)
+	dbtest.Messages(t, direct, shared, u, 10)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 15 {
+				// Members in a different order in each writer.
+				members := []int64{u[(w+1)%6], u[(w+3)%6], u[(w+5)%6]}
+				creator := u[w%6]
+				var err error
+				switch i % 3 {
+				case 0:
+					_, _, err = store.CreateConversation(ctx, creator, fmt.Sprintf("w%d-%d", w, i), members)
+				case 1:
+					_, err = store.MarkRead(ctx, creator, shared, int64(i%10+1))
+				case 2:
+					var c chat.Conversation
+					if c, _, err = store.CreateConversation(ctx, creator, "to grow", nil); err == nil {
+						_, err = store.Apply(ctx, creator, chat.AddMembers{ConversationID: c.ID, UserIDs: members})
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("writer %d, step %d: %w", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Each user's events are numbered without holes.
+	if n := dbtest.Count(t, direct, `SELECT count(*) FROM users u
+		WHERE u.last_event_seq <> (SELECT count(*) FROM user_events e WHERE e.user_id = u.id)`); n != 0 {
+		t.Fatalf("%d users whose last_event_seq is not their number of events", n)
 	}
 }

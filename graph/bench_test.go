@@ -27,13 +27,7 @@ func BenchmarkSinglePageRequest(b *testing.B) {
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
-			e := newEnv(b, v.opts)
-			f := newFixture(b, e, 200)
-			body, _ := json.Marshal(map[string]any{
-				"query":     `query Page($id: ID!) { conversation(id: $id) { messages(limit: 50, offset: 0) { items { id seq body createdAt sender { id name } } hasMore } } }`,
-				"variables": map[string]any{"id": f.conv},
-			})
-			authz := "Bearer " + e.token(f.alice)
+			e, body, authz := benchPage(b, v.opts)
 			client := http.DefaultClient
 			do := func() {
 				req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", bytes.NewReader(body))
@@ -77,13 +71,7 @@ func BenchmarkServerCPU(b *testing.B) {
 		{"executed/history-hit", envOptions{cache: true}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			e := newEnv(b, tc.opts)
-			f := newFixture(b, e, 200)
-			body, _ := json.Marshal(map[string]any{
-				"query":     `query Page($id: ID!) { conversation(id: $id) { messages(limit: 50, offset: 0) { items { id seq body createdAt sender { id name } } hasMore } } }`,
-				"variables": map[string]any{"id": f.conv},
-			})
-			authz := "Bearer " + e.token(f.alice)
+			e, body, authz := benchPage(b, tc.opts)
 			h := e.srv.App.Handler
 			do := func() {
 				req := httptest.NewRequest(http.MethodPost, "/query", bytes.NewReader(body))
@@ -117,4 +105,17 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchPage starts an env with opts and a conversation of 200 messages, and returns it with the
+// body of a request for the conversation's newest page of 50 and the Authorization header of a
+// member.
+func benchPage(b *testing.B, opts envOptions) (*env, []byte, string) {
+	e := newEnv(b, opts)
+	f := newFixture(b, e, 200)
+	body, _ := json.Marshal(map[string]any{
+		"query":     `query Page($id: ID!) { conversation(id: $id) { messages(limit: 50, offset: 0) { items { id seq body createdAt sender { id name } } hasMore } } }`,
+		"variables": map[string]any{"id": f.conv},
+	})
+	return e, body, "Bearer " + e.token(f.alice)
 }

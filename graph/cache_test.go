@@ -8,9 +8,10 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 )
 
-// TestFiftyConversationsOneStatement: one query asking 50 conversations for a page costs one
-// SQL statement for all the pages when cold and none when warm, and at most two Redis round
-// trips either way. Listing the conversations and checking membership are counted apart.
+// TestFiftyConversationsOneStatement: one query asking 50 conversations for a page (by offset,
+// or timeline's newest page) costs one SQL statement for all the pages when cold and none when
+// warm, and at most two Redis round trips either way. Listing the conversations and checking
+// membership are counted apart.
 func TestFiftyConversationsOneStatement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{cache: true})
@@ -33,9 +34,13 @@ func TestFiftyConversationsOneStatement(t *testing.T) {
 	}{
 		{"list", `{ conversations(first: 50) { edges { node { messages(limit: 20) { items { id body sender { name } } hasMore } lastMessage { seq } } } } }`, "ConversationListByMember"},
 		{"aliases", aliased.String(), "ConversationsByIDForMember"},
+		{"timelines", `{ conversations(first: 50) { edges { node { timeline(first: 20) { edges { node { id sender { name } } } pageInfo { hasNextPage } } lastMessage { seq } } } } }`, "ConversationListByMember"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.rdb.FlushAll(t.Context())
+			// The viewer's first request also records their presence, one write per user per
+			// 15 s (internal/presence): made before counting.
+			e.as(u[0], `{ __typename }`, nil, nil)
 			for _, round := range []string{"cold", "warm"} {
 				e.resetStatements()
 				e.redisRoundTrips.Store(0)

@@ -24,6 +24,18 @@ func messageConnection(h chat.History) *model.MessageConnection {
 	return conn
 }
 
+// messageWindow gives a window the cursors of its ends: the oldest message's, to pass as
+// timeline(after:) for what is older, and the newest's, to pass as timeline(before:) for what is
+// newer (set even when nothing is newer yet: newer messages may come).
+func messageWindow(w chat.Window) *model.MessageWindow {
+	out := &model.MessageWindow{Items: pointers(w.Messages), HasOlder: w.HasOlder, HasNewer: w.HasNewer}
+	if n := len(w.Messages); n > 0 {
+		newer, older := chat.EncodeMessageCursor(w.Messages[0].Seq), chat.EncodeMessageCursor(w.Messages[n-1].Seq)
+		out.NewerCursor, out.OlderCursor = &newer, &older
+	}
+	return out
+}
+
 func conversationConnection(list chat.ConversationList, after *string) *model.ConversationConnection {
 	conn := &model.ConversationConnection{
 		Edges:    make([]*model.ConversationEdge, len(list.Conversations)),
@@ -69,4 +81,20 @@ func pointers[T any](items []T) []*T {
 		out[i] = &items[i]
 	}
 	return out
+}
+
+func searchConnection(page chat.SearchPage, after *string) *model.MessageSearchConnection {
+	conn := &model.MessageSearchConnection{
+		Edges:    make([]*model.MessageSearchEdge, len(page.Hits)),
+		PageInfo: &model.PageInfo{HasNextPage: page.HasNextPage, HasPreviousPage: after != nil},
+	}
+	for i := range page.Hits {
+		h := &page.Hits[i]
+		cursor := chat.EncodeSearchCursor(chat.SearchCursor{CreatedAt: h.Message.CreatedAt, ID: h.Message.ID})
+		conn.Edges[i] = &model.MessageSearchEdge{Cursor: cursor, Node: &h.Message, Snippet: h.Snippet}
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
+	}
+	return conn
 }

@@ -18,9 +18,7 @@ import (
 // refused as a whole, and store nothing.
 func TestAliasedMutationsAreRefused(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{})
 
 	var sends, creates strings.Builder
 	sends.WriteString("mutation {")
@@ -97,9 +95,7 @@ func TestMutationFieldsCostRequests(t *testing.T) {
 // nothing is stored (encoding/json would have stored U+FFFD).
 func TestInvalidTextIsRefused(t *testing.T) {
 	t.Parallel()
-	srv := apptest.Start(t, apptest.Options{})
-	users := dbtest.Users(t, srv.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, srv.Direct, "General", users...)
+	srv, users, conv := startConv(t, apptest.Options{})
 	mutation := `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`
 	authz := "Bearer " + srv.Token(users[0])
 	for _, body := range []string{`"a\ud800b"`, `"\udc00"`, "\"a\xffb\"", `"\u200b\u200b"`, `"bell\u0007"`} {

@@ -32,10 +32,14 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Conversation() ConversationResolver
+	ConversationActivityEvent() ConversationActivityEventResolver
+	ConversationJoinedEvent() ConversationJoinedEventResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Reaction() ReactionResolver
+	ReadStateChangedEvent() ReadStateChangedEventResolver
 	Subscription() SubscriptionResolver
+	User() UserResolver
 }
 
 type DirectiveRoot struct {
@@ -43,16 +47,27 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Conversation struct {
-		CreatedAt    func(childComplexity int) int
-		Events       func(childComplexity int, after *int, first *int) int
-		History      func(childComplexity int, first *int, before *string) int
-		ID           func(childComplexity int) int
-		LastEventSeq func(childComplexity int) int
-		LastMessage  func(childComplexity int) int
-		Members      func(childComplexity int) int
-		Memberships  func(childComplexity int) int
-		Messages     func(childComplexity int, limit *int, offset *int) int
-		Title        func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Events            func(childComplexity int, after *int, first *int) int
+		History           func(childComplexity int, first *int, before *string) int
+		HistoryAround     func(childComplexity int, seq int, before *int, after *int) int
+		ID                func(childComplexity int) int
+		LastEventSeq      func(childComplexity int) int
+		LastMessage       func(childComplexity int) int
+		Members           func(childComplexity int) int
+		Memberships       func(childComplexity int) int
+		Messages          func(childComplexity int, limit *int, offset *int) int
+		ReadStates        func(childComplexity int) int
+		Timeline          func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Title             func(childComplexity int) int
+		Typing            func(childComplexity int) int
+		UnreadCount       func(childComplexity int) int
+		ViewerLastReadSeq func(childComplexity int) int
+	}
+
+	ConversationActivityEvent struct {
+		Conversation func(childComplexity int) int
+		Position     func(childComplexity int) int
 	}
 
 	ConversationConnection struct {
@@ -68,6 +83,16 @@ type ComplexityRoot struct {
 	ConversationEventPage struct {
 		HasMore func(childComplexity int) int
 		Items   func(childComplexity int) int
+	}
+
+	ConversationJoinedEvent struct {
+		Conversation func(childComplexity int) int
+		Position     func(childComplexity int) int
+	}
+
+	ConversationLeftEvent struct {
+		ConversationID func(childComplexity int) int
+		Position       func(childComplexity int) int
 	}
 
 	ConversationRenamedEvent struct {
@@ -155,6 +180,25 @@ type ComplexityRoot struct {
 		Offset  func(childComplexity int) int
 	}
 
+	MessageSearchConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	MessageSearchEdge struct {
+		Cursor  func(childComplexity int) int
+		Node    func(childComplexity int) int
+		Snippet func(childComplexity int) int
+	}
+
+	MessageWindow struct {
+		HasNewer    func(childComplexity int) int
+		HasOlder    func(childComplexity int) int
+		Items       func(childComplexity int) int
+		NewerCursor func(childComplexity int) int
+		OlderCursor func(childComplexity int) int
+	}
+
 	Mutation struct {
 		AddMembers         func(childComplexity int, conversationID int64, userIds []int64) int
 		AddReaction        func(childComplexity int, messageID int64, emoji string) int
@@ -162,10 +206,12 @@ type ComplexityRoot struct {
 		DeleteMessage      func(childComplexity int, id int64) int
 		EditMessage        func(childComplexity int, input model.EditMessageInput) int
 		LeaveConversation  func(childComplexity int, conversationID int64) int
+		MarkRead           func(childComplexity int, conversationID int64, seq int) int
 		RemoveMember       func(childComplexity int, conversationID int64, userID int64) int
 		RemoveReaction     func(childComplexity int, messageID int64, emoji string) int
 		RenameConversation func(childComplexity int, conversationID int64, title string) int
 		SendMessage        func(childComplexity int, input model.SendMessageInput) int
+		SetTyping          func(childComplexity int, conversationID int64, typing bool) int
 	}
 
 	PageInfo struct {
@@ -176,10 +222,12 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Conversation  func(childComplexity int, id int64) int
-		Conversations func(childComplexity int, first *int, after *string) int
-		Me            func(childComplexity int) int
-		Users         func(childComplexity int, search *string, first *int, after *string) int
+		Conversation   func(childComplexity int, id int64) int
+		Conversations  func(childComplexity int, first *int, after *string) int
+		Me             func(childComplexity int) int
+		SearchMessages func(childComplexity int, query string, conversationID *int64, first *int, after *string) int
+		UnreadTotal    func(childComplexity int) int
+		Users          func(childComplexity int, search *string, first *int, after *string) int
 	}
 
 	Reaction struct {
@@ -198,14 +246,33 @@ type ComplexityRoot struct {
 		Message        func(childComplexity int) int
 	}
 
+	ReadState struct {
+		At          func(childComplexity int) int
+		LastReadSeq func(childComplexity int) int
+		User        func(childComplexity int) int
+	}
+
+	ReadStateChangedEvent struct {
+		Conversation func(childComplexity int) int
+		Position     func(childComplexity int) int
+	}
+
 	Subscription struct {
 		ConversationEvents func(childComplexity int, conversationID int64, afterEventSeq *int) int
 		MessageAdded       func(childComplexity int, conversationID int64, afterSeq *int) int
+		Typing             func(childComplexity int, conversationID int64) int
+		ViewerEvents       func(childComplexity int, after *string) int
+	}
+
+	TypingEvent struct {
+		Typing func(childComplexity int) int
+		User   func(childComplexity int) int
 	}
 
 	User struct {
-		ID   func(childComplexity int) int
-		Name func(childComplexity int) int
+		ID     func(childComplexity int) int
+		Name   func(childComplexity int) int
+		Online func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -231,6 +298,18 @@ type ConversationResolver interface {
 	Memberships(ctx context.Context, obj *chat.Conversation) ([]*chat.Membership, error)
 
 	Events(ctx context.Context, obj *chat.Conversation, after *int, first *int) (*model.ConversationEventPage, error)
+	Typing(ctx context.Context, obj *chat.Conversation) ([]*chat.User, error)
+	ViewerLastReadSeq(ctx context.Context, obj *chat.Conversation) (int, error)
+	UnreadCount(ctx context.Context, obj *chat.Conversation) (int, error)
+	ReadStates(ctx context.Context, obj *chat.Conversation) ([]*chat.ReadState, error)
+	HistoryAround(ctx context.Context, obj *chat.Conversation, seq int, before *int, after *int) (*model.MessageWindow, error)
+	Timeline(ctx context.Context, obj *chat.Conversation, first *int, after *string, last *int, before *string) (*model.MessageConnection, error)
+}
+type ConversationActivityEventResolver interface {
+	Conversation(ctx context.Context, obj *chat.ConversationActivity) (*chat.Conversation, error)
+}
+type ConversationJoinedEventResolver interface {
+	Conversation(ctx context.Context, obj *chat.ConversationJoined) (*chat.Conversation, error)
 }
 type MutationResolver interface {
 	SendMessage(ctx context.Context, input model.SendMessageInput) (*chat.Message, error)
@@ -243,19 +322,31 @@ type MutationResolver interface {
 	RemoveMember(ctx context.Context, conversationID int64, userID int64) (*chat.Conversation, error)
 	LeaveConversation(ctx context.Context, conversationID int64) (bool, error)
 	RenameConversation(ctx context.Context, conversationID int64, title string) (*chat.Conversation, error)
+	SetTyping(ctx context.Context, conversationID int64, typing bool) (bool, error)
+	MarkRead(ctx context.Context, conversationID int64, seq int) (*chat.Conversation, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*chat.User, error)
 	Conversation(ctx context.Context, id int64) (*chat.Conversation, error)
 	Conversations(ctx context.Context, first *int, after *string) (*model.ConversationConnection, error)
 	Users(ctx context.Context, search *string, first *int, after *string) (*model.UserConnection, error)
+	SearchMessages(ctx context.Context, query string, conversationID *int64, first *int, after *string) (*model.MessageSearchConnection, error)
+	UnreadTotal(ctx context.Context) (int, error)
 }
 type ReactionResolver interface {
 	ViewerReacted(ctx context.Context, obj *chat.Reaction) (bool, error)
 }
+type ReadStateChangedEventResolver interface {
+	Conversation(ctx context.Context, obj *chat.ReadStateChanged) (*chat.Conversation, error)
+}
 type SubscriptionResolver interface {
 	MessageAdded(ctx context.Context, conversationID int64, afterSeq *int) (<-chan *chat.Message, error)
 	ConversationEvents(ctx context.Context, conversationID int64, afterEventSeq *int) (<-chan chat.Event, error)
+	Typing(ctx context.Context, conversationID int64) (<-chan *chat.TypingEvent, error)
+	ViewerEvents(ctx context.Context, after *string) (<-chan chat.ViewerEvent, error)
+}
+type UserResolver interface {
+	Online(ctx context.Context, obj *chat.User) (bool, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -304,6 +395,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Conversation.History(childComplexity, args["first"].(*int), args["before"].(*string)), true
+	case "Conversation.historyAround":
+		if e.ComplexityRoot.Conversation.HistoryAround == nil {
+			break
+		}
+
+		args, err := ec.field_Conversation_historyAround_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Conversation.HistoryAround(childComplexity, args["seq"].(int), args["before"].(*int), args["after"].(*int)), true
 	case "Conversation.id":
 		if e.ComplexityRoot.Conversation.ID == nil {
 			break
@@ -345,12 +447,60 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Conversation.Messages(childComplexity, args["limit"].(*int), args["offset"].(*int)), true
+	case "Conversation.readStates":
+		if e.ComplexityRoot.Conversation.ReadStates == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Conversation.ReadStates(childComplexity), true
+	case "Conversation.timeline":
+		if e.ComplexityRoot.Conversation.Timeline == nil {
+			break
+		}
+
+		args, err := ec.field_Conversation_timeline_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Conversation.Timeline(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Conversation.title":
 		if e.ComplexityRoot.Conversation.Title == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Conversation.Title(childComplexity), true
+	case "Conversation.typing":
+		if e.ComplexityRoot.Conversation.Typing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Conversation.Typing(childComplexity), true
+	case "Conversation.unreadCount":
+		if e.ComplexityRoot.Conversation.UnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Conversation.UnreadCount(childComplexity), true
+	case "Conversation.viewerLastReadSeq":
+		if e.ComplexityRoot.Conversation.ViewerLastReadSeq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Conversation.ViewerLastReadSeq(childComplexity), true
+
+	case "ConversationActivityEvent.conversation":
+		if e.ComplexityRoot.ConversationActivityEvent.Conversation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationActivityEvent.Conversation(childComplexity), true
+	case "ConversationActivityEvent.position":
+		if e.ComplexityRoot.ConversationActivityEvent.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationActivityEvent.Position(childComplexity), true
 
 	case "ConversationConnection.edges":
 		if e.ComplexityRoot.ConversationConnection.Edges == nil {
@@ -390,6 +540,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ConversationEventPage.Items(childComplexity), true
+
+	case "ConversationJoinedEvent.conversation":
+		if e.ComplexityRoot.ConversationJoinedEvent.Conversation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationJoinedEvent.Conversation(childComplexity), true
+	case "ConversationJoinedEvent.position":
+		if e.ComplexityRoot.ConversationJoinedEvent.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationJoinedEvent.Position(childComplexity), true
+
+	case "ConversationLeftEvent.conversationId":
+		if e.ComplexityRoot.ConversationLeftEvent.ConversationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationLeftEvent.ConversationID(childComplexity), true
+	case "ConversationLeftEvent.position":
+		if e.ComplexityRoot.ConversationLeftEvent.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationLeftEvent.Position(childComplexity), true
 
 	case "ConversationRenamedEvent.actor":
 		if e.ComplexityRoot.ConversationRenamedEvent.Actor == nil {
@@ -714,6 +890,69 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MessagePage.Offset(childComplexity), true
 
+	case "MessageSearchConnection.edges":
+		if e.ComplexityRoot.MessageSearchConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageSearchConnection.Edges(childComplexity), true
+	case "MessageSearchConnection.pageInfo":
+		if e.ComplexityRoot.MessageSearchConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageSearchConnection.PageInfo(childComplexity), true
+
+	case "MessageSearchEdge.cursor":
+		if e.ComplexityRoot.MessageSearchEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageSearchEdge.Cursor(childComplexity), true
+	case "MessageSearchEdge.node":
+		if e.ComplexityRoot.MessageSearchEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageSearchEdge.Node(childComplexity), true
+	case "MessageSearchEdge.snippet":
+		if e.ComplexityRoot.MessageSearchEdge.Snippet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageSearchEdge.Snippet(childComplexity), true
+
+	case "MessageWindow.hasNewer":
+		if e.ComplexityRoot.MessageWindow.HasNewer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageWindow.HasNewer(childComplexity), true
+	case "MessageWindow.hasOlder":
+		if e.ComplexityRoot.MessageWindow.HasOlder == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageWindow.HasOlder(childComplexity), true
+	case "MessageWindow.items":
+		if e.ComplexityRoot.MessageWindow.Items == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageWindow.Items(childComplexity), true
+	case "MessageWindow.newerCursor":
+		if e.ComplexityRoot.MessageWindow.NewerCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageWindow.NewerCursor(childComplexity), true
+	case "MessageWindow.olderCursor":
+		if e.ComplexityRoot.MessageWindow.OlderCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageWindow.OlderCursor(childComplexity), true
+
 	case "Mutation.addMembers":
 		if e.ComplexityRoot.Mutation.AddMembers == nil {
 			break
@@ -780,6 +1019,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LeaveConversation(childComplexity, args["conversationId"].(int64)), true
+	case "Mutation.markRead":
+		if e.ComplexityRoot.Mutation.MarkRead == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markRead_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkRead(childComplexity, args["conversationId"].(int64), args["seq"].(int)), true
 	case "Mutation.removeMember":
 		if e.ComplexityRoot.Mutation.RemoveMember == nil {
 			break
@@ -824,6 +1074,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["input"].(model.SendMessageInput)), true
+	case "Mutation.setTyping":
+		if e.ComplexityRoot.Mutation.SetTyping == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setTyping_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetTyping(childComplexity, args["conversationId"].(int64), args["typing"].(bool)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -879,6 +1140,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.searchMessages":
+		if e.ComplexityRoot.Query.SearchMessages == nil {
+			break
+		}
+
+		args, err := ec.field_Query_searchMessages_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SearchMessages(childComplexity, args["query"].(string), args["conversationId"].(*int64), args["first"].(*int), args["after"].(*string)), true
+	case "Query.unreadTotal":
+		if e.ComplexityRoot.Query.UnreadTotal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.UnreadTotal(childComplexity), true
 	case "Query.users":
 		if e.ComplexityRoot.Query.Users == nil {
 			break
@@ -953,6 +1231,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ReactionChangedEvent.Message(childComplexity), true
 
+	case "ReadState.at":
+		if e.ComplexityRoot.ReadState.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReadState.At(childComplexity), true
+	case "ReadState.lastReadSeq":
+		if e.ComplexityRoot.ReadState.LastReadSeq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReadState.LastReadSeq(childComplexity), true
+	case "ReadState.user":
+		if e.ComplexityRoot.ReadState.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReadState.User(childComplexity), true
+
+	case "ReadStateChangedEvent.conversation":
+		if e.ComplexityRoot.ReadStateChangedEvent.Conversation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReadStateChangedEvent.Conversation(childComplexity), true
+	case "ReadStateChangedEvent.position":
+		if e.ComplexityRoot.ReadStateChangedEvent.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReadStateChangedEvent.Position(childComplexity), true
+
 	case "Subscription.conversationEvents":
 		if e.ComplexityRoot.Subscription.ConversationEvents == nil {
 			break
@@ -975,6 +1285,41 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.MessageAdded(childComplexity, args["conversationId"].(int64), args["afterSeq"].(*int)), true
+	case "Subscription.typing":
+		if e.ComplexityRoot.Subscription.Typing == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_typing_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Typing(childComplexity, args["conversationId"].(int64)), true
+	case "Subscription.viewerEvents":
+		if e.ComplexityRoot.Subscription.ViewerEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_viewerEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ViewerEvents(childComplexity, args["after"].(*string)), true
+
+	case "TypingEvent.typing":
+		if e.ComplexityRoot.TypingEvent.Typing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TypingEvent.Typing(childComplexity), true
+	case "TypingEvent.user":
+		if e.ComplexityRoot.TypingEvent.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TypingEvent.User(childComplexity), true
 
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
@@ -988,6 +1333,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Name(childComplexity), true
+	case "User.online":
+		if e.ComplexityRoot.User.Online == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Online(childComplexity), true
 
 	case "UserConnection.edges":
 		if e.ComplexityRoot.UserConnection.Edges == nil {
@@ -1119,7 +1470,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "lifecycle.graphqls" "schema.graphqls"
+//go:embed "lifecycle.graphqls" "presence.graphqls" "schema.graphqls" "search.graphqls" "sidebar.graphqls" "timeline.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1132,7 +1483,11 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "lifecycle.graphqls", Input: sourceData("lifecycle.graphqls"), BuiltIn: false},
+	{Name: "presence.graphqls", Input: sourceData("presence.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
+	{Name: "search.graphqls", Input: sourceData("search.graphqls"), BuiltIn: false},
+	{Name: "sidebar.graphqls", Input: sourceData("sidebar.graphqls"), BuiltIn: false},
+	{Name: "timeline.graphqls", Input: sourceData("timeline.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -1162,6 +1517,18 @@ func (ec *executionContext) childFields_Conversation(ctx context.Context, field 
 		return ec.fieldContext_Conversation_lastEventSeq(ctx, field)
 	case "events":
 		return ec.fieldContext_Conversation_events(ctx, field)
+	case "typing":
+		return ec.fieldContext_Conversation_typing(ctx, field)
+	case "viewerLastReadSeq":
+		return ec.fieldContext_Conversation_viewerLastReadSeq(ctx, field)
+	case "unreadCount":
+		return ec.fieldContext_Conversation_unreadCount(ctx, field)
+	case "readStates":
+		return ec.fieldContext_Conversation_readStates(ctx, field)
+	case "historyAround":
+		return ec.fieldContext_Conversation_historyAround(ctx, field)
+	case "timeline":
+		return ec.fieldContext_Conversation_timeline(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Conversation", field.Name)
 }
@@ -1270,6 +1637,44 @@ func (ec *executionContext) childFields_MessagePage(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type MessagePage", field.Name)
 }
 
+func (ec *executionContext) childFields_MessageSearchConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_MessageSearchConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_MessageSearchConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MessageSearchConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_MessageSearchEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_MessageSearchEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_MessageSearchEdge_node(ctx, field)
+	case "snippet":
+		return ec.fieldContext_MessageSearchEdge_snippet(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MessageSearchEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_MessageWindow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "items":
+		return ec.fieldContext_MessageWindow_items(ctx, field)
+	case "hasOlder":
+		return ec.fieldContext_MessageWindow_hasOlder(ctx, field)
+	case "hasNewer":
+		return ec.fieldContext_MessageWindow_hasNewer(ctx, field)
+	case "olderCursor":
+		return ec.fieldContext_MessageWindow_olderCursor(ctx, field)
+	case "newerCursor":
+		return ec.fieldContext_MessageWindow_newerCursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MessageWindow", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -1296,12 +1701,36 @@ func (ec *executionContext) childFields_Reaction(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type Reaction", field.Name)
 }
 
+func (ec *executionContext) childFields_ReadState(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_ReadState_user(ctx, field)
+	case "lastReadSeq":
+		return ec.fieldContext_ReadState_lastReadSeq(ctx, field)
+	case "at":
+		return ec.fieldContext_ReadState_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReadState", field.Name)
+}
+
+func (ec *executionContext) childFields_TypingEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_TypingEvent_user(ctx, field)
+	case "typing":
+		return ec.fieldContext_TypingEvent_typing(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TypingEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_User_id(ctx, field)
 	case "name":
 		return ec.fieldContext_User_name(ctx, field)
+	case "online":
+		return ec.fieldContext_User_online(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -1464,6 +1893,36 @@ func (ec *executionContext) field_Conversation_events_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Conversation_historyAround_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "seq",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["seq"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Conversation_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1505,6 +1964,44 @@ func (ec *executionContext) field_Conversation_messages_args(ctx context.Context
 		return nil, err
 	}
 	args["offset"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Conversation_timeline_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -1608,6 +2105,28 @@ func (ec *executionContext) field_Mutation_leaveConversation_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_markRead_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "conversationId",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "seq",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["seq"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeMember_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1688,6 +2207,28 @@ func (ec *executionContext) field_Mutation_sendMessage_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setTyping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "conversationId",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "typing",
+		func(ctx context.Context, v any) (bool, error) {
+			return ec.unmarshalNBoolean2bool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["typing"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1735,6 +2276,44 @@ func (ec *executionContext) field_Query_conversations_args(ctx context.Context, 
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_searchMessages_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "query",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["query"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "conversationId",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOID2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -1809,6 +2388,34 @@ func (ec *executionContext) field_Subscription_messageAdded_args(ctx context.Con
 		return nil, err
 	}
 	args["afterSeq"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_typing_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "conversationId",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_viewerEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
 	return args, nil
 }
 
@@ -2206,6 +2813,259 @@ func (ec *executionContext) fieldContext_Conversation_events(ctx context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Conversation_typing(ctx context.Context, field graphql.CollectedField, obj *chat.Conversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Conversation_typing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Conversation().Typing(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*chat.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUserᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Conversation_typing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Conversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Conversation_viewerLastReadSeq(ctx context.Context, field graphql.CollectedField, obj *chat.Conversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Conversation_viewerLastReadSeq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Conversation().ViewerLastReadSeq(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Conversation_viewerLastReadSeq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Conversation", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Conversation_unreadCount(ctx context.Context, field graphql.CollectedField, obj *chat.Conversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Conversation_unreadCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Conversation().UnreadCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Conversation_unreadCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Conversation", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Conversation_readStates(ctx context.Context, field graphql.CollectedField, obj *chat.Conversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Conversation_readStates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Conversation().ReadStates(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*chat.ReadState) graphql.Marshaler {
+			return ec.marshalNReadState2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐReadStateᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Conversation_readStates(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Conversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReadState(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Conversation_historyAround(ctx context.Context, field graphql.CollectedField, obj *chat.Conversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Conversation_historyAround(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Conversation().HistoryAround(ctx, obj, fc.Args["seq"].(int), fc.Args["before"].(*int), fc.Args["after"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MessageWindow) graphql.Marshaler {
+			return ec.marshalNMessageWindow2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageWindow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Conversation_historyAround(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Conversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MessageWindow(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Conversation_historyAround_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Conversation_timeline(ctx context.Context, field graphql.CollectedField, obj *chat.Conversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Conversation_timeline(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Conversation().Timeline(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MessageConnection) graphql.Marshaler {
+			return ec.marshalNMessageConnection2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Conversation_timeline(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Conversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MessageConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Conversation_timeline_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConversationActivityEvent_position(ctx context.Context, field graphql.CollectedField, obj *chat.ConversationActivity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationActivityEvent_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationActivityEvent_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConversationActivityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConversationActivityEvent_conversation(ctx context.Context, field graphql.CollectedField, obj *chat.ConversationActivity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationActivityEvent_conversation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ConversationActivityEvent().Conversation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.Conversation) graphql.Marshaler {
+			return ec.marshalNConversation2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationActivityEvent_conversation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConversationActivityEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Conversation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ConversationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ConversationConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2378,6 +3238,107 @@ func (ec *executionContext) _ConversationEventPage_hasMore(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_ConversationEventPage_hasMore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ConversationEventPage", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ConversationJoinedEvent_position(ctx context.Context, field graphql.CollectedField, obj *chat.ConversationJoined) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationJoinedEvent_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationJoinedEvent_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConversationJoinedEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConversationJoinedEvent_conversation(ctx context.Context, field graphql.CollectedField, obj *chat.ConversationJoined) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationJoinedEvent_conversation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ConversationJoinedEvent().Conversation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.Conversation) graphql.Marshaler {
+			return ec.marshalNConversation2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationJoinedEvent_conversation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConversationJoinedEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Conversation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConversationLeftEvent_position(ctx context.Context, field graphql.CollectedField, obj *chat.ConversationLeft) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationLeftEvent_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationLeftEvent_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConversationLeftEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConversationLeftEvent_conversationId(ctx context.Context, field graphql.CollectedField, obj *chat.ConversationLeft) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationLeftEvent_conversationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConversationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationLeftEvent_conversationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConversationLeftEvent", field, false, false, "ID")
 }
 
 func (ec *executionContext) _ConversationRenamedEvent_eventSeq(ctx context.Context, field graphql.CollectedField, obj *chat.ConversationRenamed) (ret graphql.Marshaler) {
@@ -3738,6 +4699,272 @@ func (ec *executionContext) fieldContext_MessagePage_hasMore(_ context.Context, 
 	return graphql.NewScalarFieldContext("MessagePage", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _MessageSearchConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.MessageSearchConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageSearchConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.MessageSearchEdge) graphql.Marshaler {
+			return ec.marshalNMessageSearchEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageSearchEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageSearchConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MessageSearchConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MessageSearchEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MessageSearchConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.MessageSearchConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageSearchConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageSearchConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MessageSearchConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MessageSearchEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.MessageSearchEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageSearchEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageSearchEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MessageSearchEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _MessageSearchEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.MessageSearchEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageSearchEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageSearchEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MessageSearchEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Message(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MessageSearchEdge_snippet(ctx context.Context, field graphql.CollectedField, obj *model.MessageSearchEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageSearchEdge_snippet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Snippet, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageSearchEdge_snippet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MessageSearchEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _MessageWindow_items(ctx context.Context, field graphql.CollectedField, obj *model.MessageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageWindow_items(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Items, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*chat.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageWindow_items(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MessageWindow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Message(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MessageWindow_hasOlder(ctx context.Context, field graphql.CollectedField, obj *model.MessageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageWindow_hasOlder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasOlder, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageWindow_hasOlder(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MessageWindow", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _MessageWindow_hasNewer(ctx context.Context, field graphql.CollectedField, obj *model.MessageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageWindow_hasNewer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasNewer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MessageWindow_hasNewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MessageWindow", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _MessageWindow_olderCursor(ctx context.Context, field graphql.CollectedField, obj *model.MessageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageWindow_olderCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OlderCursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MessageWindow_olderCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MessageWindow", field, false, false, "String")
+}
+
+func (ec *executionContext) _MessageWindow_newerCursor(ctx context.Context, field graphql.CollectedField, obj *model.MessageWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MessageWindow_newerCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NewerCursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MessageWindow_newerCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MessageWindow", field, false, false, "String")
+}
+
 func (ec *executionContext) _Mutation_sendMessage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4178,6 +5405,94 @@ func (ec *executionContext) fieldContext_Mutation_renameConversation(ctx context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setTyping(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setTyping(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetTyping(ctx, fc.Args["conversationId"].(int64), fc.Args["typing"].(bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setTyping(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setTyping_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_markRead(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_markRead(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MarkRead(ctx, fc.Args["conversationId"].(int64), fc.Args["seq"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.Conversation) graphql.Marshaler {
+			return ec.marshalNConversation2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_markRead(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Conversation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_markRead_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4432,6 +5747,73 @@ func (ec *executionContext) fieldContext_Query_users(ctx context.Context, field 
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_searchMessages(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_searchMessages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SearchMessages(ctx, fc.Args["query"].(string), fc.Args["conversationId"].(*int64), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MessageSearchConnection) graphql.Marshaler {
+			return ec.marshalNMessageSearchConnection2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageSearchConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_searchMessages(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MessageSearchConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_searchMessages_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_unreadTotal(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_unreadTotal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().UnreadTotal(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_unreadTotal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "Int")
 }
 
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -4758,6 +6140,139 @@ func (ec *executionContext) fieldContext_ReactionChangedEvent_added(_ context.Co
 	return graphql.NewScalarFieldContext("ReactionChangedEvent", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _ReadState_user(ctx context.Context, field graphql.CollectedField, obj *chat.ReadState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReadState_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v chat.User) graphql.Marshaler {
+			return ec.marshalNUser2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReadState_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReadState",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReadState_lastReadSeq(ctx context.Context, field graphql.CollectedField, obj *chat.ReadState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReadState_lastReadSeq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastReadSeq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReadState_lastReadSeq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReadState", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReadState_at(ctx context.Context, field graphql.CollectedField, obj *chat.ReadState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReadState_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReadState_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReadState", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ReadStateChangedEvent_position(ctx context.Context, field graphql.CollectedField, obj *chat.ReadStateChanged) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReadStateChangedEvent_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReadStateChangedEvent_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReadStateChangedEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ReadStateChangedEvent_conversation(ctx context.Context, field graphql.CollectedField, obj *chat.ReadStateChanged) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReadStateChangedEvent_conversation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ReadStateChangedEvent().Conversation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.Conversation) graphql.Marshaler {
+			return ec.marshalNConversation2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReadStateChangedEvent_conversation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReadStateChangedEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Conversation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_messageAdded(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -4772,7 +6287,9 @@ func (ec *executionContext) _Subscription_messageAdded(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *chat.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessage(ctx, selections, v)
+			return shareEvent(ctx, ec.Resolvers, "messageAdded", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNMessage2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessage(ctx, selections, v)
+			})
 		},
 		true,
 		true,
@@ -4816,7 +6333,9 @@ func (ec *executionContext) _Subscription_conversationEvents(ctx context.Context
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v chat.Event) graphql.Marshaler {
-			return ec.marshalNConversationEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐEvent(ctx, selections, v)
+			return shareEvent(ctx, ec.Resolvers, "conversationEvents", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNConversationEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐEvent(ctx, selections, v)
+			})
 		},
 		true,
 		true,
@@ -4844,6 +6363,153 @@ func (ec *executionContext) fieldContext_Subscription_conversationEvents(ctx con
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_typing(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_typing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Typing(ctx, fc.Args["conversationId"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.TypingEvent) graphql.Marshaler {
+			return shareEvent(ctx, ec.Resolvers, "typing", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNTypingEvent2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐTypingEvent(ctx, selections, v)
+			})
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_typing(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TypingEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_typing_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_viewerEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_viewerEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ViewerEvents(ctx, fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v chat.ViewerEvent) graphql.Marshaler {
+			return shareEvent(ctx, ec.Resolvers, "viewerEvents", selections, v, func(ctx context.Context) graphql.Marshaler {
+				return ec.marshalNViewerEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐViewerEvent(ctx, selections, v)
+			})
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_viewerEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_viewerEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TypingEvent_user(ctx context.Context, field graphql.CollectedField, obj *chat.TypingEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TypingEvent_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v chat.User) graphql.Marshaler {
+			return ec.marshalNUser2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TypingEvent_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TypingEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TypingEvent_typing(ctx context.Context, field graphql.CollectedField, obj *chat.TypingEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TypingEvent_typing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Typing, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TypingEvent_typing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TypingEvent", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *chat.User) (ret graphql.Marshaler) {
@@ -4890,6 +6556,29 @@ func (ec *executionContext) _User_name(ctx context.Context, field graphql.Collec
 }
 func (ec *executionContext) fieldContext_User_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
+}
+
+func (ec *executionContext) _User_online(ctx context.Context, field graphql.CollectedField, obj *chat.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_online(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Online(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_online(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.UserConnection) (ret graphql.Marshaler) {
@@ -6294,6 +7983,39 @@ func (ec *executionContext) _ConversationEvent(ctx context.Context, sel ast.Sele
 	}
 }
 
+func (ec *executionContext) _ViewerEvent(ctx context.Context, sel ast.SelectionSet, obj chat.ViewerEvent) graphql.Marshaler {
+	switch obj := (obj).(type) {
+	case nil:
+		return graphql.Null
+	case *chat.ReadStateChanged:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ReadStateChangedEvent(ctx, sel, obj)
+	case *chat.ConversationLeft:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ConversationLeftEvent(ctx, sel, obj)
+	case *chat.ConversationJoined:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ConversationJoinedEvent(ctx, sel, obj)
+	case *chat.ConversationActivity:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ConversationActivityEvent(ctx, sel, obj)
+	default:
+		if typedObj, ok := obj.(graphql.Marshaler); ok {
+			return typedObj
+		} else {
+			panic(fmt.Errorf("unexpected type %T; non-generated variants of ViewerEvent must implement graphql.Marshaler", obj))
+		}
+	}
+}
+
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
@@ -6364,6 +8086,81 @@ func (ec *executionContext) _Conversation(ctx context.Context, sel ast.Selection
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Conversation_events(ctx, field, obj)
+				})
+		case "typing":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Conversation_typing(ctx, field, obj)
+				})
+		case "viewerLastReadSeq":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Conversation_viewerLastReadSeq(ctx, field, obj)
+				})
+		case "unreadCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Conversation_unreadCount(ctx, field, obj)
+				})
+		case "readStates":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Conversation_readStates(ctx, field, obj)
+				})
+		case "historyAround":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Conversation_historyAround(ctx, field, obj)
+				})
+		case "timeline":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Conversation_timeline(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var conversationActivityEventImplementors = []string{"ConversationActivityEvent", "ViewerEvent"}
+
+func (ec *executionContext) _ConversationActivityEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.ConversationActivity) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, conversationActivityEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConversationActivityEvent")
+		case "position":
+			out.Values[i] = ec._ConversationActivityEvent_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "conversation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ConversationActivityEvent_conversation(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -6476,6 +8273,83 @@ func (ec *executionContext) _ConversationEventPage(ctx context.Context, sel ast.
 			}
 		case "hasMore":
 			out.Values[i] = ec._ConversationEventPage_hasMore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var conversationJoinedEventImplementors = []string{"ConversationJoinedEvent", "ViewerEvent"}
+
+func (ec *executionContext) _ConversationJoinedEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.ConversationJoined) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, conversationJoinedEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConversationJoinedEvent")
+		case "position":
+			out.Values[i] = ec._ConversationJoinedEvent_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "conversation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ConversationJoinedEvent_conversation(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var conversationLeftEventImplementors = []string{"ConversationLeftEvent", "ViewerEvent"}
+
+func (ec *executionContext) _ConversationLeftEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.ConversationLeft) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, conversationLeftEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConversationLeftEvent")
+		case "position":
+			out.Values[i] = ec._ConversationLeftEvent_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "conversationId":
+			out.Values[i] = ec._ConversationLeftEvent_conversationId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7064,6 +8938,140 @@ func (ec *executionContext) _MessagePage(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var messageSearchConnectionImplementors = []string{"MessageSearchConnection"}
+
+func (ec *executionContext) _MessageSearchConnection(ctx context.Context, sel ast.SelectionSet, obj *model.MessageSearchConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, messageSearchConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MessageSearchConnection")
+		case "edges":
+			out.Values[i] = ec._MessageSearchConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._MessageSearchConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var messageSearchEdgeImplementors = []string{"MessageSearchEdge"}
+
+func (ec *executionContext) _MessageSearchEdge(ctx context.Context, sel ast.SelectionSet, obj *model.MessageSearchEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, messageSearchEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MessageSearchEdge")
+		case "cursor":
+			out.Values[i] = ec._MessageSearchEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._MessageSearchEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "snippet":
+			out.Values[i] = ec._MessageSearchEdge_snippet(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var messageWindowImplementors = []string{"MessageWindow"}
+
+func (ec *executionContext) _MessageWindow(ctx context.Context, sel ast.SelectionSet, obj *model.MessageWindow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, messageWindowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MessageWindow")
+		case "items":
+			out.Values[i] = ec._MessageWindow_items(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hasOlder":
+			out.Values[i] = ec._MessageWindow_hasOlder(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hasNewer":
+			out.Values[i] = ec._MessageWindow_hasNewer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "olderCursor":
+			out.Values[i] = ec._MessageWindow_olderCursor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "newerCursor":
+			out.Values[i] = ec._MessageWindow_newerCursor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -7149,6 +9157,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "renameConversation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_renameConversation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setTyping":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setTyping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "markRead":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_markRead(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7260,6 +9282,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_users(ctx, field)
+				})
+		case "searchMessages":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_searchMessages(ctx, field)
+				})
+		case "unreadTotal":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_unreadTotal(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -7399,6 +9433,88 @@ func (ec *executionContext) _ReactionChangedEvent(ctx context.Context, sel ast.S
 	return out
 }
 
+var readStateImplementors = []string{"ReadState"}
+
+func (ec *executionContext) _ReadState(ctx context.Context, sel ast.SelectionSet, obj *chat.ReadState) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, readStateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReadState")
+		case "user":
+			out.Values[i] = ec._ReadState_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastReadSeq":
+			out.Values[i] = ec._ReadState_lastReadSeq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._ReadState_at(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var readStateChangedEventImplementors = []string{"ReadStateChangedEvent", "ViewerEvent"}
+
+func (ec *executionContext) _ReadStateChangedEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.ReadStateChanged) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, readStateChangedEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReadStateChangedEvent")
+		case "position":
+			out.Values[i] = ec._ReadStateChangedEvent_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "conversation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ReadStateChangedEvent_conversation(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -7416,9 +9532,51 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_messageAdded(ctx, fields[0])
 	case "conversationEvents":
 		return ec._Subscription_conversationEvents(ctx, fields[0])
+	case "typing":
+		return ec._Subscription_typing(ctx, fields[0])
+	case "viewerEvents":
+		return ec._Subscription_viewerEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var typingEventImplementors = []string{"TypingEvent"}
+
+func (ec *executionContext) _TypingEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.TypingEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, typingEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TypingEvent")
+		case "user":
+			out.Values[i] = ec._TypingEvent_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "typing":
+			out.Values[i] = ec._TypingEvent_typing(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var userImplementors = []string{"User"}
@@ -7435,13 +9593,19 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		case "id":
 			out.Values[i] = ec._User_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._User_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "online":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_online(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7928,7 +10092,7 @@ func (ec *executionContext) marshalNConversationConnection2ᚖgithubᚗcomᚋthr
 }
 
 func (ec *executionContext) marshalNConversationEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐConversationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ConversationEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "ConversationEdge", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNConversationEdge2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐConversationEdge(ctx, sel, v[i])
@@ -8091,7 +10255,7 @@ var (
 )
 
 func (ec *executionContext) marshalNMembership2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMembershipᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.Membership) graphql.Marshaler {
-	ret := marshalSliceSerially(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "Membership", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMembership2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMembership(ctx, sel, v[i])
@@ -8115,7 +10279,10 @@ func (ec *executionContext) marshalNMembership2ᚖgithubᚗcomᚋthreadlineᚋth
 }
 
 func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.Message) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	if m, ok := fastMessages(ec.OperationContext, sel, v); ok {
+		return m
+	}
+	ret := marshalSliceFor(ctx, sel, "Message", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMessage2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessage(ctx, sel, v[i])
@@ -8147,7 +10314,10 @@ func (ec *executionContext) marshalNMessageConnection2ᚖgithubᚗcomᚋthreadli
 }
 
 func (ec *executionContext) marshalNMessageEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MessageEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	if m, ok := fastMessageEdges(ec.OperationContext, sel, v); ok {
+		return m
+	}
+	ret := marshalSliceFor(ctx, sel, "MessageEdge", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMessageEdge2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageEdge(ctx, sel, v[i])
@@ -8178,6 +10348,46 @@ func (ec *executionContext) marshalNMessagePage2ᚖgithubᚗcomᚋthreadlineᚋt
 	return ec._MessagePage(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNMessageSearchConnection2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageSearchConnection(ctx context.Context, sel ast.SelectionSet, v *model.MessageSearchConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MessageSearchConnection!")
+		return graphql.Null
+	}
+	return ec._MessageSearchConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNMessageSearchEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageSearchEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MessageSearchEdge) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "MessageSearchEdge", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMessageSearchEdge2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageSearchEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMessageSearchEdge2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageSearchEdge(ctx context.Context, sel ast.SelectionSet, v *model.MessageSearchEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MessageSearchEdge!")
+		return graphql.Null
+	}
+	return ec._MessageSearchEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNMessageWindow2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageWindow(ctx context.Context, sel ast.SelectionSet, v *model.MessageWindow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MessageWindow!")
+		return graphql.Null
+	}
+	return ec._MessageWindow(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
@@ -8191,7 +10401,7 @@ func (ec *executionContext) marshalNReaction2githubᚗcomᚋthreadlineᚋthreadl
 }
 
 func (ec *executionContext) marshalNReaction2ᚕgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐReactionᚄ(ctx context.Context, sel ast.SelectionSet, v []chat.Reaction) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "Reaction", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNReaction2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐReaction(ctx, sel, v[i])
@@ -8204,6 +10414,30 @@ func (ec *executionContext) marshalNReaction2ᚕgithubᚗcomᚋthreadlineᚋthre
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNReadState2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐReadStateᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.ReadState) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "ReadState", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReadState2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐReadState(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNReadState2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐReadState(ctx context.Context, sel ast.SelectionSet, v *chat.ReadState) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReadState!")
+		return graphql.Null
+	}
+	return ec._ReadState(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSendMessageInput2githubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐSendMessageInput(ctx context.Context, v any) (model.SendMessageInput, error) {
@@ -8239,12 +10473,20 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 	return res
 }
 
+func (ec *executionContext) marshalNTypingEvent2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐTypingEvent(ctx context.Context, sel ast.SelectionSet, v *chat.TypingEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TypingEvent!")
+		return graphql.Null
+	}
+	return ec._TypingEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNUser2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUser(ctx context.Context, sel ast.SelectionSet, v chat.User) graphql.Marshaler {
 	return ec._User(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNUser2ᚕgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []chat.User) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "User", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUser2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUser(ctx, sel, v[i])
@@ -8260,7 +10502,7 @@ func (ec *executionContext) marshalNUser2ᚕgithubᚗcomᚋthreadlineᚋthreadli
 }
 
 func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.User) graphql.Marshaler {
-	ret := marshalSliceSerially(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "User", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUser2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐUser(ctx, sel, v[i])
@@ -8292,7 +10534,7 @@ func (ec *executionContext) marshalNUserConnection2ᚖgithubᚗcomᚋthreadline�
 }
 
 func (ec *executionContext) marshalNUserEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserEdge) graphql.Marshaler {
-	ret := marshalSliceSerially(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceFor(ctx, sel, "UserEdge", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserEdge2ᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐUserEdge(ctx, sel, v[i])
@@ -8313,6 +10555,14 @@ func (ec *executionContext) marshalNUserEdge2ᚖgithubᚗcomᚋthreadlineᚋthre
 		return graphql.Null
 	}
 	return ec._UserEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNViewerEvent2githubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐViewerEvent(ctx context.Context, sel ast.SelectionSet, v chat.ViewerEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ViewerEvent!")
+		return graphql.Null
+	}
+	return ec._ViewerEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -8527,6 +10777,24 @@ func (ec *executionContext) marshalOID2ᚕint64ᚄ(ctx context.Context, sel ast.
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalOID2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := model.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := model.MarshalID(*v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {

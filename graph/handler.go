@@ -1,15 +1,25 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/formatter"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/threadline/threadline/graph/document"
@@ -21,6 +31,7 @@ import (
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/live"
 	"github.com/threadline/threadline/internal/respcache"
+	"github.com/threadline/threadline/internal/typing"
 )
 
 // HandlerConfig configures the GraphQL handler.
@@ -36,13 +47,27 @@ type HandlerConfig struct {
 	// before every other extension, so that it times them too. May be nil.
 	Metrics graphql.HandlerExtension
 	// ResponseCache answers repeated queries with stored responses (internal/respcache). It is
-	// added after Metrics and before the loaders, so that a hit runs nothing else. May be nil.
+	// added after Metrics and before the loaders, so that a hit runs nothing else; over HTTP a
+	// hit is answered before gqlgen runs (Handler.ServeHTTP). Its Config.Salt must be
+	// ResponseCacheSalt of this configuration. May be nil.
 	ResponseCache *respcache.Cache
+	// ObserveOperation counts and times an operation answered before the executor (a
+	// response-cache hit over HTTP), as Metrics counts those it sees. May be nil.
+	ObserveOperation func(name, typ string, took time.Duration)
 	// Live serves messageAdded subscriptions; nil: they answer INTERNAL_SERVER_ERROR.
 	Live *live.Hub
-	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws): the
-	// same authentication, rate limit, admission and deadline as HTTP requests, per operation.
+	// Typing serves setTyping and typing subscriptions (Conversation.typing and User.online
+	// read through the loaders); nil: they answer INTERNAL_SERVER_ERROR.
+	Typing *typing.Service
+	// Streaming is what GraphQL over WebSocket and over Server-Sent Events share: the same
+	// authentication, rate limit, admission and deadline as HTTP requests, per operation; write
+	// deadlines; caps on the connections of a user and of an address; shutdown.
+	Streaming streaming.Config
+	// WebSocket configures GraphQL over WebSocket (graphql-transport-ws and graphql-ws).
 	WebSocket streaming.WebSocketConfig
+	// EventStream configures GraphQL over Server-Sent Events (graphql-sse, distinct
+	// connections).
+	EventStream streaming.EventStreamConfig
 	// Mutations bound the writes of one operation.
 	Mutations MutationLimits
 	// Limits bound the cost of an operation and the size and shape of a document
@@ -69,15 +94,23 @@ type HandlerConfig struct {
 	DocumentCache document.CacheConfig
 }
 
-// NewHandler returns the GraphQL handler for /query, built with handler.New and only the
-// transports and extensions chosen here.
-func NewHandler(cfg HandlerConfig) *handler.Server {
+// Handler serves /query: gqlgen's server (built with handler.New and only the transports and
+// extensions chosen here), and in front of it the response cache's hits over HTTP.
+type Handler struct {
+	srv     *handler.Server
+	gate    *document.Gate
+	cache   *respcache.Cache
+	observe func(name, typ string, took time.Duration)
+}
+
+// NewHandler returns the GraphQL handler for /query.
+func NewHandler(cfg HandlerConfig) *Handler {
 	limits := cfg.Limits.WithDefaults()
 	// The schema served lacks @defer (and @stream): responses are sent whole, and
 	// introspection shows the directives of schema.graphql.
 	schema := document.WithoutIncrementalDelivery(NewExecutableSchema(Config{}).Schema())
 	srv := handler.New(NewExecutableSchema(Config{
-		Schema: schema, Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live}, Complexity: complexityRoot(),
+		Schema: schema, Resolvers: &Resolver{Chat: cfg.Chat, Live: cfg.Live, Typists: cfg.Typing}, Complexity: complexityRoot(),
 	}))
 	trusted := cfg.TrustedDocuments
 	if trusted == nil {
@@ -95,12 +128,15 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if err != nil {
 		panic(err) // only a nil schema fails
 	}
+	// Subscriptions, and any other operation, over WebSocket and over Server-Sent Events
+	// (graph/streaming). The event stream goes first: its requests are GETs and POSTs too.
+	ws, events := streaming.New(cfg.Streaming, cfg.WebSocket, cfg.EventStream)
+	srv.AddTransport(events)
 	// GraphQL over HTTP as its specification says: media types, status codes, no GET mutations.
 	srv.AddTransport(httptransport.GET{})
 	srv.AddTransport(httptransport.POST{})
 	srv.AddTransport(httptransport.Methods{}) // OPTIONS, and 405 for other methods
-	// Subscriptions, and any other operation, over WebSocket (graph/websocket.go).
-	srv.AddTransport(streaming.NewWebSocket(cfg.WebSocket))
+	srv.AddTransport(ws)
 	srv.SetQueryCache(gate.QueryCache())
 	srv.SetParserTokenLimit(limits.Tokens) // unused while the gate admits every document
 	srv.SetDisableSuggestion(!cfg.FieldSuggestions)
@@ -123,10 +159,155 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		loader.PrefetchOperation(ctx)
 		return next(ctx)
 	})
+	// Each event of a subscription is resolved with loaders of its own: what an earlier event
+	// loaded (a conversation's last message, the viewer's reactions) may have changed since.
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		if graphql.HasOperationContext(ctx) && isSubscription(graphql.GetOperationContext(ctx)) {
+			viewer, _ := auth.Viewer(ctx)
+			ctx = loader.With(ctx, cfg.Loaders.New(viewer))
+		}
+		return next(ctx)
+	})
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.RequestID, cfg.Classify))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log, cfg.RequestID))
-	return srv
+	return &Handler{srv: srv, gate: gate, cache: cfg.ResponseCache, observe: cfg.ObserveOperation}
 }
+
+// ServeHTTP answers a query over HTTP whose response the response cache holds without running
+// gqlgen — no operation context, complexity walk or executor — and hands every other request
+// to gqlgen (see serveStored).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cache != nil {
+		var served bool
+		if served, r = h.serveStored(w, r); served {
+			return
+		}
+	}
+	h.srv.ServeHTTP(w, r)
+}
+
+// serveStored answers r from the response cache if it can, and otherwise returns the request to
+// hand to gqlgen: r with its body as it was, carrying the lookup made if there was one.
+//
+// Everything outside this handler has run as for any request: request id, CORS, body limit,
+// deadline, authentication, presence, rate limit and admission (a hit takes an admission slot,
+// as it did in the executor). What the executor would check is checked here, or the request
+// goes to gqlgen, which checks it: the request is a GET or POST that GraphQL over HTTP serves
+// (not an event stream, not a WebSocket upgrade) and decodes as httptransport.ReadGET and
+// ReadPOST decode it; it has a viewer (anonymous requests are never cached); the document gate
+// admitted its document before and says so without Redis (document.Gate.Admitted: size,
+// parsing, limits, validation, introspection, trusted documents only); the operation it names is
+// a query (so a GET never answers a mutation: it goes to gqlgen and gets 405); the cost limit,
+// which depends on the variables, is part of the response key (ResponseCacheSalt): a response
+// stored under the key was admitted under the same rules. The response is written as
+// httptransport.WriteResponse writes an executed one with data and no errors: status 200, the
+// media type negotiated from Accept, Content-Length, Vary: Accept, and the body
+// {"data": ...}, byte for byte. The operation is counted as the metrics extension counts it.
+func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request) (bool, *http.Request) {
+	start := time.Now()
+	if (r.Method != http.MethodGet && r.Method != http.MethodPost) || r.Header.Get("Upgrade") != "" || streaming.IsEventStream(r) {
+		return false, r
+	}
+	viewer, err := auth.Viewer(r.Context())
+	if err != nil || h.cache.Bypassed() {
+		return false, r
+	}
+	var params *graphql.RawParams
+	var rerr *httptransport.RequestError
+	if r.Method == http.MethodPost {
+		rec := &recorder{body: r.Body}
+		r.Body = rec
+		params, rerr = httptransport.ReadPOST(r)
+		r.Body = rec.replay()
+	} else {
+		params, rerr = httptransport.ReadGET(r)
+	}
+	if rerr != nil {
+		return false, r
+	}
+	query, doc, ok := h.gate.Admitted(params)
+	if !ok {
+		return false, r
+	}
+	op := doc.Operations.ForName(params.OperationName)
+	if op == nil || op.Operation != ast.Query {
+		return false, r
+	}
+	key, ok := h.cache.Key(viewer, query, params.OperationName, params.Variables)
+	if !ok {
+		return false, r
+	}
+	body, ctx := h.cache.Lookup(r.Context(), viewer, key)
+	if body == nil {
+		return false, r.WithContext(ctx)
+	}
+	httptransport.WriteEncoded(w, httptransport.Negotiate(r.Header.Values("Accept")), http.StatusOK, body)
+	if h.observe != nil {
+		name := params.OperationName
+		if name == "" {
+			name = op.Name
+		}
+		h.observe(name, string(ast.Query), time.Since(start))
+	}
+	return true, r
+}
+
+// recorder keeps what is read from a request body, so that the body can be read again.
+type recorder struct {
+	body io.ReadCloser
+	read []byte
+}
+
+func (rec *recorder) Read(p []byte) (int, error) {
+	n, err := rec.body.Read(p)
+	rec.read = append(rec.read, p[:n]...)
+	return n, err
+}
+
+func (rec *recorder) Close() error { return rec.body.Close() }
+
+// replay returns the body again: what was read, then the rest (or the error that ended the
+// reading: http.MaxBytesReader repeats it).
+func (rec *recorder) replay() io.ReadCloser {
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(rec.read), rec.body), rec.body}
+}
+
+// ResponseCacheSalt names the rules under which a handler admits an operation: the schema it
+// serves, the limits of the document gate and the cost limit (limits), introspection, and
+// trusted documents only with the manifest (trusted; nil: document.Trusted()). The response
+// cache mixes it into its keys (respcache.Config.Salt), so that instances that admit
+// differently — during a rolling deploy — never serve each other's stored responses, and a
+// hit answered before the executor (Handler.serveStored), which skips the cost limit, is one
+// that passed it.
+func ResponseCacheSalt(limits Limits, introspection, trustedOnly bool, trusted document.Manifest) string {
+	h := sha256.New()
+	h.Write([]byte(servedSchemaSDL()))
+	fmt.Fprintf(h, "\x00%+v\x00introspection=%v\x00trustedOnly=%v\x00", limits.WithDefaults(), introspection, trustedOnly)
+	if trustedOnly {
+		if trusted == nil {
+			trusted = document.Trusted()
+		}
+		hashes := make([]string, 0, len(trusted))
+		for k := range trusted {
+			hashes = append(hashes, k)
+		}
+		slices.Sort(hashes)
+		for _, k := range hashes {
+			h.Write([]byte(k))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// servedSchemaSDL is the schema NewHandler serves, printed.
+var servedSchemaSDL = sync.OnceValue(func() string {
+	var b bytes.Buffer
+	formatter.NewFormatter(&b).FormatSchema(document.WithoutIncrementalDelivery(NewExecutableSchema(Config{}).Schema()))
+	return b.String()
+})
 
 // errorPresenter maps every error to a public code. Errors of ours (apperr) keep their code and
 // message; errors of the GraphQL parser and validator, whose text speaks of the request only,
@@ -191,4 +372,9 @@ func reqID(ctx context.Context, f func(context.Context) string) string {
 		return ""
 	}
 	return f(ctx)
+}
+
+// isSubscription reports whether the operation is a subscription (a refused document has none).
+func isSubscription(op *graphql.OperationContext) bool {
+	return op.Operation != nil && op.Operation.Operation == ast.Subscription
 }

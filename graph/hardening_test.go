@@ -84,6 +84,8 @@ func TestQueryLimitsRefuseBeforeAnySQL(t *testing.T) {
 		{"cost", `{ conversations(first: 100) { edges { node { messages(limit: 100) { items { id body sender { name } } } } } } }`, nil, "COMPLEXITY_LIMIT_EXCEEDED", "complexity"},
 		{"cost in variables", `query($n: Int, $m: Int) { conversations(first: $n) { edges { node { history(first: $m) { edges { node { body } } } members { name } } } } }`,
 			map[string]any{"n": 100, "m": 100}, "COMPLEXITY_LIMIT_EXCEEDED", "complexity"},
+		{"cost of timeline backward", `{ conversations(first: 100) { edges { node { timeline(last: 100) { edges { node { body } } } } } } }`, nil, "COMPLEXITY_LIMIT_EXCEEDED", "complexity"},
+		{"cost of historyAround", `{ conversations(first: 50) { edges { node { historyAround(seq: 1, before: 100, after: 100) { items { body } } } } } }`, nil, "COMPLEXITY_LIMIT_EXCEEDED", "complexity"},
 		{"cost of aliases", `{ ` + repeat(60, `c%d: conversations(first: 50) { edges { node { messages(limit: 5) { items { id } } } } } `) + `}`, nil, "COMPLEXITY_LIMIT_EXCEEDED", "complexity"},
 		{"depth", deep, nil, "BAD_USER_INPUT", "deeper"},
 		{"aliases", `{ ` + repeat(101, `a%d: me { id } `) + `}`, nil, "BAD_USER_INPUT", "aliases"},

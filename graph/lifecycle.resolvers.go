@@ -18,6 +18,7 @@ import (
 func (r *conversationResolver) Memberships(ctx context.Context, obj *chat.Conversation) ([]*chat.Membership, error) {
 	respcache.Depend(ctx, obj.Generation) // members come and go: any change moves the generation
 	ms, err := loader.Memberships(ctx, obj.ID)
+	prefetchOnline(ctx, ms, idOfMember, onlineOfMemberships)
 	return pointers(ms), err
 }
 
@@ -106,6 +107,7 @@ func (r *queryResolver) Users(ctx context.Context, search *string, first *int, a
 	}
 	respcache.Uncacheable(ctx) // a directory search: cheap, and users come and go
 	list, err := r.Chat.SearchUsers(ctx, search, first, after)
+	prefetchOnline(ctx, list.Users, idOfUser, onlineOfUserEdges)
 	return userConnection(list, after), err
 }
 

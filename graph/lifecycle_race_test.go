@@ -27,10 +27,7 @@ import (
 func TestEditDeleteNoStaleReadsAtDepth(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
-	d := newDeployment(t)
-	u := dbtest.Users(t, d.direct, "Alice", "Bob")
-	alice, bob := u[0], u[1]
-	conv := dbtest.Conversation(t, d.direct, "Deep", alice, bob) // Alice owns it
+	d, alice, bob, conv := aliceAndBob(t, "Deep") // Alice owns it
 	const total, deep = 10000, 5000
 	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, total)
 	ids := messageIDs(t, d.direct, conv)

@@ -33,14 +33,29 @@ type deployment struct {
 	direct *pgxpool.Pool
 }
 
+// aliceAndBob starts a deployment with the users Alice and Bob in a conversation titled
+// title, which Alice owns.
+func aliceAndBob(t *testing.T, title string) (d *deployment, alice, bob, conv int64) {
+	t.Helper()
+	d = newDeployment(t)
+	u := dbtest.Users(t, d.direct, "Alice", "Bob")
+	return d, u[0], u[1], dbtest.Conversation(t, d.direct, title, u[0], u[1])
+}
+
 func newDeployment(t *testing.T) *deployment {
+	t.Helper()
+	return newDeploymentOn(t, "")
+}
+
+// newDeploymentOn is newDeployment on the Redis redisURL names ("": a new one of the test's own).
+func newDeploymentOn(t *testing.T, redisURL string) *deployment {
 	t.Helper()
 	configure := func(c *app.Config) {
 		c.CacheEnabled, c.ResponseCacheEnabled = true, true
 		c.AdmissionEnabled = false // load shedding is tested on its own (TestOverload)
 		c.DBMaxConns = 16
 	}
-	a := apptest.Start(t, apptest.Options{Configure: configure})
+	a := apptest.Start(t, apptest.Options{RedisURL: redisURL, Configure: configure})
 	b := apptest.Start(t, apptest.Options{Database: &a.Database, RedisURL: a.Config.RedisURL, Configure: configure})
 	return &deployment{a: a, b: b, direct: a.Direct}
 }
@@ -194,7 +209,9 @@ func dbState(t testing.TB, pool *pgxpool.Pool, conv int64) string {
 		"SELECT conversation_id, message_id, user_id, emoji, created_at FROM reactions WHERE $1 = 0 OR conversation_id = $1 ORDER BY 1, 2, 3, 4",
 		`SELECT conversation_id, event_seq, kind, actor_id, at, message_id, emoji, added, title, user_ids
 		 FROM conversation_events WHERE $1 = 0 OR conversation_id = $1 ORDER BY 1, 2`,
-		"SELECT id, name FROM users WHERE $1::bigint IS NOT NULL ORDER BY id",
+		// The conversation's members (every user for 0): tests running beside this one add
+		// users of their own.
+		"SELECT id, name FROM users WHERE $1 = 0 OR id IN (SELECT user_id FROM conversation_members WHERE conversation_id = $1) ORDER BY id",
 	} {
 		rows, err := pool.Query(context.Background(), q, conv)
 		if err != nil {
@@ -230,6 +247,15 @@ func lastEventSeq(t testing.TB, pool *pgxpool.Pool, conv int64) int64 {
 }
 
 // messageIDs returns the ids of a conversation's messages by seq.
+// messagesIn creates a conversation of members with n messages sent by senders in turn, and
+// returns it with its messages' IDs by seq.
+func messagesIn(t testing.TB, pool *pgxpool.Pool, title string, members, senders []int64, n int) (int64, map[int64]string) {
+	t.Helper()
+	conv := dbtest.Conversation(t, pool, title, members...)
+	dbtest.Messages(t, pool, conv, senders, n)
+	return conv, messageIDs(t, pool, conv)
+}
+
 func messageIDs(t testing.TB, pool *pgxpool.Pool, conv int64) map[int64]string {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), "SELECT seq, id FROM messages WHERE conversation_id = $1", conv)
@@ -395,9 +421,7 @@ func TestLifecycleSemantics(t *testing.T) {
 
 	t.Run("a tombstone keeps its seq in offset pages and in history", func(t *testing.T) {
 		t.Parallel()
-		conv := dbtest.Conversation(t, pool, "tombstones", alice, bob)
-		dbtest.Messages(t, pool, conv, []int64{alice, bob}, 30)
-		ids := messageIDs(t, pool, conv)
+		conv, ids := messagesIn(t, pool, "tombstones", []int64{alice, bob}, []int64{alice, bob}, 30)
 		gql(t, srv, bob, deleteMut, vars{"id": ids[30]}, nil)   // bob's own, at offset 0
 		gql(t, srv, alice, deleteMut, vars{"id": ids[15]}, nil) // alice's own, at offset 15
 		tombstone := map[int64]bool{30: true, 15: true}
@@ -457,9 +481,7 @@ func TestLifecycleSemantics(t *testing.T) {
 
 	t.Run("deleting twice returns the tombstone and adds no event", func(t *testing.T) {
 		t.Parallel()
-		conv := dbtest.Conversation(t, pool, "twice", alice, bob)
-		dbtest.Messages(t, pool, conv, []int64{alice, bob}, 4)
-		ids := messageIDs(t, pool, conv)
+		conv, ids := messagesIn(t, pool, "twice", []int64{alice, bob}, []int64{alice, bob}, 4)
 		var first struct{ DeleteMessage msgView }
 		gql(t, srv, bob, deleteMut, vars{"id": ids[4]}, &first)
 		before := dbState(t, pool, conv)
@@ -478,9 +500,8 @@ func TestLifecycleSemantics(t *testing.T) {
 
 	t.Run("reactions are idempotent", func(t *testing.T) {
 		t.Parallel()
-		conv := dbtest.Conversation(t, pool, "reactions", alice, bob)
-		dbtest.Messages(t, pool, conv, []int64{alice}, 1)
-		m := messageIDs(t, pool, conv)[1]
+		conv, ids := messagesIn(t, pool, "reactions", []int64{alice, bob}, []int64{alice}, 1)
+		m := ids[1]
 		steps := []struct {
 			query, emoji string
 			want         []reactionView
@@ -518,9 +539,8 @@ func TestLifecycleSemantics(t *testing.T) {
 
 	t.Run("at most 20 different emojis on a message", func(t *testing.T) {
 		t.Parallel()
-		conv := dbtest.Conversation(t, pool, "emojis", alice, bob)
-		dbtest.Messages(t, pool, conv, []int64{alice}, 1)
-		m := messageIDs(t, pool, conv)[1]
+		conv, ids := messagesIn(t, pool, "emojis", []int64{alice, bob}, []int64{alice}, 1)
+		m := ids[1]
 		emoji := func(i int) string { return fmt.Sprintf(":e%02d:", i) }
 		for i := 1; i <= 20; i++ {
 			gql(t, srv, alice, addReactionMut, vars{"id": m, "e": emoji(i)}, nil)
@@ -545,9 +565,8 @@ func TestLifecycleSemantics(t *testing.T) {
 
 	t.Run("grouped by emoji, most used first, viewerReacted per viewer", func(t *testing.T) {
 		t.Parallel()
-		conv := dbtest.Conversation(t, pool, "grouping", alice, bob, carol)
-		dbtest.Messages(t, pool, conv, []int64{alice}, 1)
-		m := messageIDs(t, pool, conv)[1]
+		conv, ids := messagesIn(t, pool, "grouping", []int64{alice, bob, carol}, []int64{alice}, 1)
+		m := ids[1]
 		for _, r := range []struct {
 			who   int64
 			emoji string
@@ -650,9 +669,8 @@ func TestLifecycleSemantics(t *testing.T) {
 
 	t.Run("limits", func(t *testing.T) {
 		t.Parallel()
-		conv := dbtest.Conversation(t, pool, "limits", alice, bob)
-		dbtest.Messages(t, pool, conv, []int64{alice}, 1)
-		m := messageIDs(t, pool, conv)[1]
+		conv, msgs := messagesIn(t, pool, "limits", []int64{alice, bob}, []int64{alice}, 1)
+		m := msgs[1]
 		crowd := make([]string, 101)
 		ids := dbtest.Users(t, pool, func() []string {
 			names := make([]string, 101)
@@ -729,9 +747,7 @@ func TestLifecycleAuthorization(t *testing.T) {
 	pool := srv.Direct
 	u := dbtest.Users(t, pool, "Alice", "Bob", "Carol", "Mallory")
 	alice, bob, carol, mallory := u[0], u[1], u[2], u[3]
-	conv := dbtest.Conversation(t, pool, "Private", alice, bob, carol) // Alice owns it
-	dbtest.Messages(t, pool, conv, []int64{alice, bob}, 4)             // seq 2 and 4 are Bob's
-	ids := messageIDs(t, pool, conv)
+	conv, ids := messagesIn(t, pool, "Private", []int64{alice, bob, carol}, []int64{alice, bob}, 4) // Alice owns it; seq 2 and 4 are Bob's
 	// Mallory has a conversation of her own: she is a member somewhere, just not here.
 	mine := dbtest.Conversation(t, pool, "Mallory's", mallory)
 	dbtest.Messages(t, pool, mine, []int64{mallory}, 1)
@@ -856,9 +872,7 @@ func TestResponseCacheConversationFieldsStayExact(t *testing.T) {
 	d := newDeployment(t)
 	u := dbtest.Users(t, d.direct, "Alice", "Bob", "Carol")
 	alice, bob, carol := u[0], u[1], u[2]
-	conv := dbtest.Conversation(t, d.direct, "Before", alice, bob)
-	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, 20)
-	ids := messageIDs(t, d.direct, conv)
+	conv, ids := messagesIn(t, d.direct, "Before", []int64{alice, bob}, []int64{alice, bob}, 20)
 	id := apptest.ID
 
 	type convView struct {

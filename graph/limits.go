@@ -11,8 +11,8 @@ import (
 type Limits struct {
 	// Complexity is the highest cost of an operation (COMPLEXITY_LIMIT_EXCEEDED beyond). Every
 	// field costs 1 plus its selections; a list costs its length times its selections: the
-	// limit of messages, the first of history and conversations, and chat.MaxMembers for
-	// members.
+	// limit of messages, the first of history and conversations, the first or last of
+	// timeline, the window of historyAround, and chat.MaxMembers for members and typing.
 	Complexity int
 	// Depth is the deepest nesting of fields (BAD_USER_INPUT beyond).
 	Depth int
@@ -92,6 +92,25 @@ func complexityRoot() ComplexityRoot {
 	c.Conversation.History = func(child int, first *int, _ *string) int {
 		return listCost(first, chat.DefaultPageSize, child)
 	}
+	c.Conversation.Timeline = func(child int, first *int, _ *string, last *int, _ *string) int {
+		if first == nil {
+			first = last
+		}
+		return listCost(first, chat.DefaultPageSize, child)
+	}
+	c.Conversation.HistoryAround = func(child int, _ int, before, after *int) int {
+		side := func(n *int) int {
+			if n == nil {
+				return chat.DefaultWindowSide
+			}
+			return min(max(*n, 0), chat.MaxPageSize)
+		}
+		return 1 + (side(before)+1+side(after))*max(child, 1)
+	}
 	c.Conversation.Members = func(child int) int { return 1 + chat.MaxMembers*max(child, 1) }
+	c.Conversation.Typing = func(child int) int { return 1 + chat.MaxMembers*max(child, 1) }
+	c.Query.SearchMessages = func(child int, _ string, _ *int64, first *int, _ *string) int {
+		return listCost(first, chat.DefaultSearchPageSize, child)
+	}
 	return c
 }

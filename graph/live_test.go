@@ -13,7 +13,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
@@ -39,6 +38,13 @@ func newLiveStack(t *testing.T) *liveStack {
 	return s
 }
 
+// newLiveConv starts a live stack with the users Alice and Bob and their conversation.
+func newLiveConv(t *testing.T) (s *liveStack, users []int64, conv int64) {
+	s = newLiveStack(t)
+	users = dbtest.Users(t, s.direct, "Alice", "Bob")
+	return s, users, dbtest.Conversation(t, s.direct, "General", users...)
+}
+
 func (s *liveStack) token(userID int64) string {
 	return apptest.Token(s.t, apptest.Secret, userID, time.Hour)
 }
@@ -55,7 +61,6 @@ type instanceOptions struct {
 type instance struct {
 	srv *apptest.Server
 	url string // ws://…/query
-	reg *prometheus.Registry
 }
 
 const serverTimeout = time.Second
@@ -79,25 +84,12 @@ func (s *liveStack) instance(o instanceOptions) *instance {
 			c.WSAllowedOrigins = o.origins
 		},
 	})
-	return &instance{srv: srv, url: srv.WebSocketURL(), reg: srv.App.Registry}
+	return &instance{srv: srv, url: srv.WebSocketURL()}
 }
 
 func (in *instance) metric(t testing.TB, name string) float64 {
 	t.Helper()
-	mfs, err := in.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			if g := mf.GetMetric()[0].GetGauge(); g != nil {
-				return g.GetValue()
-			}
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return metricValue(t, in.srv, name)
 }
 
 // send posts sendMessage to the instance as userID.
@@ -173,9 +165,7 @@ func i64(v int64) *int64 { return &v }
 // A subscriber on instance B receives a message sent through instance A.
 func TestLiveMessageReachesAnotherInstance(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
 
 	onB := s.subscriber(b, users[1], conv, nil)
@@ -280,9 +270,7 @@ func TestConcurrentSendersEverySubscriberGetsEverySeqOnce(t *testing.T) {
 // and receives exactly what it missed.
 func TestDroppedSubscriberResumesExactly(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
 
 	first := s.subscriber(b, users[1], conv, nil)
@@ -466,9 +454,7 @@ func otherSecretToken(t testing.TB, userID int64) string {
 // subscriber on the same conversation keeps receiving everything.
 func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	// A long ping interval: the never-reading client would otherwise be dropped for not
 	// answering pings before it is cut off.
 	in := s.instance(instanceOptions{buffer: 16, ping: time.Minute})
@@ -551,9 +537,7 @@ func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 // subscriptions, and refuses new connections.
 func TestShutdownClosesWithGoingAway(t *testing.T) {
 	t.Parallel()
-	s := newLiveStack(t)
-	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.direct, "General", users...)
+	s, users, conv := newLiveConv(t)
 	in := s.instance(instanceOptions{})
 	c := s.subscriber(in, users[1], conv, nil)
 	idle, _, err := apptest.DialWS(t, in.url, apptest.DialOptions{})

@@ -14,10 +14,18 @@ import (
 // DefaultMaxMutations is the most mutation fields one operation may carry.
 const DefaultMaxMutations = 10
 
+// SetTypingCost is what a setTyping field costs of the viewer's rate limit, in requests. A client
+// that types without pause calls it every 2 to 3 s: 3 to 5 requests a second of the default
+// 50 (RATE_LIMIT), never limited, with room for everything else it does. More than 5 calls a
+// second, sustained (RATE_LIMIT / SetTypingCost), are refused with RATE_LIMITED once the burst
+// (RATE_LIMIT_BURST / SetTypingCost: 10 calls) is spent: each call publishes to every instance
+// that has a subscriber of the conversation.
+const SetTypingCost = 10
+
 // MutationLimits keep one request from multiplying writes: an operation carries at most Max
 // mutation fields (beyond, it is refused as a whole with BAD_USER_INPUT and nothing runs),
-// each mutation field past the first costs one more request of the viewer's rate limit (the
-// request itself paid for the first), and each createConversation also draws on a budget of its
+// each mutation field costs one request of the viewer's rate limit (setTyping SetTypingCost), of
+// which the request itself paid one, and each createConversation also draws on a budget of its
 // own (Create), lower than the request rate: new conversations land in every member's list.
 type MutationLimits struct {
 	Max int // default DefaultMaxMutations
@@ -51,14 +59,18 @@ func (m mutationLimits) InterceptOperation(ctx context.Context, next graphql.Ope
 	if len(fields) > max {
 		return refuseOperation(apperr.Invalid("mutation", "at most %d mutation fields in one operation (MAX_MUTATIONS_PER_OPERATION)", max))
 	}
-	creations := 0
+	creations, cost := 0, 0
 	for _, f := range fields {
-		if f.Name == "createConversation" {
+		switch f.Name {
+		case "createConversation":
 			creations++
+		case "setTyping":
+			cost += SetTypingCost - 1
 		}
+		cost++
 	}
-	if m.Charge != nil && len(fields) > 1 {
-		if err := m.Charge(ctx, len(fields)-1); err != nil {
+	if m.Charge != nil && cost > 1 {
+		if err := m.Charge(ctx, cost-1); err != nil {
 			return refuseOperation(err)
 		}
 	}

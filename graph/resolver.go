@@ -17,11 +17,13 @@ package graph
 import (
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/live"
+	"github.com/threadline/threadline/internal/typing"
 )
 
 // Resolver holds the long-lived services the resolvers use. Per-operation state (the viewer,
 // the loaders) travels in the context.
 type Resolver struct {
-	Chat *chat.Service
-	Live *live.Hub // messageAdded subscriptions; nil: not enabled
+	Chat    *chat.Service
+	Live    *live.Hub       // messageAdded subscriptions; nil: not enabled
+	Typists *typing.Service // setTyping and the typing subscription; nil: not enabled
 }

@@ -139,8 +139,8 @@ func TestResponseCacheSkipsWhatItCannotTrack(t *testing.T) {
 	e := newEnv(t, envOptions{respCache: true})
 	f := newFixture(t, e, 5)
 	for _, q := range []string{
-		`{ conversations(first: 5) { edges { node { id } } } }`,                              // depends on every conversation
-		`query($id: ID!) { conversation(id: $id) { messages(limit: 0) { items { seq } } } }`, // an error
+		`query($id: ID!) { conversation(id: $id) { readStates { user { id } lastReadSeq } } }`, // every member's reading
+		`query($id: ID!) { conversation(id: $id) { messages(limit: 0) { items { seq } } } }`,   // an error
 	} {
 		for range 3 {
 			if n := e.hitsAfter(func() { e.do("Bearer "+e.token(f.alice), q, map[string]any{"id": f.conv}) }); n != 0 {
@@ -163,14 +163,54 @@ func TestResponseCacheNoStaleReads(t *testing.T) {
 	vars := map[string]any{"id": f.conv}
 	authz := "Bearer " + e.token(f.alice)
 
+	sent := 0
+	reads := raceReadYourWrites(t, 3, 5, func(i int) (int64, error) {
+		var d struct{ SendMessage struct{ Seq int64 } }
+		resp, err := e.doErr("Bearer "+e.token(f.bob), `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
+			map[string]any{"c": f.conv, "b": fmt.Sprint("w", i)})
+		if err == nil && len(resp.Errors) > 0 {
+			err = fmt.Errorf("%+v", resp.Errors)
+		}
+		if err == nil {
+			err = json.Unmarshal(resp.Data, &d)
+		}
+		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+		sent = i + 1
+		return d.SendMessage.Seq, err
+	}, func(_, _ int) (int64, error) {
+		resp, err := e.doErr(authz, q, vars)
+		if err == nil && len(resp.Errors) > 0 {
+			err = fmt.Errorf("%+v %s", resp.Errors, resp.Data)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return newestSeq(resp.Data)
+	})
+	s := e.responseCacheStats()
+	t.Logf("%d reads, %d sends; response cache %+v", reads, sent, s)
+	if s.Hits == 0 || s.StaleRejected == 0 {
+		t.Fatalf("the race exercised too little: %+v", s)
+	}
+}
+
+// raceReadYourWrites races one writer against readers readers until minReads reads have
+// been made, or for 3 minutes. send sends its i-th message and returns the seq it was
+// acknowledged with; read, the i-th read of reader k, returns the newest seq of the page it
+// read. A read that starts after a send was acknowledged must return that seq or a later one:
+// any other is stale, and fails the test, as do an error and fewer than minReads reads. It
+// returns the number of reads.
+func raceReadYourWrites(t *testing.T, readers int, firstSeq int64, send func(i int) (int64, error), read func(k, i int) (int64, error)) int64 {
+	t.Helper()
 	const minReads = 10000
 	var acked, reads, stale atomic.Int64
-	acked.Store(5)
+	acked.Store(firstSeq)
 	var firstStale atomic.Value
 	stop := make(chan struct{})
 	var stopOnce sync.Once
-	var wg sync.WaitGroup
+	stopAll := func() { stopOnce.Do(func() { close(stop) }) }
 	deadline := time.Now().Add(3 * time.Minute)
+	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; ; i++ {
 			select {
@@ -178,58 +218,64 @@ func TestResponseCacheNoStaleReads(t *testing.T) {
 				return
 			default:
 			}
-			var d struct{ SendMessage struct{ Seq int64 } }
-			resp, err := e.doErr("Bearer "+e.token(f.bob), `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
-				map[string]any{"c": f.conv, "b": fmt.Sprint("w", i)})
-			if err != nil || len(resp.Errors) > 0 || json.Unmarshal(resp.Data, &d) != nil {
-				t.Errorf("send: %v %+v", err, resp.Errors)
+			seq, err := send(i)
+			if err != nil {
+				t.Errorf("send: %v", err)
+				stopAll()
 				return
 			}
-			acked.Store(d.SendMessage.Seq)
-			time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+			acked.Store(seq)
 		}
 	})
-	for range 3 {
+	for k := range readers {
 		wg.Go(func() {
-			for {
+			for i := k; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				want := acked.Load()
-				resp, err := e.doErr(authz, q, vars)
-				var d struct {
-					Conversation struct {
-						Messages struct{ Items []struct{ Seq int64 } }
-					}
-				}
-				if err != nil || len(resp.Errors) > 0 || json.Unmarshal(resp.Data, &d) != nil || len(d.Conversation.Messages.Items) == 0 {
-					t.Errorf("read: %v %+v %s", err, resp.Errors, resp.Data)
+				want := acked.Load() // before the read starts
+				got, err := read(k, i)
+				if err != nil {
+					t.Errorf("read: %v", err)
+					stopAll()
 					return
 				}
-				if got := d.Conversation.Messages.Items[0].Seq; got < want {
+				if got < want {
 					stale.Add(1)
-					firstStale.CompareAndSwap(nil, fmt.Sprintf("started after seq %d was acknowledged, got %d", want, got))
+					firstStale.CompareAndSwap(nil, fmt.Sprintf("a read started after seq %d was acknowledged got seq %d", want, got))
 				}
 				if reads.Add(1) >= minReads || time.Now().After(deadline) {
-					stopOnce.Do(func() { close(stop) })
+					stopAll()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	s := e.responseCacheStats()
-	t.Logf("%d reads, %d sends; response cache %+v", reads.Load(), acked.Load()-5, s)
 	if n := stale.Load(); n > 0 {
-		t.Fatalf("%d stale reads; first: %v", n, firstStale.Load())
+		t.Fatalf("%d stale reads of %d; first: %v", n, reads.Load(), firstStale.Load())
 	}
 	if reads.Load() < minReads {
 		t.Fatalf("only %d reads before the deadline", reads.Load())
 	}
-	if s.Hits == 0 || s.StaleRejected == 0 {
-		t.Fatalf("the race exercised too little: %+v", s)
+	return reads.Load()
+}
+
+// newestSeq decodes the seq of the first item of conversation { messages { items { seq } } }.
+func newestSeq(data []byte) (int64, error) {
+	var out struct {
+		Conversation struct {
+			Messages struct{ Items []struct{ Seq int64 } }
+		}
 	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return 0, err
+	}
+	if len(out.Conversation.Messages.Items) == 0 {
+		return 0, fmt.Errorf("no messages in %s", data)
+	}
+	return out.Conversation.Messages.Items[0].Seq, nil
 }
 
 // TestResponseCacheRedisHung: while Redis hangs, queries execute and succeed; a message sent

@@ -22,6 +22,7 @@ func (r *conversationResolver) Members(ctx context.Context, obj *chat.Conversati
 	for i := range ms {
 		users[i] = &ms[i].User
 	}
+	prefetchOnline(ctx, ms, idOfMember, onlineOfUsers)
 	return users, err
 }
 
@@ -110,14 +111,21 @@ func (r *queryResolver) Conversation(ctx context.Context, id int64) (*chat.Conve
 }
 
 func (r *queryResolver) Conversations(ctx context.Context, first *int, after *string) (*model.ConversationConnection, error) {
-	respcache.Uncacheable(ctx) // the order depends on every conversation of the viewer
+	// The list, its order and everything each conversation in it shows the viewer move with
+	// the viewer's list token.
+	respcache.DependViewerList(ctx)
 	viewer, err := auth.Viewer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	list, err := r.Chat.Conversations(ctx, viewer, first, after)
+	list, err := r.Chat.Conversations(ctx, viewer, first, after, loader.ListSelectsUnread(ctx))
 	if err != nil {
 		return nil, err
+	}
+	if tok := respcache.ListToken(ctx); tok.Value != "" {
+		for i := range list.Conversations {
+			list.Conversations[i].Generation = tok
+		}
 	}
 	loader.PrefetchConversationList(ctx, list.Conversations)
 	return conversationConnection(list, after), nil
@@ -135,9 +143,12 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
+func (r *Resolver) User() UserResolver { return &userResolver{r} }
+
 type (
 	conversationResolver struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	subscriptionResolver struct{ *Resolver }
+	userResolver         struct{ *Resolver }
 )

@@ -118,7 +118,8 @@ func algNoneToken(userID int64) string {
 func futureNbfToken(t testing.TB, userID int64) string {
 	now := time.Now()
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": fmt.Sprint(userID), "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(time.Minute).Unix(),
+		// An hour ahead: a parallel test may wait its turn for a long time on two cores.
+		"sub": fmt.Sprint(userID), "exp": now.Add(2 * time.Hour).Unix(), "nbf": now.Add(time.Hour).Unix(),
 	}).SignedString([]byte(apptest.Secret))
 	if err != nil {
 		t.Fatal(err)

@@ -14,31 +14,26 @@ import (
 	"github.com/threadline/threadline/internal/live"
 )
 
-// subscribeMessages starts a messageAdded subscription (package live does the work). When the
-// stream fails, the transport sends the reason as the operation's error message: a subscriber
-// cut off for falling behind gets RATE_LIMITED with extensions.afterSeq, the seq to resubscribe
-// after. The transport caps the subscriptions of one connection.
-func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64, afterSeq *int) (<-chan *chat.Message, error) {
+// errNoSubscriptions answers subscriptions on a server built without the live hub.
+var errNoSubscriptions = apperr.New(apperr.Internal, "subscriptions are not enabled on this server")
+
+// startStream starts a subscription of the viewer with start, which it hands the callback that
+// ends the stream: when the stream fails, the transport sends the reason as the operation's
+// error message (streamError of field). A start that fails because the client stopped the
+// subscription while it started ends quietly: the channel returned is closed.
+func startStream[T any](ctx context.Context, field string, start func(viewer int64, onEnd func(error)) (<-chan T, error)) (<-chan T, error) {
 	viewer, err := auth.Viewer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if hub == nil {
-		return nil, apperr.New(apperr.Internal, "subscriptions are not enabled on this server")
-	}
-	var after *int64
-	if afterSeq != nil {
-		v := int64(*afterSeq)
-		after = &v
-	}
-	ch, err := hub.SubscribeMessages(ctx, viewer, conversationID, after, func(err error) {
+	ch, err := start(viewer, func(err error) {
 		if err != nil {
-			streaming.EndWith(ctx, streamError("messageAdded", err))
+			streaming.EndWith(ctx, streamError(field, err))
 		}
 	})
 	if err != nil {
-		if ctx.Err() != nil { // the client stopped the subscription while it started: end quietly
-			ended := make(chan *chat.Message)
+		if ctx.Err() != nil {
+			ended := make(chan T)
 			close(ended)
 			return ended, nil
 		}
@@ -47,35 +42,109 @@ func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64,
 	return ch, nil
 }
 
+// int64Arg converts an optional Int argument.
+func int64Arg(v *int) *int64 {
+	if v == nil {
+		return nil
+	}
+	n := int64(*v)
+	return &n
+}
+
+// subscribeMessages starts a messageAdded subscription (package live does the work). A
+// subscriber cut off for falling behind gets RATE_LIMITED with extensions.afterSeq, the seq to
+// resubscribe after. The transport caps the subscriptions of one connection.
+func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64, afterSeq *int) (<-chan *chat.Message, error) {
+	return startStream(ctx, "messageAdded", func(viewer int64, onEnd func(error)) (<-chan *chat.Message, error) {
+		if hub == nil {
+			return nil, errNoSubscriptions
+		}
+		return hub.SubscribeMessages(ctx, viewer, conversationID, int64Arg(afterSeq), onEnd)
+	})
+}
+
 // subscribeEvents starts a conversationEvents subscription; it ends as messageAdded does, and a
 // member removed meanwhile first receives the MemberRemovedEvent about them.
 func subscribeEvents(ctx context.Context, hub *live.Hub, conversationID int64, afterEventSeq *int) (<-chan chat.Event, error) {
-	viewer, err := auth.Viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if hub == nil {
-		return nil, apperr.New(apperr.Internal, "subscriptions are not enabled on this server")
-	}
-	var after *int64
-	if afterEventSeq != nil {
-		v := int64(*afterEventSeq)
-		after = &v
-	}
-	ch, err := hub.SubscribeEvents(ctx, viewer, conversationID, after, func(err error) {
-		if err != nil {
-			streaming.EndWith(ctx, streamError("conversationEvents", err))
+	return startStream(ctx, "conversationEvents", func(viewer int64, onEnd func(error)) (<-chan chat.Event, error) {
+		if hub == nil {
+			return nil, errNoSubscriptions
 		}
+		return hub.SubscribeEvents(ctx, viewer, conversationID, int64Arg(afterEventSeq), onEnd)
 	})
-	if err != nil {
-		if ctx.Err() != nil {
-			ended := make(chan chat.Event)
-			close(ended)
-			return ended, nil
+}
+
+// subscribeViewer starts a viewerEvents subscription (package live does the work). Each event's
+// conversation is read as it is when the event is delivered, with the viewer's unread count; an
+// event about a conversation the viewer can no longer see (joined, then left at once) is
+// skipped, its position carried by the next.
+func subscribeViewer(ctx context.Context, r *Resolver, after *string) (<-chan chat.ViewerEvent, error) {
+	return startStream(ctx, "viewerEvents", func(viewer int64, onEnd func(error)) (<-chan chat.ViewerEvent, error) {
+		if r.Live == nil {
+			return nil, errNoSubscriptions
 		}
-		return nil, err
+		var pos *chat.ViewerPosition
+		if after != nil {
+			p, err := chat.DecodeViewerPosition("after", viewer, *after)
+			if err != nil {
+				return nil, err
+			}
+			pos = &p
+		}
+		subCtx, stop := context.WithCancel(ctx)
+		events, err := r.Live.SubscribeViewer(subCtx, viewer, pos, onEnd)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		out := make(chan chat.ViewerEvent)
+		go func() {
+			defer close(out)
+			defer stop()
+			for ev := range events {
+				visible, err := withConversation(ctx, r.Chat, viewer, ev)
+				if err != nil {
+					// The client resumes after the last event it received and misses nothing.
+					streaming.EndWith(ctx, streamError("viewerEvents", err))
+					stop()
+				}
+				if err != nil || !visible {
+					continue // after an error, until live closes the stream
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+				}
+			}
+		}()
+		return out, nil
+	})
+}
+
+// withConversation reads the conversation a viewer event shows; false when the viewer can no
+// longer see it.
+func withConversation(ctx context.Context, svc *chat.Service, viewer int64, ev chat.ViewerEvent) (bool, error) {
+	var id int64
+	var set func(*chat.Conversation)
+	switch ev := ev.(type) {
+	case *chat.ConversationActivity:
+		id, set = ev.ConversationID, func(c *chat.Conversation) { ev.Conversation = c }
+	case *chat.ConversationJoined:
+		id, set = ev.ConversationID, func(c *chat.Conversation) { ev.Conversation = c }
+	case *chat.ReadStateChanged:
+		id, set = ev.ConversationID, func(c *chat.Conversation) { ev.Conversation = c }
+	default:
+		return true, nil
 	}
-	return ch, nil
+	c, err := svc.Conversation(ctx, viewer, id)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	set(c)
+	return true, nil
 }
 
 // streamError presents the error that ended the subscription field. Errors other than the
@@ -85,13 +154,16 @@ func streamError(field string, err error) *gqlerror.Error {
 	path := ast.Path{ast.PathName(field)}
 	var resume *live.ResumeError
 	if errors.As(err, &resume) {
-		key := "afterSeq"
-		if resume.Events {
-			key = "afterEventSeq"
+		ext := map[string]any{"code": string(apperr.RateLimited)}
+		switch {
+		case resume.Viewer:
+			ext["after"] = resume.Position
+		case resume.Events:
+			ext["afterEventSeq"] = resume.After
+		default:
+			ext["afterSeq"] = resume.After
 		}
-		return &gqlerror.Error{Message: resume.Error(), Path: path, Extensions: map[string]any{
-			"code": string(apperr.RateLimited), key: resume.After,
-		}}
+		return &gqlerror.Error{Message: resume.Error(), Path: path, Extensions: ext}
 	}
 	if pub := apperr.Public(err); pub != nil {
 		return &gqlerror.Error{Message: pub.Message, Path: path, Extensions: map[string]any{"code": string(pub.Code)}}

@@ -4,7 +4,7 @@
 # trusted-document manifest must match what the generated clients send.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-paths=(db/dbsqlc graph/generated.go graph/model/models_gen.go graph/schema.resolvers.go schema.graphql graph/client/generated.go graph/document/trusted.json)
+paths=(db/dbsqlc graph/generated.go graph/shapes_gen.go graph/model/models_gen.go graph/schema.resolvers.go schema.graphql graph/client/generated.go graph/document/trusted.json)
 before=$(git status --porcelain -- "${paths[@]}"; git diff -- "${paths[@]}" | sha256sum)
 go tool sqlc generate
 go run ./ops/gqlgen

@@ -5,7 +5,9 @@
 #   - prometheus-redis-exporter, prometheus-postgres-exporter, prometheus-node-exporter: the
 #     exporters of the compose monitoring profile, whose metric names the tests check against
 #     the alerts and the dashboard;
-#   - docker-compose (v1): `docker-compose config -q` validates docker-compose.yml.
+#   - docker-compose (v1): `docker-compose config -q` validates docker-compose.yml;
+#   - prometheus-alertmanager: Alertmanager and amtool, which check ops/alertmanager's
+#     configuration, its routes, and (a real Alertmanager) its inhibition rules.
 # Does nothing, quickly, when all are present. Uses sudo when not run as root.
 #
 # Recommended packages are left out (no Docker engine). Where systemd runs, the packages start
@@ -21,6 +23,7 @@ for pkg in prometheus-redis-exporter prometheus-postgres-exporter prometheus-nod
 	have "$pkg" || missing="$missing $pkg"
 done
 have docker-compose || missing="$missing docker-compose"
+{ have amtool && have prometheus-alertmanager; } || missing="$missing prometheus-alertmanager"
 if [ -z "$missing" ]; then
 	exit 0
 fi
@@ -28,10 +31,10 @@ fi
 echo "install-ops-deps: missing:$missing; installing with apt-get" >&2
 . "$(dirname "$0")/apt-install.sh"
 # shellcheck disable=SC2086 # $missing is a list of package names
-apt_install install-ops-deps "install Prometheus 2 (with promtool), the redis, postgres and node exporters, and docker-compose with your package manager" \
+apt_install install-ops-deps "install Prometheus 2 (with promtool), the redis, postgres and node exporters, Alertmanager (with amtool) and docker-compose with your package manager" \
 	--no-install-recommends $missing
 if [ -d /run/systemd/system ] && have systemctl; then
-	for svc in prometheus prometheus-redis-exporter prometheus-postgres-exporter prometheus-node-exporter; do
+	for svc in prometheus prometheus-redis-exporter prometheus-postgres-exporter prometheus-node-exporter prometheus-alertmanager; do
 		if systemctl is-enabled "$svc" >/dev/null 2>&1; then
 			echo "install-ops-deps: stopping and disabling the system service $svc that its package started" >&2
 			$sudo systemctl disable --now "$svc" || true

@@ -1,7 +1,8 @@
 // Package apptest starts Threadline for tests, exactly as `threadline serve` wires it: in
 // process (Start: package app's New behind a real listener) or as the real binary
-// (StartProcess), and talks to it over HTTP and WebSocket (an Endpoint's Client and Dial;
-// DialSubscribe and WS.Read for clients off the test's goroutine).
+// (StartProcess), and talks to it over HTTP, WebSocket and Server-Sent Events (an Endpoint's
+// Client, Dial and Stream; DialSubscribe, WS.Read, OpenSSE and SSE.Read for clients off the
+// test's goroutine).
 //
 // It builds on internal/testenv, which starts PostgreSQL, PgBouncer and Redis once per test
 // binary and gives each test its own database; a package whose tests use apptest calls

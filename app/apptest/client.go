@@ -149,6 +149,16 @@ func (c *Client) Query(t testing.TB, query string, vars map[string]any, out any)
 	}
 }
 
+// SendNumbered sends n messages to conv with the bodies "<prefix> 0" to "<prefix> n-1", in
+// that order, failing the test on any error.
+func (c *Client) SendNumbered(t testing.TB, conv int64, n int, prefix string) {
+	t.Helper()
+	for i := range n {
+		c.Query(t, `mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { seq } }`,
+			map[string]any{"c": ID(conv), "b": fmt.Sprintf("%s %d", prefix, i)}, nil)
+	}
+}
+
 // Must runs a request and fails the test on a transport error; GraphQL errors are the caller's
 // to check.
 func (c *Client) Must(t testing.TB, query string, vars map[string]any) Response {

@@ -21,8 +21,7 @@ type WS struct {
 	conn  *websocket.Conn
 	proto string
 
-	in        chan WSMessage
-	done      chan struct{} // closed when the reader stops; closeErr is set then
+	in        inbox[WSMessage] // the reader sets closeErr before it closes in.done
 	closeErr  error
 	startOnce sync.Once
 }
@@ -51,7 +50,7 @@ func DialWS(t testing.TB, url string, o DialOptions) (*WS, *http.Response, error
 		return nil, resp, err
 	}
 	conn.SetReadLimit(1 << 20)
-	c := &WS{t: t, conn: conn, proto: o.Protocol, in: make(chan WSMessage, 100000), done: make(chan struct{})}
+	c := &WS{t: t, conn: conn, proto: o.Protocol, in: newInbox[WSMessage]()}
 	t.Cleanup(func() { conn.CloseNow() })
 	return c, resp, nil
 }
@@ -117,7 +116,7 @@ func (c *WS) readNow(timeout time.Duration) (WSMessage, error) {
 func (c *WS) Listen() {
 	c.startOnce.Do(func() {
 		go func() {
-			defer close(c.done)
+			defer close(c.in.done)
 			for {
 				_, b, err := c.conn.Read(context.Background())
 				if err != nil {
@@ -135,7 +134,7 @@ func (c *WS) Listen() {
 					_ = c.conn.Write(context.Background(), websocket.MessageText, pong)
 				case "pong", "ka":
 				default:
-					c.in <- m
+					c.in.in <- m
 				}
 			}
 		}()
@@ -162,24 +161,7 @@ func (c *WS) subscribeMessage(id, query string, vars map[string]any) WSMessage {
 // so it may run off the test's goroutine.
 func (c *WS) Read(ctx context.Context) (WSMessage, error) {
 	c.Listen()
-	select {
-	case m := <-c.in:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-c.in:
-		return m, nil
-	case <-c.done:
-		select {
-		case m := <-c.in:
-			return m, nil
-		default:
-			return WSMessage{}, c.closeErr
-		}
-	case <-ctx.Done():
-		return WSMessage{}, ctx.Err()
-	}
+	return c.in.read(ctx, func() error { return c.closeErr })
 }
 
 // Next returns the next message, or ok=false when the connection closed; it fails the test on
@@ -196,21 +178,14 @@ func (c *WS) Next(timeout time.Duration) (m WSMessage, ok bool) {
 }
 
 // TryNext returns a message already received, if there is one.
-func (c *WS) TryNext() (WSMessage, bool) {
-	select {
-	case m := <-c.in:
-		return m, true
-	default:
-		return WSMessage{}, false
-	}
-}
+func (c *WS) TryNext() (WSMessage, bool) { return c.in.tryNext() }
 
 // Quiet checks that no message arrives for a moment.
 func (c *WS) Quiet(d time.Duration) {
 	c.t.Helper()
 	c.Listen()
 	select {
-	case m := <-c.in:
+	case m := <-c.in.in:
 		c.t.Fatalf("unexpected %s %s", m.Type, m.Payload)
 	case <-time.After(d):
 	}
@@ -220,11 +195,7 @@ func (c *WS) Quiet(d time.Duration) {
 func (c *WS) CloseStatus(timeout time.Duration) (websocket.StatusCode, string) {
 	c.t.Helper()
 	c.Listen()
-	select {
-	case <-c.done:
-	case <-time.After(timeout):
-		c.t.Fatalf("connection still open after %s", timeout)
-	}
+	c.in.waitEnd(c.t, timeout, "the connection")
 	var ce websocket.CloseError
 	if errors.As(c.closeErr, &ce) {
 		return ce.Code, ce.Reason
@@ -271,29 +242,20 @@ func (c *WS) Messages(id string, n int, timeout time.Duration) []LiveMessage {
 // Collect reads messageAdded results of subscription id until it has n, or until one has body
 // until (when not ""). Unlike Messages it may run off the test's goroutine.
 func (c *WS) Collect(id string, n int, timeout time.Duration, until string) ([]LiveMessage, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out := make([]LiveMessage, 0, n)
-	for len(out) < n {
+	return collectAdded(n, timeout, until, "connection closed", func(ctx context.Context) (LiveMessage, error) {
 		m, err := c.Read(ctx)
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			return out, fmt.Errorf("timed out after %d of %d messages", len(out), n)
-		case err != nil:
-			return out, fmt.Errorf("connection closed after %d of %d messages: %v", len(out), n, err)
-		case m.ID != id:
-			return out, fmt.Errorf("after %d of %d messages: unexpected %s (id %q) %s", len(out), n, m.Type, m.ID, m.Payload)
+		if err != nil {
+			return LiveMessage{}, err
+		}
+		if m.ID != id {
+			return LiveMessage{}, decodeError{fmt.Errorf("unexpected %s (id %q) %s", m.Type, m.ID, m.Payload)}
 		}
 		added, err := m.MessageAdded()
 		if err != nil {
-			return out, fmt.Errorf("after %d of %d messages: %w", len(out), n, err)
+			return LiveMessage{}, decodeError{err}
 		}
-		out = append(out, added)
-		if until != "" && added.Body == until {
-			break
-		}
-	}
-	return out, nil
+		return added, nil
+	})
 }
 
 // MessageAdded decodes a messageAdded result (a next, or graphql-ws data, message without
@@ -355,7 +317,7 @@ func (c *WS) Drop() { c.conn.CloseNow() }
 // Err returns why the connection ended (nil while it is open).
 func (c *WS) Err() error {
 	select {
-	case <-c.done:
+	case <-c.in.done:
 		return c.closeErr
 	default:
 		return nil

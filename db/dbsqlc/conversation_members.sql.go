@@ -57,6 +57,56 @@ func (q *Queries) MemberMakeOwner(ctx context.Context, arg MemberMakeOwnerParams
 	return err
 }
 
+const memberMarkRead = `-- name: MemberMarkRead :one
+UPDATE conversation_members m SET last_read_seq = $1, read_at = now()
+FROM conversations c
+WHERE m.conversation_id = $2 AND m.user_id = $3 AND c.id = m.conversation_id
+  AND m.last_read_seq < $1 AND $1 <= c.last_seq
+RETURNING m.read_at::timestamptz AS read_at
+`
+
+type MemberMarkReadParams struct {
+	Seq            int64
+	ConversationID int64
+	UserID         int64
+}
+
+// Moves a member's read position forward to seq when seq is ahead of it and not past the
+// conversation's last message. It does not take the conversation's row lock: reading never
+// waits for writers. No row: not a member, seq past the last message, or not ahead
+// (MemberReadState tells which).
+func (q *Queries) MemberMarkRead(ctx context.Context, arg MemberMarkReadParams) (time.Time, error) {
+	row := q.db.QueryRow(ctx, memberMarkRead, arg.Seq, arg.ConversationID, arg.UserID)
+	var read_at time.Time
+	err := row.Scan(&read_at)
+	return read_at, err
+}
+
+const memberReadState = `-- name: MemberReadState :one
+SELECT m.last_read_seq, c.last_seq
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.conversation_id = $1 AND m.user_id = $2
+`
+
+type MemberReadStateParams struct {
+	ConversationID int64
+	UserID         int64
+}
+
+type MemberReadStateRow struct {
+	LastReadSeq int64
+	LastSeq     int64
+}
+
+// A member's read position and the conversation's last seq. No row: not a member.
+func (q *Queries) MemberReadState(ctx context.Context, arg MemberReadStateParams) (MemberReadStateRow, error) {
+	row := q.db.QueryRow(ctx, memberReadState, arg.ConversationID, arg.UserID)
+	var i MemberReadStateRow
+	err := row.Scan(&i.LastReadSeq, &i.LastSeq)
+	return i, err
+}
+
 const memberRole = `-- name: MemberRole :one
 SELECT role FROM conversation_members WHERE conversation_id = $1 AND user_id = $2
 `
@@ -122,7 +172,7 @@ func (q *Queries) MembersInsert(ctx context.Context, arg MembersInsertParams) ([
 }
 
 const membershipsByConversations = `-- name: MembershipsByConversations :many
-SELECT m.conversation_id, u.id, u.name, m.role, m.joined_at
+SELECT m.conversation_id, u.id, u.name, m.role, m.joined_at, m.last_read_seq, m.read_at
 FROM conversation_members m
 JOIN users u ON u.id = m.user_id
 WHERE m.conversation_id = ANY($1::bigint[])
@@ -135,9 +185,12 @@ type MembershipsByConversationsRow struct {
 	Name           string
 	Role           string
 	JoinedAt       time.Time
+	LastReadSeq    int64
+	ReadAt         *time.Time
 }
 
-// The members of each conversation, with their role and since when, ordered by user id.
+// The members of each conversation, with their role, since when, and their read position,
+// ordered by user id.
 func (q *Queries) MembershipsByConversations(ctx context.Context, conversationIds []int64) ([]MembershipsByConversationsRow, error) {
 	rows, err := q.db.Query(ctx, membershipsByConversations, conversationIds)
 	if err != nil {
@@ -153,6 +206,8 @@ func (q *Queries) MembershipsByConversations(ctx context.Context, conversationId
 			&i.Name,
 			&i.Role,
 			&i.JoinedAt,
+			&i.LastReadSeq,
+			&i.ReadAt,
 		); err != nil {
 			return nil, err
 		}

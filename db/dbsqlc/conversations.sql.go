@@ -15,7 +15,8 @@ UPDATE conversations c
 SET last_event_seq = c.last_event_seq + 1
 FROM conversation_members m, users u
 WHERE c.id = $1 AND m.conversation_id = c.id AND m.user_id = $2 AND u.id = m.user_id
-RETURNING c.last_event_seq, m.role, u.name AS actor_name, now()::timestamptz AS at
+RETURNING c.last_event_seq, m.role, u.name AS actor_name, now()::timestamptz AS at,
+          (SELECT array_agg(x.user_id) FROM conversation_members x WHERE x.conversation_id = c.id)::bigint[] AS member_ids
 `
 
 type ConversationBumpEventParams struct {
@@ -28,10 +29,12 @@ type ConversationBumpEventRow struct {
 	Role         string
 	ActorName    string
 	At           time.Time
+	MemberIds    []int64
 }
 
 // Takes the next event_seq of a conversation the actor is a member of, under its row lock, and
-// returns the actor's role and name. No row: not found, or not a member.
+// returns the actor's role and name, and the members before the change. No row: not found, or
+// not a member.
 func (q *Queries) ConversationBumpEvent(ctx context.Context, arg ConversationBumpEventParams) (ConversationBumpEventRow, error) {
 	row := q.db.QueryRow(ctx, conversationBumpEvent, arg.ID, arg.ActorID)
 	var i ConversationBumpEventRow
@@ -40,6 +43,7 @@ func (q *Queries) ConversationBumpEvent(ctx context.Context, arg ConversationBum
 		&i.Role,
 		&i.ActorName,
 		&i.At,
+		&i.MemberIds,
 	)
 	return i, err
 }
@@ -50,7 +54,8 @@ SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_messa
 WHERE c.id = $1
   AND EXISTS (SELECT 1 FROM conversation_members m
               WHERE m.conversation_id = c.id AND m.user_id = $2)
-RETURNING c.last_seq, c.last_event_seq, c.last_message_at
+RETURNING c.last_seq, c.last_event_seq, c.last_message_at,
+          (SELECT array_agg(m.user_id) FROM conversation_members m WHERE m.conversation_id = c.id)::bigint[] AS member_ids
 `
 
 type ConversationBumpSeqParams struct {
@@ -62,14 +67,21 @@ type ConversationBumpSeqRow struct {
 	LastSeq       int64
 	LastEventSeq  int64
 	LastMessageAt time.Time
+	MemberIds     []int64
 }
 
 // Takes the next seq and event_seq of a conversation the sender is a member of, under the row
-// lock that serialises writers of the conversation. No row: not found, or not a member.
+// lock that serialises writers of the conversation, and returns its members (whose
+// conversation lists the message changes). No row: not found, or not a member.
 func (q *Queries) ConversationBumpSeq(ctx context.Context, arg ConversationBumpSeqParams) (ConversationBumpSeqRow, error) {
 	row := q.db.QueryRow(ctx, conversationBumpSeq, arg.ID, arg.SenderID)
 	var i ConversationBumpSeqRow
-	err := row.Scan(&i.LastSeq, &i.LastEventSeq, &i.LastMessageAt)
+	err := row.Scan(
+		&i.LastSeq,
+		&i.LastEventSeq,
+		&i.LastMessageAt,
+		&i.MemberIds,
+	)
 	return i, err
 }
 
@@ -100,6 +112,40 @@ func (q *Queries) ConversationByID(ctx context.Context, id int64) (ConversationB
 		&i.LastEventSeq,
 	)
 	return i, err
+}
+
+const conversationEventSeqsOfMember = `-- name: ConversationEventSeqsOfMember :many
+SELECT m.conversation_id, c.last_event_seq
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.user_id = $1
+`
+
+type ConversationEventSeqsOfMemberRow struct {
+	ConversationID int64
+	LastEventSeq   int64
+}
+
+// The conversations a user is a member of, with the event_seq of each one's newest event: where
+// a sidebar stream starting now begins following each.
+func (q *Queries) ConversationEventSeqsOfMember(ctx context.Context, userID int64) ([]ConversationEventSeqsOfMemberRow, error) {
+	rows, err := q.db.Query(ctx, conversationEventSeqsOfMember, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ConversationEventSeqsOfMemberRow{}
+	for rows.Next() {
+		var i ConversationEventSeqsOfMemberRow
+		if err := rows.Scan(&i.ConversationID, &i.LastEventSeq); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const conversationInsert = `-- name: ConversationInsert :one
@@ -138,7 +184,7 @@ func (q *Queries) ConversationInsert(ctx context.Context, arg ConversationInsert
 }
 
 const conversationListByMember = `-- name: ConversationListByMember :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE m.user_id = $1
@@ -163,9 +209,11 @@ type ConversationListByMemberRow struct {
 	LastSeq       int64
 	LastMessageAt time.Time
 	LastEventSeq  int64
+	LastReadSeq   int64
 }
 
-// A user's conversations, latest activity first, keyset-paginated on (last_message_at, id).
+// A user's conversations, latest activity first, keyset-paginated on (last_message_at, id), each
+// with the user's read position.
 func (q *Queries) ConversationListByMember(ctx context.Context, arg ConversationListByMemberParams) ([]ConversationListByMemberRow, error) {
 	rows, err := q.db.Query(ctx, conversationListByMember,
 		arg.UserID,
@@ -188,6 +236,79 @@ func (q *Queries) ConversationListByMember(ctx context.Context, arg Conversation
 			&i.LastSeq,
 			&i.LastMessageAt,
 			&i.LastEventSeq,
+			&i.LastReadSeq,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const conversationListByMemberWithUnread = `-- name: ConversationListByMemberWithUnread :many
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
+       m.last_read_seq,
+       (SELECT count(*) FROM messages u
+        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+          AND u.sender_id <> m.user_id)::bigint AS unread
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.user_id = $1
+  AND (NOT $2::boolean
+       OR (c.last_message_at, c.id) < ($3::timestamptz, $4::bigint))
+ORDER BY c.last_message_at DESC, c.id DESC
+LIMIT $5
+`
+
+type ConversationListByMemberWithUnreadParams struct {
+	UserID    int64
+	HasCursor bool
+	AfterTime time.Time
+	AfterID   int64
+	RowLimit  int32
+}
+
+type ConversationListByMemberWithUnreadRow struct {
+	ID            int64
+	Title         string
+	CreatedAt     time.Time
+	LastSeq       int64
+	LastMessageAt time.Time
+	LastEventSeq  int64
+	LastReadSeq   int64
+	Unread        int64
+}
+
+// ConversationListByMember with each conversation's unread count: the messages after the
+// user's read position that are not deleted and that the user did not send (counted on
+// messages_unread_idx), for a list that shows them (the sidebar) in one statement.
+func (q *Queries) ConversationListByMemberWithUnread(ctx context.Context, arg ConversationListByMemberWithUnreadParams) ([]ConversationListByMemberWithUnreadRow, error) {
+	rows, err := q.db.Query(ctx, conversationListByMemberWithUnread,
+		arg.UserID,
+		arg.HasCursor,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ConversationListByMemberWithUnreadRow{}
+	for rows.Next() {
+		var i ConversationListByMemberWithUnreadRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Title,
+			&i.CreatedAt,
+			&i.LastSeq,
+			&i.LastMessageAt,
+			&i.LastEventSeq,
+			&i.LastReadSeq,
+			&i.Unread,
 		); err != nil {
 			return nil, err
 		}
@@ -233,7 +354,7 @@ func (q *Queries) ConversationRename(ctx context.Context, arg ConversationRename
 }
 
 const conversationsByIDForMember = `-- name: ConversationsByIDForMember :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $1
 WHERE c.id = ANY($2::bigint[])
@@ -251,10 +372,12 @@ type ConversationsByIDForMemberRow struct {
 	LastSeq       int64
 	LastMessageAt time.Time
 	LastEventSeq  int64
+	LastReadSeq   int64
 }
 
 // The given conversations that the user is a member of; the others are left out, so a
-// non-member sees exactly what a stranger to a missing conversation sees.
+// non-member sees exactly what a stranger to a missing conversation sees. With each, the user's
+// read position.
 func (q *Queries) ConversationsByIDForMember(ctx context.Context, arg ConversationsByIDForMemberParams) ([]ConversationsByIDForMemberRow, error) {
 	rows, err := q.db.Query(ctx, conversationsByIDForMember, arg.UserID, arg.Ids)
 	if err != nil {
@@ -271,6 +394,7 @@ func (q *Queries) ConversationsByIDForMember(ctx context.Context, arg Conversati
 			&i.LastSeq,
 			&i.LastMessageAt,
 			&i.LastEventSeq,
+			&i.LastReadSeq,
 		); err != nil {
 			return nil, err
 		}
@@ -280,4 +404,63 @@ func (q *Queries) ConversationsByIDForMember(ctx context.Context, arg Conversati
 		return nil, err
 	}
 	return items, nil
+}
+
+const unreadCounts = `-- name: UnreadCounts :many
+SELECT m.conversation_id,
+       (SELECT count(*) FROM messages u
+        WHERE u.conversation_id = m.conversation_id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+          AND u.sender_id <> m.user_id)::bigint AS unread
+FROM conversation_members m
+WHERE m.user_id = $1 AND m.conversation_id = ANY($2::bigint[])
+`
+
+type UnreadCountsParams struct {
+	UserID int64
+	Ids    []int64
+}
+
+type UnreadCountsRow struct {
+	ConversationID int64
+	Unread         int64
+}
+
+// The user's unread count in each of the given conversations they are a member of.
+func (q *Queries) UnreadCounts(ctx context.Context, arg UnreadCountsParams) ([]UnreadCountsRow, error) {
+	rows, err := q.db.Query(ctx, unreadCounts, arg.UserID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UnreadCountsRow{}
+	for rows.Next() {
+		var i UnreadCountsRow
+		if err := rows.Scan(&i.ConversationID, &i.Unread); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const unreadTotal = `-- name: UnreadTotal :one
+SELECT coalesce(sum(n.unread), 0)::bigint AS total
+FROM conversation_members m
+CROSS JOIN LATERAL (
+    SELECT count(*) AS unread FROM messages u
+    WHERE u.conversation_id = m.conversation_id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+      AND u.sender_id <> m.user_id
+) n
+WHERE m.user_id = $1
+`
+
+// The user's unread messages over all their conversations.
+func (q *Queries) UnreadTotal(ctx context.Context, userID int64) (int64, error) {
+	row := q.db.QueryRow(ctx, unreadTotal, userID)
+	var total int64
+	err := row.Scan(&total)
+	return total, err
 }

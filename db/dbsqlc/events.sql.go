@@ -136,3 +136,43 @@ func (q *Queries) EventsAfter(ctx context.Context, arg EventsAfterParams) ([]Eve
 	}
 	return items, nil
 }
+
+const streamHeads = `-- name: StreamHeads :many
+SELECT false AS is_user, c.id, c.last_event_seq FROM conversations c WHERE c.id = ANY($1::bigint[])
+UNION ALL
+SELECT true AS is_user, u.id, u.last_event_seq FROM users u WHERE u.id = ANY($2::bigint[])
+`
+
+type StreamHeadsParams struct {
+	ConversationIds []int64
+	UserIds         []int64
+}
+
+type StreamHeadsRow struct {
+	IsUser       bool
+	ID           int64
+	LastEventSeq int64
+}
+
+// The newest event_seq of each conversation and of each user named, by primary key: what live
+// delivery's poll compares with what each instance's subscribers have been handed, one
+// statement for all of an instance's streams.
+func (q *Queries) StreamHeads(ctx context.Context, arg StreamHeadsParams) ([]StreamHeadsRow, error) {
+	rows, err := q.db.Query(ctx, streamHeads, arg.ConversationIds, arg.UserIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StreamHeadsRow{}
+	for rows.Next() {
+		var i StreamHeadsRow
+		if err := rows.Scan(&i.IsUser, &i.ID, &i.LastEventSeq); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

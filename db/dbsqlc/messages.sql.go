@@ -10,10 +10,112 @@ import (
 	"time"
 )
 
+const conversationPagesForMember = `-- name: ConversationPagesForMember :many
+SELECT k.ord::int AS ord, c.id AS conv_id, c.title, c.created_at AS conv_created_at, c.last_seq,
+       c.last_message_at, c.last_event_seq, mb.last_read_seq,
+       coalesce(m.id, 0)::bigint AS id, coalesce(m.seq, 0)::bigint AS seq,
+       coalesce(m.sender_id, 0)::bigint AS sender_id, coalesce(u.name, '')::text AS sender_name,
+       coalesce(m.body, '')::text AS body, m.client_message_id,
+       coalesce(m.created_at, c.created_at)::timestamptz AS created_at, m.edited_at, m.deleted_at,
+       coalesce(m.version, 1)::int AS version, coalesce(m.reactions, '[]')::jsonb AS reactions
+FROM unnest($1::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
+JOIN conversations c ON c.id = k.conversation_id
+JOIN conversation_members mb ON mb.conversation_id = c.id AND mb.user_id = $2
+LEFT JOIN LATERAL (
+    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv
+    FROM messages mm
+    WHERE mm.conversation_id = c.id
+      AND mm.seq <= c.last_seq - ($3::int[])[k.ord]
+    ORDER BY mm.seq DESC
+    LIMIT ($4::int[])[k.ord] + 1
+) m ON true
+LEFT JOIN users u ON u.id = m.sender_id
+ORDER BY k.ord, m.seq DESC
+`
+
+type ConversationPagesForMemberParams struct {
+	ConversationIds []int64
+	UserID          int64
+	Offsets         []int32
+	Limits          []int32
+}
+
+type ConversationPagesForMemberRow struct {
+	Ord             int32
+	ConvID          int64
+	Title           string
+	ConvCreatedAt   time.Time
+	LastSeq         int64
+	LastMessageAt   time.Time
+	LastEventSeq    int64
+	LastReadSeq     int64
+	ID              int64
+	Seq             int64
+	SenderID        int64
+	SenderName      string
+	Body            string
+	ClientMessageID *string
+	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+}
+
+// MessagePages of the conversations the user is a member of, each row with its conversation and
+// the user's read position, in one statement: a page and the membership check that guards it.
+// A conversation whose page is empty has one row with no message (id 0); a conversation the user
+// is not a member of (or that is missing) has none.
+func (q *Queries) ConversationPagesForMember(ctx context.Context, arg ConversationPagesForMemberParams) ([]ConversationPagesForMemberRow, error) {
+	rows, err := q.db.Query(ctx, conversationPagesForMember,
+		arg.ConversationIds,
+		arg.UserID,
+		arg.Offsets,
+		arg.Limits,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ConversationPagesForMemberRow{}
+	for rows.Next() {
+		var i ConversationPagesForMemberRow
+		if err := rows.Scan(
+			&i.Ord,
+			&i.ConvID,
+			&i.Title,
+			&i.ConvCreatedAt,
+			&i.LastSeq,
+			&i.LastMessageAt,
+			&i.LastEventSeq,
+			&i.LastReadSeq,
+			&i.ID,
+			&i.Seq,
+			&i.SenderID,
+			&i.SenderName,
+			&i.Body,
+			&i.ClientMessageID,
+			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const messageByClientID = `-- name: MessageByClientID :one
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions,
-       e.event_seq
+       e.event_seq,
+       (SELECT array_agg(x.user_id) FROM conversation_members x WHERE x.conversation_id = m.conversation_id)::bigint[] AS member_ids
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 JOIN conversation_events e ON e.conversation_id = m.conversation_id AND e.message_id = m.id AND e.kind = 'message_added'
@@ -41,9 +143,11 @@ type MessageByClientIDRow struct {
 	Version         int32
 	Reactions       []byte
 	EventSeq        int64
+	MemberIds       []int64
 }
 
-// The message a sender sent with a client id, as it is now, and the event_seq of its sending.
+// The message a sender sent with a client id, as it is now, the event_seq of its sending, and
+// the conversation's members now.
 func (q *Queries) MessageByClientID(ctx context.Context, arg MessageByClientIDParams) (MessageByClientIDRow, error) {
 	row := q.db.QueryRow(ctx, messageByClientID, arg.ConversationID, arg.SenderID, arg.ClientMessageID)
 	var i MessageByClientIDRow
@@ -61,6 +165,7 @@ func (q *Queries) MessageByClientID(ctx context.Context, arg MessageByClientIDPa
 		&i.Version,
 		&i.Reactions,
 		&i.EventSeq,
+		&i.MemberIds,
 	)
 	return i, err
 }
@@ -109,7 +214,7 @@ WITH inserted AS (
     INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
-    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions
+    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions, tsv
 ), event AS (
     INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
     SELECT i.conversation_id, $7, 'message_added', i.sender_id, i.created_at, i.id FROM inserted i
@@ -209,7 +314,7 @@ SELECT k.ord::int AS ord, m.id, m.conversation_id, m.seq, m.sender_id, u.name AS
 FROM unnest($1::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
 JOIN conversations c ON c.id = k.conversation_id
 CROSS JOIN LATERAL (
-    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
+    SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv
     FROM messages mm
     WHERE mm.conversation_id = c.id
       AND mm.seq <= c.last_seq - ($2::int[])[k.ord]
@@ -348,6 +453,88 @@ func (q *Queries) MessagesAfter(ctx context.Context, arg MessagesAfterParams) ([
 	items := []MessagesAfterRow{}
 	for rows.Next() {
 		var i MessagesAfterRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ConversationID,
+			&i.Seq,
+			&i.SenderID,
+			&i.SenderName,
+			&i.Body,
+			&i.ClientMessageID,
+			&i.CreatedAt,
+			&i.EditedAt,
+			&i.DeletedAt,
+			&i.Version,
+			&i.Reactions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const messagesAround = `-- name: MessagesAround :many
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
+FROM (
+    (SELECT o.id, o.conversation_id, o.seq, o.sender_id, o.body, o.client_message_id, o.created_at, o.edited_at, o.deleted_at, o.version, o.reactions, o.tsv FROM messages o
+     WHERE o.conversation_id = $1 AND o.seq <= $2
+     ORDER BY o.seq DESC
+     LIMIT $3)
+    UNION ALL
+    (SELECT n.id, n.conversation_id, n.seq, n.sender_id, n.body, n.client_message_id, n.created_at, n.edited_at, n.deleted_at, n.version, n.reactions, n.tsv FROM messages n
+     WHERE n.conversation_id = $1 AND n.seq > $2
+     ORDER BY n.seq
+     LIMIT $4)
+) m
+JOIN users u ON u.id = m.sender_id
+ORDER BY m.seq DESC
+`
+
+type MessagesAroundParams struct {
+	ConversationID int64
+	Seq            int64
+	OlderLimit     int32
+	NewerLimit     int32
+}
+
+type MessagesAroundRow struct {
+	ID              int64
+	ConversationID  int64
+	Seq             int64
+	SenderID        int64
+	SenderName      string
+	Body            string
+	ClientMessageID *string
+	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+}
+
+// A window around seq: up to older_limit messages with seq <= seq (the message itself and
+// those before it, newest first) and up to newer_limit with seq > seq (oldest first), in one
+// statement of two range scans of the (conversation_id, seq) index, whatever the depth of seq.
+// The caller asks one row more on each side than it shows, to tell whether more lie beyond.
+func (q *Queries) MessagesAround(ctx context.Context, arg MessagesAroundParams) ([]MessagesAroundRow, error) {
+	rows, err := q.db.Query(ctx, messagesAround,
+		arg.ConversationID,
+		arg.Seq,
+		arg.OlderLimit,
+		arg.NewerLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MessagesAroundRow{}
+	for rows.Next() {
+		var i MessagesAroundRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.ConversationID,

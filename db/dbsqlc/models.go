@@ -36,6 +36,8 @@ type ConversationMember struct {
 	UserID         int64
 	JoinedAt       time.Time
 	Role           string
+	LastReadSeq    int64
+	ReadAt         *time.Time
 }
 
 type Message struct {
@@ -50,6 +52,7 @@ type Message struct {
 	DeletedAt       *time.Time
 	Version         int32
 	Reactions       []byte
+	Tsv             interface{}
 }
 
 type Reaction struct {
@@ -61,7 +64,18 @@ type Reaction struct {
 }
 
 type User struct {
-	ID        int64
-	Name      string
-	CreatedAt time.Time
+	ID           int64
+	Name         string
+	CreatedAt    time.Time
+	LastEventSeq int64
+}
+
+type UserEvent struct {
+	UserID               int64
+	EventSeq             int64
+	Kind                 string
+	ConversationID       int64
+	ConversationEventSeq *int64
+	ReadSeq              *int64
+	At                   time.Time
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/threadline/threadline/db"
 )
 
 // Open returns a pool over url (a test database's direct URL), closed when the test ends.
@@ -79,4 +81,14 @@ func Count(t testing.TB, pool *pgxpool.Pool, query string, args ...any) int {
 		t.Fatalf("dbtest: count: %v", err)
 	}
 	return n
+}
+
+// SearchCorpus adds a corpus for search tests (see db.SearchCorpus) and returns what it added.
+func SearchCorpus(t testing.TB, pool *pgxpool.Pool, c db.SearchCorpus) db.SearchCorpusReport {
+	t.Helper()
+	rep, err := db.SeedSearchCorpus(context.Background(), pool, c)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	return rep
 }

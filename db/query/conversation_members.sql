@@ -1,6 +1,7 @@
 -- name: MembershipsByConversations :many
--- The members of each conversation, with their role and since when, ordered by user id.
-SELECT m.conversation_id, u.id, u.name, m.role, m.joined_at
+-- The members of each conversation, with their role, since when, and their read position,
+-- ordered by user id.
+SELECT m.conversation_id, u.id, u.name, m.role, m.joined_at, m.last_read_seq, m.read_at
 FROM conversation_members m
 JOIN users u ON u.id = m.user_id
 WHERE m.conversation_id = ANY(@conversation_ids::bigint[])
@@ -38,3 +39,21 @@ LIMIT 1;
 
 -- name: MemberMakeOwner :exec
 UPDATE conversation_members SET role = 'owner' WHERE conversation_id = @conversation_id AND user_id = @user_id;
+
+-- name: MemberMarkRead :one
+-- Moves a member's read position forward to seq when seq is ahead of it and not past the
+-- conversation's last message. It does not take the conversation's row lock: reading never
+-- waits for writers. No row: not a member, seq past the last message, or not ahead
+-- (MemberReadState tells which).
+UPDATE conversation_members m SET last_read_seq = @seq, read_at = now()
+FROM conversations c
+WHERE m.conversation_id = @conversation_id AND m.user_id = @user_id AND c.id = m.conversation_id
+  AND m.last_read_seq < @seq AND @seq <= c.last_seq
+RETURNING m.read_at::timestamptz AS read_at;
+
+-- name: MemberReadState :one
+-- A member's read position and the conversation's last seq. No row: not a member.
+SELECT m.last_read_seq, c.last_seq
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.conversation_id = @conversation_id AND m.user_id = @user_id;

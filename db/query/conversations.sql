@@ -1,14 +1,33 @@
 -- name: ConversationsByIDForMember :many
 -- The given conversations that the user is a member of; the others are left out, so a
--- non-member sees exactly what a stranger to a missing conversation sees.
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
+-- non-member sees exactly what a stranger to a missing conversation sees. With each, the user's
+-- read position.
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = @user_id
 WHERE c.id = ANY(@ids::bigint[]);
 
 -- name: ConversationListByMember :many
--- A user's conversations, latest activity first, keyset-paginated on (last_message_at, id).
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq
+-- A user's conversations, latest activity first, keyset-paginated on (last_message_at, id), each
+-- with the user's read position.
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.user_id = @user_id
+  AND (NOT @has_cursor::boolean
+       OR (c.last_message_at, c.id) < (@after_time::timestamptz, @after_id::bigint))
+ORDER BY c.last_message_at DESC, c.id DESC
+LIMIT @row_limit;
+
+-- name: ConversationListByMemberWithUnread :many
+-- ConversationListByMember with each conversation's unread count: the messages after the
+-- user's read position that are not deleted and that the user did not send (counted on
+-- messages_unread_idx), for a list that shows them (the sidebar) in one statement.
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
+       m.last_read_seq,
+       (SELECT count(*) FROM messages u
+        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+          AND u.sender_id <> m.user_id)::bigint AS unread
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE m.user_id = @user_id
@@ -25,22 +44,54 @@ RETURNING id, title, created_at, last_seq, last_message_at, last_event_seq;
 
 -- name: ConversationBumpSeq :one
 -- Takes the next seq and event_seq of a conversation the sender is a member of, under the row
--- lock that serialises writers of the conversation. No row: not found, or not a member.
+-- lock that serialises writers of the conversation, and returns its members (whose
+-- conversation lists the message changes). No row: not found, or not a member.
 UPDATE conversations c
 SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_message_at = now()
 WHERE c.id = @id
   AND EXISTS (SELECT 1 FROM conversation_members m
               WHERE m.conversation_id = c.id AND m.user_id = @sender_id)
-RETURNING c.last_seq, c.last_event_seq, c.last_message_at;
+RETURNING c.last_seq, c.last_event_seq, c.last_message_at,
+          (SELECT array_agg(m.user_id) FROM conversation_members m WHERE m.conversation_id = c.id)::bigint[] AS member_ids;
 
 -- name: ConversationBumpEvent :one
 -- Takes the next event_seq of a conversation the actor is a member of, under its row lock, and
--- returns the actor's role and name. No row: not found, or not a member.
+-- returns the actor's role and name, and the members before the change. No row: not found, or
+-- not a member.
 UPDATE conversations c
 SET last_event_seq = c.last_event_seq + 1
 FROM conversation_members m, users u
 WHERE c.id = @id AND m.conversation_id = c.id AND m.user_id = @actor_id AND u.id = m.user_id
-RETURNING c.last_event_seq, m.role, u.name AS actor_name, now()::timestamptz AS at;
+RETURNING c.last_event_seq, m.role, u.name AS actor_name, now()::timestamptz AS at,
+          (SELECT array_agg(x.user_id) FROM conversation_members x WHERE x.conversation_id = c.id)::bigint[] AS member_ids;
+
+-- name: ConversationEventSeqsOfMember :many
+-- The conversations a user is a member of, with the event_seq of each one's newest event: where
+-- a sidebar stream starting now begins following each.
+SELECT m.conversation_id, c.last_event_seq
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+WHERE m.user_id = @user_id;
+
+-- name: UnreadCounts :many
+-- The user's unread count in each of the given conversations they are a member of.
+SELECT m.conversation_id,
+       (SELECT count(*) FROM messages u
+        WHERE u.conversation_id = m.conversation_id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+          AND u.sender_id <> m.user_id)::bigint AS unread
+FROM conversation_members m
+WHERE m.user_id = @user_id AND m.conversation_id = ANY(@ids::bigint[]);
+
+-- name: UnreadTotal :one
+-- The user's unread messages over all their conversations.
+SELECT coalesce(sum(n.unread), 0)::bigint AS total
+FROM conversation_members m
+CROSS JOIN LATERAL (
+    SELECT count(*) AS unread FROM messages u
+    WHERE u.conversation_id = m.conversation_id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+      AND u.sender_id <> m.user_id
+) n
+WHERE m.user_id = @user_id;
 
 -- name: ConversationRename :one
 UPDATE conversations SET title = @title WHERE id = @id

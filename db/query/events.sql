@@ -21,3 +21,11 @@ LEFT JOIN users s ON s.id = m.sender_id
 WHERE e.conversation_id = @conversation_id AND e.event_seq > @after_seq
 ORDER BY e.event_seq
 LIMIT @row_limit;
+
+-- name: StreamHeads :many
+-- The newest event_seq of each conversation and of each user named, by primary key: what live
+-- delivery's poll compares with what each instance's subscribers have been handed, one
+-- statement for all of an instance's streams.
+SELECT false AS is_user, c.id, c.last_event_seq FROM conversations c WHERE c.id = ANY(@conversation_ids::bigint[])
+UNION ALL
+SELECT true AS is_user, u.id, u.last_event_seq FROM users u WHERE u.id = ANY(@user_ids::bigint[]);

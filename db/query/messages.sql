@@ -39,6 +39,27 @@ WHERE m.conversation_id = @conversation_id AND m.seq > @after_seq
 ORDER BY m.seq
 LIMIT @row_limit;
 
+-- name: MessagesAround :many
+-- A window around seq: up to older_limit messages with seq <= seq (the message itself and
+-- those before it, newest first) and up to newer_limit with seq > seq (oldest first), in one
+-- statement of two range scans of the (conversation_id, seq) index, whatever the depth of seq.
+-- The caller asks one row more on each side than it shows, to tell whether more lie beyond.
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
+       m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
+FROM (
+    (SELECT o.* FROM messages o
+     WHERE o.conversation_id = @conversation_id AND o.seq <= @seq
+     ORDER BY o.seq DESC
+     LIMIT @older_limit)
+    UNION ALL
+    (SELECT n.* FROM messages n
+     WHERE n.conversation_id = @conversation_id AND n.seq > @seq
+     ORDER BY n.seq
+     LIMIT @newer_limit)
+) m
+JOIN users u ON u.id = m.sender_id
+ORDER BY m.seq DESC;
+
 -- name: MessagesByID :many
 -- The given messages as they are now, if they belong to one of the given conversations (the
 -- caller has checked membership); rows come in any order.
@@ -49,10 +70,12 @@ JOIN users u ON u.id = m.sender_id
 WHERE m.id = ANY(@ids::bigint[]);
 
 -- name: MessageByClientID :one
--- The message a sender sent with a client id, as it is now, and the event_seq of its sending.
+-- The message a sender sent with a client id, as it is now, the event_seq of its sending, and
+-- the conversation's members now.
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions,
-       e.event_seq
+       e.event_seq,
+       (SELECT array_agg(x.user_id) FROM conversation_members x WHERE x.conversation_id = m.conversation_id)::bigint[] AS member_ids
 FROM messages m
 JOIN users u ON u.id = m.sender_id
 JOIN conversation_events e ON e.conversation_id = m.conversation_id AND e.message_id = m.id AND e.kind = 'message_added'
@@ -104,3 +127,29 @@ SELECT sender_id, (deleted_at IS NOT NULL)::boolean AS deleted,
        jsonb_array_length(reactions)::int AS distinct_reactions
 FROM messages
 WHERE conversation_id = @conversation_id AND id = @id;
+
+-- name: ConversationPagesForMember :many
+-- MessagePages of the conversations the user is a member of, each row with its conversation and
+-- the user's read position, in one statement: a page and the membership check that guards it.
+-- A conversation whose page is empty has one row with no message (id 0); a conversation the user
+-- is not a member of (or that is missing) has none.
+SELECT k.ord::int AS ord, c.id AS conv_id, c.title, c.created_at AS conv_created_at, c.last_seq,
+       c.last_message_at, c.last_event_seq, mb.last_read_seq,
+       coalesce(m.id, 0)::bigint AS id, coalesce(m.seq, 0)::bigint AS seq,
+       coalesce(m.sender_id, 0)::bigint AS sender_id, coalesce(u.name, '')::text AS sender_name,
+       coalesce(m.body, '')::text AS body, m.client_message_id,
+       coalesce(m.created_at, c.created_at)::timestamptz AS created_at, m.edited_at, m.deleted_at,
+       coalesce(m.version, 1)::int AS version, coalesce(m.reactions, '[]')::jsonb AS reactions
+FROM unnest(@conversation_ids::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
+JOIN conversations c ON c.id = k.conversation_id
+JOIN conversation_members mb ON mb.conversation_id = c.id AND mb.user_id = @user_id
+LEFT JOIN LATERAL (
+    SELECT mm.*
+    FROM messages mm
+    WHERE mm.conversation_id = c.id
+      AND mm.seq <= c.last_seq - (@offsets::int[])[k.ord]
+    ORDER BY mm.seq DESC
+    LIMIT (@limits::int[])[k.ord] + 1
+) m ON true
+LEFT JOIN users u ON u.id = m.sender_id
+ORDER BY k.ord, m.seq DESC;

@@ -925,50 +925,75 @@ type EventsResponse struct {
 // GetConversation returns EventsResponse.Conversation, and is useful for accessing the field via an interface.
 func (v *EventsResponse) GetConversation() *EventsConversation { return v.Conversation }
 
+// HistoryAroundConversation includes the requested fields of the GraphQL type Conversation.
+type HistoryAroundConversation struct {
+	Id string `json:"id"`
+	// A window around one message, for permalinks and search hits: up to `before` older and `after` newer messages (0..100 each), newest first.
+	HistoryAround HistoryAroundConversationHistoryAroundMessageWindow `json:"historyAround"`
+}
+
+// GetId returns HistoryAroundConversation.Id, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversation) GetId() string { return v.Id }
+
+// GetHistoryAround returns HistoryAroundConversation.HistoryAround, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversation) GetHistoryAround() HistoryAroundConversationHistoryAroundMessageWindow {
+	return v.HistoryAround
+}
+
+// HistoryAroundConversationHistoryAroundMessageWindow includes the requested fields of the GraphQL type MessageWindow.
+type HistoryAroundConversationHistoryAroundMessageWindow struct {
+	// Newest first.
+	Items    []MessageFields `json:"items"`
+	HasOlder bool            `json:"hasOlder"`
+	HasNewer bool            `json:"hasNewer"`
+	// Pass as timeline(after:) for the messages older than the window.
+	OlderCursor *string `json:"olderCursor"`
+	// Pass as timeline(before:) for the messages newer than the window.
+	NewerCursor *string `json:"newerCursor"`
+}
+
+// GetItems returns HistoryAroundConversationHistoryAroundMessageWindow.Items, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetItems() []MessageFields {
+	return v.Items
+}
+
+// GetHasOlder returns HistoryAroundConversationHistoryAroundMessageWindow.HasOlder, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasOlder() bool { return v.HasOlder }
+
+// GetHasNewer returns HistoryAroundConversationHistoryAroundMessageWindow.HasNewer, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasNewer() bool { return v.HasNewer }
+
+// GetOlderCursor returns HistoryAroundConversationHistoryAroundMessageWindow.OlderCursor, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetOlderCursor() *string {
+	return v.OlderCursor
+}
+
+// GetNewerCursor returns HistoryAroundConversationHistoryAroundMessageWindow.NewerCursor, and is useful for accessing the field via an interface.
+func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetNewerCursor() *string {
+	return v.NewerCursor
+}
+
+// HistoryAroundResponse is returned by HistoryAround on success.
+type HistoryAroundResponse struct {
+	// A conversation of the viewer's. Null when it does not exist or the viewer is not a member.
+	Conversation *HistoryAroundConversation `json:"conversation"`
+}
+
+// GetConversation returns HistoryAroundResponse.Conversation, and is useful for accessing the field via an interface.
+func (v *HistoryAroundResponse) GetConversation() *HistoryAroundConversation { return v.Conversation }
+
 // HistoryConversation includes the requested fields of the GraphQL type Conversation.
 type HistoryConversation struct {
 	Id string `json:"id"`
 	// A page of history by cursor, newest first: pass a page's endCursor as `before` to read older messages. `first`: 1..100.
-	History HistoryConversationHistoryMessageConnection `json:"history"`
+	History MessagePage `json:"history"`
 }
 
 // GetId returns HistoryConversation.Id, and is useful for accessing the field via an interface.
 func (v *HistoryConversation) GetId() string { return v.Id }
 
 // GetHistory returns HistoryConversation.History, and is useful for accessing the field via an interface.
-func (v *HistoryConversation) GetHistory() HistoryConversationHistoryMessageConnection {
-	return v.History
-}
-
-// HistoryConversationHistoryMessageConnection includes the requested fields of the GraphQL type MessageConnection.
-type HistoryConversationHistoryMessageConnection struct {
-	Edges    []HistoryConversationHistoryMessageConnectionEdgesMessageEdge `json:"edges"`
-	PageInfo PageInfoFields                                                `json:"pageInfo"`
-}
-
-// GetEdges returns HistoryConversationHistoryMessageConnection.Edges, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnection) GetEdges() []HistoryConversationHistoryMessageConnectionEdgesMessageEdge {
-	return v.Edges
-}
-
-// GetPageInfo returns HistoryConversationHistoryMessageConnection.PageInfo, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnection) GetPageInfo() PageInfoFields { return v.PageInfo }
-
-// HistoryConversationHistoryMessageConnectionEdgesMessageEdge includes the requested fields of the GraphQL type MessageEdge.
-type HistoryConversationHistoryMessageConnectionEdgesMessageEdge struct {
-	Cursor string        `json:"cursor"`
-	Node   MessageFields `json:"node"`
-}
-
-// GetCursor returns HistoryConversationHistoryMessageConnectionEdgesMessageEdge.Cursor, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnectionEdgesMessageEdge) GetCursor() string {
-	return v.Cursor
-}
-
-// GetNode returns HistoryConversationHistoryMessageConnectionEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
-func (v *HistoryConversationHistoryMessageConnectionEdgesMessageEdge) GetNode() MessageFields {
-	return v.Node
-}
+func (v *HistoryConversation) GetHistory() MessagePage { return v.History }
 
 // HistoryResponse is returned by History on success.
 type HistoryResponse struct {
@@ -1130,6 +1155,33 @@ type LeaveConversationResponse struct {
 // GetLeaveConversation returns LeaveConversationResponse.LeaveConversation, and is useful for accessing the field via an interface.
 func (v *LeaveConversationResponse) GetLeaveConversation() bool { return v.LeaveConversation }
 
+// MarkReadMarkReadConversation includes the requested fields of the GraphQL type Conversation.
+type MarkReadMarkReadConversation struct {
+	Id string `json:"id"`
+	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
+	UnreadCount int `json:"unreadCount"`
+	// The seq of the last message the viewer has read (0: none).
+	ViewerLastReadSeq int `json:"viewerLastReadSeq"`
+}
+
+// GetId returns MarkReadMarkReadConversation.Id, and is useful for accessing the field via an interface.
+func (v *MarkReadMarkReadConversation) GetId() string { return v.Id }
+
+// GetUnreadCount returns MarkReadMarkReadConversation.UnreadCount, and is useful for accessing the field via an interface.
+func (v *MarkReadMarkReadConversation) GetUnreadCount() int { return v.UnreadCount }
+
+// GetViewerLastReadSeq returns MarkReadMarkReadConversation.ViewerLastReadSeq, and is useful for accessing the field via an interface.
+func (v *MarkReadMarkReadConversation) GetViewerLastReadSeq() int { return v.ViewerLastReadSeq }
+
+// MarkReadResponse is returned by MarkRead on success.
+type MarkReadResponse struct {
+	// Moves the viewer's read position forward (never backward); answers the conversation with its new unreadCount.
+	MarkRead MarkReadMarkReadConversation `json:"markRead"`
+}
+
+// GetMarkRead returns MarkReadResponse.MarkRead, and is useful for accessing the field via an interface.
+func (v *MarkReadResponse) GetMarkRead() MarkReadMarkReadConversation { return v.MarkRead }
+
 type MemberRole string
 
 const (
@@ -1221,6 +1273,30 @@ func (v *MessageFieldsReactionsReaction) GetCount() int { return v.Count }
 
 // GetViewerReacted returns MessageFieldsReactionsReaction.ViewerReacted, and is useful for accessing the field via an interface.
 func (v *MessageFieldsReactionsReaction) GetViewerReacted() bool { return v.ViewerReacted }
+
+// A page of messages as a Relay connection (history, timeline).
+type MessagePage struct {
+	Edges    []MessagePageEdgesMessageEdge `json:"edges"`
+	PageInfo PageInfoFields                `json:"pageInfo"`
+}
+
+// GetEdges returns MessagePage.Edges, and is useful for accessing the field via an interface.
+func (v *MessagePage) GetEdges() []MessagePageEdgesMessageEdge { return v.Edges }
+
+// GetPageInfo returns MessagePage.PageInfo, and is useful for accessing the field via an interface.
+func (v *MessagePage) GetPageInfo() PageInfoFields { return v.PageInfo }
+
+// MessagePageEdgesMessageEdge includes the requested fields of the GraphQL type MessageEdge.
+type MessagePageEdgesMessageEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   MessageFields `json:"node"`
+}
+
+// GetCursor returns MessagePageEdgesMessageEdge.Cursor, and is useful for accessing the field via an interface.
+func (v *MessagePageEdgesMessageEdge) GetCursor() string { return v.Cursor }
+
+// GetNode returns MessagePageEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
+func (v *MessagePageEdgesMessageEdge) GetNode() MessageFields { return v.Node }
 
 // MessagesPageConversation includes the requested fields of the GraphQL type Conversation.
 type MessagesPageConversation struct {
@@ -1369,6 +1445,100 @@ type SendMessageResponse struct {
 // GetSendMessage returns SendMessageResponse.SendMessage, and is useful for accessing the field via an interface.
 func (v *SendMessageResponse) GetSendMessage() MessageFields { return v.SendMessage }
 
+// SidebarConversationsConversationConnection includes the requested fields of the GraphQL type ConversationConnection.
+type SidebarConversationsConversationConnection struct {
+	Edges []SidebarConversationsConversationConnectionEdgesConversationEdge `json:"edges"`
+}
+
+// GetEdges returns SidebarConversationsConversationConnection.Edges, and is useful for accessing the field via an interface.
+func (v *SidebarConversationsConversationConnection) GetEdges() []SidebarConversationsConversationConnectionEdgesConversationEdge {
+	return v.Edges
+}
+
+// SidebarConversationsConversationConnectionEdgesConversationEdge includes the requested fields of the GraphQL type ConversationEdge.
+type SidebarConversationsConversationConnectionEdgesConversationEdge struct {
+	Node SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation `json:"node"`
+}
+
+// GetNode returns SidebarConversationsConversationConnectionEdgesConversationEdge.Node, and is useful for accessing the field via an interface.
+func (v *SidebarConversationsConversationConnectionEdgesConversationEdge) GetNode() SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation {
+	return v.Node
+}
+
+// SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation includes the requested fields of the GraphQL type Conversation.
+type SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation struct {
+	Id    string `json:"id"`
+	Title string `json:"title"`
+	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
+	UnreadCount int `json:"unreadCount"`
+	// The seq of the last message the viewer has read (0: none).
+	ViewerLastReadSeq int            `json:"viewerLastReadSeq"`
+	LastMessage       *MessageFields `json:"lastMessage"`
+}
+
+// GetId returns SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation.Id, and is useful for accessing the field via an interface.
+func (v *SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation) GetId() string {
+	return v.Id
+}
+
+// GetTitle returns SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation.Title, and is useful for accessing the field via an interface.
+func (v *SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation) GetTitle() string {
+	return v.Title
+}
+
+// GetUnreadCount returns SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation.UnreadCount, and is useful for accessing the field via an interface.
+func (v *SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation) GetUnreadCount() int {
+	return v.UnreadCount
+}
+
+// GetViewerLastReadSeq returns SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation.ViewerLastReadSeq, and is useful for accessing the field via an interface.
+func (v *SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation) GetViewerLastReadSeq() int {
+	return v.ViewerLastReadSeq
+}
+
+// GetLastMessage returns SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation.LastMessage, and is useful for accessing the field via an interface.
+func (v *SidebarConversationsConversationConnectionEdgesConversationEdgeNodeConversation) GetLastMessage() *MessageFields {
+	return v.LastMessage
+}
+
+// SidebarResponse is returned by Sidebar on success.
+type SidebarResponse struct {
+	// The viewer's conversations, latest activity first. `first`: 1..100.
+	Conversations SidebarConversationsConversationConnection `json:"conversations"`
+	// Total unread over the viewer's conversations (the app badge).
+	UnreadTotal int `json:"unreadTotal"`
+}
+
+// GetConversations returns SidebarResponse.Conversations, and is useful for accessing the field via an interface.
+func (v *SidebarResponse) GetConversations() SidebarConversationsConversationConnection {
+	return v.Conversations
+}
+
+// GetUnreadTotal returns SidebarResponse.UnreadTotal, and is useful for accessing the field via an interface.
+func (v *SidebarResponse) GetUnreadTotal() int { return v.UnreadTotal }
+
+// TimelineConversation includes the requested fields of the GraphQL type Conversation.
+type TimelineConversation struct {
+	Id string `json:"id"`
+	// History as a Relay connection by the book: newest first; first/after go toward older messages, last/before toward newer ones.
+	Timeline MessagePage `json:"timeline"`
+}
+
+// GetId returns TimelineConversation.Id, and is useful for accessing the field via an interface.
+func (v *TimelineConversation) GetId() string { return v.Id }
+
+// GetTimeline returns TimelineConversation.Timeline, and is useful for accessing the field via an interface.
+func (v *TimelineConversation) GetTimeline() MessagePage { return v.Timeline }
+
+// TimelineResponse is returned by Timeline on success.
+type TimelineResponse struct {
+	// A conversation of the viewer's. Null when it does not exist or the viewer is not a member.
+	Conversation *TimelineConversation `json:"conversation"`
+}
+
+// GetConversation returns TimelineResponse.Conversation, and is useful for accessing the field via an interface.
+func (v *TimelineResponse) GetConversation() *TimelineConversation { return v.Conversation }
+
 // UserFields includes the GraphQL fields of User requested by the fragment UserFields.
 type UserFields struct {
 	Id   string `json:"id"`
@@ -1413,6 +1583,363 @@ func (v *UsersUsersUserConnectionEdgesUserEdge) GetCursor() string { return v.Cu
 
 // GetNode returns UsersUsersUserConnectionEdgesUserEdge.Node, and is useful for accessing the field via an interface.
 func (v *UsersUsersUserConnectionEdgesUserEdge) GetNode() UserFields { return v.Node }
+
+// ViewerEventsResponse is returned by ViewerEvents on success.
+type ViewerEventsResponse struct {
+	// The sidebar: one stream per viewer over all their conversations, resumable from `after` (an opaque position).
+	ViewerEvents ViewerEventsViewerEventsViewerEvent `json:"-"`
+}
+
+// GetViewerEvents returns ViewerEventsResponse.ViewerEvents, and is useful for accessing the field via an interface.
+func (v *ViewerEventsResponse) GetViewerEvents() ViewerEventsViewerEventsViewerEvent {
+	return v.ViewerEvents
+}
+
+func (v *ViewerEventsResponse) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*ViewerEventsResponse
+		ViewerEvents json.RawMessage `json:"viewerEvents"`
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.ViewerEventsResponse = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	{
+		dst := &v.ViewerEvents
+		src := firstPass.ViewerEvents
+		if len(src) != 0 && string(src) != "null" {
+			err = __unmarshalViewerEventsViewerEventsViewerEvent(
+				src, dst)
+			if err != nil {
+				return fmt.Errorf(
+					"unable to unmarshal ViewerEventsResponse.ViewerEvents: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+type __premarshalViewerEventsResponse struct {
+	ViewerEvents json.RawMessage `json:"viewerEvents"`
+}
+
+func (v *ViewerEventsResponse) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *ViewerEventsResponse) __premarshalJSON() (*__premarshalViewerEventsResponse, error) {
+	var retval __premarshalViewerEventsResponse
+
+	{
+
+		dst := &retval.ViewerEvents
+		src := v.ViewerEvents
+		var err error
+		*dst, err = __marshalViewerEventsViewerEventsViewerEvent(
+			&src)
+		if err != nil {
+			return nil, fmt.Errorf(
+				"unable to marshal ViewerEventsResponse.ViewerEvents: %w", err)
+		}
+	}
+	return &retval, nil
+}
+
+// ViewerEventsViewerEventsConversationActivityEvent includes the requested fields of the GraphQL type ConversationActivityEvent.
+// The GraphQL type's documentation follows.
+//
+// A new message, an edit, a deletion or a rename: the conversation carries its lastMessage and unreadCount.
+type ViewerEventsViewerEventsConversationActivityEvent struct {
+	Typename     *string                                                       `json:"__typename"`
+	Position     string                                                        `json:"position"`
+	Conversation ViewerEventsViewerEventsConversationActivityEventConversation `json:"conversation"`
+}
+
+// GetTypename returns ViewerEventsViewerEventsConversationActivityEvent.Typename, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEvent) GetTypename() *string { return v.Typename }
+
+// GetPosition returns ViewerEventsViewerEventsConversationActivityEvent.Position, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEvent) GetPosition() string { return v.Position }
+
+// GetConversation returns ViewerEventsViewerEventsConversationActivityEvent.Conversation, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEvent) GetConversation() ViewerEventsViewerEventsConversationActivityEventConversation {
+	return v.Conversation
+}
+
+// ViewerEventsViewerEventsConversationActivityEventConversation includes the requested fields of the GraphQL type Conversation.
+type ViewerEventsViewerEventsConversationActivityEventConversation struct {
+	Id    string `json:"id"`
+	Title string `json:"title"`
+	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
+	UnreadCount int                                                                       `json:"unreadCount"`
+	LastMessage *ViewerEventsViewerEventsConversationActivityEventConversationLastMessage `json:"lastMessage"`
+}
+
+// GetId returns ViewerEventsViewerEventsConversationActivityEventConversation.Id, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEventConversation) GetId() string { return v.Id }
+
+// GetTitle returns ViewerEventsViewerEventsConversationActivityEventConversation.Title, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEventConversation) GetTitle() string {
+	return v.Title
+}
+
+// GetUnreadCount returns ViewerEventsViewerEventsConversationActivityEventConversation.UnreadCount, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEventConversation) GetUnreadCount() int {
+	return v.UnreadCount
+}
+
+// GetLastMessage returns ViewerEventsViewerEventsConversationActivityEventConversation.LastMessage, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEventConversation) GetLastMessage() *ViewerEventsViewerEventsConversationActivityEventConversationLastMessage {
+	return v.LastMessage
+}
+
+// ViewerEventsViewerEventsConversationActivityEventConversationLastMessage includes the requested fields of the GraphQL type Message.
+type ViewerEventsViewerEventsConversationActivityEventConversationLastMessage struct {
+	// The message's position in its conversation: 1, 2, 3, … in commit order, without holes.
+	Seq    int        `json:"seq"`
+	Body   string     `json:"body"`
+	Sender UserFields `json:"sender"`
+}
+
+// GetSeq returns ViewerEventsViewerEventsConversationActivityEventConversationLastMessage.Seq, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEventConversationLastMessage) GetSeq() int {
+	return v.Seq
+}
+
+// GetBody returns ViewerEventsViewerEventsConversationActivityEventConversationLastMessage.Body, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEventConversationLastMessage) GetBody() string {
+	return v.Body
+}
+
+// GetSender returns ViewerEventsViewerEventsConversationActivityEventConversationLastMessage.Sender, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationActivityEventConversationLastMessage) GetSender() UserFields {
+	return v.Sender
+}
+
+// ViewerEventsViewerEventsConversationJoinedEvent includes the requested fields of the GraphQL type ConversationJoinedEvent.
+// The GraphQL type's documentation follows.
+//
+// The viewer became a member of the conversation.
+type ViewerEventsViewerEventsConversationJoinedEvent struct {
+	Typename     *string                                                     `json:"__typename"`
+	Position     string                                                      `json:"position"`
+	Conversation ViewerEventsViewerEventsConversationJoinedEventConversation `json:"conversation"`
+}
+
+// GetTypename returns ViewerEventsViewerEventsConversationJoinedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationJoinedEvent) GetTypename() *string { return v.Typename }
+
+// GetPosition returns ViewerEventsViewerEventsConversationJoinedEvent.Position, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationJoinedEvent) GetPosition() string { return v.Position }
+
+// GetConversation returns ViewerEventsViewerEventsConversationJoinedEvent.Conversation, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationJoinedEvent) GetConversation() ViewerEventsViewerEventsConversationJoinedEventConversation {
+	return v.Conversation
+}
+
+// ViewerEventsViewerEventsConversationJoinedEventConversation includes the requested fields of the GraphQL type Conversation.
+type ViewerEventsViewerEventsConversationJoinedEventConversation struct {
+	Id    string `json:"id"`
+	Title string `json:"title"`
+	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
+	UnreadCount int `json:"unreadCount"`
+}
+
+// GetId returns ViewerEventsViewerEventsConversationJoinedEventConversation.Id, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationJoinedEventConversation) GetId() string { return v.Id }
+
+// GetTitle returns ViewerEventsViewerEventsConversationJoinedEventConversation.Title, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationJoinedEventConversation) GetTitle() string {
+	return v.Title
+}
+
+// GetUnreadCount returns ViewerEventsViewerEventsConversationJoinedEventConversation.UnreadCount, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationJoinedEventConversation) GetUnreadCount() int {
+	return v.UnreadCount
+}
+
+// ViewerEventsViewerEventsConversationLeftEvent includes the requested fields of the GraphQL type ConversationLeftEvent.
+// The GraphQL type's documentation follows.
+//
+// The viewer is no longer a member of the conversation (removed, or left on another device).
+type ViewerEventsViewerEventsConversationLeftEvent struct {
+	Typename       *string `json:"__typename"`
+	Position       string  `json:"position"`
+	ConversationId string  `json:"conversationId"`
+}
+
+// GetTypename returns ViewerEventsViewerEventsConversationLeftEvent.Typename, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationLeftEvent) GetTypename() *string { return v.Typename }
+
+// GetPosition returns ViewerEventsViewerEventsConversationLeftEvent.Position, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationLeftEvent) GetPosition() string { return v.Position }
+
+// GetConversationId returns ViewerEventsViewerEventsConversationLeftEvent.ConversationId, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsConversationLeftEvent) GetConversationId() string {
+	return v.ConversationId
+}
+
+// ViewerEventsViewerEventsReadStateChangedEvent includes the requested fields of the GraphQL type ReadStateChangedEvent.
+// The GraphQL type's documentation follows.
+//
+// The viewer read the conversation on another device.
+type ViewerEventsViewerEventsReadStateChangedEvent struct {
+	Typename     *string                                                   `json:"__typename"`
+	Position     string                                                    `json:"position"`
+	Conversation ViewerEventsViewerEventsReadStateChangedEventConversation `json:"conversation"`
+}
+
+// GetTypename returns ViewerEventsViewerEventsReadStateChangedEvent.Typename, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsReadStateChangedEvent) GetTypename() *string { return v.Typename }
+
+// GetPosition returns ViewerEventsViewerEventsReadStateChangedEvent.Position, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsReadStateChangedEvent) GetPosition() string { return v.Position }
+
+// GetConversation returns ViewerEventsViewerEventsReadStateChangedEvent.Conversation, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsReadStateChangedEvent) GetConversation() ViewerEventsViewerEventsReadStateChangedEventConversation {
+	return v.Conversation
+}
+
+// ViewerEventsViewerEventsReadStateChangedEventConversation includes the requested fields of the GraphQL type Conversation.
+type ViewerEventsViewerEventsReadStateChangedEventConversation struct {
+	Id string `json:"id"`
+	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
+	UnreadCount int `json:"unreadCount"`
+	// The seq of the last message the viewer has read (0: none).
+	ViewerLastReadSeq int `json:"viewerLastReadSeq"`
+}
+
+// GetId returns ViewerEventsViewerEventsReadStateChangedEventConversation.Id, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsReadStateChangedEventConversation) GetId() string { return v.Id }
+
+// GetUnreadCount returns ViewerEventsViewerEventsReadStateChangedEventConversation.UnreadCount, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsReadStateChangedEventConversation) GetUnreadCount() int {
+	return v.UnreadCount
+}
+
+// GetViewerLastReadSeq returns ViewerEventsViewerEventsReadStateChangedEventConversation.ViewerLastReadSeq, and is useful for accessing the field via an interface.
+func (v *ViewerEventsViewerEventsReadStateChangedEventConversation) GetViewerLastReadSeq() int {
+	return v.ViewerLastReadSeq
+}
+
+// ViewerEventsViewerEventsViewerEvent includes the requested fields of the GraphQL interface ViewerEvent.
+//
+// ViewerEventsViewerEventsViewerEvent is implemented by the following types:
+// ViewerEventsViewerEventsConversationActivityEvent
+// ViewerEventsViewerEventsConversationJoinedEvent
+// ViewerEventsViewerEventsConversationLeftEvent
+// ViewerEventsViewerEventsReadStateChangedEvent
+// The GraphQL type's documentation follows.
+//
+// Something the viewer's sidebar must show. Pass the position of the last one received as viewerEvents(after:) to resume exactly.
+type ViewerEventsViewerEventsViewerEvent interface {
+	implementsGraphQLInterfaceViewerEventsViewerEventsViewerEvent()
+	// GetTypename returns the receiver's concrete GraphQL type-name (see interface doc for possible values).
+	GetTypename() *string
+	// GetPosition returns the interface-field "position" from its implementation.
+	GetPosition() string
+}
+
+func (v *ViewerEventsViewerEventsConversationActivityEvent) implementsGraphQLInterfaceViewerEventsViewerEventsViewerEvent() {
+}
+func (v *ViewerEventsViewerEventsConversationJoinedEvent) implementsGraphQLInterfaceViewerEventsViewerEventsViewerEvent() {
+}
+func (v *ViewerEventsViewerEventsConversationLeftEvent) implementsGraphQLInterfaceViewerEventsViewerEventsViewerEvent() {
+}
+func (v *ViewerEventsViewerEventsReadStateChangedEvent) implementsGraphQLInterfaceViewerEventsViewerEventsViewerEvent() {
+}
+
+func __unmarshalViewerEventsViewerEventsViewerEvent(b []byte, v *ViewerEventsViewerEventsViewerEvent) error {
+	if string(b) == "null" {
+		return nil
+	}
+
+	var tn struct {
+		TypeName string `json:"__typename"`
+	}
+	err := json.Unmarshal(b, &tn)
+	if err != nil {
+		return err
+	}
+
+	switch tn.TypeName {
+	case "ConversationActivityEvent":
+		*v = new(ViewerEventsViewerEventsConversationActivityEvent)
+		return json.Unmarshal(b, *v)
+	case "ConversationJoinedEvent":
+		*v = new(ViewerEventsViewerEventsConversationJoinedEvent)
+		return json.Unmarshal(b, *v)
+	case "ConversationLeftEvent":
+		*v = new(ViewerEventsViewerEventsConversationLeftEvent)
+		return json.Unmarshal(b, *v)
+	case "ReadStateChangedEvent":
+		*v = new(ViewerEventsViewerEventsReadStateChangedEvent)
+		return json.Unmarshal(b, *v)
+	case "":
+		return fmt.Errorf(
+			"response was missing ViewerEvent.__typename")
+	default:
+		return fmt.Errorf(
+			`unexpected concrete type for ViewerEventsViewerEventsViewerEvent: "%v"`, tn.TypeName)
+	}
+}
+
+func __marshalViewerEventsViewerEventsViewerEvent(v *ViewerEventsViewerEventsViewerEvent) ([]byte, error) {
+
+	var typename string
+	switch v := (*v).(type) {
+	case *ViewerEventsViewerEventsConversationActivityEvent:
+		typename = "ConversationActivityEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*ViewerEventsViewerEventsConversationActivityEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *ViewerEventsViewerEventsConversationJoinedEvent:
+		typename = "ConversationJoinedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*ViewerEventsViewerEventsConversationJoinedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *ViewerEventsViewerEventsConversationLeftEvent:
+		typename = "ConversationLeftEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*ViewerEventsViewerEventsConversationLeftEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case *ViewerEventsViewerEventsReadStateChangedEvent:
+		typename = "ReadStateChangedEvent"
+
+		result := struct {
+			TypeName string `json:"__typename"`
+			*ViewerEventsViewerEventsReadStateChangedEvent
+		}{typename, v}
+		return json.Marshal(result)
+	case nil:
+		return []byte("null"), nil
+	default:
+		return nil, fmt.Errorf(
+			`unexpected concrete type for ViewerEventsViewerEventsViewerEvent: "%T"`, v)
+	}
+}
 
 // ViewerResponse is returned by Viewer on success.
 type ViewerResponse struct {
@@ -1519,6 +2046,26 @@ func (v *__EventsInput) GetAfter() *int { return v.After }
 // GetFirst returns __EventsInput.First, and is useful for accessing the field via an interface.
 func (v *__EventsInput) GetFirst() *int { return v.First }
 
+// __HistoryAroundInput is used internally by genqlient
+type __HistoryAroundInput struct {
+	ConversationId string `json:"conversationId"`
+	Seq            int    `json:"seq"`
+	Before         *int   `json:"before"`
+	After          *int   `json:"after"`
+}
+
+// GetConversationId returns __HistoryAroundInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetConversationId() string { return v.ConversationId }
+
+// GetSeq returns __HistoryAroundInput.Seq, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetSeq() int { return v.Seq }
+
+// GetBefore returns __HistoryAroundInput.Before, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetBefore() *int { return v.Before }
+
+// GetAfter returns __HistoryAroundInput.After, and is useful for accessing the field via an interface.
+func (v *__HistoryAroundInput) GetAfter() *int { return v.After }
+
 // __HistoryInput is used internally by genqlient
 type __HistoryInput struct {
 	ConversationId string  `json:"conversationId"`
@@ -1554,6 +2101,18 @@ type __LeaveConversationInput struct {
 
 // GetConversationId returns __LeaveConversationInput.ConversationId, and is useful for accessing the field via an interface.
 func (v *__LeaveConversationInput) GetConversationId() string { return v.ConversationId }
+
+// __MarkReadInput is used internally by genqlient
+type __MarkReadInput struct {
+	ConversationId string `json:"conversationId"`
+	Seq            int    `json:"seq"`
+}
+
+// GetConversationId returns __MarkReadInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__MarkReadInput) GetConversationId() string { return v.ConversationId }
+
+// GetSeq returns __MarkReadInput.Seq, and is useful for accessing the field via an interface.
+func (v *__MarkReadInput) GetSeq() int { return v.Seq }
 
 // __MessageAddedInput is used internally by genqlient
 type __MessageAddedInput struct {
@@ -1627,6 +2186,38 @@ type __SendMessageInput struct {
 // GetInput returns __SendMessageInput.Input, and is useful for accessing the field via an interface.
 func (v *__SendMessageInput) GetInput() SendMessageInput { return v.Input }
 
+// __SidebarInput is used internally by genqlient
+type __SidebarInput struct {
+	First *int `json:"first"`
+}
+
+// GetFirst returns __SidebarInput.First, and is useful for accessing the field via an interface.
+func (v *__SidebarInput) GetFirst() *int { return v.First }
+
+// __TimelineInput is used internally by genqlient
+type __TimelineInput struct {
+	ConversationId string  `json:"conversationId"`
+	First          *int    `json:"first"`
+	After          *string `json:"after"`
+	Last           *int    `json:"last"`
+	Before         *string `json:"before"`
+}
+
+// GetConversationId returns __TimelineInput.ConversationId, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetConversationId() string { return v.ConversationId }
+
+// GetFirst returns __TimelineInput.First, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetFirst() *int { return v.First }
+
+// GetAfter returns __TimelineInput.After, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetAfter() *string { return v.After }
+
+// GetLast returns __TimelineInput.Last, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetLast() *int { return v.Last }
+
+// GetBefore returns __TimelineInput.Before, and is useful for accessing the field via an interface.
+func (v *__TimelineInput) GetBefore() *string { return v.Before }
+
 // __UsersInput is used internally by genqlient
 type __UsersInput struct {
 	Search *string `json:"search"`
@@ -1642,6 +2233,14 @@ func (v *__UsersInput) GetFirst() *int { return v.First }
 
 // GetAfter returns __UsersInput.After, and is useful for accessing the field via an interface.
 func (v *__UsersInput) GetAfter() *string { return v.After }
+
+// __ViewerEventsInput is used internally by genqlient
+type __ViewerEventsInput struct {
+	After *string `json:"after"`
+}
+
+// GetAfter returns __ViewerEventsInput.After, and is useful for accessing the field via an interface.
+func (v *__ViewerEventsInput) GetAfter() *string { return v.After }
 
 // The mutation executed by AddMembers.
 const AddMembers_Operation = `
@@ -2334,16 +2933,19 @@ query History ($conversationId: ID!, $first: Int, $before: String) {
 	conversation(id: $conversationId) {
 		id
 		history(first: $first, before: $before) {
-			edges {
-				cursor
-				node {
-					... MessageFields
-				}
-			}
-			pageInfo {
-				... PageInfoFields
-			}
+			... MessagePage
 		}
+	}
+}
+fragment MessagePage on MessageConnection {
+	edges {
+		cursor
+		node {
+			... MessageFields
+		}
+	}
+	pageInfo {
+		... PageInfoFields
 	}
 }
 fragment MessageFields on Message {
@@ -2396,6 +2998,80 @@ func History(
 	}
 
 	data_ = &HistoryResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by HistoryAround.
+const HistoryAround_Operation = `
+query HistoryAround ($conversationId: ID!, $seq: Int!, $before: Int, $after: Int) {
+	conversation(id: $conversationId) {
+		id
+		historyAround(seq: $seq, before: $before, after: $after) {
+			items {
+				... MessageFields
+			}
+			hasOlder
+			hasNewer
+			olderCursor
+			newerCursor
+		}
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+// The message at seq with up to before older and after newer messages, newest first (a
+// permalink, a search hit); continue with timeline(after: olderCursor) or (before: newerCursor).
+func HistoryAround(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	seq int,
+	before *int,
+	after *int,
+) (data_ *HistoryAroundResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "HistoryAround",
+		Query:  HistoryAround_Operation,
+		Variables: &__HistoryAroundInput{
+			ConversationId: conversationId,
+			Seq:            seq,
+			Before:         before,
+			After:          after,
+		},
+	}
+
+	data_ = &HistoryAroundResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -2516,6 +3192,45 @@ func LeaveConversation(
 	}
 
 	data_ = &LeaveConversationResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by MarkRead.
+const MarkRead_Operation = `
+mutation MarkRead ($conversationId: ID!, $seq: Int!) {
+	markRead(conversationId: $conversationId, seq: $seq) {
+		id
+		unreadCount
+		viewerLastReadSeq
+	}
+}
+`
+
+// Moves the viewer's read position forward (never back); answers the new unread count.
+func MarkRead(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	seq int,
+) (data_ *MarkReadResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "MarkRead",
+		Query:  MarkRead_Operation,
+		Variables: &__MarkReadInput{
+			ConversationId: conversationId,
+			Seq:            seq,
+		},
+	}
+
+	data_ = &MarkReadResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -2874,6 +3589,161 @@ func SendMessage(
 	return data_, err_
 }
 
+// The query executed by Sidebar.
+const Sidebar_Operation = `
+query Sidebar ($first: Int) {
+	conversations(first: $first) {
+		edges {
+			node {
+				id
+				title
+				unreadCount
+				viewerLastReadSeq
+				lastMessage {
+					... MessageFields
+				}
+			}
+		}
+	}
+	unreadTotal
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+func Sidebar(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	first *int,
+) (data_ *SidebarResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "Sidebar",
+		Query:  Sidebar_Operation,
+		Variables: &__SidebarInput{
+			First: first,
+		},
+	}
+
+	data_ = &SidebarResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by Timeline.
+const Timeline_Operation = `
+query Timeline ($conversationId: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+	conversation(id: $conversationId) {
+		id
+		timeline(first: $first, after: $after, last: $last, before: $before) {
+			... MessagePage
+		}
+	}
+}
+fragment MessagePage on MessageConnection {
+	edges {
+		cursor
+		node {
+			... MessageFields
+		}
+	}
+	pageInfo {
+		... PageInfoFields
+	}
+}
+fragment MessageFields on Message {
+	id
+	seq
+	conversationId
+	body
+	createdAt
+	clientMessageId
+	editedAt
+	deletedAt
+	version
+	reactions {
+		emoji
+		count
+		viewerReacted
+	}
+	sender {
+		... UserFields
+	}
+}
+fragment PageInfoFields on PageInfo {
+	hasNextPage
+	hasPreviousPage
+	startCursor
+	endCursor
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+// History as a Relay connection by the book, newest first: first/after page toward older
+// messages, last/before toward newer ones.
+func Timeline(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	conversationId string,
+	first *int,
+	after *string,
+	last *int,
+	before *string,
+) (data_ *TimelineResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "Timeline",
+		Query:  Timeline_Operation,
+		Variables: &__TimelineInput{
+			ConversationId: conversationId,
+			First:          first,
+			After:          after,
+			Last:           last,
+			Before:         before,
+		},
+	}
+
+	data_ = &TimelineResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The query executed by Users.
 const Users_Operation = `
 query Users ($search: String, $first: Int, $after: String) {
@@ -2964,4 +3834,96 @@ func Viewer(
 	)
 
 	return data_, err_
+}
+
+// The subscription executed by ViewerEvents.
+const ViewerEvents_Operation = `
+subscription ViewerEvents ($after: String) {
+	viewerEvents(after: $after) {
+		__typename
+		position
+		... on ConversationActivityEvent {
+			conversation {
+				id
+				title
+				unreadCount
+				lastMessage {
+					seq
+					body
+					sender {
+						... UserFields
+					}
+				}
+			}
+		}
+		... on ConversationJoinedEvent {
+			conversation {
+				id
+				title
+				unreadCount
+			}
+		}
+		... on ConversationLeftEvent {
+			conversationId
+		}
+		... on ReadStateChangedEvent {
+			conversation {
+				id
+				unreadCount
+				viewerLastReadSeq
+			}
+		}
+	}
+}
+fragment UserFields on User {
+	id
+	name
+}
+`
+
+// Everything the sidebar must show, over all the viewer's conversations; pass the position of
+// the last event received as after to resume exactly.
+// To unsubscribe, use [graphql.WebSocketClient.Unsubscribe]
+func ViewerEvents(
+	ctx_ context.Context,
+	client_ graphql.WebSocketClient,
+	after *string,
+) (dataChan_ chan ViewerEventsWsResponse, subscriptionID_ string, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "ViewerEvents",
+		Query:  ViewerEvents_Operation,
+		Variables: &__ViewerEventsInput{
+			After: after,
+		},
+	}
+
+	dataChan_ = make(chan ViewerEventsWsResponse)
+	subscriptionID_, err_ = client_.Subscribe(req_, dataChan_, ViewerEventsForwardData)
+
+	return dataChan_, subscriptionID_, err_
+}
+
+type ViewerEventsWsResponse graphql.BaseResponse[*ViewerEventsResponse]
+
+func ViewerEventsForwardData(interfaceChan interface{}, jsonRawMsg json.RawMessage) error {
+	var gqlResp graphql.Response
+	var wsResp ViewerEventsWsResponse
+	err := json.Unmarshal(jsonRawMsg, &gqlResp)
+	if err != nil {
+		return err
+	}
+	if len(gqlResp.Errors) == 0 {
+		err = json.Unmarshal(jsonRawMsg, &wsResp)
+		if err != nil {
+			return err
+		}
+	} else {
+		wsResp.Errors = gqlResp.Errors
+	}
+	dataChan_, ok := interfaceChan.(chan ViewerEventsWsResponse)
+	if !ok {
+		return errors.New("failed to cast interface into 'chan ViewerEventsWsResponse'")
+	}
+	dataChan_ <- wsResp
+	return nil
 }

@@ -100,6 +100,7 @@ type Gate struct {
 	introspect  bool
 	suggestions bool
 	trusted     Manifest
+	trustedText map[string]struct{} // the manifest's documents, for Admitted
 	trustedOnly bool
 	apq         graphql.Cache[string]
 	apqBytes    int
@@ -121,11 +122,47 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.PersistedQueryBytes <= 0 {
 		cfg.PersistedQueryBytes = DefaultPersistedQueryBytes
 	}
+	texts := make(map[string]struct{}, len(cfg.Trusted))
+	for _, text := range cfg.Trusted {
+		texts[text] = struct{}{}
+	}
 	return &Gate{
 		schema: cfg.Schema, limits: cfg.Limits.WithDefaults(), introspect: cfg.Introspection,
-		suggestions: cfg.FieldSuggestions, trusted: cfg.Trusted, trustedOnly: cfg.TrustedOnly,
+		suggestions: cfg.FieldSuggestions, trusted: cfg.Trusted, trustedText: texts, trustedOnly: cfg.TrustedOnly,
 		apq: cfg.PersistedQueries, apqBytes: cfg.PersistedQueryBytes, cache: NewCache(cfg.Cache),
 	}, nil
+}
+
+// Admitted returns the document of p and its validated AST when the gate would admit it, and
+// can tell without a round trip to Redis, parsing or validating: the document is in the cache
+// of admitted documents, and p names it as the gate would take it. That is a document sent as
+// text alone, or a persisted-query hash the trusted manifest holds, alone or with its very
+// text; with TrustedOnly, only documents of the manifest. Anything else is not ok, and must go
+// through the gate: a hash only the APQ store may know, a hash sent with a text the manifest
+// does not hold (the gate checks it and registers it in the APQ store), a malformed
+// persisted-query extension, a document over the size limit or never admitted here.
+func (g *Gate) Admitted(p *graphql.RawParams) (string, *ast.QueryDocument, bool) {
+	hash, err := persistedHash(p.Extensions)
+	if err != nil {
+		return "", nil, false
+	}
+	query := p.Query
+	if hash != "" {
+		text, ok := g.trusted[hash]
+		if !ok || (query != "" && query != text) {
+			return "", nil, false
+		}
+		query = text
+	} else if g.trustedOnly {
+		if _, ok := g.trustedText[query]; !ok {
+			return "", nil, false
+		}
+	}
+	if query == "" || len(query) > g.limits.DocumentBytes {
+		return "", nil, false
+	}
+	doc, ok := g.cache.peek(query)
+	return query, doc, ok
 }
 
 // ExtensionName implements graphql.HandlerExtension.

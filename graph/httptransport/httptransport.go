@@ -29,6 +29,11 @@
 // WebSocket transport. Every error response is a GraphQL response ({"errors": [...]}) in the
 // negotiated media type, its errors passed through the executor's error presenter.
 //
+// A request whose Accept header asks for text/event-stream ([AcceptsEventStream]) belongs to
+// the event-stream transport (graph/streaming), which reads it with [ReadGET] and [ReadPOST]
+// and answers their errors with [Fail]; add that transport before GET and POST, which would
+// otherwise serve it as JSON.
+//
 // # Writing responses
 //
 // [WriteResponse] is the one place a response reaches the wire: it encodes the response with
@@ -42,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"mime"
 	"net/http"
 	"net/url"
@@ -78,22 +84,16 @@ func (m MediaType) ContentType() string {
 // values (see the package doc).
 func Negotiate(accept []string) MediaType {
 	var gqlQ, jsonQ, appQ, anyQ float64 = -1, -1, -1, -1
-	for _, header := range accept {
-		for entry := range strings.SplitSeq(header, ",") {
-			mt, q, ok := parseAcceptEntry(entry)
-			if !ok {
-				continue
-			}
-			switch mt {
-			case "application/graphql-response+json":
-				gqlQ = max(gqlQ, q)
-			case "application/json":
-				jsonQ = max(jsonQ, q)
-			case "application/*":
-				appQ = max(appQ, q)
-			case "*/*":
-				anyQ = max(anyQ, q)
-			}
+	for mt, q := range acceptEntries(accept) {
+		switch mt {
+		case "application/graphql-response+json":
+			gqlQ = max(gqlQ, q)
+		case "application/json":
+			jsonQ = max(jsonQ, q)
+		case "application/*":
+			appQ = max(appQ, q)
+		case "*/*":
+			anyQ = max(anyQ, q)
 		}
 	}
 	// The most specific range that matches application/json gives its quality.
@@ -107,6 +107,38 @@ func Negotiate(accept []string) MediaType {
 		return GraphQLResponseJSON
 	}
 	return JSON
+}
+
+// AcceptsEventStream reports whether the Accept header values ask for text/event-stream, the
+// media type of GraphQL over Server-Sent Events (graph/streaming): they name it with a quality
+// above 0 and at least that of application/json and application/graphql-response+json when
+// those are named. A wildcard never selects it: a client that reads an event stream says so,
+// as EventSource and graphql-sse do.
+func AcceptsEventStream(accept []string) bool {
+	var sseQ, jsonQ float64 = -1, -1
+	for mt, q := range acceptEntries(accept) {
+		switch mt {
+		case "text/event-stream":
+			sseQ = max(sseQ, q)
+		case "application/json", "application/graphql-response+json":
+			jsonQ = max(jsonQ, q)
+		}
+	}
+	return sseQ > 0 && sseQ >= jsonQ
+}
+
+// acceptEntries yields the usable media ranges of Accept header values (see parseAcceptEntry),
+// each lower-cased with its quality.
+func acceptEntries(accept []string) iter.Seq2[string, float64] {
+	return func(yield func(string, float64) bool) {
+		for _, header := range accept {
+			for entry := range strings.SplitSeq(header, ",") {
+				if mt, q, ok := parseAcceptEntry(entry); ok && !yield(mt, q) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // parseAcceptEntry parses one media range of an Accept header: its lower-cased type, its
@@ -248,28 +280,88 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // fail sends a request-level error: a GraphQL response with one error (through the
 // executor's error presenter) and the given status.
 func fail(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, m MediaType, status int, msg string) {
+	if status == http.StatusUnsupportedMediaType {
+		w.Header().Set("Accept-Post", "application/json")
+	}
 	resp := exec.DispatchError(r.Context(), gqlerror.List{{Message: msg}})
 	writeStatus(w, m, status, resp)
+}
+
+// Fail answers r with a request-level error: a GraphQL response with one error, passed through
+// exec's error presenter, in the media type r accepts (JSON unless it names
+// application/graphql-response+json), with status. Transports of their own (the event stream)
+// answer the errors of [ReadGET] and [ReadPOST] with it.
+func Fail(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, status int, msg string) {
+	fail(w, r, exec, negotiate(r), status, msg)
+}
+
+// AccessTokenParam is the URL parameter that may carry the token of a GET request for an event
+// stream, since browsers' EventSource cannot send an Authorization header (graph/streaming).
+// [ReadGET] and [ReadPOST] refuse a request that carries it: a token in a URL is written to
+// proxies' logs and browsers' histories, and is taken only where nothing else works.
+const AccessTokenParam = "access_token"
+
+// AccessTokenRefusal is the message of a request refused for an access_token in its URL.
+const AccessTokenRefusal = "access_token is accepted only in the URL of a GET request for text/event-stream (EventSource): send the token in an Authorization: Bearer header"
+
+// RequestError is a request that is not a GraphQL request the server takes: the status to
+// answer with (400, 413, 415) and the message of its one error.
+type RequestError struct {
+	Status  int
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Message }
+
+func badRequest(msg string) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Message: msg}
 }
 
 // POST serves POST requests whose body is a JSON object {query, operationName, variables,
 // extensions}, sent as Content-Type application/json.
 type POST struct{}
 
-var _ graphql.Transport = POST{}
-
 // Supports reports whether r is a POST (not a WebSocket upgrade).
 func (POST) Supports(r *http.Request) bool {
-	return r.Method == http.MethodPost && r.Header.Get("Upgrade") == ""
+	return plainRequest(r, http.MethodPost)
 }
 
 // Do serves r.
 func (POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	serve(w, r, exec, ReadPOST, false)
+}
+
+// The transports of this package.
+var _ = []graphql.Transport{POST{}, GET{}, Methods{}}
+
+// plainRequest reports whether r is a request of method that is not a WebSocket upgrade.
+func plainRequest(r *http.Request, method string) bool {
+	return r.Method == method && r.Header.Get("Upgrade") == ""
+}
+
+// serve answers r with the GraphQL request read decodes from it (get: r came by GET, see
+// execute), or with read's RequestError.
+func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, read func(*http.Request) (*graphql.RawParams, *RequestError), get bool) {
 	m := negotiate(r)
-	if !jsonContentType(r.Header.Get("Content-Type")) {
-		w.Header().Set("Accept-Post", "application/json")
-		fail(w, r, exec, m, http.StatusUnsupportedMediaType, "unsupported Content-Type: send the request as application/json")
+	params, err := read(r)
+	if err != nil {
+		fail(w, r, exec, m, err.Status, err.Message)
 		return
+	}
+	execute(w, r, exec, m, params, get)
+}
+
+// ReadPOST decodes the GraphQL request in the body of r, a POST: a JSON object {query,
+// operationName, variables, extensions} sent as application/json, UTF-8 without lone
+// surrogates, with a query or a persisted-query hash, and no access_token in the URL. Anything
+// else is a RequestError: 415 for another Content-Type, 413 for a body over the limit
+// http.MaxBytesReader put on it, else 400.
+func ReadPOST(r *http.Request) (*graphql.RawParams, *RequestError) {
+	if r.URL.RawQuery != "" && r.URL.Query().Has(AccessTokenParam) {
+		return nil, badRequest(AccessTokenRefusal)
+	}
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		return nil, &RequestError{Status: http.StatusUnsupportedMediaType, Message: "unsupported Content-Type: send the request as application/json"}
 	}
 	start := graphql.Now()
 	buf := bodyPool.Get().(*bytes.Buffer)
@@ -281,27 +373,31 @@ func (POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 	}()
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			fail(w, r, exec, m, http.StatusRequestEntityTooLarge, "request body too large")
-			return
+			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Message: "request body too large"}
 		}
-		fail(w, r, exec, m, http.StatusBadRequest, "could not read the request body")
-		return
+		return nil, badRequest("could not read the request body")
 	}
 	if !ValidText(buf.Bytes()) {
-		fail(w, r, exec, m, http.StatusBadRequest, "the request body must be UTF-8 text, without lone UTF-16 surrogates")
-		return
+		return nil, badRequest("the request body must be UTF-8 text, without lone UTF-16 surrogates")
 	}
 	params := &graphql.RawParams{}
 	if err := decodeJSON(buf.Bytes(), params); err != nil {
-		fail(w, r, exec, m, http.StatusBadRequest, "the request body is not a GraphQL request: want a JSON object with a string query and optional operationName, variables and extensions")
-		return
+		return nil, badRequest("the request body is not a GraphQL request: want a JSON object with a string query and optional operationName, variables and extensions")
 	}
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	execute(w, r, exec, m, params, false)
+	return params, hasQuery(params)
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// hasQuery refuses a request with neither a query nor a persisted-query hash.
+func hasQuery(params *graphql.RawParams) *RequestError {
+	if params.Query == "" && params.Extensions["persistedQuery"] == nil {
+		return badRequest("the request has no query")
+	}
+	return nil
+}
 
 // jsonContentType reports whether ct is application/json, in UTF-8 if it names a charset.
 func jsonContentType(ct string) bool {
@@ -331,29 +427,35 @@ func decodeJSON(b []byte, v any) error {
 // extensions (JSON) in the URL. Only queries: mutations and subscriptions get 405.
 type GET struct{}
 
-var _ graphql.Transport = GET{}
-
 // Supports reports whether r is a GET that is not a WebSocket upgrade.
 func (GET) Supports(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.Header.Get("Upgrade") == ""
+	return plainRequest(r, http.MethodGet)
 }
 
 // Do serves r.
 func (GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	m := negotiate(r)
+	serve(w, r, exec, ReadGET, true)
+}
+
+// ReadGET decodes the GraphQL request in the URL of r, a GET: the parameters query,
+// operationName, variables (a JSON object) and extensions (a JSON object), UTF-8 without lone
+// surrogates, with a query or a persisted-query hash; other parameters are ignored but
+// access_token, which is refused. Anything else is a RequestError (400).
+func ReadGET(r *http.Request) (*graphql.RawParams, *RequestError) {
 	start := graphql.Now()
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		fail(w, r, exec, m, http.StatusBadRequest, "the URL's query string is malformed")
-		return
+		return nil, badRequest("the URL's query string is malformed")
 	}
 	for _, vs := range q {
 		for _, v := range vs {
 			if !ValidText([]byte(v)) {
-				fail(w, r, exec, m, http.StatusBadRequest, "the URL's parameters must be UTF-8 text, without lone UTF-16 surrogates")
-				return
+				return nil, badRequest("the URL's parameters must be UTF-8 text, without lone UTF-16 surrogates")
 			}
 		}
+	}
+	if q.Has(AccessTokenParam) {
+		return nil, badRequest(AccessTokenRefusal)
 	}
 	params := &graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName"), Headers: r.Header}
 	for _, p := range []struct {
@@ -362,21 +464,16 @@ func (GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor
 	}{{"variables", &params.Variables}, {"extensions", &params.Extensions}} {
 		if v := q.Get(p.name); v != "" {
 			if err := decodeJSON([]byte(v), p.into); err != nil {
-				fail(w, r, exec, m, http.StatusBadRequest, "the "+p.name+" parameter is not a JSON object")
-				return
+				return nil, badRequest("the " + p.name + " parameter is not a JSON object")
 			}
 		}
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	execute(w, r, exec, m, params, true)
+	return params, hasQuery(params)
 }
 
 // execute runs a decoded request and writes its response.
 func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, m MediaType, params *graphql.RawParams, get bool) {
-	if params.Query == "" && params.Extensions["persistedQuery"] == nil {
-		fail(w, r, exec, m, http.StatusBadRequest, "the request has no query")
-		return
-	}
 	ctx := r.Context()
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
@@ -405,8 +502,6 @@ const allowed = "GET, POST, OPTIONS"
 // Methods answers every request that GET and POST do not serve, but a WebSocket upgrade:
 // OPTIONS with 204 and the allowed methods, anything else with 405.
 type Methods struct{}
-
-var _ graphql.Transport = Methods{}
 
 // Supports reports whether r is neither a GET nor a POST.
 func (Methods) Supports(r *http.Request) bool {

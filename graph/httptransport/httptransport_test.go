@@ -220,6 +220,19 @@ func TestPOST(t *testing.T) {
 	}
 }
 
+// A token in the URL is taken only by the event stream (graph/streaming), from a GET: a POST
+// carrying one is refused, not served anonymously.
+func TestPOSTRefusesAccessToken(t *testing.T) {
+	s := newServer(t)
+	req := post(`{"query":"{ hello }"}`, "application/json", "")
+	req.URL.RawQuery = "access_token=a.b.c"
+	res := s.do(t, req)
+	want{400, plainJSON, false, true}.check(t, res)
+	if !strings.Contains(res.raw, "access_token is accepted only") {
+		t.Errorf("refused with %s", res.raw)
+	}
+}
+
 func TestPOSTVariablesKeepPrecision(t *testing.T) {
 	s := newServer(t)
 	res := s.do(t, post(`{"query":"query($n: Int!) { echo(n: $n) }","variables":{"n":9007199254740993}}`, "application/json", ""))
@@ -273,6 +286,7 @@ func TestGET(t *testing.T) {
 		{"variables not JSON", q("query", "{ hello }", "variables", "{n:1}"), gqlAccept, want{400, gqlJSON, false, true}},
 		{"variables not an object", q("query", "{ hello }", "variables", "[1]"), "", want{400, plainJSON, false, true}},
 		{"extensions not JSON", q("query", "{ hello }", "extensions", "x"), gqlAccept, want{400, gqlJSON, false, true}},
+		{"access_token", q("query", "{ hello }", "access_token", "a.b.c"), gqlAccept, want{400, gqlJSON, false, true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.want.check(t, s.do(t, get(tc.params, tc.accept)))
@@ -382,6 +396,31 @@ func TestNegotiate(t *testing.T) {
 	} {
 		if got := httptransport.Negotiate(tc.accept); got != tc.want {
 			t.Errorf("Negotiate(%q) = %s, want %s", tc.accept, got, tc.want)
+		}
+	}
+}
+
+func TestAcceptsEventStream(t *testing.T) {
+	for _, tc := range []struct {
+		accept []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{"text/event-stream"}, true}, // EventSource, graphql-sse
+		{[]string{"Text/Event-Stream"}, true},
+		{[]string{"text/event-stream;charset=utf-8"}, true},
+		{[]string{"text/event-stream;charset=latin1"}, false},
+		{[]string{"text/event-stream;q=0"}, false},
+		{[]string{"application/json", "text/event-stream"}, true},
+		{[]string{"text/event-stream, application/json;q=0.9"}, true},
+		{[]string{"application/json, text/event-stream;q=0.5"}, false},
+		{[]string{"application/graphql-response+json, text/event-stream;q=0.5"}, false},
+		{[]string{"*/*"}, false},
+		{[]string{"text/*"}, false},
+		{[]string{"application/json"}, false},
+	} {
+		if got := httptransport.AcceptsEventStream(tc.accept); got != tc.want {
+			t.Errorf("AcceptsEventStream(%q) = %v, want %v", tc.accept, got, tc.want)
 		}
 	}
 }

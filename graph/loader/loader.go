@@ -34,6 +34,12 @@ type Config struct {
 	MaxBatch int
 	// OnBatch, if set, is told the loader's name and the size of each batch (metrics).
 	OnBatch func(loader string, size int)
+	// Online reads whether users are online, in key order, in one Redis round trip (package
+	// presence). Nil: nobody is.
+	Online func(ctx context.Context, userIDs []int64) ([]bool, error)
+	// Typing reads the members typing in conversations, in key order, in one Redis round trip
+	// when their member sets are warm (package typing). Nil: nobody is.
+	Typing func(ctx context.Context, conversationIDs []int64) ([][]chat.User, error)
 }
 
 // Defaults for Config.
@@ -68,7 +74,10 @@ type Loaders struct {
 	memberships   *dataloader.Loader[int64, []chat.Membership]
 	pages         *dataloader.Loader[chat.PageKey, chat.Page]
 	messages      *dataloader.Loader[int64, *chat.Message]
+	unread        *dataloader.Loader[int64, int64]
 	reactions     *dataloader.Loader[reactionKey, []string]
+	online        *dataloader.Loader[int64, bool]
+	typing        *dataloader.Loader[int64, []chat.User]
 }
 
 // reactionKey names a message whose viewer's reactions are wanted.
@@ -87,6 +96,9 @@ func (f *Factory) New(viewerID int64) *Loaders {
 		memberships: newLoader(f.cfg, "memberships", s.MembershipsByConversations),
 		pages:       newLoader(f.cfg, "pages", s.MessagePages),
 		messages:    newLoader(f.cfg, "messages", s.MessagesByID),
+		unread: newLoader(f.cfg, "unread", func(ctx context.Context, ids []int64) ([]int64, error) {
+			return s.UnreadCounts(ctx, viewerID, ids)
+		}),
 		reactions: newLoader(f.cfg, "reactions", func(ctx context.Context, keys []reactionKey) ([][]string, error) {
 			convs, msgs := make([]int64, len(keys)), make([]int64, len(keys))
 			for i, k := range keys {
@@ -94,12 +106,26 @@ func (f *Factory) New(viewerID int64) *Loaders {
 			}
 			return s.ReactionsOfUser(ctx, viewerID, convs, msgs)
 		}),
+		// Presence and typing change by the second, and a subscription's loaders live as long
+		// as it does: these two keep what they read for a moment only (freshCache).
+		online: newLoader(f.cfg, "online", func(ctx context.Context, ids []int64) ([]bool, error) {
+			if f.cfg.Online == nil {
+				return make([]bool, len(ids)), nil
+			}
+			return f.cfg.Online(ctx, ids)
+		}, dataloader.WithCache(newFreshCache[int64, bool]())),
+		typing: newLoader(f.cfg, "typing", func(ctx context.Context, ids []int64) ([][]chat.User, error) {
+			if f.cfg.Typing == nil {
+				return make([][]chat.User, len(ids)), nil
+			}
+			return f.cfg.Typing(ctx, ids)
+		}, dataloader.WithCache(newFreshCache[int64, []chat.User]())),
 	}
 }
 
 // newLoader wraps a Store batch call, which returns one value per key in key order, as a
 // dataloader batch function.
-func newLoader[K comparable, V any](cfg Config, name string, fetch func(context.Context, []K) ([]V, error)) *dataloader.Loader[K, V] {
+func newLoader[K comparable, V any](cfg Config, name string, fetch func(context.Context, []K) ([]V, error), opts ...dataloader.Option[K, V]) *dataloader.Loader[K, V] {
 	batch := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
 		values, err := fetchBatch(ctx, cfg, name, fetch, keys)
 		results := make([]*dataloader.Result[V], len(keys))
@@ -112,10 +138,10 @@ func newLoader[K comparable, V any](cfg Config, name string, fetch func(context.
 		}
 		return results
 	}
-	return dataloader.NewBatchedLoader(batch,
+	return dataloader.NewBatchedLoader(batch, append([]dataloader.Option[K, V]{
 		dataloader.WithWait[K, V](cfg.Wait),
 		dataloader.WithBatchCapacity[K, V](cfg.MaxBatch),
-	)
+	}, opts...)...)
 }
 
 // fetchBatch runs one batch and checks that it returned one value per key.
@@ -219,10 +245,42 @@ func Message(ctx context.Context, id int64) (*chat.Message, error) {
 	return For(ctx).messages.Load(ctx, id)()
 }
 
+// Unread loads the viewer's unread count in a conversation of theirs, unless it was read with
+// the conversation (a list that asked for it).
+func Unread(ctx context.Context, c *chat.Conversation) (int64, error) {
+	if c.ViewerUnread != nil {
+		return *c.ViewerUnread, nil
+	}
+	return For(ctx).unread.Load(ctx, c.ID)()
+}
+
 // ViewerReacted reports whether the viewer reacted to a message with emoji.
 func ViewerReacted(ctx context.Context, conversationID, messageID int64, emoji string) (bool, error) {
 	mine, err := For(ctx).reactions.Load(ctx, reactionKey{conversationID, messageID})()
 	return slices.Contains(mine, emoji), err
+}
+
+// Online reports whether a user is online (ephemeral: see package presence). The users of one
+// operation are read together, in one Redis round trip per batch.
+func Online(ctx context.Context, userID int64) (bool, error) {
+	return For(ctx).online.Load(ctx, userID)()
+}
+
+// PrefetchOnline reads whether users are online, one round trip per MaxBatch users, into the
+// operation's cache: a list of users whose online the request selects is then one round trip
+// however gqlgen schedules the goroutines that marshal its elements.
+func PrefetchOnline(ctx context.Context, userIDs []int64) error {
+	l := For(ctx)
+	if l.factory.cfg.Online == nil {
+		return nil
+	}
+	return prefetch(ctx, l.factory, l.online, "online", l.factory.cfg.Online, userIDs)
+}
+
+// Typing loads the members typing now in a conversation the viewer may see (ephemeral: see
+// package typing), ordered by user id.
+func Typing(ctx context.Context, conversationID int64) ([]chat.User, error) {
+	return For(ctx).typing.Load(ctx, conversationID)()
 }
 
 // Page loads an offset page of history.
@@ -248,6 +306,7 @@ func ConversationNow(ctx context.Context, id int64) (*chat.Conversation, error) 
 	l := For(ctx)
 	l.conversations.Clear(ctx, id)
 	l.memberships.Clear(ctx, id)
+	l.unread.Clear(ctx, id)
 	c, err := l.conversations.Load(ctx, id)()
 	if err == nil && c == nil {
 		return nil, apperr.ErrNotFound

@@ -3,6 +3,7 @@ package loader
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -15,13 +16,13 @@ import (
 // Prefetching looks ahead in a query for what the resolvers will load, and loads it first, one
 // statement per kind, into the operation's loaders. It covers the shapes that fan out over
 // conversations: root `conversation(id:)` fields (any number of aliases) and the `conversations`
-// list, each with their `messages`, `history` (first page), `lastMessage` and `members`. The
-// resolvers then find everything cached, so such a query costs one statement per kind whatever
-// the scheduling of gqlgen's goroutines, and a single-page request pays no batching window.
-// Arguments are read with the functions the resolvers use (chat.OffsetPageArgs,
-// chat.HistoryArgs), so both name the same pages. Anything prefetching does not understand (or
-// that fails) is left to the resolvers, which load it through the dataloaders and report errors
-// as usual.
+// list, each with their `messages`, `history` and `timeline` (first page), `lastMessage` and
+// `members`. The resolvers then find everything cached, so such a query costs one statement per
+// kind whatever the scheduling of gqlgen's goroutines, and a single-page request pays no
+// batching window. Arguments are read with the functions the resolvers use
+// (chat.OffsetPageArgs, chat.HistoryArgs, chat.ParseTimelineArgs), so both name the same pages.
+// Anything prefetching does not understand (or that fails) is left to the resolvers, which load
+// it through the dataloaders and report errors as usual.
 
 // PrefetchOperation prefetches for the root conversation(id:) fields of the query in ctx. The
 // handler calls it once per operation, after the Loaders are in ctx.
@@ -50,7 +51,29 @@ func PrefetchOperation(ctx context.Context) {
 		roots = append(roots, root{id: id, fields: graphql.CollectFields(opCtx, f.Selections, []string{"Conversation"})})
 		ids = append(ids, id)
 	}
-	if len(ids) == 0 || PrefetchConversations(ctx, ids) != nil {
+	if len(ids) == 0 {
+		return
+	}
+	// Over the database itself, the conversations and their pages are one statement.
+	if ms, ok := For(ctx).factory.store.(chat.MemberPageStore); ok {
+		var wants conversationWants
+		paged := true
+		for _, r := range roots {
+			n := len(wants.pages)
+			wants.add(opCtx, r.id, r.fields)
+			paged = paged && len(wants.pages) > n
+		}
+		if paged && prefetchMemberPages(ctx, ms, wants.pages) == nil {
+			wants.pages = nil // in the loaders already
+			wants.members = slices.DeleteFunc(wants.members, func(id int64) bool {
+				c, err := Conversation(ctx, id)
+				return err != nil || c == nil
+			})
+			wants.prefetch(ctx)
+			return
+		}
+	}
+	if PrefetchConversations(ctx, ids) != nil {
 		return
 	}
 	var wants conversationWants
@@ -62,16 +85,51 @@ func PrefetchOperation(ctx context.Context) {
 	wants.prefetch(ctx)
 }
 
+// prefetchMemberPages reads pages with their conversations (one statement) into the loaders:
+// each key's conversation, nil for one the viewer may not see, and the pages of the others.
+func prefetchMemberPages(ctx context.Context, ms chat.MemberPageStore, keys []chat.PageKey) error {
+	l := For(ctx)
+	convs, pages, err := ms.ConversationPagesForMember(ctx, l.viewerID, keys)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		l.conversations.Prime(ctx, k.ConversationID, convs[i])
+		if convs[i] != nil {
+			l.pages.Prime(ctx, k, pages[i])
+		}
+	}
+	return nil
+}
+
 // PrefetchConversationList primes the loaders with the conversations of a `conversations` list
 // field (the field in ctx) and prefetches what the fields under its nodes will load.
 func PrefetchConversationList(ctx context.Context, convs []chat.Conversation) {
 	PrimeConversations(ctx, convs)
-	fc := graphql.GetFieldContext(ctx)
-	if fc == nil || len(convs) == 0 {
+	if len(convs) == 0 {
+		return
+	}
+	nodeFields := listNodeFields(ctx)
+	if nodeFields == nil {
 		return
 	}
 	opCtx := graphql.GetOperationContext(ctx)
-	var nodeFields []graphql.CollectedField
+	var wants conversationWants
+	for i := range convs {
+		wants.add(opCtx, convs[i].ID, nodeFields)
+	}
+	wants.prefetch(ctx)
+}
+
+// listNodeFields returns the fields selected on the nodes of the `conversations` list field in
+// ctx (nil outside one).
+func listNodeFields(ctx context.Context) []graphql.CollectedField {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return nil
+	}
+	opCtx := graphql.GetOperationContext(ctx)
+	nodeFields := []graphql.CollectedField{}
 	for _, edges := range graphql.CollectFields(opCtx, fc.Field.Selections, []string{"ConversationConnection"}) {
 		if edges.Name != "edges" {
 			continue
@@ -82,11 +140,18 @@ func PrefetchConversationList(ctx context.Context, convs []chat.Conversation) {
 			}
 		}
 	}
-	var wants conversationWants
-	for i := range convs {
-		wants.add(opCtx, convs[i].ID, nodeFields)
+	return nodeFields
+}
+
+// ListSelectsUnread reports whether the `conversations` list field in ctx selects unreadCount
+// on its nodes: the list then reads the counts in its own statement.
+func ListSelectsUnread(ctx context.Context) bool {
+	for _, f := range listNodeFields(ctx) {
+		if f.Name == "unreadCount" {
+			return true
+		}
 	}
-	wants.prefetch(ctx)
+	return false
 }
 
 // conversationWants collects what the fields under conversations will load.
@@ -109,6 +174,13 @@ func (w *conversationWants) add(opCtx *graphql.OperationContext, convID int64, f
 			first, ok := intArg(args["first"])
 			if size, _, err := chat.HistoryArgs(first, nil); ok && args["before"] == nil && err == nil {
 				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: size})
+			}
+		case "timeline":
+			first, ok1 := intArg(args["first"])
+			last, ok2 := intArg(args["last"])
+			a, err := chat.ParseTimelineArgs(first, nil, last, nil)
+			if ok1 && ok2 && err == nil && args["after"] == nil && args["before"] == nil && a.FirstPage() {
+				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: a.Size})
 			}
 		case "lastMessage":
 			w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: 1})

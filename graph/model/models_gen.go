@@ -52,6 +52,29 @@ type MessagePage struct {
 	HasMore bool `json:"hasMore"`
 }
 
+type MessageSearchConnection struct {
+	Edges    []*MessageSearchEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type MessageSearchEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *chat.Message `json:"node"`
+	// The part of the body that matched, the matching words between ** and **.
+	Snippet string `json:"snippet"`
+}
+
+type MessageWindow struct {
+	// Newest first.
+	Items    []*chat.Message `json:"items"`
+	HasOlder bool            `json:"hasOlder"`
+	HasNewer bool            `json:"hasNewer"`
+	// Pass as timeline(after:) for the messages older than the window.
+	OlderCursor *string `json:"olderCursor,omitempty"`
+	// Pass as timeline(before:) for the messages newer than the window.
+	NewerCursor *string `json:"newerCursor,omitempty"`
+}
+
 type Mutation struct {
 }
 

@@ -1,37 +1,50 @@
 // Package streaming serves GraphQL over long-lived connections: WebSocket, with the
 // graphql-transport-ws subprotocol and the legacy graphql-ws one, for queries, mutations and
-// subscriptions.
+// subscriptions on one connection; and Server-Sent Events, as the graphql-sse protocol's
+// distinct connections mode has it, one operation per request (eventstream.go).
 //
 // # Every operation is a request
 //
 // A connection is not a request: each operation that arrives on it is admitted as an HTTP
-// request to /query would be, by the same rules (Config):
+// request to /query would be, by the same rules (Config), in one place (runner.run) for both
+// transports:
 //
-//   - it counts against the viewer's rate limit (RateLimit), before it is parsed;
+//   - it counts against the rate limit of its viewer, or of its client address when anonymous
+//     (RateLimit), before it is parsed;
+//   - the executor's document gate and cost limit pass it or refuse it, and the same metrics
+//     count it;
 //   - a query or mutation takes a slot of the admission limit (Admit) while it runs, and has
 //     the request deadline (OperationTimeout);
-//   - a connection runs at most MaxInFlight queries and mutations and MaxSubscriptions
-//     subscriptions at once; one more is refused;
-//   - the executor applies the same cost limits, and the same metrics count it;
-//   - nothing runs on an expired token: the connection closes with 4403 when the token that
-//     authenticated it expires, and no operation starts after that moment.
+//   - a WebSocket connection runs at most MaxInFlight queries and mutations and
+//     MaxSubscriptions subscriptions at once; one more is refused (an event stream carries one
+//     operation);
+//   - nothing runs on an expired token: an operation that starts after its token's expiry is
+//     refused, and a connection or stream open at that moment is ended (WebSocket: close 4403;
+//     event stream: an UNAUTHENTICATED error, then complete).
 //
-// A refused operation gets an `error` message with a public code (RATE_LIMITED,
-// SERVICE_UNAVAILABLE, UNAUTHENTICATED) and no `complete`, as graphql-transport-ws has it for an
-// operation that did not execute.
+// A refused operation gets its public code (RATE_LIMITED, SERVICE_UNAVAILABLE, UNAUTHENTICATED):
+// over WebSocket an `error` message and no `complete`, as graphql-transport-ws has it for an
+// operation that did not execute; over an event stream the HTTP status of the same refusal of a
+// plain request (429, 503, 401), since nothing has been streamed yet.
 //
 // # Bounded
 //
 // Messages from a client are limited in size (ReadLimit); every write has a deadline
 // (WriteTimeout), so a client that never reads costs a blocked write for at most that long and
 // then its connection; each user and each client address may hold a bounded number of
-// connections (MaxConnsPerUser, MaxConnsPerAddr).
+// connections (MaxConnsPerUser, MaxConnsPerAddr), WebSocket connections and event streams
+// counted together. A shutdown sends every connection away (TrackConn): WebSocket closes with
+// 1001, an event stream ends without `complete`, and clients reconnect and resume.
 package streaming
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -40,8 +53,9 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// Config is what the streaming transports share with the HTTP ones: authentication, rate
-// limits, admission and deadlines.
+// Config is what the streaming transports share with the HTTP ones (authentication, rate
+// limits, admission and deadlines) and with each other (write deadlines, caps on connections,
+// shutdown).
 type Config struct {
 	// Authenticate returns ctx with the viewer an Authorization value ("Bearer <JWT>") names;
 	// a value that does not verify leaves ctx without a viewer.
@@ -49,19 +63,83 @@ type Config struct {
 	// Viewer returns the viewer of ctx and when its token expires (zero: never), or ok=false
 	// when ctx has none.
 	Viewer func(ctx context.Context) (id int64, expires time.Time, ok bool)
-	// RateLimit charges one request to the client of ctx; a non-nil error is the public refusal
+	// RateLimit charges one request to the client of ctx: its viewer, or addr (the client's
+	// address, without port) when it has none. A non-nil error is the public refusal
 	// (RATE_LIMITED). Nil: no rate limit.
-	RateLimit func(ctx context.Context) error
+	RateLimit func(ctx context.Context, addr string) error
 	// Admit takes a slot of the admission limit for a query or mutation; release gives it back.
 	// A non-nil error is the public refusal (SERVICE_UNAVAILABLE). Nil: no admission limit.
 	Admit func(ctx context.Context) (release func(), err error)
 	// OperationTimeout is the deadline of each query and mutation (the request deadline).
 	OperationTimeout time.Duration
 	// MaxSubscriptions and MaxInFlight cap the subscriptions, and the queries and mutations,
-	// running at once on one connection.
+	// running at once on one WebSocket connection.
 	MaxSubscriptions, MaxInFlight int
+	// Connected, if set, is told that a connection has authenticated its viewer, before the
+	// client hears so, and returns what to call once the connection has ended (presence: a
+	// user with an open connection is online). Nil: nobody is told.
+	Connected func(ctx context.Context, viewerID int64) (disconnected func())
+	// WriteTimeout bounds each write to a client: one that does not read loses its connection
+	// (or its event stream) after this.
+	WriteTimeout time.Duration
+	// MaxConnsPerUser and MaxConnsPerAddr cap the connections one user, and one client address,
+	// hold at once on this instance, WebSocket connections and event streams together (0: no
+	// cap).
+	MaxConnsPerUser, MaxConnsPerAddr int
+	// TrackConn registers a connection that a shutdown must send away (live.Hub.TrackConn):
+	// goAway is called once when the shutdown begins; ok=false refuses the connection. Nil: none
+	// is tracked.
+	TrackConn func(goAway func()) (untrack func(), ok bool)
 	// Log receives what clients are not told.
 	Log Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultMaxSubscriptions = 100
+	DefaultMaxInFlight      = 16
+	DefaultMaxConnsPerUser  = 50
+	DefaultMaxConnsPerAddr  = 500
+)
+
+// withDefaults returns cfg with every zero field that has a default at its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// New returns the streaming transports of one server: GraphQL over WebSocket and over
+// Server-Sent Events. They share cfg and one count of the connections of each user and each
+// client address; zero fields take the defaults.
+func New(cfg Config, ws WebSocketConfig, es EventStreamConfig) (*WebSocket, *EventStream) {
+	sh := &shared{cfg: cfg.withDefaults(), users: newCounter(), addrs: newCounter()}
+	return newWebSocket(sh, ws), newEventStream(sh, es)
+}
+
+// shared is what the transports of one server share.
+type shared struct {
+	cfg          Config
+	users, addrs *counter // connections by user id, and by client address
+}
+
+// trackConn registers a connection with cfg.TrackConn, if any.
+func (s *shared) trackConn(goAway func()) (untrack func(), ok bool) {
+	if s.cfg.TrackConn == nil {
+		return func() {}, true
+	}
+	return s.cfg.TrackConn(goAway)
 }
 
 // Logger is the part of slog.Logger the transports use.
@@ -89,12 +167,44 @@ func asPublic(err error) *gqlerror.Error {
 	return publicError("INTERNAL_SERVER_ERROR", "internal error", nil)
 }
 
-// sink is where an operation's results go: a connection's messages for one operation id.
+// statusOf is the HTTP status of a plain request refused with err's code.
+func statusOf(err *gqlerror.Error) int {
+	code, _ := err.Extensions["code"].(string)
+	switch code {
+	case "RATE_LIMITED":
+		return http.StatusTooManyRequests
+	case "SERVICE_UNAVAILABLE":
+		return http.StatusServiceUnavailable
+	case "UNAUTHENTICATED":
+		return http.StatusUnauthorized
+	case "INTERNAL_SERVER_ERROR":
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// errTokenExpired is the refusal of an operation whose token has expired, and the end of a
+// stream open when it expires.
+func errTokenExpired() *gqlerror.Error {
+	return publicError("UNAUTHENTICATED", "the token has expired: reconnect with a new one", nil)
+}
+
+// sink is where an operation's results go: a connection's messages for one operation id, or an
+// event stream. Each method reports a failed write; the operation then stops.
 type sink interface {
+	// refuse ends an operation refused before it ran, by a limit of the server, with one public
+	// error and the HTTP status a plain request refused for the same reason gets.
+	refuse(status int, err *gqlerror.Error) error
+	// reject ends an operation the executor refused before it ran: its document or variables
+	// (parse and validation errors, a limit of the document gate or the cost limit, an unknown
+	// persisted query). resp holds the errors.
+	reject(resp *graphql.Response) error
+	// running says the operation has been admitted and dispatched: what follows are results.
+	running() error
 	// next sends one result.
 	next(resp *graphql.Response) error
-	// fail ends the operation with errors it did not execute past (an `error` message).
-	fail(errs gqlerror.List) error
+	// end ends a subscription whose stream failed (EndWith) instead of completing it.
+	end(err *gqlerror.Error) error
 	// complete ends the operation normally.
 	complete() error
 }
@@ -107,9 +217,10 @@ type endRecorder struct {
 	err *gqlerror.Error
 }
 
-// EndWith records why a subscription's stream ended early; the transport sends it as the
-// operation's `error` message instead of `complete`. Resolvers call it just before they close
-// their channel. Outside a streaming transport it does nothing.
+// EndWith records why a subscription's stream ended early; the transport sends it instead of
+// a plain completion (WebSocket: as the operation's `error` message; event stream: as a last
+// `next` with the error, then `complete`). Resolvers call it just before they close their
+// channel. Outside a streaming transport it does nothing.
 func EndWith(ctx context.Context, err *gqlerror.Error) {
 	if r, ok := ctx.Value(endKey{}).(*endRecorder); ok {
 		r.mu.Lock()
@@ -118,14 +229,27 @@ func EndWith(ctx context.Context, err *gqlerror.Error) {
 	}
 }
 
-// runner executes operations for one connection under Config's rules.
+// runner executes the operations of one connection (or event stream) under Config's rules.
 type runner struct {
-	cfg  Config
+	cfg  *Config
 	exec graphql.GraphExecutor
+	addr string // the client's address: the rate limit's key when the viewer is anonymous
 
 	mu       sync.Mutex
 	subs     int // subscriptions running
 	inFlight int // queries and mutations running
+}
+
+// operation is one operation for the runner.
+type operation struct {
+	params *graphql.RawParams
+	out    sink
+	hold   *slot
+	// safe: the operation came in a GET request, which may not carry a mutation (GET is a
+	// safe method: GraphQL over HTTP answers a mutation in it with 405).
+	safe bool
+	// charged: the transport has charged the operation to the rate limit already (charge).
+	charged bool
 }
 
 // slot is an operation's hold on a per-connection cap. It is given back once, when the
@@ -160,40 +284,46 @@ func (s *slot) free() {
 	}
 }
 
-// run executes one operation and sends its results to out. It returns when the operation has
-// ended (a subscription: when its stream ends or ctx is cancelled).
-func (r *runner) run(ctx context.Context, params *graphql.RawParams, out sink, hold *slot) {
+// run admits, executes and limits one operation and sends its results to op.out. It returns
+// when the operation has ended (a subscription: when its stream ends or ctx is cancelled, in
+// which case it sends nothing more).
+func (r *runner) run(ctx context.Context, op operation) {
+	out := op.out
 	if _, expires, ok := r.cfg.Viewer(ctx); ok && !expires.IsZero() && !time.Now().Before(expires) {
-		_ = out.fail(gqlerror.List{publicError("UNAUTHENTICATED", "the token has expired: reconnect with a new one", nil)})
+		_ = out.refuse(http.StatusUnauthorized, errTokenExpired())
 		return
 	}
-	if r.cfg.RateLimit != nil {
-		if err := r.cfg.RateLimit(ctx); err != nil {
-			_ = out.fail(gqlerror.List{asPublic(err)})
+	if !op.charged {
+		if refusal := r.charge(ctx); refusal != nil {
+			_ = out.refuse(statusOf(refusal), refusal)
 			return
 		}
 	}
 	ctx = graphql.StartOperationTrace(ctx)
-	opCtx, errs := r.exec.CreateOperationContext(ctx, params)
+	opCtx, errs := r.exec.CreateOperationContext(ctx, op.params)
 	if errs != nil {
-		resp := r.exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
-		_ = out.fail(resp.Errors)
+		_ = out.reject(r.exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs))
+		return
+	}
+	if op.safe && opCtx.Operation.Operation == ast.Mutation {
+		_ = out.refuse(http.StatusMethodNotAllowed, publicError("BAD_USER_INPUT", "GET requests allow queries and subscriptions only: send a mutation with POST", nil))
 		return
 	}
 	ctx = graphql.WithOperationContext(ctx, opCtx)
 	subscription := opCtx.Operation.Operation == ast.Subscription
 	release, refusal := r.take(subscription)
 	if refusal != nil {
-		_ = out.fail(gqlerror.List{refusal})
+		_ = out.refuse(http.StatusTooManyRequests, refusal)
 		return
 	}
-	hold.hold(release)
-	defer hold.free()
+	op.hold.hold(release)
+	defer op.hold.free()
 	if !subscription {
 		if r.cfg.Admit != nil {
 			done, err := r.cfg.Admit(ctx)
 			if err != nil {
-				_ = out.fail(gqlerror.List{asPublic(err)})
+				pub := asPublic(err)
+				_ = out.refuse(statusOf(pub), pub)
 				return
 			}
 			defer done()
@@ -207,6 +337,9 @@ func (r *runner) run(ctx context.Context, params *graphql.RawParams, out sink, h
 	end := &endRecorder{}
 	ctx = context.WithValue(ctx, endKey{}, end)
 	responses, ctx := r.exec.DispatchOperation(ctx, opCtx)
+	if out.running() != nil {
+		return // the connection failed; it is closing
+	}
 	for {
 		resp := responses(ctx)
 		if resp == nil {
@@ -217,16 +350,28 @@ func (r *runner) run(ctx context.Context, params *graphql.RawParams, out sink, h
 		}
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return // stopped by the client (complete) or the connection: nothing more to say
+		return // stopped by the client (complete), the connection or the transport: nothing more to say
 	}
 	end.mu.Lock()
 	endErr := end.err
 	end.mu.Unlock()
 	if endErr != nil {
-		_ = out.fail(gqlerror.List{endErr})
+		_ = out.end(endErr)
 		return
 	}
 	_ = out.complete()
+}
+
+// charge charges one operation to the rate limit of the client of ctx; a refusal is returned as
+// the public error.
+func (r *runner) charge(ctx context.Context) *gqlerror.Error {
+	if r.cfg.RateLimit == nil {
+		return nil
+	}
+	if err := r.cfg.RateLimit(ctx, r.addr); err != nil {
+		return asPublic(err)
+	}
+	return nil
 }
 
 // take reserves a subscription or in-flight slot of the connection.
@@ -250,7 +395,7 @@ func (r *runner) take(subscription bool) (release func(), refusal *gqlerror.Erro
 // decodeParams decodes the payload of a subscribe (start) message.
 func decodeParams(payload json.RawMessage) (*graphql.RawParams, error) {
 	var p graphql.RawParams
-	dec := json.NewDecoder(bytesReader(payload))
+	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&p); err != nil {
 		return nil, err
@@ -259,4 +404,39 @@ func decodeParams(payload json.RawMessage) (*graphql.RawParams, error) {
 		return nil, errors.New("no query")
 	}
 	return &p, nil
+}
+
+// counter counts connections per key, up to a cap.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newCounter() *counter { return &counter{n: map[string]int{}} }
+
+func (k *counter) take(key string, limit int) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if limit > 0 && k.n[key] >= limit {
+		return false
+	}
+	k.n[key]++
+	return true
+}
+
+func (k *counter) give(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.n[key]--; k.n[key] <= 0 {
+		delete(k.n, key)
+	}
+}
+
+// clientAddr is the connection's peer address without the port.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -1,7 +1,6 @@
 package streaming
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,9 +40,9 @@ const (
 	closeMissedPongReason = "no pong within two ping intervals"
 )
 
-// WebSocketConfig configures GraphQL over WebSocket.
+// WebSocketConfig configures GraphQL over WebSocket, beside the Config it shares with the
+// event stream.
 type WebSocketConfig struct {
-	Config
 	// AllowedOrigins lists the browser origins ("https://app.example.com") that may connect
 	// besides the server's own; "*" allows any. A request without an Origin header (not a
 	// browser) is always allowed: it carries its token in connection_init, not in a cookie.
@@ -55,56 +54,34 @@ type WebSocketConfig struct {
 	PingInterval time.Duration
 	// ReadLimit is the largest message accepted from a client, in bytes.
 	ReadLimit int64
-	// WriteTimeout bounds each write to a client.
-	WriteTimeout time.Duration
-	// MaxConnsPerUser and MaxConnsPerAddr cap the connections one user, and one client address,
-	// hold at once on this instance (0: no cap).
-	MaxConnsPerUser, MaxConnsPerAddr int
-	// TrackConn registers a connection that a shutdown must send away (live.Hub.TrackConn):
-	// goAway is called once when the shutdown begins; ok=false refuses the connection.
-	TrackConn func(goAway func()) (untrack func(), ok bool)
 }
 
 // Defaults of WebSocketConfig.
 const (
-	DefaultInitTimeout      = 10 * time.Second
-	DefaultPingInterval     = 15 * time.Second
-	DefaultReadLimit        = 64 << 10
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultMaxSubscriptions = 100
-	DefaultMaxInFlight      = 16
-	DefaultMaxConnsPerUser  = 50
-	DefaultMaxConnsPerAddr  = 500
+	DefaultInitTimeout  = 10 * time.Second
+	DefaultPingInterval = 15 * time.Second
+	DefaultReadLimit    = 64 << 10
 )
 
 // WebSocket is the gqlgen transport for GraphQL over WebSocket on /query.
 type WebSocket struct {
-	cfg     WebSocketConfig
+	*shared
+	ws      WebSocketConfig
 	origins originPolicy
-	users   *counter
-	addrs   *counter
 }
 
-// NewWebSocket returns the transport; zero fields of cfg take the defaults.
-func NewWebSocket(cfg WebSocketConfig) *WebSocket {
-	for _, d := range []struct {
-		v   *time.Duration
-		def time.Duration
-	}{{&cfg.InitTimeout, DefaultInitTimeout}, {&cfg.PingInterval, DefaultPingInterval}, {&cfg.WriteTimeout, DefaultWriteTimeout}} {
-		if *d.v <= 0 {
-			*d.v = d.def
-		}
+// newWebSocket returns the transport; zero fields of ws take the defaults.
+func newWebSocket(sh *shared, ws WebSocketConfig) *WebSocket {
+	if ws.InitTimeout <= 0 {
+		ws.InitTimeout = DefaultInitTimeout
 	}
-	if cfg.ReadLimit <= 0 {
-		cfg.ReadLimit = DefaultReadLimit
+	if ws.PingInterval <= 0 {
+		ws.PingInterval = DefaultPingInterval
 	}
-	if cfg.MaxSubscriptions <= 0 {
-		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	if ws.ReadLimit <= 0 {
+		ws.ReadLimit = DefaultReadLimit
 	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
-	return &WebSocket{cfg: cfg, origins: newOriginPolicy(cfg.AllowedOrigins), users: newCounter(), addrs: newCounter()}
+	return &WebSocket{shared: sh, ws: ws, origins: newOriginPolicy(ws.AllowedOrigins)}
 }
 
 var _ graphql.Transport = (*WebSocket)(nil)
@@ -129,15 +106,13 @@ func (t *WebSocket) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	defer t.addrs.give(addr)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	c := &wsConn{t: t, exec: exec, cancel: cancel, ops: map[string]*wsOp{}}
-	if t.cfg.TrackConn != nil {
-		untrack, ok := t.cfg.TrackConn(c.goingAway)
-		if !ok {
-			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		defer untrack()
+	c := &wsConn{t: t, exec: exec, addr: addr, cancel: cancel, ops: map[string]*wsOp{}}
+	untrack, ok := t.trackConn(c.goingAway)
+	if !ok {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
 	}
+	defer untrack()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{ProtocolTransportWS, ProtocolLegacyWS},
 		InsecureSkipVerify: true, // the Origin was checked above
@@ -145,10 +120,20 @@ func (t *WebSocket) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	if err != nil {
 		return // Accept has answered the request
 	}
-	conn.SetReadLimit(t.cfg.ReadLimit)
-	c.conn, c.proto = conn, conn.Subprotocol()
-	if c.proto == "" {
-		c.proto = ProtocolLegacyWS
+	conn.SetReadLimit(t.ws.ReadLimit)
+	proto := conn.Subprotocol()
+	if proto == "" {
+		proto = ProtocolLegacyWS
+	}
+	// A shutdown may have begun since the connection was tracked: goingAway runs on another
+	// goroutine, and finds the connection under c.mu.
+	c.mu.Lock()
+	c.conn, c.proto = conn, proto
+	away := c.away
+	c.mu.Unlock()
+	if away {
+		c.close(CloseGoingAway, "server shutting down")
+		return
 	}
 	if h := r.Header.Get("Authorization"); h != "" && t.cfg.Authenticate != nil {
 		ctx = t.cfg.Authenticate(ctx, h)
@@ -160,10 +145,12 @@ func (t *WebSocket) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 type wsConn struct {
 	t      *WebSocket
 	exec   graphql.GraphExecutor
+	addr   string // the client's address, without port
 	conn   *websocket.Conn
 	proto  string
 	cancel context.CancelFunc
 	runner *runner
+	left   func() // from Config.Connected; serve's goroutine only
 
 	wmu sync.Mutex // one writer at a time
 
@@ -192,7 +179,8 @@ func (c *wsConn) serve(ctx context.Context) {
 		return
 	}
 	defer c.t.users.give(user)
-	c.runner = &runner{cfg: c.t.cfg.Config, exec: c.exec}
+	defer c.disconnected()
+	c.runner = &runner{cfg: &c.t.cfg, exec: c.exec, addr: c.addr}
 	c.mu.Lock()
 	c.pongAt = time.Now()
 	c.mu.Unlock()
@@ -218,7 +206,7 @@ func (c *wsConn) serve(ctx context.Context) {
 // init waits for connection_init and authenticates the connection. It returns the context
 // carrying the viewer, and the key the connection counts under for its user.
 func (c *wsConn) init(ctx context.Context) (context.Context, string, bool) {
-	timer := time.AfterFunc(c.t.cfg.InitTimeout, func() { c.close(CloseInitTimeout, "Connection initialisation timeout") })
+	timer := time.AfterFunc(c.t.ws.InitTimeout, func() { c.close(CloseInitTimeout, "Connection initialisation timeout") })
 	m, err := c.read()
 	if !timer.Stop() {
 		return ctx, "", false // closed for the timeout
@@ -259,11 +247,23 @@ func (c *wsConn) init(ctx context.Context) (context.Context, string, bool) {
 		c.close(CloseTooManyInit, "too many connections for this user")
 		return ctx, "", false
 	}
+	if f := c.t.cfg.Connected; f != nil {
+		c.left = f(ctx, id)
+	}
 	if c.write(wsMessage{Type: "connection_ack"}) != nil {
 		c.t.users.give(user)
+		c.disconnected()
 		return ctx, "", false
 	}
 	return ctx, user, true
+}
+
+// disconnected tells Config.Connected's caller that the connection has ended.
+func (c *wsConn) disconnected() {
+	if c.left != nil {
+		c.left()
+		c.left = nil
+	}
 }
 
 // refuse closes an unauthenticated connection; graphql-ws first says connection_error.
@@ -346,7 +346,7 @@ func (c *wsConn) start(ctx context.Context, m wsMessage) bool {
 			c.mu.Unlock()
 			cancel()
 		}()
-		c.runner.run(opCtx, params, out, op.slot)
+		c.runner.run(opCtx, operation{params: params, out: out, hold: op.slot})
 	}()
 	return true
 }
@@ -357,11 +357,19 @@ type wsOp struct {
 	slot   *slot
 }
 
-// wsSink sends one operation's results.
+// wsSink sends one operation's results. Every refusal, and a stream's failure, is the
+// operation's `error` message.
 type wsSink struct {
 	c  *wsConn
 	id string
 }
+
+var _ sink = (*wsSink)(nil)
+
+func (s *wsSink) refuse(_ int, err *gqlerror.Error) error { return s.fail(gqlerror.List{err}) }
+func (s *wsSink) reject(resp *graphql.Response) error     { return s.fail(resp.Errors) }
+func (s *wsSink) end(err *gqlerror.Error) error           { return s.fail(gqlerror.List{err}) }
+func (s *wsSink) running() error                          { return nil }
 
 func (s *wsSink) next(resp *graphql.Response) error {
 	b, err := json.Marshal(resp)
@@ -428,10 +436,12 @@ func (c *wsConn) write(m wsMessage) error {
 	return nil
 }
 
-// close ends the connection with code (1001 instead while the server shuts down).
+// close ends the connection with code (1001 instead while the server shuts down). Before the
+// upgrade has completed there is nothing to close: Do closes the connection once it has one.
 func (c *wsConn) close(code int, reason string) {
 	c.mu.Lock()
-	if c.closing {
+	conn := c.conn
+	if c.closing || conn == nil {
 		c.mu.Unlock()
 		return
 	}
@@ -442,7 +452,7 @@ func (c *wsConn) close(code int, reason string) {
 	c.mu.Unlock()
 	c.cancel()
 	// Close waits for the client's close frame; it is bounded by coder/websocket's own timeout.
-	_ = c.conn.Close(websocket.StatusCode(code), reason)
+	_ = conn.Close(websocket.StatusCode(code), reason)
 }
 
 // goingAway is called when the server begins to shut down: the connection closes with 1001.
@@ -480,7 +490,7 @@ func (c *wsConn) closeAfterReadError(ctx context.Context, err error) {
 // keepAlive pings (graphql-transport-ws) or sends keep-alives (graphql-ws) every PingInterval,
 // and closes a graphql-transport-ws client that has not answered a ping within two intervals.
 func (c *wsConn) keepAlive(ctx context.Context) {
-	tick := time.NewTicker(c.t.cfg.PingInterval)
+	tick := time.NewTicker(c.t.ws.PingInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -497,7 +507,7 @@ func (c *wsConn) keepAlive(ctx context.Context) {
 		c.mu.Lock()
 		silent := time.Since(c.pongAt)
 		c.mu.Unlock()
-		if silent > 2*c.t.cfg.PingInterval {
+		if silent > 2*c.t.ws.PingInterval {
 			c.close(CloseGoingAway, closeMissedPongReason)
 			return
 		}
@@ -505,41 +515,6 @@ func (c *wsConn) keepAlive(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// counter counts connections per key, up to a cap.
-type counter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func newCounter() *counter { return &counter{n: map[string]int{}} }
-
-func (k *counter) take(key string, limit int) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if limit > 0 && k.n[key] >= limit {
-		return false
-	}
-	k.n[key]++
-	return true
-}
-
-func (k *counter) give(key string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.n[key]--; k.n[key] <= 0 {
-		delete(k.n, key)
-	}
-}
-
-// clientAddr is the connection's peer address without the port.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func headerHas(h http.Header, name, token string) bool {
@@ -552,8 +527,6 @@ func headerHas(h http.Header, name, token string) bool {
 	}
 	return false
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // originPolicy decides which browser origins may open a connection.
 type originPolicy struct {

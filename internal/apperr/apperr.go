@@ -24,6 +24,9 @@ const (
 	RateLimited             Code = "RATE_LIMITED"
 	ComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"
 	PersistedQueryNotFound  Code = "PERSISTED_QUERY_NOT_FOUND"
+	// PositionExpired: a stream position older than the events kept; the client refetches
+	// and subscribes afresh.
+	PositionExpired Code = "POSITION_EXPIRED"
 	// ServiceUnavailable: the server is at capacity and refused the request at once; retry after
 	// extensions.retryAfter seconds (HTTP 503 with Retry-After).
 	ServiceUnavailable Code = "SERVICE_UNAVAILABLE"

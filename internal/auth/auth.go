@@ -136,6 +136,7 @@ type Keys struct {
 	audience string     // "": aud not checked
 	log      *slog.Logger
 	now      func() time.Time
+	verified verifiedCache
 }
 
 // Identity is who a verified token names, and until when.
@@ -233,10 +234,15 @@ func (k *Keys) Verify(ctx context.Context, token string) (Identity, error) {
 	if len(token) > MaxTokenBytes {
 		return Identity{}, refuse(errMalformed, "token is %d bytes, more than %d", len(token), MaxTokenBytes)
 	}
+	now := k.now()
+	if id, ok := k.verified.get(token, now, k.currentSet()); ok {
+		return id, nil
+	}
 	h, err := parseHeader(token)
 	if err != nil {
 		return Identity{}, err
 	}
+	set := k.currentSet() // before the key is chosen: a set fetched meanwhile forgets the token
 	alg, key, err := k.keyFor(ctx, h)
 	if err != nil {
 		return Identity{}, err
@@ -249,10 +255,24 @@ func (k *Keys) Verify(ctx context.Context, token string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	if err := c.check(k.now(), k.issuer, k.audience); err != nil {
+	if err := c.check(now, k.issuer, k.audience); err != nil {
 		return Identity{}, err
 	}
-	return Identity{UserID: c.sub, Expires: c.exp}, nil
+	id := Identity{UserID: c.sub, Expires: c.exp}
+	v := verifiedToken{id: id, nbf: c.nbf, iat: c.iat, verifiedAt: now}
+	if h.alg != "HS256" {
+		v.set = set
+	}
+	k.verified.put(token, v)
+	return id, nil
+}
+
+// currentSet returns the JWKS key set in use (nil without a JWKS, or before it was fetched).
+func (k *Keys) currentSet() *keySet {
+	if k.jwks == nil {
+		return nil
+	}
+	return k.jwks.set.Load()
 }
 
 // keyFor returns the algorithm and key that verify a token with header h. The algorithm is

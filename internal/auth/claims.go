@@ -123,14 +123,8 @@ func parseClaims(payload []byte) (claims, error) {
 
 // check refuses claims that are not valid at now, or not for issuer and audience (when set).
 func (c claims) check(now time.Time, issuer, audience string) error {
-	if !now.Before(c.exp.Add(Leeway)) {
-		return refuse(errExpired, "expired at %s", c.exp.Format(time.RFC3339))
-	}
-	if !c.nbf.IsZero() && c.nbf.After(now.Add(Leeway)) {
-		return refuse(errNotYetValid, "not valid before %s", c.nbf.Format(time.RFC3339))
-	}
-	if !c.iat.IsZero() && c.iat.After(now.Add(Leeway)) {
-		return refuse(errNotYetValid, "issued in the future, at %s", c.iat.Format(time.RFC3339))
+	if err := c.checkTimes(now); err != nil {
+		return err
 	}
 	if issuer != "" && (!c.hasIss || c.iss != issuer) {
 		if !c.hasIss {
@@ -140,6 +134,20 @@ func (c claims) check(now time.Time, issuer, audience string) error {
 	}
 	if audience != "" && !slices.Contains(c.aud, audience) {
 		return refuse(errClaims, "aud %.100q does not contain %q", c.aud, audience)
+	}
+	return nil
+}
+
+// checkTimes checks exp, nbf and iat against now, with Leeway.
+func (c claims) checkTimes(now time.Time) error {
+	if !now.Before(c.exp.Add(Leeway)) {
+		return refuse(errExpired, "expired at %s", c.exp.Format(time.RFC3339))
+	}
+	if !c.nbf.IsZero() && c.nbf.After(now.Add(Leeway)) {
+		return refuse(errNotYetValid, "not valid before %s", c.nbf.Format(time.RFC3339))
+	}
+	if !c.iat.IsZero() && c.iat.After(now.Add(Leeway)) {
+		return refuse(errNotYetValid, "issued in the future, at %s", c.iat.Format(time.RFC3339))
 	}
 	return nil
 }

@@ -30,14 +30,44 @@
 // from PostgreSQL, so it never serves a page older than a write it acknowledged; other instances
 // may serve the page as it was before the write until the retry lands or the page's TTL ends
 // (30 s for the first page by default), whichever comes first.
+//
+// A bump that has not returned when its mutation answers (the application bounds that wait
+// while Redis is failing: see package app) is treated as failed at the answer (Late): the
+// conversation is pending from then on, and the same argument holds. A pending conversation is
+// cleared only by a bump sent after it was marked, hence after the write committed (see
+// markPending); threadline_cache_invalidations_pending counts them.
+//
+// # Replicas
+//
+// With a streaming replica (DATABASE_REPLICA_URL), a token also holds a WAL position,
+// "<random>.<16 hex digits>": a position at or past the commit of every write the token follows
+// (chat.Change.Position, read on the primary after the commit). The bump keeps the greater of
+// its write's position and the old token's, in one script, so bumps of concurrent writes landing
+// out of order never move it back. A miss's read carries the greatest position of its tokens
+// (chat.WithReadPosition), and the database store serves it from the replica only if the
+// replica has replayed that far (package db): a reader after an acknowledged write reads a
+// token at or past the write's position, so it sees the write, from either server.
+//
+// A token a reader created (the key had expired or been evicted) holds no position; the first
+// miss under it gives it the primary's position, read then (Config.Position), unless the token
+// moved meanwhile: no write it could follow committed after that. A token without a position
+// sends its reads to the primary: one a reader created and no miss has given a position yet, one
+// a retried bump wrote, one of a write whose position could not be
+// read, and every token when Redis cannot be read. One case is left: if a token is evicted
+// between the bumps of two concurrent writes of one conversation and the later-committed one's
+// bump lands first, the other's bump writes its own, older, position; Redis evicts keys only
+// under a maxmemory policy, and the token of a conversation being written is the most recently
+// used of its keys.
 package cache
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,8 +115,13 @@ type Config struct {
 	// token first, for a response cache to record (one more Redis round trip). Without a
 	// response cache nobody reads them.
 	ConversationTokens bool
-	Log                *slog.Logger
-	Registerer         prometheus.Registerer
+	// Position, set when a streaming replica serves reads, reads the primary's WAL position
+	// now. A miss whose conversation's token holds no position gives it that one (unless the
+	// token moved meanwhile), so that the conversation's later misses may go to the replica;
+	// see Replicas in the package doc.
+	Position   func(ctx context.Context) (uint64, error)
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Store is a chat.Store whose MessagePages are cached in Redis; every other method passes
@@ -105,8 +140,9 @@ type Store struct {
 	beforeFill func()
 
 	pendingMu sync.Mutex
-	pending   map[int64]struct{} // conversations whose token bump failed, retried
-	pendingN  atomic.Int64       // len(pending), read without the lock on every read
+	pending   map[int64]uint64 // conversations whose token bump failed or is late -> mark ticket
+	pendingN  atomic.Int64     // len(pending), read without the lock on every read
+	tickets   atomic.Uint64    // orders marks and bumps (see markPending)
 	stop      chan struct{}
 	stopped   sync.WaitGroup
 }
@@ -134,7 +170,7 @@ func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.
 	h := &Store{
 		Store: store, rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log,
 		metrics: newMetrics(cfg.Registerer),
-		pending: make(map[int64]struct{}),
+		pending: make(map[int64]uint64),
 		stop:    make(chan struct{}),
 	}
 	h.flights.linger = cfg.Linger
@@ -260,6 +296,9 @@ func (h *Store) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.Pa
 	if len(missIdx) == 0 {
 		return pages, nil
 	}
+	if h.cfg.Position != nil {
+		h.givePositions(ctx, keys, tokens, missIdx)
+	}
 	if err := h.fillMisses(ctx, keys, tokens, missIdx, pages); err != nil {
 		return nil, err
 	}
@@ -320,6 +359,12 @@ func (h *Store) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []st
 			deadline = d
 		}
 		sqlCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		leadTokens := make([]string, len(led))
+		for j, f := range led {
+			leadTokens[j] = tokens[missIdx[f.index]]
+		}
+		// A replica may serve the read once it has replayed what the tokens' writes committed.
+		sqlCtx = readPosition(sqlCtx, leadTokens...)
 		fresh, err := h.Store.MessagePages(sqlCtx, leadKeys)
 		cancel()
 		if err == nil {
@@ -382,7 +427,17 @@ func (h *Store) fill(ctx context.Context, led []*flightRef, keys []chat.PageKey,
 // app), so a subscriber that receives an event and reads the history finds it.
 func (h *Store) AfterCommit(ctx context.Context, c chat.Change) {
 	if c.Event != nil {
-		h.Invalidate(ctx, c.ConversationID)
+		h.InvalidateAt(ctx, c.ConversationID, c.Position)
+	}
+}
+
+// Late is the hook's chat.Hook.Late: the mutation answers before its token bump has returned
+// (Redis slow or down), so the conversation is read from PostgreSQL here, and the response
+// cache bypassed, until a bump issued from now on lands (the one in flight, issued before this
+// mark, does not count: see markPending).
+func (h *Store) Late(c chat.Change) {
+	if c.Event != nil {
+		h.markPending(c.ConversationID)
 	}
 }
 
@@ -452,24 +507,192 @@ func (h *Store) tokens(ctx context.Context, convs []int64) ([]string, error) {
 // Invalidate gives the conversation a new generation token: call it after a write commits and
 // before the write is acknowledged. On failure the bump is retried in the background.
 func (h *Store) Invalidate(ctx context.Context, conversationID int64) {
-	if err := h.bump(context.WithoutCancel(ctx), conversationID); err != nil {
+	h.InvalidateAt(ctx, conversationID, 0)
+}
+
+// InvalidateAt is Invalidate for a write whose commit is at or before WAL position pos (0:
+// unknown), which the new token keeps (see Replicas in the package doc).
+func (h *Store) InvalidateAt(ctx context.Context, conversationID int64, pos uint64) {
+	t := h.tickets.Add(1)
+	if err := h.bump(context.WithoutCancel(ctx), conversationID, pos); err != nil {
 		h.metrics.invalidationFailures.Inc()
 		h.log.WarnContext(ctx, "history cache invalidation failed; pages may be stale until their TTL or a successful retry",
 			"conversation", conversationID, "err", err)
-		h.pendingMu.Lock()
-		h.pending[conversationID] = struct{}{}
-		h.pendingN.Store(int64(len(h.pending)))
-		h.pendingMu.Unlock()
+		h.markPending(conversationID)
+		return
 	}
+	h.clearPending(conversationID, t)
 }
 
-func (h *Store) bump(ctx context.Context, conversationID int64) error {
+// markPending records that a write to conv committed whose token bump has not landed. Every mark
+// takes a ticket, and so does every bump before it is sent; a successful bump clears only the
+// marks older than its own ticket: a bump sent after the mark was made is sent after the
+// write committed (the mark is made after the commit), so every reader that gets its token
+// reads PostgreSQL after the write. A bump sent before the mark may have landed before the
+// commit, and proves nothing.
+func (h *Store) markPending(conv int64) {
+	h.pendingMu.Lock()
+	h.pending[conv] = h.tickets.Add(1)
+	h.pendingN.Store(int64(len(h.pending)))
+	h.pendingMu.Unlock()
+	h.metrics.pending.Set(float64(h.pendingN.Load()))
+}
+
+// clearPending drops conv's mark if it is older than the bump of ticket t that succeeded.
+func (h *Store) clearPending(conv int64, t uint64) {
+	if h.pendingN.Load() == 0 {
+		return
+	}
+	h.pendingMu.Lock()
+	if mark, ok := h.pending[conv]; ok && mark < t {
+		delete(h.pending, conv)
+		h.pendingN.Store(int64(len(h.pending)))
+	}
+	h.pendingMu.Unlock()
+	h.metrics.pending.Set(float64(h.pendingN.Load()))
+}
+
+// bumpScript sets the conversation's token to ARGV[1], or, given a WAL position ARGV[2] (16
+// hexadecimal digits, so that strings compare as numbers), to ARGV[1] "." position, where the
+// position is the greater of ARGV[2] and the one the old token holds: bumps of concurrent writes
+// may land in any order, and the token must stay at or past every write it follows.
+var bumpScript = redis.NewScript(`
+local tok = ARGV[1]
+if ARGV[2] ~= '' then
+  local pos = ARGV[2]
+  local old = redis.call('GET', KEYS[1])
+  if old then
+    local i = string.find(old, '.', 1, true)
+    if i then
+      local p = string.sub(old, i + 1)
+      if p > pos then pos = p end
+    end
+  end
+  tok = tok .. '.' .. pos
+end
+redis.call('SET', KEYS[1], tok, 'EX', ARGV[3])
+return tok
+`)
+
+func (h *Store) bump(ctx context.Context, conversationID int64, pos uint64) error {
+	arg := ""
+	if pos > 0 {
+		arg = fmt.Sprintf("%016x", pos)
+	}
+	ttl := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
 	return h.breaker.Do(ctx, func(ctx context.Context) error {
-		return h.rdb.Set(ctx, GenerationKey(conversationID), newToken(), h.cfg.GenerationTTL).Err()
+		return bumpScript.Run(ctx, h.rdb, []string{GenerationKey(conversationID)}, newToken(), arg, ttl).Err()
 	})
 }
 
-// retryInvalidations retries failed token bumps every second until they succeed.
+// positionScript gives a token the position ARGV[2] (sets it to ARGV[1] "." ARGV[2]) if it is
+// still ARGV[1], keeping its expiry; it returns the new token, or false when the token moved.
+var positionScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  local tok = ARGV[1] .. '.' .. ARGV[2]
+  redis.call('SET', KEYS[1], tok, 'KEEPTTL')
+  return tok
+end
+return false
+`)
+
+// givePositions gives the tokens of the missed keys that hold no position (created by a reader)
+// the primary's position, read now, and puts the new tokens in tokens. A token without one
+// follows no write whose bump is still in Redis: the writes it could follow had their bumps
+// evicted or expired before it was created, so they committed before now. A write whose bump
+// lands after the token was read moves it, and then the token is left alone (the script
+// compares); one whose bump lands after the position was given keeps the greater. Failures
+// leave the tokens as they were: those misses go to the primary.
+func (h *Store) givePositions(ctx context.Context, keys []chat.PageKey, tokens []string, missIdx []int) {
+	var convs []int64
+	olds := map[int64]string{}
+	for _, i := range missIdx {
+		c := keys[i].ConversationID
+		if _, ok := tokenPosition(tokens[i]); ok {
+			continue
+		}
+		if _, ok := olds[c]; !ok {
+			olds[c] = tokens[i]
+			convs = append(convs, c)
+		}
+	}
+	if len(convs) == 0 {
+		return
+	}
+	pos, err := h.cfg.Position(ctx)
+	if err != nil || pos == 0 {
+		return
+	}
+	hex := fmt.Sprintf("%016x", pos)
+	news := make(map[int64]string, len(convs))
+	err = h.breaker.Do(ctx, func(ctx context.Context) error {
+		pipe := h.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(convs))
+		for j, c := range convs {
+			cmds[j] = positionScript.Eval(ctx, pipe, []string{GenerationKey(c)}, olds[c], hex)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for j, c := range convs {
+			if tok, err := cmds[j].Text(); err == nil {
+				news[c] = tok
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, redisclient.ErrOpen) {
+			h.countError()
+		}
+		return
+	}
+	for i := range keys {
+		if tok, ok := news[keys[i].ConversationID]; ok && tokens[i] == olds[keys[i].ConversationID] {
+			tokens[i] = tok
+		}
+	}
+}
+
+// tokenPosition returns the WAL position a token holds (see bumpScript), if any.
+func tokenPosition(token string) (uint64, bool) {
+	i := strings.IndexByte(token, '.')
+	if i < 0 {
+		return 0, false
+	}
+	pos, err := strconv.ParseUint(token[i+1:], 16, 64)
+	return pos, err == nil
+}
+
+// readPosition returns ctx carrying the greatest position of tokens (chat.WithReadPosition), or
+// ctx unchanged when one of them holds none: a read under it then goes to the primary.
+func readPosition(ctx context.Context, tokens ...string) context.Context {
+	var want uint64
+	for _, t := range tokens {
+		pos, ok := tokenPosition(t)
+		if !ok {
+			return ctx
+		}
+		want = max(want, pos)
+	}
+	return chat.WithReadPosition(ctx, want)
+}
+
+// WithReadPosition returns ctx carrying the WAL position of the conversation's token (read, or
+// created without one, in one round trip), for a read of the conversation that a replica may
+// serve once it has replayed that far; ctx unchanged when Redis fails or the token holds none.
+func (h *Store) WithReadPosition(ctx context.Context, conversationID int64) context.Context {
+	tokens, err := h.tokens(ctx, []int64{conversationID})
+	if err != nil {
+		if !errors.Is(err, redisclient.ErrOpen) {
+			h.countError()
+		}
+		return ctx
+	}
+	return readPosition(ctx, tokens...)
+}
+
+// retryInvalidations retries failed (or late) token bumps every second until they succeed.
 func (h *Store) retryInvalidations() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -486,13 +709,13 @@ func (h *Store) retryInvalidations() {
 		}
 		h.pendingMu.Unlock()
 		for _, c := range convs {
-			if err := h.bump(context.Background(), c); err != nil {
+			ticket := h.tickets.Add(1)
+			// Without a position: the write's is not kept, and a later write's bump may have
+			// landed meanwhile. The conversation's reads go to the primary until its next write.
+			if err := h.bump(context.Background(), c, 0); err != nil {
 				break // still failing: try again next tick
 			}
-			h.pendingMu.Lock()
-			delete(h.pending, c)
-			h.pendingN.Store(int64(len(h.pending)))
-			h.pendingMu.Unlock()
+			h.clearPending(c, ticket)
 		}
 	}
 }
@@ -527,12 +750,13 @@ type metrics struct {
 	hits, misses, errors, fills prometheus.Counter
 	invalidationFailures        prometheus.Counter
 	fallbacksRefused            prometheus.Counter
+	pending                     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	labels := prometheus.Labels{"cache": "history"}
 	m := metrics{
-		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_hits_total", Help: "Cache lookups answered from Redis.", ConstLabels: labels}),
+		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_hits_total", Help: "Cache lookups that found what they looked for (the response cache's include the in-process tier's).", ConstLabels: labels}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_misses_total", Help: "Cache lookups not found in Redis.", ConstLabels: labels}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_errors_total", Help: "Failed Redis cache operations (the read went to PostgreSQL).", ConstLabels: labels}),
 		fills:  prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_fills_total", Help: "Pages stored in Redis after a miss.", ConstLabels: labels}),
@@ -544,9 +768,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "threadline_cache_fallbacks_refused_total", ConstLabels: labels,
 			Help: "Reads refused with SERVICE_UNAVAILABLE because a Redis timeout would have sent them to the slow path past the fallback budget.",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "threadline_cache_invalidations_pending",
+			Help: "Token bumps after a commit that failed or had not landed when the mutation answered, waiting for a retry; while any is pending the cache reads around it.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures, m.fallbacksRefused)
+		reg.MustRegister(m.hits, m.misses, m.errors, m.fills, m.invalidationFailures, m.fallbacksRefused, m.pending)
 	}
 	return m
 }

@@ -468,3 +468,99 @@ func BenchmarkHistoryPage(b *testing.B) {
 		}
 	})
 }
+
+// TestLateBumpReadsAround sends with a post-commit wait while Redis hangs: the send answers
+// before its token bump returns, the conversation is pending at the answer (the hook's Late),
+// every read from then on contains the message, and once Redis answers again the retry lands
+// and reads are served from Redis again.
+func TestLateBumpReadsAround(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.NewRedis(t), 20)
+	f.service = chat.NewServiceConfig(f.store, chat.ServiceConfig{
+		Hooks: []chat.Hook{{Name: "history cache", Run: f.store.AfterCommit, Late: f.store.Late}},
+		Wait:  20 * time.Millisecond,
+	})
+	ctx := context.Background()
+	f.page(t, 10, 0) // stored under the current token
+	opts := *f.rdb.(*redis.Client).Options()
+	opts.ReadTimeout = 2 * time.Second
+	raw := redis.NewClient(&opts)
+	defer raw.Close()
+	if err := raw.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	m := f.send(t, "while hung")
+	if !f.store.HasPending() && time.Since(start) < time.Second {
+		t.Fatal("the send answered while Redis hangs, and its conversation is not pending")
+	}
+	deadline := start.Add(15 * time.Second)
+	for f.store.HasPending() || time.Since(start) < time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("15s after the pause the bump is still pending; breaker %s", f.breaker.State())
+		}
+		if p := f.page(t, 10, 0); p.Messages[0].ID != m.ID {
+			t.Fatalf("%v after the send: a read misses the acknowledged message (first seq %d)", time.Since(start), p.Messages[0].Seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	hits := f.store.Stats().Hits
+	for range 2 {
+		if p := f.page(t, 10, 0); p.Messages[0].ID != m.ID {
+			t.Fatalf("after the retry: a read misses the acknowledged message (first seq %d)", p.Messages[0].Seq)
+		}
+	}
+	if f.store.Stats().Hits == hits {
+		t.Errorf("no hit after the retry landed: %+v", f.store.Stats())
+	}
+}
+
+// TestPendingClearedOnlyByLaterBump marks a conversation late while a bump sent before the mark
+// is still on its way: that bump landing does not clear the mark (it may have landed before the
+// write committed); the next bump does.
+func TestPendingClearedOnlyByLaterBump(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.NewRedis(t), 3)
+	ctx := context.Background()
+	var once sync.Once
+	marked := make(chan struct{})
+	f.rdb.AddHook(beforeSet{fn: func() {
+		once.Do(func() {
+			// The bump has its ticket and is on its way: the write it will be taken for
+			// commits now, and its mutation answers late.
+			f.store.Late(chat.Change{ConversationID: f.conv, Event: &chat.MessageAdded{}})
+			close(marked)
+		})
+	}})
+	f.store.Invalidate(ctx, f.conv)
+	select {
+	case <-marked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bump never reached Redis")
+	}
+	if !f.store.HasPending() {
+		t.Fatal("a bump sent before the mark cleared it")
+	}
+	f.store.Invalidate(ctx, f.conv)
+	if f.store.HasPending() {
+		t.Fatal("a bump sent after the mark, that succeeded, left it pending")
+	}
+}
+
+// beforeSet runs fn before each command that moves a token: SET, or the bump's script (EVAL or
+// EVALSHA).
+type beforeSet struct{ fn func() }
+
+func (beforeSet) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h beforeSet) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		switch cmd.Name() {
+		case "set", "eval", "evalsha":
+			h.fn()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (beforeSet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}

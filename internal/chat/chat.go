@@ -28,6 +28,12 @@ type Conversation struct {
 	LastMessageAt time.Time
 	// LastEventSeq is the event_seq of the newest event (see Event), 0 while there is none.
 	LastEventSeq int64
+	// ViewerLastReadSeq is the read position of the member the conversation was read for
+	// (ConversationsByIDForMember, ConversationListByMember).
+	ViewerLastReadSeq int64
+	// ViewerUnread is that member's unread count, when it was read with the conversation (a
+	// list that asked for it); nil otherwise (UnreadCounts reads it).
+	ViewerUnread *int64
 	// Generation is the history-cache generation token the conversation was read under (zero
 	// when it was not read through the cache): a response cache records it as the dependency
 	// of what the conversation's fields show (title, members, events).
@@ -72,11 +78,14 @@ const (
 	RoleMember Role = "member"
 )
 
-// Membership is one member of a conversation.
+// Membership is one member of a conversation, with their read position (the seq of the last
+// message they read, 0: none) and when they last moved it (nil until they did).
 type Membership struct {
-	User     User
-	Role     Role
-	JoinedAt time.Time
+	User        User
+	Role        Role
+	JoinedAt    time.Time
+	LastReadSeq int64
+	ReadAt      *time.Time
 }
 
 // UserCursor is a position in the user directory, ordered by lower-case name then id.
@@ -124,6 +133,14 @@ type ConversationCursor struct {
 	ID            int64
 }
 
+// MemberPageStore is a Store that reads offset pages together with the conversations they
+// belong to, as a member sees them, in one statement (the database store; a cache in front of
+// it does not, since its pages come from elsewhere). ConversationPagesForMember returns per key
+// the conversation (nil when it is missing or userID is not a member) and its page.
+type MemberPageStore interface {
+	ConversationPagesForMember(ctx context.Context, userID int64, keys []PageKey) ([]*Conversation, []Page, error)
+}
+
 // Store persists the domain. Batch methods take keys and return results in key order, one per key.
 type Store interface {
 	// UsersByIDs returns the users with the given ids, in key order; a missing user is nil.
@@ -131,8 +148,13 @@ type Store interface {
 	// ConversationsByIDForMember returns, in key order, the conversations that userID is a member
 	// of; a missing conversation, and one the user is not a member of, is nil.
 	ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*Conversation, error)
-	// ConversationListByMember lists userID's conversations, latest activity first, after the cursor.
-	ConversationListByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int) ([]Conversation, error)
+	// ConversationListByMember lists userID's conversations, latest activity first, after the
+	// cursor; with unread, each with the user's unread count (ViewerUnread).
+	ConversationListByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int, unread bool) ([]Conversation, error)
+	// UnreadCounts returns, in key order, userID's unread count in each conversation: the
+	// messages after their read position that are not deleted and that they did not send (0 for
+	// one they are not a member of).
+	UnreadCounts(ctx context.Context, userID int64, conversationIDs []int64) ([]int64, error)
 	// MembershipsByConversations returns, in key order, each conversation's members ordered by
 	// user id.
 	MembershipsByConversations(ctx context.Context, conversationIDs []int64) ([][]Membership, error)
@@ -145,6 +167,16 @@ type Store interface {
 	// EventsAfter returns up to limit events of a conversation with event_seq > after, oldest
 	// first, each with what it names as it is now.
 	EventsAfter(ctx context.Context, conversationID, after int64, limit int) ([]Event, error)
+	// UserEventsAfter returns up to limit of userID's own events with event_seq > after, oldest
+	// first.
+	UserEventsAfter(ctx context.Context, userID, after int64, limit int) ([]UserEvent, error)
+	// UserStreamStart returns the event_seq of userID's newest event and of the oldest one
+	// kept (0 when none is kept), and for each of their conversations the event_seq of its
+	// newest event: where a sidebar stream starting now begins. A user that does not exist is
+	// ErrNotFound.
+	UserStreamStart(ctx context.Context, userID int64) (last, firstKept int64, conversations map[int64]int64, err error)
+	// UnreadTotal returns userID's unread messages over all their conversations.
+	UnreadTotal(ctx context.Context, userID int64) (int64, error)
 	// SearchUsers lists the users whose name contains search (case-insensitive; "" for all),
 	// ordered by lower-case name then id, after the cursor.
 	SearchUsers(ctx context.Context, search string, after *UserCursor, limit int) ([]User, error)
@@ -154,18 +186,34 @@ type Store interface {
 	MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]Message, error)
 	// MessagesAfter returns up to limit messages with seq > afterSeq, oldest first.
 	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]Message, error)
-	// InsertMessage stores m at the conversation's next seq, with its MessageAdded event at the
-	// next event_seq. When the sender already sent a message with m.ClientMessageID to the
-	// conversation, it returns that one (and its event) and created=false. A conversation that
-	// is missing or that the sender is not a member of is ErrNotFound.
-	InsertMessage(ctx context.Context, m NewMessage) (ev *MessageAdded, created bool, err error)
+	// MessagesAround returns, newest first, up to older messages with seq <= seq (the message
+	// at seq and those before it) and up to newer messages with seq > seq (those just after it).
+	MessagesAround(ctx context.Context, conversationID, seq int64, older, newer int) ([]Message, error)
+	// InsertMessage stores m at the conversation's next seq, with its MessageAdded event (the
+	// Change's Event) at the next event_seq. When the sender already sent a message with
+	// m.ClientMessageID to the conversation, it returns that one (and its event) and
+	// created=false. A conversation that is missing or that the sender is not a member of is
+	// ErrNotFound.
+	InsertMessage(ctx context.Context, m NewMessage) (c Change, created bool, err error)
 	// Apply makes one change to a conversation (a Mutation) on behalf of actorID, with its
 	// event, in one transaction under the conversation's row lock. When the change would change
-	// nothing (an idempotent repeat) it spends no event_seq and returns an event whose EventSeq
-	// is 0, carrying the current state (the tombstone of a message deleted before, say).
-	Apply(ctx context.Context, actorID int64, m Mutation) (Event, error)
+	// nothing (an idempotent repeat) it spends no event_seq and returns a Change whose Event
+	// has EventSeq 0, carrying the current state (the tombstone of a message deleted before,
+	// say).
+	Apply(ctx context.Context, actorID int64, m Mutation) (Change, error)
+	// SearchMessages returns up to limit messages matching query (websearch syntax, see
+	// MessageSearch) in the conversations viewerID is a member of now, or only in
+	// conversationID when it is not 0, newest first by (CreatedAt, ID), after the cursor;
+	// deleted messages never match. Each hit's Marked is set. A query with no word to look for
+	// matches nothing.
+	SearchMessages(ctx context.Context, viewerID int64, query string, conversationID int64, after *SearchCursor, limit int) ([]SearchHit, error)
 	// CreateConversation creates a conversation with the creator (its owner) and the other
 	// members, and its first event: the MembersAdded of everyone. It reports apperr
 	// BAD_USER_INPUT when a member does not exist.
-	CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (Conversation, *MembersAdded, error)
+	CreateConversation(ctx context.Context, creatorID int64, title string, memberIDs []int64) (Conversation, Change, error)
+	// MarkRead moves userID's read position in the conversation forward to seq, with its
+	// UserRead event. A position at or behind seq changes nothing (a zero Change); a seq past
+	// the conversation's last message is BAD_USER_INPUT; a conversation that is missing or that
+	// the user is not a member of is ErrNotFound.
+	MarkRead(ctx context.Context, userID, conversationID, seq int64) (Change, error)
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // Cursors are opaque to clients: base64url of a short tagged text. A message cursor holds a
-// seq ("m:<seq>"); a conversation cursor holds the list's sort key ("c:<unix-nanos>:<id>").
+// seq ("m:<seq>"); a conversation cursor holds the list's sort key ("c:<unix-nanos>:<id>"); a
+// search cursor the results' sort key ("s:<unix-micros>:<id>").
 // Decoding is strict: anything else is BAD_USER_INPUT.
 
 // EncodeMessageCursor returns the cursor of the message with the given seq.
@@ -76,6 +77,40 @@ func DecodeUserCursor(field, cursor string) (UserCursor, error) {
 	}
 	return UserCursor{Name: name, ID: id}, nil
 }
+
+// EncodeSearchCursor returns the cursor of a search hit: "s:<unix-micros>:<id>" (PostgreSQL
+// keeps microseconds).
+func EncodeSearchCursor(c SearchCursor) string {
+	text := "s:" + strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + ":" + strconv.FormatInt(c.ID, 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(text))
+}
+
+// DecodeSearchCursor returns the position held by a search cursor.
+func DecodeSearchCursor(field, cursor string) (SearchCursor, error) {
+	bad := apperr.Invalid(field, "is not a valid cursor")
+	text, ok := decodeCursor(cursor, "s:")
+	if !ok {
+		return SearchCursor{}, bad
+	}
+	microsText, idText, ok := strings.Cut(text, ":")
+	if !ok {
+		return SearchCursor{}, bad
+	}
+	micros, err1 := strconv.ParseInt(microsText, 10, 64)
+	id, err2 := strconv.ParseInt(idText, 10, 64)
+	if err1 != nil || err2 != nil || id < 1 || strconv.FormatInt(micros, 10) != microsText || strconv.FormatInt(id, 10) != idText ||
+		micros < minCursorMicros || micros > maxCursorMicros {
+		return SearchCursor{}, bad
+	}
+	return SearchCursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: id}, nil
+}
+
+// A search cursor's time lies within years 1 to 9999, well inside what PostgreSQL stores: a
+// forged one never reaches the database as a timestamp it refuses.
+var (
+	minCursorMicros = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	maxCursorMicros = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).UnixMicro()
+)
 
 func decodeCursor(cursor, tag string) (string, bool) { return decodeLongCursor(cursor, tag, 64) }
 

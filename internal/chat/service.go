@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/threadline/threadline/internal/apperr"
 )
@@ -12,36 +14,132 @@ import (
 type Service struct {
 	store Store
 	hooks []Hook
+	cfg   ServiceConfig
 }
 
-// A Change is a committed write that caches and live subscribers must hear of.
+// A Change is a committed write that caches and live subscribers must hear of. The Store
+// returns it, read in the write's transaction.
 type Change struct {
 	ConversationID int64
-	// Event is the change's event (with the message it is about, as the change left it).
+	// Event is the change's event (with the message it is about, as the change left it); nil
+	// for a change that is the user's own (a read position).
 	Event Event
+	// Members are the conversation's members when the change committed, and those it removed:
+	// everyone whose conversation list shows it.
+	Members []int64
 	// MembersChanged lists the users whose set of conversations changed: the members of a new
 	// conversation, those added, the one removed or leaving.
 	MembersChanged []int64
+	// UserEvents are the users' own events the change wrote (joined, left, read).
+	UserEvents []UserEvent
+	// Position is a WAL position (see WithReadPosition) at or past the change's commit, read
+	// after it committed; 0 when unknown (no replica is configured, or it could not be read).
+	Position uint64
 }
 
-// A Hook runs after every commit, before the mutation answers. Hooks must be idempotent (a
-// retried send runs them again, see SendMessage) and must not block for long.
+// changed reports whether c changed anything (a repeat changes nothing).
+func (c Change) changed() bool {
+	return (c.Event != nil && c.Event.Header().EventSeq != 0) || len(c.UserEvents) > 0
+}
+
+// A Hook runs after every commit, before the mutation answers (or, past the post-commit wait,
+// after: see ServiceConfig.Wait). Hooks must be idempotent (a retried send runs them again, see
+// SendMessage) and must not block for long.
 type Hook struct {
 	Name string // for logs and tests
 	Run  func(ctx context.Context, c Change)
+	// Late, if set, is called when the mutation answers before Run(c) has returned (Run may
+	// not even have begun): it must record at once, in process, that Run's effect may not be in
+	// place yet, so that reads that start after the answer do not trust what Run would have
+	// moved (the caches read around the conversation and retry the move themselves). It must
+	// not block.
+	Late func(c Change)
 }
 
-// NewService returns a Service over store. After each commit it runs hooks in the order given:
-// the order is part of the correctness argument of the caches (a reader that sees a published
-// message must find the cache already moved past it), so the application assembles the list in
-// one place (package app).
+// ServiceConfig tunes a Service.
+type ServiceConfig struct {
+	// Hooks run after every commit, in the order given: the order is part of the correctness
+	// argument of the caches (a reader that sees a published message must find the cache
+	// already moved past it), so the application assembles the list in one place (package app).
+	Hooks []Hook
+	// Wait bounds how long a mutation waits for its hooks after its commit, while Bounded says
+	// so. Past it the mutation answers, each hook that has not returned is told so (Hook.Late)
+	// before the answer, and the hooks go on in the background, in order. Zero: wait for them
+	// all.
+	Wait time.Duration
+	// Bounded reports whether Wait applies to a mutation committing now; nil: always. The
+	// application bounds the wait only while Redis is known to be failing: with Redis answering,
+	// a mutation waits until every instance's caches have moved, so that a read anywhere after
+	// the answer sees the write, and Redis's own deadlines bound that wait anyway.
+	Bounded func() bool
+	// Observe, if set, is told of every run of the hooks that outlived Wait: late with +1 when
+	// the mutation answers without it, then -1 when the last hook has returned (a gauge of
+	// post-commit work still running, and a count of late runs).
+	Observe func(delta int)
+}
+
+// NewService returns a Service over store that runs hooks, in the order given, after each
+// commit and waits for them (NewServiceConfig with Hooks only).
 func NewService(store Store, hooks ...Hook) *Service {
-	return &Service{store: store, hooks: hooks}
+	return NewServiceConfig(store, ServiceConfig{Hooks: hooks})
 }
 
+// NewServiceConfig returns a Service over store configured by cfg.
+func NewServiceConfig(store Store, cfg ServiceConfig) *Service {
+	return &Service{store: store, hooks: cfg.Hooks, cfg: cfg}
+}
+
+// afterCommit runs the hooks in order. With a Wait, they run on a goroutine of their own and
+// the caller waits at most Wait: Redis down or slow costs a mutation that much, not the sum of
+// its hooks' timeouts. What the hooks move is then either moved before the answer, or marked
+// late (Hook.Late) before it, which is all the caches' exactness argument needs.
 func (s *Service) afterCommit(ctx context.Context, c Change) {
-	for _, h := range s.hooks {
-		h.Run(ctx, c)
+	if s.cfg.Wait <= 0 || (s.cfg.Bounded != nil && !s.cfg.Bounded()) {
+		for _, h := range s.hooks {
+			h.Run(ctx, c)
+		}
+		return
+	}
+	// The request may end the moment the mutation answers; the hooks must not end with it.
+	bg := context.WithoutCancel(ctx)
+	var mu sync.Mutex
+	finished, late := 0, false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, h := range s.hooks {
+			h.Run(bg, c)
+			mu.Lock()
+			finished++
+			wasLate := late && finished == len(s.hooks)
+			mu.Unlock()
+			if wasLate && s.cfg.Observe != nil {
+				s.cfg.Observe(-1)
+			}
+		}
+	}()
+	t := time.NewTimer(s.cfg.Wait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if finished == len(s.hooks) {
+		return
+	}
+	late = true
+	// Under the lock: a hook that returns meanwhile waits to count itself, so every hook from
+	// finished on is told before the answer, and none is both told and counted as done before.
+	for _, h := range s.hooks[finished:] {
+		if h.Late != nil {
+			h.Late(c)
+		}
+	}
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(+1)
 	}
 }
 
@@ -56,17 +154,17 @@ func (s *Service) SendMessage(ctx context.Context, senderID int64, m NewMessage)
 		return Message{}, err
 	}
 	m.Body, m.SenderID = body, senderID
-	ev, _, err := s.store.InsertMessage(ctx, m)
+	ch, _, err := s.store.InsertMessage(ctx, m)
 	if err != nil {
 		return Message{}, err
 	}
-	msg := *ev.Message
+	msg := *ch.Event.(*MessageAdded).Message
 	// The hooks run for a retry that returns the original too: the original's own request may
 	// have failed after its commit (PgBouncer or PostgreSQL restarting, measured in
 	// TestFaultPgBouncerRestart) and so never run them, and the message must still reach the
 	// cache's generation and live subscribers before this call returns. Both are idempotent:
 	// a new generation costs one cache miss, and subscribers drop a seq they have seen.
-	s.afterCommit(ctx, Change{ConversationID: msg.ConversationID, Event: ev})
+	s.afterCommit(ctx, ch)
 	return msg, nil
 }
 
@@ -81,11 +179,11 @@ func (s *Service) CreateConversation(ctx context.Context, creatorID int64, title
 		return Conversation{}, err
 	}
 	members = slices.DeleteFunc(members, func(id int64) bool { return id == creatorID })
-	conv, ev, err := s.store.CreateConversation(ctx, creatorID, title, members)
+	conv, ch, err := s.store.CreateConversation(ctx, creatorID, title, members)
 	if err != nil {
 		return Conversation{}, err
 	}
-	s.afterCommit(ctx, Change{ConversationID: conv.ID, Event: ev, MembersChanged: append([]int64{creatorID}, members...)})
+	s.afterCommit(ctx, ch)
 	return conv, nil
 }
 
@@ -117,7 +215,7 @@ func (s *Service) React(ctx context.Context, viewer, messageID int64, emoji stri
 
 // applyToMessage applies a change to a message and returns the message as it is after it.
 func (s *Service) applyToMessage(ctx context.Context, viewer int64, m Mutation) (*Message, error) {
-	ev, err := s.apply(ctx, viewer, m, nil)
+	ev, err := s.apply(ctx, viewer, m)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +232,7 @@ func (s *Service) AddMembers(ctx context.Context, viewer, conversationID int64, 
 	if len(ids) == 0 {
 		return apperr.Invalid("userIds", "name at least one user")
 	}
-	_, err = s.apply(ctx, viewer, AddMembers{ConversationID: conversationID, UserIDs: ids}, ids)
+	_, err = s.apply(ctx, viewer, AddMembers{ConversationID: conversationID, UserIDs: ids})
 	return err
 }
 
@@ -147,14 +245,14 @@ func (s *Service) RemoveMember(ctx context.Context, viewer, conversationID, user
 	if userID == viewer {
 		return apperr.Invalid("userId", "is the viewer: leave with leaveConversation")
 	}
-	_, err := s.apply(ctx, viewer, RemoveMember{ConversationID: conversationID, UserID: userID}, []int64{userID})
+	_, err := s.apply(ctx, viewer, RemoveMember{ConversationID: conversationID, UserID: userID})
 	return err
 }
 
 // Leave removes the viewer from the conversation; an owner who leaves hands ownership to the
 // longest-standing member.
 func (s *Service) Leave(ctx context.Context, viewer, conversationID int64) error {
-	_, err := s.apply(ctx, viewer, LeaveConversation{ConversationID: conversationID}, []int64{viewer})
+	_, err := s.apply(ctx, viewer, LeaveConversation{ConversationID: conversationID})
 	return err
 }
 
@@ -164,29 +262,56 @@ func (s *Service) Rename(ctx context.Context, viewer, conversationID int64, titl
 	if err != nil {
 		return err
 	}
-	_, err = s.apply(ctx, viewer, RenameConversation{ConversationID: conversationID, Title: title}, nil)
+	_, err = s.apply(ctx, viewer, RenameConversation{ConversationID: conversationID, Title: title})
 	return err
 }
 
-// apply applies m for viewer and, when it changed something, runs the after-commit hooks with
-// its event (members lists the users whose conversations changed, when it did). It returns the
-// event, or for a change that changed nothing, the state the store reports.
-func (s *Service) apply(ctx context.Context, viewer int64, m Mutation, members []int64) (Event, error) {
-	ev, err := s.store.Apply(ctx, viewer, m)
+// apply applies m for viewer and, when it changed something, runs the after-commit hooks. It
+// returns the event, or for a change that changed nothing, the state the store reports.
+func (s *Service) apply(ctx context.Context, viewer int64, m Mutation) (Event, error) {
+	ch, err := s.store.Apply(ctx, viewer, m)
 	if err != nil {
 		return nil, err
 	}
-	if ev.Header().EventSeq == 0 {
-		return ev, nil // nothing changed: no event, nothing to tell
+	if ch.changed() {
+		s.afterCommit(ctx, ch)
 	}
-	if added, ok := ev.(*MembersAdded); ok {
-		members = members[:0]
-		for _, u := range added.Users {
-			members = append(members, u.ID)
-		}
+	return ch.Event, nil
+}
+
+// MarkRead moves the viewer's read position in the conversation forward to seq (never
+// backward: a seq at or behind it changes nothing). A seq past the conversation's last message
+// is BAD_USER_INPUT.
+func (s *Service) MarkRead(ctx context.Context, viewer, conversationID, seq int64) error {
+	if seq < 0 {
+		return apperr.Invalid("seq", "must be 0 or more")
 	}
-	s.afterCommit(ctx, Change{ConversationID: ev.Header().ConversationID, Event: ev, MembersChanged: members})
-	return ev, nil
+	ch, err := s.store.MarkRead(ctx, viewer, conversationID, seq)
+	if err != nil {
+		return err
+	}
+	if ch.changed() {
+		s.afterCommit(ctx, ch)
+	}
+	return nil
+}
+
+// Conversation reads a conversation of the viewer's as it is now, with their read position and
+// unread count. A missing one, and one the viewer is not a member of, is NOT_FOUND.
+func (s *Service) Conversation(ctx context.Context, viewer, id int64) (*Conversation, error) {
+	convs, err := s.store.ConversationsByIDForMember(ctx, viewer, []int64{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(convs) != 1 || convs[0] == nil {
+		return nil, apperr.ErrNotFound
+	}
+	return convs[0], nil
+}
+
+// UnreadTotal returns the viewer's unread messages over all their conversations.
+func (s *Service) UnreadTotal(ctx context.Context, viewer int64) (int64, error) {
+	return s.store.UnreadTotal(ctx, viewer)
 }
 
 // EventPage is a page of a conversation's events, oldest first.
@@ -267,7 +392,7 @@ const DefaultConversationPageSize = 20
 
 // Conversations lists userID's conversations after the cursor `after` (nil: from the start),
 // first at a time (nil: DefaultConversationPageSize).
-func (s *Service) Conversations(ctx context.Context, userID int64, firstArg *int, after *string) (ConversationList, error) {
+func (s *Service) Conversations(ctx context.Context, userID int64, firstArg *int, after *string, unread bool) (ConversationList, error) {
 	first := DefaultConversationPageSize
 	if firstArg != nil {
 		first = *firstArg
@@ -283,7 +408,7 @@ func (s *Service) Conversations(ctx context.Context, userID int64, firstArg *int
 		}
 		cursor = &c
 	}
-	rows, err := s.store.ConversationListByMember(ctx, userID, cursor, first+1)
+	rows, err := s.store.ConversationListByMember(ctx, userID, cursor, first+1, unread)
 	if err != nil {
 		return ConversationList{}, err
 	}

@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,11 @@ type Config struct {
 	// in their own session. When false, they are killed if this process dies,
 	// so a crashed or killed test binary leaves nothing running.
 	Detach bool
+
+	// TLS, when set, makes every service speak TLS only, with these
+	// certificates (see TLS; GenerateTLS makes a set). The stack keeps copies
+	// under Dir/tls. Nil: plain TCP, sslmode=disable.
+	TLS *TLS
 
 	// Log receives one line per step (nil: discarded). The services' own logs
 	// are files under Dir/log.
@@ -91,15 +97,22 @@ type Stack struct {
 	// DirectURL straight through PostgreSQL, PgBouncerAdminURL PgBouncer's
 	// admin console (database "pgbouncer"; pgx needs
 	// QueryExecModeSimpleProtocol there). All are postgres:// URLs with
-	// sslmode=disable. RedisURL is redis://127.0.0.1:port/0.
+	// sslmode=disable. RedisURL is redis://127.0.0.1:port/0. With TLS, the
+	// postgres:// URLs say sslmode=verify-full and name TLS's CA and client
+	// certificate, and RedisURL is rediss://127.0.0.1:port/0.
 	DatabaseURL, DirectURL, RedisURL, PgBouncerAdminURL string
+
+	// TLS is the stack's copies of its certificates (under Dir/tls), or nil
+	// when its services speak plain TCP.
+	TLS *TLS
 
 	PostgresPort, PgBouncerPort, RedisPort int
 	Database, User, Password               string
 
-	mu   sync.Mutex
-	cfg  Config
-	acct *account
+	mu       sync.Mutex
+	cfg      Config
+	acct     *account
+	redisTLS *tls.Config // the stack's own Redis probes, with TLS
 }
 
 // The services of a stack, in start order.
@@ -141,6 +154,7 @@ type state struct {
 	RedisPort     int    `json:"redis_port"`
 	Ephemeral     bool   `json:"ephemeral"`
 	Detach        bool   `json:"detach"`
+	TLS           bool   `json:"tls,omitempty"`
 }
 
 func loadState(dir string) (*state, error) {
@@ -162,7 +176,7 @@ func (s *Stack) saveState() error {
 	st := state{
 		User: s.User, Password: s.Password, Database: s.Database,
 		PostgresPort: s.PostgresPort, PgBouncerPort: s.PgBouncerPort, RedisPort: s.RedisPort,
-		Ephemeral: s.cfg.Ephemeral, Detach: s.cfg.Detach,
+		Ephemeral: s.cfg.Ephemeral, Detach: s.cfg.Detach, TLS: s.TLS != nil,
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -198,19 +212,25 @@ func newStack(cfg Config) (*Stack, error) {
 }
 
 func (s *Stack) setURLs() {
-	s.DatabaseURL = postgresURL(s.User, s.Password, s.PgBouncerPort, s.Database)
-	s.DirectURL = postgresURL(s.User, s.Password, s.PostgresPort, s.Database)
-	s.PgBouncerAdminURL = postgresURL(s.User, s.Password, s.PgBouncerPort, "pgbouncer")
-	s.RedisURL = fmt.Sprintf("redis://%s/0", addr(s.RedisPort))
+	s.DatabaseURL = s.postgresURL(s.PgBouncerPort, s.Database)
+	s.DirectURL = s.postgresURL(s.PostgresPort, s.Database)
+	s.PgBouncerAdminURL = s.postgresURL(s.PgBouncerPort, "pgbouncer")
+	scheme := "redis"
+	if s.TLS != nil {
+		scheme = "rediss"
+	}
+	s.RedisURL = fmt.Sprintf("%s://%s/0", scheme, addr(s.RedisPort))
 }
 
-func postgresURL(user, password string, port int, database string) string {
+// postgresURL is the URL of database on 127.0.0.1:port as the stack's user, over TLS when the
+// stack has it.
+func (s *Stack) postgresURL(port int, database string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.UserPassword(user, password),
+		User:     url.UserPassword(s.User, s.Password),
 		Host:     addr(port),
 		Path:     "/" + database,
-		RawQuery: "sslmode=disable",
+		RawQuery: s.TLS.postgresTLSQuery(),
 	}
 	return u.String()
 }
@@ -314,6 +334,23 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	if st != nil && (st.User != cfg.User || st.Password != cfg.Password) {
 		return nil, fmt.Errorf("devstack: the stack under %s was created for PostgreSQL user %q with another password or user; use the same credentials, or stop it and remove the directory", s.Dir, st.User)
+	}
+	if st != nil && st.TLS != (cfg.TLS != nil) {
+		// The services' configuration changes: none of them may be reused.
+		for _, v := range services {
+			if err := stopService(s.Dir, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.TLS != nil {
+		if s.TLS, err = s.copyTLS(*cfg.TLS); err != nil {
+			return nil, err
+		}
+		if s.redisTLS, err = s.TLS.clientTLS(); err != nil {
+			return nil, err
+		}
+		s.setURLs()
 	}
 	var recorded [3]int
 	if st != nil {
@@ -484,11 +521,11 @@ func (s *Stack) startServiceOnce(ctx context.Context, v service) error {
 func (s *Stack) probe(ctx context.Context, v service, port int) error {
 	switch v {
 	case postgresSvc:
-		return pingPostgres(ctx, postgresURL(s.User, s.Password, port, "postgres"))
+		return pingPostgres(ctx, s.postgresURL(port, "postgres"))
 	case pgbouncerSvc:
-		return pingPgBouncer(ctx, postgresURL(s.User, s.Password, port, "pgbouncer"))
+		return pingPgBouncer(ctx, s.postgresURL(port, "pgbouncer"))
 	default:
-		return pingRedis(ctx, addr(port))
+		return pingRedis(ctx, addr(port), s.redisTLS)
 	}
 }
 
@@ -577,6 +614,13 @@ func Attach(ctx context.Context, dir string) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.TLS {
+		s.TLS = copiedTLS(abs)
+		if s.redisTLS, err = s.TLS.clientTLS(); err != nil {
+			return nil, err
+		}
+		s.setURLs()
+	}
 	var down []string
 	for _, v := range services {
 		port := *s.port(v)
@@ -627,20 +671,29 @@ func Stop(dir string) error {
 	for _, v := range []service{pgbouncerSvc, postgresSvc, redisSvc} {
 		errs = append(errs, stopService(abs, v))
 	}
+	errs = append(errs, stopReplica(abs))
 	return errors.Join(errs...)
 }
 
 // Env returns the stack's URLs as environment entries: DATABASE_URL (through
-// PgBouncer), DATABASE_DIRECT_URL, REDIS_URL and PGBOUNCER_ADMIN_URL.
+// PgBouncer), DATABASE_DIRECT_URL, REDIS_URL and PGBOUNCER_ADMIN_URL; with
+// TLS also REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE.
 func (s *Stack) Env() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return []string{
+	env := []string{
 		"DATABASE_URL=" + s.DatabaseURL,
 		"DATABASE_DIRECT_URL=" + s.DirectURL,
 		"REDIS_URL=" + s.RedisURL,
 		"PGBOUNCER_ADMIN_URL=" + s.PgBouncerAdminURL,
 	}
+	if s.TLS != nil {
+		env = append(env,
+			"REDIS_TLS_CA_FILE="+s.TLS.CAFile,
+			"REDIS_TLS_CERT_FILE="+s.TLS.ClientCertFile,
+			"REDIS_TLS_KEY_FILE="+s.TLS.ClientKeyFile)
+	}
+	return env
 }
 
 // WriteEnvFile writes Env as KEY=VALUE lines (mode 0600: the URLs hold the

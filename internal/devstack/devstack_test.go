@@ -95,7 +95,7 @@ func TestStackLifecycle(t *testing.T) {
 	if err := pingPgBouncer(ctx, s.PgBouncerAdminURL); err != nil {
 		t.Fatal(err)
 	}
-	if err := pingRedis(ctx, addr(s.RedisPort)); err != nil {
+	if err := pingRedis(ctx, addr(s.RedisPort), nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -240,19 +240,19 @@ func TestStartRedisServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pingRedis(ctx, address); err != nil {
+	if err := pingRedis(ctx, address, nil); err != nil {
 		t.Fatal(err)
 	}
-	if reply, err := redisDo(ctx, address, "SET", "k", "v v"); err != nil || reply != "OK" {
+	if reply, err := redisDo(ctx, address, nil, "SET", "k", "v v"); err != nil || reply != "OK" {
 		t.Fatalf("SET: %q, %v", reply, err)
 	}
-	if reply, err := redisDo(ctx, address, "GET", "k"); err != nil || reply != "v v" {
+	if reply, err := redisDo(ctx, address, nil, "GET", "k"); err != nil || reply != "v v" {
 		t.Fatalf("GET: %q, %v", reply, err)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := pingRedis(ctx, address); err == nil {
+	if err := pingRedis(ctx, address, nil); err == nil {
 		t.Error("redis answers after stop")
 	}
 }

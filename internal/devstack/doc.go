@@ -13,6 +13,10 @@
 //	redis/            redis.conf
 //	log/              initdb.log, postgres.log, pgbouncer.log, redis.log
 //	run/              one pid file per service
+//	backup/wal/       archived WAL, once EnableWALArchive has run (make backup)
+//	backup/base/      base backups, one directory each, named by when they finished
+//	restore/          clusters restored to a point in time (Restore, make restore)
+//	tls/              with Config.TLS: copies of the certificates, and pg_hba.conf
 //
 // # Decisions
 //
@@ -66,10 +70,39 @@
 //     the service and port, reported before any slow step. A port picked by
 //     the package that is lost to another process in the race between picking
 //     and listening is replaced by another one.
+//   - Config.TLS (certificates from GenerateTLS, a private CA made with
+//     crypto/x509) makes every service speak TLS only and require a client
+//     certificate the CA signed: PostgreSQL with ssl=on and a pg_hba.conf of
+//     hostssl lines (clientcert=verify-ca, then the password), PgBouncer with
+//     client_tls_sslmode=verify-ca and server_tls_sslmode=verify-full, Redis
+//     on a TLS port only (port 0, tls-auth-clients yes). The URLs then say
+//     sslmode=verify-full with sslrootcert, sslcert and sslkey, and rediss://;
+//     Env adds REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE.
+//     A Start that changes TLS on or off restarts every service.
 //   - Readiness is checked with the real protocols: a PostgreSQL login, a login
 //     to PgBouncer's admin console, Redis PING, and finally one query through
 //     PgBouncer into the database.
+//   - For several instances of the application (ops/cluster): NginxConfig
+//     runs /usr/sbin/nginx as the service account with its prefix, pid file
+//     and temporary files under its own directory, always with a master
+//     process, so that Reload (SIGHUP) changes the upstreams without dropping
+//     a connection; not detached, the master gets SIGTERM, not SIGKILL, when
+//     this process dies, and stops its workers. RedisClusterConfig starts a
+//     three-master Redis Cluster (ports at most 55535: bus port = port +
+//     10000), detached if asked (StopRedisCluster). Spawn starts the
+//     application's own servers the same way, with pid files.
+//
+// # A streaming replica
+//
+// Stack.StartReplica adds a hot-standby replica of the stack's PostgreSQL under Dir/replica
+// (pg_basebackup -R as the account PostgreSQL runs as, then postgres over that copy on a free
+// port, with the primary's settings), and a PgBouncer database entry per replicated database,
+// named ReplicaEntry(database) ("<database>_ro"), written into a second [databases] section of
+// pgbouncer.ini and loaded with RELOAD. Replica.DatabaseURL is what DATABASE_REPLICA_URL takes
+// (Replica.Env); Replica.AddDatabase adds an entry for another database (the tests' own);
+// Replica.Stop and Start take it down and bring it back; Stop stops it with the stack.
 //
 // The fault-injection methods (StopRedis, StartRedis, RestartPgBouncer,
-// RestartPostgres) and StartRedisServer / StartRedisCluster exist for tests.
+// RestartPostgres) and StartRedisServer / StartRedisCluster (and their TLS
+// variants) exist for tests.
 package devstack

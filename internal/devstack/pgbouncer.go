@@ -55,6 +55,10 @@ func (s *Stack) pgbouncerSpec() (procSpec, error) {
 	if err != nil {
 		return procSpec{}, err
 	}
+	if s.TLS != nil {
+		ini += pgbouncerTLS(s.TLS)
+	}
+	ini += replicaDatabases(s.Dir) // the replica's entries, if it has any (replica.go)
 	iniPath := s.path("pgbouncer", "pgbouncer.ini")
 	if err := s.acct.writeOwned(iniPath, []byte(ini)); err != nil {
 		return procSpec{}, err
@@ -63,6 +67,24 @@ func (s *Stack) pgbouncerSpec() (procSpec, error) {
 		service: "pgbouncer", path: bin, args: []string{iniPath}, dir: dir,
 		logPath: s.logFile(pgbouncerSvc), cred: s.acct.cred, detach: s.cfg.Detach,
 	}, nil
+}
+
+// pgbouncerTLS is the TLS section added at the end of pgbouncer.ini (its [pgbouncer] section)
+// for a stack with TLS: clients must speak TLS and present a certificate the stack's CA signed
+// (PgBouncer's verify-ca and verify-full are the same for clients); PgBouncer speaks TLS to
+// PostgreSQL, verifies its certificate and name, and presents the client certificate.
+func pgbouncerTLS(t *TLS) string {
+	return fmt.Sprintf(`
+;; TLS on both sides (devstack.Config.TLS).
+client_tls_sslmode = verify-ca
+client_tls_ca_file = %s
+client_tls_cert_file = %s
+client_tls_key_file = %s
+server_tls_sslmode = verify-full
+server_tls_ca_file = %s
+server_tls_cert_file = %s
+server_tls_key_file = %s
+`, t.CAFile, t.CertFile, t.KeyFile, t.CAFile, t.ClientCertFile, t.ClientKeyFile)
 }
 
 // bouncerQuote quotes a userlist field: double quotes, inner quotes doubled.

@@ -62,14 +62,20 @@ func clusterLocale() string {
 }
 
 func (s *Stack) postgresSpec() (procSpec, error) {
+	return s.postgresSpecFor(s.pgData(), s.PostgresPort, s.logFile(postgresSvc))
+}
+
+// postgresSpecFor is the command of a PostgreSQL server over the data directory data (the
+// stack's own, or its replica's) on port, logging to logPath.
+func (s *Stack) postgresSpecFor(data string, port int, logPath string) (procSpec, error) {
 	bin, err := lookPostgres("postgres")
 	if err != nil {
 		return procSpec{}, err
 	}
 	args := []string{
-		"-D", s.pgData(),
+		"-D", data,
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "port=" + portString(s.PostgresPort),
+		"-c", "port=" + portString(port),
 		"-c", "unix_socket_directories=", // TCP only: no socket lock files to collide on
 		"-c", "max_connections=200",
 	}
@@ -87,9 +93,36 @@ func (s *Stack) postgresSpec() (procSpec, error) {
 			"-c", "dynamic_shared_memory_type=mmap",
 		)
 	}
+	if s.TLS != nil {
+		tlsArgs, err := s.postgresTLSArgs()
+		if err != nil {
+			return procSpec{}, err
+		}
+		args = append(args, tlsArgs...)
+	}
 	return procSpec{
 		service: "postgres", path: bin, args: args, dir: s.Dir,
-		logPath: s.logFile(postgresSvc), cred: s.acct.cred, detach: s.cfg.Detach,
+		logPath: logPath, cred: s.acct.cred, detach: s.cfg.Detach,
+	}, nil
+}
+
+// postgresHBA admits TLS connections only, from clients whose certificate the stack's CA
+// signed, with a password on top.
+const postgresHBA = "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n"
+
+// postgresTLSArgs turns TLS on with the stack's certificates, and writes the pg_hba.conf that
+// refuses anything but TLS with a client certificate.
+func (s *Stack) postgresTLSArgs() ([]string, error) {
+	hba := filepath.Join(tlsDir(s.Dir), "pg_hba.conf")
+	if err := s.acct.writeOwned(hba, []byte(postgresHBA)); err != nil {
+		return nil, err
+	}
+	return []string{
+		"-c", "ssl=on",
+		"-c", "ssl_cert_file=" + s.TLS.CertFile,
+		"-c", "ssl_key_file=" + s.TLS.KeyFile,
+		"-c", "ssl_ca_file=" + s.TLS.CAFile,
+		"-c", "hba_file=" + hba,
 	}, nil
 }
 
@@ -114,7 +147,7 @@ func pingPostgres(ctx context.Context, url string) error {
 
 // createDatabase creates the stack's database unless it exists.
 func (s *Stack) createDatabase(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, postgresURL(s.User, s.Password, s.PostgresPort, "postgres"))
+	conn, err := pgx.Connect(ctx, s.postgresURL(s.PostgresPort, "postgres"))
 	if err != nil {
 		return fmt.Errorf("devstack: postgres: %w", err)
 	}

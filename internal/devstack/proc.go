@@ -205,13 +205,17 @@ type procSpec struct {
 	service string // for messages: "postgres", "pgbouncer", "redis"
 	path    string
 	args    []string
-	dir     string // working directory; must be enterable by cred
-	logPath string // stdout and stderr are appended here
+	env     []string // the whole environment; nil: this process's
+	dir     string   // working directory; must be enterable by cred
+	logPath string   // stdout and stderr are appended here
 	cred    *syscall.Credential
 	// detach puts the process in its own session so that it outlives this
 	// process and its terminal; otherwise the process is killed (SIGKILL) when
 	// this process dies, so a crashed test binary leaves nothing behind.
 	detach bool
+	// deathSig replaces SIGKILL as the signal sent when this process dies (not
+	// detached): SIGTERM for a master process that must stop its workers.
+	deathSig syscall.Signal
 }
 
 // proc is a started server process.
@@ -219,6 +223,9 @@ type proc struct {
 	pid       int
 	logPath   string
 	logOffset int64 // size of the log before the process started
+
+	done    chan struct{} // closed once the process has exited and been reaped
+	waitErr error         // its exit status, set before done is closed
 }
 
 // spawnThread runs functions on one OS thread that never exits. The parent-death
@@ -257,6 +264,7 @@ func command(spec procSpec) (*exec.Cmd, *os.File, *proc, error) {
 	}
 	cmd := exec.Command(spec.path, spec.args...)
 	cmd.Dir = spec.dir
+	cmd.Env = spec.env
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	attr := &syscall.SysProcAttr{Credential: spec.cred}
@@ -264,6 +272,9 @@ func command(spec procSpec) (*exec.Cmd, *os.File, *proc, error) {
 		attr.Setsid = true
 	} else {
 		attr.Pdeathsig = syscall.SIGKILL
+		if spec.deathSig != 0 {
+			attr.Pdeathsig = spec.deathSig
+		}
 	}
 	cmd.SysProcAttr = attr
 	return cmd, logf, p, nil
@@ -308,9 +319,13 @@ func startProc(spec procSpec) (*proc, error) {
 		return nil, fmt.Errorf("devstack: starting %s: %w", spec.service, err)
 	}
 	p.pid = cmd.Process.Pid
+	p.done = make(chan struct{})
 	// Reap the child when it exits. If this process exits first, the child is
 	// re-parented to init (detached) or killed (not detached).
-	go cmd.Wait() //nolint:errcheck // the exit status is read from the log
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
 	return p, nil
 }
 

@@ -13,10 +13,14 @@ import (
 type Check struct {
 	Name string
 	Ping func(ctx context.Context) error
+	// Reason turns Ping's error into the words /readyz shows: words from a fixed vocabulary
+	// (internal/connerr), never the error's text, which may name hosts, users or URLs, since
+	// /readyz is on the public listener. Nil: "unavailable".
+	Reason func(error) string
 }
 
 // Readiness serves /readyz: 200 when every check passes, else 503 with a JSON reason per
-// failing check. Draining makes it answer 503 at once: the first step of a graceful shutdown,
+// failing check (Check.Reason). Draining makes it answer 503 at once: the first step of a graceful shutdown,
 // so that load balancers stop sending new requests.
 type Readiness struct {
 	checks   []Check
@@ -51,8 +55,10 @@ func (rd *Readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			wg.Go(func() {
 				result := "ok"
 				if err := c.Ping(ctx); err != nil {
-					// The reason names the dependency, never its error text.
 					result = "unavailable"
+					if c.Reason != nil {
+						result = c.Reason(err)
+					}
 				}
 				mu.Lock()
 				report.Checks[c.Name] = result

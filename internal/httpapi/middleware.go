@@ -80,14 +80,15 @@ func limitBody(max int64, next http.Handler) http.Handler {
 	})
 }
 
-// withTimeout gives a request a deadline. WebSocket upgrades are left alone: a subscription
-// lives as long as its connection.
-func withTimeout(d time.Duration, next http.Handler) http.Handler {
+// withTimeout gives a request a deadline. WebSocket upgrades and the requests of perOperation
+// are left alone: a subscription lives as long as its connection, and their transports give
+// each query and mutation the deadline themselves.
+func withTimeout(d time.Duration, perOperation func(*http.Request) bool, next http.Handler) http.Handler {
 	if d <= 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" {
+		if r.Header.Get("Upgrade") != "" || perOperation(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

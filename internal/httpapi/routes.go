@@ -16,6 +16,9 @@ type Config struct {
 	GraphQL http.Handler
 	// Playground serves / and its assets. Nil: / answers 404.
 	Playground http.Handler
+	// App serves the web app at /app and its assets under /app/ (package webapp). Nil: not
+	// mounted.
+	App http.Handler
 	// Ops serves the operations endpoints (NewOpsHandler) on this listener too: in development
 	// only; in production they have a listener of their own (OPS_ADDR). Nil: not mounted.
 	Ops http.Handler
@@ -29,6 +32,11 @@ type Config struct {
 	// rate limit, so that one client's flood is refused with 429 before it takes the slots of
 	// others. Nil: no admission limit.
 	Admission func(http.Handler) http.Handler
+	// PerOperation reports whether a request to /query is served by a transport that applies
+	// the rate limit, admission and deadline to its operation itself (GraphQL over Server-Sent
+	// Events, whose operation may outlive any request deadline): RateLimit, Admission and
+	// RequestTimeout leave it alone. Nil: none is.
+	PerOperation func(*http.Request) bool
 	// CORS wraps /query outermost, so that preflight requests are answered before anything
 	// else runs (see cors.go). Nil: no CORS headers (browsers allow the same origin only).
 	CORS func(http.Handler) http.Handler
@@ -79,10 +87,23 @@ func NewHandler(cfg Config, ready *Readiness) http.Handler {
 	if cfg.RateLimit != nil {
 		gql = cfg.RateLimit(gql)
 	}
+	perOperation := cfg.PerOperation
+	if perOperation == nil {
+		perOperation = func(*http.Request) bool { return false }
+	}
+	if perRequest := gql; cfg.Admission != nil || cfg.RateLimit != nil {
+		gql = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if perOperation(r) {
+				cfg.GraphQL.ServeHTTP(w, r)
+				return
+			}
+			perRequest.ServeHTTP(w, r)
+		})
+	}
 	if cfg.Authenticate != nil {
 		gql = cfg.Authenticate(gql)
 	}
-	gql = limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, gql))
+	gql = limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, perOperation, gql))
 	if cfg.CORS != nil {
 		gql = cfg.CORS(gql)
 	}
@@ -94,6 +115,10 @@ func NewHandler(cfg Config, ready *Readiness) http.Handler {
 		for _, p := range opsPaths {
 			mux.Handle(p, cfg.Ops)
 		}
+	}
+	if cfg.App != nil {
+		mux.Handle("/app", cfg.App)
+		mux.Handle("/app/", cfg.App)
 	}
 	if cfg.Playground != nil {
 		mux.Handle("/", cfg.Playground)

@@ -127,3 +127,39 @@ func decodeEvent(payload string) (chat.Event, error) {
 	}
 	return nil, errors.New("live: unknown event kind")
 }
+
+// wireUserEvent is the JSON published on a user's channel.
+type wireUserEvent struct {
+	UserID               int64     `json:"userId"`
+	EventSeq             int64     `json:"eventSeq"`
+	Kind                 string    `json:"kind"`
+	ConversationID       int64     `json:"conversationId"`
+	ConversationEventSeq int64     `json:"conversationEventSeq,omitempty"`
+	ReadSeq              int64     `json:"readSeq,omitempty"`
+	At                   time.Time `json:"at"`
+}
+
+func encodeUserEvent(ev *chat.UserEvent) ([]byte, error) {
+	return json.Marshal(wireUserEvent{
+		UserID: ev.UserID, EventSeq: ev.EventSeq, Kind: string(ev.Kind), ConversationID: ev.ConversationID,
+		ConversationEventSeq: ev.ConversationEventSeq, ReadSeq: ev.ReadSeq, At: ev.At,
+	})
+}
+
+func decodeUserEvent(payload string) (*chat.UserEvent, error) {
+	var w wireUserEvent
+	if err := json.Unmarshal([]byte(payload), &w); err != nil {
+		return nil, err
+	}
+	if w.UserID < 1 || w.EventSeq < 1 || w.ConversationID < 1 {
+		return nil, errors.New("live: user event without user, event_seq or conversation")
+	}
+	switch k := chat.UserEventKind(w.Kind); k {
+	case chat.UserJoined, chat.UserLeft, chat.UserRead:
+		return &chat.UserEvent{
+			UserID: w.UserID, EventSeq: w.EventSeq, Kind: k, ConversationID: w.ConversationID,
+			ConversationEventSeq: w.ConversationEventSeq, ReadSeq: w.ReadSeq, At: w.At,
+		}, nil
+	}
+	return nil, errors.New("live: unknown user event kind")
+}

@@ -33,12 +33,62 @@
 // (singleflight), so a conversation with ten thousand subscribers costs one query, not ten
 // thousand.
 //
+// # Polling PostgreSQL
+//
+// Redis Pub/Sub is at most once: an event published while an instance's subscription is down
+// (Redis restarting, a connection replaced), or one whose publish failed (Redis unreachable
+// from the sending instance only), never arrives. The sequences make delivery exact anyway, but
+// left at that, only the stream's next event (a gap) or a resubscription would make a subscriber
+// look in PostgreSQL, however long that takes. So every PollInterval each instance reads, in one statement, the newest event_seq
+// of every stream that has local subscribers (each conversation's, and each sidebar viewer's
+// own), by primary key, and compares it with the newest event its topic has passed on:
+//
+//   - A topic that is behind while its Redis subscription is not confirmed or its connection is
+//     failing catches up at once: its sinks are sent a pollMark carrying the head read, and each
+//     reads from PostgreSQL, in order, the events up to it that it has not handled (they are
+//     committed: the head was read after their commit), sharing the read with the sinks at
+//     the same position. A sink drops what it has seen, so nothing arrives twice.
+//   - A topic that is behind while Redis looks healthy is given PollGrace first: the event may
+//     be a publish still on its way. Only if the topic is still behind the same head then does
+//     it catch up. This covers publishes lost while Redis is otherwise up.
+//
+// The topic then counts the head as passed on (fanout drops what is not newer): every sink
+// attached when the mark was sent catches up to it, and a sink that attaches later reads where
+// it starts after attaching, so after the head was read.
+//
+// The poll runs always, not only while Redis is known to be down, because an instance cannot
+// know that another instance's publishes are failing: it costs one primary-key lookup per
+// followed stream per interval, in one statement, and nothing while the instance has no
+// subscribers. Delivery while Pub/Sub is down is then at most PollInterval plus a read late, and
+// a lost publish at most PollInterval plus PollGrace plus a read.
+//
 // # Slow subscribers
 //
 // A subscriber has a bounded buffer (Config.Buffer events). Publishing never waits: when the
 // buffer is full the subscription is cut off and ends with *ResumeError, which carries the last
 // seq delivered; the client resubscribes with that afterSeq and loses nothing, since the history
 // is in PostgreSQL.
+//
+// # Shared results
+//
+// Every subscriber of a topic receives the same event value: one pointer, handed to all of
+// them (fanout). What a subscriber sends for it depends only on that event, on the subscriber's
+// operation (document, operation name, variables) and, for a selection that reads something
+// of the viewer's own, on the viewer. Subscribers that agree on all three would each compute
+// the same bytes; Hub.Result lets the first compute them and the others reuse them.
+//
+// Results are kept by ResultKey, singleflighted (a subscriber that asks while the first is
+// computing waits for it), shared only when the computation says so (a result with errors is
+// its subscriber's alone: the next one to ask computes afresh), and kept briefly: at most 2 s
+// after they were made, 4096 of them and 16 MiB in all, the oldest leaving first (the
+// subscribers of an event ask within moments of each other). A subscriber that asks after its result left computes it again: sharing
+// saves work, it never decides what a subscriber receives. Each kept result holds its event
+// value, so the event cannot be freed and its address reused while the key is in the table:
+// pointer equality is event identity.
+//
+// Sharing never widens what anyone sees: the subscriber was authorised when it subscribed,
+// and ends on its own when it stops being a member (its subscription ends with NOT_FOUND
+// before the next event reaches it), whoever computed the bytes of the events before.
 //
 // # Shutdown
 //
@@ -63,6 +113,7 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/redisclient"
 )
 
 // Store is what the hub reads from PostgreSQL: membership and last_seq when a subscription
@@ -72,6 +123,11 @@ type Store interface {
 	ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error)
 	MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error)
 	EventsAfter(ctx context.Context, conversationID, after int64, limit int) ([]chat.Event, error)
+	UserEventsAfter(ctx context.Context, userID, after int64, limit int) ([]chat.UserEvent, error)
+	UserStreamStart(ctx context.Context, userID int64) (last, firstKept int64, conversations map[int64]int64, err error)
+	// StreamHeads returns, in one statement, the newest event_seq of each conversation and of
+	// each user named (the polls); those that do not exist are left out.
+	StreamHeads(ctx context.Context, conversations, users []int64) (conversationHeads, userHeads map[int64]int64, err error)
 }
 
 // Config configures a Hub. Zero values take the defaults.
@@ -79,6 +135,9 @@ type Config struct {
 	// Redis carries events between instances. A *redis.ClusterClient uses sharded Pub/Sub
 	// (SPUBLISH/SSUBSCRIBE); any other client plain Pub/Sub over one connection.
 	Redis redis.UniversalClient
+	// Breaker, if set, is the Redis circuit breaker publishes go through: while it is open they
+	// are skipped at once (counted as failures; other instances' polls deliver the events).
+	Breaker *redisclient.Breaker
 	// Store is read for membership, replays and gap fills.
 	Store Store
 	Log   *slog.Logger
@@ -89,7 +148,8 @@ type Config struct {
 	Buffer int
 	// PageSize is how many messages one replay or gap-fill query reads. Default 100.
 	PageSize int
-	// PublishTimeout bounds the Redis publish that runs after each commit. Default 500ms.
+	// PublishTimeout bounds the Redis publish that runs after each commit (and so does the
+	// Breaker's call deadline, when there is one). Default 500ms.
 	PublishTimeout time.Duration
 	// QueryTimeout bounds each PostgreSQL read of the hub. Default 5s.
 	QueryTimeout time.Duration
@@ -100,6 +160,13 @@ type Config struct {
 	// HealthInterval is how long a Redis subscription connection may be silent before it is
 	// pinged; one that stays silent for two more intervals is replaced. Default 5s.
 	HealthInterval time.Duration
+	// PollInterval is how often the heads of the streams with local subscribers are read from
+	// PostgreSQL, to deliver what Redis Pub/Sub did not (see Polling PostgreSQL). Default 1s;
+	// below 0, never.
+	PollInterval time.Duration
+	// PollGrace is how long a stream found behind while its Redis subscription looks healthy
+	// is given for the event to arrive through Redis before it catches up. Default 250ms.
+	PollGrace time.Duration
 }
 
 // Defaults for Config.
@@ -110,19 +177,27 @@ const (
 	DefaultQueryTimeout   = 5 * time.Second
 	DefaultReadyTimeout   = 2 * time.Second
 	DefaultHealthInterval = 5 * time.Second
+	DefaultPollInterval   = time.Second
+	DefaultPollGrace      = 250 * time.Millisecond
 )
 
 // ResumeError ends a subscription that fell too far behind. The client resubscribes after
 // After, the last seq (a messages stream) or event_seq (an events stream, Events) it was sent,
+// or for a sidebar stream (Viewer) after Position, the position of the last event it was sent,
 // and misses nothing.
 type ResumeError struct {
 	ConversationID int64
 	Events         bool
 	After          int64
+	Viewer         bool
+	Position       string
 }
 
 func (e *ResumeError) Error() string {
-	if e.Events {
+	switch {
+	case e.Viewer:
+		return "subscriber too slow: resubscribe with after"
+	case e.Events:
 		return "subscriber too slow: resubscribe with afterEventSeq"
 	}
 	return "subscriber too slow: resubscribe with afterSeq"
@@ -141,9 +216,10 @@ type Hub struct {
 	log     *slog.Logger
 	m       metrics
 	reads   singleflight.Group
+	results *results
 
 	mu       sync.RWMutex
-	topics   map[int64]*topic
+	topics   map[stream]*topic
 	shards   map[int]*shard
 	conns    map[uint64]func()
 	nextConn uint64
@@ -154,6 +230,7 @@ type Hub struct {
 	subs     sync.WaitGroup
 	connsWG  sync.WaitGroup
 	shardsWG sync.WaitGroup
+	pollWG   sync.WaitGroup
 }
 
 // NewHub returns a Hub. It connects to Redis only when the first subscriber arrives.
@@ -176,37 +253,32 @@ func NewHub(cfg Config) *Hub {
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = DefaultHealthInterval
 	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.PollGrace <= 0 {
+		cfg.PollGrace = DefaultPollGrace
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
-	return &Hub{
+	h := &Hub{
 		cfg:     cfg,
 		rdb:     cfg.Redis,
 		sharded: sharded,
 		store:   cfg.Store,
 		log:     cfg.Log,
 		m:       newMetrics(cfg.Registerer),
-		topics:  map[int64]*topic{},
+		results: newResults(),
+		topics:  map[stream]*topic{},
 		shards:  map[int]*shard{},
 		conns:   map[uint64]func(){},
 		done:    make(chan struct{}),
 	}
-}
-
-// channelName is the Redis channel of a conversation's events, hash-tagged by conversation.
-func channelName(conversationID int64) string {
-	return "msg:events:{" + strconv.FormatInt(conversationID, 10) + "}"
-}
-
-// conversationOf parses a channel name back into its conversation id.
-func conversationOf(channel string) (int64, bool) {
-	const prefix, suffix = "msg:events:{", "}"
-	if len(channel) <= len(prefix)+len(suffix) || channel[:len(prefix)] != prefix || channel[len(channel)-1:] != suffix {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(channel[len(prefix):len(channel)-1], 10, 64)
-	return id, err == nil
+	h.pollWG.Add(1)
+	go h.poll()
+	return h
 }
 
 // SubscribeMessages starts viewerID's subscription to conversationID's messages: with afterSeq,
@@ -260,14 +332,16 @@ func (h *Hub) subscribe(ctx context.Context, s *subscriber, viewerID, conversati
 	}
 	s.hub, s.conv, s.viewer = h, conversationID, viewerID
 	s.in, s.cut = make(chan chat.Event, h.cfg.Buffer), make(chan struct{})
-	if err := h.attach(ctx, s); err != nil {
+	t, err := h.attach(ctx, s, stream{id: conversationID})
+	if err != nil {
 		return err
 	}
+	s.topic = t
 	// Joined and confirmed by Redis: whatever is committed from here on reaches s, live or
 	// through a gap fill. Now read where to start: the conversation's last seq and last
 	// event_seq, read together, are an exact seam between what is replayed and what is live.
 	if conv, err = h.conversation(ctx, viewerID, conversationID); err != nil {
-		h.detach(s)
+		h.detach(s, t)
 		return err
 	}
 	s.lastEvent, s.lastSeq = conv.LastEventSeq, conv.LastSeq
@@ -299,51 +373,81 @@ func (h *Hub) conversation(ctx context.Context, viewerID, conversationID int64) 
 	return convs[0], nil
 }
 
-// AfterCommit is the hub's chat.Hook: every change is published (Publish).
+// AfterCommit is the hub's chat.Hook: every change's event is published (Publish), and so are
+// the users' own events it wrote (PublishUser).
 func (h *Hub) AfterCommit(ctx context.Context, c chat.Change) {
 	if c.Event != nil {
 		h.Publish(ctx, c.Event)
+	}
+	for i := range c.UserEvents {
+		h.PublishUser(ctx, &c.UserEvents[i])
 	}
 }
 
 // Publish hands a committed event to this instance's subscribers and publishes it on Redis for
 // the others. The application runs it after every change (AfterCommit). It never waits for a
 // subscriber, and waits for Redis at most PublishTimeout; a failed publish is counted and
-// logged, and other instances' subscribers catch up on the conversation's next event.
+// logged, and other instances' subscribers catch up at their next poll (see Polling
+// PostgreSQL) or on the conversation's next event, whichever comes first.
 func (h *Hub) Publish(ctx context.Context, ev chat.Event) {
 	hd := ev.Header()
-	h.dispatch(ev)
+	key := stream{id: hd.ConversationID}
+	h.dispatch(key, ev, hd.EventSeq)
 	payload, err := encodeEvent(ev)
+	h.publish(ctx, key, hd.EventSeq, payload, err)
+}
+
+// PublishUser hands a user's own committed event to this instance's sidebar streams of the user
+// and publishes it on Redis for the others, as Publish does.
+func (h *Hub) PublishUser(ctx context.Context, ev *chat.UserEvent) {
+	key := stream{user: true, id: ev.UserID}
+	h.dispatch(key, ev, ev.EventSeq)
+	payload, err := encodeUserEvent(ev)
+	h.publish(ctx, key, ev.EventSeq, payload, err)
+}
+
+// publish sends an encoded event on its stream's channel.
+func (h *Hub) publish(ctx context.Context, key stream, seq int64, payload []byte, err error) {
+	channel := key.channel()
 	if err != nil { // cannot happen with these types; counted as a failure all the same
 		h.m.publishes.Inc()
 		h.m.publishFailures.Inc()
-		h.log.ErrorContext(ctx, "live: encoding an event", "conversation_id", hd.ConversationID, "event_seq", hd.EventSeq, "err", err)
+		h.log.ErrorContext(ctx, "live: encoding an event", "channel", channel, "event_seq", seq, "err", err)
 		return
 	}
 	// The request may end the moment the mutation answers; the publish must not end with it.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
 	defer cancel()
-	channel := channelName(hd.ConversationID)
-	if h.sharded {
-		err = h.rdb.SPublish(pctx, channel, payload).Err()
+	send := func(ctx context.Context) error {
+		if h.sharded {
+			return h.rdb.SPublish(ctx, channel, payload).Err()
+		}
+		return h.rdb.Publish(ctx, channel, payload).Err()
+	}
+	if h.cfg.Breaker != nil {
+		err = h.cfg.Breaker.Do(pctx, send)
 	} else {
-		err = h.rdb.Publish(pctx, channel, payload).Err()
+		err = send(pctx)
 	}
 	h.m.publishes.Inc()
 	if err != nil {
 		h.m.publishFailures.Inc()
-		h.log.WarnContext(ctx, "live: publish to redis failed; local subscribers were served, others catch up on the next event",
-			"conversation_id", hd.ConversationID, "event_seq", hd.EventSeq, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, redisclient.ErrOpen) {
+			level = slog.LevelDebug // Redis is known to be down: said once, by the breaker
+		}
+		h.log.Log(ctx, level, "live: publish to redis failed; local subscribers were served, others catch up at their next poll",
+			"channel", channel, "event_seq", seq, "err", err)
 	}
 }
 
-// dispatch fans an event out to the local subscribers of its conversation.
-func (h *Hub) dispatch(ev chat.Event) {
+// dispatch fans an event of a stream out to the stream's local sinks.
+func (h *Hub) dispatch(key stream, item any, seq int64) {
 	h.mu.RLock()
-	t := h.topics[ev.Header().ConversationID]
+	t := h.topics[key]
 	h.mu.RUnlock()
 	if t != nil {
-		t.fanout(ev)
+		t.fanout(item, seq)
 	}
 }
 
@@ -402,6 +506,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	if err2 := wait(ctx, &h.shardsWG); err == nil {
 		err = err2
 	}
+	if err2 := wait(ctx, &h.pollWG); err == nil {
+		err = err2
+	}
 	if err != nil {
 		return fmt.Errorf("live: close: %w", err)
 	}
@@ -419,53 +526,71 @@ func wait(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 }
 
-// attach adds s to its conversation's topic, creating the topic (and its Redis subscription)
-// when s is the first, and waits until the Redis subscription is confirmed or given up on.
-func (h *Hub) attach(ctx context.Context, s *subscriber) error {
+// attach adds s to key's topic, creating the topic (and its Redis subscription) when s is the
+// first, and waits until the Redis subscription is confirmed or given up on.
+func (h *Hub) attach(ctx context.Context, s sink, key stream) (*topic, error) {
+	ts, err := h.attachAll(ctx, s, []stream{key})
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// attachAll adds s to the topics of keys, then waits until each one's Redis subscription is
+// confirmed or given up on: the subscriptions are asked for together.
+func (h *Hub) attachAll(ctx context.Context, s sink, keys []stream) ([]*topic, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	t := h.topics[s.conv]
-	if t == nil {
-		h.nextID++
-		t = newTopic(h, s.conv, h.nextID)
-		h.topics[s.conv] = t
-		h.shardFor(t).add(t)
+	ts := make([]*topic, len(keys))
+	for i, key := range keys {
+		t := h.topics[key]
+		if t == nil {
+			h.nextID++
+			t = newTopic(h, key, h.nextID)
+			h.topics[key] = t
+			h.shardFor(t).add(t)
+		}
+		t.refs++
+		t.mu.Lock()
+		t.subs[s] = struct{}{}
+		t.mu.Unlock()
+		h.subs.Add(1)
+		ts[i] = t
 	}
-	t.refs++
-	t.mu.Lock()
-	t.subs[s] = struct{}{}
-	t.mu.Unlock()
-	s.topic = t
-	h.subs.Add(1)
 	h.mu.Unlock()
 
-	select {
-	case <-t.ready:
-		return nil
-	case <-ctx.Done():
-		h.detach(s)
-		return ctx.Err()
-	case <-h.done:
-		h.detach(s)
-		return ErrClosed
+	for _, t := range ts {
+		var err error
+		select {
+		case <-t.ready:
+			continue
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-h.done:
+			err = ErrClosed
+		}
+		for _, t := range ts {
+			h.detach(s, t)
+		}
+		return nil, err
 	}
+	return ts, nil
 }
 
-// detach removes s from its topic, dropping the topic (and its Redis subscription) when s was
-// the last. It runs once per attached subscriber.
-func (h *Hub) detach(s *subscriber) {
+// detach removes s from t, dropping the topic (and its Redis subscription) when s was the last.
+// It runs once per attachment.
+func (h *Hub) detach(s sink, t *topic) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := s.topic
 	t.mu.Lock()
 	delete(t.subs, s)
 	t.mu.Unlock()
 	t.refs--
 	if t.refs == 0 {
-		delete(h.topics, t.conv)
+		delete(h.topics, t.key)
 		t.stopTimer()
 		sh := t.shard
 		sh.remove(t)

@@ -30,12 +30,15 @@ type memStore struct {
 	members map[int64]map[int64]bool
 	msgs    map[int64][]chat.Message
 	events  map[int64][]chat.Event
+	users   map[int64][]chat.UserEvent
+	pruned  map[int64]int64 // user events up to this event_seq are no longer kept
 	nextID  int64
 	reads   atomic.Int64 // MessagesAfter and EventsAfter calls
+	polls   atomic.Int64 // StreamHeads calls
 }
 
 func newMemStore() *memStore {
-	return &memStore{members: map[int64]map[int64]bool{}, msgs: map[int64][]chat.Message{}, events: map[int64][]chat.Event{}}
+	return &memStore{members: map[int64]map[int64]bool{}, msgs: map[int64][]chat.Message{}, events: map[int64][]chat.Event{}, users: map[int64][]chat.UserEvent{}, pruned: map[int64]int64{}}
 }
 
 func (s *memStore) conversation(conv int64, members ...int64) {
@@ -62,14 +65,92 @@ func (s *memStore) commit(conv int64, body string) *chat.MessageAdded {
 	return ev
 }
 
-// remove removes a member, with its event, and returns the event.
+// remove removes a member, with its event and the user's UserLeft, and returns the events.
 func (s *memStore) remove(conv, user int64) *chat.MemberRemoved {
+	ev, _ := s.removeUser(conv, user)
+	return ev
+}
+
+func (s *memStore) removeUser(conv, user int64) (*chat.MemberRemoved, *chat.UserEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.members[conv], user)
 	ev := &chat.MemberRemoved{EventHeader: s.header(conv), User: chat.User{ID: user, Name: "Bob"}}
 	s.events[conv] = append(s.events[conv], ev)
+	return ev, s.userEvent(user, chat.UserEvent{Kind: chat.UserLeft, ConversationID: conv, ConversationEventSeq: ev.EventSeq})
+}
+
+// add makes user a member, with the MembersAdded event and the user's UserJoined.
+func (s *memStore) add(conv, user int64) (*chat.MembersAdded, *chat.UserEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members[conv] == nil {
+		s.members[conv] = map[int64]bool{}
+	}
+	s.members[conv][user] = true
+	ev := &chat.MembersAdded{EventHeader: s.header(conv), Users: []chat.User{{ID: user, Name: "Bob"}}}
+	s.events[conv] = append(s.events[conv], ev)
+	return ev, s.userEvent(user, chat.UserEvent{Kind: chat.UserJoined, ConversationID: conv, ConversationEventSeq: ev.EventSeq})
+}
+
+// read stores the user's UserRead.
+func (s *memStore) read(conv, user, seq int64) *chat.UserEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userEvent(user, chat.UserEvent{Kind: chat.UserRead, ConversationID: conv, ReadSeq: seq})
+}
+
+// react stores a reaction event (which a sidebar stream passes over silently).
+func (s *memStore) react(conv int64) *chat.ReactionChanged {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.msgs[conv][len(s.msgs[conv])-1]
+	ev := &chat.ReactionChanged{EventHeader: s.header(conv), Message: &m, Emoji: "👍", Added: true}
+	s.events[conv] = append(s.events[conv], ev)
 	return ev
+}
+
+func (s *memStore) userEvent(user int64, ev chat.UserEvent) *chat.UserEvent {
+	ev.UserID, ev.EventSeq, ev.At = user, int64(len(s.users[user])+1), time.Now().UTC()
+	s.users[user] = append(s.users[user], ev)
+	return &ev
+}
+
+func (s *memStore) UserEventsAfter(_ context.Context, user, afterSeq int64, limit int) ([]chat.UserEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return after(s.users[user], max(afterSeq, s.pruned[user]), limit), nil
+}
+
+func (s *memStore) UserStreamStart(_ context.Context, user int64) (last, firstKept int64, convs map[int64]int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	convs = map[int64]int64{}
+	for c, members := range s.members {
+		if members[user] {
+			convs[c] = int64(len(s.events[c]))
+		}
+	}
+	if n := int64(len(s.users[user])); n > s.pruned[user] {
+		firstKept = s.pruned[user] + 1
+	}
+	return int64(len(s.users[user])), firstKept, convs, nil
+}
+
+func (s *memStore) StreamHeads(_ context.Context, convs, users []int64) (map[int64]int64, map[int64]int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.polls.Add(1)
+	ch, uh := map[int64]int64{}, map[int64]int64{}
+	for _, c := range convs {
+		if _, ok := s.members[c]; ok {
+			ch[c] = int64(len(s.events[c]))
+		}
+	}
+	for _, u := range users {
+		uh[u] = int64(len(s.users[u]))
+	}
+	return ch, uh, nil
 }
 
 func (s *memStore) header(conv int64) chat.EventHeader {
@@ -727,13 +808,20 @@ func TestChannelNamesAndSlots(t *testing.T) {
 	if c := channelName(42); c != "msg:events:{42}" {
 		t.Fatal(c)
 	}
+	if c := (stream{user: true, id: 7}).channel(); c != "msg:user:{u7}" {
+		t.Fatal(c)
+	}
 	for _, c := range []struct {
 		channel string
-		conv    int64
+		want    stream
 		ok      bool
-	}{{"msg:events:{42}", 42, true}, {"msg:events:{}", 0, false}, {"msg:events:{x}", 0, false}, {"other", 0, false}} {
-		if conv, ok := conversationOf(c.channel); conv != c.conv || ok != c.ok {
-			t.Errorf("%s: %d %v", c.channel, conv, ok)
+	}{
+		{"msg:events:{42}", stream{id: 42}, true}, {"msg:user:{u7}", stream{user: true, id: 7}, true},
+		{"msg:events:{}", stream{}, false}, {"msg:events:{x}", stream{}, false}, {"msg:user:{7}", stream{}, false},
+		{"msg:events:{-1}", stream{id: -1}, false}, {"other", stream{}, false},
+	} {
+		if got, ok := streamOf(c.channel); ok != c.ok || (ok && got != c.want) {
+			t.Errorf("%s: %+v %v", c.channel, got, ok)
 		}
 	}
 	// Redis documents CLUSTER KEYSLOT foo = 12182; CRC16("123456789") = 0x31C3.
@@ -745,7 +833,13 @@ func TestChannelNamesAndSlots(t *testing.T) {
 	if slot(channelName(42)) != slot("42") {
 		t.Error("the channel's slot is not its conversation's hash tag")
 	}
+	if slot((stream{user: true, id: 7}).channel()) != slot("msg:viewer:{u7}") {
+		t.Error("a user's channel is not in the slot of the user's other keys")
+	}
 }
+
+// channelName is the Redis channel of a conversation's events.
+func channelName(conversationID int64) string { return stream{id: conversationID}.channel() }
 
 // codeOf is err's public code ("" when err is not public).
 func codeOf(err error) apperr.Code {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,6 +41,8 @@ type shard struct {
 	waiters map[string]*topic // PING payload -> topic awaiting confirmation
 
 	quit chan struct{}
+	// healthy: the connection's last receive succeeded (read by the poll, see pubsubHealthy).
+	healthy atomic.Bool
 }
 
 type opKind int
@@ -216,6 +219,9 @@ func (sh *shard) receive() {
 			}
 			var nerr net.Error
 			var rerr redis.Error
+			if !(errors.As(err, &nerr) && nerr.Timeout()) {
+				sh.healthy.Store(false)
+			}
 			switch {
 			case errors.As(err, &nerr) && nerr.Timeout():
 				silent++
@@ -244,6 +250,7 @@ func (sh *shard) receive() {
 			continue
 		}
 		silent, backoff = 0, 50*time.Millisecond
+		sh.healthy.Store(true)
 		switch m := msg.(type) {
 		case *redis.Message:
 			sh.onMessage(m)
@@ -263,16 +270,33 @@ func (sh *shard) isClosed() bool {
 
 func (sh *shard) onMessage(m *redis.Message) {
 	h := sh.hub
-	msg, err := decodeEvent(m.Payload)
-	if err != nil {
-		h.log.Warn("live: undecodable event", "channel", m.Channel, "err", err)
+	key, ok := streamOf(m.Channel)
+	if !ok {
+		h.log.Warn("live: event on an unknown channel", "channel", m.Channel)
 		return
 	}
-	if conv, ok := conversationOf(m.Channel); !ok || conv != msg.Header().ConversationID {
-		h.log.Warn("live: event on the wrong channel", "channel", m.Channel, "conversation_id", msg.Header().ConversationID)
+	var item any
+	var seq, owner int64
+	if key.user {
+		ev, err := decodeUserEvent(m.Payload)
+		if err != nil {
+			h.log.Warn("live: undecodable event", "channel", m.Channel, "err", err)
+			return
+		}
+		item, seq, owner = ev, ev.EventSeq, ev.UserID
+	} else {
+		ev, err := decodeEvent(m.Payload)
+		if err != nil {
+			h.log.Warn("live: undecodable event", "channel", m.Channel, "err", err)
+			return
+		}
+		item, seq, owner = ev, ev.Header().EventSeq, ev.Header().ConversationID
+	}
+	if owner != key.id {
+		h.log.Warn("live: event on the wrong channel", "channel", m.Channel, "owner", owner)
 		return
 	}
-	h.dispatch(msg)
+	h.dispatch(key, item, seq)
 }
 
 func (sh *shard) onSubscription(ps *redis.PubSub, m *redis.Subscription) {
@@ -305,14 +329,14 @@ func (sh *shard) onPong(payload string) {
 
 // topic returns the live topic of channel if it is served by this shard.
 func (sh *shard) topic(channel string) *topic {
-	conv, ok := conversationOf(channel)
+	key, ok := streamOf(channel)
 	if !ok {
 		return nil
 	}
 	h := sh.hub
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if t := h.topics[conv]; t != nil && t.shard == sh {
+	if t := h.topics[key]; t != nil && t.shard == sh {
 		return t
 	}
 	return nil
@@ -335,6 +359,7 @@ func (sh *shard) reset(old *redis.PubSub, reason string, cause error) {
 		channels = append(channels, c)
 	}
 	sh.ps = ps
+	sh.healthy.Store(false)
 	var err error
 	if len(channels) > 0 {
 		err = h.subscribeCmd(ctx, ps, channels...)

@@ -37,6 +37,16 @@ type subscriber struct {
 // errStopped ends a subscription quietly: its context ended or the hub closed.
 var errStopped = errors.New("live: subscription stopped")
 
+// offer passes an event of s's topic on (see sink).
+func (s *subscriber) offer(_ *topic, item any) bool {
+	select {
+	case s.in <- item.(chat.Event):
+		return true
+	default:
+		return false
+	}
+}
+
 // cutOff ends the subscription of a subscriber that fell behind. It never blocks.
 func (s *subscriber) cutOff() {
 	s.cutOnce.Do(func() {
@@ -52,7 +62,7 @@ func (s *subscriber) run(ctx context.Context, start func(context.Context) error,
 	if err == nil {
 		err = s.loop(ctx)
 	}
-	s.hub.detach(s)
+	s.hub.detach(s, s.topic)
 	s.hub.m.active.Dec()
 	if err != nil && !errors.Is(err, errStopped) {
 		var resume *ResumeError
@@ -108,6 +118,15 @@ func (s *subscriber) resumeError() error {
 func (s *subscriber) handle(ctx context.Context, ev chat.Event) error {
 	if ev == resyncMarker {
 		return s.catchUp(ctx, maxSeq)
+	}
+	if pm, ok := ev.(*pollMark); ok {
+		if pm.EventSeq <= s.lastEvent {
+			return nil
+		}
+		before := s.lastEvent
+		err := s.catchUp(ctx, pm.EventSeq)
+		s.hub.m.pollDeliveries.Add(float64(s.lastEvent - before))
+		return err
 	}
 	seq := ev.Header().EventSeq
 	if seq <= s.lastEvent {
@@ -182,29 +201,50 @@ func trySend[T any](ctx context.Context, s *subscriber, out chan T, v T) bool {
 // catchUp handles, from PostgreSQL, the events after s.lastEvent up to event_seq upTo (maxSeq:
 // all there are now).
 func (s *subscriber) catchUp(ctx context.Context, upTo int64) error {
+	return catchUp(ctx, s.hub, &s.lastEvent, upTo,
+		func(ctx context.Context, after int64, limit int) ([]chat.Event, error) {
+			return s.hub.readEvents(ctx, s.conv, after, limit)
+		},
+		func(ev chat.Event) int64 { return ev.Header().EventSeq },
+		func(ev chat.Event) (bool, error) { return false, s.process(ctx, ev) },
+		func(err error) error { return fmt.Errorf("live: conversation %d: %w", s.conv, err) })
+}
+
+// errSeqGap: a stream's events in the store are not consecutive.
+var errSeqGap = errors.New("events missing in the store")
+
+// catchUp reads from PostgreSQL (read) the events of one stream after *last up to event_seq
+// upTo (maxSeq: all there are now) and handles each in order; handle moves *last, and may end
+// the catch-up early (stop). Events are published after commit, so those up to an announced
+// upTo are committed: a read that finds none is retried a few times before giving up. wrap
+// names the stream in errors; a hole in the stored sequence is errSeqGap.
+func catchUp[T any](ctx context.Context, h *Hub, last *int64, upTo int64,
+	read func(ctx context.Context, after int64, limit int) ([]T, error), seqOf func(T) int64,
+	handle func(T) (stop bool, err error), wrap func(error) error) error {
 	const maxEmptyReads = 4
 	empty := 0
-	for s.lastEvent < upTo {
-		limit := s.hub.cfg.PageSize
-		if upTo != maxSeq && upTo-s.lastEvent < int64(limit) {
-			limit = int(upTo - s.lastEvent)
+	for *last < upTo {
+		limit := h.cfg.PageSize
+		if upTo != maxSeq && upTo-*last < int64(limit) {
+			limit = int(upTo - *last)
 		}
-		evs, err := s.hub.readEvents(ctx, s.conv, s.lastEvent, limit)
+		evs, err := read(ctx, *last, limit)
 		if err != nil {
 			if ctx.Err() != nil {
 				return errStopped
 			}
-			return fmt.Errorf("live: reading conversation %d after event %d: %w", s.conv, s.lastEvent, err)
+			return wrap(fmt.Errorf("reading after event %d: %w", *last, err))
 		}
-		for _, ev := range evs { // shared with other readers of the same page: read only
-			seq := ev.Header().EventSeq
-			if seq <= s.lastEvent {
+		for _, ev := range evs { // may be shared with other readers of the same page: read only
+			seq := seqOf(ev)
+			if seq <= *last {
 				continue
 			}
-			if seq != s.lastEvent+1 {
-				return fmt.Errorf("live: conversation %d: event %d follows %d in the store", s.conv, seq, s.lastEvent)
+			if seq != *last+1 {
+				return wrap(fmt.Errorf("event %d follows %d: %w", seq, *last, errSeqGap))
 			}
-			if err := s.process(ctx, ev); err != nil {
+			stop, err := handle(ev)
+			if err != nil || stop {
 				return err
 			}
 		}
@@ -215,13 +255,11 @@ func (s *subscriber) catchUp(ctx context.Context, upTo int64) error {
 			continue
 		}
 		if len(evs) == 0 {
-			// Events are published after commit, so the missing ones are committed; a read
-			// that finds none is retried a few times before the subscription gives up.
 			empty++
 			if empty == maxEmptyReads {
-				return fmt.Errorf("live: conversation %d: events %d..%d announced but not found", s.conv, s.lastEvent+1, upTo)
+				return wrap(fmt.Errorf("events %d..%d announced but not found", *last+1, upTo))
 			}
-			if err := sleep(ctx, s.hub.done, time.Duration(empty)*20*time.Millisecond); err != nil {
+			if err := sleep(ctx, h.done, time.Duration(empty)*20*time.Millisecond); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package live
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,13 +10,52 @@ import (
 	"github.com/threadline/threadline/internal/chat"
 )
 
-// A topic is one conversation's local subscribers and the state of its Redis subscription.
-// Events reach every subscriber in increasing event_seq order: fanout drops what the topic
-// already passed on (the sending instance sees its own events twice) and sends under the
-// topic's lock.
+// A stream is what a topic carries: the events of one conversation (chat.Event), or one user's
+// own events (*chat.UserEvent: joined, left, read), each numbered by its own gap-free event_seq.
+type stream struct {
+	user bool
+	id   int64
+}
+
+// channel is the Redis channel of the stream, hash-tagged by conversation or user: the
+// conversation's msg:events:{<id>}, the user's msg:user:{u<id>}.
+func (k stream) channel() string {
+	if k.user {
+		return "msg:user:{u" + strconv.FormatInt(k.id, 10) + "}"
+	}
+	return "msg:events:{" + strconv.FormatInt(k.id, 10) + "}"
+}
+
+// streamOf parses a channel name back into its stream.
+func streamOf(channel string) (stream, bool) {
+	for _, f := range []struct {
+		prefix string
+		user   bool
+	}{{"msg:events:{", false}, {"msg:user:{u", true}} {
+		if len(channel) > len(f.prefix)+1 && strings.HasPrefix(channel, f.prefix) && strings.HasSuffix(channel, "}") {
+			id, err := strconv.ParseInt(channel[len(f.prefix):len(channel)-1], 10, 64)
+			return stream{user: f.user, id: id}, err == nil && id > 0
+		}
+	}
+	return stream{}, false
+}
+
+// A sink receives what topics pass on: a subscription to one conversation (subscriber), or a
+// viewer's sidebar stream over many topics (viewerSub).
+type sink interface {
+	// offer passes on an item of t (an event of t's stream, or resyncMarker) without waiting;
+	// false when the sink's buffer is full.
+	offer(t *topic, item any) bool
+	// cutOff ends a sink that fell behind. It never blocks.
+	cutOff()
+}
+
+// A topic is one stream's local sinks and the state of its Redis subscription. Events reach
+// every sink in increasing event_seq order: fanout drops what the topic already passed on (the
+// sending instance sees its own events twice) and sends under the topic's lock.
 type topic struct {
 	hub     *Hub
-	conv    int64
+	key     stream
 	channel string
 	// token is the payload of the PING sent after the SUBSCRIBE: its PONG proves that Redis
 	// has processed the SUBSCRIBE, on this connection, for this topic.
@@ -29,7 +69,7 @@ type topic struct {
 	timer     *time.Timer
 
 	mu     sync.Mutex
-	subs   map[*subscriber]struct{}
+	subs   map[sink]struct{}
 	maxSeq int64 // highest event_seq fanned out
 }
 
@@ -40,14 +80,14 @@ const (
 	stateDegraded              // not confirmed in time: subscribers run, and catch up once it is
 )
 
-func newTopic(h *Hub, conv int64, id uint64) *topic {
+func newTopic(h *Hub, key stream, id uint64) *topic {
 	t := &topic{
 		hub:     h,
-		conv:    conv,
-		channel: channelName(conv),
+		key:     key,
+		channel: key.channel(),
 		token:   "live:" + strconv.FormatUint(id, 10),
 		ready:   make(chan struct{}),
-		subs:    map[*subscriber]struct{}{},
+		subs:    map[sink]struct{}{},
 	}
 	t.timer = time.AfterFunc(h.cfg.ReadyTimeout, func() { t.degrade("redis did not confirm the subscription in time", nil) })
 	return t
@@ -79,7 +119,7 @@ func (t *topic) giveUp(reason string, err error) {
 func (t *topic) degrade(reason string, err error) {
 	if t.state.CompareAndSwap(statePending, stateDegraded) {
 		t.hub.log.Warn("live: redis subscription not confirmed; continuing, subscribers catch up when it is",
-			"conversation_id", t.conv, "reason", reason, "err", err)
+			"channel", t.channel, "reason", reason, "err", err)
 		t.markReady()
 	}
 }
@@ -104,31 +144,28 @@ func (t *topic) resync() {
 	t.sendLocked(resyncMarker)
 }
 
-// fanout passes an event to every subscriber, unless the topic already passed it (or a later
-// one) on: in that case each subscriber has it, or has filled it from PostgreSQL, or started
-// after it.
-func (t *topic) fanout(ev chat.Event) {
+// fanout passes an event (seq its event_seq) to every sink, unless the topic already passed it
+// (or a later one) on: in that case each sink has it, or has filled it from PostgreSQL, or
+// started after it.
+func (t *topic) fanout(item any, seq int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if seq := ev.Header().EventSeq; seq <= t.maxSeq {
+	if seq <= t.maxSeq {
 		return
-	} else {
-		t.maxSeq = seq
 	}
-	t.sendLocked(ev)
+	t.maxSeq = seq
+	t.sendLocked(item)
 }
 
-// sendLocked never waits: a subscriber whose buffer is full is cut off and removed.
-func (t *topic) sendLocked(m chat.Event) {
+// sendLocked never waits: a sink whose buffer is full is cut off and removed.
+func (t *topic) sendLocked(item any) {
 	for s := range t.subs {
-		select {
-		case s.in <- m:
-		default:
+		if !s.offer(t, item) {
 			delete(t.subs, s)
 			s.cutOff()
 		}
 	}
 }
 
-// resyncMarker, sent in place of an event, makes a subscriber catch up from PostgreSQL.
+// resyncMarker, sent in place of an event, makes a sink catch up from PostgreSQL.
 var resyncMarker chat.Event = &chat.MessageAdded{}

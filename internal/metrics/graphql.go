@@ -107,6 +107,16 @@ func (e graphqlExtension) InterceptResponse(ctx context.Context, next graphql.Re
 	return resp
 }
 
+// ObserveOperation counts and times an operation answered without the executor — a
+// response-cache hit served over HTTP before gqlgen ran — as the GraphQL extension counts one
+// that ran: name is the operation's name as the request or the document gives it ("" for
+// none), typ its type. Such an answer has no errors.
+func (m *Metrics) ObserveOperation(name, typ string, took time.Duration) {
+	label := m.names.label(name)
+	m.operations.WithLabelValues(label, typ).Inc()
+	m.operationDuration.WithLabelValues(label, typ).Observe(took.Seconds())
+}
+
 // operationLabels returns the operation and type label values of an operation.
 func (m *Metrics) operationLabels(opCtx *graphql.OperationContext) (name, typ string) {
 	name, typ = opCtx.OperationName, "unknown"

@@ -13,7 +13,8 @@ import (
 // route. It must wrap the http.ServeMux itself, with nothing in between that replaces the
 // *http.Request: the route is the pattern the mux matched (r.Pattern, which the mux sets on the
 // request it is given), without its method; requests no pattern matched are "unmatched".
-// WebSocket upgrades are counted (code 101) but not timed: they last as long as the connection.
+// WebSocket upgrades (code 101) and event streams (text/event-stream) are counted but not
+// timed: they last as long as their connection, and their time says nothing of latency.
 func (m *Metrics) HTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -31,13 +32,18 @@ func (m *Metrics) HTTP(next http.Handler) http.Handler {
 			}
 			route := routeLabel(r.Pattern)
 			m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-			if !rec.hijacked {
+			if !rec.hijacked && !eventStream(rec.Header()) {
 				m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 			}
 		}()
 		next.ServeHTTP(rec, r)
 		returned = true
 	})
+}
+
+// eventStream reports whether a response's header says it is an event stream.
+func eventStream(h http.Header) bool {
+	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
 }
 
 // routeLabel turns a ServeMux pattern ("GET /healthz", "/query") into its path.
@@ -73,11 +79,15 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-func (r *statusRecorder) Flush() {
+func (r *statusRecorder) Flush() { _ = r.FlushError() }
+
+// FlushError flushes and reports a failed write (http.ResponseController prefers it to Flush),
+// so that a stream writing to a client that does not read learns of its write deadline.
+func (r *statusRecorder) FlushError() error {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	_ = http.NewResponseController(r.ResponseWriter).Flush()
+	return http.NewResponseController(r.ResponseWriter).Flush()
 }
 
 func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {

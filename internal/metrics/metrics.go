@@ -9,6 +9,8 @@
 //   - ObserveBatch: loader.Config.OnBatch;
 //   - HTTP: middleware for httpapi.Config.Instrument;
 //   - RateLimited: the counter the rate limiter increments;
+//   - ObservePostCommit: chat.ServiceConfig.Observe (mutations that answered before their
+//     post-commit steps finished);
 //   - NewPoolCollector: the pgxpool statistics, read at scrape time.
 //
 // Other packages register their own metrics (the history cache, live subscriptions, Pub/Sub) on
@@ -67,6 +69,8 @@ type Metrics struct {
 	httpDuration      *prometheus.HistogramVec
 	rateLimited       prometheus.Counter
 	rateLimitFailOpen prometheus.Counter
+	postCommitLate    prometheus.Counter
+	postCommitRunning prometheus.Gauge
 
 	names *nameSet
 }
@@ -82,8 +86,8 @@ var batchBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200}
 
 // publicCodes are the values of the code label of threadline_graphql_errors_total.
 var publicCodes = []apperr.Code{
-	apperr.Unauthenticated, apperr.NotFound, apperr.BadUserInput, apperr.RateLimited,
-	apperr.ComplexityLimitExceeded, apperr.PersistedQueryNotFound, apperr.ServiceUnavailable, apperr.Internal,
+	apperr.Unauthenticated, apperr.NotFound, apperr.Forbidden, apperr.BadUserInput, apperr.RateLimited,
+	apperr.ComplexityLimitExceeded, apperr.PersistedQueryNotFound, apperr.PositionExpired, apperr.ServiceUnavailable, apperr.Internal,
 }
 
 // New creates the metrics and registers them on reg. It panics if one is already registered
@@ -126,7 +130,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		}, []string{"route", "code"}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "threadline_http_request_duration_seconds",
-			Help:    "Duration of HTTP requests by route pattern (WebSocket connections are not timed).",
+			Help:    "Duration of HTTP requests by route pattern (WebSocket connections and event streams are not timed).",
 			Buckets: latencyBuckets,
 		}, []string{"route"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
@@ -137,10 +141,18 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "threadline_rate_limit_fail_open_total",
 			Help: "Requests let through unchecked because the rate limiter could not reach Redis (it fails open).",
 		}),
+		postCommitLate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_postcommit_late_total",
+			Help: "Mutations that answered before their post-commit steps (cache token moves, Pub/Sub publish) had finished: Redis slow or down; the steps went on in the background.",
+		}),
+		postCommitRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "threadline_postcommit_running",
+			Help: "Post-commit steps of mutations that have already answered, still running in the background.",
+		}),
 		names: newNameSet(opts.KnownOperations, opts.MaxOperationNames),
 	}
 	reg.MustRegister(m.operations, m.operationDuration, m.graphqlErrors, m.statements, m.statementDuration,
-		m.batchSize, m.httpRequests, m.httpDuration, m.rateLimited, m.rateLimitFailOpen)
+		m.batchSize, m.httpRequests, m.httpDuration, m.rateLimited, m.rateLimitFailOpen, m.postCommitLate, m.postCommitRunning)
 	// Every public code is exported from the start, at zero, so that ratios and alerts over it
 	// have a series to work with before the first error.
 	for _, c := range publicCodes {
@@ -166,6 +178,15 @@ func (m *Metrics) RateLimited() prometheus.Counter { return m.rateLimited }
 // RateLimitFailOpen is the counter of requests let through because Redis could not answer the
 // rate limiter.
 func (m *Metrics) RateLimitFailOpen() prometheus.Counter { return m.rateLimitFailOpen }
+
+// ObservePostCommit is chat.ServiceConfig.Observe: +1 when a mutation answers before its
+// post-commit steps have finished, -1 when they have.
+func (m *Metrics) ObservePostCommit(delta int) {
+	if delta > 0 {
+		m.postCommitLate.Inc()
+	}
+	m.postCommitRunning.Add(float64(delta))
+}
 
 // nameSet decides which operation names are label values of their own.
 type nameSet struct {

@@ -242,6 +242,14 @@ func TestHTTP(t *testing.T) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("/query", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusRequestEntityTooLarge) })
 	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	mux.HandleFunc("/events", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		io.WriteString(w, ":\n\n")
+		// The stream learns of a failed write through the middleware (FlushError).
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("flush through the middleware: %v", err)
+		}
+	})
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, _ *http.Request) {
 		conn, rw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -265,7 +273,7 @@ func TestHTTP(t *testing.T) {
 	srv := httptest.NewServer(recoverer(m.HTTP(mux)))
 	defer srv.Close()
 
-	for _, path := range []string{"/healthz", "/healthz", "/query", "/nope", "/panic"} {
+	for _, path := range []string{"/healthz", "/healthz", "/query", "/nope", "/panic", "/events"} {
 		res, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -292,5 +300,9 @@ func TestHTTP(t *testing.T) {
 	wantSample(t, reg, dur, map[string]string{"route": "/healthz"}, 2)
 	if _, ok := sample(t, reg, dur, map[string]string{"route": "/ws"}); ok {
 		t.Error("a hijacked connection was timed")
+	}
+	wantSample(t, reg, reqs, map[string]string{"route": "/events", "code": "200"}, 1)
+	if _, ok := sample(t, reg, dur, map[string]string{"route": "/events"}); ok {
+		t.Error("an event stream was timed")
 	}
 }

@@ -57,14 +57,12 @@
 //
 // # Caching
 //
-// Each asset's ETag is the first 16 hex digits of the SHA-256 of its bytes.
-// The page links the script and stylesheet as "?v=<that hash>"; a request
-// whose v matches the file's hash, and a font (whose file name is its hash),
-// is answered with Cache-Control: public, max-age=31536000, immutable.
-// Anything else is revalidated (no-cache) against the ETag. Text assets are
-// gzip-compressed once per process, when the first handler is built, and
-// sent compressed to clients that accept gzip (graphiql.js: 1.2 MB, 390 KB
-// gzipped).
+// The assets are served by package staticfiles: the page links the script
+// and stylesheet as "?v=<content hash>", cached for a year, and the fonts'
+// names are their hashes; anything else is revalidated against its ETag.
+// Text assets are gzip-compressed once per process, when the first handler
+// is built, and sent compressed to clients that accept gzip (graphiql.js:
+// 1.2 MB, 390 KB gzipped).
 //
 // # Headers and subscriptions
 //
@@ -80,21 +78,15 @@ package playground
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/rand"
-	"crypto/sha256"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"html/template"
-	"io/fs"
 	"net/http"
-	"path"
-	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/threadline/threadline/internal/staticfiles"
 )
 
 //go:embed dist
@@ -117,31 +109,17 @@ type Config struct {
 	DefaultHeaders string
 }
 
-const (
-	assetsPrefix = "/playground/"
-
-	immutable  = "public, max-age=31536000, immutable"
-	revalidate = "no-cache"
-)
+const assetsPrefix = "/playground/"
 
 // AssetsPrefix returns the path under which [Handler] serves the assets,
 // "/playground/". A caller that does not give the handler the catch-all
 // route "/" must route this prefix to it too.
 func AssetsPrefix() string { return assetsPrefix }
 
-type asset struct {
-	body  []byte
-	gz    []byte // nil when gzip does not make it smaller
-	hash  string // hex, 16 digits
-	ctype string
-	// named says that the file name is its hash, so any URL of it is immutable.
-	named bool
-}
-
 type handler struct {
 	config  pageConfig        // without StyleNonce, which is per request
 	css, js string            // asset URLs
-	assets  map[string]*asset // by path relative to dist, e.g. "graphiql.js"
+	assets  staticfiles.Files // by path relative to dist, e.g. "graphiql.js"
 }
 
 // Handler returns the handler of the GraphiQL page at "/" and of its assets
@@ -172,8 +150,8 @@ func Handler(cfg Config) http.Handler {
 	}
 	return &handler{
 		config: pc,
-		css:    assetsPrefix + "graphiql.css?v=" + assets["graphiql.css"].hash,
-		js:     assetsPrefix + "graphiql.js?v=" + assets["graphiql.js"].hash,
+		css:    assets.URL(assetsPrefix, "graphiql.css"),
+		js:     assets.URL(assetsPrefix, "graphiql.js"),
 		assets: assets,
 	}
 }
@@ -182,83 +160,9 @@ func Handler(cfg Config) http.Handler {
 // process (about 40 ms), however many handlers are built.
 var loadAssetsOnce = sync.OnceValues(loadAssets)
 
-func loadAssets() (map[string]*asset, error) {
-	sub, err := fs.Sub(dist, "dist")
-	if err != nil {
-		return nil, err
-	}
-	assets := map[string]*asset{}
-	err = fs.WalkDir(sub, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		body, err := fs.ReadFile(sub, name)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(body)
-		a := &asset{body: body, hash: hex.EncodeToString(sum[:8]), ctype: contentType(name)}
-		base := path.Base(name)
-		a.named = strings.TrimSuffix(base, path.Ext(base)) == a.hash
-		if compressible(a.ctype) {
-			var buf bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
-			zw.Write(body)
-			zw.Close()
-			if buf.Len() < len(body) {
-				a.gz = buf.Bytes()
-			}
-		}
-		assets[name] = a
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range []string{"graphiql.js", "graphiql.css"} {
-		if assets[name] == nil {
-			return nil, fmt.Errorf("dist/%s is missing: run npm ci && npm run build in ops/playground", name)
-		}
-	}
-	return assets, nil
+func loadAssets() (staticfiles.Files, error) {
+	return staticfiles.LoadDir(dist, "dist", "run npm ci && npm run build in ops/playground", "graphiql.js", "graphiql.css")
 }
-
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".js":
-		return "text/javascript; charset=utf-8"
-	case ".css":
-		return "text/css; charset=utf-8"
-	case ".woff2":
-		return "font/woff2"
-	case ".woff":
-		return "font/woff"
-	case ".txt":
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
-}
-
-func compressible(ctype string) bool {
-	return strings.HasPrefix(ctype, "text/")
-}
-
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{{.CSS}}">
-<script type="application/json" id="threadline-config">{{.Config}}</script>
-<script defer src="{{.JS}}"></script>
-</head>
-<body>
-<div id="graphiql"><noscript>GraphiQL needs JavaScript.</noscript></div>
-</body>
-</html>
-`))
 
 // pageConfig is the JSON read by the bundled script (ops/playground/src/index.jsx).
 type pageConfig struct {
@@ -286,16 +190,10 @@ func (h *handler) render(nonce string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	err = pageTemplate.Execute(&buf, map[string]any{
-		"Title": pc.Title,
-		// html/template treats the content of an application/json script
-		// as JavaScript; template.JS puts the (already safe) JSON in verbatim.
-		"Config": template.JS(cfg),
-		"CSS":    h.css,
-		"JS":     h.js,
-	})
-	return buf.Bytes(), err
+	return staticfiles.Page{
+		Title: pc.Title, CSS: h.css, JS: h.js, ConfigID: "threadline-config", Config: cfg,
+		RootID: "graphiql", NoScript: "GraphiQL needs JavaScript.",
+	}.Render()
 }
 
 // newNonce returns 128 random bits, base64url-encoded.
@@ -306,30 +204,9 @@ func newNonce() string {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	var a *asset
-	switch {
-	case r.URL.Path == "/":
-	case strings.HasPrefix(r.URL.Path, assetsPrefix):
-		a = h.assets[strings.TrimPrefix(r.URL.Path, assetsPrefix)]
-		if a == nil {
-			http.NotFound(w, r)
-			return
-		}
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
-		return
-	}
-	if a == nil {
+	if h.assets.Route(w, r, assetsPrefix, "/") {
 		h.servePage(w, r)
-		return
 	}
-	serveAsset(w, r, a)
 }
 
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
@@ -339,17 +216,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", csp(nonce))
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Length", strconv.Itoa(len(page)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(page)
-	}
+	staticfiles.WritePage(w, r, page, csp(nonce))
 }
 
 // csp returns the page's Content-Security-Policy for one style nonce.
@@ -357,57 +224,4 @@ func csp(nonce string) string {
 	return "default-src 'self'; script-src 'self'; style-src 'self' 'nonce-" + nonce + "'; " +
 		"connect-src 'self' ws: wss:; img-src 'self' data:; font-src 'self'; " +
 		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-}
-
-func serveAsset(w http.ResponseWriter, r *http.Request, a *asset) {
-	hd := w.Header()
-	if a.named || r.URL.Query().Get("v") == a.hash {
-		hd.Set("Cache-Control", immutable)
-	} else {
-		hd.Set("Cache-Control", revalidate)
-	}
-	if a.gz != nil {
-		hd.Set("Vary", "Accept-Encoding")
-	}
-	body, etag := a.body, `"`+a.hash+`"`
-	if a.gz != nil && acceptsGzip(r) {
-		body, etag = a.gz, `"`+a.hash+`-gzip"`
-		hd.Set("Content-Encoding", "gzip")
-	}
-	hd.Set("ETag", etag)
-	if etagMatch(r.Header.Get("If-None-Match"), a.hash) {
-		hd.Del("Content-Encoding")
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	hd.Set("Content-Type", a.ctype)
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
-}
-
-// etagMatch reports whether an If-None-Match header names either
-// representation (plain or gzip) of the content with this hash.
-func etagMatch(header, hash string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == `"`+hash+`"` || t == `"`+hash+`-gzip"` {
-			return true
-		}
-	}
-	return false
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-			continue
-		}
-		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
-		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
-	}
-	return false
 }

@@ -130,6 +130,21 @@ func (l *Limiter) ChargeViewer(ctx context.Context, n int) error {
 	return Refusal(d.RetryAfter)
 }
 
+// ChargeClient charges n requests to the client of ctx: its viewer, or addr (the client's
+// address, without port) when it has none, as Middleware charges an HTTP request. A refusal is
+// the public RATE_LIMITED error, with extensions.retryAfter in seconds.
+func (l *Limiter) ChargeClient(ctx context.Context, addr string, n int) error {
+	key := addrKey(addr)
+	if id, err := auth.Viewer(ctx); err == nil {
+		key = userKey(id)
+	}
+	d := l.Charge(ctx, key, n)
+	if d.Allowed {
+		return nil
+	}
+	return Refusal(d.RetryAfter)
+}
+
 // Refusal is the GraphQL error of a request refused for its rate.
 func Refusal(retryAfter time.Duration) *gqlerror.Error {
 	secs := retrySeconds(retryAfter)
@@ -163,6 +178,8 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 
 func userKey(id int64) string { return "user:" + strconv.FormatInt(id, 10) }
 
+func addrKey(addr string) string { return "ip:" + addr }
+
 func retrySeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
 
 // Key is the limiter key of r: its viewer's, or its peer address's when anonymous.
@@ -174,7 +191,7 @@ func Key(r *http.Request) string {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return "ip:" + host
+	return addrKey(host)
 }
 
 // refuse answers 429 with Retry-After and a GraphQL error RATE_LIMITED.

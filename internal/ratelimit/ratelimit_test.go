@@ -36,11 +36,11 @@ func TestLimitThenFailOpen(t *testing.T) {
 	defer rdb.Close()
 	limited := prometheus.NewCounter(prometheus.CounterOpts{Name: "limited"})
 	failOpen := prometheus.NewCounter(prometheus.CounterOpts{Name: "fail_open"})
-	mw := ratelimit.Middleware(ratelimit.Config{
+	lim := ratelimit.New(ratelimit.Config{
 		Redis: rdb, Breaker: redisclient.NewBreaker(redisclient.BreakerConfig{FailureThreshold: 3, OpenTimeout: time.Minute}),
 		Rate: 1, Burst: 2, Limited: limited, FailOpen: failOpen,
 	})
-	h := mw(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	h := lim.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	do := func(user int64, remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/query", nil)
 		r.RemoteAddr = remote
@@ -75,6 +75,22 @@ func TestLimitThenFailOpen(t *testing.T) {
 	}
 	if n := value(limited); n != 3 {
 		t.Fatalf("limited = %v, want 3", n)
+	}
+	// ChargeClient (an operation over a WebSocket or an event stream) draws on the budgets the
+	// middleware does: the viewer's whatever the address, else the address's.
+	for _, c := range []struct {
+		user    int64
+		addr    string
+		limited bool
+	}{{7, "198.51.100.1", true}, {0, "192.0.2.1", true}, {0, "2001:db8::1", true}, {0, "198.51.100.1", false}} {
+		ctx := context.Background()
+		if c.user != 0 {
+			ctx = auth.WithViewer(ctx, c.user)
+		}
+		err := lim.ChargeClient(ctx, c.addr, 1)
+		if (err != nil) != c.limited {
+			t.Fatalf("ChargeClient %+v: %v", c, err)
+		}
 	}
 
 	if err := stop(); err != nil {

@@ -102,5 +102,11 @@ func (b *Breaker) Do(ctx context.Context, fn func(ctx context.Context) error) er
 	return err
 }
 
+// Failing reports whether Redis is known to be failing: the breaker is not closed, or the last
+// call through it failed.
+func (b *Breaker) Failing() bool {
+	return b.cb.State() != gobreaker.StateClosed || b.cb.Counts().ConsecutiveFailures > 0
+}
+
 // State returns "closed", "half-open" or "open".
 func (b *Breaker) State() string { return b.cb.State().String() }

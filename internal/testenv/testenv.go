@@ -180,6 +180,50 @@ type Database struct {
 	// DirectURL reaches PostgreSQL directly, PooledURL through PgBouncer
 	// (transaction pooling: use pgx.QueryExecModeExec or the simple protocol).
 	DirectURL, PooledURL string
+	// ReplicaURL reaches the database on the streaming replica through
+	// PgBouncer (NewReplicatedDatabase only).
+	ReplicaURL string
+}
+
+var (
+	replicaOnce sync.Once
+	replica     *devstack.Replica
+	replicaErr  error
+)
+
+// Replica returns the test binary's streaming replica of its PostgreSQL,
+// started on first use (devstack.Stack.StartReplica) and stopped with the
+// stack. It is shared by the binary's tests: a test that pauses its replay
+// (pg_wal_replay_pause) or stops it must not call t.Parallel.
+func Replica(t testing.TB) *devstack.Replica {
+	t.Helper()
+	s := Stack(t)
+	replicaOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		replica, replicaErr = s.StartReplica(ctx)
+	})
+	if replicaErr != nil {
+		t.Fatalf("testenv: starting the replica: %v", replicaErr)
+	}
+	return replica
+}
+
+// NewReplicatedDatabase is NewDatabase, and the database on the test
+// binary's replica (Replica) through a PgBouncer entry of its own
+// (Database.ReplicaURL), once the replica has replayed its creation.
+func NewReplicatedDatabase(t testing.TB) Database {
+	t.Helper()
+	r := Replica(t)
+	d := NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url, err := r.AddDatabase(ctx, d.Name)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	d.ReplicaURL = url
+	return d
 }
 
 // NewDatabase creates a database for this test from the migrated template and

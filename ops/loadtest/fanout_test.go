@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/app/apptest"
@@ -33,31 +37,79 @@ func TestMain(m *testing.M) {
 }
 
 // BenchmarkFanoutWebSocket is the live-updates scenario end to end: the threadline binary
-// serves 10,000 WebSocket clients (graphql-transport-ws, one messageAdded subscription each),
-// spread over 100 conversations and all on one conversation. Each iteration sends one message
-// through another instance (in this process: commit, then publish on Redis) and waits until
-// every subscriber of its conversation has received it over its socket.
+// serves 10,000 WebSocket clients (graphql-transport-ws, one subscription each, each client a
+// user of its own), and each iteration sends one message through another instance (in this
+// process: commit, then publish on Redis) and waits until every subscriber of its conversation
+// has received what it subscribed to over its socket:
 //
-//	go test -run XXX -bench FanoutWebSocket -benchtime 200x -timeout 30m ./ops/loadtest
+//   - messageAdded: one messageAdded subscription per client, the clients spread over 100
+//     conversations, and all on one conversation. Every subscriber of a conversation selects
+//     the same fields of the message, so the server executes the selection once per message
+//     and writes the same bytes to every subscriber (graph/fanout.go).
+//
+//   - sidebar: one viewerEvents subscription per client (the sidebar: each message is a
+//     ConversationActivityEvent with the conversation's title, last message and the viewer's
+//     unread count), all members of the one busy conversation, and spread over 100. Each event
+//     carries the viewer's own position and unread count: it is executed per subscriber.
+//
+//     go test -run XXX -bench FanoutWebSocket -benchtime 200x -timeout 30m ./ops/loadtest
 //
 // Reported: rss-, heap- and stack-bytes/subscriber of the server process (heap in use: garbage
-// not yet collected included), the
-// publish-to-delivery latency until the message has reached all subscribers of its
-// conversation (p50-ms, p99-ms; the clock starts after the commit, when the message is
-// published), the median single delivery (delivery-p50-ms), the server's CPU time per
-// delivered message (server-cpu-us/delivery), and on shutdown how long it took
-// until every client had its 1001 going-away close (goaway-ms). The clients run in this
-// process, on the same cores as the server. LOADTEST_SUBSCRIBERS changes the 10,000.
+// not yet collected included), the publish-to-delivery latency until the message has reached
+// all subscribers of its conversation (p50-ms, p99-ms; the clock starts after the commit, when
+// the message is published), the median single delivery (delivery-p50-ms), the server's CPU
+// time per delivered message (server-cpu-us/delivery), and on shutdown how long it took until
+// every client had its 1001 going-away close (goaway-ms). The clients run in this process, on
+// the same cores as the server. LOADTEST_SUBSCRIBERS changes the 10,000; LOADTEST_FANOUT
+// (messageAdded, sidebar) runs one scenario only. With LOADTEST_SERVER_PROFILE=dir, the
+// server's CPU profile over the first LOADTEST_SERVER_PROFILE_SECONDS (default 20) of the
+// timed part is written to dir (go tool pprof -top dir/<scenario>-<subs>subs-<convs>convs.pprof).
+//
+// Every client connects from 127.0.0.1, so the server runs with WS_MAX_CONNS_PER_ADDR above
+// the number of clients; WS_MAX_CONNS_PER_USER and the rate limit keep their defaults, since
+// each client is a user of its own and sends its token with the upgrade request too.
 func BenchmarkFanoutWebSocket(b *testing.B) {
 	n := 10000
 	if v, err := strconv.Atoi(os.Getenv("LOADTEST_SUBSCRIBERS")); err == nil && v > 0 {
 		n = v
 	}
+	only := os.Getenv("LOADTEST_FANOUT")
 	apptest.Binary(b) // built once, before the clock starts
-	for _, convs := range []int{100, 1} {
-		b.Run(fmt.Sprintf("%dsubs-%dconvs", n, convs), func(b *testing.B) { benchWebSocket(b, n, convs) })
+	for _, sc := range []scenario{messageAdded, sidebar} {
+		if only != "" && only != sc.name {
+			continue
+		}
+		for _, convs := range []int{100, 1} {
+			name := fmt.Sprintf("%dsubs-%dconvs", n, convs)
+			if sc.name != "messageAdded" { // the rows of BENCHMARKS.md before the sidebar keep their names
+				name = sc.name + "-" + name
+			}
+			b.Run(name, func(b *testing.B) { benchWebSocket(b, sc, n, convs) })
+		}
 	}
 }
+
+// A scenario is what each client subscribes to.
+type scenario struct {
+	name string
+	// query is the subscription; vars its variables for a client of conversation conv.
+	query string
+	vars  func(conv int64) map[string]any
+}
+
+var (
+	messageAdded = scenario{
+		name:  "messageAdded",
+		query: `subscription($c: ID!) { messageAdded(conversationId: $c) { id seq conversationId body createdAt sender { id name } } }`,
+		vars:  func(conv int64) map[string]any { return map[string]any{"c": strconv.FormatInt(conv, 10)} },
+	}
+	sidebar = scenario{
+		name: "sidebar",
+		query: `subscription { viewerEvents { __typename position ... on ConversationActivityEvent {
+			conversation { id title unreadCount viewerLastReadSeq lastMessage { id seq body createdAt sender { id name } } } } } }`,
+		vars: func(int64) map[string]any { return nil },
+	}
+)
 
 type pending struct {
 	remaining atomic.Int64
@@ -65,23 +117,27 @@ type pending struct {
 	done      chan time.Time
 }
 
-func benchWebSocket(b *testing.B, n, convs int) {
+func benchWebSocket(b *testing.B, sc scenario, n, convs int) {
 	if n%convs != 0 {
 		b.Fatalf("%d subscribers do not spread evenly over %d conversations", n, convs)
 	}
 	d := testenv.NewDatabase(b)
 	redisURL := testenv.NewRedis(b)
 	direct := dbtest.Open(b, d.DirectURL)
-	users := dbtest.Users(b, direct, "Reader", "Writer")
-	reader, writer := users[0], users[1]
+	writer := dbtest.Users(b, direct, "Writer")[0]
+	readers := manyUsers(b, direct, n)
 	convIDs := make([]int64, convs)
 	for i := range convIDs {
-		convIDs[i] = dbtest.Conversation(b, direct, fmt.Sprint("c", i), reader, writer)
+		members := []int64{writer}
+		for j := i; j < n; j += convs {
+			members = append(members, readers[j])
+		}
+		convIDs[i] = dbtest.Conversation(b, direct, fmt.Sprint("c", i), members...)
 	}
 	env := apptest.Env(b, d, redisURL)
 	env["APP_ENV"], env["LOG_LEVEL"], env["SHUTDOWN_TIMEOUT"] = "production", "warn", "60s"
+	env["WS_MAX_CONNS_PER_ADDR"] = strconv.Itoa(n + 100)
 	srv := &server{apptest.StartProcess(b, env)}
-	token := apptest.Token(b, apptest.Secret, reader, 24*time.Hour)
 
 	// The sending instance, in this process.
 	pool, err := db.OpenPool(context.Background(), d.PooledURL, db.PoolConfig{MaxConns: 4})
@@ -118,14 +174,14 @@ func benchWebSocket(b *testing.B, n, convs int) {
 					if i >= to {
 						return
 					}
-					conv := convIDs[i%convs]
-					c, err := dial(srv.WebSocketURL(), token, conv)
+					token := apptest.Token(b, apptest.Secret, readers[i], 24*time.Hour)
+					c, err := dial(srv.WebSocketURL(), token, sc.query, sc.vars(convIDs[i%convs]))
 					if err != nil {
 						b.Errorf("client %d: %v", i, err)
 						return
 					}
 					sample := i < convs // one client per conversation samples single deliveries
-					go c.read(func(convID string, _ int64) {
+					go c.read(func(convID string) {
 						id, _ := strconv.ParseInt(convID, 10, 64)
 						v, ok := current.Load(id)
 						if !ok {
@@ -164,6 +220,7 @@ func benchWebSocket(b *testing.B, n, convs int) {
 
 	perConv := int64(n / convs)
 	reachAll := make([]time.Duration, 0, b.N)
+	stopProfile := srv.profile(b, sc.name, n, convs)
 	cpu0 := srv.cpu(b)
 	b.ResetTimer()
 	for i := range b.N {
@@ -183,6 +240,7 @@ func benchWebSocket(b *testing.B, n, convs int) {
 	}
 	b.StopTimer()
 	cpuPerDelivery := (srv.cpu(b) - cpu0) / time.Duration(int64(b.N)*perConv)
+	stopProfile()
 	if cut := srv.metric(b, "threadline_subscription_cutoffs_total"); cut != 0 {
 		b.Errorf("%v subscribers were cut off", cut)
 	}
@@ -220,7 +278,21 @@ func benchWebSocket(b *testing.B, n, convs int) {
 	b.ReportMetric(ms(goaway), "goaway-ms")
 }
 
-// client is one subscriber: a WebSocket connection with one messageAdded subscription. Not
+// manyUsers creates n users in one statement and returns their ids.
+func manyUsers(b *testing.B, pool *pgxpool.Pool, n int) []int64 {
+	rows, err := pool.Query(context.Background(), "INSERT INTO users (name) SELECT 'Reader ' || i FROM generate_series(1, $1) AS i RETURNING id", n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// client is one subscriber: a WebSocket connection with one subscription. Not
 // apptest's WS: ten thousand of them share the process with the benchmark, so each keeps no
 // more than its connection.
 type client struct {
@@ -229,12 +301,23 @@ type client struct {
 	err    error // why reading stopped; set before closed is closed
 }
 
-const subscription = `subscription($c: ID!) { messageAdded(conversationId: $c) { id seq conversationId body createdAt sender { id name } } }`
+func dial(url, token, query string, vars map[string]any) (*client, error) {
+	// The token on the upgrade request too: the request is then charged to the rate limit of
+	// its user rather than to the one address all the clients share.
+	conn, err := subscribeOnce(url, token, http.Header{"Authorization": {"Bearer " + token}}, query, vars)
+	if err != nil {
+		return nil, err
+	}
+	return &client{conn: conn, closed: make(chan struct{})}, nil
+}
 
-func dial(url, token string, conv int64) (*client, error) {
+// subscribeOnce opens a graphql-transport-ws connection with header on the upgrade request,
+// initialises it with token and starts subscription "1" of query: all a lightweight client
+// does before it reads.
+func subscribeOnce(url, token string, header http.Header, query string, vars map[string]any) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: header})
 	if err != nil {
 		return nil, err
 	}
@@ -243,35 +326,36 @@ func dial(url, token string, conv int64) (*client, error) {
 		return conn.Write(ctx, websocket.MessageText, raw)
 	}
 	if err := write(map[string]any{"type": "connection_init", "payload": map[string]string{"Authorization": "Bearer " + token}}); err != nil {
+		conn.CloseNow()
 		return nil, err
 	}
-	_, raw, err := conn.Read(ctx)
-	if err != nil {
+	if _, raw, err := conn.Read(ctx); err != nil || !strings.Contains(string(raw), `"connection_ack"`) {
+		conn.CloseNow()
+		return nil, fmt.Errorf("init: %s (%v)", raw, err)
+	}
+	if err := write(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": query, "variables": vars}}); err != nil {
+		conn.CloseNow()
 		return nil, err
 	}
-	if !strings.Contains(string(raw), `"connection_ack"`) {
-		return nil, fmt.Errorf("init: %s", raw)
-	}
-	err = write(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{
-		"query": subscription, "variables": map[string]any{"c": strconv.FormatInt(conv, 10)},
-	}})
-	if err != nil {
-		return nil, err
-	}
-	return &client{conn: conn, closed: make(chan struct{})}, nil
+	return conn, nil
 }
 
-// read reads until the connection ends, answering pings and reporting each message.
-func (c *client) read(got func(conversationID string, seq int64)) {
+// read reads until the connection ends, answering pings and reporting the conversation of
+// each result (of messageAdded or of viewerEvents), in one pass over each message.
+func (c *client) read(got func(conversationID string)) {
 	defer close(c.closed)
 	var m struct {
 		Type    string `json:"type"`
 		Payload struct {
 			Data struct {
 				MessageAdded struct {
-					Seq            int64  `json:"seq"`
 					ConversationID string `json:"conversationId"`
 				} `json:"messageAdded"`
+				ViewerEvents struct {
+					Conversation struct {
+						ID string `json:"id"`
+					} `json:"conversation"`
+				} `json:"viewerEvents"`
 			} `json:"data"`
 		} `json:"payload"`
 	}
@@ -282,16 +366,18 @@ func (c *client) read(got func(conversationID string, seq int64)) {
 			c.err = err
 			return
 		}
-		m.Type = ""
+		m.Type, m.Payload.Data.MessageAdded.ConversationID, m.Payload.Data.ViewerEvents.Conversation.ID = "", "", ""
 		if err := json.Unmarshal(raw, &m); err != nil {
 			c.err = err
 			return
 		}
-		switch m.Type {
-		case "ping":
+		switch d := m.Payload.Data; {
+		case m.Type == "ping":
 			_ = c.conn.Write(context.Background(), websocket.MessageText, pong)
-		case "next":
-			got(m.Payload.Data.MessageAdded.ConversationID, m.Payload.Data.MessageAdded.Seq)
+		case m.Type == "next" && d.MessageAdded.ConversationID != "":
+			got(d.MessageAdded.ConversationID)
+		case m.Type == "next" && d.ViewerEvents.Conversation.ID != "":
+			got(d.ViewerEvents.Conversation.ID)
 		default:
 			c.err = fmt.Errorf("unexpected %s", raw)
 		}
@@ -300,6 +386,42 @@ func (c *client) read(got func(conversationID string, seq int64)) {
 
 // server is the threadline binary serving the benchmark.
 type server struct{ *apptest.Process }
+
+// profile starts a CPU profile of the server when LOADTEST_SERVER_PROFILE names a directory;
+// stop waits for it to end and writes it there.
+func (s *server) profile(b *testing.B, scenario string, subs, convs int) (stop func()) {
+	dir := os.Getenv("LOADTEST_SERVER_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	secs := 20
+	if v, err := strconv.Atoi(os.Getenv("LOADTEST_SERVER_PROFILE_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	base := s.OpsURL
+	if base == "" {
+		base = s.URL
+	}
+	done := make(chan []byte, 1)
+	go func() {
+		var out []byte
+		defer func() { done <- out }()
+		res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
+		if err != nil {
+			b.Logf("server profile: %v", err)
+			return
+		}
+		defer res.Body.Close()
+		out, _ = io.ReadAll(res.Body)
+	}()
+	return func() {
+		out := <-done
+		path := filepath.Join(dir, fmt.Sprintf("%s-%dsubs-%dconvs.pprof", scenario, subs, convs))
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
 
 // metric reads one unlabelled metric from the server's /metrics.
 func (s *server) metric(b *testing.B, name string) float64 {

@@ -7,23 +7,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/internal/browsertest"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -38,182 +32,69 @@ func startDevelopment(t *testing.T, seed bool) *apptest.Server {
 	}})
 }
 
-// chromiumPath finds the Chromium of apt's chromium package (make client-deps installs it).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium found: run make client-deps (apt-get install chromium)")
-	return ""
-}
-
-// artifactPath returns where the test saves a file for people to look at: under
-// testdata-artifacts/<test>/ at the repository root (gitignored), kept after the run.
-func artifactPath(t *testing.T, name string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "testdata-artifacts", t.Name())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, name)
-}
-
 // browserPage is GraphiQL open in headless Chromium.
-type browserPage struct {
-	t   *testing.T
-	ctx context.Context // the tab, with a deadline for the whole test
-
-	mu       sync.Mutex
-	problems []string // uncaught exceptions and console errors
-}
+type browserPage struct{ *browsertest.Page }
 
 // openPlayground starts headless Chromium (a fresh profile, stopped at the end of the test),
 // opens GraphiQL at base and waits until it is ready.
 func openPlayground(t *testing.T, base string) *browserPage {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-
-	p := &browserPage{t: t}
-	if err := chromedp.Listen(tab, p.record); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	// CSP violations are recorded by a script that runs before the page's own.
-	const recordCSP = `window.__cspViolations = [];
-document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));`
-	if err := chromedp.Do(tab, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSP})
-		return err
-	})); err != nil {
-		t.Fatal(err)
-	}
-	// The deadline is set on a context derived from one that has run (see chromedp.Run).
-	var cancel context.CancelFunc
-	p.ctx, cancel = context.WithTimeout(tab, 60*time.Second)
-	t.Cleanup(cancel)
-
-	if err := chromedp.Do(p.ctx,
+	p := &browserPage{browsertest.Attach(t, browsertest.Start(t, 1400, 900), 60*time.Second)}
+	if err := chromedp.Do(p.Ctx,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(".graphiql-execute-button")),
 	); err != nil {
-		p.shot("graphiql-failed.png")
+		p.Shot("graphiql-failed.png")
 		t.Fatalf("GraphiQL did not load: %v", err)
 	}
 	return p
 }
 
-func (p *browserPage) record(ev any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch ev := ev.(type) {
-	case *runtime.EventExceptionThrown:
-		p.problems = append(p.problems, "exception: "+(&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
-	case *runtime.EventConsoleAPICalled:
-		if ev.Type == runtime.ConsoleAPICalledTypeError {
-			var args []string
-			for _, a := range ev.Args {
-				args = append(args, string(a.Value)+a.Description)
-			}
-			p.problems = append(p.problems, "console.error: "+strings.Join(args, " "))
-		}
-	}
-}
-
-// shot saves a screenshot of the page as a test artifact.
-func (p *browserPage) shot(name string) {
-	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		p.t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	path := artifactPath(p.t, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-	_ = os.WriteFile(filepath.Join(p.t.ArtifactDir(), name), png, 0o644)
-	p.t.Logf("screenshot: %s", path)
-}
-
 // editor returns the text of the CodeMirror editor under the CSS selector, waiting until it
 // has some.
 func (p *browserPage) editor(selector string) string {
-	p.t.Helper()
-	v, err := chromedp.Run(p.ctx, chromedp.Poll[string](
-		`document.querySelector(`+jsString(selector+" .CodeMirror")+`)?.CodeMirror.getValue() || null`,
+	p.T.Helper()
+	v, err := chromedp.Run(p.Ctx, chromedp.Poll[string](
+		`document.querySelector(`+browsertest.JS(selector+" .CodeMirror")+`)?.CodeMirror.getValue() || null`,
 		chromedp.WithPollingTimeout(10*time.Second)))
 	if err != nil {
-		p.t.Fatalf("read the editor %s: %v", selector, err)
+		p.T.Fatalf("read the editor %s: %v", selector, err)
 	}
 	return v
 }
 
 // run puts query in the query editor (unless it is "") and presses the execute button.
 func (p *browserPage) run(query string) {
-	p.t.Helper()
+	p.T.Helper()
 	steps := []chromedp.Action[chromedp.Void]{}
 	if query != "" {
 		steps = append(steps, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := chromedp.Evaluate[chromedp.Void](
-				`document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(`+jsString(query)+`)`)(ctx, tg)
+				`document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(`+browsertest.JS(query)+`)`)(ctx, tg)
 			return err
 		}))
 	}
 	// GraphiQL parses the query after a debounce: wait a moment before pressing the button.
 	steps = append(steps, chromedp.Sleep(500*time.Millisecond), chromedp.Click(chromedp.CSS(".graphiql-execute-button")))
-	if err := chromedp.Do(p.ctx, steps...); err != nil {
-		p.t.Fatal(err)
+	if err := chromedp.Do(p.Ctx, steps...); err != nil {
+		p.T.Fatal(err)
 	}
 }
 
 // result waits until the result pane shows want (or an error) and returns its text.
 func (p *browserPage) result(want string) string {
-	p.t.Helper()
-	v, err := chromedp.Run(p.ctx, chromedp.Poll[string](
+	p.T.Helper()
+	v, err := chromedp.Run(p.Ctx, chromedp.Poll[string](
 		`(() => { const v = document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() ?? '';
-		          return v.includes(`+jsString(want)+`) || v.includes('"errors"') ? v : null })()`,
+		          return v.includes(`+browsertest.JS(want)+`) || v.includes('"errors"') ? v : null })()`,
 		chromedp.WithPollingTimeout(20*time.Second)))
 	if err != nil {
-		p.shot("graphiql-failed.png")
-		p.t.Fatalf("the result pane never showed %s: %v", want, err)
+		p.Shot("graphiql-failed.png")
+		p.T.Fatalf("the result pane never showed %s: %v", want, err)
 	}
 	// Let the pane paint before a screenshot.
-	_ = chromedp.Do(p.ctx, chromedp.Sleep(300*time.Millisecond))
+	_ = chromedp.Do(p.Ctx, chromedp.Sleep(300*time.Millisecond))
 	return v
-}
-
-// checkClean reports CSP violations, uncaught exceptions and console errors of the page.
-func (p *browserPage) checkClean() {
-	p.t.Helper()
-	violations, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](`window.__cspViolations`))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	for _, v := range violations {
-		p.t.Errorf("Content-Security-Policy violation: %s", v)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pr := range p.problems {
-		p.t.Errorf("page error: %s", pr)
-	}
-}
-
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // exampleResult is the result of GraphiQL's example query.
@@ -264,7 +145,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 
 	p.run("")
 	result := p.result(`"data"`)
-	p.shot("graphiql.png")
+	p.Shot("graphiql.png")
 
 	var resp exampleResult
 	if err := json.Unmarshal([]byte(result), &resp); err != nil {
@@ -285,12 +166,12 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Fatalf("no messages in the result pane:\n%s", result)
 	}
 	// And they are on the screen, not only in the editor's model.
-	visible, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(".graphiql-response")))
+	visible, err := chromedp.Run(p.Ctx, chromedp.Text(chromedp.CSS(".graphiql-response")))
 	if err != nil || !strings.Contains(visible, `"body"`) || !strings.Contains(visible, resp.Data.Conversations.Edges[0].Node.Title) {
 		t.Errorf("the result pane does not show the messages (%v):\n%.500s", err, visible)
 	}
 	t.Logf("GraphiQL ran the example query: %d conversations, %d messages", len(resp.Data.Conversations.Edges), messages)
-	p.checkClean()
+	p.CheckClean()
 }
 
 // TestPlaygroundSubscriptionInBrowser runs a subscription from GraphiQL: over WebSocket with
@@ -329,9 +210,9 @@ func TestPlaygroundSubscriptionInBrowser(t *testing.T) {
 	if strings.Contains(delivered, `"errors"`) || !strings.Contains(delivered, fmt.Sprintf(`"seq": %d`, lastSeq+1)) {
 		t.Fatalf("the subscription did not deliver seq %d:\n%s", lastSeq+1, delivered)
 	}
-	p.shot("graphiql-subscription.png")
+	p.Shot("graphiql-subscription.png")
 	p.run("") // the execute button stops a running subscription
-	p.checkClean()
+	p.CheckClean()
 }
 
 var pageConfigRE = regexp.MustCompile(`(?s)<script type="application/json" id="threadline-config">(.*?)</script>`)

@@ -5,6 +5,8 @@
 //	go run ./ops/stack up   [-dir .data] [-pg-port 55432] [-pgbouncer-port 56432] [-redis-port 56379]
 //	go run ./ops/stack down [-dir .data]
 //	go run ./ops/stack env  [-dir .data]
+//	go run ./ops/stack backup  [-dir .data]
+//	go run ./ops/stack restore [-dir .data] -target-time 2026-12-01T18:45:00Z [-restore-dir DIR] [-restore-port N]
 //
 // up starts the stack, or reuses what already runs under the directory,
 // prints where each service listens and writes <dir>/stack.env with
@@ -12,6 +14,12 @@
 // PGBOUNCER_ADMIN_URL as KEY=VALUE lines. The services outlive the command;
 // down stops them (data stays for the next up). env prints the running
 // stack's KEY=VALUE lines.
+//
+// backup turns on WAL archiving into <dir>/backup/wal (once: PostgreSQL restarts) and takes a
+// base backup with pg_basebackup into <dir>/backup/base. restore restores the backups into a
+// new data directory (default <dir>/restore/<target>) as PostgreSQL was at the target time (RFC
+// 3339), starts it on a free port and prints its URL; the stack keeps running beside it. See
+// internal/devstack's Restore.
 //
 // The ports default to 55432, 56432 and 56379, away from the system services'
 // 5432, 6432 and 6379; the environment variables STACK_PG_PORT,
@@ -34,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/threadline/threadline/internal/devstack"
 )
@@ -56,6 +65,8 @@ const usage = `usage: go run ./ops/stack up|down|env [flags]
   up    start (or reuse) PostgreSQL, PgBouncer and Redis under -dir; write <dir>/stack.env
   down  stop them
   env   print the running stack's DATABASE_URL, DATABASE_DIRECT_URL, REDIS_URL, PGBOUNCER_ADMIN_URL
+  backup   turn on WAL archiving (once) and take a base backup, under <dir>/backup
+  restore  restore to -target-time into a new data directory and start it on a free port
 
 flags:
 `
@@ -84,6 +95,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fs.IntVar(&ports[i], p.flag, def, fmt.Sprintf("port on 127.0.0.1, 0 = any free port (env %s)", p.env))
 	}
+	targetTime := fs.String("target-time", "", "restore: the point in `time` to restore to, RFC 3339 (2026-12-01T18:45:00Z, or with a space for the T)")
+	restoreDir := fs.String("restore-dir", "", "restore: the new data `directory` (default <dir>/restore/<target time>)")
+	restorePort := fs.Int("restore-port", 0, "restore: `port` of the restored PostgreSQL on 127.0.0.1, 0 = any free port")
 	// Flags may come before or after the subcommand.
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -137,8 +151,52 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stdout, kv)
 		}
 		return nil
+	case "backup":
+		s, err := devstack.Attach(ctx, *dir)
+		if err != nil {
+			return fmt.Errorf("%w (start it with: go run ./ops/stack up -dir %s, or make run)", err, *dir)
+		}
+		restarted, err := s.EnableWALArchive(ctx)
+		if err != nil {
+			return err
+		}
+		if restarted {
+			fmt.Fprintf(stdout, "WAL archiving on (PostgreSQL restarted once), into %s\n", s.WALArchiveDir())
+		}
+		backup, finished, err := s.BaseBackup(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "base backup %s, restorable to any time after %s\n", backup, finished.Format(time.RFC3339Nano))
+		return nil
+	case "restore":
+		if *targetTime == "" {
+			return errors.New("restore: -target-time is required (make restore TARGET_TIME=2026-12-01T18:45:00Z)")
+		}
+		target, err := time.Parse(time.RFC3339Nano, strings.Replace(strings.TrimSpace(*targetTime), " ", "T", 1))
+		if err != nil {
+			return fmt.Errorf("restore: -target-time %q: want RFC 3339 with a zone, like 2026-12-01T18:45:00Z: %w", *targetTime, err)
+		}
+		// What was committed up to now reaches the archive first, when the stack runs: a
+		// target later than the archive's last commit cannot be reached.
+		if s, err := devstack.Attach(ctx, *dir); err == nil {
+			if err := s.ArchiveCurrentWAL(ctx); err != nil {
+				return err
+			}
+		}
+		r, err := devstack.Restore(ctx, devstack.RestoreConfig{
+			StackDir: *dir, TargetTime: target, DataDir: *restoreDir, Port: *restorePort,
+			Detach: true, Log: stderr,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "restored %s (from %s) to %s\n", r.DataDir, r.BaseBackup, target.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(stdout, "DATABASE_DIRECT_URL=%s\n", r.URL)
+		fmt.Fprintf(stdout, "log %s; stop it with: kill -INT $(head -1 %s)\n", r.LogPath, filepath.Join(r.DataDir, "postmaster.pid"))
+		return nil
 	default:
 		fs.Usage()
-		return fmt.Errorf("unknown subcommand %q: want up, down or env", cmd)
+		return fmt.Errorf("unknown subcommand %q: want up, down, env, backup or restore", cmd)
 	}
 }

@@ -13,9 +13,11 @@ import {
   EventsDocument,
   HistoryDocument,
   LatestConversationsDocument,
+  MarkReadDocument,
   MessagesPageDocument,
   RemoveReactionDocument,
   SendMessageDocument,
+  SidebarDocument,
   UsersDocument,
   ViewerDocument,
   type TypedDocumentString,
@@ -30,6 +32,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'COMPLEXITY_LIMIT_EXCEEDED'
   | 'PERSISTED_QUERY_NOT_FOUND'
+  | 'POSITION_EXPIRED'
   | 'FORBIDDEN'
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
@@ -163,6 +166,16 @@ export class ThreadlineClient {
   /** What happened in a conversation after eventSeq after, oldest first. */
   events(conversationId: string, after = 0, first = 100) {
     return this.request(EventsDocument, { conversationId, after, first }).then((d) => d.conversation?.events ?? null);
+  }
+
+  /** The sidebar: the latest conversations with unread counts and last messages, and the total. */
+  sidebar(first = 20) {
+    return this.request(SidebarDocument, { first });
+  }
+
+  /** Moves the viewer's read position forward to seq (never back); answers the unread count. */
+  markRead(conversationId: string, seq: number) {
+    return this.request(MarkReadDocument, { conversationId, seq }).then((d) => d.markRead);
   }
 
   /** The user directory: names containing search, by name. */

@@ -6,16 +6,22 @@
 //
 // It reads the stack's URLs from <dir>/stack.env, migrates, seeds the load-test data set once
 // (1000 conversations x 200 messages, all readable by user 1, plus one conversation of 10,100
-// messages for deep pagination), builds bin/threadline, and starts one server process per
-// configuration (restarted between them): cache on (history and response cache), response cache
+// messages for deep pagination, plus the search corpus: 1,000,000 messages, see searchCorpus),
+// builds bin/threadline, and starts one server process per
+// configuration (restarted between them): cache on (history and response cache), cache on with a
+// streaming replica (started by devstack.Stack.StartReplica on the bench stack, stopped with it;
+// the row notes the share of the reads a replica may serve that it served), response cache
 // off, cache off through PgBouncer, cache off straight to PostgreSQL, and the ceiling: a plain
 // net/http server (this binary, `bench ceiling`) answering the cached page's bytes from memory
 // after a JWT check. The load generator (package loadtest) runs in this process, on the same
 // cores as the server. Every load stops by itself: each run has a fixed duration or count.
 //
 // BENCH_QUICK=1 (or -quick) is the smoke run: fewer, shorter scenarios, the report written to
-// <dir>/BENCHMARKS-quick.md unless -out says otherwise. The fan-out scenario calls the existing
-// benchmark, BenchmarkFanoutWebSocket, with go test.
+// <dir>/BENCHMARKS-quick.md unless -out says otherwise. BENCH_ONLY=search (or -only search)
+// runs the search scenarios alone, against the cache-off server, and writes
+// <dir>/BENCHMARKS-search.md unless -out says otherwise: BENCHMARKS.md is always a whole run. The fan-out scenario calls the existing
+// benchmark, BenchmarkFanoutWebSocket, with go test, and the typing scenario
+// BenchmarkTypingAcrossInstances.
 package main
 
 import (
@@ -65,6 +71,7 @@ type options struct {
 	dir, out, bin string
 	quick         bool
 	fanout        bool
+	only          string // "" (everything) or "search"
 }
 
 func run(ctx context.Context) error {
@@ -73,13 +80,20 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.out, "out", "", "report `file` (default BENCHMARKS.md, or <dir>/BENCHMARKS-quick.md when quick)")
 	flag.StringVar(&o.bin, "bin", "bin/threadline", "server `binary` to build and run")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("BENCH_QUICK") == "1", "smoke run (BENCH_QUICK=1)")
-	flag.BoolVar(&o.fanout, "fanout", true, "run the WebSocket fan-out benchmark too")
+	flag.BoolVar(&o.fanout, "fanout", true, "run the WebSocket fan-out and typing benchmarks too")
+	flag.StringVar(&o.only, "only", os.Getenv("BENCH_ONLY"), "run only these `scenarios`: search (BENCH_ONLY=search)")
 	flag.Parse()
-	if o.out == "" {
+	if o.only != "" && o.only != "search" {
+		return fmt.Errorf("-only %q: the one subset is search", o.only)
+	}
+	switch {
+	case o.out != "":
+	case o.only != "":
+		o.out = filepath.Join(o.dir, "BENCHMARKS-"+o.only+".md")
+	case o.quick:
+		o.out = filepath.Join(o.dir, "BENCHMARKS-quick.md")
+	default:
 		o.out = "BENCHMARKS.md"
-		if o.quick {
-			o.out = filepath.Join(o.dir, "BENCHMARKS-quick.md")
-		}
 	}
 	began := time.Now()
 	raiseFileLimit()
@@ -99,10 +113,10 @@ func run(ctx context.Context) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", o.bin, ".").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	if err := prepare(ctx, o.bin, env); err != nil {
+	if err := prepare(ctx, o.bin, env, o.quick); err != nil {
 		return err
 	}
-	fx, err := loadFixture(ctx, env["DATABASE_DIRECT_URL"])
+	fx, err := loadFixture(ctx, env["DATABASE_DIRECT_URL"], o.quick)
 	if err != nil {
 		return err
 	}
@@ -114,13 +128,19 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{opts: o, env: env, fx: fx, token: token}
+	searchToken, err := keys.Sign(fx.search.viewer, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	b := &bench{opts: o, env: env, fx: fx, sfx: fx.search, token: token, searchToken: searchToken}
 	if err := b.runAll(ctx); err != nil {
 		return err
 	}
 	b.took = time.Since(began)
-	if err := b.charts(); err != nil {
-		logf("charts: %v", err)
+	if o.only == "" {
+		if err := b.charts(); err != nil {
+			logf("charts: %v", err)
+		}
 	}
 	if err := b.writeReport(); err != nil {
 		return err
@@ -188,7 +208,7 @@ const longTitle = "bench: long conversation"
 const longMessages = 10100
 
 // prepare migrates and seeds once: the large data set and the long conversation.
-func prepare(ctx context.Context, bin string, env map[string]string) error {
+func prepare(ctx context.Context, bin string, env map[string]string, quick bool) error {
 	cmd := exec.CommandContext(ctx, bin, "migrate")
 	cmd.Env = environ(env)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -243,7 +263,7 @@ func prepare(ctx context.Context, bin string, env map[string]string) error {
 			return err
 		}
 	}
-	return nil
+	return prepareSearch(ctx, conn, quick)
 }
 
 // fixture is what the scenarios read.
@@ -251,9 +271,10 @@ type fixture struct {
 	convs   []string // 1000 seeded conversations user 1 reads, by id
 	long    string   // the long conversation
 	longSeq int64
+	search  searchFixture
 }
 
-func loadFixture(ctx context.Context, directURL string) (fixture, error) {
+func loadFixture(ctx context.Context, directURL string, quick bool) (fixture, error) {
 	var fx fixture
 	conn, err := pgx.Connect(ctx, directURL)
 	if err != nil {
@@ -273,6 +294,10 @@ func loadFixture(ctx context.Context, directURL string) (fixture, error) {
 		return fx, fmt.Errorf("only %d conversations to read, want 1000", len(fx.convs))
 	}
 	err = conn.QueryRow(ctx, `SELECT id::text, last_seq FROM conversations WHERE title = $1 ORDER BY id LIMIT 1`, longTitle).Scan(&fx.long, &fx.longSeq)
+	if err != nil {
+		return fx, err
+	}
+	fx.search, err = loadSearchFixture(ctx, conn, quick)
 	return fx, err
 }
 

@@ -75,6 +75,16 @@ func (b *bench) targets() []target {
 		t.reached = yes(share >= 0.30)
 	}
 	ts = append(ts, t)
+	t = target{what: "cached page with the response cache's in-process tier ≥ 50% of the in-memory ceiling (closed 32)"}
+	if cached != nil && ceil != nil {
+		share := cached.Res.RPS() / ceil.Res.RPS()
+		t.measured = fmt.Sprintf("%.0f of %.0f req/s: %.0f%%", cached.Res.RPS(), ceil.Res.RPS(), 100*share)
+		if off := b.find("cache on, local tier off", "cached page", "closed 32"); off != nil {
+			t.measured += fmt.Sprintf(" (tier off: %.0f req/s, %.0f%%)", off.Res.RPS(), 100*off.Res.RPS()/ceil.Res.RPS())
+		}
+		t.reached = yes(share >= 0.50 && cached.Res.Errors == 0)
+	}
+	ts = append(ts, t)
 	t = target{what: "history page at depth 10k within 1.5x the time of depth 0 (offset beside it)"}
 	h0 := b.find("cache off", "deep pagination: history cursor at depth 0", "closed 4")
 	h10 := b.find("cache off", "deep pagination: history cursor at depth 10000", "closed 4")
@@ -88,6 +98,42 @@ func (b *bench) targets() []target {
 				ms(o10.Res.Quantile(50))/ms(o0.Res.Quantile(50)))
 		}
 		t.reached = yes(g <= 1.5 && h10.Res.Errors == 0)
+	}
+	ts = append(ts, t)
+	for _, kind := range []string{"historyAround", "timeline forward", "timeline backward"} {
+		shallow, deep := timelineDepths[0], timelineDepths[len(timelineDepths)-1]
+		t := target{what: fmt.Sprintf("%s at depth %d within 1.5x the time of depth %d", kind, deep, shallow)}
+		var p50s []string
+		rows := make([]*row, len(timelineDepths))
+		for i, d := range timelineDepths {
+			rows[i] = b.find("cache off", timelineScenario(kind, d), "closed 4")
+			if rows[i] != nil {
+				p50s = append(p50s, fmt.Sprintf("%.2f", ms(rows[i].Res.Quantile(50))))
+			}
+		}
+		if first, last := rows[0], rows[len(rows)-1]; first != nil && last != nil && len(p50s) == len(rows) {
+			g := ms(last.Res.Quantile(50)) / ms(first.Res.Quantile(50))
+			t.measured = fmt.Sprintf("p50 at depths %v: %s ms; deep/shallow %.2fx", timelineDepths, strings.Join(p50s, " → "), g)
+			t.reached = yes(g <= 1.5 && last.Res.Errors == 0 && first.Res.Errors == 0)
+		}
+		ts = append(ts, t)
+	}
+	t = target{what: fmt.Sprintf("full-text search over %s messages, each kind of search one at a time: p95 ≤ 100 ms", thousands(b.sfx.messages))}
+	var worst *row
+	kinds, clean := 0, true
+	for i := range b.rows {
+		r := &b.rows[i]
+		if strings.HasPrefix(r.Scenario, "search: ") && r.Model == "sequential, 5 ms apart" && r.Res.Hist != nil {
+			kinds++
+			clean = clean && r.Res.Errors == 0
+			if worst == nil || r.Res.Quantile(95) > worst.Res.Quantile(95) {
+				worst = r
+			}
+		}
+	}
+	if worst != nil {
+		t.measured = fmt.Sprintf("worst p95 %.2f ms (%s); %d kinds", ms(worst.Res.Quantile(95)), strings.TrimPrefix(worst.Scenario, "search: "), kinds)
+		t.reached = yes(worst.Res.Quantile(95) <= 100*time.Millisecond && clean && kinds == len(searchKinds()))
 	}
 	ts = append(ts, t)
 	t = target{what: "10,000 concurrent clients: zero errors, PgBouncer ≤ 20 server connections"}
@@ -115,17 +161,26 @@ func (b *bench) writeReport() error {
 	if b.opts.quick {
 		mode = "quick (BENCH_QUICK=1: fewer, shorter scenarios; not the published numbers)"
 	}
+	if b.opts.only != "" {
+		mode += fmt.Sprintf(", only the %s scenarios (BENCH_ONLY=%s)", b.opts.only, b.opts.only)
+	}
 	fmt.Fprintf(&w, "# Threadline benchmarks\n\n")
 	fmt.Fprintf(&w, "Written by `make bench` (ops/loadtest/cmd/bench) from one run; do not edit by hand.\n\n")
 	fmt.Fprintf(&w, "- Date: %s\n- Commit: %s\n- Mode: %s, %s in all\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), commit, mode, b.took.Round(time.Second))
 	fmt.Fprintf(&w, "- Machine: %s, %d cores (%s); the load generator, the server, PostgreSQL, PgBouncer and Redis all share them\n", b.cpuModel, runtime.NumCPU(), goVersion)
 	fmt.Fprintf(&w, "- Load average (1, 5, 15 min) when the run began: %s; when it ended: %s (anything else running on the machine shows here)\n", b.loadBefore, b.loadAfter)
 	fmt.Fprintf(&w, "- Data: 1000 conversations x 200 messages readable by user 1, and one conversation of %d messages (deep pagination)\n", longMessages)
+	sc := searchCorpus(b.opts.quick)
+	fmt.Fprintf(&w, "- Search: %d conversations x %d messages (%s messages in the table in all), words drawn from %d with Zipf's law, the searching user a member of %d conversations (ops/loadtest/cmd/bench/search.go)\n",
+		sc.Conversations, sc.Messages, thousands(b.sfx.messages), sc.Vocabulary, sc.ViewerOf)
 	fmt.Fprintf(&w, "- The page: `conversation(id){ messages(limit: 50, offset: 0){ items{ id seq conversationId body createdAt clientMessageId sender{ id name } } limit offset hasMore } }` (graph/client's MessagesPage)\n")
 	fmt.Fprintf(&w, "- Server: bin/threadline, APP_ENV=production, LOG_LEVEL=warn, RATE_LIMIT_DISABLED=true, one process per configuration, restarted between them; open-file limit %d\n\n", fileLimit())
 
 	fmt.Fprintf(&w, "## Targets\n\n| target | measured | |\n|---|---|---|\n")
 	for _, t := range b.targets() {
+		if b.opts.only != "" && t.reached == nil {
+			continue // not this run's business
+		}
 		verdict := "not measured"
 		if t.reached != nil {
 			verdict = "**missed**"
@@ -159,18 +214,44 @@ func (b *bench) writeReport() error {
 			r.Config, r.Scenario, r.Model, r.Res.RPS(), ms(r.Res.Quantile(50)), ms(r.Res.Quantile(95)), ms(r.Res.Quantile(99)), ms(r.Res.Max()),
 			errs, ratio(r.HistHit), ratio(r.RespHit), r.CacheErrors, num(r.SQLPerReq), pools(r.PgbActive, r.PgbTotal), cpu, ratio(r.Others))
 	}
+	var notes []string
+	for _, r := range b.rows {
+		if r.Res.Hist != nil && r.Note != "" {
+			notes = append(notes, fmt.Sprintf("- %s, %s (%s): %s\n", r.Config, r.Scenario, r.Model, r.Note))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(&w, "\nNotes on rows:\n\n%s", strings.Join(notes, ""))
+	}
+	if b.replica != "" {
+		fmt.Fprintf(&w, "\nRead replica (row \"cache on, read replica\": `DATABASE_REPLICA_URL`, a streaming replica the bench starts on its stack; history-page misses go to it once it has replayed the conversation's last write, see the README's *Read replica*): %s.\n", b.replica)
+	}
+	if b.opts.only != "" {
+		return os.WriteFile(b.opts.out, w.Bytes(), 0o644)
+	}
 	fmt.Fprintf(&w, "\n![latency against offered rate](BENCHMARKS-latency.png)\n\n![throughput at 32 connections](BENCHMARKS-throughput.png)\n")
 
 	fmt.Fprintf(&w, "\n## Subscriber fan-out\n\nThe existing benchmark, `go test -run XXX -bench FanoutWebSocket ./ops/loadtest` (its own services and server process; see its doc comment for the metrics):\n\n```\n%s\n```\n", strings.TrimSpace(b.fanout))
 
+	fmt.Fprintf(&w, "\n## Typing indicators across instances\n\n`go test -run XXX -bench TypingAcrossInstances ./ops/loadtest` (its own services and two server processes): setTyping over HTTP on one instance, until the event has reached every typing subscriber of the conversation on the other (p50-ms, p99-ms) and the first of them (first-p50-ms, first-p99-ms); see its doc comment:\n\n```\n%s\n```\n", strings.TrimSpace(b.typing))
+
 	fmt.Fprintf(&w, "\n## Profiles\n\n")
 	if len(b.profiles) == 0 {
-		fmt.Fprintf(&w, "No profile was taken in this run (the cached and cache-off pages are profiled when they miss their throughput targets, the many-clients scenario in every full run).\n")
+		fmt.Fprintf(&w, "No profile was taken in this run (the cached page is profiled in every full run, the cache-off page when it misses its throughput target, the many-clients scenario in every full run).\n")
 	}
 	for _, p := range b.profiles {
 		fmt.Fprintf(&w, "### %s\n\nA 5-second CPU profile of the server (on OPS_ADDR) under that load (`go tool pprof -top bin/threadline %s`):\n\n```\n%s\n```\n\n", p.Scenario, p.File, p.Top)
 	}
 	return os.WriteFile(b.opts.out, w.Bytes(), 0o644)
+}
+
+// thousands writes n with thousands separators: 1,000,000.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func truncate(s string, n int) string {
@@ -222,12 +303,13 @@ func (b *bench) charts() error {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	colors := map[string]color.RGBA{
-		"cache on":           {R: 0x1f, G: 0x77, B: 0xb4, A: 255},
-		"response cache off": {R: 0x2c, G: 0xa0, B: 0x2c, A: 255},
-		"cache off":          {R: 0xd6, G: 0x27, B: 0x28, A: 255},
-		"ceiling":            {R: 0x7f, G: 0x7f, B: 0x7f, A: 255},
+		"cache on":                 {R: 0x1f, G: 0x77, B: 0xb4, A: 255},
+		"cache on, local tier off": {R: 0x94, G: 0x67, B: 0xbd, A: 255},
+		"response cache off":       {R: 0x2c, G: 0xa0, B: 0x2c, A: 255},
+		"cache off":                {R: 0xd6, G: 0x27, B: 0x28, A: 255},
+		"ceiling":                  {R: 0x7f, G: 0x7f, B: 0x7f, A: 255},
 	}
-	for _, cfg := range []string{"cache on", "response cache off", "cache off", "ceiling"} {
+	for _, cfg := range []string{"cache on", "cache on, local tier off", "response cache off", "cache off", "ceiling"} {
 		for _, q := range []float64{50, 99} {
 			var pts plotter.XYs
 			for _, r := range b.rows {
@@ -260,7 +342,7 @@ func (b *bench) charts() error {
 	var vals plotter.Values
 	var names []string
 	for _, c := range []struct{ cfg, scenario string }{
-		{"ceiling", "ceiling"}, {"cache on", "cached page"}, {"response cache off", "cached page, executed"},
+		{"ceiling", "ceiling"}, {"cache on", "cached page"}, {"cache on, local tier off", "cached page"}, {"response cache off", "cached page, executed"},
 		{"cache off", "page (PgBouncer)"}, {"cache off, direct", "page (direct"},
 	} {
 		if r := b.find(c.cfg, c.scenario, "closed 32"); r != nil {

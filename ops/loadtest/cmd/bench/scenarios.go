@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,8 +19,20 @@ import (
 
 	"github.com/threadline/threadline/graph/client"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/ops/loadtest"
 )
+
+// timelineDepths are the depths (messages below the newest of the long conversation) at which
+// historyAround (25 each side), timeline forward (first 50 after the message there) and timeline
+// backward (last 50 before it) are measured: near the top, in the middle and near the oldest.
+var timelineDepths = []int64{100, 5000, 9900}
+
+// timelineScenario names the row of kind ("historyAround", "timeline forward", "timeline
+// backward") at depth.
+func timelineScenario(kind string, depth int64) string {
+	return fmt.Sprintf("deep pagination: %s at depth %d", kind, depth)
+}
 
 // row is one line of the report's table.
 type row struct {
@@ -49,11 +63,17 @@ type bench struct {
 	// profiles: scenario -> top of the CPU profile
 	profiles []profile
 	fanout   string
+	typing   string // BenchmarkTypingAcrossInstances's lines
+	replica  string // the read replica's share of the reads it may serve, or why it was not run
 	took     time.Duration
 	cpuModel string
 	// loadBefore and loadAfter are /proc/loadavg at the start and the end: other work on the
 	// machine shows there.
 	loadBefore, loadAfter string
+
+	// The search scenarios' viewer and its token.
+	sfx         searchFixture
+	searchToken string
 }
 
 type profile struct {
@@ -88,13 +108,19 @@ func (b *bench) runAll(ctx context.Context) error {
 	defer func() { b.loadAfter = loadAvg() }()
 	quick := b.opts.quick
 	pageConv := b.fx.convs[0]
+	if b.opts.only == "search" {
+		return b.withServer(ctx, "cache off", b.serverEnv("CACHE_ENABLED=false"), false, func(s *server) error {
+			b.searchLoads(ctx, s)
+			return nil
+		})
+	}
 
 	// 1. Cache on: the full stack.
 	if err := b.withServer(ctx, "cache on", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true"), true, func(s *server) error {
 		page := b.pageReq(s, pageConv, 0)
 		b.warm(ctx, s, page)
 		closed := b.pageLoads(ctx, s, "cached page", page)
-		if closed.Res.RPS() < 5000 {
+		if closed.Res.RPS() < 5000 || !quick { // what a hit still costs
 			b.profile(ctx, s, "cached page", page)
 		}
 		b.measure(ctx, s, "dataloader fan-in: 20 conversations' first pages", "closed 32", func() (loadtest.Result, error) {
@@ -107,6 +133,13 @@ func (b *bench) runAll(ctx context.Context) error {
 		b.measure(ctx, s, "95/5 read/write, Zipf over 1000 conversations", "open 1000/s", func() (loadtest.Result, error) {
 			return loadtest.Open(ctx, s.addr, 1000, b.dur(8*time.Second, 3*time.Second), 256, b.mix(s, 0.05))
 		})
+		if mine, err := ownMessages(ctx, b.env["DATABASE_DIRECT_URL"], b.fx.convs); err != nil {
+			logf("edit-heavy mix: %v", err)
+		} else {
+			b.measure(ctx, s, "edit-heavy 80/10/10: reads, sends, edits and reactions, Zipf", "closed 32", func() (loadtest.Result, error) {
+				return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), b.editMix(s, mine))
+			})
+		}
 		n, interval, d := 10000, 10*time.Second, 25*time.Second
 		if quick {
 			n, interval, d = 1000, 2*time.Second, 5*time.Second
@@ -125,6 +158,35 @@ func (b *bench) runAll(ctx context.Context) error {
 		})
 		profiled.Wait()
 		return b.saveCeilingBody(ctx, s, page)
+	}); err != nil {
+		return err
+	}
+
+	// 1b. Cache on, the response cache's in-process tier off (LOCAL_CACHE_BYTES=0): every hit is
+	// a Redis round trip; the hit is still answered before gqlgen.
+	if err := b.withServer(ctx, "cache on, local tier off", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true", "LOCAL_CACHE_BYTES=0"), false, func(s *server) error {
+		page := b.pageReq(s, pageConv, 0)
+		b.warm(ctx, s, page)
+		b.pageLoads(ctx, s, "cached page", page)
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	// 1c. Cache on, with a streaming replica of the stack's PostgreSQL: the share of the reads
+	// that may go to the replica (history-page misses) that it served.
+	if replicaURL, err := b.startReplica(ctx); err != nil {
+		logf("read replica: %v; its scenario is left out", err)
+		b.replica = "not run: the replica did not start (" + err.Error() + ")"
+	} else if err := b.withServer(ctx, "cache on, read replica", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true", "DATABASE_REPLICA_URL="+replicaURL), false, func(s *server) error {
+		b.warm(ctx, s, b.pageReq(s, pageConv, 0))
+		before := b.dbReads(ctx, s)
+		b.measure(ctx, s, "95/5 read/write, Zipf over 1000 conversations", "closed 32", func() (loadtest.Result, error) {
+			return loadtest.Closed(ctx, s.addr, 32, b.dur(10*time.Second, 3*time.Second), b.mix(s, 0.05))
+		})
+		b.replica = replicaShare(before, b.dbReads(ctx, s))
+		logf("%s: %s", s.name, b.replica)
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -174,6 +236,29 @@ func (b *bench) runAll(ctx context.Context) error {
 				})
 			}
 		}
+		// A permalink's window and the timeline's pages at depth: one statement around a seq,
+		// whatever its depth.
+		for _, depth := range timelineDepths {
+			at := chat.EncodeMessageCursor(b.fx.longSeq - depth)
+			for _, p := range []struct {
+				name string
+				req  loadtest.Request
+			}{
+				{"historyAround", b.req(s, client.HistoryAround_Operation, map[string]any{"conversationId": b.fx.long, "seq": b.fx.longSeq - depth, "before": 25, "after": 25})},
+				{"timeline forward", b.req(s, client.Timeline_Operation, map[string]any{"conversationId": b.fx.long, "first": 50, "after": at})},
+				{"timeline backward", b.req(s, client.Timeline_Operation, map[string]any{"conversationId": b.fx.long, "last": 50, "before": at})},
+			} {
+				if depth == timelineDepths[0] {
+					b.warm(ctx, s, p.req) // the first of each kind is not to pay for anything cold
+				}
+				b.measure(ctx, s, timelineScenario(p.name, depth), "closed 4", func() (loadtest.Result, error) {
+					return loadtest.Closed(ctx, s.addr, 4, b.dur(4*time.Second, time.Second), loadtest.Fixed(p.req))
+				})
+			}
+		}
+		// Full-text search: no cache serves it (the response cache is off here, as it is for
+		// any search over all the viewer's conversations).
+		b.searchLoads(ctx, s)
 		return nil
 	}); err != nil {
 		return err
@@ -214,6 +299,7 @@ func (b *bench) runAll(ctx context.Context) error {
 
 	if b.opts.fanout {
 		b.runFanout(ctx)
+		b.runTyping(ctx)
 	}
 	return ctx.Err()
 }
@@ -538,6 +624,9 @@ var profileCategories = []struct{ name, focus string }{
 	{"PostgreSQL client (pgx)", `jackc/pgx`},
 	{"Redis client (go-redis)", `redis/go-redis`},
 	{"response cache (internal/respcache)", `internal/respcache`},
+	{"in-process tier of the response cache (internal/localcache)", `internal/localcache`},
+	{"hit answered before gqlgen (graph.(*Handler).serveStored)", `graph\.\(\*Handler\)\.serveStored`},
+	{"gqlgen's handler (handler.(*Server).ServeHTTP)", `handler\.\(\*Server\)\.ServeHTTP`},
 	{"history cache (internal/cache)", `internal/cache`},
 	{"JWT verification (internal/auth Verify)", `auth\.\(\*Keys\)\.Verify`},
 	{"JSON (encoding/json)", `encoding/json`},
@@ -584,6 +673,34 @@ func (b *bench) runFanout(ctx context.Context) {
 		b.fanout += fmt.Sprintf("\n(go test: %v)\n%s", err, tail)
 	}
 	logf("fan-out:\n%s", b.fanout)
+}
+
+var typingLine = regexp.MustCompile(`(?m)^BenchmarkTypingAcrossInstances\S*\s.*$`)
+
+// runTyping runs the typing-indicator latency benchmark (its own services, two server
+// processes).
+func (b *bench) runTyping(ctx context.Context) {
+	subs, iters, limit := "1000", "500x", 3*time.Minute
+	if b.opts.quick {
+		subs, iters, limit = "100", "50x", time.Minute
+	}
+	logf("typing: %s subscribers, %s", subs, iters)
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "go", "test", "-run", "XXX", "-bench", "TypingAcrossInstances", "-benchtime", iters, "-timeout", "5m", "./ops/loadtest")
+	cmd.Env = append(os.Environ(), "LOADTEST_TYPING_SUBSCRIBERS="+subs)
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	lines := typingLine.FindAllString(string(out), -1)
+	b.typing = strings.Join(lines, "\n")
+	if err != nil || len(lines) == 0 {
+		tail := string(out)
+		if len(tail) > 2000 {
+			tail = tail[len(tail)-2000:]
+		}
+		b.typing += fmt.Sprintf("\n(go test: %v)\n%s", err, tail)
+	}
+	logf("typing:\n%s", b.typing)
 }
 
 func cpuModel() string {
@@ -671,4 +788,79 @@ func readCPU(pid int) cpuSample {
 	c.total, c.busy = time.Duration(total)*clockTick, time.Duration(total-idle)*clockTick
 	c.ok = true
 	return c
+}
+
+// startReplica starts a streaming replica of the bench stack's PostgreSQL (devstack; stopped
+// with the stack by ops/stack down) and returns its URL through PgBouncer.
+func (b *bench) startReplica(ctx context.Context) (string, error) {
+	st, err := devstack.Attach(ctx, b.opts.dir)
+	if err != nil {
+		return "", err
+	}
+	began := time.Now()
+	r, err := st.StartReplica(ctx)
+	if err != nil {
+		return "", err
+	}
+	logf("read replica on port %d ready in %s", r.Port, time.Since(began).Round(time.Millisecond))
+	return r.DatabaseURL, nil
+}
+
+var metricLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// dbReads reads threadline_db_reads_total from s's /metrics, by "target/reason"; nil when it
+// cannot.
+func (b *bench) dbReads(ctx context.Context, s *server) map[string]float64 {
+	mb, err := loadtest.Get(ctx, "http://"+s.opsAddr+"/metrics")
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for line := range strings.Lines(string(mb)) {
+		rest, ok := strings.CutPrefix(line, "threadline_db_reads_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		l := map[string]string{}
+		for _, m := range metricLabel.FindAllStringSubmatch(labels, -1) {
+			l[m[1]] = m[2]
+		}
+		out[l["target"]+"/"+l["reason"]] += v
+	}
+	return out
+}
+
+// replicaShare describes the reads between two dbReads: the replica's share, and why the
+// others went to the primary.
+func replicaShare(before, after map[string]float64) string {
+	if before == nil || after == nil {
+		return "replica share unknown (no /metrics)"
+	}
+	var total, replica float64
+	var why []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		d := after[k] - before[k]
+		if d <= 0 {
+			continue
+		}
+		total += d
+		if k == "replica/replayed" {
+			replica += d
+		} else {
+			why = append(why, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, "primary/"), d))
+		}
+	}
+	if total == 0 {
+		return "no reads a replica may serve"
+	}
+	return fmt.Sprintf("replica served %.0f%% of %.0f replica-eligible reads (history-page misses); primary: %s",
+		100*replica/total, total, strings.Join(why, ", "))
 }

@@ -72,6 +72,8 @@ export type MessageFieldsFragment = { id: string, seq: number, conversationId: s
 
 export type PageInfoFieldsFragment = { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null };
 
+export type MessagePageFragment = { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } };
+
 export type ConversationSummaryFragment = { id: string, title: string, createdAt: string, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null };
 
 type EventFields_ConversationRenamedEvent_Fragment = { __typename: 'ConversationRenamedEvent', title: string, eventSeq: number, conversationId: string, at: string, actor: { id: string, name: string } };
@@ -115,6 +117,27 @@ export type HistoryQueryVariables = Exact<{
 
 
 export type HistoryQuery = { conversation: { id: string, history: { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } } | null };
+
+export type TimelineQueryVariables = Exact<{
+  conversationId: string | number;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+  last?: number | null | undefined;
+  before?: string | null | undefined;
+}>;
+
+
+export type TimelineQuery = { conversation: { id: string, timeline: { edges: Array<{ cursor: string, node: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } } | null };
+
+export type HistoryAroundQueryVariables = Exact<{
+  conversationId: string | number;
+  seq: number;
+  before?: number | null | undefined;
+  after?: number | null | undefined;
+}>;
+
+
+export type HistoryAroundQuery = { conversation: { id: string, historyAround: { hasOlder: boolean, hasNewer: boolean, olderCursor: string | null, newerCursor: string | null, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> } } | null };
 
 export type SendMessageMutationVariables = Exact<{
   input: Types.SendMessageInput;
@@ -194,6 +217,33 @@ export type ConversationEventsSubscription = { conversationEvents:
     | { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
    };
 
+export type SidebarQueryVariables = Exact<{
+  first?: number | null | undefined;
+}>;
+
+
+export type SidebarQuery = { unreadTotal: number, conversations: { edges: Array<{ node: { id: string, title: string, unreadCount: number, viewerLastReadSeq: number, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } }> } };
+
+export type MarkReadMutationVariables = Exact<{
+  conversationId: string | number;
+  seq: number;
+}>;
+
+
+export type MarkReadMutation = { markRead: { id: string, unreadCount: number, viewerLastReadSeq: number } };
+
+export type ViewerEventsSubscriptionVariables = Exact<{
+  after?: string | null | undefined;
+}>;
+
+
+export type ViewerEventsSubscription = { viewerEvents:
+    | { __typename: 'ConversationActivityEvent', position: string, conversation: { id: string, title: string, unreadCount: number, lastMessage: { seq: number, body: string, sender: { id: string, name: string } } | null } }
+    | { __typename: 'ConversationJoinedEvent', position: string, conversation: { id: string, title: string, unreadCount: number } }
+    | { __typename: 'ConversationLeftEvent', conversationId: string, position: string }
+    | { __typename: 'ReadStateChangedEvent', position: string, conversation: { id: string, unreadCount: number, viewerLastReadSeq: number } }
+   };
+
 export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 
 
@@ -226,14 +276,6 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
-export const PageInfoFieldsFragmentDoc = new TypedDocumentString(`
-    fragment PageInfoFields on PageInfo {
-  hasNextPage
-  hasPreviousPage
-  startCursor
-  endCursor
-}
-    `, {"fragmentName":"PageInfoFields"}) as unknown as TypedDocumentString<PageInfoFieldsFragment, unknown>;
 export const UserFieldsFragmentDoc = new TypedDocumentString(`
     fragment UserFields on User {
   id
@@ -264,6 +306,55 @@ export const MessageFieldsFragmentDoc = new TypedDocumentString(`
   id
   name
 }`, {"fragmentName":"MessageFields"}) as unknown as TypedDocumentString<MessageFieldsFragment, unknown>;
+export const PageInfoFieldsFragmentDoc = new TypedDocumentString(`
+    fragment PageInfoFields on PageInfo {
+  hasNextPage
+  hasPreviousPage
+  startCursor
+  endCursor
+}
+    `, {"fragmentName":"PageInfoFields"}) as unknown as TypedDocumentString<PageInfoFieldsFragment, unknown>;
+export const MessagePageFragmentDoc = new TypedDocumentString(`
+    fragment MessagePage on MessageConnection {
+  edges {
+    cursor
+    node {
+      ...MessageFields
+    }
+  }
+  pageInfo {
+    ...PageInfoFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}
+fragment PageInfoFields on PageInfo {
+  hasNextPage
+  hasPreviousPage
+  startCursor
+  endCursor
+}`, {"fragmentName":"MessagePage"}) as unknown as TypedDocumentString<MessagePageFragment, unknown>;
 export const ConversationSummaryFragmentDoc = new TypedDocumentString(`
     fragment ConversationSummary on Conversation {
   id
@@ -640,15 +731,7 @@ export const HistoryDocument = new TypedDocumentString(`
   conversation(id: $conversationId) {
     id
     history(first: $first, before: $before) {
-      edges {
-        cursor
-        node {
-          ...MessageFields
-        }
-      }
-      pageInfo {
-        ...PageInfoFields
-      }
+      ...MessagePage
     }
   }
 }
@@ -680,7 +763,105 @@ fragment PageInfoFields on PageInfo {
   hasPreviousPage
   startCursor
   endCursor
+}
+fragment MessagePage on MessageConnection {
+  edges {
+    cursor
+    node {
+      ...MessageFields
+    }
+  }
+  pageInfo {
+    ...PageInfoFields
+  }
 }`) as unknown as TypedDocumentString<HistoryQuery, HistoryQueryVariables>;
+export const TimelineDocument = new TypedDocumentString(`
+    query Timeline($conversationId: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+  conversation(id: $conversationId) {
+    id
+    timeline(first: $first, after: $after, last: $last, before: $before) {
+      ...MessagePage
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}
+fragment PageInfoFields on PageInfo {
+  hasNextPage
+  hasPreviousPage
+  startCursor
+  endCursor
+}
+fragment MessagePage on MessageConnection {
+  edges {
+    cursor
+    node {
+      ...MessageFields
+    }
+  }
+  pageInfo {
+    ...PageInfoFields
+  }
+}`) as unknown as TypedDocumentString<TimelineQuery, TimelineQueryVariables>;
+export const HistoryAroundDocument = new TypedDocumentString(`
+    query HistoryAround($conversationId: ID!, $seq: Int!, $before: Int, $after: Int) {
+  conversation(id: $conversationId) {
+    id
+    historyAround(seq: $seq, before: $before, after: $after) {
+      items {
+        ...MessageFields
+      }
+      hasOlder
+      hasNewer
+      olderCursor
+      newerCursor
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<HistoryAroundQuery, HistoryAroundQueryVariables>;
 export const SendMessageDocument = new TypedDocumentString(`
     mutation SendMessage($input: SendMessageInput!) {
   sendMessage(input: $input) {
@@ -1011,6 +1192,97 @@ fragment EventFields on ConversationEvent {
     title
   }
 }`) as unknown as TypedDocumentString<ConversationEventsSubscription, ConversationEventsSubscriptionVariables>;
+export const SidebarDocument = new TypedDocumentString(`
+    query Sidebar($first: Int) {
+  conversations(first: $first) {
+    edges {
+      node {
+        id
+        title
+        unreadCount
+        viewerLastReadSeq
+        lastMessage {
+          ...MessageFields
+        }
+      }
+    }
+  }
+  unreadTotal
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<SidebarQuery, SidebarQueryVariables>;
+export const MarkReadDocument = new TypedDocumentString(`
+    mutation MarkRead($conversationId: ID!, $seq: Int!) {
+  markRead(conversationId: $conversationId, seq: $seq) {
+    id
+    unreadCount
+    viewerLastReadSeq
+  }
+}
+    `) as unknown as TypedDocumentString<MarkReadMutation, MarkReadMutationVariables>;
+export const ViewerEventsDocument = new TypedDocumentString(`
+    subscription ViewerEvents($after: String) {
+  viewerEvents(after: $after) {
+    __typename
+    position
+    ... on ConversationActivityEvent {
+      conversation {
+        id
+        title
+        unreadCount
+        lastMessage {
+          seq
+          body
+          sender {
+            ...UserFields
+          }
+        }
+      }
+    }
+    ... on ConversationJoinedEvent {
+      conversation {
+        id
+        title
+        unreadCount
+      }
+    }
+    ... on ConversationLeftEvent {
+      conversationId
+    }
+    ... on ReadStateChangedEvent {
+      conversation {
+        id
+        unreadCount
+        viewerLastReadSeq
+      }
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}`) as unknown as TypedDocumentString<ViewerEventsSubscription, ViewerEventsSubscriptionVariables>;
 export const ViewerDocument = new TypedDocumentString(`
     query Viewer {
   me {

@@ -16,8 +16,13 @@ export type Conversation = {
   createdAt: Scalars['Time']['output'];
   /** Everything that happened after eventSeq `after`, oldest first: the catch-up call for a client that was offline. `first`: 1..100. */
   events: ConversationEventPage;
-  /** A page of history by cursor, newest first: pass a page's endCursor as `before` to read older messages. `first`: 1..100. */
+  /**
+   * A page of history by cursor, newest first: pass a page's endCursor as `before` to read older messages. `first`: 1..100.
+   * @deprecated use timeline
+   */
   history: MessageConnection;
+  /** A window around one message, for permalinks and search hits: up to `before` older and `after` newer messages (0..100 each), newest first. */
+  historyAround: MessageWindow;
   id: Scalars['ID']['output'];
   /** The eventSeq of the conversation's latest event (0: none yet). */
   lastEventSeq: Scalars['Int']['output'];
@@ -27,7 +32,17 @@ export type Conversation = {
   memberships: Array<Membership>;
   /** A page of history by offset, newest first. `limit`: 1..100, `offset`: 0..10000. */
   messages: MessagePage;
+  /** Each member's read position (read receipts). */
+  readStates: Array<ReadState>;
+  /** History as a Relay connection by the book: newest first; first/after go toward older messages, last/before toward newer ones. */
+  timeline: MessageConnection;
   title: Scalars['String']['output'];
+  /** Members typing now (ephemeral). */
+  typing: Array<User>;
+  /** Messages after viewerLastReadSeq that the viewer did not send and that are not deleted. */
+  unreadCount: Scalars['Int']['output'];
+  /** The seq of the last message the viewer has read (0: none). */
+  viewerLastReadSeq: Scalars['Int']['output'];
 };
 
 
@@ -43,9 +58,31 @@ export type ConversationHistoryArgs = {
 };
 
 
+export type ConversationHistoryAroundArgs = {
+  after?: InputMaybe<Scalars['Int']['input']>;
+  before?: InputMaybe<Scalars['Int']['input']>;
+  seq: Scalars['Int']['input'];
+};
+
+
 export type ConversationMessagesArgs = {
   limit?: InputMaybe<Scalars['Int']['input']>;
   offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type ConversationTimelineArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+};
+
+/** A new message, an edit, a deletion or a rename: the conversation carries its lastMessage and unreadCount. */
+export type ConversationActivityEvent = ViewerEvent & {
+  __typename?: 'ConversationActivityEvent';
+  conversation: Conversation;
+  position: Scalars['String']['output'];
 };
 
 export type ConversationConnection = {
@@ -72,6 +109,20 @@ export type ConversationEventPage = {
   __typename?: 'ConversationEventPage';
   hasMore: Scalars['Boolean']['output'];
   items: Array<ConversationEvent>;
+};
+
+/** The viewer became a member of the conversation. */
+export type ConversationJoinedEvent = ViewerEvent & {
+  __typename?: 'ConversationJoinedEvent';
+  conversation: Conversation;
+  position: Scalars['String']['output'];
+};
+
+/** The viewer is no longer a member of the conversation (removed, or left on another device). */
+export type ConversationLeftEvent = ViewerEvent & {
+  __typename?: 'ConversationLeftEvent';
+  conversationId: Scalars['ID']['output'];
+  position: Scalars['String']['output'];
 };
 
 export type ConversationRenamedEvent = ConversationEvent & {
@@ -195,6 +246,32 @@ export type MessagePage = {
   offset: Scalars['Int']['output'];
 };
 
+export type MessageSearchConnection = {
+  __typename?: 'MessageSearchConnection';
+  edges: Array<MessageSearchEdge>;
+  pageInfo: PageInfo;
+};
+
+export type MessageSearchEdge = {
+  __typename?: 'MessageSearchEdge';
+  cursor: Scalars['String']['output'];
+  node: Message;
+  /** The part of the body that matched, the matching words between ** and **. */
+  snippet: Scalars['String']['output'];
+};
+
+export type MessageWindow = {
+  __typename?: 'MessageWindow';
+  hasNewer: Scalars['Boolean']['output'];
+  hasOlder: Scalars['Boolean']['output'];
+  /** Newest first. */
+  items: Array<Message>;
+  /** Pass as timeline(before:) for the messages newer than the window. */
+  newerCursor?: Maybe<Scalars['String']['output']>;
+  /** Pass as timeline(after:) for the messages older than the window. */
+  olderCursor?: Maybe<Scalars['String']['output']>;
+};
+
 export type Mutation = {
   __typename?: 'Mutation';
   /** Adds members (at most 100 at once); any member may; existing members are ignored. */
@@ -209,6 +286,8 @@ export type Mutation = {
   editMessage: Message;
   /** The viewer leaves; an owner who leaves hands ownership to the longest-standing member. */
   leaveConversation: Scalars['Boolean']['output'];
+  /** Moves the viewer's read position forward (never backward); answers the conversation with its new unreadCount. */
+  markRead: Conversation;
   /** Removes a member; the owner only. */
   removeMember: Conversation;
   /** Removes the viewer's reaction; idempotent. */
@@ -220,6 +299,8 @@ export type Mutation = {
    * (sender, conversation, clientMessageId): a retry returns the original message and adds nothing.
    */
   sendMessage: Message;
+  /** Ephemeral: no PostgreSQL write; expires after 6 s unless repeated. */
+  setTyping: Scalars['Boolean']['output'];
 };
 
 
@@ -255,6 +336,12 @@ export type MutationLeaveConversationArgs = {
 };
 
 
+export type MutationMarkReadArgs = {
+  conversationId: Scalars['ID']['input'];
+  seq: Scalars['Int']['input'];
+};
+
+
 export type MutationRemoveMemberArgs = {
   conversationId: Scalars['ID']['input'];
   userId: Scalars['ID']['input'];
@@ -277,6 +364,12 @@ export type MutationSendMessageArgs = {
   input: SendMessageInput;
 };
 
+
+export type MutationSetTypingArgs = {
+  conversationId: Scalars['ID']['input'];
+  typing: Scalars['Boolean']['input'];
+};
+
 export type PageInfo = {
   __typename?: 'PageInfo';
   endCursor?: Maybe<Scalars['String']['output']>;
@@ -293,6 +386,10 @@ export type Query = {
   conversations: ConversationConnection;
   /** The authenticated viewer. */
   me: User;
+  /** Full-text search over the viewer's conversations (or one of them); deleted messages never match. Newest first. `first`: 1..100. */
+  searchMessages: MessageSearchConnection;
+  /** Total unread over the viewer's conversations (the app badge). */
+  unreadTotal: Scalars['Int']['output'];
   /** Users whose name starts with or contains `search` (case-insensitive), for a new-conversation picker. `first`: 1..100. */
   users: UserConnection;
 };
@@ -306,6 +403,14 @@ export type QueryConversationArgs = {
 export type QueryConversationsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QuerySearchMessagesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  conversationId?: InputMaybe<Scalars['ID']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  query: Scalars['String']['input'];
 };
 
 
@@ -334,6 +439,21 @@ export type ReactionChangedEvent = ConversationEvent & {
   message: Message;
 };
 
+export type ReadState = {
+  __typename?: 'ReadState';
+  /** When the member last moved their read position; null until they did. */
+  at?: Maybe<Scalars['Time']['output']>;
+  lastReadSeq: Scalars['Int']['output'];
+  user: User;
+};
+
+/** The viewer read the conversation on another device. */
+export type ReadStateChangedEvent = ViewerEvent & {
+  __typename?: 'ReadStateChangedEvent';
+  conversation: Conversation;
+  position: Scalars['String']['output'];
+};
+
 export type SendMessageInput = {
   /** 1..4000 characters after trimming. */
   body: Scalars['String']['input'];
@@ -351,6 +471,9 @@ export type Subscription = {
    * committed after that seq, then live ones.
    */
   messageAdded: Message;
+  typing: TypingEvent;
+  /** The sidebar: one stream per viewer over all their conversations, resumable from `after` (an opaque position). */
+  viewerEvents: ViewerEvent;
 };
 
 
@@ -365,10 +488,28 @@ export type SubscriptionMessageAddedArgs = {
   conversationId: Scalars['ID']['input'];
 };
 
+
+export type SubscriptionTypingArgs = {
+  conversationId: Scalars['ID']['input'];
+};
+
+
+export type SubscriptionViewerEventsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type TypingEvent = {
+  __typename?: 'TypingEvent';
+  typing: Scalars['Boolean']['output'];
+  user: User;
+};
+
 export type User = {
   __typename?: 'User';
   id: Scalars['ID']['output'];
   name: Scalars['String']['output'];
+  /** An open connection or a request within the last 60 s. */
+  online: Scalars['Boolean']['output'];
 };
 
 export type UserConnection = {
@@ -381,4 +522,9 @@ export type UserEdge = {
   __typename?: 'UserEdge';
   cursor: Scalars['String']['output'];
   node: User;
+};
+
+/** Something the viewer's sidebar must show. Pass the position of the last one received as viewerEvents(after:) to resume exactly. */
+export type ViewerEvent = {
+  position: Scalars['String']['output'];
 };

@@ -1,0 +1,98 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/threadline/threadline/db/dbsqlc"
+	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/chat"
+)
+
+// MarkRead moves userID's read position forward (see chat.Store). The position's row is updated
+// with the check that it moves forward in the same statement, so concurrent marks by the same
+// user serialise on the row and the position never moves back; the UserRead event is appended
+// in the same transaction.
+func (s *Store) MarkRead(ctx context.Context, userID, conversationID, seq int64) (chat.Change, error) {
+	var ch chat.Change
+	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
+		at, err := q.MemberMarkRead(ctx, dbsqlc.MemberMarkReadParams{Seq: seq, ConversationID: conversationID, UserID: userID})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNoChange
+		}
+		if err != nil {
+			return fmt.Errorf("mark read: %w", err)
+		}
+		ch = chat.Change{ConversationID: conversationID, Members: []int64{userID}}
+		return appendUserEvents(ctx, q, &ch, []int64{userID}, chat.UserEvent{Kind: chat.UserRead, ConversationID: conversationID, ReadSeq: seq, At: at})
+	})
+	if !errors.Is(err, errNoChange) {
+		return ch, err
+	}
+	// Nothing moved: not a member, a seq past the last message, or a position already there.
+	state, err := s.q.MemberReadState(ctx, dbsqlc.MemberReadStateParams{ConversationID: conversationID, UserID: userID})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return chat.Change{}, apperr.ErrNotFound
+	case err != nil:
+		return chat.Change{}, fmt.Errorf("read state: %w", err)
+	case seq > state.LastSeq:
+		return chat.Change{}, apperr.Invalid("seq", "is past the conversation's last message (%d)", state.LastSeq)
+	}
+	return chat.Change{}, nil
+}
+
+// UserEventsAfter returns userID's events after event_seq after (see chat.Store).
+func (s *Store) UserEventsAfter(ctx context.Context, userID, after int64, limit int) ([]chat.UserEvent, error) {
+	rows, err := s.q.UserEventsAfter(ctx, dbsqlc.UserEventsAfterParams{UserID: userID, AfterSeq: after, RowLimit: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("user events after: %w", err)
+	}
+	out := make([]chat.UserEvent, len(rows))
+	for i, r := range rows {
+		out[i] = chat.UserEvent{
+			UserID: userID, EventSeq: r.EventSeq, Kind: chat.UserEventKind(r.Kind), ConversationID: r.ConversationID,
+			ConversationEventSeq: deref(r.ConversationEventSeq), ReadSeq: deref(r.ReadSeq), At: r.At,
+		}
+	}
+	return out, nil
+}
+
+// UserStreamStart reads where a sidebar stream starting now begins (see chat.Store), in one
+// read-only snapshot: the user's conversations are exactly those their events up to last
+// left them in.
+func (s *Store) UserStreamStart(ctx context.Context, userID int64) (last, firstKept int64, conversations map[int64]int64, err error) {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		u, err := q.UserLastEventSeq(ctx, userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apperr.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("user last event: %w", err)
+		}
+		rows, err := q.ConversationEventSeqsOfMember(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("conversations of member: %w", err)
+		}
+		last, firstKept = u.LastEventSeq, u.FirstKept
+		conversations = make(map[int64]int64, len(rows))
+		for _, r := range rows {
+			conversations[r.ConversationID] = r.LastEventSeq
+		}
+		return nil
+	})
+	return last, firstKept, conversations, err
+}
+
+// UnreadTotal returns userID's unread messages over all their conversations.
+func (s *Store) UnreadTotal(ctx context.Context, userID int64) (int64, error) {
+	n, err := s.q.UnreadTotal(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("unread total: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,163 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/live"
+)
+
+// Subscription fan-out executes each event once per distinct selection.
+//
+// Every subscriber of a conversation receives the same event value from package live (one
+// pointer for all of them). gqlgen would execute each subscriber's selection on it and encode
+// the result, once per subscriber: ten thousand subscribers of one conversation, ten thousand
+// executions of the same selection on the same value giving the same bytes. ops/gqlgen rewrites
+// the marshaller of every subscription field to call shareEvent instead, which asks the hub
+// (live.Hub.Result) for the result of (event, operation, viewer): the first subscriber to ask
+// executes and encodes, the others wait for it and reuse its bytes.
+//
+//   - The operation is a SHA-256 of the document, the operation name and the variables (after
+//     coercion, keys sorted): subscribers whose operations agree on all three execute the same
+//     selection with the same arguments and directives.
+//   - The viewer is part of the key only when the selection reaches a field whose value
+//     depends on who views it (viewerDependent, from the table in viewer_fields.go); then
+//     only the same viewer's subscriptions (several tabs, several devices) share.
+//   - A result is shared only when its execution added no error: errors, and the null they
+//     leave, are the business of the subscriber whose execution raised them; everyone else
+//     executes for themselves.
+//   - Events that are not shared values (viewerEvents: each stream makes its own) are
+//     executed per subscriber, as before (sharedEventFields).
+//
+// The bytes are those the subscriber's own execution would have produced: they are what an
+// execution of the same selection on the same event produced. Sharing changes no guarantee of
+// delivery: live still decides, per subscriber, which events it receives and in which order,
+// and ends a subscriber that stops being a member before the next event reaches it.
+
+// sharePlan is what shareEvent needs of an operation, worked out at its first event.
+type sharePlan struct {
+	share  bool     // the field's events are values shared by all subscribers
+	viewer bool     // the selection depends on the viewer
+	op     [32]byte // the operation's key
+}
+
+// planExtension names the plan in the operation's stats (the operation's own storage; its one
+// goroutine executes its events one after another).
+const planExtension = "SubscriptionSharePlan"
+
+// shareEvent marshals event, the value subscription field `field` received, for the
+// subscriber of ctx: with bytes another subscriber's execution made when their event,
+// operation and (if the selection depends on it) viewer are the same, else by marshal.
+func shareEvent(ctx context.Context, root ResolverRoot, field string, sel ast.SelectionSet, event any, marshal func(context.Context) graphql.Marshaler) graphql.Marshaler {
+	r, _ := root.(*Resolver)
+	if r == nil || r.Live == nil || !graphql.HasOperationContext(ctx) {
+		return marshal(ctx)
+	}
+	p := planOf(graphql.GetOperationContext(ctx), field, sel)
+	key := live.ResultKey{Operation: p.op}
+	if p.share {
+		key.Event = event
+	}
+	if p.viewer {
+		key.Viewer, _ = auth.Viewer(ctx)
+	}
+	b := r.Live.Result(key, func() ([]byte, bool) {
+		before := len(graphql.GetErrors(ctx))
+		var buf bytes.Buffer
+		marshal(ctx).MarshalGQL(&buf)
+		return buf.Bytes(), len(graphql.GetErrors(ctx)) == before
+	})
+	return encoded(b)
+}
+
+// encoded is a value encoded already.
+type encoded []byte
+
+func (b encoded) MarshalGQL(w io.Writer) { _, _ = w.Write(b) }
+
+// planOf returns the operation's plan, working it out at its first event.
+func planOf(opCtx *graphql.OperationContext, field string, sel ast.SelectionSet) *sharePlan {
+	if p, ok := opCtx.Stats.GetExtension(planExtension).(*sharePlan); ok {
+		return p
+	}
+	p := &sharePlan{share: sharedEventFields[field]}
+	p.viewer = viewerDependent(opCtx, sel, subscriptionType(field), 0)
+	h := sha256.New()
+	_, _ = io.WriteString(h, opCtx.RawQuery)
+	h.Write([]byte{0})
+	_, _ = io.WriteString(h, opCtx.OperationName)
+	h.Write([]byte{0})
+	vars, err := json.Marshal(opCtx.Variables) // map keys sorted: canonical
+	if err != nil {
+		p.share = false // cannot happen with coerced variables; executed per subscriber then
+	}
+	h.Write(vars)
+	h.Sum(p.op[:0])
+	opCtx.Stats.SetExtension(planExtension, p)
+	return p
+}
+
+// subscriptionType is the name of the type of subscription field `field` ("" if unknown).
+func subscriptionType(field string) string {
+	if f := parsedSchema.Subscription.Fields.ForName(field); f != nil {
+		return f.Type.Name()
+	}
+	return ""
+}
+
+// viewerDependent reports whether selecting sel on a value of type typeName reaches a field
+// whose value depends on the viewer (or one not classified in viewerFields, which counts as
+// depending on it), at any depth, for any of the object types the value may have.
+func viewerDependent(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string, depth int) bool {
+	def := parsedSchema.Types[typeName]
+	if def == nil || depth > maxShapeDepth {
+		return true
+	}
+	for _, obj := range parsedSchema.GetPossibleTypes(def) {
+		for _, f := range graphql.CollectFields(opCtx, sel, satisfiedBy(obj)) {
+			if f.Name == "__typename" {
+				continue
+			}
+			perViewer, known := viewerFields[obj.Name+"."+f.Name]
+			if perViewer || !known {
+				return true
+			}
+			fd := obj.Fields.ForName(f.Name)
+			if fd == nil {
+				return true
+			}
+			switch t := parsedSchema.Types[fd.Type.Name()]; {
+			case t == nil:
+				return true
+			case t.Kind == ast.Object || t.Kind == ast.Interface || t.Kind == ast.Union:
+				if viewerDependent(opCtx, f.Selections, t.Name, depth+1) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// satisfiedBy lists the type conditions an object of type obj satisfies: its name, its
+// interfaces, and the unions it belongs to.
+func satisfiedBy(obj *ast.Definition) []string {
+	out := append([]string{obj.Name}, obj.Interfaces...)
+	for _, t := range parsedSchema.Types {
+		if t.Kind == ast.Union && t.Types != nil {
+			for _, m := range t.Types {
+				if m == obj.Name {
+					out = append(out, t.Name)
+				}
+			}
+		}
+	}
+	return out
+}

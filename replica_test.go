@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threadline/threadline/app"
+	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/internal/devstack"
+	"github.com/threadline/threadline/internal/testenv"
+)
+
+// The tests of reads from a streaming replica (DATABASE_REPLICA_URL) share the test binary's
+// replica (testenv.Replica): they pause its replay or stop it, so none of them is parallel.
+
+const replicaReadQuery = `query($id: ID!) { conversation(id: $id) { messages(limit: 5) { items { seq body } } } }`
+
+// replicaServer starts a server over the demo data set whose DATABASE_REPLICA_URL is the test
+// database on the replica, and returns it with the replica and the conversation to write to.
+func replicaServer(t *testing.T) (*apptest.Server, *devstack.Replica, string) {
+	t.Helper()
+	database := testenv.NewReplicatedDatabase(t)
+	srv := apptest.Start(t, apptest.Options{Database: &database, Seed: true, Configure: func(c *app.Config) {
+		c.DatabaseReplicaURL = database.ReplicaURL
+	}})
+	return srv, testenv.Replica(t), demoConversations(t, &srv.Endpoint)[0]
+}
+
+// sendAndReadBack sends a message to conv and reads the conversation's newest page back
+// through the server; it fails the test unless the page shows the message (a stale read).
+func sendAndReadBack(t *testing.T, srv *apptest.Server, conv, body string) int64 {
+	t.Helper()
+	var sent struct{ SendMessage struct{ Seq int } }
+	srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": body, "cmid": body}, &sent)
+	var read struct {
+		Conversation struct {
+			Messages struct {
+				Items []struct {
+					Seq  int
+					Body string
+				}
+			}
+		}
+	}
+	srv.Client(1).Query(t, replicaReadQuery, map[string]any{"id": conv}, &read)
+	items := read.Conversation.Messages.Items
+	if len(items) == 0 || items[0].Seq != sent.SendMessage.Seq || items[0].Body != body {
+		t.Fatalf("stale read: after sending %q (seq %d) the newest page is %+v", body, sent.SendMessage.Seq, items)
+	}
+	return int64(sent.SendMessage.Seq)
+}
+
+// replay subscribes to conv's messages after afterSeq and checks that the replay delivers
+// afterSeq+1..lastSeq, in order.
+func replay(t *testing.T, srv *apptest.Server, conv string, afterSeq, lastSeq int64) {
+	t.Helper()
+	c := srv.Dial(t, 1)
+	c.Subscribe("1", fmt.Sprintf(`subscription { messageAdded(conversationId: %s, afterSeq: %d) { seq body } }`, conv, afterSeq), nil)
+	apptest.CheckSeqs(t, "replay", apptest.Seqs(c.Messages("1", int(lastSeq-afterSeq), 10*time.Second)), afterSeq+1, lastSeq)
+	c.Complete("1")
+}
+
+// dbReads returns threadline_db_reads_total by "target/reason".
+func dbReads(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "threadline_db_reads_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			out[labels["target"]+"/"+labels["reason"]] += m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// delta is after - before, by key, leaving out keys that did not move.
+func delta(before, after map[string]float64) map[string]float64 {
+	d := map[string]float64{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+// replayedEverything waits until the replica has replayed all the primary has written so far.
+func replayedEverything(t *testing.T, srv *apptest.Server, r *devstack.Replica) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var primary int64
+	if err := srv.Direct.QueryRow(ctx, "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint").Scan(&primary); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, r.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for {
+		var replayed int64
+		if err := conn.QueryRow(ctx, "SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint").Scan(&replayed); err != nil {
+			t.Fatalf("the replica did not replay up to %d: %v", primary, err)
+		}
+		if replayed >= primary {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// untilReplicaServes sends and reads back until a read is served by the replica, waiting for
+// the replica to replay each send before reading it back (a read right after a write usually
+// finds the replica behind it, and goes to the primary).
+func untilReplicaServes(t *testing.T, srv *apptest.Server, r *devstack.Replica, conv, prefix string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		before := dbReads(t, srv.App.Registry)
+		var sent struct{ SendMessage struct{ Seq int } }
+		body := fmt.Sprintf("%s-%d", prefix, i)
+		srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": body, "cmid": body}, &sent)
+		replayedEverything(t, srv, r)
+		time.Sleep(2 * db.DefaultReplicaMaxAge) // the server's replay position is at most that old
+		var read struct {
+			Conversation struct {
+				Messages struct {
+					Items []struct {
+						Seq  int
+						Body string
+					}
+				}
+			}
+		}
+		srv.Client(1).Query(t, replicaReadQuery, map[string]any{"id": conv}, &read)
+		if items := read.Conversation.Messages.Items; len(items) == 0 || items[0].Body != body {
+			t.Fatalf("stale read: after sending %q the newest page is %+v", body, items)
+		}
+		if delta(before, dbReads(t, srv.App.Registry))["replica/replayed"] > 0 {
+			return
+		}
+		if i == 20 {
+			t.Fatalf("no read went to the replica in %d tries: %v", i+1, dbReads(t, srv.App.Registry))
+		}
+	}
+}
+
+// TestReplicaLag: with the replica's replay paused, every read after a send still shows it,
+// and those reads are served by the primary ("lagging"); once replay resumes, reads go to the
+// replica again.
+func TestReplicaLag(t *testing.T) {
+	srv, r, conv := replicaServer(t)
+	untilReplicaServes(t, srv, r, conv, "before")
+
+	conn, err := pgx.Connect(t.Context(), r.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "SELECT pg_wal_replay_pause()"); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if _, err := conn.Exec(context.Background(), "SELECT pg_wal_replay_resume()"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer resume()
+
+	const sends = 20
+	before := dbReads(t, srv.App.Registry)
+	var first, last int64
+	for i := range sends {
+		last = sendAndReadBack(t, srv, conv, fmt.Sprintf("paused-%d", i))
+		if i == 0 {
+			first = last
+		}
+	}
+	want := map[string]float64{"primary/lagging": sends}
+	if got := delta(before, dbReads(t, srv.App.Registry)); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reads while replay was paused (target/reason: count) = %v, want %v", got, want)
+	}
+	// A search after a send finds it, read on the primary.
+	before = dbReads(t, srv.App.Registry)
+	searchFinds(t, srv, conv, "flamingopaused")
+	if got := delta(before, dbReads(t, srv.App.Registry)); got["replica/replayed"] != 0 || got["primary/lagging"] == 0 {
+		t.Errorf("search reads while replay was paused (target/reason: count) = %v, want them on the primary, lagging", got)
+	}
+	// A subscription's replay of what the replica has not replayed comes from the primary.
+	before = dbReads(t, srv.App.Registry)
+	replay(t, srv, conv, first-1, last)
+	if got := delta(before, dbReads(t, srv.App.Registry)); got["replica/replayed"] != 0 || got["primary/lagging"] == 0 {
+		t.Errorf("replay reads while replay was paused (target/reason: count) = %v, want them on the primary, lagging", got)
+	}
+
+	resume()
+	untilReplicaServes(t, srv, r, conv, "resumed")
+	// And once the replica has caught up, from the replica.
+	replayedEverything(t, srv, r)
+	time.Sleep(2 * db.DefaultReplicaMaxAge)
+	before = dbReads(t, srv.App.Registry)
+	replay(t, srv, conv, first-1, last)
+	if got := delta(before, dbReads(t, srv.App.Registry)); got["replica/replayed"] == 0 {
+		t.Errorf("replay reads after replay resumed (target/reason: count) = %v, want them on the replica", got)
+	}
+	// A search, once the replica has replayed everything the primary wrote, from the replica
+	// (with nothing written meanwhile: the replica is then at the primary's position).
+	searched := false
+	for i := 0; i < 20 && !searched; i++ {
+		replayedEverything(t, srv, r)
+		time.Sleep(2 * db.DefaultReplicaMaxAge)
+		before = dbReads(t, srv.App.Registry)
+		var out struct {
+			SearchMessages struct{ Edges []struct{ Node struct{ Body string } } }
+		}
+		// A different first each time: a search of one conversation may be a response-cache hit.
+		srv.Client(1).Query(t, `query($c: ID!, $n: Int) { searchMessages(query: "flamingopaused", conversationId: $c, first: $n) { edges { node { body } } } }`, map[string]any{"c": conv, "n": 10 + i}, &out)
+		if len(out.SearchMessages.Edges) != 1 {
+			t.Fatalf("search after resume: %+v", out)
+		}
+		searched = delta(before, dbReads(t, srv.App.Registry))["replica/replayed"] > 0
+	}
+	if !searched {
+		t.Errorf("no search went to the replica after replay resumed: %v", dbReads(t, srv.App.Registry))
+	}
+}
+
+// searchFinds sends a message holding word and searches for it at once: the search finds it.
+func searchFinds(t *testing.T, srv *apptest.Server, conv, word string) {
+	t.Helper()
+	var sent struct{ SendMessage struct{ Seq int } }
+	srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": "look: " + word, "cmid": word}, &sent)
+	var out struct {
+		SearchMessages struct{ Edges []struct{ Node struct{ Body string } } }
+	}
+	srv.Client(1).Query(t, `query($c: ID!, $q: String!) { searchMessages(query: $q, conversationId: $c) { edges { node { body } } } }`, map[string]any{"c": conv, "q": word}, &out)
+	if len(out.SearchMessages.Edges) != 1 || out.SearchMessages.Edges[0].Node.Body != "look: "+word {
+		t.Fatalf("stale search: after sending %q, a search found %+v", word, out.SearchMessages.Edges)
+	}
+}
+
+// TestReplicaDown: with the replica stopped, reads after sends are served by the primary, and
+// none fails or is stale.
+func TestReplicaDown(t *testing.T) {
+	srv, r, conv := replicaServer(t)
+	untilReplicaServes(t, srv, r, conv, "before")
+
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := r.Start(ctx); err != nil {
+			t.Errorf("starting the replica again: %v", err)
+		}
+	})
+	const sends = 10
+	before := dbReads(t, srv.App.Registry)
+	for i := range sends {
+		sendAndReadBack(t, srv, conv, fmt.Sprintf("down-%d", i))
+	}
+	got := delta(before, dbReads(t, srv.App.Registry))
+	if got["replica/replayed"] != 0 || got["primary/replica_down"]+got["primary/replica_error"] != sends {
+		t.Errorf("reads while the replica was down (target/reason: count) = %v, want all %d on the primary, replica_down or replica_error", got, sends)
+	}
+}
