@@ -231,7 +231,9 @@ func TestReplicaLag(t *testing.T) {
 		time.Sleep(2 * db.DefaultReplicaMaxAge)
 		before = dbReads(t, srv.App.Registry)
 		var out struct {
-			SearchMessages struct{ Edges []struct{ Node struct{ Body string } } }
+			SearchMessages struct {
+				Edges []struct{ Node struct{ Body string } }
+			}
 		}
 		// A different first each time: a search of one conversation may be a response-cache hit.
 		srv.Client(1).Query(t, `query($c: ID!, $n: Int) { searchMessages(query: "flamingopaused", conversationId: $c, first: $n) { edges { node { body } } } }`, map[string]any{"c": conv, "n": 10 + i}, &out)
@@ -251,7 +253,9 @@ func searchFinds(t *testing.T, srv *apptest.Server, conv, word string) {
 	var sent struct{ SendMessage struct{ Seq int } }
 	srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": "look: " + word, "cmid": word}, &sent)
 	var out struct {
-		SearchMessages struct{ Edges []struct{ Node struct{ Body string } } }
+		SearchMessages struct {
+			Edges []struct{ Node struct{ Body string } }
+		}
 	}
 	srv.Client(1).Query(t, `query($c: ID!, $q: String!) { searchMessages(query: $q, conversationId: $c) { edges { node { body } } } }`, map[string]any{"c": conv, "q": word}, &out)
 	if len(out.SearchMessages.Edges) != 1 || out.SearchMessages.Edges[0].Node.Body != "look: "+word {
