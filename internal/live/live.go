@@ -113,6 +113,7 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/pubsub"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -217,6 +218,7 @@ type Hub struct {
 	m       metrics
 	reads   singleflight.Group
 	results *results
+	pubsub  *pubsub.Config[*topic]
 
 	mu       sync.RWMutex
 	topics   map[stream]*topic
@@ -276,6 +278,7 @@ func NewHub(cfg Config) *Hub {
 		conns:   map[uint64]func(){},
 		done:    make(chan struct{}),
 	}
+	h.pubsub = h.pubsubConfig()
 	h.pollWG.Add(1)
 	go h.poll()
 	return h
@@ -551,7 +554,7 @@ func (h *Hub) attachAll(ctx context.Context, s sink, keys []stream) ([]*topic, e
 			h.nextID++
 			t = newTopic(h, key, h.nextID)
 			h.topics[key] = t
-			h.shardFor(t).add(t)
+			h.shardFor(t).Add(t)
 		}
 		t.refs++
 		t.mu.Lock()
@@ -593,10 +596,10 @@ func (h *Hub) detach(s sink, t *topic) {
 		delete(h.topics, t.key)
 		t.stopTimer()
 		sh := t.shard
-		sh.remove(t)
-		if sh.count == 0 {
-			delete(h.shards, sh.key)
-			sh.close()
+		sh.Remove(t)
+		if sh.Len() == 0 {
+			delete(h.shards, sh.Key)
+			sh.Close()
 		}
 	}
 	h.subs.Done()

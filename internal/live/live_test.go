@@ -20,6 +20,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/devstack"
+	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -824,16 +825,10 @@ func TestChannelNamesAndSlots(t *testing.T) {
 			t.Errorf("%s: %+v %v", c.channel, got, ok)
 		}
 	}
-	// Redis documents CLUSTER KEYSLOT foo = 12182; CRC16("123456789") = 0x31C3.
-	for key, want := range map[string]int{"foo": 12182, "123456789": 0x31C3, "{foo}.bar": 12182, "x{}y": slot("x{}y")} {
-		if got := slot(key); got != want {
-			t.Errorf("slot(%q) = %d, want %d", key, got, want)
-		}
-	}
-	if slot(channelName(42)) != slot("42") {
+	if redisclient.Slot(channelName(42)) != redisclient.Slot("42") {
 		t.Error("the channel's slot is not its conversation's hash tag")
 	}
-	if slot((stream{user: true, id: 7}).channel()) != slot("msg:viewer:{u7}") {
+	if redisclient.Slot((stream{user: true, id: 7}).channel()) != redisclient.Slot("msg:viewer:{u7}") {
 		t.Error("a user's channel is not in the slot of the user's other keys")
 	}
 }

@@ -74,6 +74,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/pubsub"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -126,6 +127,7 @@ type Service struct {
 	log     *slog.Logger
 	m       metrics
 	fills   singleflight.Group
+	pubsub  *pubsub.Config[*room]
 
 	mu       sync.Mutex
 	rooms    map[int64]*room
@@ -163,6 +165,7 @@ func New(cfg Config) *Service {
 	if sharded {
 		s.publish = "SPUBLISH"
 	}
+	s.pubsub = s.pubsubConfig()
 	return s
 }
 

@@ -613,7 +613,7 @@ func TestChannelNames(t *testing.T) {
 			if !ok || got != conv {
 				t.Fatalf("conversationOf(%q) = %d, %v", Channel(conv), got, ok)
 			}
-			if a, b, c := slot(Channel(conv)), slot(Key(conv)), slot(MembersKey(conv, "g")); a != b || b != c || c != slot(cache.GenerationKey(conv)) {
+			if a, b, c := redisclient.Slot(Channel(conv)), redisclient.Slot(Key(conv)), redisclient.Slot(MembersKey(conv, "g")); a != b || b != c || c != redisclient.Slot(cache.GenerationKey(conv)) {
 				t.Fatalf("slots differ: channel %d, typing %d, members %d", a, b, c)
 			}
 		})
