@@ -238,13 +238,11 @@ func (c *Cache) countHit()   { c.stats.hits.Add(1); c.metrics.hits.Inc() }
 func (c *Cache) countMiss()  { c.stats.misses.Add(1); c.metrics.misses.Inc() }
 func (c *Cache) countError() { c.stats.errors.Add(1); c.metrics.errors.Inc() }
 
-// lookupScript returns the viewer's membership token and list token (creating each with ARGV[1]
-// if missing) and the stored response if every dependency recorded with it is current, with
-// the milliseconds it has left to live. A stored value is "<n>\n" then n "<key>\n<token>\n"
-// pairs, then the data. Replies: {tokens, value, pttl} on a hit, {tokens, false} on a miss,
-// {tokens, false, 1} when the stored response is stale, where tokens is "<membership token>
-// <list token>".
-var lookupScript = redis.NewScript(`
+// readTokensLua opens lookupScript and fetchScript: it reads the viewer's membership token
+// (KEYS[2]) and list token (KEYS[3]), creating each with ARGV[1] for ARGV[2] seconds if missing,
+// into tok ("<membership token> <list token>"), and the stored response (KEYS[1]) into v,
+// replying {tok, false} when there is none.
+const readTokensLua = `
 local function token(key)
   local t = redis.call('GET', key)
   if not t then
@@ -256,7 +254,15 @@ end
 local tok = token(KEYS[2]) .. ' ' .. token(KEYS[3])
 local v = redis.call('GET', KEYS[1])
 if not v then return {tok, false} end
-local nl = string.find(v, '\n', 1, true)
+`
+
+// lookupScript returns the viewer's membership token and list token (creating each with ARGV[1]
+// if missing) and the stored response if every dependency recorded with it is current, with
+// the milliseconds it has left to live. A stored value is "<n>\n" then n "<key>\n<token>\n"
+// pairs, then the data. Replies: {tokens, value, pttl} on a hit, {tokens, false} on a miss,
+// {tokens, false, 1} when the stored response is stale, where tokens is "<membership token>
+// <list token>".
+var lookupScript = redis.NewScript(readTokensLua + `local nl = string.find(v, '\n', 1, true)
 local n = tonumber(string.sub(v, 1, nl - 1))
 local pos = nl + 1
 for i = 1, n do
@@ -274,19 +280,7 @@ return {tok, v, redis.call('PTTL', KEYS[1])}
 // if missing) and the stored response, with the milliseconds it has left to live, but checks no
 // dependency, since they live in other slots (see the package doc). Replies: {tokens, value,
 // pttl} when a response is stored, {tokens, false} when none is.
-var fetchScript = redis.NewScript(`
-local function token(key)
-  local t = redis.call('GET', key)
-  if not t then
-    t = ARGV[1]
-    redis.call('SET', key, t, 'EX', ARGV[2])
-  end
-  return t
-end
-local tok = token(KEYS[2]) .. ' ' .. token(KEYS[3])
-local v = redis.call('GET', KEYS[1])
-if not v then return {tok, false} end
-return {tok, v, redis.call('PTTL', KEYS[1])}
+var fetchScript = redis.NewScript(readTokensLua + `return {tok, v, redis.call('PTTL', KEYS[1])}
 `)
 
 // ExtensionName and the stats key of what MutateOperationParameters leaves for
