@@ -61,6 +61,7 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -149,24 +150,12 @@ type Store struct {
 
 // NewStore returns a Store caching store's pages. Call Close when done.
 func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *Store {
-	if cfg.TTLFirstPage == 0 {
-		cfg.TTLFirstPage = DefaultTTLFirstPage
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.GenerationTTL == 0 {
-		cfg.GenerationTTL = DefaultGenerationTTL
-	}
-	if cfg.Linger == 0 {
-		cfg.Linger = time.Second
-	}
-	if cfg.FillTimeout == 0 {
-		cfg.FillTimeout = 10 * time.Second
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.TTLFirstPage = cmp.Or(cfg.TTLFirstPage, DefaultTTLFirstPage)
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
+	cfg.GenerationTTL = cmp.Or(cfg.GenerationTTL, DefaultGenerationTTL)
+	cfg.Linger = cmp.Or(cfg.Linger, time.Second)
+	cfg.FillTimeout = cmp.Or(cfg.FillTimeout, 10*time.Second)
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	h := &Store{
 		Store: store, rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log,
 		metrics: newMetrics(cfg.Registerer),

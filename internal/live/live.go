@@ -98,6 +98,7 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -255,15 +256,11 @@ func NewHub(cfg Config) *Hub {
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = DefaultHealthInterval
 	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
 	if cfg.PollGrace <= 0 {
 		cfg.PollGrace = DefaultPollGrace
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
 	h := &Hub{
 		cfg:     cfg,

@@ -94,6 +94,7 @@
 package respcache
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -192,15 +193,9 @@ var (
 
 // New returns a response cache over rdb, a standalone Redis or a Redis Cluster.
 func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *Cache {
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.ViewerTokenTTL == 0 {
-		cfg.ViewerTokenTTL = DefaultViewerTokenTTL
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
+	cfg.ViewerTokenTTL = cmp.Or(cfg.ViewerTokenTTL, DefaultViewerTokenTTL)
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, cluster := rdb.(*redis.ClusterClient)
 	if cluster && cfg.Local != nil {
 		cfg.Log.Info("response cache: in-process tier off: REDIS_URL names a Redis Cluster")

@@ -57,6 +57,7 @@
 package typing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -153,9 +154,7 @@ func New(cfg Config) *Service {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
 	s := &Service{
 		cfg: cfg, rdb: cfg.Redis, breaker: cfg.Breaker, sharded: sharded, publish: "PUBLISH", log: cfg.Log,
