@@ -66,7 +66,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -692,10 +694,7 @@ func (h *Store) retryInvalidations() {
 		case <-t.C:
 		}
 		h.pendingMu.Lock()
-		convs := make([]int64, 0, len(h.pending))
-		for c := range h.pending {
-			convs = append(convs, c)
-		}
+		convs := slices.Collect(maps.Keys(h.pending))
 		h.pendingMu.Unlock()
 		for _, c := range convs {
 			ticket := h.tickets.Add(1)

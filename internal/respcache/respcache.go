@@ -101,7 +101,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -807,10 +809,7 @@ func (c *Cache) retryInvalidations() {
 			continue
 		}
 		c.pendingMu.Lock()
-		keys := make([]string, 0, len(c.pending))
-		for k := range c.pending {
-			keys = append(keys, k)
-		}
+		keys := slices.Collect(maps.Keys(c.pending))
 		c.pendingMu.Unlock()
 		t := c.tickets.Add(1)
 		if err := c.move(context.Background(), keys); err == nil {
