@@ -340,15 +340,8 @@ func portOf(addr string) int {
 func TestRedisHungThenBack(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, testenv.NewRedis(t), 20)
-	ctx := context.Background()
 	f.page(t, 10, 0) // stored under the current token
-	opts := *f.rdb.(*redis.Client).Options()
-	opts.ReadTimeout = 2 * time.Second
-	raw := redis.NewClient(&opts)
-	defer raw.Close()
-	if err := raw.Do(ctx, "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.PauseRedis(t, f.rdb, 1500*time.Millisecond)
 	start := time.Now()
 	m := f.send(t, "while hung")
 	// Every read from now on must contain the message: first from PostgreSQL while Redis hangs,
@@ -480,15 +473,8 @@ func TestLateBumpReadsAround(t *testing.T) {
 		Hooks: []chat.Hook{{Name: "history cache", Run: f.store.AfterCommit, Late: f.store.Late}},
 		Wait:  20 * time.Millisecond,
 	})
-	ctx := context.Background()
 	f.page(t, 10, 0) // stored under the current token
-	opts := *f.rdb.(*redis.Client).Options()
-	opts.ReadTimeout = 2 * time.Second
-	raw := redis.NewClient(&opts)
-	defer raw.Close()
-	if err := raw.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.PauseRedis(t, f.rdb, 1000*time.Millisecond)
 	start := time.Now()
 	m := f.send(t, "while hung")
 	if !f.store.HasPending() && time.Since(start) < time.Second {
