@@ -364,15 +364,8 @@ func TestRedisHungThenBack(t *testing.T) {
 
 func TestRedisCluster(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
 	ctx := context.Background()
-	addrs, stop, err := devstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
+	addrs := testenv.NewRedisCluster(t)
 	url := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 	f := newFixture(t, url, 30)
 	if _, ok := f.rdb.(*redis.ClusterClient); !ok {

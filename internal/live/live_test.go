@@ -668,14 +668,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 
 func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	addrs, stop, err := devstack.StartRedisCluster(t.Context(), t.TempDir(), [3]int{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
+	addrs := testenv.NewRedisCluster(t)
 	cluster := func() *redis.ClusterClient {
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 		t.Cleanup(func() { c.Close() })
@@ -707,14 +700,8 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	}
 	// Each channel is a shard channel with exactly one subscriber, on its slot's node.
 	for c := int64(1); c <= convs; c++ {
-		var n atomic.Int64 // the masters answer concurrently
-		err := cb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			m, err := node.PubSubShardNumSub(ctx, channelName(c)).Result()
-			n.Add(m[channelName(c)])
-			return err
-		})
-		if err != nil || n.Load() != 1 {
-			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n.Load(), err)
+		if n, err := testenv.ShardSubscribers(ctx, cb, channelName(c)); err != nil || n != 1 {
+			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n, err)
 		}
 	}
 	if got := a.metric("threadline_pubsub_publish_failures_total"); got != 0 {

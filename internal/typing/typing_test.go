@@ -545,14 +545,7 @@ func TestRedisDown(t *testing.T) {
 // SSUBSCRIBE, one connection per slot in use.
 func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	addrs, stop, err := devstack.StartRedisCluster(t.Context(), t.TempDir(), [3]int{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
+	addrs := testenv.NewRedisCluster(t)
 	cluster := func() *redis.ClusterClient {
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 		t.Cleanup(func() { c.Close() })
@@ -594,14 +587,8 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 		}
 	}
 	for c := int64(1); c <= convs; c++ {
-		var n atomic.Int64
-		err := cb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			m, err := node.PubSubShardNumSub(ctx, Channel(c)).Result()
-			n.Add(m[Channel(c)])
-			return err
-		})
-		if err != nil || n.Load() != 1 {
-			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n.Load(), err)
+		if n, err := testenv.ShardSubscribers(ctx, cb, Channel(c)); err != nil || n != 1 {
+			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n, err)
 		}
 	}
 }
