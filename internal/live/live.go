@@ -551,7 +551,7 @@ func (h *Hub) attachAll(ctx context.Context, s sink, keys []stream) ([]*topic, e
 			h.nextID++
 			t = newTopic(h, key, h.nextID)
 			h.topics[key] = t
-			h.shardFor(t).Add(t)
+			t.shard = h.pubsub.Add(h.shards, t)
 		}
 		t.refs++
 		t.mu.Lock()
@@ -592,12 +592,7 @@ func (h *Hub) detach(s sink, t *topic) {
 	if t.refs == 0 {
 		delete(h.topics, t.key)
 		t.stopTimer()
-		sh := t.shard
-		sh.Remove(t)
-		if sh.Len() == 0 {
-			delete(h.shards, sh.Key)
-			sh.Close()
-		}
+		t.shard.Remove(h.shards, t)
 	}
 	h.subs.Done()
 }

@@ -4,7 +4,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/internal/pubsub"
-	"github.com/threadline/threadline/internal/redisclient"
 )
 
 // A shard is one Redis Pub/Sub connection and the conversation channels subscribed on it
@@ -25,21 +24,6 @@ func (h *Hub) pubsubConfig() *pubsub.Config[*topic] {
 		Message:        h.onMessage,
 		Lookup:         h.topicOn,
 	}
-}
-
-// shardFor returns the shard of t's channel, starting it if needed. Called with hub.mu held.
-func (h *Hub) shardFor(t *topic) *shard {
-	key := 0
-	if h.sharded {
-		key = redisclient.Slot(t.channel)
-	}
-	sh := h.shards[key]
-	if sh == nil {
-		sh = pubsub.Start(h.pubsub, key)
-		h.shards[key] = sh
-	}
-	t.shard = sh
-	return sh
 }
 
 // A topic is a pubsub.Member.

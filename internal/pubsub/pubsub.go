@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/internal/redisclient"
 )
 
 // A Member is subscribed to one channel. Its methods are called from the shard's goroutines.
@@ -61,12 +63,12 @@ type Config[M Member] struct {
 	Lookup func(sh *Shard[M], channel string) (M, bool)
 }
 
-// A Shard is one Pub/Sub connection. Add, Remove and Close queue work and never wait; the owner
-// calls them under its own lock, which also guards Len.
+// A Shard is one Pub/Sub connection. Config.Add, Remove and Close queue work and never wait; the
+// owner calls them under its own lock, which guards its map of shards and their member counts.
 type Shard[M Member] struct {
 	cfg   *Config[M]
-	Key   int
-	count int
+	key   int
+	count int // members added and not removed; the owner's lock
 
 	qmu   sync.Mutex
 	queue []op[M]
@@ -98,11 +100,38 @@ type op[M Member] struct {
 	m    M
 }
 
-// Start returns a new shard and starts its work goroutine.
-func Start[M Member](cfg *Config[M], key int) *Shard[M] {
+// Add subscribes m's channel on its shard in shards (keyed 0 on a standalone Redis, by the
+// channel's redisclient.Slot on a cluster), starting the shard if needed, and returns the shard.
+func (c *Config[M]) Add(shards map[int]*Shard[M], m M) *Shard[M] {
+	key := 0
+	if c.Sharded {
+		key = redisclient.Slot(m.Channel())
+	}
+	sh := shards[key]
+	if sh == nil {
+		sh = start(c, key)
+		shards[key] = sh
+	}
+	sh.count++
+	sh.enqueue(op[M]{kind: opSubscribe, m: m})
+	return sh
+}
+
+// Remove unsubscribes m's channel unless another member took it over; when m was the shard's
+// last member, it drops the shard from shards and closes it.
+func (sh *Shard[M]) Remove(shards map[int]*Shard[M], m M) {
+	sh.count--
+	sh.enqueue(op[M]{kind: opUnsubscribe, m: m})
+	if sh.count == 0 {
+		delete(shards, sh.key)
+		sh.Close()
+	}
+}
+
+func start[M Member](cfg *Config[M], key int) *Shard[M] {
 	sh := &Shard[M]{
 		cfg:      cfg,
-		Key:      key,
+		key:      key,
 		wake:     make(chan struct{}, 1),
 		channels: map[string]M{},
 		waiters:  map[string]M{},
@@ -112,21 +141,6 @@ func Start[M Member](cfg *Config[M], key int) *Shard[M] {
 	go sh.work()
 	return sh
 }
-
-// Add subscribes m's channel.
-func (sh *Shard[M]) Add(m M) {
-	sh.count++
-	sh.enqueue(op[M]{kind: opSubscribe, m: m})
-}
-
-// Remove unsubscribes m's channel unless another member took it over.
-func (sh *Shard[M]) Remove(m M) {
-	sh.count--
-	sh.enqueue(op[M]{kind: opUnsubscribe, m: m})
-}
-
-// Len is the number of members added and not removed.
-func (sh *Shard[M]) Len() int { return sh.count }
 
 // Close closes the connection once the queued commands ran.
 func (sh *Shard[M]) Close() { sh.enqueue(op[M]{kind: opClose}) }

@@ -6,7 +6,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/internal/pubsub"
-	"github.com/threadline/threadline/internal/redisclient"
 )
 
 // A shard is one Redis Pub/Sub connection and the rooms' channels subscribed on it
@@ -43,21 +42,6 @@ func roomOn(sh *shard, channel string) (*room, bool) {
 		return nil, false
 	}
 	return sh.Member(channel)
-}
-
-// shardFor returns the shard of r's channel, starting it if needed. Called with svc.mu held.
-func (s *Service) shardFor(r *room) *shard {
-	key := 0
-	if s.sharded {
-		key = redisclient.Slot(r.channel)
-	}
-	sh := s.shards[key]
-	if sh == nil {
-		sh = pubsub.Start(s.pubsub, key)
-		s.shards[key] = sh
-	}
-	r.shard = sh
-	return sh
 }
 
 // A room is a pubsub.Member.
