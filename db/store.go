@@ -42,6 +42,15 @@ func (s *Store) inTx(ctx context.Context, fn func(q *dbsqlc.Queries) error) erro
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
 }
 
+// mapRows returns f of each row, in the rows' order.
+func mapRows[R, V any](rows []R, f func(R) V) []V {
+	out := make([]V, len(rows))
+	for i, r := range rows {
+		out[i] = f(r)
+	}
+	return out
+}
+
 // inKeyOrder answers a batch read (a dataloader's) in the order of its keys, whatever order the
 // rows came in: out[i] is the value of the row whose key is keys[i], the zero value (nil) when
 // no row has it. kv gives a row's key and value.
@@ -104,25 +113,22 @@ func (s *Store) ConversationListByMember(ctx context.Context, userID int64, afte
 		if err != nil {
 			return nil, fmt.Errorf("conversations by member: %w", err)
 		}
-		out := make([]chat.Conversation, len(rows))
-		for i, r := range rows {
-			out[i] = memberConversation(memberConversationRow{
+		return mapRows(rows, func(r dbsqlc.ConversationListByMemberWithUnreadRow) chat.Conversation {
+			c := memberConversation(memberConversationRow{
 				ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
 				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
 			})
-			out[i].ViewerUnread = &r.Unread
-		}
-		return out, nil
+			c.ViewerUnread = &r.Unread
+			return c
+		}), nil
 	}
 	rows, err := s.q.ConversationListByMember(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("conversations by member: %w", err)
 	}
-	out := make([]chat.Conversation, len(rows))
-	for i, r := range rows {
-		out[i] = memberConversation(memberConversationRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.ConversationListByMemberRow) chat.Conversation {
+		return memberConversation(memberConversationRow(r))
+	}), nil
 }
 
 func (s *Store) UnreadCounts(ctx context.Context, userID int64, conversationIDs []int64) ([]int64, error) {
@@ -191,11 +197,7 @@ func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.User
 	if err != nil {
 		return nil, fmt.Errorf("users search: %w", err)
 	}
-	out := make([]chat.User, len(rows))
-	for i, r := range rows {
-		out[i] = chat.User{ID: r.ID, Name: r.Name}
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.UsersSearchRow) chat.User { return chat.User{ID: r.ID, Name: r.Name} }), nil
 }
 
 func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
@@ -285,11 +287,7 @@ func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq in
 	if err != nil {
 		return nil, fmt.Errorf("messages before: %w", err)
 	}
-	out := make([]chat.Message, len(rows))
-	for i, r := range rows {
-		out[i] = message(messageRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.MessagesBeforeRow) chat.Message { return message(messageRow(r)) }), nil
 }
 
 func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error) {
@@ -301,11 +299,7 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int6
 	if err != nil {
 		return nil, fmt.Errorf("messages after: %w", err)
 	}
-	out := make([]chat.Message, len(rows))
-	for i, r := range rows {
-		out[i] = message(messageRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.MessagesAfterRow) chat.Message { return message(messageRow(r)) }), nil
 }
 
 func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, older, newer int) ([]chat.Message, error) {
@@ -315,11 +309,7 @@ func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, o
 	if err != nil {
 		return nil, fmt.Errorf("messages around: %w", err)
 	}
-	out := make([]chat.Message, len(rows))
-	for i, r := range rows {
-		out[i] = message(messageRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.MessagesAroundRow) chat.Message { return message(messageRow(r)) }), nil
 }
 
 // InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts
