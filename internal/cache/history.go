@@ -193,16 +193,20 @@ func pageSuffix(k chat.PageKey) string {
 	return ":" + strconv.Itoa(k.Limit) + ":" + strconv.Itoa(k.Offset)
 }
 
-// readScript returns the conversation's token, creating it with ARGV[1] if missing, and the
-// page stored under it (false when missing). The page key is built from the token, inside the
-// conversation's hash slot.
-var readScript = redis.NewScript(`
+// tokenLua opens readScript and tokenScript: it reads the conversation's token (KEYS[1]) into
+// gen, creating it with ARGV[1] for ARGV[2] seconds if missing.
+const tokenLua = `
 local gen = redis.call('GET', KEYS[1])
 if not gen then
   gen = ARGV[1]
   redis.call('SET', KEYS[1], gen, 'EX', ARGV[2])
 end
-return {gen, redis.call('GET', ARGV[3] .. gen .. ARGV[4])}
+`
+
+// readScript returns the conversation's token, creating it with ARGV[1] if missing, and the
+// page stored under it (false when missing). The page key is built from the token, inside the
+// conversation's hash slot.
+var readScript = redis.NewScript(tokenLua + `return {gen, redis.call('GET', ARGV[3] .. gen .. ARGV[4])}
 `)
 
 func newToken() string {
@@ -460,13 +464,7 @@ func (h *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 }
 
 // tokenScript returns the conversation's token, creating it with ARGV[1] if missing.
-var tokenScript = redis.NewScript(`
-local gen = redis.call('GET', KEYS[1])
-if not gen then
-  gen = ARGV[1]
-  redis.call('SET', KEYS[1], gen, 'EX', ARGV[2])
-end
-return gen
+var tokenScript = redis.NewScript(tokenLua + `return gen
 `)
 
 // tokens reads (creating where missing) the generation tokens of conversations, in one
