@@ -60,22 +60,8 @@ func aliceAndBob(t testing.TB, tune ...func(*Config)) (testService, *redis.Clien
 	t.Helper()
 	members := newMembers()
 	members.set(10, alice, bob)
-	rdb := redisClient(t, testenv.NewRedis(t))
+	rdb := testenv.RedisClient(t, testenv.NewRedis(t))
 	return newService(t, rdb, members, tune...), rdb, members
-}
-
-func redisClient(t testing.TB, url string) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 type testService struct {
@@ -191,7 +177,7 @@ func TestSetAndRead(t *testing.T) {
 	members := newMembers()
 	members.set(10, alice, bob)
 	members.set(11, alice)
-	rdb := redisClient(t, testenv.NewRedis(t))
+	rdb := testenv.RedisClient(t, testenv.NewRedis(t))
 	s := newService(t, rdb, members)
 	ctx := t.Context()
 
@@ -309,8 +295,8 @@ func TestSubscribersAcrossInstances(t *testing.T) {
 	url := testenv.NewRedis(t)
 	ttl := 2 * time.Second
 	short := func(c *Config) { c.TTL = ttl }
-	a := newService(t, redisClient(t, url), members, short)
-	b := newService(t, redisClient(t, url), members, short)
+	a := newService(t, testenv.RedisClient(t, url), members, short)
+	b := newService(t, testenv.RedisClient(t, url), members, short)
 	ctx := t.Context()
 
 	// Carol is typing when Bob subscribes: his stream starts with her.
@@ -486,7 +472,7 @@ func TestRedisDown(t *testing.T) {
 	fast := func(c *Config) {
 		c.TTL, c.HealthInterval, c.ReadyTimeout = time.Second, 200*time.Millisecond, 300*time.Millisecond
 	}
-	s := newService(t, redisClient(t, url), members, fast)
+	s := newService(t, testenv.RedisClient(t, url), members, fast)
 	ctx := t.Context()
 	onBob := subscribe(t, s, ctx, bob.ID, 10)
 	if err := s.Set(ctx, alice.ID, 10, true); err != nil {

@@ -24,3 +24,20 @@ func PauseRedis(t testing.TB, rdb redis.UniversalClient, d time.Duration) {
 		t.Fatalf("testenv: pausing redis: %v", err)
 	}
 }
+
+// RedisClient returns a client of the standalone Redis at url with the short timeouts of a
+// server's (dial 500ms, read and write 250ms, bounded by the context too) and no retries, so
+// that a test sees an outage as the server would; it is closed when the test ends.
+func RedisClient(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = -1
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
