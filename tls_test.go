@@ -27,14 +27,7 @@ func TestTLS(t *testing.T) {
 	testenv.Stack(t) // skips under -short
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	certs, err := devstack.GenerateTLS(t.TempDir(), "threadline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := devstack.GenerateTLS(t.TempDir(), "threadline")
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, other := testenv.TLS(t), testenv.TLS(t)
 	// A directory the service account can reach when the tests run as root.
 	dir, err := os.MkdirTemp("", "threadline-tls-")
 	if err != nil {

@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -87,21 +88,11 @@ const (
 // NewStoreWithReplica returns a Store over primary that sends the reads it may (see above) to
 // replica, a pool over a streaming replica of it.
 func NewStoreWithReplica(primary, replicaPool *pgxpool.Pool, cfg ReplicaConfig) *Store {
-	if cfg.MaxAge == 0 {
-		cfg.MaxAge = DefaultReplicaMaxAge
-	}
-	if cfg.ProbeTimeout == 0 {
-		cfg.ProbeTimeout = DefaultReplicaProbeTimeout
-	}
-	if cfg.Backoff == 0 {
-		cfg.Backoff = DefaultReplicaBackoff
-	}
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = DefaultReplicaReadTimeout
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.MaxAge = cmp.Or(cfg.MaxAge, DefaultReplicaMaxAge)
+	cfg.ProbeTimeout = cmp.Or(cfg.ProbeTimeout, DefaultReplicaProbeTimeout)
+	cfg.Backoff = cmp.Or(cfg.Backoff, DefaultReplicaBackoff)
+	cfg.ReadTimeout = cmp.Or(cfg.ReadTimeout, DefaultReplicaReadTimeout)
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	s := NewStore(primary)
 	// No retries on the replica: a read it fails goes to the primary at once.
 	s.replica = &replica{q: dbsqlc.New(replicaPool), cfg: cfg, reads: newReadsCounter(cfg.Registerer)}

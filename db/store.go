@@ -42,20 +42,54 @@ func (s *Store) inTx(ctx context.Context, fn func(q *dbsqlc.Queries) error) erro
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
 }
 
+// mapRows returns f of each row, in the rows' order.
+func mapRows[R, V any](rows []R, f func(R) V) []V {
+	out := make([]V, len(rows))
+	for i, r := range rows {
+		out[i] = f(r)
+	}
+	return out
+}
+
+// inKeyOrder answers a batch read (a dataloader's) in the order of its keys, whatever order the
+// rows came in: out[i] is the value of the row whose key is keys[i], the zero value (nil) when
+// no row has it. kv gives a row's key and value.
+func inKeyOrder[K comparable, R, V any](keys []K, rows []R, kv func(R) (K, V)) []V {
+	byKey := make(map[K]V, len(rows))
+	for _, r := range rows {
+		k, v := kv(r)
+		byKey[k] = v
+	}
+	out := make([]V, len(keys))
+	for i, k := range keys {
+		out[i] = byKey[k]
+	}
+	return out
+}
+
+// groupedInKeyOrder is inKeyOrder for reads with any number of rows per key: out[i] holds the
+// values of keys[i]'s rows in the order they came (nil when none).
+func groupedInKeyOrder[K comparable, R, V any](keys []K, rows []R, kv func(R) (K, V)) [][]V {
+	byKey := make(map[K][]V, len(keys))
+	for _, r := range rows {
+		k, v := kv(r)
+		byKey[k] = append(byKey[k], v)
+	}
+	out := make([][]V, len(keys))
+	for i, k := range keys {
+		out[i] = byKey[k]
+	}
+	return out
+}
+
 func (s *Store) UsersByIDs(ctx context.Context, ids []int64) ([]*chat.User, error) {
 	rows, err := s.q.UsersByIDs(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("users by ids: %w", err)
 	}
-	byID := make(map[int64]*chat.User, len(rows))
-	for _, r := range rows {
-		byID[r.ID] = &chat.User{ID: r.ID, Name: r.Name}
-	}
-	out := make([]*chat.User, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
+	return inKeyOrder(ids, rows, func(r dbsqlc.UsersByIDsRow) (int64, *chat.User) {
+		return r.ID, &chat.User{ID: r.ID, Name: r.Name}
+	}), nil
 }
 
 func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, ids []int64) ([]*chat.Conversation, error) {
@@ -63,16 +97,10 @@ func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 	if err != nil {
 		return nil, fmt.Errorf("conversations for member: %w", err)
 	}
-	byID := make(map[int64]*chat.Conversation, len(rows))
-	for _, r := range rows {
+	return inKeyOrder(ids, rows, func(r dbsqlc.ConversationsByIDForMemberRow) (int64, *chat.Conversation) {
 		c := memberConversation(memberConversationRow(r))
-		byID[r.ID] = &c
-	}
-	out := make([]*chat.Conversation, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
+		return r.ID, &c
+	}), nil
 }
 
 func (s *Store) ConversationListByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int, unread bool) ([]chat.Conversation, error) {
@@ -85,25 +113,22 @@ func (s *Store) ConversationListByMember(ctx context.Context, userID int64, afte
 		if err != nil {
 			return nil, fmt.Errorf("conversations by member: %w", err)
 		}
-		out := make([]chat.Conversation, len(rows))
-		for i, r := range rows {
-			out[i] = memberConversation(memberConversationRow{
+		return mapRows(rows, func(r dbsqlc.ConversationListByMemberWithUnreadRow) chat.Conversation {
+			c := memberConversation(memberConversationRow{
 				ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
 				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
 			})
-			out[i].ViewerUnread = &r.Unread
-		}
-		return out, nil
+			c.ViewerUnread = &r.Unread
+			return c
+		}), nil
 	}
 	rows, err := s.q.ConversationListByMember(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("conversations by member: %w", err)
 	}
-	out := make([]chat.Conversation, len(rows))
-	for i, r := range rows {
-		out[i] = memberConversation(memberConversationRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.ConversationListByMemberRow) chat.Conversation {
+		return memberConversation(memberConversationRow(r))
+	}), nil
 }
 
 func (s *Store) UnreadCounts(ctx context.Context, userID int64, conversationIDs []int64) ([]int64, error) {
@@ -111,15 +136,9 @@ func (s *Store) UnreadCounts(ctx context.Context, userID int64, conversationIDs 
 	if err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
 	}
-	byConv := make(map[int64]int64, len(rows))
-	for _, r := range rows {
-		byConv[r.ConversationID] = r.Unread
-	}
-	out := make([]int64, len(conversationIDs))
-	for i, id := range conversationIDs {
-		out[i] = byConv[id]
-	}
-	return out, nil
+	return inKeyOrder(conversationIDs, rows, func(r dbsqlc.UnreadCountsRow) (int64, int64) {
+		return r.ConversationID, r.Unread
+	}), nil
 }
 
 func (s *Store) MembershipsByConversations(ctx context.Context, conversationIDs []int64) ([][]chat.Membership, error) {
@@ -127,16 +146,13 @@ func (s *Store) MembershipsByConversations(ctx context.Context, conversationIDs 
 	if err != nil {
 		return nil, fmt.Errorf("memberships by conversations: %w", err)
 	}
-	byConv := make(map[int64][]chat.Membership, len(conversationIDs))
-	for _, r := range rows {
-		byConv[r.ConversationID] = append(byConv[r.ConversationID], chat.Membership{
+	out := groupedInKeyOrder(conversationIDs, rows, func(r dbsqlc.MembershipsByConversationsRow) (int64, chat.Membership) {
+		return r.ConversationID, chat.Membership{
 			User: chat.User{ID: r.ID, Name: r.Name}, Role: chat.Role(r.Role), JoinedAt: r.JoinedAt,
 			LastReadSeq: r.LastReadSeq, ReadAt: r.ReadAt,
-		})
-	}
-	out := make([][]chat.Membership, len(conversationIDs))
-	for i, id := range conversationIDs {
-		out[i] = byConv[id]
+		}
+	})
+	for i := range out {
 		if out[i] == nil {
 			out[i] = []chat.Membership{}
 		}
@@ -149,16 +165,10 @@ func (s *Store) MessagesByID(ctx context.Context, ids []int64) ([]*chat.Message,
 	if err != nil {
 		return nil, fmt.Errorf("messages by id: %w", err)
 	}
-	byID := make(map[int64]*chat.Message, len(rows))
-	for _, r := range rows {
+	return inKeyOrder(ids, rows, func(r dbsqlc.MessagesByIDRow) (int64, *chat.Message) {
 		m := message(messageRow(r))
-		byID[r.ID] = &m
-	}
-	out := make([]*chat.Message, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
+		return r.ID, &m
+	}), nil
 }
 
 func (s *Store) ReactionsOfUser(ctx context.Context, userID int64, conversationIDs, messageIDs []int64) ([][]string, error) {
@@ -166,15 +176,9 @@ func (s *Store) ReactionsOfUser(ctx context.Context, userID int64, conversationI
 	if err != nil {
 		return nil, fmt.Errorf("reactions of user: %w", err)
 	}
-	byMsg := make(map[int64][]string, len(rows))
-	for _, r := range rows {
-		byMsg[r.MessageID] = append(byMsg[r.MessageID], r.Emoji)
-	}
-	out := make([][]string, len(messageIDs))
-	for i, id := range messageIDs {
-		out[i] = byMsg[id]
-	}
-	return out, nil
+	return groupedInKeyOrder(messageIDs, rows, func(r dbsqlc.ReactionsOfUserRow) (int64, string) {
+		return r.MessageID, r.Emoji
+	}), nil
 }
 
 func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.UserCursor, limit int) ([]chat.User, error) {
@@ -193,22 +197,12 @@ func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.User
 	if err != nil {
 		return nil, fmt.Errorf("users search: %w", err)
 	}
-	out := make([]chat.User, len(rows))
-	for i, r := range rows {
-		out[i] = chat.User{ID: r.ID, Name: r.Name}
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.UsersSearchRow) chat.User { return chat.User{ID: r.ID, Name: r.Name} }), nil
 }
 
 func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
-	p := dbsqlc.MessagePagesParams{
-		ConversationIds: make([]int64, len(keys)),
-		Limits:          make([]int32, len(keys)),
-		Offsets:         make([]int32, len(keys)),
-	}
-	for i, k := range keys {
-		p.ConversationIds[i], p.Limits[i], p.Offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
-	}
+	var p dbsqlc.MessagePagesParams
+	p.ConversationIds, p.Limits, p.Offsets = pageKeyColumns(keys)
 	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagePagesRow, error) {
 		return q.MessagePages(ctx, p)
 	}, nil)
@@ -237,19 +231,22 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 	return pages, nil
 }
 
+// pageKeyColumns turns page keys into the parallel arrays that the page queries unnest WITH
+// ORDINALITY: row i of the result answers keys[i].
+func pageKeyColumns(keys []chat.PageKey) (conversationIDs []int64, limits, offsets []int32) {
+	conversationIDs, limits, offsets = make([]int64, len(keys)), make([]int32, len(keys)), make([]int32, len(keys))
+	for i, k := range keys {
+		conversationIDs[i], limits[i], offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
+	}
+	return conversationIDs, limits, offsets
+}
+
 // ConversationPagesForMember reads offset pages (as MessagePages) together with their
 // conversations as userID sees them, in one statement: per key, the conversation (nil when it
 // is missing or userID is not a member, and then no page) and its page.
 func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
-	p := dbsqlc.ConversationPagesForMemberParams{
-		UserID:          userID,
-		ConversationIds: make([]int64, len(keys)),
-		Limits:          make([]int32, len(keys)),
-		Offsets:         make([]int32, len(keys)),
-	}
-	for i, k := range keys {
-		p.ConversationIds[i], p.Limits[i], p.Offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
-	}
+	p := dbsqlc.ConversationPagesForMemberParams{UserID: userID}
+	p.ConversationIds, p.Limits, p.Offsets = pageKeyColumns(keys)
 	rows, err := s.q.ConversationPagesForMember(ctx, p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("conversation pages for member: %w", err)
@@ -290,11 +287,7 @@ func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq in
 	if err != nil {
 		return nil, fmt.Errorf("messages before: %w", err)
 	}
-	out := make([]chat.Message, len(rows))
-	for i, r := range rows {
-		out[i] = message(messageRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.MessagesBeforeRow) chat.Message { return message(messageRow(r)) }), nil
 }
 
 func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int64, limit int) ([]chat.Message, error) {
@@ -306,11 +299,7 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID, afterSeq int6
 	if err != nil {
 		return nil, fmt.Errorf("messages after: %w", err)
 	}
-	out := make([]chat.Message, len(rows))
-	for i, r := range rows {
-		out[i] = message(messageRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.MessagesAfterRow) chat.Message { return message(messageRow(r)) }), nil
 }
 
 func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, older, newer int) ([]chat.Message, error) {
@@ -320,11 +309,7 @@ func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, o
 	if err != nil {
 		return nil, fmt.Errorf("messages around: %w", err)
 	}
-	out := make([]chat.Message, len(rows))
-	for i, r := range rows {
-		out[i] = message(messageRow(r))
-	}
-	return out, nil
+	return mapRows(rows, func(r dbsqlc.MessagesAroundRow) chat.Message { return message(messageRow(r)) }), nil
 }
 
 // InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts

@@ -61,11 +61,14 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,24 +152,12 @@ type Store struct {
 
 // NewStore returns a Store caching store's pages. Call Close when done.
 func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *Store {
-	if cfg.TTLFirstPage == 0 {
-		cfg.TTLFirstPage = DefaultTTLFirstPage
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.GenerationTTL == 0 {
-		cfg.GenerationTTL = DefaultGenerationTTL
-	}
-	if cfg.Linger == 0 {
-		cfg.Linger = time.Second
-	}
-	if cfg.FillTimeout == 0 {
-		cfg.FillTimeout = 10 * time.Second
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.TTLFirstPage = cmp.Or(cfg.TTLFirstPage, DefaultTTLFirstPage)
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
+	cfg.GenerationTTL = cmp.Or(cfg.GenerationTTL, DefaultGenerationTTL)
+	cfg.Linger = cmp.Or(cfg.Linger, time.Second)
+	cfg.FillTimeout = cmp.Or(cfg.FillTimeout, 10*time.Second)
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	h := &Store{
 		Store: store, rdb: rdb, breaker: breaker, cfg: cfg, log: cfg.Log,
 		metrics: newMetrics(cfg.Registerer),
@@ -202,16 +193,20 @@ func pageSuffix(k chat.PageKey) string {
 	return ":" + strconv.Itoa(k.Limit) + ":" + strconv.Itoa(k.Offset)
 }
 
-// readScript returns the conversation's token, creating it with ARGV[1] if missing, and the
-// page stored under it (false when missing). The page key is built from the token, inside the
-// conversation's hash slot.
-var readScript = redis.NewScript(`
+// tokenLua opens readScript and tokenScript: it reads the conversation's token (KEYS[1]) into
+// gen, creating it with ARGV[1] for ARGV[2] seconds if missing.
+const tokenLua = `
 local gen = redis.call('GET', KEYS[1])
 if not gen then
   gen = ARGV[1]
   redis.call('SET', KEYS[1], gen, 'EX', ARGV[2])
 end
-return {gen, redis.call('GET', ARGV[3] .. gen .. ARGV[4])}
+`
+
+// readScript returns the conversation's token, creating it with ARGV[1] if missing, and the
+// page stored under it (false when missing). The page key is built from the token, inside the
+// conversation's hash slot.
+var readScript = redis.NewScript(tokenLua + `return {gen, redis.call('GET', ARGV[3] .. gen .. ARGV[4])}
 `)
 
 func newToken() string {
@@ -469,13 +464,7 @@ func (h *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 }
 
 // tokenScript returns the conversation's token, creating it with ARGV[1] if missing.
-var tokenScript = redis.NewScript(`
-local gen = redis.call('GET', KEYS[1])
-if not gen then
-  gen = ARGV[1]
-  redis.call('SET', KEYS[1], gen, 'EX', ARGV[2])
-end
-return gen
+var tokenScript = redis.NewScript(tokenLua + `return gen
 `)
 
 // tokens reads (creating where missing) the generation tokens of conversations, in one
@@ -703,10 +692,7 @@ func (h *Store) retryInvalidations() {
 		case <-t.C:
 		}
 		h.pendingMu.Lock()
-		convs := make([]int64, 0, len(h.pending))
-		for c := range h.pending {
-			convs = append(convs, c)
-		}
+		convs := slices.Collect(maps.Keys(h.pending))
 		h.pendingMu.Unlock()
 		for _, c := range convs {
 			ticket := h.tickets.Add(1)

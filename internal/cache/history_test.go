@@ -340,15 +340,8 @@ func portOf(addr string) int {
 func TestRedisHungThenBack(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, testenv.NewRedis(t), 20)
-	ctx := context.Background()
 	f.page(t, 10, 0) // stored under the current token
-	opts := *f.rdb.(*redis.Client).Options()
-	opts.ReadTimeout = 2 * time.Second
-	raw := redis.NewClient(&opts)
-	defer raw.Close()
-	if err := raw.Do(ctx, "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.PauseRedis(t, f.rdb, 1500*time.Millisecond)
 	start := time.Now()
 	m := f.send(t, "while hung")
 	// Every read from now on must contain the message: first from PostgreSQL while Redis hangs,
@@ -371,15 +364,8 @@ func TestRedisHungThenBack(t *testing.T) {
 
 func TestRedisCluster(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
 	ctx := context.Background()
-	addrs, stop, err := devstack.StartRedisCluster(ctx, t.TempDir(), [3]int{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
+	addrs := testenv.NewRedisCluster(t)
 	url := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 	f := newFixture(t, url, 30)
 	if _, ok := f.rdb.(*redis.ClusterClient); !ok {
@@ -480,15 +466,8 @@ func TestLateBumpReadsAround(t *testing.T) {
 		Hooks: []chat.Hook{{Name: "history cache", Run: f.store.AfterCommit, Late: f.store.Late}},
 		Wait:  20 * time.Millisecond,
 	})
-	ctx := context.Background()
 	f.page(t, 10, 0) // stored under the current token
-	opts := *f.rdb.(*redis.Client).Options()
-	opts.ReadTimeout = 2 * time.Second
-	raw := redis.NewClient(&opts)
-	defer raw.Close()
-	if err := raw.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.PauseRedis(t, f.rdb, 1000*time.Millisecond)
 	start := time.Now()
 	m := f.send(t, "while hung")
 	if !f.store.HasPending() && time.Since(start) < time.Second {

@@ -42,8 +42,8 @@ func benchFanout(b *testing.B, subscribers, convs int) {
 		store.conversation(int64(c), 1)
 	}
 	quiet := func(c *Config) { c.ReadyTimeout = 10 * time.Second }
-	a := newTestHub(b, redisClient(b, url), store, quiet)
-	hub := newTestHub(b, redisClient(b, url), store, quiet)
+	a := newTestHub(b, testenv.RedisClient(b, url), store, quiet)
+	hub := newTestHub(b, testenv.RedisClient(b, url), store, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 

@@ -98,6 +98,7 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -113,6 +114,7 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/pubsub"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -217,6 +219,7 @@ type Hub struct {
 	m       metrics
 	reads   singleflight.Group
 	results *results
+	pubsub  *pubsub.Config[*topic]
 
 	mu       sync.RWMutex
 	topics   map[stream]*topic
@@ -253,15 +256,11 @@ func NewHub(cfg Config) *Hub {
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = DefaultHealthInterval
 	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
 	if cfg.PollGrace <= 0 {
 		cfg.PollGrace = DefaultPollGrace
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
 	h := &Hub{
 		cfg:     cfg,
@@ -276,6 +275,7 @@ func NewHub(cfg Config) *Hub {
 		conns:   map[uint64]func(){},
 		done:    make(chan struct{}),
 	}
+	h.pubsub = h.pubsubConfig()
 	h.pollWG.Add(1)
 	go h.poll()
 	return h
@@ -551,7 +551,7 @@ func (h *Hub) attachAll(ctx context.Context, s sink, keys []stream) ([]*topic, e
 			h.nextID++
 			t = newTopic(h, key, h.nextID)
 			h.topics[key] = t
-			h.shardFor(t).add(t)
+			t.shard = h.pubsub.Add(h.shards, t)
 		}
 		t.refs++
 		t.mu.Lock()
@@ -592,12 +592,7 @@ func (h *Hub) detach(s sink, t *topic) {
 	if t.refs == 0 {
 		delete(h.topics, t.key)
 		t.stopTimer()
-		sh := t.shard
-		sh.remove(t)
-		if sh.count == 0 {
-			delete(h.shards, sh.key)
-			sh.close()
-		}
+		t.shard.Remove(h.shards, t)
 	}
 	h.subs.Done()
 }

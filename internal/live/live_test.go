@@ -20,6 +20,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/devstack"
+	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -195,20 +196,6 @@ func after[T any](all []T, n int64, limit int) []T {
 	return append([]T(nil), page...)
 }
 
-func redisClient(t testing.TB, url string) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 type testHub struct {
 	*Hub
 	reg *prometheus.Registry
@@ -347,8 +334,8 @@ func TestDeliveryAcrossHubsInOrderOnce(t *testing.T) {
 	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10, 20)
-	a := newTestHub(t, redisClient(t, url), store)
-	b := newTestHub(t, redisClient(t, url), store)
+	a := newTestHub(t, testenv.RedisClient(t, url), store)
+	b := newTestHub(t, testenv.RedisClient(t, url), store)
 	ctx := t.Context()
 
 	onA := subscribe(t, a, ctx, 10, 1, nil) // gets each event directly and again from Redis
@@ -381,7 +368,7 @@ func TestMembershipAndArguments(t *testing.T) {
 	t.Parallel()
 	store := newMemStore()
 	store.conversation(1, 10)
-	h := newTestHub(t, redisClient(t, testenv.NewRedis(t)), store)
+	h := newTestHub(t, testenv.RedisClient(t, testenv.NewRedis(t)), store)
 	store.commit(1, "one")
 	for _, c := range []struct {
 		viewer, conv int64
@@ -410,8 +397,8 @@ func TestGapIsFilledFromTheStore(t *testing.T) {
 	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10)
-	a := newTestHub(t, redisClient(t, url), store)
-	b := newTestHub(t, redisClient(t, url), store)
+	a := newTestHub(t, testenv.RedisClient(t, url), store)
+	b := newTestHub(t, testenv.RedisClient(t, url), store)
 	ctx := t.Context()
 	s1 := subscribe(t, b, ctx, 10, 1, nil)
 	s2 := subscribe(t, b, ctx, 10, 1, nil)
@@ -444,8 +431,8 @@ func TestReplayThenLiveWithoutSeam(t *testing.T) {
 	for i := range 500 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
-	a := newTestHub(t, redisClient(t, url), store)
-	b := newTestHub(t, redisClient(t, url), store, func(c *Config) { c.PageSize = 37 })
+	a := newTestHub(t, testenv.RedisClient(t, url), store)
+	b := newTestHub(t, testenv.RedisClient(t, url), store, func(c *Config) { c.PageSize = 37 })
 	ctx := t.Context()
 	// A subscriber keeps b's channel subscribed; the others join while messages flow.
 	anchor := subscribe(t, b, ctx, 10, 1, nil)
@@ -483,7 +470,7 @@ func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
 	t.Parallel()
 	store := newMemStore()
 	store.conversation(1, 10)
-	h := newTestHub(t, redisClient(t, testenv.NewRedis(t)), store, func(c *Config) { c.Buffer = 8 })
+	h := newTestHub(t, testenv.RedisClient(t, testenv.NewRedis(t)), store, func(c *Config) { c.Buffer = 8 })
 	ctx := t.Context()
 	slow := subscribe(t, h, ctx, 10, 1, nil)
 	fast := subscribe(t, h, ctx, 10, 1, nil)
@@ -542,7 +529,7 @@ func TestLastSubscriberLeavingDropsTheRedisSubscription(t *testing.T) {
 	store := newMemStore()
 	store.conversation(1, 10)
 	store.conversation(2, 10)
-	rdb := redisClient(t, url)
+	rdb := testenv.RedisClient(t, url)
 	h := newTestHub(t, rdb, store)
 	numsub := func(conv int64) int64 {
 		n, err := rdb.PubSubNumSub(context.Background(), channelName(conv)).Result()
@@ -630,8 +617,8 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 	store := newMemStore()
 	store.conversation(1, 10)
 	fast := func(c *Config) { c.HealthInterval = 200 * time.Millisecond; c.ReadyTimeout = 300 * time.Millisecond }
-	a := newTestHub(t, redisClient(t, url), store, fast)
-	b := newTestHub(t, redisClient(t, url), store, fast)
+	a := newTestHub(t, testenv.RedisClient(t, url), store, fast)
+	b := newTestHub(t, testenv.RedisClient(t, url), store, fast)
 	ctx := t.Context()
 	onA := subscribe(t, a, ctx, 10, 1, nil)
 	onB := subscribe(t, b, ctx, 10, 1, nil)
@@ -667,14 +654,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 
 func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	addrs, stop, err := devstack.StartRedisCluster(t.Context(), t.TempDir(), [3]int{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
+	addrs := testenv.NewRedisCluster(t)
 	cluster := func() *redis.ClusterClient {
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 		t.Cleanup(func() { c.Close() })
@@ -706,14 +686,8 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	}
 	// Each channel is a shard channel with exactly one subscriber, on its slot's node.
 	for c := int64(1); c <= convs; c++ {
-		var n atomic.Int64 // the masters answer concurrently
-		err := cb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			m, err := node.PubSubShardNumSub(ctx, channelName(c)).Result()
-			n.Add(m[channelName(c)])
-			return err
-		})
-		if err != nil || n.Load() != 1 {
-			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n.Load(), err)
+		if n, err := testenv.ShardSubscribers(ctx, cb, channelName(c)); err != nil || n != 1 {
+			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n, err)
 		}
 	}
 	if got := a.metric("threadline_pubsub_publish_failures_total"); got != 0 {
@@ -725,7 +699,7 @@ func TestCloseSendsConnectionsAwayAndEndsSubscriptions(t *testing.T) {
 	t.Parallel()
 	store := newMemStore()
 	store.conversation(1, 10)
-	h := NewHub(Config{Redis: redisClient(t, testenv.NewRedis(t)), Store: store})
+	h := NewHub(Config{Redis: testenv.RedisClient(t, testenv.NewRedis(t)), Store: store})
 	s := subscribe(t, testHub{Hub: h}, t.Context(), 10, 1, nil)
 
 	var wentAway atomic.Bool
@@ -824,16 +798,10 @@ func TestChannelNamesAndSlots(t *testing.T) {
 			t.Errorf("%s: %+v %v", c.channel, got, ok)
 		}
 	}
-	// Redis documents CLUSTER KEYSLOT foo = 12182; CRC16("123456789") = 0x31C3.
-	for key, want := range map[string]int{"foo": 12182, "123456789": 0x31C3, "{foo}.bar": 12182, "x{}y": slot("x{}y")} {
-		if got := slot(key); got != want {
-			t.Errorf("slot(%q) = %d, want %d", key, got, want)
-		}
-	}
-	if slot(channelName(42)) != slot("42") {
+	if redisclient.Slot(channelName(42)) != redisclient.Slot("42") {
 		t.Error("the channel's slot is not its conversation's hash tag")
 	}
-	if slot((stream{user: true, id: 7}).channel()) != slot("msg:viewer:{u7}") {
+	if redisclient.Slot((stream{user: true, id: 7}).channel()) != redisclient.Slot("msg:viewer:{u7}") {
 		t.Error("a user's channel is not in the slot of the user's other keys")
 	}
 }
@@ -860,8 +828,8 @@ func TestEventStreamReplaysThenLive(t *testing.T) {
 	for i := range 150 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
-	a := newTestHub(t, redisClient(t, url), store)
-	b := newTestHub(t, redisClient(t, url), store, func(c *Config) { c.PageSize = 40 })
+	a := newTestHub(t, testenv.RedisClient(t, url), store)
+	b := newTestHub(t, testenv.RedisClient(t, url), store, func(c *Config) { c.PageSize = 40 })
 	ctx := t.Context()
 	events, err := b.SubscribeEvents(ctx, 10, 1, ptr(100), nil)
 	if err != nil {
@@ -909,8 +877,8 @@ func TestRemovedMemberStreamsEnd(t *testing.T) {
 	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10, 11)
-	a := newTestHub(t, redisClient(t, url), store)
-	b := newTestHub(t, redisClient(t, url), store)
+	a := newTestHub(t, testenv.RedisClient(t, url), store)
+	b := newTestHub(t, testenv.RedisClient(t, url), store)
 	ctx := t.Context()
 	endedEvents := make(chan error, 1)
 	events, err := b.SubscribeEvents(ctx, 11, 1, nil, func(err error) { endedEvents <- err })

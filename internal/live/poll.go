@@ -100,7 +100,7 @@ func (t *topic) passedOn() int64 {
 // pubsubHealthy reports whether the topic's Redis subscription is confirmed and its connection
 // is receiving: events published now should arrive.
 func (t *topic) pubsubHealthy() bool {
-	return t.state.Load() == stateReady && t.shard.healthy.Load()
+	return t.state.Load() == stateReady && t.shard.Healthy()
 }
 
 // catchUpTo makes the topic's sinks catch up to event_seq head, committed, unless the topic has

@@ -11,6 +11,7 @@ import (
 
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/devstack"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // TestPollDeliversWhatPubSubDidNot commits events that nobody publishes (another instance's
@@ -39,7 +40,7 @@ func TestPollDeliversWhatPubSubDidNot(t *testing.T) {
 			t.Cleanup(func() { _ = stop() })
 			store := newMemStore()
 			store.conversation(1, 10)
-			h := newTestHub(t, redisClient(t, "redis://"+addr+"/0"), store, func(c *Config) {
+			h := newTestHub(t, testenv.RedisClient(t, "redis://"+addr+"/0"), store, func(c *Config) {
 				c.PollInterval, c.PollGrace, c.HealthInterval = 50*time.Millisecond, 100*time.Millisecond, 200*time.Millisecond
 			})
 			ctx := t.Context()

@@ -72,8 +72,8 @@ func TestViewerStream(t *testing.T) {
 	store.conversation(1, viewer, 8)
 	store.conversation(2, viewer, 8)
 	store.conversation(3, 8)
-	a := newTestHub(t, redisClient(t, url), store)
-	b := newTestHub(t, redisClient(t, url), store)
+	a := newTestHub(t, testenv.RedisClient(t, url), store)
+	b := newTestHub(t, testenv.RedisClient(t, url), store)
 	ctx, cancel := context.WithCancel(t.Context())
 	stream, err := b.SubscribeViewer(ctx, viewer, nil, nil)
 	if err != nil {
@@ -144,7 +144,7 @@ func TestViewerStreamPositions(t *testing.T) {
 	store.conversation(1, 7)
 	store.commit(1, "one")
 	store.read(1, 7, 1)
-	h := newTestHub(t, redisClient(t, url), store)
+	h := newTestHub(t, testenv.RedisClient(t, url), store)
 	for _, c := range []struct {
 		name string
 		pos  chat.ViewerPosition

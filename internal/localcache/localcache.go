@@ -68,6 +68,7 @@ package localcache
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -178,12 +179,8 @@ func New(opts *redis.Options, cfg Config) *Tier {
 	if cfg.BarrierTimeout <= 0 {
 		cfg.BarrierTimeout = DefaultBarrierTimeout
 	}
-	if cfg.Name == "" {
-		cfg.Name = "threadline-localcache"
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.Name = cmp.Or(cfg.Name, "threadline-localcache")
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	t := &Tier{cfg: cfg, opts: opts, log: cfg.Log, entries: make(map[string]*entry), closed: make(chan struct{})}
 	t.m = newMetrics(cfg.Registerer, t)
 	t.done.Go(t.run)

@@ -28,6 +28,7 @@
 package presence
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -79,9 +80,7 @@ func New(cfg Config) *Tracker {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	t := &Tracker{
 		rdb: cfg.Redis, breaker: cfg.Breaker, ttl: cfg.TTL + cfg.TTL/4, refresh: cfg.TTL / 4, log: cfg.Log,
 		m:       newMetrics(cfg.Registerer),

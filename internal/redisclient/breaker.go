@@ -1,6 +1,7 @@
 package redisclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -43,18 +44,10 @@ var ErrOpen = errors.New("redis circuit breaker is open")
 
 // NewBreaker returns a closed Breaker.
 func NewBreaker(cfg BreakerConfig) *Breaker {
-	if cfg.FailureThreshold == 0 {
-		cfg.FailureThreshold = DefaultFailureThreshold
-	}
-	if cfg.OpenTimeout == 0 {
-		cfg.OpenTimeout = DefaultOpenTimeout
-	}
-	if cfg.CallTimeout == 0 {
-		cfg.CallTimeout = DefaultCallTimeout
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.FailureThreshold = cmp.Or(cfg.FailureThreshold, DefaultFailureThreshold)
+	cfg.OpenTimeout = cmp.Or(cfg.OpenTimeout, DefaultOpenTimeout)
+	cfg.CallTimeout = cmp.Or(cfg.CallTimeout, DefaultCallTimeout)
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	state := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "threadline_cache_breaker_state",
 		Help: "State of the Redis circuit breaker: 0 closed, 1 half-open, 2 open.",

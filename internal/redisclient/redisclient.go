@@ -13,6 +13,7 @@
 package redisclient
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"net/url"
@@ -37,15 +38,9 @@ type Options struct {
 // o.TLS's files, so a file that is missing, holds no PEM or a key that is not the
 // certificate's is an error here, at start-up.
 func Open(rawURL string, o Options) (redis.UniversalClient, error) {
-	if o.DialTimeout == 0 {
-		o.DialTimeout = 500 * time.Millisecond
-	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = 250 * time.Millisecond
-	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 250 * time.Millisecond
-	}
+	o.DialTimeout = cmp.Or(o.DialTimeout, 500*time.Millisecond)
+	o.ReadTimeout = cmp.Or(o.ReadTimeout, 250*time.Millisecond)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, 250*time.Millisecond)
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		return nil, errInvalidURL

@@ -13,18 +13,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/internal/devstack"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // Bad TLS files stop Open with an error that names the variable and what is wrong with it.
 func TestOpenTLSFileErrors(t *testing.T) {
-	certs, err := devstack.GenerateTLS(t.TempDir(), "threadline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := devstack.GenerateTLS(t.TempDir(), "threadline")
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, other := testenv.TLS(t), testenv.TLS(t)
 	notPEM := filepath.Join(t.TempDir(), "not.pem")
 	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -72,14 +66,7 @@ func TestOpenTLS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	certs, err := devstack.GenerateTLS(t.TempDir(), "threadline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := devstack.GenerateTLS(t.TempDir(), "threadline")
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, other := testenv.TLS(t), testenv.TLS(t)
 	addr, stop, err := devstack.StartRedisServerTLS(ctx, t.TempDir(), 0, certs)
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/respcache"
@@ -46,13 +44,7 @@ func TestPendingTokenMovesBypass(t *testing.T) {
 		t.Fatal("still bypassed after a later move landed")
 	}
 
-	opts := *rdb.(*redis.Client).Options()
-	opts.ReadTimeout = 2 * time.Second
-	raw := redis.NewClient(&opts)
-	defer raw.Close()
-	if err := raw.Do(ctx, "CLIENT", "PAUSE", "800", "ALL").Err(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.PauseRedis(t, rdb, 800*time.Millisecond)
 	c.AfterCommit(ctx, change) // times out
 	if !c.Bypassed() {
 		t.Fatal("not bypassed after a move that failed")

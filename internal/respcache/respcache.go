@@ -94,13 +94,16 @@
 package respcache
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,15 +195,9 @@ var (
 
 // New returns a response cache over rdb, a standalone Redis or a Redis Cluster.
 func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *Cache {
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.ViewerTokenTTL == 0 {
-		cfg.ViewerTokenTTL = DefaultViewerTokenTTL
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
+	cfg.ViewerTokenTTL = cmp.Or(cfg.ViewerTokenTTL, DefaultViewerTokenTTL)
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, cluster := rdb.(*redis.ClusterClient)
 	if cluster && cfg.Local != nil {
 		cfg.Log.Info("response cache: in-process tier off: REDIS_URL names a Redis Cluster")
@@ -238,13 +235,11 @@ func (c *Cache) countHit()   { c.stats.hits.Add(1); c.metrics.hits.Inc() }
 func (c *Cache) countMiss()  { c.stats.misses.Add(1); c.metrics.misses.Inc() }
 func (c *Cache) countError() { c.stats.errors.Add(1); c.metrics.errors.Inc() }
 
-// lookupScript returns the viewer's membership token and list token (creating each with ARGV[1]
-// if missing) and the stored response if every dependency recorded with it is current, with
-// the milliseconds it has left to live. A stored value is "<n>\n" then n "<key>\n<token>\n"
-// pairs, then the data. Replies: {tokens, value, pttl} on a hit, {tokens, false} on a miss,
-// {tokens, false, 1} when the stored response is stale, where tokens is "<membership token>
-// <list token>".
-var lookupScript = redis.NewScript(`
+// readTokensLua opens lookupScript and fetchScript: it reads the viewer's membership token
+// (KEYS[2]) and list token (KEYS[3]), creating each with ARGV[1] for ARGV[2] seconds if missing,
+// into tok ("<membership token> <list token>"), and the stored response (KEYS[1]) into v,
+// replying {tok, false} when there is none.
+const readTokensLua = `
 local function token(key)
   local t = redis.call('GET', key)
   if not t then
@@ -256,7 +251,15 @@ end
 local tok = token(KEYS[2]) .. ' ' .. token(KEYS[3])
 local v = redis.call('GET', KEYS[1])
 if not v then return {tok, false} end
-local nl = string.find(v, '\n', 1, true)
+`
+
+// lookupScript returns the viewer's membership token and list token (creating each with ARGV[1]
+// if missing) and the stored response if every dependency recorded with it is current, with
+// the milliseconds it has left to live. A stored value is "<n>\n" then n "<key>\n<token>\n"
+// pairs, then the data. Replies: {tokens, value, pttl} on a hit, {tokens, false} on a miss,
+// {tokens, false, 1} when the stored response is stale, where tokens is "<membership token>
+// <list token>".
+var lookupScript = redis.NewScript(readTokensLua + `local nl = string.find(v, '\n', 1, true)
 local n = tonumber(string.sub(v, 1, nl - 1))
 local pos = nl + 1
 for i = 1, n do
@@ -274,19 +277,7 @@ return {tok, v, redis.call('PTTL', KEYS[1])}
 // if missing) and the stored response, with the milliseconds it has left to live, but checks no
 // dependency, since they live in other slots (see the package doc). Replies: {tokens, value,
 // pttl} when a response is stored, {tokens, false} when none is.
-var fetchScript = redis.NewScript(`
-local function token(key)
-  local t = redis.call('GET', key)
-  if not t then
-    t = ARGV[1]
-    redis.call('SET', key, t, 'EX', ARGV[2])
-  end
-  return t
-end
-local tok = token(KEYS[2]) .. ' ' .. token(KEYS[3])
-local v = redis.call('GET', KEYS[1])
-if not v then return {tok, false} end
-return {tok, v, redis.call('PTTL', KEYS[1])}
+var fetchScript = redis.NewScript(readTokensLua + `return {tok, v, redis.call('PTTL', KEYS[1])}
 `)
 
 // ExtensionName and the stats key of what MutateOperationParameters leaves for
@@ -818,10 +809,7 @@ func (c *Cache) retryInvalidations() {
 			continue
 		}
 		c.pendingMu.Lock()
-		keys := make([]string, 0, len(c.pending))
-		for k := range c.pending {
-			keys = append(keys, k)
-		}
+		keys := slices.Collect(maps.Keys(c.pending))
 		c.pendingMu.Unlock()
 		t := c.tickets.Add(1)
 		if err := c.move(context.Background(), keys); err == nil {

@@ -120,7 +120,7 @@ func (s *Service) attach(ctx context.Context, conv int64) (*room, error) {
 		}
 		r.readyTimer = time.AfterFunc(s.cfg.ReadyTimeout, r.degrade)
 		s.rooms[conv] = r
-		s.shardFor(r).add(r)
+		r.shard = s.pubsub.Add(s.shards, r)
 	}
 	r.refs++
 	s.mu.Unlock()
@@ -146,11 +146,7 @@ func (s *Service) release(r *room) {
 	}
 	r.close()
 	if sh := r.shard; sh != nil && !s.closed {
-		sh.remove(r)
-		if sh.count == 0 {
-			delete(s.shards, sh.key)
-			sh.close()
-		}
+		sh.Remove(s.shards, r)
 	}
 }
 
@@ -379,7 +375,7 @@ func (s *Service) Close() {
 		r.close()
 	}
 	for _, sh := range shards {
-		sh.close()
+		sh.Close()
 	}
 	s.shardsWG.Wait()
 }

@@ -57,6 +57,7 @@
 package typing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,6 +75,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/pubsub"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -126,6 +128,7 @@ type Service struct {
 	log     *slog.Logger
 	m       metrics
 	fills   singleflight.Group
+	pubsub  *pubsub.Config[*room]
 
 	mu       sync.Mutex
 	rooms    map[int64]*room
@@ -151,9 +154,7 @@ func New(cfg Config) *Service {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
 	s := &Service{
 		cfg: cfg, rdb: cfg.Redis, breaker: cfg.Breaker, sharded: sharded, publish: "PUBLISH", log: cfg.Log,
@@ -163,6 +164,7 @@ func New(cfg Config) *Service {
 	if sharded {
 		s.publish = "SPUBLISH"
 	}
+	s.pubsub = s.pubsubConfig()
 	return s
 }
 

@@ -60,22 +60,8 @@ func aliceAndBob(t testing.TB, tune ...func(*Config)) (testService, *redis.Clien
 	t.Helper()
 	members := newMembers()
 	members.set(10, alice, bob)
-	rdb := redisClient(t, testenv.NewRedis(t))
+	rdb := testenv.RedisClient(t, testenv.NewRedis(t))
 	return newService(t, rdb, members, tune...), rdb, members
-}
-
-func redisClient(t testing.TB, url string) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 type testService struct {
@@ -191,7 +177,7 @@ func TestSetAndRead(t *testing.T) {
 	members := newMembers()
 	members.set(10, alice, bob)
 	members.set(11, alice)
-	rdb := redisClient(t, testenv.NewRedis(t))
+	rdb := testenv.RedisClient(t, testenv.NewRedis(t))
 	s := newService(t, rdb, members)
 	ctx := t.Context()
 
@@ -309,8 +295,8 @@ func TestSubscribersAcrossInstances(t *testing.T) {
 	url := testenv.NewRedis(t)
 	ttl := 2 * time.Second
 	short := func(c *Config) { c.TTL = ttl }
-	a := newService(t, redisClient(t, url), members, short)
-	b := newService(t, redisClient(t, url), members, short)
+	a := newService(t, testenv.RedisClient(t, url), members, short)
+	b := newService(t, testenv.RedisClient(t, url), members, short)
 	ctx := t.Context()
 
 	// Carol is typing when Bob subscribes: his stream starts with her.
@@ -486,7 +472,7 @@ func TestRedisDown(t *testing.T) {
 	fast := func(c *Config) {
 		c.TTL, c.HealthInterval, c.ReadyTimeout = time.Second, 200*time.Millisecond, 300*time.Millisecond
 	}
-	s := newService(t, redisClient(t, url), members, fast)
+	s := newService(t, testenv.RedisClient(t, url), members, fast)
 	ctx := t.Context()
 	onBob := subscribe(t, s, ctx, bob.ID, 10)
 	if err := s.Set(ctx, alice.ID, 10, true); err != nil {
@@ -545,14 +531,7 @@ func TestRedisDown(t *testing.T) {
 // SSUBSCRIBE, one connection per slot in use.
 func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	addrs, stop, err := devstack.StartRedisCluster(t.Context(), t.TempDir(), [3]int{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
+	addrs := testenv.NewRedisCluster(t)
 	cluster := func() *redis.ClusterClient {
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 		t.Cleanup(func() { c.Close() })
@@ -594,14 +573,8 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 		}
 	}
 	for c := int64(1); c <= convs; c++ {
-		var n atomic.Int64
-		err := cb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			m, err := node.PubSubShardNumSub(ctx, Channel(c)).Result()
-			n.Add(m[Channel(c)])
-			return err
-		})
-		if err != nil || n.Load() != 1 {
-			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n.Load(), err)
+		if n, err := testenv.ShardSubscribers(ctx, cb, Channel(c)); err != nil || n != 1 {
+			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n, err)
 		}
 	}
 }
@@ -613,7 +586,7 @@ func TestChannelNames(t *testing.T) {
 			if !ok || got != conv {
 				t.Fatalf("conversationOf(%q) = %d, %v", Channel(conv), got, ok)
 			}
-			if a, b, c := slot(Channel(conv)), slot(Key(conv)), slot(MembersKey(conv, "g")); a != b || b != c || c != slot(cache.GenerationKey(conv)) {
+			if a, b, c := redisclient.Slot(Channel(conv)), redisclient.Slot(Key(conv)), redisclient.Slot(MembersKey(conv, "g")); a != b || b != c || c != redisclient.Slot(cache.GenerationKey(conv)) {
 				t.Fatalf("slots differ: channel %d, typing %d, members %d", a, b, c)
 			}
 		})

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -44,41 +42,23 @@ func ownMessages(ctx context.Context, directURL string, convs []string) ([]strin
 // reaction added or removed, in turn. Every change moves the conversation's generation, so the
 // reads that follow miss both caches.
 func (b *bench) editMix(s *server, mine []string) loadtest.Next {
-	reads := make([]loadtest.Request, len(b.fx.convs))
-	for i, c := range b.fx.convs {
-		reads[i] = b.pageReq(s, c, 0)
-	}
-	var mu sync.Mutex
-	rngs := map[int]*rand.Rand{}
-	zipfs := map[int]*rand.Zipf{}
-	run := time.Now().UnixNano()
-	return func(worker, i int) loadtest.Request {
-		mu.Lock()
-		r, ok := rngs[worker]
-		if !ok {
-			r = rand.New(rand.NewPCG(uint64(worker), uint64(run)))
-			rngs[worker] = r
-			zipfs[worker] = rand.NewZipf(r, 1.1, 1, uint64(len(reads)-1))
-		}
-		z := zipfs[worker]
-		mu.Unlock()
-		k := z.Uint64()
+	return b.zipfMix(s, func(r *rand.Rand, k uint64, worker, i int, run int64) (loadtest.Request, bool) {
 		switch x := r.Float64(); {
 		case x < 0.1:
 			return b.req(s, client.SendMessage_Operation, map[string]any{"input": map[string]any{
 				"conversationId": b.fx.convs[k], "body": "bench message",
 				"clientMessageId": fmt.Sprintf("bench-e-%d-%d-%d", run, worker, i),
-			}})
+			}}), true
 		case x < 0.2 && mine[k] != "":
 			switch i % 3 {
 			case 0:
-				return b.req(s, client.EditMessage_Operation, map[string]any{"input": map[string]any{"id": mine[k], "body": fmt.Sprintf("edited %d", i)}})
+				return b.req(s, client.EditMessage_Operation, map[string]any{"input": map[string]any{"id": mine[k], "body": fmt.Sprintf("edited %d", i)}}), true
 			case 1:
-				return b.req(s, client.AddReaction_Operation, map[string]any{"messageId": mine[k], "emoji": "👍"})
+				return b.req(s, client.AddReaction_Operation, map[string]any{"messageId": mine[k], "emoji": "👍"}), true
 			default:
-				return b.req(s, client.RemoveReaction_Operation, map[string]any{"messageId": mine[k], "emoji": "👍"})
+				return b.req(s, client.RemoveReaction_Operation, map[string]any{"messageId": mine[k], "emoji": "👍"}), true
 			}
 		}
-		return reads[k]
-	}
+		return loadtest.Request{}, false
+	})
 }

@@ -404,6 +404,24 @@ func (b *bench) warm(ctx context.Context, s *server, req loadtest.Request) {
 // mix reads Zipf-distributed conversations' first pages and, with probability writes, sends a
 // message to one instead.
 func (b *bench) mix(s *server, writes float64) loadtest.Next {
+	return b.zipfMix(s, func(r *rand.Rand, k uint64, worker, i int, run int64) (loadtest.Request, bool) {
+		if writes > 0 && r.Float64() < writes {
+			return b.req(s, client.SendMessage_Operation, map[string]any{"input": map[string]any{
+				"conversationId":  b.fx.convs[k],
+				"body":            "bench message",
+				"clientMessageId": fmt.Sprintf("bench-%d-%d-%d", run, worker, i),
+			}}), true
+		}
+		return loadtest.Request{}, false
+	})
+}
+
+// zipfMix is the frame of the Zipf mixes: request i of a worker goes to conversation k, drawn
+// from the worker's own Zipf distribution (s = 1.1) over the fixture's conversations, with the
+// worker's own random source r (seeded with the worker and run, the run's start in Unix
+// nanoseconds, which also keeps client message ids unique across runs). other returns the
+// request to send instead of k's first page, if any.
+func (b *bench) zipfMix(s *server, other func(r *rand.Rand, k uint64, worker, i int, run int64) (loadtest.Request, bool)) loadtest.Next {
 	reads := make([]loadtest.Request, len(b.fx.convs))
 	for i, c := range b.fx.convs {
 		reads[i] = b.pageReq(s, c, 0)
@@ -423,12 +441,8 @@ func (b *bench) mix(s *server, writes float64) loadtest.Next {
 		z := zipfs[worker]
 		mu.Unlock()
 		k := z.Uint64()
-		if writes > 0 && r.Float64() < writes {
-			return b.req(s, client.SendMessage_Operation, map[string]any{"input": map[string]any{
-				"conversationId":  b.fx.convs[k],
-				"body":            "bench message",
-				"clientMessageId": fmt.Sprintf("bench-%d-%d-%d", run, worker, i),
-			}})
+		if req, ok := other(r, k, worker, i, run); ok {
+			return req
 		}
 		return reads[k]
 	}
