@@ -222,6 +222,8 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request) (bool, *ht
 	} else {
 		params, rerr = httptransport.ReadGET(r)
 	}
+	// From here on, a miss hands the decoded request on: the transport does not decode it again.
+	r = httptransport.WithDecoded(r, params, rerr)
 	if rerr != nil {
 		return false, r
 	}

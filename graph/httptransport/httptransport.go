@@ -44,6 +44,7 @@ package httptransport
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -343,12 +344,32 @@ func plainRequest(r *http.Request, method string) bool {
 // execute), or with read's RequestError.
 func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, read func(*http.Request) (*graphql.RawParams, *RequestError), get bool) {
 	m := negotiate(r)
-	params, err := read(r)
+	var params *graphql.RawParams
+	var err *RequestError
+	if d, ok := r.Context().Value(decodedKey{}).(*decoded); ok {
+		params, err = d.params, d.err
+	} else {
+		params, err = read(r)
+	}
 	if err != nil {
 		fail(w, r, exec, m, err.Status, err.Message)
 		return
 	}
 	execute(w, r, exec, m, params, get)
+}
+
+type decodedKey struct{}
+
+type decoded struct {
+	params *graphql.RawParams
+	err    *RequestError
+}
+
+// WithDecoded returns r carrying what ReadPOST or ReadGET made of it, so that the transport
+// serving r uses that instead of decoding the request a second time (the response cache's
+// look-up before gqlgen decodes it first, and on a miss the request goes on to the transport).
+func WithDecoded(r *http.Request, params *graphql.RawParams, err *RequestError) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), decodedKey{}, &decoded{params: params, err: err}))
 }
 
 // ReadPOST decodes the GraphQL request in the body of r, a POST: a JSON object {query,
