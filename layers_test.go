@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,5 +172,41 @@ func TestLayerViolations(t *testing.T) {
 				t.Errorf("violations (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestLayoutListsEveryPackage checks that README's "Layout" block has a line for every package of
+// the module, and none for a package that is gone.
+func TestLayoutListsEveryPackage(t *testing.T) {
+	out, err := exec.Command("go", "list", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var want []string
+	for _, p := range strings.Fields(string(out)) {
+		if rel, ok := strings.CutPrefix(p, modulePath+"/"); ok {
+			want = append(want, rel+"/")
+		}
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Layout" section`)
+	}
+	_, block, _ := strings.Cut(layout, "```\n")
+	block, _, _ = strings.Cut(block, "```")
+	var got []string
+	for l := range strings.Lines(block) {
+		if f := strings.Fields(l); len(f) > 0 && strings.HasSuffix(f[0], "/") && l[0] != ' ' {
+			got = append(got, f[0])
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("README Layout's packages (-go list +README):\n%s", diff)
 	}
 }
