@@ -80,6 +80,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // Defaults of Config.
@@ -176,9 +178,7 @@ func New(opts *redis.Options, cfg Config) *Tier {
 	if cfg.Bytes <= 0 {
 		return nil
 	}
-	if cfg.BarrierTimeout <= 0 {
-		cfg.BarrierTimeout = DefaultBarrierTimeout
-	}
+	cfg.BarrierTimeout = defaults.Positive(cfg.BarrierTimeout, DefaultBarrierTimeout)
 	cfg.Name = cmp.Or(cfg.Name, "threadline-localcache")
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	t := &Tier{cfg: cfg, opts: opts, log: cfg.Log, entries: make(map[string]*entry), closed: make(chan struct{})}

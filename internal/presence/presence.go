@@ -41,6 +41,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/defaults"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -77,9 +78,7 @@ type Tracker struct {
 
 // New returns a Tracker and starts its connection refresher.
 func New(cfg Config) *Tracker {
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultTTL
-	}
+	cfg.TTL = defaults.Positive(cfg.TTL, DefaultTTL)
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	t := &Tracker{
 		rdb: cfg.Redis, breaker: cfg.Breaker, ttl: cfg.TTL + cfg.TTL/4, refresh: cfg.TTL / 4, log: cfg.Log,

@@ -75,6 +75,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/defaults"
 	"github.com/threadline/threadline/internal/pubsub"
 	"github.com/threadline/threadline/internal/redisclient"
 )
@@ -140,20 +141,12 @@ type Service struct {
 
 // New returns a Service. It subscribes to nothing until the first subscriber arrives.
 func New(cfg Config) *Service {
-	for _, d := range []struct {
-		v   *time.Duration
-		def time.Duration
-	}{
-		{&cfg.TTL, DefaultTTL}, {&cfg.MembersTTL, DefaultMembersTTL}, {&cfg.ReadyTimeout, DefaultReadyTimeout},
-		{&cfg.HealthInterval, DefaultHealthInterval}, {&cfg.QueryTimeout, DefaultQueryTimeout},
-	} {
-		if *d.v <= 0 {
-			*d.v = d.def
-		}
-	}
-	if cfg.Buffer <= 0 {
-		cfg.Buffer = DefaultBuffer
-	}
+	cfg.TTL = defaults.Positive(cfg.TTL, DefaultTTL)
+	cfg.MembersTTL = defaults.Positive(cfg.MembersTTL, DefaultMembersTTL)
+	cfg.ReadyTimeout = defaults.Positive(cfg.ReadyTimeout, DefaultReadyTimeout)
+	cfg.HealthInterval = defaults.Positive(cfg.HealthInterval, DefaultHealthInterval)
+	cfg.QueryTimeout = defaults.Positive(cfg.QueryTimeout, DefaultQueryTimeout)
+	cfg.Buffer = defaults.Positive(cfg.Buffer, DefaultBuffer)
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
 	s := &Service{
