@@ -140,11 +140,15 @@ type Service struct {
 
 // New returns a Service. It subscribes to nothing until the first subscriber arrives.
 func New(cfg Config) *Service {
-	cfg.TTL = defaults.Positive(cfg.TTL, DefaultTTL)
-	cfg.MembersTTL = defaults.Positive(cfg.MembersTTL, DefaultMembersTTL)
-	cfg.ReadyTimeout = defaults.Positive(cfg.ReadyTimeout, DefaultReadyTimeout)
-	cfg.HealthInterval = defaults.Positive(cfg.HealthInterval, DefaultHealthInterval)
-	cfg.QueryTimeout = defaults.Positive(cfg.QueryTimeout, DefaultQueryTimeout)
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&cfg.TTL, DefaultTTL}, {&cfg.MembersTTL, DefaultMembersTTL}, {&cfg.ReadyTimeout, DefaultReadyTimeout},
+		{&cfg.HealthInterval, DefaultHealthInterval}, {&cfg.QueryTimeout, DefaultQueryTimeout},
+	} {
+		*d.v = defaults.Positive(*d.v, d.def)
+	}
 	cfg.Buffer = defaults.Positive(cfg.Buffer, DefaultBuffer)
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
