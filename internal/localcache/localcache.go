@@ -69,6 +69,7 @@ package localcache
 import (
 	"bufio"
 	"cmp"
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -126,8 +127,7 @@ type Tier struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	head    *entry // most recently used
-	tail    *entry
+	order   list.List // of *entry, most recently used first
 	bytes   int64
 	active  bool
 	seq     uint64           // bumped by every invalidation message applied and every flush
@@ -147,12 +147,12 @@ type Tier struct {
 }
 
 type entry struct {
-	key        string
-	value      any
-	size       int64
-	expires    time.Time // zero: none
-	tracked    bool
-	prev, next *entry
+	key     string
+	value   any
+	size    int64
+	expires time.Time // zero: none
+	tracked bool
+	elem    *list.Element // in Tier.order
 }
 
 // entryOverhead estimates what an entry costs besides its key and value.
@@ -305,48 +305,19 @@ func (t *Tier) put(key string, value any, size int64, expires time.Time, tracked
 	e := &entry{key: key, value: value, size: size, expires: expires, tracked: tracked}
 	t.entries[key] = e
 	t.bytes += size
-	e.next = t.head
-	if t.head != nil {
-		t.head.prev = e
-	}
-	t.head = e
-	if t.tail == nil {
-		t.tail = e
-	}
-	for t.bytes > t.cfg.Bytes && t.tail != nil {
-		t.remove(t.tail)
+	e.elem = t.order.PushFront(e)
+	for t.bytes > t.cfg.Bytes && t.order.Len() > 0 {
+		t.remove(t.order.Back().Value.(*entry))
 		t.m.evictions.Inc()
 	}
 }
 
 // touch moves e to the front; mu is held.
-func (t *Tier) touch(e *entry) {
-	if t.head == e {
-		return
-	}
-	t.unlink(e)
-	e.next = t.head
-	t.head.prev = e
-	t.head = e
-}
-
-func (t *Tier) unlink(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		t.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		t.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
+func (t *Tier) touch(e *entry) { t.order.MoveToFront(e.elem) }
 
 // remove drops e; mu is held.
 func (t *Tier) remove(e *entry) {
-	t.unlink(e)
+	t.order.Remove(e.elem)
 	delete(t.entries, e.key)
 	t.bytes -= e.size
 }
@@ -374,7 +345,8 @@ func (t *Tier) invalidate(keys []string, all bool) {
 func (t *Tier) flushLocked() {
 	t.flushed = t.seq
 	clear(t.entries)
-	t.head, t.tail, t.bytes = nil, nil, 0
+	t.order.Init()
+	t.bytes = 0
 }
 
 // setActive empties the tier and makes it hold (true) or refuse (false) entries from now on:
