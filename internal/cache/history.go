@@ -82,6 +82,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/tick"
 )
 
 // Defaults of Config.
@@ -165,7 +166,7 @@ func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.
 		stop:    make(chan struct{}),
 	}
 	h.flights.linger = cfg.Linger
-	h.stopped.Go(h.retryInvalidations)
+	h.stopped.Go(func() { tick.Every(h.stop, time.Second, h.retryInvalidations) })
 	return h
 }
 
@@ -684,28 +685,20 @@ func (h *Store) WithReadPosition(ctx context.Context, conversationID int64) cont
 	return readPosition(ctx, tokens...)
 }
 
-// retryInvalidations retries failed (or late) token bumps every second until they succeed.
+// retryInvalidations retries failed (or late) token bumps; it runs every second, so they are
+// retried until they succeed.
 func (h *Store) retryInvalidations() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
+	h.pendingMu.Lock()
+	convs := slices.Collect(maps.Keys(h.pending))
+	h.pendingMu.Unlock()
+	for _, c := range convs {
+		ticket := h.tickets.Add(1)
+		// Without a position: the write's is not kept, and a later write's bump may have
+		// landed meanwhile. The conversation's reads go to the primary until its next write.
+		if err := h.bump(context.Background(), c, 0); err != nil {
+			return // still failing: try again next tick
 		}
-		h.pendingMu.Lock()
-		convs := slices.Collect(maps.Keys(h.pending))
-		h.pendingMu.Unlock()
-		for _, c := range convs {
-			ticket := h.tickets.Add(1)
-			// Without a position: the write's is not kept, and a later write's bump may have
-			// landed meanwhile. The conversation's reads go to the primary until its next write.
-			if err := h.bump(context.Background(), c, 0); err != nil {
-				break // still failing: try again next tick
-			}
-			h.clearPending(c, ticket)
-		}
+		h.clearPending(c, ticket)
 	}
 }
 

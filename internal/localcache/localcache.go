@@ -83,6 +83,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/internal/defaults"
+	"github.com/threadline/threadline/internal/tick"
 )
 
 // Defaults of Config.
@@ -184,7 +185,7 @@ func New(opts *redis.Options, cfg Config) *Tier {
 	t := &Tier{cfg: cfg, opts: opts, log: cfg.Log, entries: make(map[string]*entry), closed: make(chan struct{})}
 	t.m = newMetrics(cfg.Registerer, t)
 	t.done.Go(t.run)
-	t.done.Go(t.watch)
+	t.done.Go(func() { tick.Every(t.closed, max(t.cfg.BarrierTimeout/4, time.Millisecond), t.watch) })
 	return t
 }
 
@@ -462,26 +463,18 @@ func (t *Tier) doubt(c *trackConn, reason string) {
 	t.bmu.Unlock()
 }
 
-// watch drops tracking when a barrier is overdue or Healthy says no.
+// watch drops tracking when a barrier is overdue or Healthy says no; it runs every quarter of
+// BarrierTimeout.
 func (t *Tier) watch() {
-	tick := time.NewTicker(max(t.cfg.BarrierTimeout/4, time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.closed:
-			return
-		case <-tick.C:
-		}
-		t.bmu.Lock()
-		c, b := t.conn, t.inflight
-		t.bmu.Unlock()
-		switch {
-		case c == nil:
-		case b != nil && time.Since(b.sent) > t.cfg.BarrierTimeout:
-			t.doubt(c, "timeout")
-		case t.cfg.Healthy != nil && !t.cfg.Healthy():
-			t.doubt(c, "unhealthy")
-		}
+	t.bmu.Lock()
+	c, b := t.conn, t.inflight
+	t.bmu.Unlock()
+	switch {
+	case c == nil:
+	case b != nil && time.Since(b.sent) > t.cfg.BarrierTimeout:
+		t.doubt(c, "timeout")
+	case t.cfg.Healthy != nil && !t.cfg.Healthy():
+		t.doubt(c, "unhealthy")
 	}
 }
 
