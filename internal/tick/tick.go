@@ -1,5 +1,6 @@
 // Package tick runs the periodic work of the server's background goroutines (the caches'
-// invalidation retries, the local cache's tracking watchdog, the presence refresher): one loop
+// invalidation retries, the local cache's tracking watchdog, the presence refresher, the live
+// hub's poll of PostgreSQL): one loop
 // that ends as soon as its owner closes stop, so that Close waits at most for the call of f in
 // progress.
 package tick
