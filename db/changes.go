@@ -147,7 +147,7 @@ func (s *Store) changeMessage(ctx context.Context, actorID int64, m chat.Mutatio
 		if msg, err = messageByID(ctx, q, id); err != nil {
 			return nil, err
 		}
-		setEventMessage(ev, msg)
+		chat.SetEventMessage(ev, msg)
 		return ev, nil
 	})
 	if err != nil {
@@ -350,18 +350,6 @@ func messageByID(ctx context.Context, q *dbsqlc.Queries, id int64) (*chat.Messag
 	}
 	m := message(messageRow(rows[0]))
 	return &m, nil
-}
-
-// setEventMessage gives a message event the message as the change left it.
-func setEventMessage(ev chat.Event, m *chat.Message) {
-	switch ev := ev.(type) {
-	case *chat.MessageEdited:
-		ev.Message = m
-	case *chat.MessageDeleted:
-		ev.Message = m
-	case *chat.ReactionChanged:
-		ev.Message = m
-	}
 }
 
 // EventsAfter returns a conversation's events after event_seq after (see chat.Store).

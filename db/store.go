@@ -104,30 +104,23 @@ func (s *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 }
 
 func (s *Store) ConversationListByMember(ctx context.Context, userID int64, after *chat.ConversationCursor, limit int, unread bool) ([]chat.Conversation, error) {
-	p := dbsqlc.ConversationListByMemberParams{UserID: userID, RowLimit: int32(limit)}
+	p := dbsqlc.ConversationListByMemberParams{WithUnread: unread, UserID: userID, RowLimit: int32(limit)}
 	if after != nil {
 		p.HasCursor, p.AfterTime, p.AfterID = true, after.LastMessageAt, after.ID
-	}
-	if unread {
-		rows, err := s.q.ConversationListByMemberWithUnread(ctx, dbsqlc.ConversationListByMemberWithUnreadParams(p))
-		if err != nil {
-			return nil, fmt.Errorf("conversations by member: %w", err)
-		}
-		return mapRows(rows, func(r dbsqlc.ConversationListByMemberWithUnreadRow) chat.Conversation {
-			c := memberConversation(memberConversationRow{
-				ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
-				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
-			})
-			c.ViewerUnread = &r.Unread
-			return c
-		}), nil
 	}
 	rows, err := s.q.ConversationListByMember(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("conversations by member: %w", err)
 	}
 	return mapRows(rows, func(r dbsqlc.ConversationListByMemberRow) chat.Conversation {
-		return memberConversation(memberConversationRow(r))
+		c := memberConversation(memberConversationRow{
+			ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
+			LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
+		})
+		if unread {
+			c.ViewerUnread = &r.Unread
+		}
+		return c
 	}), nil
 }
 

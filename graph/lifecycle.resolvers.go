@@ -16,9 +16,7 @@ import (
 )
 
 func (r *conversationResolver) Memberships(ctx context.Context, obj *chat.Conversation) ([]*chat.Membership, error) {
-	respcache.Depend(ctx, obj.Generation) // members come and go: any change moves the generation
-	ms, err := loader.Memberships(ctx, obj.ID)
-	prefetchOnline(ctx, ms, idOfMember, onlineOfMemberships)
+	ms, err := memberships(ctx, obj, onlineOfMemberships)
 	return pointers(ms), err
 }
 

@@ -16,13 +16,11 @@ import (
 )
 
 func (r *conversationResolver) Members(ctx context.Context, obj *chat.Conversation) ([]*chat.User, error) {
-	respcache.Depend(ctx, obj.Generation) // members come and go: any change moves the generation
-	ms, err := loader.Memberships(ctx, obj.ID)
+	ms, err := memberships(ctx, obj, onlineOfUsers)
 	users := make([]*chat.User, len(ms))
 	for i := range ms {
 		users[i] = &ms[i].User
 	}
-	prefetchOnline(ctx, ms, idOfMember, onlineOfUsers)
 	return users, err
 }
 

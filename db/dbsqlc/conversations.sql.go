@@ -184,22 +184,29 @@ func (q *Queries) ConversationInsert(ctx context.Context, arg ConversationInsert
 }
 
 const conversationListByMember = `-- name: ConversationListByMember :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
+SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
+       m.last_read_seq,
+       (CASE WHEN $1::boolean THEN
+          (SELECT count(*) FROM messages u
+           WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+             AND u.sender_id <> m.user_id)
+        ELSE 0 END)::bigint AS unread
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
-WHERE m.user_id = $1
-  AND (NOT $2::boolean
-       OR (c.last_message_at, c.id) < ($3::timestamptz, $4::bigint))
+WHERE m.user_id = $2
+  AND (NOT $3::boolean
+       OR (c.last_message_at, c.id) < ($4::timestamptz, $5::bigint))
 ORDER BY c.last_message_at DESC, c.id DESC
-LIMIT $5
+LIMIT $6
 `
 
 type ConversationListByMemberParams struct {
-	UserID    int64
-	HasCursor bool
-	AfterTime time.Time
-	AfterID   int64
-	RowLimit  int32
+	WithUnread bool
+	UserID     int64
+	HasCursor  bool
+	AfterTime  time.Time
+	AfterID    int64
+	RowLimit   int32
 }
 
 type ConversationListByMemberRow struct {
@@ -210,12 +217,17 @@ type ConversationListByMemberRow struct {
 	LastMessageAt time.Time
 	LastEventSeq  int64
 	LastReadSeq   int64
+	Unread        int64
 }
 
 // A user's conversations, latest activity first, keyset-paginated on (last_message_at, id), each
-// with the user's read position.
+// with the user's read position and, when with_unread, their unread count: the messages after
+// the read position that are not deleted and that the user did not send (counted on
+// messages_unread_idx), for a list that shows them (the sidebar) in one statement. Without
+// with_unread the count is 0 and not computed: CASE evaluates only the branch it takes.
 func (q *Queries) ConversationListByMember(ctx context.Context, arg ConversationListByMemberParams) ([]ConversationListByMemberRow, error) {
 	rows, err := q.db.Query(ctx, conversationListByMember,
+		arg.WithUnread,
 		arg.UserID,
 		arg.HasCursor,
 		arg.AfterTime,
@@ -229,77 +241,6 @@ func (q *Queries) ConversationListByMember(ctx context.Context, arg Conversation
 	items := []ConversationListByMemberRow{}
 	for rows.Next() {
 		var i ConversationListByMemberRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Title,
-			&i.CreatedAt,
-			&i.LastSeq,
-			&i.LastMessageAt,
-			&i.LastEventSeq,
-			&i.LastReadSeq,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const conversationListByMemberWithUnread = `-- name: ConversationListByMemberWithUnread :many
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
-       m.last_read_seq,
-       (SELECT count(*) FROM messages u
-        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
-          AND u.sender_id <> m.user_id)::bigint AS unread
-FROM conversation_members m
-JOIN conversations c ON c.id = m.conversation_id
-WHERE m.user_id = $1
-  AND (NOT $2::boolean
-       OR (c.last_message_at, c.id) < ($3::timestamptz, $4::bigint))
-ORDER BY c.last_message_at DESC, c.id DESC
-LIMIT $5
-`
-
-type ConversationListByMemberWithUnreadParams struct {
-	UserID    int64
-	HasCursor bool
-	AfterTime time.Time
-	AfterID   int64
-	RowLimit  int32
-}
-
-type ConversationListByMemberWithUnreadRow struct {
-	ID            int64
-	Title         string
-	CreatedAt     time.Time
-	LastSeq       int64
-	LastMessageAt time.Time
-	LastEventSeq  int64
-	LastReadSeq   int64
-	Unread        int64
-}
-
-// ConversationListByMember with each conversation's unread count: the messages after the
-// user's read position that are not deleted and that the user did not send (counted on
-// messages_unread_idx), for a list that shows them (the sidebar) in one statement.
-func (q *Queries) ConversationListByMemberWithUnread(ctx context.Context, arg ConversationListByMemberWithUnreadParams) ([]ConversationListByMemberWithUnreadRow, error) {
-	rows, err := q.db.Query(ctx, conversationListByMemberWithUnread,
-		arg.UserID,
-		arg.HasCursor,
-		arg.AfterTime,
-		arg.AfterID,
-		arg.RowLimit,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ConversationListByMemberWithUnreadRow{}
-	for rows.Next() {
-		var i ConversationListByMemberWithUnreadRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.Title,

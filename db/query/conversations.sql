@@ -9,25 +9,17 @@ WHERE c.id = ANY(@ids::bigint[]);
 
 -- name: ConversationListByMember :many
 -- A user's conversations, latest activity first, keyset-paginated on (last_message_at, id), each
--- with the user's read position.
-SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq, m.last_read_seq
-FROM conversation_members m
-JOIN conversations c ON c.id = m.conversation_id
-WHERE m.user_id = @user_id
-  AND (NOT @has_cursor::boolean
-       OR (c.last_message_at, c.id) < (@after_time::timestamptz, @after_id::bigint))
-ORDER BY c.last_message_at DESC, c.id DESC
-LIMIT @row_limit;
-
--- name: ConversationListByMemberWithUnread :many
--- ConversationListByMember with each conversation's unread count: the messages after the
--- user's read position that are not deleted and that the user did not send (counted on
--- messages_unread_idx), for a list that shows them (the sidebar) in one statement.
+-- with the user's read position and, when with_unread, their unread count: the messages after
+-- the read position that are not deleted and that the user did not send (counted on
+-- messages_unread_idx), for a list that shows them (the sidebar) in one statement. Without
+-- with_unread the count is 0 and not computed: CASE evaluates only the branch it takes.
 SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_seq,
        m.last_read_seq,
-       (SELECT count(*) FROM messages u
-        WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
-          AND u.sender_id <> m.user_id)::bigint AS unread
+       (CASE WHEN @with_unread::boolean THEN
+          (SELECT count(*) FROM messages u
+           WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.deleted_at IS NULL
+             AND u.sender_id <> m.user_id)
+        ELSE 0 END)::bigint AS unread
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 WHERE m.user_id = @user_id

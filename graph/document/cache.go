@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // CacheConfig bounds the cache of validated documents.
@@ -75,12 +77,8 @@ type cacheEntry struct {
 
 // NewCache returns an empty cache.
 func NewCache(cfg CacheConfig) *Cache {
-	if cfg.Bytes <= 0 {
-		cfg.Bytes = DefaultCacheBytes
-	}
-	if cfg.Entries <= 0 {
-		cfg.Entries = DefaultCacheEntries
-	}
+	cfg.Bytes = defaults.Positive(cfg.Bytes, DefaultCacheBytes)
+	cfg.Entries = defaults.Positive(cfg.Entries, DefaultCacheEntries)
 	return &Cache{maxBytes: cfg.Bytes, maxEntries: cfg.Entries, index: make(map[string]*list.Element)}
 }
 

@@ -51,6 +51,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // Config is what the streaming transports share with the HTTP ones (authentication, rate
@@ -105,15 +107,9 @@ const (
 
 // withDefaults returns cfg with every zero field that has a default at its default.
 func (cfg Config) withDefaults() Config {
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.MaxSubscriptions <= 0 {
-		cfg.MaxSubscriptions = DefaultMaxSubscriptions
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
+	cfg.WriteTimeout = defaults.Positive(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.MaxSubscriptions = defaults.Positive(cfg.MaxSubscriptions, DefaultMaxSubscriptions)
+	cfg.MaxInFlight = defaults.Positive(cfg.MaxInFlight, DefaultMaxInFlight)
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}

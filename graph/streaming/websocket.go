@@ -18,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/threadline/threadline/graph/httptransport"
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // The subprotocols: graphql-transport-ws (the graphql-ws library's protocol) and the legacy
@@ -72,15 +73,9 @@ type WebSocket struct {
 
 // newWebSocket returns the transport; zero fields of ws take the defaults.
 func newWebSocket(sh *shared, ws WebSocketConfig) *WebSocket {
-	if ws.InitTimeout <= 0 {
-		ws.InitTimeout = DefaultInitTimeout
-	}
-	if ws.PingInterval <= 0 {
-		ws.PingInterval = DefaultPingInterval
-	}
-	if ws.ReadLimit <= 0 {
-		ws.ReadLimit = DefaultReadLimit
-	}
+	ws.InitTimeout = defaults.Positive(ws.InitTimeout, DefaultInitTimeout)
+	ws.PingInterval = defaults.Positive(ws.PingInterval, DefaultPingInterval)
+	ws.ReadLimit = defaults.Positive(ws.ReadLimit, DefaultReadLimit)
 	return &WebSocket{shared: sh, ws: ws, origins: newOriginPolicy(ws.AllowedOrigins)}
 }
 

@@ -137,6 +137,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // CodeServiceUnavailable is the public error code (extensions.code) of a refused request.
@@ -254,16 +256,10 @@ type Limiter struct {
 // New returns a Limiter configured by cfg. It registers its metrics on cfg.Registerer, and
 // panics if they are already registered there, like prometheus.MustRegister.
 func New(cfg Config) *Limiter {
-	if cfg.MinLimit <= 0 {
-		cfg.MinLimit = DefaultMinLimit
-	}
-	if cfg.MaxLimit <= 0 {
-		cfg.MaxLimit = DefaultMaxLimit
-	}
+	cfg.MinLimit = defaults.Positive(cfg.MinLimit, DefaultMinLimit)
+	cfg.MaxLimit = defaults.Positive(cfg.MaxLimit, DefaultMaxLimit)
 	cfg.MaxLimit = max(cfg.MaxLimit, cfg.MinLimit)
-	if cfg.InitialLimit <= 0 {
-		cfg.InitialLimit = DefaultInitialLimit
-	}
+	cfg.InitialLimit = defaults.Positive(cfg.InitialLimit, DefaultInitialLimit)
 	cfg.InitialLimit = min(cfg.MaxLimit, max(cfg.MinLimit, cfg.InitialLimit))
 	switch {
 	case cfg.MaxQueue == 0:
@@ -271,12 +267,8 @@ func New(cfg Config) *Limiter {
 	case cfg.MaxQueue < 0:
 		cfg.MaxQueue = 0
 	}
-	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = DefaultMaxWait
-	}
-	if cfg.RetryAfter <= 0 {
-		cfg.RetryAfter = DefaultRetryAfter
-	}
+	cfg.MaxWait = defaults.Positive(cfg.MaxWait, DefaultMaxWait)
+	cfg.RetryAfter = defaults.Positive(cfg.RetryAfter, DefaultRetryAfter)
 	secs := max(1, int(math.Ceil(cfg.RetryAfter.Seconds())))
 	retryAfter := time.Duration(secs) * time.Second
 	l := &Limiter{

@@ -31,7 +31,7 @@ func TestWaitQueue(t *testing.T) {
 		t.Fatalf("lifo %v, len %d; want true, 1", q.lifo, q.len)
 	}
 	order(1)
-	if q.lifo || q.len != 0 || q.front != nil || q.back != nil || q.pop() != nil {
+	if q.lifo || q.len != 0 || q.list.Len() != 0 || q.pop() != nil {
 		t.Fatalf("empty queue: lifo %v, len %d", q.lifo, q.len)
 	}
 	q.overflowed() // an empty queue stays FIFO

@@ -19,6 +19,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // maxJWKSBytes bounds a JWKS response; identity providers publish a few keys, a few KB.
@@ -67,15 +69,9 @@ func newKeySource(cfg Config, log *slog.Logger, now func() time.Time) (*keySourc
 		url: cfg.JWKSURL, client: cfg.HTTPClient, log: log, now: now,
 		timeout: cfg.FetchTimeout, interval: cfg.RefreshInterval, maxAge: cfg.MaxKeyAge,
 	}
-	if s.timeout <= 0 {
-		s.timeout = DefaultFetchTimeout
-	}
-	if s.interval <= 0 {
-		s.interval = DefaultRefreshInterval
-	}
-	if s.maxAge <= 0 {
-		s.maxAge = DefaultMaxKeyAge
-	}
+	s.timeout = defaults.Positive(s.timeout, DefaultFetchTimeout)
+	s.interval = defaults.Positive(s.interval, DefaultRefreshInterval)
+	s.maxAge = defaults.Positive(s.maxAge, DefaultMaxKeyAge)
 	if s.client == nil {
 		s.client = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if err := checkJWKSURL(req.URL.String()); err != nil {

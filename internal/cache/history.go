@@ -82,6 +82,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/tick"
 )
 
 // Defaults of Config.
@@ -165,7 +166,7 @@ func NewStore(store chat.Store, rdb redis.UniversalClient, breaker *redisclient.
 		stop:    make(chan struct{}),
 	}
 	h.flights.linger = cfg.Linger
-	h.stopped.Go(h.retryInvalidations)
+	h.stopped.Go(func() { tick.Every(h.stop, time.Second, h.retryInvalidations) })
 	return h
 }
 
@@ -193,9 +194,11 @@ func pageSuffix(k chat.PageKey) string {
 	return ":" + strconv.Itoa(k.Limit) + ":" + strconv.Itoa(k.Offset)
 }
 
-// tokenLua opens readScript and tokenScript: it reads the conversation's token (KEYS[1]) into
-// gen, creating it with ARGV[1] for ARGV[2] seconds if missing.
-const tokenLua = `
+// GenerationLua opens the Lua scripts that work under a conversation's generation token (this
+// cache's readScript and tokenScript, and the typing service's, which keeps member sets under
+// it): it reads the token (KEYS[1]) into gen, creating it with ARGV[1] (a NewGeneration) for
+// ARGV[2] seconds if missing. Every script creates a missing token the same way.
+const GenerationLua = `
 local gen = redis.call('GET', KEYS[1])
 if not gen then
   gen = ARGV[1]
@@ -206,10 +209,11 @@ end
 // readScript returns the conversation's token, creating it with ARGV[1] if missing, and the
 // page stored under it (false when missing). The page key is built from the token, inside the
 // conversation's hash slot.
-var readScript = redis.NewScript(tokenLua + `return {gen, redis.call('GET', ARGV[3] .. gen .. ARGV[4])}
+var readScript = redis.NewScript(GenerationLua + `return {gen, redis.call('GET', ARGV[3] .. gen .. ARGV[4])}
 `)
 
-func newToken() string {
+// NewGeneration returns a fresh generation token.
+func NewGeneration() string {
 	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
 }
 
@@ -310,7 +314,7 @@ func (h *Store) read(ctx context.Context, keys []chat.PageKey) (tokens []string,
 		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
 			cmds[i] = readScript.Eval(ctx, pipe, []string{GenerationKey(k.ConversationID)},
-				newToken(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k))
+				NewGeneration(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
@@ -464,7 +468,7 @@ func (h *Store) ConversationsByIDForMember(ctx context.Context, userID int64, id
 }
 
 // tokenScript returns the conversation's token, creating it with ARGV[1] if missing.
-var tokenScript = redis.NewScript(tokenLua + `return gen
+var tokenScript = redis.NewScript(GenerationLua + `return gen
 `)
 
 // tokens reads (creating where missing) the generation tokens of conversations, in one
@@ -476,7 +480,7 @@ func (h *Store) tokens(ctx context.Context, convs []int64) ([]string, error) {
 		pipe := h.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(convs))
 		for i, c := range convs {
-			cmds[i] = tokenScript.Eval(ctx, pipe, []string{GenerationKey(c)}, newToken(), genTTL)
+			cmds[i] = tokenScript.Eval(ctx, pipe, []string{GenerationKey(c)}, NewGeneration(), genTTL)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
@@ -570,7 +574,7 @@ func (h *Store) bump(ctx context.Context, conversationID int64, pos uint64) erro
 	}
 	ttl := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
 	return h.breaker.Do(ctx, func(ctx context.Context) error {
-		return bumpScript.Run(ctx, h.rdb, []string{GenerationKey(conversationID)}, newToken(), arg, ttl).Err()
+		return bumpScript.Run(ctx, h.rdb, []string{GenerationKey(conversationID)}, NewGeneration(), arg, ttl).Err()
 	})
 }
 
@@ -681,28 +685,20 @@ func (h *Store) WithReadPosition(ctx context.Context, conversationID int64) cont
 	return readPosition(ctx, tokens...)
 }
 
-// retryInvalidations retries failed (or late) token bumps every second until they succeed.
+// retryInvalidations retries failed (or late) token bumps; it runs every second, so they are
+// retried until they succeed.
 func (h *Store) retryInvalidations() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
+	h.pendingMu.Lock()
+	convs := slices.Collect(maps.Keys(h.pending))
+	h.pendingMu.Unlock()
+	for _, c := range convs {
+		ticket := h.tickets.Add(1)
+		// Without a position: the write's is not kept, and a later write's bump may have
+		// landed meanwhile. The conversation's reads go to the primary until its next write.
+		if err := h.bump(context.Background(), c, 0); err != nil {
+			return // still failing: try again next tick
 		}
-		h.pendingMu.Lock()
-		convs := slices.Collect(maps.Keys(h.pending))
-		h.pendingMu.Unlock()
-		for _, c := range convs {
-			ticket := h.tickets.Add(1)
-			// Without a position: the write's is not kept, and a later write's bump may have
-			// landed meanwhile. The conversation's reads go to the primary until its next write.
-			if err := h.bump(context.Background(), c, 0); err != nil {
-				break // still failing: try again next tick
-			}
-			h.clearPending(c, ticket)
-		}
+		h.clearPending(c, ticket)
 	}
 }
 

@@ -35,25 +35,14 @@ func DecodeMessageCursor(field, cursor string) (int64, error) {
 
 // EncodeConversationCursor returns the cursor of a conversation in a conversation list.
 func EncodeConversationCursor(c ConversationCursor) string {
-	text := "c:" + strconv.FormatInt(c.LastMessageAt.UnixNano(), 10) + ":" + strconv.FormatInt(c.ID, 10)
-	return base64.RawURLEncoding.EncodeToString([]byte(text))
+	return encodeKeyCursor("c:", c.LastMessageAt.UnixNano(), c.ID)
 }
 
 // DecodeConversationCursor returns the position held by a conversation cursor.
 func DecodeConversationCursor(field, cursor string) (ConversationCursor, error) {
-	bad := apperr.Invalid(field, "is not a valid cursor")
-	text, ok := decodeCursor(cursor, "c:")
+	nanos, id, ok := decodeKeyCursor(cursor, "c:")
 	if !ok {
-		return ConversationCursor{}, bad
-	}
-	nanosText, idText, ok := strings.Cut(text, ":")
-	if !ok {
-		return ConversationCursor{}, bad
-	}
-	nanos, err1 := strconv.ParseInt(nanosText, 10, 64)
-	id, err2 := strconv.ParseInt(idText, 10, 64)
-	if err1 != nil || err2 != nil || id < 1 {
-		return ConversationCursor{}, bad
+		return ConversationCursor{}, apperr.Invalid(field, "is not a valid cursor")
 	}
 	return ConversationCursor{LastMessageAt: time.Unix(0, nanos).UTC(), ID: id}, nil
 }
@@ -81,26 +70,14 @@ func DecodeUserCursor(field, cursor string) (UserCursor, error) {
 // EncodeSearchCursor returns the cursor of a search hit: "s:<unix-micros>:<id>" (PostgreSQL
 // keeps microseconds).
 func EncodeSearchCursor(c SearchCursor) string {
-	text := "s:" + strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + ":" + strconv.FormatInt(c.ID, 10)
-	return base64.RawURLEncoding.EncodeToString([]byte(text))
+	return encodeKeyCursor("s:", c.CreatedAt.UnixMicro(), c.ID)
 }
 
 // DecodeSearchCursor returns the position held by a search cursor.
 func DecodeSearchCursor(field, cursor string) (SearchCursor, error) {
-	bad := apperr.Invalid(field, "is not a valid cursor")
-	text, ok := decodeCursor(cursor, "s:")
-	if !ok {
-		return SearchCursor{}, bad
-	}
-	microsText, idText, ok := strings.Cut(text, ":")
-	if !ok {
-		return SearchCursor{}, bad
-	}
-	micros, err1 := strconv.ParseInt(microsText, 10, 64)
-	id, err2 := strconv.ParseInt(idText, 10, 64)
-	if err1 != nil || err2 != nil || id < 1 || strconv.FormatInt(micros, 10) != microsText || strconv.FormatInt(id, 10) != idText ||
-		micros < minCursorMicros || micros > maxCursorMicros {
-		return SearchCursor{}, bad
+	micros, id, ok := decodeKeyCursor(cursor, "s:")
+	if !ok || micros < minCursorMicros || micros > maxCursorMicros {
+		return SearchCursor{}, apperr.Invalid(field, "is not a valid cursor")
 	}
 	return SearchCursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: id}, nil
 }
@@ -111,6 +88,31 @@ var (
 	minCursorMicros = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 	maxCursorMicros = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).UnixMicro()
 )
+
+// encodeKeyCursor returns the cursor "<tag><at>:<id>" of a row in a list sorted by (at, id),
+// where at is a time as an integer.
+func encodeKeyCursor(tag string, at, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(tag + strconv.FormatInt(at, 10) + ":" + strconv.FormatInt(id, 10)))
+}
+
+// decodeKeyCursor reads a cursor made by encodeKeyCursor with tag: both numbers in their one
+// decimal spelling, id at least 1.
+func decodeKeyCursor(cursor, tag string) (at, id int64, ok bool) {
+	text, ok := decodeCursor(cursor, tag)
+	if !ok {
+		return 0, 0, false
+	}
+	atText, idText, ok := strings.Cut(text, ":")
+	if !ok {
+		return 0, 0, false
+	}
+	at, err1 := strconv.ParseInt(atText, 10, 64)
+	id, err2 := strconv.ParseInt(idText, 10, 64)
+	if err1 != nil || err2 != nil || id < 1 || strconv.FormatInt(at, 10) != atText || strconv.FormatInt(id, 10) != idText {
+		return 0, 0, false
+	}
+	return at, id, true
+}
 
 func decodeCursor(cursor, tag string) (string, bool) { return decodeLongCursor(cursor, tag, 64) }
 

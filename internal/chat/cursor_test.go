@@ -34,7 +34,10 @@ func TestBadCursorsAreBadUserInput(t *testing.T) {
 			t.Errorf("message cursor %q: %v", cursor, err)
 		}
 	}
-	for _, cursor := range []string{"", "bTox", "YzoxOngg", "YzoxOjA", "Yzp4OjE"} {
+	for _, cursor := range []string{
+		"", "bTox", "YzoxOngg", "YzoxOjA", "Yzp4OjE",
+		"YzowMTox" /* c:01:1 */, "YzoxOjAx" /* c:1:01 */, "YzorMTox", /* c:+1:1 */
+	} {
 		if _, err := DecodeConversationCursor("after", cursor); codeOf(err) != apperr.BadUserInput {
 			t.Errorf("conversation cursor %q: %v", cursor, err)
 		}

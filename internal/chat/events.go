@@ -70,15 +70,31 @@ type ConversationRenamed struct {
 
 // EventMessage returns the message an event is about, or nil.
 func EventMessage(e Event) *Message {
+	if p := eventMessage(e); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetEventMessage gives an event about a message the message m; other events stay as they are.
+func SetEventMessage(e Event, m *Message) {
+	if p := eventMessage(e); p != nil {
+		*p = m
+	}
+}
+
+// eventMessage returns the field that holds the message e is about, or nil: the one list of
+// the event types that are about a message.
+func eventMessage(e Event) **Message {
 	switch e := e.(type) {
 	case *MessageAdded:
-		return e.Message
+		return &e.Message
 	case *MessageEdited:
-		return e.Message
+		return &e.Message
 	case *MessageDeleted:
-		return e.Message
+		return &e.Message
 	case *ReactionChanged:
-		return e.Message
+		return &e.Message
 	}
 	return nil
 }

@@ -42,8 +42,11 @@ func FuzzDecodeConversationCursor(f *testing.F) {
 			badInput(t, cursor, err)
 			return
 		}
-		again, err := chat.DecodeConversationCursor("after", chat.EncodeConversationCursor(c))
-		if err != nil || !again.LastMessageAt.Equal(c.LastMessageAt) || again.ID != c.ID || c.ID < 1 {
+		if c.ID < 1 || chat.EncodeConversationCursor(c) != cursor {
+			t.Fatalf("%q decodes to %+v, which encodes to %q", cursor, c, chat.EncodeConversationCursor(c))
+		}
+		again, err := chat.DecodeConversationCursor("after", cursor)
+		if err != nil || !again.LastMessageAt.Equal(c.LastMessageAt) || again.ID != c.ID {
 			t.Fatalf("%q: %+v does not round-trip: %+v %v", cursor, c, again, err)
 		}
 	})

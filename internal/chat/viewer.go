@@ -26,6 +26,8 @@ type ViewerEvent interface {
 	// StreamPosition is the opaque position after the event: resuming after it delivers every
 	// later event once.
 	StreamPosition() string
+	// SetStreamPosition sets the position after the event, when the stream delivers it.
+	SetStreamPosition(position string)
 }
 
 // ViewerEventHeader is what every viewer event has.
@@ -36,6 +38,9 @@ type ViewerEventHeader struct {
 // StreamPosition returns the position after the event.
 func (h *ViewerEventHeader) StreamPosition() string { return h.Position }
 func (*ViewerEventHeader) viewerEvent()             {}
+
+// SetStreamPosition sets the position after the event.
+func (h *ViewerEventHeader) SetStreamPosition(position string) { h.Position = position }
 
 // ConversationActivity: a message was sent, edited or deleted, or the conversation renamed.
 // Conversation is read when the event is delivered (by the GraphQL layer), as it is then, with

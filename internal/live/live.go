@@ -114,6 +114,7 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/defaults"
 	"github.com/threadline/threadline/internal/pubsub"
 	"github.com/threadline/threadline/internal/redisclient"
 )
@@ -238,28 +239,14 @@ type Hub struct {
 
 // NewHub returns a Hub. It connects to Redis only when the first subscriber arrives.
 func NewHub(cfg Config) *Hub {
-	if cfg.Buffer <= 0 {
-		cfg.Buffer = DefaultBuffer
-	}
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = DefaultPageSize
-	}
-	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = DefaultPublishTimeout
-	}
-	if cfg.QueryTimeout <= 0 {
-		cfg.QueryTimeout = DefaultQueryTimeout
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = DefaultReadyTimeout
-	}
-	if cfg.HealthInterval <= 0 {
-		cfg.HealthInterval = DefaultHealthInterval
-	}
+	cfg.Buffer = defaults.Positive(cfg.Buffer, DefaultBuffer)
+	cfg.PageSize = defaults.Positive(cfg.PageSize, DefaultPageSize)
+	cfg.PublishTimeout = defaults.Positive(cfg.PublishTimeout, DefaultPublishTimeout)
+	cfg.QueryTimeout = defaults.Positive(cfg.QueryTimeout, DefaultQueryTimeout)
+	cfg.ReadyTimeout = defaults.Positive(cfg.ReadyTimeout, DefaultReadyTimeout)
+	cfg.HealthInterval = defaults.Positive(cfg.HealthInterval, DefaultHealthInterval)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
-	if cfg.PollGrace <= 0 {
-		cfg.PollGrace = DefaultPollGrace
-	}
+	cfg.PollGrace = defaults.Positive(cfg.PollGrace, DefaultPollGrace)
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
 	h := &Hub{

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/tick"
 )
 
 // pollMark, sent to a topic's sinks in place of an event, says that the stream's events up to
@@ -18,16 +19,7 @@ func (h *Hub) poll() {
 	if h.cfg.PollInterval <= 0 {
 		return
 	}
-	t := time.NewTicker(h.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.done:
-			return
-		case <-t.C:
-		}
-		h.pollOnce()
-	}
+	tick.Every(h.done, h.cfg.PollInterval, h.pollOnce)
 }
 
 // pollOnce reads the heads of the streams with local sinks and makes the topics that are behind

@@ -391,16 +391,7 @@ func (vs *viewerSub) deliver(ctx context.Context, ev chat.ViewerEvent) error {
 		pos.Conversations[c] = f.last
 	}
 	text := chat.EncodeViewerPosition(pos)
-	switch ev := ev.(type) {
-	case *chat.ConversationActivity:
-		ev.Position = text
-	case *chat.ConversationJoined:
-		ev.Position = text
-	case *chat.ConversationLeft:
-		ev.Position = text
-	case *chat.ReadStateChanged:
-		ev.Position = text
-	}
+	ev.SetStreamPosition(text)
 	select {
 	case vs.out <- ev:
 		vs.lastPos = text

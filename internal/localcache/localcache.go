@@ -69,6 +69,7 @@ package localcache
 import (
 	"bufio"
 	"cmp"
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -80,6 +81,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/threadline/threadline/internal/defaults"
+	"github.com/threadline/threadline/internal/tick"
 )
 
 // Defaults of Config.
@@ -124,8 +128,7 @@ type Tier struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	head    *entry // most recently used
-	tail    *entry
+	order   list.List // of *entry, most recently used first
 	bytes   int64
 	active  bool
 	seq     uint64           // bumped by every invalidation message applied and every flush
@@ -145,12 +148,12 @@ type Tier struct {
 }
 
 type entry struct {
-	key        string
-	value      any
-	size       int64
-	expires    time.Time // zero: none
-	tracked    bool
-	prev, next *entry
+	key     string
+	value   any
+	size    int64
+	expires time.Time // zero: none
+	tracked bool
+	elem    *list.Element // in Tier.order
 }
 
 // entryOverhead estimates what an entry costs besides its key and value.
@@ -176,15 +179,13 @@ func New(opts *redis.Options, cfg Config) *Tier {
 	if cfg.Bytes <= 0 {
 		return nil
 	}
-	if cfg.BarrierTimeout <= 0 {
-		cfg.BarrierTimeout = DefaultBarrierTimeout
-	}
+	cfg.BarrierTimeout = defaults.Positive(cfg.BarrierTimeout, DefaultBarrierTimeout)
 	cfg.Name = cmp.Or(cfg.Name, "threadline-localcache")
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	t := &Tier{cfg: cfg, opts: opts, log: cfg.Log, entries: make(map[string]*entry), closed: make(chan struct{})}
 	t.m = newMetrics(cfg.Registerer, t)
 	t.done.Go(t.run)
-	t.done.Go(t.watch)
+	t.done.Go(func() { tick.Every(t.closed, max(t.cfg.BarrierTimeout/4, time.Millisecond), t.watch) })
 	return t
 }
 
@@ -305,48 +306,19 @@ func (t *Tier) put(key string, value any, size int64, expires time.Time, tracked
 	e := &entry{key: key, value: value, size: size, expires: expires, tracked: tracked}
 	t.entries[key] = e
 	t.bytes += size
-	e.next = t.head
-	if t.head != nil {
-		t.head.prev = e
-	}
-	t.head = e
-	if t.tail == nil {
-		t.tail = e
-	}
-	for t.bytes > t.cfg.Bytes && t.tail != nil {
-		t.remove(t.tail)
+	e.elem = t.order.PushFront(e)
+	for t.bytes > t.cfg.Bytes && t.order.Len() > 0 {
+		t.remove(t.order.Back().Value.(*entry))
 		t.m.evictions.Inc()
 	}
 }
 
 // touch moves e to the front; mu is held.
-func (t *Tier) touch(e *entry) {
-	if t.head == e {
-		return
-	}
-	t.unlink(e)
-	e.next = t.head
-	t.head.prev = e
-	t.head = e
-}
-
-func (t *Tier) unlink(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		t.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		t.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
+func (t *Tier) touch(e *entry) { t.order.MoveToFront(e.elem) }
 
 // remove drops e; mu is held.
 func (t *Tier) remove(e *entry) {
-	t.unlink(e)
+	t.order.Remove(e.elem)
 	delete(t.entries, e.key)
 	t.bytes -= e.size
 }
@@ -374,7 +346,8 @@ func (t *Tier) invalidate(keys []string, all bool) {
 func (t *Tier) flushLocked() {
 	t.flushed = t.seq
 	clear(t.entries)
-	t.head, t.tail, t.bytes = nil, nil, 0
+	t.order.Init()
+	t.bytes = 0
 }
 
 // setActive empties the tier and makes it hold (true) or refuse (false) entries from now on:
@@ -490,26 +463,18 @@ func (t *Tier) doubt(c *trackConn, reason string) {
 	t.bmu.Unlock()
 }
 
-// watch drops tracking when a barrier is overdue or Healthy says no.
+// watch drops tracking when a barrier is overdue or Healthy says no; it runs every quarter of
+// BarrierTimeout.
 func (t *Tier) watch() {
-	tick := time.NewTicker(max(t.cfg.BarrierTimeout/4, time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.closed:
-			return
-		case <-tick.C:
-		}
-		t.bmu.Lock()
-		c, b := t.conn, t.inflight
-		t.bmu.Unlock()
-		switch {
-		case c == nil:
-		case b != nil && time.Since(b.sent) > t.cfg.BarrierTimeout:
-			t.doubt(c, "timeout")
-		case t.cfg.Healthy != nil && !t.cfg.Healthy():
-			t.doubt(c, "unhealthy")
-		}
+	t.bmu.Lock()
+	c, b := t.conn, t.inflight
+	t.bmu.Unlock()
+	switch {
+	case c == nil:
+	case b != nil && time.Since(b.sent) > t.cfg.BarrierTimeout:
+		t.doubt(c, "timeout")
+	case t.cfg.Healthy != nil && !t.cfg.Healthy():
+		t.doubt(c, "unhealthy")
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // Options tune the metrics. The zero value is usable.
@@ -93,9 +94,7 @@ var publicCodes = []apperr.Code{
 // New creates the metrics and registers them on reg. It panics if one is already registered
 // there (a wiring bug), like prometheus.MustRegister.
 func New(reg prometheus.Registerer, opts Options) *Metrics {
-	if opts.MaxOperationNames <= 0 {
-		opts.MaxOperationNames = DefaultMaxOperationNames
-	}
+	opts.MaxOperationNames = defaults.Positive(opts.MaxOperationNames, DefaultMaxOperationNames)
 	m := &Metrics{
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "threadline_graphql_operations_total",

@@ -41,7 +41,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/defaults"
 	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/tick"
 )
 
 // DefaultTTL is how long a user stays online after their last request or connection refresh.
@@ -77,9 +79,7 @@ type Tracker struct {
 
 // New returns a Tracker and starts its connection refresher.
 func New(cfg Config) *Tracker {
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultTTL
-	}
+	cfg.TTL = defaults.Positive(cfg.TTL, DefaultTTL)
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	t := &Tracker{
 		rdb: cfg.Redis, breaker: cfg.Breaker, ttl: cfg.TTL + cfg.TTL/4, refresh: cfg.TTL / 4, log: cfg.Log,
@@ -88,7 +88,7 @@ func New(cfg Config) *Tracker {
 		conns:   map[int64]int{},
 		stop:    make(chan struct{}),
 	}
-	t.stopped.Go(t.refreshLoop)
+	t.stopped.Go(func() { tick.Every(t.stop, t.refresh, t.refreshConnected) })
 	return t
 }
 
@@ -195,24 +195,11 @@ func (t *Tracker) Online(ctx context.Context, userIDs []int64) ([]bool, error) {
 	return online, nil
 }
 
-// refreshLoop rewrites the keys of users with open connections every Refresh, and forgets
-// throttle entries that no longer throttle anything.
-func (t *Tracker) refreshLoop() {
-	tick := time.NewTicker(t.refresh)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case <-tick.C:
-		}
-		t.refreshConnected()
-	}
-}
-
 // refreshBatch bounds the keys written by one pipeline of the refresher.
 const refreshBatch = 1000
 
+// refreshConnected rewrites the keys of users with open connections, and forgets throttle
+// entries that no longer throttle anything; it runs every Refresh.
 func (t *Tracker) refreshConnected() {
 	now := time.Now()
 	var due []int64

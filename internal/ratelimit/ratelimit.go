@@ -30,6 +30,7 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/defaults"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -66,12 +67,8 @@ type Limiter struct {
 
 // New returns a Limiter.
 func New(cfg Config) *Limiter {
-	if cfg.Rate <= 0 {
-		cfg.Rate = DefaultRate
-	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = DefaultBurst
-	}
+	cfg.Rate = defaults.Positive(cfg.Rate, DefaultRate)
+	cfg.Burst = defaults.Positive(cfg.Burst, DefaultBurst)
 	return &Limiter{
 		cfg: cfg, limiter: redis_rate.NewLimiter(cfg.Redis),
 		limit: redis_rate.Limit{Rate: cfg.Rate, Burst: cfg.Burst, Period: cmp.Or(cfg.Period, time.Second)},

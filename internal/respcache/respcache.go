@@ -122,6 +122,7 @@ import (
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/localcache"
 	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/tick"
 )
 
 // Defaults of Config.
@@ -207,7 +208,7 @@ func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *C
 		rdb: rdb, breaker: breaker, cfg: cfg, local: cfg.Local, log: cfg.Log, metrics: newMetrics(cfg.Registerer),
 		storing: make(chan struct{}, 64), cluster: cluster, pending: map[string]uint64{}, stop: make(chan struct{}),
 	}
-	c.stopped.Go(c.retryInvalidations)
+	c.stopped.Go(func() { tick.Every(c.stop, time.Second, c.retryInvalidations) })
 	return c
 }
 
@@ -795,26 +796,18 @@ func (c *Cache) clearPending(keys []string, t uint64) {
 	c.metrics.pending.Set(float64(c.pendingN.Load()))
 }
 
-// retryInvalidations moves the pending tokens every second until it succeeds.
+// retryInvalidations moves the pending tokens; it runs every second, so they are moved until
+// it succeeds.
 func (c *Cache) retryInvalidations() {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-tick.C:
-		}
-		if c.pendingN.Load() == 0 {
-			continue
-		}
-		c.pendingMu.Lock()
-		keys := slices.Collect(maps.Keys(c.pending))
-		c.pendingMu.Unlock()
-		t := c.tickets.Add(1)
-		if err := c.move(context.Background(), keys); err == nil {
-			c.clearPending(keys, t)
-		}
+	if c.pendingN.Load() == 0 {
+		return
+	}
+	c.pendingMu.Lock()
+	keys := slices.Collect(maps.Keys(c.pending))
+	c.pendingMu.Unlock()
+	t := c.tickets.Add(1)
+	if err := c.move(context.Background(), keys); err == nil {
+		c.clearPending(keys, t)
 	}
 }
 

@@ -62,7 +62,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -75,6 +74,7 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/defaults"
 	"github.com/threadline/threadline/internal/pubsub"
 	"github.com/threadline/threadline/internal/redisclient"
 )
@@ -147,13 +147,9 @@ func New(cfg Config) *Service {
 		{&cfg.TTL, DefaultTTL}, {&cfg.MembersTTL, DefaultMembersTTL}, {&cfg.ReadyTimeout, DefaultReadyTimeout},
 		{&cfg.HealthInterval, DefaultHealthInterval}, {&cfg.QueryTimeout, DefaultQueryTimeout},
 	} {
-		if *d.v <= 0 {
-			*d.v = d.def
-		}
+		*d.v = defaults.Positive(*d.v, d.def)
 	}
-	if cfg.Buffer <= 0 {
-		cfg.Buffer = DefaultBuffer
-	}
+	cfg.Buffer = defaults.Positive(cfg.Buffer, DefaultBuffer)
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	_, sharded := cfg.Redis.(*redis.ClusterClient)
 	s := &Service{
@@ -194,10 +190,6 @@ func conversationOf(channel string) (int64, bool) {
 	return id, err == nil
 }
 
-func newToken() string {
-	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
-}
-
 // Replies of the scripts.
 const (
 	replyMiss      = 0 // the member set is not in Redis under the current generation: {0, generation}
@@ -208,12 +200,7 @@ const (
 
 // genPrelude reads the conversation's generation (creating it if missing, as the history cache
 // does) and names its member set.
-const genPrelude = `
-local gen = redis.call('GET', KEYS[1])
-if not gen then
-  gen = ARGV[1]
-  redis.call('SET', KEYS[1], gen, 'EX', ARGV[2])
-end
+const genPrelude = cache.GenerationLua + `
 local members = ARGV[3] .. gen
 if redis.call('EXISTS', members) == 0 then return {0, gen} end
 local t = redis.call('TIME')
@@ -261,7 +248,7 @@ return {1, typing, absent}
 
 // genArgs are the arguments genPrelude reads.
 func genArgs(conv int64) []any {
-	return []any{newToken(), strconv.Itoa(int(cache.DefaultGenerationTTL / time.Second)), membersPrefix(conv)}
+	return []any{cache.NewGeneration(), strconv.Itoa(int(cache.DefaultGenerationTTL / time.Second)), membersPrefix(conv)}
 }
 
 // maxAttempts bounds the member-set fills of one call: a generation that moves between the
@@ -530,7 +517,7 @@ func (s *Service) AfterCommit(ctx context.Context, c chat.Change) {
 		return
 	}
 	err := s.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
-		return s.rdb.Set(ctx, cache.GenerationKey(c.ConversationID), newToken(), cache.DefaultGenerationTTL).Err()
+		return s.rdb.Set(ctx, cache.GenerationKey(c.ConversationID), cache.NewGeneration(), cache.DefaultGenerationTTL).Err()
 	})
 	if err != nil {
 		s.m.unavailable.Inc()
