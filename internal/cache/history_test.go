@@ -17,7 +17,6 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -269,22 +268,15 @@ func TestConcurrentColdReadsShareOneStatement(t *testing.T) {
 
 func TestRedisDownReadsStillSucceed(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ctx := context.Background()
-	addr, stop, err := devstackRedis(ctx, dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixture(t, "redis://"+addr+"/0", 30)
+	rds := testenv.StartRedis(t)
+	f := newFixture(t, rds.URL(), 30)
 	f.page(t, 10, 0)
 	f.page(t, 10, 0)
 	if s := f.store.Stats(); s.Hits != 1 {
 		t.Fatalf("before: %+v", s)
 	}
 
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 	for i := range 20 {
 		p := f.page(t, 10, 0) // must not fail
 		if len(p.Messages) != 10 {
@@ -301,11 +293,7 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 		t.Fatalf("a read during the outage misses the message sent then: %+v", p.Messages[0])
 	}
 
-	_, stop, err = devstackRedis(ctx, dir, portOf(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	rds.Restart(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		before := f.store.Stats().Hits
@@ -322,16 +310,6 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 	if p := f.page(t, 10, 0); p.Messages[0].Body != "during the outage" {
 		t.Fatalf("after recovery: %+v", p.Messages[0])
 	}
-}
-
-func devstackRedis(ctx context.Context, dir string, port int) (string, func() error, error) {
-	return devstack.StartRedisServer(ctx, dir, port)
-}
-
-func portOf(addr string) int {
-	var port int
-	fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port)
-	return port
 }
 
 // TestRedisHungThenBack pauses Redis (it keeps its data but answers nothing), sends a message

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -601,18 +598,8 @@ func TestLastSubscriberLeavingDropsTheRedisSubscription(t *testing.T) {
 // waiting for a next message.
 func TestRedisOutageIsCaughtUp(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	dir := t.TempDir()
-	addr, stop, err := devstack.StartRedisServer(t.Context(), dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
-	_, portStr, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
-	url := "redis://" + addr + "/0"
+	rds := testenv.StartRedis(t)
+	url := rds.URL()
 
 	store := newMemStore()
 	store.conversation(1, 10)
@@ -626,9 +613,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 	checkRun(t, onA.seqs(t, 1, 5*time.Second), 1, 1)
 	checkRun(t, onB.seqs(t, 1, 5*time.Second), 1, 1)
 
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 	a.Publish(ctx, store.commit(1, "during 1"))
 	a.Publish(ctx, store.commit(1, "during 2"))
 	checkRun(t, onA.seqs(t, 2, 5*time.Second), 2, 3) // served directly
@@ -638,11 +623,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 	// A subscriber joining during the outage starts anyway (unconfirmed), from last_seq.
 	late := subscribe(t, b, ctx, 10, 1, nil)
 
-	_, stop2, err := devstack.StartRedisServer(t.Context(), dir, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop2() })
+	rds.Restart(t)
 	// No new message: b's subscriber catches up because its subscription was re-established.
 	checkRun(t, onB.seqs(t, 2, 15*time.Second), 2, 3)
 	// And live delivery works again, for both.

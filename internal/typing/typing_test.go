@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,7 +16,6 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -455,18 +452,8 @@ func waitFor(t testing.TB, cond func() bool) {
 // and open subscriptions still see typists stop; when Redis is back, so is everything.
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	dir := t.TempDir()
-	addr, stop, err := devstack.StartRedisServer(t.Context(), dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
-	_, portStr, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
-	url := "redis://" + addr + "/0"
+	rds := testenv.StartRedis(t)
+	url := rds.URL()
 	members := newMembers()
 	members.set(10, alice, bob)
 	fast := func(c *Config) {
@@ -482,9 +469,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 	if err := s.Set(ctx, alice.ID, 10, true); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Set with Redis down: %v, want ErrUnavailable", err)
 	}
@@ -503,11 +488,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("expiry during the outage (-want +got):\n%s", diff)
 	}
 
-	_, stop2, err := devstack.StartRedisServer(t.Context(), dir, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop2() })
+	rds.Restart(t)
 	// Alice keeps typing: once the breaker lets calls through again and the subscription is
 	// re-established, Bob sees her.
 	deadline := time.Now().Add(15 * time.Second)
