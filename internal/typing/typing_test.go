@@ -99,6 +99,14 @@ func (s testService) metric(t testing.TB, name string) float64 {
 	return 0
 }
 
+// wantMetric fails the test unless the gauge or counter name is want.
+func (s testService) wantMetric(t testing.TB, name string, want float64) {
+	t.Helper()
+	if got := s.metric(t, name); got != want {
+		t.Fatalf("%s = %v, want %v", name, got, want)
+	}
+}
+
 // sub is a running subscription and what ended it.
 type sub struct {
 	ch    <-chan *chat.TypingEvent
@@ -235,9 +243,7 @@ func TestSetAndRead(t *testing.T) {
 	if now, _ := rdb.Get(ctx, cache.GenerationKey(10)).Result(); now != gen {
 		t.Fatalf("generation moved from %q to %q", gen, now)
 	}
-	if n := s.metric(t, "threadline_typing_changes_total"); n != 2+1+1+6 {
-		t.Fatalf("%v changes published, want 10", n)
-	}
+	s.wantMetric(t, "threadline_typing_changes_total", 2+1+1+6) // changes published
 }
 
 // A member set is read under the conversation's generation: once the generation moves (a
@@ -327,12 +333,8 @@ func TestSubscribersAcrossInstances(t *testing.T) {
 	if diff := cmp.Diff(event{1, "Alice", false}, onB.next(t, 3*ttl)); diff != "" {
 		t.Fatalf("Alice expires (-want +got):\n%s", diff)
 	}
-	if got := b.metric(t, "threadline_typing_subscriptions_active"); got != 1 {
-		t.Fatalf("%v subscriptions active on B, want 1", got)
-	}
-	if got := a.metric(t, "threadline_typing_subscriptions_active"); got != 0 {
-		t.Fatalf("%v subscriptions active on A, want 0", got)
-	}
+	b.wantMetric(t, "threadline_typing_subscriptions_active", 1)
+	a.wantMetric(t, "threadline_typing_subscriptions_active", 0)
 }
 
 // A subscriber removed from the conversation is cut off with NOT_FOUND at the room's next read,
@@ -388,9 +390,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if err := slow.endedWith(t, 5*time.Second); !errors.Is(err, ErrTooSlow) {
 		t.Fatalf("slow subscriber ended with %v, want ErrTooSlow", err)
 	}
-	if n := s.metric(t, "threadline_typing_cutoffs_total"); n != 1 {
-		t.Fatalf("%v cutoffs, want 1", n)
-	}
+	s.wantMetric(t, "threadline_typing_cutoffs_total", 1)
 }
 
 // The last subscriber leaving drops the room and its Redis subscription; Close ends the rest.
