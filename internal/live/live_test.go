@@ -216,6 +216,14 @@ func newTestHub(t testing.TB, rdb redis.UniversalClient, store Store, tune ...fu
 	return testHub{Hub: h, reg: reg}
 }
 
+// hubPair returns two hubs over the Redis at url, each with a client of its own, as two server
+// instances hold them: what one publishes reaches the other's subscribers through Redis. tune
+// configures both.
+func hubPair(t testing.TB, url string, store Store, tune ...func(*Config)) (a, b testHub) {
+	t.Helper()
+	return newTestHub(t, testenv.RedisClient(t, url), store, tune...), newTestHub(t, testenv.RedisClient(t, url), store, tune...)
+}
+
 func (h testHub) metric(name string) float64 {
 	mfs, _ := h.reg.Gather()
 	for _, mf := range mfs {
@@ -328,11 +336,9 @@ func ptr(v int64) *int64 { return &v }
 
 func TestDeliveryAcrossHubsInOrderOnce(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10, 20)
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store)
+	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 
 	onA := subscribe(t, a, ctx, 10, 1, nil) // gets each event directly and again from Redis
@@ -391,11 +397,9 @@ func TestMembershipAndArguments(t *testing.T) {
 
 func TestGapIsFilledFromTheStore(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10)
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store)
+	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 	s1 := subscribe(t, b, ctx, 10, 1, nil)
 	s2 := subscribe(t, b, ctx, 10, 1, nil)
@@ -422,14 +426,12 @@ func TestGapIsFilledFromTheStore(t *testing.T) {
 
 func TestReplayThenLiveWithoutSeam(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10)
 	for i := range 500 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store, func(c *Config) { c.PageSize = 37 })
+	a, b := hubPair(t, testenv.NewRedis(t), store, func(c *Config) { c.PageSize = 37 })
 	ctx := t.Context()
 	// A subscriber keeps b's channel subscribed; the others join while messages flow.
 	anchor := subscribe(t, b, ctx, 10, 1, nil)
@@ -599,13 +601,11 @@ func TestLastSubscriberLeavingDropsTheRedisSubscription(t *testing.T) {
 func TestRedisOutageIsCaughtUp(t *testing.T) {
 	t.Parallel()
 	rds := testenv.StartRedis(t)
-	url := rds.URL()
 
 	store := newMemStore()
 	store.conversation(1, 10)
 	fast := func(c *Config) { c.HealthInterval = 200 * time.Millisecond; c.ReadyTimeout = 300 * time.Millisecond }
-	a := newTestHub(t, testenv.RedisClient(t, url), store, fast)
-	b := newTestHub(t, testenv.RedisClient(t, url), store, fast)
+	a, b := hubPair(t, rds.URL(), store, fast)
 	ctx := t.Context()
 	onA := subscribe(t, a, ctx, 10, 1, nil)
 	onB := subscribe(t, b, ctx, 10, 1, nil)
@@ -797,14 +797,12 @@ func codeOf(err error) apperr.Code {
 // the same conversation sees only the messages.
 func TestEventStreamReplaysThenLive(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10, 11)
 	for i := range 150 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store, func(c *Config) { c.PageSize = 40 })
+	a, b := hubPair(t, testenv.NewRedis(t), store, func(c *Config) { c.PageSize = 40 })
 	ctx := t.Context()
 	events, err := b.SubscribeEvents(ctx, 10, 1, ptr(100), nil)
 	if err != nil {
@@ -849,11 +847,9 @@ func TestEventStreamReplaysThenLive(t *testing.T) {
 // with NOT_FOUND; neither receives what follows. Other members' streams go on.
 func TestRemovedMemberStreamsEnd(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
 	store := newMemStore()
 	store.conversation(1, 10, 11)
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store)
+	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 	endedEvents := make(chan error, 1)
 	events, err := b.SubscribeEvents(ctx, 11, 1, nil, func(err error) { endedEvents <- err })
