@@ -42,6 +42,25 @@ func aliceAndBob(t *testing.T, title string) (d *deployment, alice, bob, conv in
 	return d, u[0], u[1], dbtest.Conversation(t, d.direct, title, u[0], u[1])
 }
 
+// seededAliceAndBob is aliceAndBob with n messages in the conversation (dbtest.Messages: Alice
+// and Bob in turn, bodies "message <seq>"), for the race tests; it logs how long seeding took.
+// body gives the body of message seq: as seeded up to n, and after n the body the test sends,
+// sentPrefix followed by seq-n.
+func seededAliceAndBob(t *testing.T, title string, n int64, sentPrefix string) (d *deployment, alice, bob, conv int64, body func(seq int64) string) {
+	t.Helper()
+	began := time.Now()
+	d, alice, bob, conv = aliceAndBob(t, title)
+	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, int(n))
+	t.Logf("seeded %d messages in %v", n, time.Since(began).Round(time.Millisecond))
+	body = func(seq int64) string {
+		if seq > n {
+			return fmt.Sprint(sentPrefix, seq-n)
+		}
+		return fmt.Sprint("message ", seq)
+	}
+	return d, alice, bob, conv, body
+}
+
 func newDeployment(t *testing.T) *deployment {
 	t.Helper()
 	return newDeploymentOn(t, "")
