@@ -159,62 +159,48 @@ func TestReadYourWritesAcrossClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var acked atomic.Int64
+	var reads testenv.StaleReads // versions are the key's values; every read recorded is a hit
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var fills, hits, stale atomic.Int64
-	var firstStale atomic.Value
-	for range 4 { // fillers and readers
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				want := acked.Load()
-				if err := f.tier.Barrier(ctx); err != nil {
-					t.Errorf("barrier: %v", err)
-					return
-				}
-				if v, ok := f.tier.Get(key); ok {
-					hits.Add(1)
-					if n, _ := strconv.ParseInt(v.(string), 10, 64); n < want {
-						stale.Add(1)
-						firstStale.CompareAndSwap(nil, fmt.Sprintf("read %d after %d was acknowledged", n, want))
-					}
-					continue
-				}
-				s := f.tier.Snapshot()
-				v, err := f.rdb.Get(ctx, key).Result()
-				if err != nil {
-					t.Errorf("GET: %v", err)
-					return
-				}
-				if f.tier.Fill(s, key, v) {
-					fills.Add(1)
-				}
-			}
-		})
-	}
+	var fills atomic.Int64
+	testenv.Repeat(&wg, 4, stop, func() bool { // fillers and readers
+		want := reads.Acked()
+		if err := f.tier.Barrier(ctx); err != nil {
+			t.Errorf("barrier: %v", err)
+			return false
+		}
+		if v, ok := f.tier.Get(key); ok {
+			n, _ := strconv.ParseInt(v.(string), 10, 64)
+			reads.Saw(want, n)
+			return true
+		}
+		s := f.tier.Snapshot()
+		v, err := f.rdb.Get(ctx, key).Result()
+		if err != nil {
+			t.Errorf("GET: %v", err)
+			return false
+		}
+		if f.tier.Fill(s, key, v) {
+			fills.Add(1)
+		}
+		return true
+	})
 	const writes = 2000
 	for i := int64(1); i <= writes; i++ {
 		if err := writer.Set(ctx, key, strconv.FormatInt(i, 10), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		acked.Store(i)
+		reads.Ack(i)
 		if i%10 == 0 {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d writes, %d fills, %d hits", writes, fills.Load(), hits.Load())
-	if n := stale.Load(); n > 0 {
-		t.Fatalf("%d stale reads; first: %v", n, firstStale.Load())
-	}
-	if hits.Load() == 0 || fills.Load() == 0 {
-		t.Fatalf("the race exercised too little: %d fills, %d hits", fills.Load(), hits.Load())
+	t.Logf("%d writes, %d fills, %d hits", writes, fills.Load(), reads.Reads())
+	reads.Check(t)
+	if reads.Reads() == 0 || fills.Load() == 0 {
+		t.Fatalf("the race exercised too little: %d fills, %d hits", fills.Load(), reads.Reads())
 	}
 }
 
