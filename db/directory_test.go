@@ -89,6 +89,9 @@ func explainingPool(t testing.TB, url, settings string) (*pgxpool.Pool, *planLog
 	cfg.MaxConns = 1
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as through PgBouncer
 	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if !strings.Contains(n.Message, "Query Text:") {
+			return // not a plan: a notice of the statement itself
+		}
 		log.mu.Lock()
 		log.plans = append(log.plans, n.Message)
 		log.mu.Unlock()
