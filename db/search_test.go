@@ -13,7 +13,6 @@ import (
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/testenv"
 )
 
 // TestSearchPlans: over 100,000 messages, analyzed, with the viewer a member of 40 of 400
@@ -25,16 +24,13 @@ import (
 // its page. No search reads the whole table.
 func TestSearchPlans(t *testing.T) {
 	t.Parallel()
-	d := testenv.NewDatabase(t)
+	d, direct := dbtest.NewDatabase(t)
 	ctx := context.Background()
-	direct := dbtest.Open(t, d.DirectURL)
 	corpus := dbtest.SearchCorpus(t, direct, db.SearchCorpus{
 		Name: "plans", Conversations: 400, Messages: 250, Members: 6, ViewerOf: 40,
 		Vocabulary: 20000, WordsMin: 4, WordsMax: 24, RandSeed: 0.25,
 	})
-	if _, err := direct.Exec(ctx, "VACUUM ANALYZE messages"); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Analyze(t, direct, "messages")
 	// The bulk insert's pending list is merged, and new entries go straight to the index again.
 	var options []string
 	if err := direct.QueryRow(ctx, `SELECT reloptions FROM pg_class WHERE relname = 'messages_tsv_idx'`).Scan(&options); err != nil ||
