@@ -39,6 +39,13 @@ func newMemStore() *memStore {
 	return &memStore{members: map[int64]map[int64]bool{}, msgs: map[int64][]chat.Message{}, events: map[int64][]chat.Event{}, users: map[int64][]chat.UserEvent{}, pruned: map[int64]int64{}}
 }
 
+// storeOf returns a memStore holding conversation 1, of members, and nothing else.
+func storeOf(members ...int64) *memStore {
+	s := newMemStore()
+	s.conversation(1, members...)
+	return s
+}
+
 func (s *memStore) conversation(conv int64, members ...int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -336,8 +343,7 @@ func ptr(v int64) *int64 { return &v }
 
 func TestDeliveryAcrossHubsInOrderOnce(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10, 20)
+	store := storeOf(10, 20)
 	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 
@@ -369,8 +375,7 @@ func TestDeliveryAcrossHubsInOrderOnce(t *testing.T) {
 
 func TestMembershipAndArguments(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	h := newTestHub(t, testenv.RedisClient(t, testenv.NewRedis(t)), store)
 	store.commit(1, "one")
 	for _, c := range []struct {
@@ -397,8 +402,7 @@ func TestMembershipAndArguments(t *testing.T) {
 
 func TestGapIsFilledFromTheStore(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 	s1 := subscribe(t, b, ctx, 10, 1, nil)
@@ -426,8 +430,7 @@ func TestGapIsFilledFromTheStore(t *testing.T) {
 
 func TestReplayThenLiveWithoutSeam(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	for i := range 500 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
@@ -467,8 +470,7 @@ func TestReplayThenLiveWithoutSeam(t *testing.T) {
 
 func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	h := newTestHub(t, testenv.RedisClient(t, testenv.NewRedis(t)), store, func(c *Config) { c.Buffer = 8 })
 	ctx := t.Context()
 	slow := subscribe(t, h, ctx, 10, 1, nil)
@@ -525,8 +527,7 @@ func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
 func TestLastSubscriberLeavingDropsTheRedisSubscription(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewRedis(t)
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	store.conversation(2, 10)
 	rdb := testenv.RedisClient(t, url)
 	h := newTestHub(t, rdb, store)
@@ -602,8 +603,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 	t.Parallel()
 	rds := testenv.StartRedis(t)
 
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	fast := func(c *Config) { c.HealthInterval = 200 * time.Millisecond; c.ReadyTimeout = 300 * time.Millisecond }
 	a, b := hubPair(t, rds.URL(), store, fast)
 	ctx := t.Context()
@@ -672,8 +672,7 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 
 func TestCloseSendsConnectionsAwayAndEndsSubscriptions(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	h := NewHub(Config{Redis: testenv.RedisClient(t, testenv.NewRedis(t)), Store: store})
 	s := subscribe(t, testHub{Hub: h}, t.Context(), 10, 1, nil)
 
@@ -797,8 +796,7 @@ func codeOf(err error) apperr.Code {
 // the same conversation sees only the messages.
 func TestEventStreamReplaysThenLive(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10, 11)
+	store := storeOf(10, 11)
 	for i := range 150 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
@@ -847,8 +845,7 @@ func TestEventStreamReplaysThenLive(t *testing.T) {
 // with NOT_FOUND; neither receives what follows. Other members' streams go on.
 func TestRemovedMemberStreamsEnd(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10, 11)
+	store := storeOf(10, 11)
 	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 	endedEvents := make(chan error, 1)
