@@ -28,13 +28,12 @@ import (
 // WebSocket and event-stream tests; this one measures the process.)
 func TestAttacksAgainstProductionServer(t *testing.T) {
 	t.Parallel()
-	d := testenv.NewDatabase(t)
+	d, direct := dbtest.NewDatabase(t)
 	redisURL := testenv.NewRedis(t)
 	env := apptest.Env(t, d, redisURL)
 	env["APP_ENV"], env["LOG_LEVEL"] = "production", "warn"
 	const streamsPerAddr = 40
 	env["WS_MAX_CONNS_PER_ADDR"] = strconv.Itoa(streamsPerAddr)
-	direct := dbtest.Open(t, d.DirectURL)
 	users := dbtest.Users(t, direct, "Alice", "Bob")
 	conv := dbtest.Conversation(t, direct, "General", users...)
 	srv := apptest.StartProcess(t, env)

@@ -36,24 +36,38 @@ func replicaServer(t *testing.T) (*apptest.Server, *devstack.Replica, string) {
 // through the server; it fails the test unless the page shows the message (a stale read).
 func sendAndReadBack(t *testing.T, srv *apptest.Server, conv, body string) int64 {
 	t.Helper()
-	var sent struct{ SendMessage struct{ Seq int } }
+	seq := sendTo(t, srv, conv, body)
+	readBack(t, srv, conv, body, seq)
+	return seq
+}
+
+// sendTo sends body to conv through the server (body is its client message id too)
+// and returns its seq.
+func sendTo(t *testing.T, srv *apptest.Server, conv, body string) int64 {
+	t.Helper()
+	var sent struct{ SendMessage struct{ Seq int64 } }
 	srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": body, "cmid": body}, &sent)
+	return sent.SendMessage.Seq
+}
+
+// readBack reads conv's newest page through the server and fails the test unless it starts
+// with the message seq, body (a stale read).
+func readBack(t *testing.T, srv *apptest.Server, conv, body string, seq int64) {
+	t.Helper()
 	var read struct {
 		Conversation struct {
 			Messages struct {
 				Items []struct {
-					Seq  int
+					Seq  int64
 					Body string
 				}
 			}
 		}
 	}
 	srv.Client(1).Query(t, replicaReadQuery, map[string]any{"id": conv}, &read)
-	items := read.Conversation.Messages.Items
-	if len(items) == 0 || items[0].Seq != sent.SendMessage.Seq || items[0].Body != body {
-		t.Fatalf("stale read: after sending %q (seq %d) the newest page is %+v", body, sent.SendMessage.Seq, items)
+	if items := read.Conversation.Messages.Items; len(items) == 0 || items[0].Seq != seq || items[0].Body != body {
+		t.Fatalf("stale read: after sending %q (seq %d) the newest page is %+v", body, seq, items)
 	}
-	return int64(sent.SendMessage.Seq)
 }
 
 // replay subscribes to conv's messages after afterSeq and checks that the replay delivers
@@ -133,25 +147,11 @@ func untilReplicaServes(t *testing.T, srv *apptest.Server, r *devstack.Replica, 
 	t.Helper()
 	for i := 0; ; i++ {
 		before := dbReads(t, srv.App.Registry)
-		var sent struct{ SendMessage struct{ Seq int } }
 		body := fmt.Sprintf("%s-%d", prefix, i)
-		srv.Client(1).Query(t, faultSendQuery, map[string]any{"conv": conv, "body": body, "cmid": body}, &sent)
+		seq := sendTo(t, srv, conv, body)
 		replayedEverything(t, srv, r)
 		time.Sleep(2 * db.DefaultReplicaMaxAge) // the server's replay position is at most that old
-		var read struct {
-			Conversation struct {
-				Messages struct {
-					Items []struct {
-						Seq  int
-						Body string
-					}
-				}
-			}
-		}
-		srv.Client(1).Query(t, replicaReadQuery, map[string]any{"id": conv}, &read)
-		if items := read.Conversation.Messages.Items; len(items) == 0 || items[0].Body != body {
-			t.Fatalf("stale read: after sending %q the newest page is %+v", body, items)
-		}
+		readBack(t, srv, conv, body, seq)
 		if delta(before, dbReads(t, srv.App.Registry))["replica/replayed"] > 0 {
 			return
 		}

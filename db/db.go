@@ -47,27 +47,23 @@ func OpenPool(ctx context.Context, url string, pc PoolConfig) (*pgxpool.Pool, er
 	if !strings.Contains(url, "default_query_exec_mode") {
 		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
-	if pc.MaxConns > 0 {
-		cfg.MaxConns = pc.MaxConns
-	}
-	if pc.MinConns > 0 {
-		cfg.MinConns = pc.MinConns
-	}
-	if pc.MaxConnLifetime > 0 {
-		cfg.MaxConnLifetime = pc.MaxConnLifetime
-	}
-	if pc.MaxConnIdleTime > 0 {
-		cfg.MaxConnIdleTime = pc.MaxConnIdleTime
-	}
-	if pc.HealthCheckPeriod > 0 {
-		cfg.HealthCheckPeriod = pc.HealthCheckPeriod
-	}
-	if pc.ConnectTimeout > 0 {
-		cfg.ConnConfig.ConnectTimeout = pc.ConnectTimeout
-	}
+	setPositive(&cfg.MaxConns, pc.MaxConns)
+	setPositive(&cfg.MinConns, pc.MinConns)
+	setPositive(&cfg.MaxConnLifetime, pc.MaxConnLifetime)
+	setPositive(&cfg.MaxConnIdleTime, pc.MaxConnIdleTime)
+	setPositive(&cfg.HealthCheckPeriod, pc.HealthCheckPeriod)
+	setPositive(&cfg.ConnConfig.ConnectTimeout, pc.ConnectTimeout)
 	cfg.ConnConfig.Tracer = pc.Tracer
 	if pc.ShouldPing != nil {
 		cfg.ShouldPing = pc.ShouldPing
 	}
 	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// setPositive sets *setting to v when v is positive: PoolConfig's zero values keep pgx's
+// defaults.
+func setPositive[T int32 | time.Duration](setting *T, v T) {
+	if v > 0 {
+		*setting = v
+	}
 }

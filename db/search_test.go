@@ -3,19 +3,16 @@ package db_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/testenv"
 )
 
 // TestSearchPlans: over 100,000 messages, analyzed, with the viewer a member of 40 of 400
@@ -27,16 +24,13 @@ import (
 // its page. No search reads the whole table.
 func TestSearchPlans(t *testing.T) {
 	t.Parallel()
-	d := testenv.NewDatabase(t)
+	d, direct := dbtest.NewDatabase(t)
 	ctx := context.Background()
-	direct := dbtest.Open(t, d.DirectURL)
 	corpus := dbtest.SearchCorpus(t, direct, db.SearchCorpus{
 		Name: "plans", Conversations: 400, Messages: 250, Members: 6, ViewerOf: 40,
 		Vocabulary: 20000, WordsMin: 4, WordsMax: 24, RandSeed: 0.25,
 	})
-	if _, err := direct.Exec(ctx, "VACUUM ANALYZE messages"); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Analyze(t, direct, "messages")
 	// The bulk insert's pending list is merged, and new entries go straight to the index again.
 	var options []string
 	if err := direct.QueryRow(ctx, `SELECT reloptions FROM pg_class WHERE relname = 'messages_tsv_idx'`).Scan(&options); err != nil ||
@@ -44,31 +38,7 @@ func TestSearchPlans(t *testing.T) {
 		t.Fatalf("messages_tsv_idx options %v (%v)", options, err)
 	}
 
-	cfg, err := pgxpool.ParseConfig(d.DirectURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var plans []string
-	cfg.MaxConns = 1
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as through PgBouncer
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		if strings.Contains(n.Message, "Query Text:") {
-			mu.Lock()
-			plans = append(plans, n.Message)
-			mu.Unlock()
-		}
-	}
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
-			SET auto_explain.log_analyze = on; SET auto_explain.log_timing = off; SET auto_explain.log_level = 'notice'`)
-		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, plans := explainingPool(t, d.DirectURL, "SET auto_explain.log_analyze = on; SET auto_explain.log_timing = off")
 	store := db.NewStore(pool)
 
 	const (
@@ -107,19 +77,16 @@ func TestSearchPlans(t *testing.T) {
 			var got []int64
 			more := false // the last page read had a next one
 			for page := 0; page < 3; page++ {
-				mu.Lock()
-				plans = nil
-				mu.Unlock()
+				plans.take()
 				hits, err := store.SearchMessages(ctx, corpus.Viewer, tc.query, tc.conversation, after, 21)
 				if err != nil {
 					t.Fatal(err)
 				}
-				mu.Lock()
-				if len(plans) != 1 {
-					t.Fatalf("%d plans reported", len(plans))
+				reported := plans.take()
+				if len(reported) != 1 {
+					t.Fatalf("%d plans reported", len(reported))
 				}
-				plan := plans[0]
-				mu.Unlock()
+				plan := reported[0]
 				if !executed(plan, tc.reads) || (tc.reads == walk && executed(plan, lookUp)) || strings.Contains(plan, "Seq Scan on messages") {
 					t.Fatalf("page %d does not read %s as it should:\n%s", page, tc.reads, plan)
 				}
@@ -151,17 +118,13 @@ func TestSearchPlans(t *testing.T) {
 		FROM c, generate_series(1, 200) g`, corpus.ViewerConversations, corpus.Viewer); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	plans = nil
-	mu.Unlock()
+	plans.take()
 	hits, err := store.SearchMessages(ctx, corpus.Viewer, db.SearchWord(1), 0, nil, 21)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(plans) != 1 || !executed(plans[0], walk) || !executed(plans[0], lookUp) {
-		t.Fatalf("a walk that cannot prove its page, then a look-up, expected:\n%s", strings.Join(plans, "\n"))
+	if got := plans.take(); len(got) != 1 || !executed(got[0], walk) || !executed(got[0], lookUp) {
+		t.Fatalf("a walk that cannot prove its page, then a look-up, expected:\n%s", strings.Join(got, "\n"))
 	}
 	got := make([]int64, len(hits))
 	for i, h := range hits {

@@ -50,7 +50,7 @@ func TestEventStreamResumesAcrossInstances(t *testing.T) {
 	t.Parallel()
 	s := newLiveStack(t)
 	users := dbtest.Users(t, s.direct, "Alice", "Bob")
-	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
+	a, b := s.instance(), s.instance()
 
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		t.Run(method, func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestEventStreamResumesAcrossInstances(t *testing.T) {
 func TestEventStreamConversationEventsResume(t *testing.T) {
 	t.Parallel()
 	s, users, conv := newLiveConv(t)
-	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
+	a, b := s.instance(), s.instance()
 	c := apptest.ID(conv)
 	last := func() int64 {
 		var out struct{ Conversation struct{ LastEventSeq int64 } }
@@ -651,7 +651,7 @@ func TestEventStreamClientThatNeverReads(t *testing.T) {
 func TestEventStreamSubscriberCutOff(t *testing.T) {
 	t.Parallel()
 	s, users, conv := newLiveConv(t)
-	in := s.instance(instanceOptions{buffer: 16})
+	in := s.instance(func(c *app.Config) { c.SubscriberBuffer = 16 })
 
 	slow := in.srv.Stream(t, users[1], apptest.MessageAddedQuery, subVars(conv, nil), apptest.SSEOptions{Defer: true})
 	waitSubscriptions(t, in, 1)
@@ -719,7 +719,7 @@ func TestEventStreamKeepAlive(t *testing.T) {
 func TestEventStreamShutdown(t *testing.T) {
 	t.Parallel()
 	s, users, conv := newLiveConv(t)
-	in := s.instance(instanceOptions{})
+	in := s.instance()
 	streams := []*apptest.SSE{
 		s.sseSubscriber(in, http.MethodPost, users[1], conv, nil),
 		s.sseSubscriber(in, http.MethodGet, users[1], conv, nil),

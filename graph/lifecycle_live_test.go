@@ -305,8 +305,7 @@ func streamEnd(t *testing.T, a arrival, id, field string) {
 func TestRemovedMemberLosesEverything(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
-	u := dbtest.Users(t, d.direct, "Alice", "Bob", "Carol")
-	alice, bob, carol := u[0], u[1], u[2]
+	alice, bob, carol := aliceBobCarol(t, d.direct)
 	conv := dbtest.Conversation(t, d.direct, "Team", alice, bob, carol)
 	dbtest.Messages(t, d.direct, conv, []int64{alice, bob, carol}, 12)
 	c, id := apptest.ID(conv), apptest.ID

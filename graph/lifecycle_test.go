@@ -42,6 +42,32 @@ func aliceAndBob(t *testing.T, title string) (d *deployment, alice, bob, conv in
 	return d, u[0], u[1], dbtest.Conversation(t, d.direct, title, u[0], u[1])
 }
 
+// aliceBobCarol creates the users Alice, Bob and Carol, in that order, and returns their ids.
+func aliceBobCarol(t *testing.T, pool *pgxpool.Pool) (alice, bob, carol int64) {
+	t.Helper()
+	u := dbtest.Users(t, pool, "Alice", "Bob", "Carol")
+	return u[0], u[1], u[2]
+}
+
+// seededAliceAndBob is aliceAndBob with n messages in the conversation (dbtest.Messages: Alice
+// and Bob in turn, bodies "message <seq>"), for the race tests; it logs how long seeding took.
+// body gives the body of message seq: as seeded up to n, and after n the body the test sends,
+// sentPrefix followed by seq-n.
+func seededAliceAndBob(t *testing.T, title string, n int64, sentPrefix string) (d *deployment, alice, bob, conv int64, body func(seq int64) string) {
+	t.Helper()
+	began := time.Now()
+	d, alice, bob, conv = aliceAndBob(t, title)
+	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, int(n))
+	t.Logf("seeded %d messages in %v", n, time.Since(began).Round(time.Millisecond))
+	body = func(seq int64) string {
+		if seq > n {
+			return fmt.Sprint(sentPrefix, seq-n)
+		}
+		return fmt.Sprint("message ", seq)
+	}
+	return d, alice, bob, conv, body
+}
+
 func newDeployment(t *testing.T) *deployment {
 	t.Helper()
 	return newDeploymentOn(t, "")
@@ -870,8 +896,7 @@ func TestLifecycleAuthorization(t *testing.T) {
 func TestResponseCacheConversationFieldsStayExact(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
-	u := dbtest.Users(t, d.direct, "Alice", "Bob", "Carol")
-	alice, bob, carol := u[0], u[1], u[2]
+	alice, bob, carol := aliceBobCarol(t, d.direct)
 	conv, ids := messagesIn(t, d.direct, "Before", []int64{alice, bob}, []int64{alice, bob}, 20)
 	id := apptest.ID
 

@@ -49,13 +49,6 @@ func (s *liveStack) token(userID int64) string {
 	return apptest.Token(s.t, apptest.Secret, userID, time.Hour)
 }
 
-type instanceOptions struct {
-	buffer  int
-	ping    time.Duration
-	origins []string
-	maxSubs int
-}
-
 // instance is one server of the deployment, with short HTTP read and write timeouts (a
 // WebSocket connection must outlive them).
 type instance struct {
@@ -65,23 +58,18 @@ type instance struct {
 
 const serverTimeout = time.Second
 
-func (s *liveStack) instance(o instanceOptions) *instance {
+// instance starts one more server of the deployment, without its caches, configured further by
+// tune.
+func (s *liveStack) instance(tune ...func(*app.Config)) *instance {
 	s.t.Helper()
 	srv := apptest.Start(s.t, apptest.Options{
 		Database: &s.dbase, RedisURL: s.redisURL,
 		Configure: func(c *app.Config) {
 			c.CacheEnabled, c.ResponseCacheEnabled = false, false
 			c.ReadTimeout, c.WriteTimeout = serverTimeout, serverTimeout
-			if o.buffer > 0 {
-				c.SubscriberBuffer = o.buffer
+			for _, f := range tune {
+				f(c)
 			}
-			if o.ping > 0 {
-				c.WSPingInterval = o.ping
-			}
-			if o.maxSubs > 0 {
-				c.WSMaxSubscriptions = o.maxSubs
-			}
-			c.WSAllowedOrigins = o.origins
 		},
 	})
 	return &instance{srv: srv, url: srv.WebSocketURL()}
@@ -166,7 +154,7 @@ func i64(v int64) *int64 { return &v }
 func TestLiveMessageReachesAnotherInstance(t *testing.T) {
 	t.Parallel()
 	s, users, conv := newLiveConv(t)
-	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
+	a, b := s.instance(), s.instance()
 
 	onB := s.subscriber(b, users[1], conv, nil)
 	legacy, _, err := apptest.DialWS(t, b.url, apptest.DialOptions{Protocol: "graphql-ws"})
@@ -209,7 +197,7 @@ func TestConcurrentSendersEverySubscriberGetsEverySeqOnce(t *testing.T) {
 	s := newLiveStack(t)
 	users := dbtest.Users(t, s.direct, "U1", "U2", "U3", "U4", "U5")
 	conv := dbtest.Conversation(t, s.direct, "Busy", users...)
-	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
+	a, b := s.instance(), s.instance()
 	const senders, each = 5, 200
 	const total = senders * each
 
@@ -271,7 +259,7 @@ func TestConcurrentSendersEverySubscriberGetsEverySeqOnce(t *testing.T) {
 func TestDroppedSubscriberResumesExactly(t *testing.T) {
 	t.Parallel()
 	s, users, conv := newLiveConv(t)
-	a, b := s.instance(instanceOptions{}), s.instance(instanceOptions{})
+	a, b := s.instance(), s.instance()
 
 	first := s.subscriber(b, users[1], conv, nil)
 	b.waitSubscribed(t, 1)
@@ -301,7 +289,9 @@ func TestSubscriptionRefusals(t *testing.T) {
 	users := dbtest.Users(t, s.direct, "Alice", "Bob", "Mallory")
 	alice, mallory := users[0], users[2]
 	conv := dbtest.Conversation(t, s.direct, "Private", users[0], users[1])
-	in := s.instance(instanceOptions{origins: []string{"https://app.example.com"}, maxSubs: 2})
+	in := s.instance(func(c *app.Config) {
+		c.WSAllowedOrigins, c.WSMaxSubscriptions = []string{"https://app.example.com"}, 2
+	})
 	expired := apptest.Token(t, apptest.Secret, alice, -time.Hour)
 
 	for name, payload := range map[string]map[string]any{
@@ -457,7 +447,7 @@ func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 	s, users, conv := newLiveConv(t)
 	// A long ping interval: the never-reading client would otherwise be dropped for not
 	// answering pings before it is cut off.
-	in := s.instance(instanceOptions{buffer: 16, ping: time.Minute})
+	in := s.instance(func(c *app.Config) { c.SubscriberBuffer, c.WSPingInterval = 16, time.Minute })
 
 	slow := s.subscriber(in, users[1], conv, nil) // never calls listen: its socket is not read
 	normal := s.subscriber(in, users[1], conv, nil)
@@ -538,7 +528,7 @@ func TestSubscriberThatNeverReadsIsCutOff(t *testing.T) {
 func TestShutdownClosesWithGoingAway(t *testing.T) {
 	t.Parallel()
 	s, users, conv := newLiveConv(t)
-	in := s.instance(instanceOptions{})
+	in := s.instance()
 	c := s.subscriber(in, users[1], conv, nil)
 	idle, _, err := apptest.DialWS(t, in.url, apptest.DialOptions{})
 	if err != nil {

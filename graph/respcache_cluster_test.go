@@ -60,8 +60,7 @@ func TestResponseCacheOnRedisCluster(t *testing.T) {
 	if s := e.responseCacheStats(); s.Local != nil {
 		t.Fatalf("the in-process tier is on against a cluster: %+v", s.Local)
 	}
-	u := dbtest.Users(t, e.direct, "Alice", "Bob", "Carol")
-	alice, bob, carol := u[0], u[1], u[2]
+	alice, bob, carol := aliceBobCarol(t, e.direct)
 	// Conversations enough for their generations to spread over the nodes; far is one whose
 	// generation lives on another node than Alice's responses (resp:{u<alice>}:…).
 	aliceNode := nodeOf(t, cc, fmt.Sprintf("resp:{u%d}:x", alice))

@@ -50,8 +50,7 @@ func (e *env) cachedRead(user int64, q string, vars map[string]any) string {
 func TestResponseCacheMutationsInvalidateWhatTheyChange(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{respCache: true})
-	u := dbtest.Users(t, e.direct, "Alice", "Bob", "Carol")
-	alice, bob, carol := u[0], u[1], u[2]
+	alice, bob, carol := aliceBobCarol(t, e.direct)
 	c1 := dbtest.Conversation(t, e.direct, "one", alice, bob)
 	c2 := dbtest.Conversation(t, e.direct, "two", alice, bob)
 	dbtest.Messages(t, e.direct, c1, []int64{alice, bob}, 12)

@@ -84,8 +84,7 @@ func searchIDs(t *testing.T, srv *apptest.Server, viewer int64, query string, co
 func TestSearchMembersOnly(t *testing.T) {
 	t.Parallel()
 	srv := lifecycleServer(t)
-	u := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
-	alice, bob, carol := u[0], u[1], u[2]
+	alice, bob, carol := aliceBobCarol(t, srv.Direct)
 	ours := dbtest.Conversation(t, srv.Direct, "ours", alice, bob)
 	theirs := dbtest.Conversation(t, srv.Direct, "theirs", bob, carol)
 	send := func(user, conv int64, body string) string {

@@ -352,8 +352,7 @@ func TestUnreadCountsExactUnderRaces(t *testing.T) {
 func TestMarkRead(t *testing.T) {
 	t.Parallel()
 	srv := lifecycleServer(t)
-	u := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
-	alice, bob, carol := u[0], u[1], u[2]
+	alice, bob, carol := aliceBobCarol(t, srv.Direct)
 	conv := dbtest.Conversation(t, srv.Direct, "pair", alice, bob)
 	dbtest.Messages(t, srv.Direct, conv, []int64{alice, bob}, 10) // alice sends odd seqs
 	id := apptest.ID

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/threadline/threadline/db/dbtest"
 )
 
 // TestTimelineWalksBothWaysWhileSending is the permalink's walk: in a conversation of 10,000
@@ -23,17 +21,8 @@ import (
 // through the other instance.
 func TestTimelineWalksBothWaysWhileSending(t *testing.T) {
 	t.Parallel()
-	began := time.Now()
-	d, alice, bob, conv := aliceAndBob(t, "Walk")
 	const total, middle, side, pageSize, sends = 10000, 5000, 25, 100, 200
-	dbtest.Messages(t, d.direct, conv, []int64{alice, bob}, total)
-	seeded := time.Since(began)
-	body := func(seq int64) string {
-		if seq > total {
-			return fmt.Sprint("sent ", seq-total)
-		}
-		return fmt.Sprint("message ", seq)
-	}
+	d, alice, bob, conv, body := seededAliceAndBob(t, "Walk", total, "sent ")
 
 	client := concurrentClients(t)
 	reader := client(d.a, alice)
@@ -161,8 +150,8 @@ func TestTimelineWalksBothWaysWhileSending(t *testing.T) {
 	if sentDuringWalk.Load() < sends {
 		t.Errorf("%d messages sent during the walk, want at least %d", sentDuringWalk.Load(), sends)
 	}
-	t.Logf("seeded %d messages in %v; walked %d older and %d newer pages (%d polls at the newest end) in %v while %d messages were sent",
-		total, seeded.Round(time.Millisecond), olderPages, newerPages, caughtUp.Load(), walked.Round(time.Millisecond), sentDuringWalk.Load())
+	t.Logf("walked %d older and %d newer pages (%d polls at the newest end) in %v while %d messages were sent",
+		olderPages, newerPages, caughtUp.Load(), walked.Round(time.Millisecond), sentDuringWalk.Load())
 }
 
 // nodes returns a timeline page's messages in edge order.

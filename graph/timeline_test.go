@@ -118,8 +118,7 @@ func seqRun(from, to int64) []int64 { // from down to to, or up when from < to
 func TestTimelineFollowsTheRelaySpec(t *testing.T) {
 	t.Parallel()
 	srv := lifecycleServer(t)
-	u := dbtest.Users(t, srv.Direct, "Alice", "Bob", "Carol")
-	alice, bob, carol := u[0], u[1], u[2]
+	alice, bob, carol := aliceBobCarol(t, srv.Direct)
 	conv, ids := messagesIn(t, srv.Direct, "Ten", []int64{alice, bob}, []int64{alice, bob}, 10)
 	gql(t, srv, alice, deleteMut, vars{"id": ids[5]}, nil) // a tombstone keeps its seq
 	empty := dbtest.Conversation(t, srv.Direct, "Empty", alice, bob)

@@ -139,9 +139,8 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func TestTypingAcrossInstances(t *testing.T) {
 	t.Parallel()
 	stack := testenv.Stack(t)
-	d := testenv.NewDatabase(t)
+	d, direct := dbtest.NewDatabase(t)
 	redisURL := testenv.NewRedis(t)
-	direct := dbtest.Open(t, d.DirectURL)
 	u := dbtest.Users(t, direct, "Alice", "Bob", "Carol")
 	alice, bob := u[0], u[1]
 	conv := dbtest.Conversation(t, direct, "Typing", alice, bob)

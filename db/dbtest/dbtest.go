@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // Open returns a pool over url (a test database's direct URL), closed when the test ends.
@@ -20,6 +21,23 @@ func Open(t testing.TB, url string) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// NewDatabase is testenv.NewDatabase (a migrated database of the test's own, dropped when it
+// ends) with a pool of direct connections to it (Open).
+func NewDatabase(t testing.TB) (testenv.Database, *pgxpool.Pool) {
+	t.Helper()
+	d := testenv.NewDatabase(t)
+	return d, Open(t, d.DirectURL)
+}
+
+// Analyze runs VACUUM ANALYZE on table, as autovacuum would after a bulk insert: the planner's
+// statistics are current and a GIN index's pending list is merged.
+func Analyze(t testing.TB, pool *pgxpool.Pool, table string) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), "VACUUM ANALYZE "+table); err != nil {
+		t.Fatalf("dbtest: VACUUM ANALYZE %s: %v", table, err)
+	}
 }
 
 // Users creates users with the given names and returns their ids in order.

@@ -17,7 +17,6 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -168,30 +167,25 @@ func TestNoStaleReads(t *testing.T) {
 	f.store.SetBeforeFill(func() { time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond) })
 
 	const minReads = 10000
-	var acked atomic.Int64 // the highest seq whose send has returned
-	acked.Store(5)
-	var reads, stale atomic.Int64
-	var firstStale atomic.Value
+	var reads testenv.StaleReads // versions are seqs
+	reads.Ack(5)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	var stopOnce sync.Once
 
-	wg.Go(func() { // writer
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			m, err := f.service.SendMessage(ctx, f.users[i%2], chat.NewMessage{ConversationID: f.conv, Body: fmt.Sprint("w", i)})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			acked.Store(m.Seq)
-			time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+	sends := 0
+	testenv.Repeat(&wg, 1, stop, func() bool { // writer
+		m, err := f.service.SendMessage(ctx, f.users[sends%2], chat.NewMessage{ConversationID: f.conv, Body: fmt.Sprint("w", sends)})
+		sends++
+		if err != nil {
+			t.Error(err)
+			return false
 		}
+		reads.Ack(m.Seq)
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+		return true
 	})
 	wg.Go(func() { // chaos: the generation key deleted, or all of Redis flushed, at any moment
 		for {
@@ -207,40 +201,22 @@ func TestNoStaleReads(t *testing.T) {
 			}
 		}
 	})
-	for range 4 { // readers
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				want := acked.Load()
-				pages, err := f.store.MessagePages(ctx, []chat.PageKey{{ConversationID: f.conv, Limit: 10}})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if got := pages[0].Messages[0].Seq; got < want {
-					stale.Add(1)
-					firstStale.CompareAndSwap(nil, fmt.Sprintf("read started after seq %d was acknowledged but its page starts at %d", want, got))
-				}
-				if reads.Add(1) >= minReads {
-					select {
-					case <-stop:
-					default:
-						close(stop)
-					}
-				}
-			}
-		})
-	}
+	testenv.Repeat(&wg, 4, stop, func() bool { // readers
+		want := reads.Acked()
+		pages, err := f.store.MessagePages(ctx, []chat.PageKey{{ConversationID: f.conv, Limit: 10}})
+		if err != nil {
+			t.Error(err)
+			return false
+		}
+		if reads.Saw(want, pages[0].Messages[0].Seq) >= minReads {
+			stopOnce.Do(func() { close(stop) })
+		}
+		return true
+	})
 	wg.Wait()
-	if n := stale.Load(); n > 0 {
-		t.Fatalf("%d stale reads of %d; first: %v", n, reads.Load(), firstStale.Load())
-	}
+	reads.Check(t)
 	s := f.store.Stats()
-	t.Logf("%d reads, %d sends, %d hits, %d misses, 0 stale", reads.Load(), acked.Load()-5, s.Hits, s.Misses)
+	t.Logf("%d reads, %d sends, %d hits, %d misses, 0 stale", reads.Reads(), sends, s.Hits, s.Misses)
 	if s.Hits == 0 || s.Misses == 0 {
 		t.Fatalf("the race exercised only one path: %+v", s)
 	}
@@ -269,22 +245,15 @@ func TestConcurrentColdReadsShareOneStatement(t *testing.T) {
 
 func TestRedisDownReadsStillSucceed(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ctx := context.Background()
-	addr, stop, err := devstackRedis(ctx, dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixture(t, "redis://"+addr+"/0", 30)
+	rds := testenv.StartRedis(t)
+	f := newFixture(t, rds.URL(), 30)
 	f.page(t, 10, 0)
 	f.page(t, 10, 0)
 	if s := f.store.Stats(); s.Hits != 1 {
 		t.Fatalf("before: %+v", s)
 	}
 
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 	for i := range 20 {
 		p := f.page(t, 10, 0) // must not fail
 		if len(p.Messages) != 10 {
@@ -301,11 +270,7 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 		t.Fatalf("a read during the outage misses the message sent then: %+v", p.Messages[0])
 	}
 
-	_, stop, err = devstackRedis(ctx, dir, portOf(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	rds.Restart(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		before := f.store.Stats().Hits
@@ -322,16 +287,6 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 	if p := f.page(t, 10, 0); p.Messages[0].Body != "during the outage" {
 		t.Fatalf("after recovery: %+v", p.Messages[0])
 	}
-}
-
-func devstackRedis(ctx context.Context, dir string, port int) (string, func() error, error) {
-	return devstack.StartRedisServer(ctx, dir, port)
-}
-
-func portOf(addr string) int {
-	var port int
-	fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port)
-	return port
 }
 
 // TestRedisHungThenBack pauses Redis (it keeps its data but answers nothing), sends a message

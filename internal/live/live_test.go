@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -40,6 +37,13 @@ type memStore struct {
 
 func newMemStore() *memStore {
 	return &memStore{members: map[int64]map[int64]bool{}, msgs: map[int64][]chat.Message{}, events: map[int64][]chat.Event{}, users: map[int64][]chat.UserEvent{}, pruned: map[int64]int64{}}
+}
+
+// storeOf returns a memStore holding conversation 1, of members, and nothing else.
+func storeOf(members ...int64) *memStore {
+	s := newMemStore()
+	s.conversation(1, members...)
+	return s
 }
 
 func (s *memStore) conversation(conv int64, members ...int64) {
@@ -219,6 +223,14 @@ func newTestHub(t testing.TB, rdb redis.UniversalClient, store Store, tune ...fu
 	return testHub{Hub: h, reg: reg}
 }
 
+// hubPair returns two hubs over the Redis at url, each with a client of its own, as two server
+// instances hold them: what one publishes reaches the other's subscribers through Redis. tune
+// configures both.
+func hubPair(t testing.TB, url string, store Store, tune ...func(*Config)) (a, b testHub) {
+	t.Helper()
+	return newTestHub(t, testenv.RedisClient(t, url), store, tune...), newTestHub(t, testenv.RedisClient(t, url), store, tune...)
+}
+
 func (h testHub) metric(name string) float64 {
 	mfs, _ := h.reg.Gather()
 	for _, mf := range mfs {
@@ -331,11 +343,8 @@ func ptr(v int64) *int64 { return &v }
 
 func TestDeliveryAcrossHubsInOrderOnce(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
-	store := newMemStore()
-	store.conversation(1, 10, 20)
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store)
+	store := storeOf(10, 20)
+	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 
 	onA := subscribe(t, a, ctx, 10, 1, nil) // gets each event directly and again from Redis
@@ -366,8 +375,7 @@ func TestDeliveryAcrossHubsInOrderOnce(t *testing.T) {
 
 func TestMembershipAndArguments(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	h := newTestHub(t, testenv.RedisClient(t, testenv.NewRedis(t)), store)
 	store.commit(1, "one")
 	for _, c := range []struct {
@@ -394,11 +402,8 @@ func TestMembershipAndArguments(t *testing.T) {
 
 func TestGapIsFilledFromTheStore(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
-	store := newMemStore()
-	store.conversation(1, 10)
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store)
+	store := storeOf(10)
+	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 	s1 := subscribe(t, b, ctx, 10, 1, nil)
 	s2 := subscribe(t, b, ctx, 10, 1, nil)
@@ -425,14 +430,11 @@ func TestGapIsFilledFromTheStore(t *testing.T) {
 
 func TestReplayThenLiveWithoutSeam(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	for i := range 500 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store, func(c *Config) { c.PageSize = 37 })
+	a, b := hubPair(t, testenv.NewRedis(t), store, func(c *Config) { c.PageSize = 37 })
 	ctx := t.Context()
 	// A subscriber keeps b's channel subscribed; the others join while messages flow.
 	anchor := subscribe(t, b, ctx, 10, 1, nil)
@@ -468,8 +470,7 @@ func TestReplayThenLiveWithoutSeam(t *testing.T) {
 
 func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	h := newTestHub(t, testenv.RedisClient(t, testenv.NewRedis(t)), store, func(c *Config) { c.Buffer = 8 })
 	ctx := t.Context()
 	slow := subscribe(t, h, ctx, 10, 1, nil)
@@ -526,8 +527,7 @@ func TestSlowSubscriberIsCutOffOthersAreNot(t *testing.T) {
 func TestLastSubscriberLeavingDropsTheRedisSubscription(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewRedis(t)
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	store.conversation(2, 10)
 	rdb := testenv.RedisClient(t, url)
 	h := newTestHub(t, rdb, store)
@@ -601,24 +601,11 @@ func TestLastSubscriberLeavingDropsTheRedisSubscription(t *testing.T) {
 // waiting for a next message.
 func TestRedisOutageIsCaughtUp(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	dir := t.TempDir()
-	addr, stop, err := devstack.StartRedisServer(t.Context(), dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
-	_, portStr, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
-	url := "redis://" + addr + "/0"
+	rds := testenv.StartRedis(t)
 
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	fast := func(c *Config) { c.HealthInterval = 200 * time.Millisecond; c.ReadyTimeout = 300 * time.Millisecond }
-	a := newTestHub(t, testenv.RedisClient(t, url), store, fast)
-	b := newTestHub(t, testenv.RedisClient(t, url), store, fast)
+	a, b := hubPair(t, rds.URL(), store, fast)
 	ctx := t.Context()
 	onA := subscribe(t, a, ctx, 10, 1, nil)
 	onB := subscribe(t, b, ctx, 10, 1, nil)
@@ -626,9 +613,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 	checkRun(t, onA.seqs(t, 1, 5*time.Second), 1, 1)
 	checkRun(t, onB.seqs(t, 1, 5*time.Second), 1, 1)
 
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 	a.Publish(ctx, store.commit(1, "during 1"))
 	a.Publish(ctx, store.commit(1, "during 2"))
 	checkRun(t, onA.seqs(t, 2, 5*time.Second), 2, 3) // served directly
@@ -638,11 +623,7 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 	// A subscriber joining during the outage starts anyway (unconfirmed), from last_seq.
 	late := subscribe(t, b, ctx, 10, 1, nil)
 
-	_, stop2, err := devstack.StartRedisServer(t.Context(), dir, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop2() })
+	rds.Restart(t)
 	// No new message: b's subscriber catches up because its subscription was re-established.
 	checkRun(t, onB.seqs(t, 2, 15*time.Second), 2, 3)
 	// And live delivery works again, for both.
@@ -654,20 +635,14 @@ func TestRedisOutageIsCaughtUp(t *testing.T) {
 
 func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	t.Parallel()
-	addrs := testenv.NewRedisCluster(t)
-	cluster := func() *redis.ClusterClient {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	clients := testenv.NewRedisClusterClients(t, 2)
 	store := newMemStore()
 	const convs = 12
 	for c := int64(1); c <= convs; c++ {
 		store.conversation(c, 10)
 	}
-	a := newTestHub(t, cluster(), store)
-	cb := cluster()
-	b := newTestHub(t, cb, store)
+	a := newTestHub(t, clients[0], store)
+	b := newTestHub(t, clients[1], store)
 	if !b.sharded {
 		t.Fatal("a cluster client must use sharded pub/sub")
 	}
@@ -685,11 +660,11 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 		checkRun(t, subs[c].seqs(t, 3, 10*time.Second), 1, 3)
 	}
 	// Each channel is a shard channel with exactly one subscriber, on its slot's node.
+	channels := make([]string, 0, convs)
 	for c := int64(1); c <= convs; c++ {
-		if n, err := testenv.ShardSubscribers(ctx, cb, channelName(c)); err != nil || n != 1 {
-			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n, err)
-		}
+		channels = append(channels, channelName(c))
 	}
+	testenv.WantOneShardSubscriber(t, clients[1], channels...)
 	if got := a.metric("threadline_pubsub_publish_failures_total"); got != 0 {
 		t.Errorf("publish failures %v", got)
 	}
@@ -697,8 +672,7 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 
 func TestCloseSendsConnectionsAwayAndEndsSubscriptions(t *testing.T) {
 	t.Parallel()
-	store := newMemStore()
-	store.conversation(1, 10)
+	store := storeOf(10)
 	h := NewHub(Config{Redis: testenv.RedisClient(t, testenv.NewRedis(t)), Store: store})
 	s := subscribe(t, testHub{Hub: h}, t.Context(), 10, 1, nil)
 
@@ -822,14 +796,11 @@ func codeOf(err error) apperr.Code {
 // the same conversation sees only the messages.
 func TestEventStreamReplaysThenLive(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
-	store := newMemStore()
-	store.conversation(1, 10, 11)
+	store := storeOf(10, 11)
 	for i := range 150 {
 		store.commit(1, fmt.Sprint("old ", i))
 	}
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store, func(c *Config) { c.PageSize = 40 })
+	a, b := hubPair(t, testenv.NewRedis(t), store, func(c *Config) { c.PageSize = 40 })
 	ctx := t.Context()
 	events, err := b.SubscribeEvents(ctx, 10, 1, ptr(100), nil)
 	if err != nil {
@@ -874,11 +845,8 @@ func TestEventStreamReplaysThenLive(t *testing.T) {
 // with NOT_FOUND; neither receives what follows. Other members' streams go on.
 func TestRemovedMemberStreamsEnd(t *testing.T) {
 	t.Parallel()
-	url := testenv.NewRedis(t)
-	store := newMemStore()
-	store.conversation(1, 10, 11)
-	a := newTestHub(t, testenv.RedisClient(t, url), store)
-	b := newTestHub(t, testenv.RedisClient(t, url), store)
+	store := storeOf(10, 11)
+	a, b := hubPair(t, testenv.NewRedis(t), store)
 	ctx := t.Context()
 	endedEvents := make(chan error, 1)
 	events, err := b.SubscribeEvents(ctx, 11, 1, nil, func(err error) { endedEvents <- err })

@@ -13,58 +13,43 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/localcache"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
-// startRedis starts a redis-server of the test's own and returns its address and a function
-// that stops it (idempotent; also run when the test ends).
-func startRedis(t *testing.T, dir string, port int) (string, func()) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Redis; skipped with -short")
-	}
-	addr, stop, err := devstack.StartRedisServer(context.Background(), dir, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stopOnce := func() {
-		once.Do(func() {
-			if err := stop(); err != nil {
-				t.Errorf("stopping redis: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stopOnce)
-	return addr, stopOnce
-}
-
 type fixture struct {
-	tier *localcache.Tier
-	rdb  *redis.Client
-	reg  *prometheus.Registry
-	addr string
+	tier  *localcache.Tier
+	rdb   *redis.Client
+	reg   *prometheus.Registry
+	redis *testenv.Redis
 }
 
-func newFixture(t *testing.T, addr string, cfg localcache.Config) *fixture {
+// newFixture starts a redis-server of the test's own and a tier over it with cfg (by default 1
+// MiB for the prefixes tok: and gen:), and waits until its tracking is established.
+func newFixture(t *testing.T, cfg localcache.Config) *fixture {
 	t.Helper()
-	opts := &redis.Options{Addr: addr, MaxRetries: -1}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
+	f := &fixture{redis: testenv.StartRedis(t)}
+	f.rdb = f.client(t)
 	if cfg.Bytes == 0 {
 		cfg.Bytes = 1 << 20
 	}
 	if cfg.Prefixes == nil {
 		cfg.Prefixes = []string{"tok:", "gen:"}
 	}
-	reg := prometheus.NewRegistry()
-	cfg.Registerer = reg
-	tier := localcache.New(rdb.Options(), cfg)
-	t.Cleanup(tier.Close)
-	f := &fixture{tier: tier, rdb: rdb, reg: reg, addr: addr}
+	f.reg = prometheus.NewRegistry()
+	cfg.Registerer = f.reg
+	f.tier = localcache.New(f.rdb.Options(), cfg)
+	t.Cleanup(f.tier.Close)
 	f.waitActive(t)
 	return f
+}
+
+// client returns a client of the fixture's Redis, on connections of its own and without
+// retries, closed when t ends.
+func (f *fixture) client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: f.redis.Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // waitActive waits until tracking is established.
@@ -110,10 +95,8 @@ func (f *fixture) cached(t *testing.T, key string) (string, bool) {
 
 func TestInvalidatedAfterAWriteByAnotherClient(t *testing.T) {
 	t.Parallel()
-	addr, _ := startRedis(t, t.TempDir(), 0)
-	f := newFixture(t, addr, localcache.Config{})
-	other := redis.NewClient(&redis.Options{Addr: addr})
-	defer other.Close()
+	f := newFixture(t, localcache.Config{})
+	other := f.client(t)
 	ctx := context.Background()
 
 	for _, c := range []struct {
@@ -168,72 +151,56 @@ func TestInvalidatedAfterAWriteByAnotherClient(t *testing.T) {
 // while other readers keep filling the tier concurrently.
 func TestReadYourWritesAcrossClients(t *testing.T) {
 	t.Parallel()
-	addr, _ := startRedis(t, t.TempDir(), 0)
-	f := newFixture(t, addr, localcache.Config{})
-	writer := redis.NewClient(&redis.Options{Addr: addr})
-	defer writer.Close()
+	f := newFixture(t, localcache.Config{})
+	writer := f.client(t)
 	ctx := context.Background()
 	const key = "gen:{1}"
 	if err := writer.Set(ctx, key, "0", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
-	var acked atomic.Int64
+	var reads testenv.StaleReads // versions are the key's values; every read recorded is a hit
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var fills, hits, stale atomic.Int64
-	var firstStale atomic.Value
-	for range 4 { // fillers and readers
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				want := acked.Load()
-				if err := f.tier.Barrier(ctx); err != nil {
-					t.Errorf("barrier: %v", err)
-					return
-				}
-				if v, ok := f.tier.Get(key); ok {
-					hits.Add(1)
-					if n, _ := strconv.ParseInt(v.(string), 10, 64); n < want {
-						stale.Add(1)
-						firstStale.CompareAndSwap(nil, fmt.Sprintf("read %d after %d was acknowledged", n, want))
-					}
-					continue
-				}
-				s := f.tier.Snapshot()
-				v, err := f.rdb.Get(ctx, key).Result()
-				if err != nil {
-					t.Errorf("GET: %v", err)
-					return
-				}
-				if f.tier.Fill(s, key, v) {
-					fills.Add(1)
-				}
-			}
-		})
-	}
+	var fills atomic.Int64
+	testenv.Repeat(&wg, 4, stop, func() bool { // fillers and readers
+		want := reads.Acked()
+		if err := f.tier.Barrier(ctx); err != nil {
+			t.Errorf("barrier: %v", err)
+			return false
+		}
+		if v, ok := f.tier.Get(key); ok {
+			n, _ := strconv.ParseInt(v.(string), 10, 64)
+			reads.Saw(want, n)
+			return true
+		}
+		s := f.tier.Snapshot()
+		v, err := f.rdb.Get(ctx, key).Result()
+		if err != nil {
+			t.Errorf("GET: %v", err)
+			return false
+		}
+		if f.tier.Fill(s, key, v) {
+			fills.Add(1)
+		}
+		return true
+	})
 	const writes = 2000
 	for i := int64(1); i <= writes; i++ {
 		if err := writer.Set(ctx, key, strconv.FormatInt(i, 10), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		acked.Store(i)
+		reads.Ack(i)
 		if i%10 == 0 {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d writes, %d fills, %d hits", writes, fills.Load(), hits.Load())
-	if n := stale.Load(); n > 0 {
-		t.Fatalf("%d stale reads; first: %v", n, firstStale.Load())
-	}
-	if hits.Load() == 0 || fills.Load() == 0 {
-		t.Fatalf("the race exercised too little: %d fills, %d hits", fills.Load(), hits.Load())
+	t.Logf("%d writes, %d fills, %d hits", writes, fills.Load(), reads.Reads())
+	reads.Check(t)
+	if reads.Reads() == 0 || fills.Load() == 0 {
+		t.Fatalf("the race exercised too little: %d fills, %d hits", fills.Load(), reads.Reads())
 	}
 }
 
@@ -241,8 +208,7 @@ func TestReadYourWritesAcrossClients(t *testing.T) {
 // applied before the fill is not kept.
 func TestFillRefusedAfterInvalidation(t *testing.T) {
 	t.Parallel()
-	addr, _ := startRedis(t, t.TempDir(), 0)
-	f := newFixture(t, addr, localcache.Config{})
+	f := newFixture(t, localcache.Config{})
 	ctx := context.Background()
 	if err := f.rdb.Set(ctx, "tok:a", "old", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -274,14 +240,11 @@ func TestFillRefusedAfterInvalidation(t *testing.T) {
 // an unhealthy breaker each empty the tier; it establishes tracking again and stays exact.
 func TestEmptiesWhenTrackingIsLost(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	addr, stop := startRedis(t, dir, 0)
 	var healthy atomic.Bool
 	healthy.Store(true)
-	f := newFixture(t, addr, localcache.Config{Name: "lc-test", Healthy: healthy.Load, BarrierTimeout: 200 * time.Millisecond})
+	f := newFixture(t, localcache.Config{Name: "lc-test", Healthy: healthy.Load, BarrierTimeout: 200 * time.Millisecond})
 	ctx := context.Background()
-	admin := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer func() { _ = admin.Close() }()
+	admin := f.client(t)
 
 	// fill keeps a value and a response-like untracked entry, and checks both are there.
 	fill := func(t *testing.T, rdb *redis.Client, v string) {
@@ -371,19 +334,13 @@ func TestEmptiesWhenTrackingIsLost(t *testing.T) {
 
 	t.Run("restart", func(t *testing.T) {
 		fill(t, admin, "5")
-		stop()
+		f.redis.Stop(t)
 		emptied(t, "with Redis stopped")
 		if err := f.tier.Barrier(ctx); err == nil {
 			t.Fatal("a barrier succeeded with Redis stopped")
 		}
-		port, _ := strconv.Atoi(addr[strings.LastIndex(addr, ":")+1:])
-		_, stop2, err := devstack.StartRedisServer(ctx, dir, port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = stop2() })
-		restarted := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-		defer func() { _ = restarted.Close() }()
+		f.redis.Restart(t)
+		restarted := f.client(t)
 		fill(t, restarted, "6")
 		if err := restarted.Set(ctx, "tok:k", "7", 0).Err(); err != nil {
 			t.Fatal(err)
@@ -402,9 +359,8 @@ func TestEmptiesWhenTrackingIsLost(t *testing.T) {
 // recently used.
 func TestByteBound(t *testing.T) {
 	t.Parallel()
-	addr, _ := startRedis(t, t.TempDir(), 0)
 	const bound = 64 << 10
-	f := newFixture(t, addr, localcache.Config{Bytes: bound})
+	f := newFixture(t, localcache.Config{Bytes: bound})
 	value := strings.Repeat("x", 1000)
 	for i := range 1000 {
 		f.tier.Set(fmt.Sprint("resp:", i), value, int64(len(value)), time.Minute)
@@ -440,8 +396,7 @@ func TestByteBound(t *testing.T) {
 // TestBarriersCoalesce: concurrent barriers share round trips, and each still returns.
 func TestBarriersCoalesce(t *testing.T) {
 	t.Parallel()
-	addr, _ := startRedis(t, t.TempDir(), 0)
-	f := newFixture(t, addr, localcache.Config{})
+	f := newFixture(t, localcache.Config{})
 	const n = 2000
 	var wg sync.WaitGroup
 	for range 50 {

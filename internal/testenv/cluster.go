@@ -40,3 +40,29 @@ func ShardSubscribers(ctx context.Context, cc *redis.ClusterClient, channel stri
 	})
 	return n.Load(), err
 }
+
+// NewRedisClusterClients starts a Redis Cluster of the test's own (NewRedisCluster) and returns n
+// clients of it, as n server instances would hold, each with connections of its own; they are
+// closed when the test ends.
+func NewRedisClusterClients(t testing.TB, n int) []*redis.ClusterClient {
+	t.Helper()
+	addrs := NewRedisCluster(t)
+	clients := make([]*redis.ClusterClient, n)
+	for i := range clients {
+		clients[i] = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		t.Cleanup(func() { _ = clients[i].Close() })
+	}
+	return clients
+}
+
+// WantOneShardSubscriber fails the test unless each of channels has exactly one sharded Pub/Sub
+// subscription on the masters of cc (ShardSubscribers): one subscription per channel, on its
+// slot's node.
+func WantOneShardSubscriber(t testing.TB, cc *redis.ClusterClient, channels ...string) {
+	t.Helper()
+	for _, channel := range channels {
+		if n, err := ShardSubscribers(t.Context(), cc, channel); err != nil || n != 1 {
+			t.Fatalf("channel %s: %d shard subscriptions (%v), want 1", channel, n, err)
+		}
+	}
+}

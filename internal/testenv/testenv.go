@@ -12,6 +12,7 @@
 //		t.Parallel()
 //		database := testenv.NewDatabase(t) // migrated, empty, dropped after the test
 //		redisURL := testenv.NewRedis(t)   // a redis-server of its own
+//		rds := testenv.StartRedis(t)      // one the test can Stop and Restart on its address
 //		...
 //	}
 //

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,7 +16,6 @@ import (
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/cache"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
 )
@@ -100,6 +97,14 @@ func (s testService) metric(t testing.TB, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// wantMetric fails the test unless the gauge or counter name is want.
+func (s testService) wantMetric(t testing.TB, name string, want float64) {
+	t.Helper()
+	if got := s.metric(t, name); got != want {
+		t.Fatalf("%s = %v, want %v", name, got, want)
+	}
 }
 
 // sub is a running subscription and what ended it.
@@ -238,9 +243,7 @@ func TestSetAndRead(t *testing.T) {
 	if now, _ := rdb.Get(ctx, cache.GenerationKey(10)).Result(); now != gen {
 		t.Fatalf("generation moved from %q to %q", gen, now)
 	}
-	if n := s.metric(t, "threadline_typing_changes_total"); n != 2+1+1+6 {
-		t.Fatalf("%v changes published, want 10", n)
-	}
+	s.wantMetric(t, "threadline_typing_changes_total", 2+1+1+6) // changes published
 }
 
 // A member set is read under the conversation's generation: once the generation moves (a
@@ -330,12 +333,8 @@ func TestSubscribersAcrossInstances(t *testing.T) {
 	if diff := cmp.Diff(event{1, "Alice", false}, onB.next(t, 3*ttl)); diff != "" {
 		t.Fatalf("Alice expires (-want +got):\n%s", diff)
 	}
-	if got := b.metric(t, "threadline_typing_subscriptions_active"); got != 1 {
-		t.Fatalf("%v subscriptions active on B, want 1", got)
-	}
-	if got := a.metric(t, "threadline_typing_subscriptions_active"); got != 0 {
-		t.Fatalf("%v subscriptions active on A, want 0", got)
-	}
+	b.wantMetric(t, "threadline_typing_subscriptions_active", 1)
+	a.wantMetric(t, "threadline_typing_subscriptions_active", 0)
 }
 
 // A subscriber removed from the conversation is cut off with NOT_FOUND at the room's next read,
@@ -391,9 +390,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if err := slow.endedWith(t, 5*time.Second); !errors.Is(err, ErrTooSlow) {
 		t.Fatalf("slow subscriber ended with %v, want ErrTooSlow", err)
 	}
-	if n := s.metric(t, "threadline_typing_cutoffs_total"); n != 1 {
-		t.Fatalf("%v cutoffs, want 1", n)
-	}
+	s.wantMetric(t, "threadline_typing_cutoffs_total", 1)
 }
 
 // The last subscriber leaving drops the room and its Redis subscription; Close ends the rest.
@@ -455,18 +452,8 @@ func waitFor(t testing.TB, cond func() bool) {
 // and open subscriptions still see typists stop; when Redis is back, so is everything.
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	dir := t.TempDir()
-	addr, stop, err := devstack.StartRedisServer(t.Context(), dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop() })
-	_, portStr, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
-	url := "redis://" + addr + "/0"
+	rds := testenv.StartRedis(t)
+	url := rds.URL()
 	members := newMembers()
 	members.set(10, alice, bob)
 	fast := func(c *Config) {
@@ -482,9 +469,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	rds.Stop(t)
 	if err := s.Set(ctx, alice.ID, 10, true); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Set with Redis down: %v, want ErrUnavailable", err)
 	}
@@ -503,11 +488,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("expiry during the outage (-want +got):\n%s", diff)
 	}
 
-	_, stop2, err := devstack.StartRedisServer(t.Context(), dir, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stop2() })
+	rds.Restart(t)
 	// Alice keeps typing: once the breaker lets calls through again and the subscription is
 	// re-established, Bob sees her.
 	deadline := time.Now().Add(15 * time.Second)
@@ -531,20 +512,14 @@ func TestRedisDown(t *testing.T) {
 // SSUBSCRIBE, one connection per slot in use.
 func TestShardedPubSubOnRedisCluster(t *testing.T) {
 	t.Parallel()
-	addrs := testenv.NewRedisCluster(t)
-	cluster := func() *redis.ClusterClient {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	clients := testenv.NewRedisClusterClients(t, 2)
 	members := newMembers()
 	const convs = 8
 	for c := int64(1); c <= convs; c++ {
 		members.set(c, alice, bob)
 	}
-	a := newService(t, cluster(), members)
-	cb := cluster()
-	b := newService(t, cb, members)
+	a := newService(t, clients[0], members)
+	b := newService(t, clients[1], members)
 	if !b.sharded {
 		t.Fatal("a cluster client must use sharded pub/sub")
 	}
@@ -572,11 +547,12 @@ func TestShardedPubSubOnRedisCluster(t *testing.T) {
 			t.Fatalf("conversation %d (-want +got):\n%s", i+1, diff)
 		}
 	}
+	// Each channel is a shard channel with exactly one subscriber, on its slot's node.
+	channels := make([]string, 0, convs)
 	for c := int64(1); c <= convs; c++ {
-		if n, err := testenv.ShardSubscribers(ctx, cb, Channel(c)); err != nil || n != 1 {
-			t.Fatalf("conversation %d: %d shard subscriptions (%v), want 1", c, n, err)
-		}
+		channels = append(channels, Channel(c))
 	}
+	testenv.WantOneShardSubscriber(t, clients[1], channels...)
 }
 
 func TestChannelNames(t *testing.T) {
