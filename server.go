@@ -33,9 +33,7 @@ import (
 )
 
 func main() {
-	os.Exit(command.Main("threadline", os.Stderr, func(ctx context.Context) error {
-		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	}))
+	os.Exit(command.Main("threadline", run))
 }
 
 // run is the whole program; main only gives it the process's arguments, environment and output.

@@ -18,14 +18,19 @@ import (
 	"syscall"
 )
 
-// Main runs run with a context that SIGINT or SIGTERM cancels and returns the process's exit
-// status: 0 when run returns nil; 2 when it returns flag.ErrHelp, for which a flag set has
-// printed the usage already; otherwise 1, after writing the error to stderr behind name.
-func Main(name string, stderr io.Writer, run func(context.Context) error) int {
+// Run is a whole program: main gives it the process's arguments (after the program's name),
+// environment and output.
+type Run func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// Main runs run on the process's arguments, environment and output, with a context that SIGINT
+// or SIGTERM cancels, and returns the process's exit status: 0 when run returns nil; 2 when it
+// returns flag.ErrHelp, for which a flag set has printed the usage already; otherwise 1, after
+// writing the error to stderr behind name.
+func Main(name string, run Run) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	return exitStatus(name, stderr, err)
+	return exitStatus(name, os.Stderr, err)
 }
 
 func exitStatus(name string, stderr io.Writer, err error) int {

@@ -45,8 +45,9 @@ import (
 )
 
 func main() {
-	os.Exit(command.Main("cluster", os.Stderr, func(ctx context.Context) error {
-		return run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	// The instances get the whole environment, not only the variables the cluster reads.
+	os.Exit(command.Main("cluster", func(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+		return run(ctx, args, os.Environ(), stdout, stderr)
 	}))
 }
 

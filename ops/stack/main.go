@@ -46,9 +46,7 @@ import (
 )
 
 func main() {
-	os.Exit(command.Main("stack", os.Stderr, func(ctx context.Context) error {
-		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	}))
+	os.Exit(command.Main("stack", run))
 }
 
 const usage = `usage: go run ./ops/stack up|down|env|backup|restore [flags]
