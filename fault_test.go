@@ -123,23 +123,10 @@ func privateStack(t *testing.T) *devstack.Stack {
 	return s
 }
 
-// demoConversations returns the ids of the demo user's conversations.
+// demoConversations returns the ids of the demo user's conversations (three or more).
 func demoConversations(t *testing.T, srv *apptest.Endpoint) []string {
 	t.Helper()
-	var out struct {
-		Conversations struct {
-			Edges []struct{ Node struct{ ID string } }
-		}
-	}
-	srv.Client(1).Query(t, `{ conversations(first: 10) { edges { node { id } } } }`, nil, &out)
-	var ids []string
-	for _, e := range out.Conversations.Edges {
-		ids = append(ids, e.Node.ID)
-	}
-	if len(ids) < 3 {
-		t.Fatalf("demo user has %d conversations", len(ids))
-	}
-	return ids
+	return srv.Client(1).ConversationIDs(t, 10, 3)
 }
 
 const (

@@ -440,21 +440,7 @@ func checkStoredOnce(t *testing.T, d testenv.Database, acked []string) {
 // demoConversations returns three of the demo user's conversations.
 func demoConversations(t *testing.T, c *Cluster) []string {
 	t.Helper()
-	e := apptest.NewEndpoint(t, c.URL, apptest.Secret)
-	var out struct {
-		Conversations struct {
-			Edges []struct{ Node struct{ ID string } }
-		}
-	}
-	e.Client(1).Query(t, `{ conversations(first: 3) { edges { node { id } } } }`, nil, &out)
-	var ids []string
-	for _, e := range out.Conversations.Edges {
-		ids = append(ids, e.Node.ID)
-	}
-	if len(ids) != 3 {
-		t.Fatalf("the demo user has %d conversations", len(ids))
-	}
-	return ids
+	return apptest.NewEndpoint(t, c.URL, apptest.Secret).Client(1).ConversationIDs(t, 3, 3)
 }
 
 const (
