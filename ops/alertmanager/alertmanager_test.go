@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 const (
@@ -34,9 +35,7 @@ const (
 // tool finds a command of the prometheus-alertmanager package.
 func tool(t *testing.T, name string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runs " + name + "; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs "+name+"")
 	path, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s not found: install it with `make ops-deps` (apt package prometheus-alertmanager)", name)

@@ -27,22 +27,13 @@ import (
 	"github.com/threadline/threadline/internal/testenv"
 )
 
-// The tests that start a cluster run with CLUSTER_TESTS=1 (the CI sets it): each takes about a
-// minute and starts seven processes.
-var clusterTests = os.Getenv("CLUSTER_TESTS") == "1"
-
-func TestMain(m *testing.M) {
-	if !clusterTests {
-		os.Exit(m.Run()) // the tests that need no services
-	}
-	testenv.Main(m, testenv.Options{Migrate: db.Migrate})
-}
+// The tests that start a cluster are slow tests (testenv.SlowTests): each takes about a minute
+// and starts seven processes.
+func TestMain(m *testing.M) { testenv.MainSlow(m, testenv.Options{Migrate: db.Migrate}) }
 
 func needCluster(t *testing.T) {
 	t.Helper()
-	if !clusterTests || testing.Short() {
-		t.Skip("starts a cluster of real processes: set CLUSTER_TESTS=1")
-	}
+	testenv.SkipSlow(t, "starts a cluster of real processes")
 }
 
 // reachableDir is a temporary directory the account nginx runs as can enter.

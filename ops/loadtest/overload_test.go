@@ -19,9 +19,7 @@ import (
 // This is a behaviour under load, not a benchmark: the margins are wide, and `make bench` reports
 // the same at 4x (the "overload" rows).
 func TestOverloadSheds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a load test")
-	}
+	testenv.SkipShort(t, "a load test")
 	database := testenv.NewDatabase(t)
 	apptest.Seed(t, database)
 	env := apptest.Env(t, database, testenv.NewRedis(t))

@@ -81,22 +81,11 @@ var requiredPanels = []string{
 // skips it elsewhere.
 func lookTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not found: install it with `make ops-deps` (apt package %s)", name, pkg)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testenv.LookPath(t, name, "install it with `make ops-deps` (apt package "+pkg+")")
 }
 
 func TestPromtool(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs promtool; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs promtool")
 	promtool := lookTool(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "config", promConfigFile}, // also checks the rule files it names
@@ -835,9 +824,7 @@ func dashboardQuery(t *testing.T, title, legend, rateInterval string) string {
 // few scrape intervals and evaluates the dashboard's cache hit ratio and p95 latency to numbers,
 // and every alert rule without error.
 func TestPrometheusEvaluatesDashboard(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the server and Prometheus; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs the server and Prometheus")
 	lookTool(t, "prometheus", "prometheus")
 	s := startMonitoredServer(t)
 	prom := startPrometheus(t, strings.TrimPrefix(s.OpsURL, "http://"))
@@ -988,9 +975,7 @@ func waitRulesHealthy(ctx context.Context, prom string) error {
 // is another project than prometheus-community's, so the pgbouncer_ names are not checked
 // here: they are those of prometheus-community/pgbouncer_exporter's README.)
 func TestExporterMetrics(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the exporters; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs the exporters")
 	stack := testenv.Stack(t)
 	raw, err := os.ReadFile(composeFile)
 	if err != nil {
