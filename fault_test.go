@@ -129,12 +129,8 @@ func demoConversations(t *testing.T, srv *apptest.Endpoint) []string {
 	return srv.Client(1).ConversationIDs(t, 10, 3)
 }
 
-const (
-	faultReadQuery = `query($id: ID!, $offset: Int!) { conversation(id: $id) { id title
-		messages(limit: 20, offset: $offset) { items { id seq body sender { name } } hasMore } } }`
-	faultSendQuery = `mutation($conv: ID!, $body: String!, $cmid: String!) {
-		sendMessage(input: {conversationId: $conv, body: $body, clientMessageId: $cmid}) { id seq clientMessageId } }`
-)
+// The load's read and send.
+const faultReadQuery, faultSendQuery = apptest.LoadReadQuery, apptest.LoadSendQuery
 
 // outcome is one request of a load, timed from the load's start.
 type outcome struct {

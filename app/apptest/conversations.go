@@ -23,3 +23,14 @@ func (c *Client) ConversationIDs(t testing.TB, first, atLeast int) []string {
 	}
 	return ids
 }
+
+// The two requests of the tests' mixed loads of reads and writes (faults, shutdown, the
+// cluster): a page of a conversation by offset (variables id and offset), and a sendMessage with
+// a clientMessageId (variables conv, body and cmid) that answers the id and seq a retry with the
+// same clientMessageId is checked against.
+const (
+	LoadReadQuery = `query($id: ID!, $offset: Int!) { conversation(id: $id) { id title
+		messages(limit: 20, offset: $offset) { items { id seq body sender { name } } hasMore } } }`
+	LoadSendQuery = `mutation($conv: ID!, $body: String!, $cmid: String!) {
+		sendMessage(input: {conversationId: $conv, body: $body, clientMessageId: $cmid}) { id seq clientMessageId } }`
+)
