@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // TestDockerCompose validates docker-compose.yml with `docker-compose config -q`, with and
@@ -15,16 +17,8 @@ import (
 // healthchecks, a one-shot migration the app waits for, the monitoring services in their
 // profile, ports on loopback only.
 func TestDockerCompose(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs docker-compose; skipped with -short")
-	}
-	compose, err := exec.LookPath("docker-compose")
-	if err != nil { // make ops-deps installs it: missing, a failure in CI and a skip elsewhere
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skipf("%v: install it with `make ops-deps`", err)
-	}
+	testenv.SkipShort(t, "runs docker-compose")
+	compose := testenv.LookPath(t, "docker-compose", "install it with `make ops-deps`")
 	for _, args := range [][]string{
 		{"-f", "docker-compose.yml", "config", "-q"},
 		{"-f", "docker-compose.yml", "--profile", "monitoring", "config", "-q"},

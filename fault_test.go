@@ -123,31 +123,14 @@ func privateStack(t *testing.T) *devstack.Stack {
 	return s
 }
 
-// demoConversations returns the ids of the demo user's conversations.
+// demoConversations returns the ids of the demo user's conversations (three or more).
 func demoConversations(t *testing.T, srv *apptest.Endpoint) []string {
 	t.Helper()
-	var out struct {
-		Conversations struct {
-			Edges []struct{ Node struct{ ID string } }
-		}
-	}
-	srv.Client(1).Query(t, `{ conversations(first: 10) { edges { node { id } } } }`, nil, &out)
-	var ids []string
-	for _, e := range out.Conversations.Edges {
-		ids = append(ids, e.Node.ID)
-	}
-	if len(ids) < 3 {
-		t.Fatalf("demo user has %d conversations", len(ids))
-	}
-	return ids
+	return srv.Client(1).ConversationIDs(t, 10, 3)
 }
 
-const (
-	faultReadQuery = `query($id: ID!, $offset: Int!) { conversation(id: $id) { id title
-		messages(limit: 20, offset: $offset) { items { id seq body sender { name } } hasMore } } }`
-	faultSendQuery = `mutation($conv: ID!, $body: String!, $cmid: String!) {
-		sendMessage(input: {conversationId: $conv, body: $body, clientMessageId: $cmid}) { id seq clientMessageId } }`
-)
+// The load's read and send.
+const faultReadQuery, faultSendQuery = apptest.LoadReadQuery, apptest.LoadSendQuery
 
 // outcome is one request of a load, timed from the load's start.
 type outcome struct {

@@ -19,28 +19,21 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/internal/auth"
+	"github.com/threadline/threadline/internal/command"
 	"github.com/threadline/threadline/internal/envconfig"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "threadline:", err)
-		os.Exit(1)
-	}
+	os.Exit(command.Main("threadline", run))
 }
 
 // run is the whole program; main only gives it the process's arguments, environment and output.

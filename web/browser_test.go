@@ -132,9 +132,7 @@ type user struct {
 // development sign-in screen in a browser context of their own, one server and one Chromium for
 // every step.
 func TestWebApp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Chromium and the services")
-	}
+	testenv.SkipShort(t, "needs Chromium and the services")
 	t.Parallel()
 	s := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
 		c.Env, c.Introspection = "development", true
@@ -344,9 +342,7 @@ func TestWebApp(t *testing.T) {
 // width, while another member reacts and types. With -screenshots (make screenshots) it writes
 // them to docs/web/; otherwise they are test artifacts only.
 func TestWebAppScreenshots(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Chromium and the services")
-	}
+	testenv.SkipShort(t, "needs Chromium and the services")
 	t.Parallel()
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
 	var first struct {

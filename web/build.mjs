@@ -11,58 +11,20 @@
 // The build is deterministic: the same package-lock.json and sources give byte-identical files
 // (web/check.sh rebuilds and fails on any difference).
 import { build } from 'esbuild';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundle, licenses, requireFiles, writeDir } from '../ops/bundle/bundle.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.resolve(here, '../internal/webapp/dist');
 
-const result = await build({
-  absWorkingDir: here,
-  entryPoints: { app: 'src/main.tsx' },
-  outdir: 'out', // nothing is written there: write is false
-  write: false,
-  bundle: true,
-  minify: true,
-  format: 'iife',
-  platform: 'browser',
-  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
-  jsx: 'automatic',
-  define: { 'process.env.NODE_ENV': '"production"', __DEV__: 'false' },
-  legalComments: 'eof',
-  sourcemap: false,
-  charset: 'ascii',
-  logLevel: 'warning',
-  metafile: true,
-});
+const result = await bundle(build, { dir: here, entryPoints: { app: 'src/main.tsx' }, define: { __DEV__: 'false' } });
 
 const files = new Map(); // name -> contents
 for (const f of result.outputFiles) files.set(path.basename(f.path), Buffer.from(f.contents));
-for (const name of ['app.js', 'app.css']) {
-  if (!files.has(name)) throw new Error(`esbuild did not produce ${name}`);
-}
+requireFiles(files, ['app.js', 'app.css']);
+files.set('THIRD_PARTY_LICENSES.txt', Buffer.from(await licenses(here, result.metafile, 'Third-party software bundled into app.js'), 'utf8'));
 
-// The license of every npm package that has code in the bundle, sorted by name, so that the
-// notices travel with the copies of the code that we ship.
-const pkgs = new Map(); // name -> directory
-for (const input of Object.keys(result.metafile.inputs)) {
-  const m = input.match(/^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//);
-  if (m) pkgs.set(m[2], m[1]);
-}
-const parts = [];
-for (const name of [...pkgs.keys()].sort()) {
-  const dir = path.join(here, pkgs.get(name));
-  const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8'));
-  const licenseFile = (await readdir(dir)).sort().find((f) => /^(licen[cs]e|copying)(\.|$)/i.test(f));
-  const text = licenseFile ? (await readFile(path.join(dir, licenseFile), 'utf8')).trim() : `License: ${pkg.license}`;
-  parts.push(`${name}@${pkg.version}\n${'-'.repeat(name.length + pkg.version.length + 1)}\n${text}\n`);
-}
-files.set('THIRD_PARTY_LICENSES.txt', Buffer.from(`Third-party software bundled into app.js\n\n${parts.join('\n')}`, 'utf8'));
-
-await rm(outDir, { recursive: true, force: true });
-await mkdir(outDir, { recursive: true });
-for (const [name, body] of [...files].sort()) {
-  await writeFile(path.join(outDir, name), body);
-  console.log(`  ${name}  ${(body.length / 1024).toFixed(0)} KiB`);
+for (const name of await writeDir(outDir, files)) {
+  console.log(`  ${name}  ${(files.get(name).length / 1024).toFixed(0)} KiB`);
 }

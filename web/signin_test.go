@@ -40,9 +40,7 @@ func appPageConfig(t *testing.T, s *apptest.Server, path string) (int, pageConfi
 // carries a token whatever its URL, and there is no token endpoint; without WEB_APP_ENABLED
 // there is no app.
 func TestDevSignInOnlyInDevelopment(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the services")
-	}
+	testenv.SkipShort(t, "needs the services")
 	t.Parallel()
 	t.Run("development", func(t *testing.T) {
 		database := testenv.NewDatabase(t)

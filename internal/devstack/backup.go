@@ -215,16 +215,9 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*Restored, error) {
 		cfg.Log = io.Discard
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, "devstack: "+format+"\n", args...) }
-	stackDir, err := filepath.Abs(cfg.StackDir)
-	if err != nil {
-		return nil, fmt.Errorf("devstack: %w", err)
-	}
-	st, err := loadState(stackDir)
+	stackDir, st, err := existingState(cfg.StackDir)
 	if err != nil {
 		return nil, err
-	}
-	if st == nil {
-		return nil, fmt.Errorf("devstack: no stack under %s", stackDir)
 	}
 	if cfg.TargetTime.IsZero() {
 		return nil, errors.New("devstack: restore: no target time")

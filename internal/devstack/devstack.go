@@ -172,6 +172,23 @@ func loadState(dir string) (*state, error) {
 	return &st, nil
 }
 
+// existingState returns dir as an absolute path and the state of the stack started under it,
+// failing when no stack was started there.
+func existingState(dir string) (string, *state, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("devstack: %w", err)
+	}
+	st, err := loadState(abs)
+	if err != nil {
+		return "", nil, err
+	}
+	if st == nil {
+		return "", nil, fmt.Errorf("devstack: no stack under %s", abs)
+	}
+	return abs, st, nil
+}
+
 func (s *Stack) saveState() error {
 	st := state{
 		User: s.User, Password: s.Password, Database: s.Database,
@@ -595,16 +612,9 @@ func stopService(dir string, v service) error {
 // Attach returns the stack running under dir, started earlier by Start
 // (possibly by another process). It fails unless all three services answer.
 func Attach(ctx context.Context, dir string) (*Stack, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("devstack: %w", err)
-	}
-	st, err := loadState(abs)
+	abs, st, err := existingState(dir)
 	if err != nil {
 		return nil, err
-	}
-	if st == nil {
-		return nil, fmt.Errorf("devstack: no stack under %s", abs)
 	}
 	s, err := newStack(Config{
 		Dir: abs, Database: st.Database, User: st.User, Password: st.Password,

@@ -78,7 +78,8 @@ func TestReplica(t *testing.T) {
 	waitCount(t, r.DatabaseURL, 3)
 }
 
-func execSQL(t *testing.T, url, sql string) {
+// connect connects to url in the simple exec mode, which PgBouncer's transaction pooling takes.
+func connect(t *testing.T, url string) *pgx.Conn {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -89,6 +90,12 @@ func execSQL(t *testing.T, url, sql string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+func execSQL(t *testing.T, url, sql string) {
+	t.Helper()
+	conn := connect(t, url)
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(t.Context(), sql); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -97,15 +104,7 @@ func execSQL(t *testing.T, url, sql string) {
 
 func count(t *testing.T, url string) int {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	conn, err := pgx.ConnectConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, url)
 	defer conn.Close(context.Background())
 	var n int
 	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM notes").Scan(&n); err != nil {

@@ -15,14 +15,13 @@ import (
 	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/internal/ratelimit"
 	"github.com/threadline/threadline/internal/redisclient"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // A real Redis: the budget per client, 429 with Retry-After and RATE_LIMITED beyond it, and,
 // with Redis stopped, every request served and counted as failed open.
 func TestLimitThenFailOpen(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server")
-	}
+	testenv.SkipShort(t, "starts redis-server")
 	ctx := context.Background()
 	addr, stop, err := devstack.StartRedisServer(ctx, t.TempDir(), 0)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/threadline/threadline/app/apptest"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 const (
@@ -34,9 +35,7 @@ const (
 // tool finds a command of the prometheus-alertmanager package.
 func tool(t *testing.T, name string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runs " + name + "; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs "+name+"")
 	path, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s not found: install it with `make ops-deps` (apt package prometheus-alertmanager)", name)
@@ -148,41 +147,10 @@ func startAlertmanager(t *testing.T) string {
 	t.Helper()
 	bin := tool(t, "prometheus-alertmanager")
 	addr := apptest.FreeAddr(t)
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+configFile, "--storage.path="+t.TempDir(),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("alertmanager's log:\n%s", logs.String())
-		}
-	})
 	base := "http://" + addr
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		res, err := http.Get(base + "/-/ready")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("alertmanager exited:\n%s", logs.String())
-		case <-ctx.Done():
-			t.Fatalf("alertmanager not ready at %s:\n%s", base, logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	apptest.StartDaemon(t, exec.Command(bin, "--config.file="+configFile, "--storage.path="+t.TempDir(),
+		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn"), base+"/-/ready")
+	return base
 }
 
 // postAlerts sends firing alerts, as Prometheus does (API v2).

@@ -27,22 +27,13 @@ import (
 	"github.com/threadline/threadline/internal/testenv"
 )
 
-// The tests that start a cluster run with CLUSTER_TESTS=1 (the CI sets it): each takes about a
-// minute and starts seven processes.
-var clusterTests = os.Getenv("CLUSTER_TESTS") == "1"
-
-func TestMain(m *testing.M) {
-	if !clusterTests {
-		os.Exit(m.Run()) // the tests that need no services
-	}
-	testenv.Main(m, testenv.Options{Migrate: db.Migrate})
-}
+// The tests that start a cluster are slow tests (testenv.SlowTests): each takes about a minute
+// and starts seven processes.
+func TestMain(m *testing.M) { testenv.MainSlow(m, testenv.Options{Migrate: db.Migrate}) }
 
 func needCluster(t *testing.T) {
 	t.Helper()
-	if !clusterTests || testing.Short() {
-		t.Skip("starts a cluster of real processes: set CLUSTER_TESTS=1")
-	}
+	testenv.SkipSlow(t, "starts a cluster of real processes")
 }
 
 // reachableDir is a temporary directory the account nginx runs as can enter.
@@ -125,13 +116,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
-
-const (
-	readQuery = `query($id: ID!, $offset: Int!) { conversation(id: $id) { id title
-		messages(limit: 20, offset: $offset) { items { id seq body sender { name } } hasMore } } }`
-	sendQuery = `mutation($conv: ID!, $body: String!, $cmid: String!) {
-		sendMessage(input: {conversationId: $conv, body: $body, clientMessageId: $cmid}) { id seq clientMessageId } }`
-)
 
 // request is one HTTP request of the load, timed from the load's start.
 type request struct {
@@ -239,7 +223,7 @@ func startLoad(t *testing.T, c *Cluster, d testenv.Database, convs []string, sub
 	// A first message in each conversation: once every subscriber has it, every subscription is
 	// live.
 	for _, conv := range convs {
-		if _, _, err := l.post(t.Context(), sendQuery, map[string]any{"conv": conv, "body": "first", "cmid": "first-" + conv}, "first-"+conv); err != nil {
+		if _, _, err := l.post(t.Context(), apptest.LoadSendQuery, map[string]any{"conv": conv, "body": "first", "cmid": "first-" + conv}, "first-"+conv); err != nil {
 			t.Fatalf("first message: %v", err)
 		}
 	}
@@ -253,9 +237,9 @@ func startLoad(t *testing.T, c *Cluster, d testenv.Database, convs []string, sub
 				r := request{kind: "read", conv: convs[(w+i)%len(convs)], start: l.since()}
 				if w%2 == 0 {
 					r.kind, r.cmid = "send", fmt.Sprintf("load-%d", l.sendCount.Add(1))
-					r.status, r.upstream, r.err = l.post(ctx, sendQuery, map[string]any{"conv": r.conv, "body": "load " + r.cmid, "cmid": r.cmid}, r.cmid)
+					r.status, r.upstream, r.err = l.post(ctx, apptest.LoadSendQuery, map[string]any{"conv": r.conv, "body": "load " + r.cmid, "cmid": r.cmid}, r.cmid)
 				} else {
-					r.status, r.upstream, r.err = l.post(ctx, readQuery, map[string]any{"id": r.conv, "offset": i % 60}, fmt.Sprintf("read-%d-%d", w, i))
+					r.status, r.upstream, r.err = l.post(ctx, apptest.LoadReadQuery, map[string]any{"id": r.conv, "offset": i % 60}, fmt.Sprintf("read-%d-%d", w, i))
 				}
 				r.end = l.since()
 				if ctx.Err() != nil && r.err != nil {
@@ -333,7 +317,7 @@ func (l *load) finish(t *testing.T, d testenv.Database) map[string]int64 {
 	l.stopHTTP()
 	l.httpDone.Wait()
 	for _, conv := range l.convs {
-		if _, _, err := l.post(t.Context(), sendQuery, map[string]any{"conv": conv, "body": "last", "cmid": "last-" + conv}, "last-"+conv); err != nil {
+		if _, _, err := l.post(t.Context(), apptest.LoadSendQuery, map[string]any{"conv": conv, "body": "last", "cmid": "last-" + conv}, "last-"+conv); err != nil {
 			t.Fatalf("last message: %v", err)
 		}
 	}
@@ -440,21 +424,7 @@ func checkStoredOnce(t *testing.T, d testenv.Database, acked []string) {
 // demoConversations returns three of the demo user's conversations.
 func demoConversations(t *testing.T, c *Cluster) []string {
 	t.Helper()
-	e := apptest.NewEndpoint(t, c.URL, apptest.Secret)
-	var out struct {
-		Conversations struct {
-			Edges []struct{ Node struct{ ID string } }
-		}
-	}
-	e.Client(1).Query(t, `{ conversations(first: 3) { edges { node { id } } } }`, nil, &out)
-	var ids []string
-	for _, e := range out.Conversations.Edges {
-		ids = append(ids, e.Node.ID)
-	}
-	if len(ids) != 3 {
-		t.Fatalf("the demo user has %d conversations", len(ids))
-	}
-	return ids
+	return apptest.NewEndpoint(t, c.URL, apptest.Secret).Client(1).ConversationIDs(t, 3, 3)
 }
 
 const (
@@ -480,30 +450,36 @@ func TestRollingRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	final := l.finish(t, d)
 
-	var failed, reads, sends int
-	var acked []string
+	reads, sends, acked, failed := l.outcomes()
+	for _, r := range failed[:min(len(failed), 5)] {
+		t.Errorf("%s at %s (upstream %q): %v", r.kind, r.start.Round(time.Millisecond), r.upstream, r.err)
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests failed across the rolling restart, want none", len(failed), len(l.requests))
+	}
+	checkStoredOnce(t, d, acked)
+	delivered, reconnects := l.checkSubscribers(t, final)
+	t.Logf("rolling restart: %d requests (%d reads, %d sendMessage), %d failed; %d subscribers, %d reconnections, %d messages delivered (%d sent in all)",
+		len(l.requests), reads, sends, len(failed), len(l.subs), reconnects, delivered, countSent(final, l))
+}
+
+// outcomes counts the load's reads and sends and sorts its requests out: the clientMessageIds
+// of the sends acknowledged, and the requests that failed.
+func (l *load) outcomes() (reads, sends int, acked []string, failed []request) {
 	for _, r := range l.requests {
 		if r.kind == "send" {
 			sends++
 		} else {
 			reads++
 		}
-		if r.err != nil {
-			failed++
-			if failed <= 5 {
-				t.Errorf("%s at %s (upstream %q): %v", r.kind, r.start.Round(time.Millisecond), r.upstream, r.err)
-			}
-		} else if r.kind == "send" {
+		switch {
+		case r.err != nil:
+			failed = append(failed, r)
+		case r.kind == "send":
 			acked = append(acked, r.cmid)
 		}
 	}
-	if failed > 0 {
-		t.Errorf("%d of %d requests failed across the rolling restart, want none", failed, len(l.requests))
-	}
-	checkStoredOnce(t, d, acked)
-	delivered, reconnects := l.checkSubscribers(t, final)
-	t.Logf("rolling restart: %d requests (%d reads, %d sendMessage), %d failed; %d subscribers, %d reconnections, %d messages delivered (%d sent in all)",
-		len(l.requests), reads, sends, failed, len(l.subs), reconnects, delivered, countSent(final, l))
+	return reads, sends, acked, failed
 }
 
 // countSent is how many messages the subscribers' conversations got while they followed them.
@@ -544,21 +520,9 @@ func TestKillInstance(t *testing.T) {
 	time.Sleep(3 * time.Second) // past nginx's fail_timeout: the instance takes requests again
 	l.finish(t, d)
 
-	var failed, failedSends, reads, sends int
-	var acked []string
-	for _, r := range l.requests {
-		if r.kind == "send" {
-			sends++
-		} else {
-			reads++
-		}
-		if r.err == nil {
-			if r.kind == "send" {
-				acked = append(acked, r.cmid)
-			}
-			continue
-		}
-		failed++
+	reads, sends, acked, failed := l.outcomes()
+	failedSends := 0
+	for _, r := range failed {
 		// In flight on the victim: started before the kill, and nginx's last try was the victim.
 		tried := strings.Split(r.upstream, ", ")
 		if r.start > killedAt || tried[len(tried)-1] != victim.Addr {
@@ -569,7 +533,7 @@ func TestKillInstance(t *testing.T) {
 			failedSends++
 			// Sent again with the same clientMessageId: stored once, whether or not the first try
 			// had committed.
-			if _, _, err := l.post(t.Context(), sendQuery, map[string]any{"conv": r.conv, "body": "load " + r.cmid, "cmid": r.cmid}, r.cmid); err != nil {
+			if _, _, err := l.post(t.Context(), apptest.LoadSendQuery, map[string]any{"conv": r.conv, "body": "load " + r.cmid, "cmid": r.cmid}, r.cmid); err != nil {
 				t.Errorf("retrying %s: %v", r.cmid, err)
 			}
 			acked = append(acked, r.cmid)
@@ -580,7 +544,7 @@ func TestKillInstance(t *testing.T) {
 	checkStoredOnce(t, d, acked)
 	delivered, reconnects := l.resumeAndCheck(t, d, final)
 	t.Logf("kill -9 of instance %d at %s: %d requests (%d reads, %d sendMessage), %d failed (%d sendMessage, retried); %d subscribers, %d reconnections, %d messages delivered",
-		victim.N, killedAt.Round(time.Millisecond), len(l.requests), reads, sends, failed, failedSends, len(l.subs), reconnects, delivered)
+		victim.N, killedAt.Round(time.Millisecond), len(l.requests), reads, sends, len(failed), failedSends, len(l.subs), reconnects, delivered)
 }
 
 // resumeAndCheck checks the subscribers against final: finish stopped them at the last

@@ -33,31 +33,22 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/threadline/threadline/internal/command"
 	"github.com/threadline/threadline/internal/devstack"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cluster:", err)
-		os.Exit(1)
-	}
+	// The instances get the whole environment, not only the variables the cluster reads.
+	os.Exit(command.Main("cluster", func(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+		return run(ctx, args, os.Environ(), stdout, stderr)
+	}))
 }
 
 const usage = `usage: go run ./ops/cluster up|restart|down [flags]
@@ -70,31 +61,16 @@ flags:
 `
 
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs := command.NewFlagSet("cluster", usage, stderr)
 	dir := fs.String("dir", ".data", "the stack's `directory`")
 	bin := fs.String("bin", "bin/threadline", "the threadline `binary`")
 	port := fs.Int("port", 8080, "nginx's port on 127.0.0.1")
 	instancePort := fs.Int("instance-port", 8081, "the first instance's port (ADDR); the others follow")
 	opsPort := fs.Int("ops-port", 9465, "the first instance's operations port (OPS_ADDR); the others follow")
 	redisPort := fs.Int("redis-port", 55001, "the first Redis Cluster node's port (at most 55533); the others follow")
-	if err := fs.Parse(args); err != nil {
+	cmd, err := command.Subcommand(fs, args, "up", "restart", "down")
+	if err != nil {
 		return err
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return errors.New("missing subcommand: up, restart or down")
-	}
-	cmd := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 
 	switch cmd {
@@ -115,11 +91,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return err
 		}
 		fmt.Fprintf(stdout, "stopped the cluster under %s\n", *dir)
-		return nil
-	default:
-		fs.Usage()
-		return fmt.Errorf("unknown subcommand %q: want up, restart or down", cmd)
 	}
+	return nil
 }
 
 func up(ctx context.Context, cfg Config, environ []string, stdout io.Writer) error {

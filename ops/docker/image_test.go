@@ -15,15 +15,8 @@ import (
 	"github.com/threadline/threadline/internal/testenv"
 )
 
-// The build takes minutes on a cold cache: the test runs with CLUSTER_TESTS=1 (the CI sets it).
-var slowTests = os.Getenv("CLUSTER_TESTS") == "1"
-
-func TestMain(m *testing.M) {
-	if !slowTests {
-		os.Exit(m.Run())
-	}
-	testenv.Main(m, testenv.Options{Migrate: db.Migrate})
-}
+// The build takes minutes on a cold cache: the test is one of the slow tests (testenv.SlowTests).
+func TestMain(m *testing.M) { testenv.MainSlow(m, testenv.Options{Migrate: db.Migrate}) }
 
 // buildCommand returns the shell command of the Dockerfile's RUN step that builds the binaries
 // into /out, continuation lines joined.
@@ -95,9 +88,7 @@ func checkStatic(t *testing.T, path string) {
 // that both binaries are static, serves the server over the tests' PostgreSQL, PgBouncer and
 // Redis, and has the image's healthcheck read its /readyz.
 func TestImageBinaries(t *testing.T) {
-	if !slowTests || testing.Short() {
-		t.Skip("builds the binaries from scratch (minutes on a cold cache): set CLUSTER_TESTS=1")
-	}
+	testenv.SkipSlow(t, "builds the binaries from scratch (minutes on a cold cache)")
 	out := t.TempDir()
 	cmd := strings.ReplaceAll(buildCommand(t, "../../Dockerfile"), "/out/", out+"/")
 	build := exec.Command("sh", "-c", cmd)

@@ -80,6 +80,14 @@ func splitDocuments(raw []byte) [][]byte {
 // decodeStrict decodes one document into v, failing on unknown fields and duplicate keys.
 func decodeStrict(doc []byte, v any) error { return yaml.UnmarshalStrict(doc, v) }
 
+// keep returns a function that sets *p to a new T and returns it.
+func keep[T any](p **T) func() any {
+	return func() any {
+		*p = new(T)
+		return *p
+	}
+}
+
 func loadManifests(t *testing.T) *manifests {
 	t.Helper()
 	paths, err := filepath.Glob("*.yaml")
@@ -87,6 +95,19 @@ func loadManifests(t *testing.T) *manifests {
 		t.Fatal(err)
 	}
 	m := &manifests{secrets: map[string]*corev1.Secret{}}
+	// Each kind of the base, by apiVersion and kind: a new object of its type to decode into,
+	// kept in m (a Secret by its name, below, as there are several).
+	kinds := map[string]func() any{
+		"apps/v1 Deployment":                     keep(&m.deployment),
+		"v1 Service":                             keep(&m.service),
+		"v1 ConfigMap":                           keep(&m.configMap),
+		"v1 Secret":                              func() any { return &corev1.Secret{} },
+		"v1 ServiceAccount":                      keep(&m.sa),
+		"policy/v1 PodDisruptionBudget":          keep(&m.pdb),
+		"autoscaling/v2 HorizontalPodAutoscaler": keep(&m.hpa),
+		"networking.k8s.io/v1 NetworkPolicy":     keep(&m.netpol),
+		"batch/v1 Job":                           keep(&m.job),
+	}
 	for _, path := range paths {
 		if path == "kustomization.yaml" {
 			continue
@@ -101,37 +122,11 @@ func loadManifests(t *testing.T) *manifests {
 			if err := yaml.Unmarshal(doc, &tm); err != nil {
 				t.Fatalf("%s, document %d: %v", path, i+1, err)
 			}
-			var obj any
-			switch tm.APIVersion + " " + tm.Kind {
-			case "apps/v1 Deployment":
-				m.deployment = &appsv1.Deployment{}
-				obj = m.deployment
-			case "v1 Service":
-				m.service = &corev1.Service{}
-				obj = m.service
-			case "v1 ConfigMap":
-				m.configMap = &corev1.ConfigMap{}
-				obj = m.configMap
-			case "v1 Secret":
-				obj = &corev1.Secret{}
-			case "v1 ServiceAccount":
-				m.sa = &corev1.ServiceAccount{}
-				obj = m.sa
-			case "policy/v1 PodDisruptionBudget":
-				m.pdb = &policyv1.PodDisruptionBudget{}
-				obj = m.pdb
-			case "autoscaling/v2 HorizontalPodAutoscaler":
-				m.hpa = &autoscalingv2.HorizontalPodAutoscaler{}
-				obj = m.hpa
-			case "networking.k8s.io/v1 NetworkPolicy":
-				m.netpol = &networkingv1.NetworkPolicy{}
-				obj = m.netpol
-			case "batch/v1 Job":
-				m.job = &batchv1.Job{}
-				obj = m.job
-			default:
+			newObj, ok := kinds[tm.APIVersion+" "+tm.Kind]
+			if !ok {
 				t.Fatalf("%s, document %d: unexpected %s %s", path, i+1, tm.APIVersion, tm.Kind)
 			}
+			obj := newObj()
 			if err := decodeStrict(doc, obj); err != nil {
 				t.Fatalf("%s, document %d (%s): %v", path, i+1, tm.Kind, err)
 			}

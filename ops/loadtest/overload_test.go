@@ -19,9 +19,7 @@ import (
 // This is a behaviour under load, not a benchmark: the margins are wide, and `make bench` reports
 // the same at 4x (the "overload" rows).
 func TestOverloadSheds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a load test")
-	}
+	testenv.SkipShort(t, "a load test")
 	database := testenv.NewDatabase(t)
 	apptest.Seed(t, database)
 	env := apptest.Env(t, database, testenv.NewRedis(t))
@@ -30,18 +28,12 @@ func TestOverloadSheds(t *testing.T) {
 	p := apptest.StartProcess(t, env)
 	addr := strings.TrimPrefix(p.URL, "http://")
 
-	var out struct {
-		Conversations struct {
-			Edges []struct{ Node struct{ ID string } }
-		}
-	}
-	p.Client(1).Query(t, `{ conversations(first: 10) { edges { node { id } } } }`, nil, &out)
 	token := apptest.Token(t, apptest.Secret, 1, time.Hour)
 	var reqs []Request
-	for _, e := range out.Conversations.Edges {
+	for _, id := range p.Client(1).ConversationIDs(t, 10, 1) {
 		reqs = append(reqs, NewRequest(addr, "/query", token, GraphQLBody(
 			`query Page($id: ID!) { conversation(id: $id) { messages(limit: 50) { items { id seq body createdAt sender { id name } } hasMore } } }`,
-			map[string]any{"id": e.Node.ID})))
+			map[string]any{"id": id})))
 	}
 	next := func(w, i int) Request { return reqs[(w+i)%len(reqs)] }
 	ctx := context.Background()

@@ -126,9 +126,7 @@ type exampleResult struct {
 // (testdata-artifacts/TestPlaygroundInBrowser/graphiql.png, and t.ArtifactDir() with
 // go test -artifacts).
 func TestPlaygroundInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Chromium and the services")
-	}
+	testenv.SkipShort(t, "needs Chromium and the services")
 	t.Parallel()
 	s := startDevelopment(t, true)
 	p := openPlayground(t, s.URL)
@@ -178,9 +176,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 // graphql-ws, the headers editor's token as the connection_init payload; it sees the replay
 // after afterSeq, then a message sent meanwhile.
 func TestPlaygroundSubscriptionInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Chromium and the services")
-	}
+	testenv.SkipShort(t, "needs Chromium and the services")
 	t.Parallel()
 	s := startDevelopment(t, true)
 	demo := s.Client(1)

@@ -13,31 +13,14 @@
 // The build is deterministic: the same package-lock.json gives byte-identical files.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundle, licenses, requireFiles, writeDir } from '../bundle/bundle.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.resolve(here, '../../internal/playground/dist');
 
-const result = await build({
-  absWorkingDir: here,
-  entryPoints: { graphiql: 'src/index.jsx' },
-  outdir: 'out', // nothing is written there: write is false
-  write: false,
-  bundle: true,
-  minify: true,
-  format: 'iife',
-  platform: 'browser',
-  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
-  jsx: 'automatic',
-  define: { 'process.env.NODE_ENV': '"production"' },
-  legalComments: 'eof',
-  sourcemap: false,
-  charset: 'ascii',
-  logLevel: 'warning',
-  metafile: true,
-});
+const result = await bundle(build, { dir: here, entryPoints: { graphiql: 'src/index.jsx' } });
 
 const files = new Map(); // path relative to dist -> contents
 for (const f of result.outputFiles) {
@@ -63,40 +46,10 @@ function extractFonts(css, files) {
   });
 }
 
-files.set('THIRD_PARTY_LICENSES.txt', Buffer.from(await licenses(result.metafile), 'utf8'));
+requireFiles(files, ['graphiql.js', 'graphiql.css']);
+files.set('THIRD_PARTY_LICENSES.txt', Buffer.from(await licenses(here, result.metafile, 'Third-party software bundled into graphiql.js and graphiql.css'), 'utf8'));
 
-// licenses returns the license texts of every npm package that has code in
-// the bundle, sorted by package name, so that the notices travel with the
-// copies of the code that we ship.
-async function licenses(metafile) {
-  const pkgs = new Map(); // name -> directory
-  for (const input of Object.keys(metafile.inputs)) {
-    const m = input.match(/^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//);
-    if (m) pkgs.set(m[2], m[1]);
-  }
-  const parts = [];
-  for (const name of [...pkgs.keys()].sort()) {
-    const dir = path.join(here, pkgs.get(name));
-    const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8'));
-    const licenseFile = (await readdir(dir)).sort().find((f) => /^(licen[cs]e|copying)(\.|$)/i.test(f));
-    const text = licenseFile ? (await readFile(path.join(dir, licenseFile), 'utf8')).trim() : `License: ${pkg.license}`;
-    parts.push(`${name}@${pkg.version}\n${'-'.repeat(name.length + pkg.version.length + 1)}\n${text}\n`);
-  }
-  return `Third-party software bundled into graphiql.js and graphiql.css\n\n${parts.join('\n')}`;
-}
-
-const expected = ['graphiql.js', 'graphiql.css'];
-for (const name of expected) {
-  if (!files.has(name)) throw new Error(`esbuild did not produce ${name}`);
-}
-
-await rm(outDir, { recursive: true, force: true });
-await mkdir(path.join(outDir, 'fonts'), { recursive: true });
-const names = [...files.keys()].sort();
-for (const name of names) {
-  await writeFile(path.join(outDir, name), files.get(name));
-}
-
+const names = await writeDir(outDir, files);
 let total = 0;
 for (const name of names) total += files.get(name).length;
 console.log(`wrote ${names.length} files, ${(total / 1024).toFixed(0)} KiB, to ${path.relative(process.cwd(), outDir) || '.'}`);

@@ -81,22 +81,11 @@ var requiredPanels = []string{
 // skips it elsewhere.
 func lookTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not found: install it with `make ops-deps` (apt package %s)", name, pkg)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testenv.LookPath(t, name, "install it with `make ops-deps` (apt package "+pkg+")")
 }
 
 func TestPromtool(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs promtool; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs promtool")
 	promtool := lookTool(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "config", promConfigFile}, // also checks the rule files it names
@@ -721,43 +710,12 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := apptest.FreeAddr(t)
-	var logs apptest.Buffer
 	cmd := exec.Command(bin, "--config.file="+configPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", logs.String())
-		}
-	})
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(base + "/-/ready")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited:\n%s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	apptest.StartDaemon(t, cmd, base+"/-/ready")
+	return base
 }
 
 type promSample struct {
@@ -835,9 +793,7 @@ func dashboardQuery(t *testing.T, title, legend, rateInterval string) string {
 // few scrape intervals and evaluates the dashboard's cache hit ratio and p95 latency to numbers,
 // and every alert rule without error.
 func TestPrometheusEvaluatesDashboard(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the server and Prometheus; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs the server and Prometheus")
 	lookTool(t, "prometheus", "prometheus")
 	s := startMonitoredServer(t)
 	prom := startPrometheus(t, strings.TrimPrefix(s.OpsURL, "http://"))
@@ -988,9 +944,7 @@ func waitRulesHealthy(ctx context.Context, prom string) error {
 // is another project than prometheus-community's, so the pgbouncer_ names are not checked
 // here: they are those of prometheus-community/pgbouncer_exporter's README.)
 func TestExporterMetrics(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the exporters; skipped with -short")
-	}
+	testenv.SkipShort(t, "runs the exporters")
 	stack := testenv.Stack(t)
 	raw, err := os.ReadFile(composeFile)
 	if err != nil {
@@ -1045,25 +999,12 @@ func TestExporterMetrics(t *testing.T) {
 		t.Run(x.bin, func(t *testing.T) {
 			bin := lookTool(t, x.bin, x.pkg)
 			addr := apptest.FreeAddr(t)
-			var logs apptest.Buffer
 			cmd := exec.Command(bin, append(slices.Clone(x.args), "--web.listen-address="+addr)...)
 			cmd.Env = append(os.Environ(), x.env...)
-			cmd.Stdout, cmd.Stderr = &logs, &logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			var families map[string]*dto.MetricFamily
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				families, err = scrapeURL("http://" + addr + "/metrics")
-				if err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s: %v\n%s", x.bin, err, logs.String())
-				}
-				time.Sleep(100 * time.Millisecond)
+			apptest.StartDaemon(t, cmd, "http://"+addr+"/metrics")
+			families, err := scrapeURL("http://" + addr + "/metrics")
+			if err != nil {
+				t.Fatalf("%s: %v", x.bin, err)
 			}
 			checked := 0
 			for name, where := range wanted {

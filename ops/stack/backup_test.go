@@ -15,6 +15,7 @@ import (
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/devstack"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // TestBackupAndPointInTimeRestore is make backup and make restore end to end: a stack with WAL
@@ -27,9 +28,7 @@ import (
 // after message k was acknowledged and before message k+1 was sent, so message k committed
 // before it and message k+1 after.
 func TestBackupAndPointInTimeRestore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL, PgBouncer and Redis, backs up and restores; skipped with -short")
-	}
+	testenv.SkipShort(t, "starts PostgreSQL, PgBouncer and Redis, backs up and restores")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// Not t.TempDir: when root, the postgres user must be able to enter it.

@@ -33,34 +33,23 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/threadline/threadline/internal/command"
 	"github.com/threadline/threadline/internal/devstack"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stack:", err)
-		os.Exit(1)
-	}
+	os.Exit(command.Main("stack", run))
 }
 
-const usage = `usage: go run ./ops/stack up|down|env [flags]
+const usage = `usage: go run ./ops/stack up|down|env|backup|restore [flags]
 
   up    start (or reuse) PostgreSQL, PgBouncer and Redis under -dir; write <dir>/stack.env
   down  stop them
@@ -72,12 +61,7 @@ flags:
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("stack", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs := command.NewFlagSet("stack", usage, stderr)
 	dir := fs.String("dir", ".data", "state `directory` (data, configuration, logs)")
 	var ports [3]int
 	for i, p := range []struct{ flag, env string }{
@@ -98,20 +82,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	targetTime := fs.String("target-time", "", "restore: the point in `time` to restore to, RFC 3339 (2026-12-01T18:45:00Z, or with a space for the T)")
 	restoreDir := fs.String("restore-dir", "", "restore: the new data `directory` (default <dir>/restore/<target time>)")
 	restorePort := fs.Int("restore-port", 0, "restore: `port` of the restored PostgreSQL on 127.0.0.1, 0 = any free port")
-	// Flags may come before or after the subcommand.
-	if err := fs.Parse(args); err != nil {
+	cmd, err := command.Subcommand(fs, args, "up", "down", "env", "backup", "restore")
+	if err != nil {
 		return err
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return errors.New("missing subcommand: up, down or env")
-	}
-	cmd := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 
 	switch cmd {
@@ -194,9 +167,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "restored %s (from %s) to %s\n", r.DataDir, r.BaseBackup, target.UTC().Format(time.RFC3339Nano))
 		fmt.Fprintf(stdout, "DATABASE_DIRECT_URL=%s\n", r.URL)
 		fmt.Fprintf(stdout, "log %s; stop it with: kill -INT $(head -1 %s)\n", r.LogPath, filepath.Join(r.DataDir, "postmaster.pid"))
-		return nil
-	default:
-		fs.Usage()
-		return fmt.Errorf("unknown subcommand %q: want up, down, env, backup or restore", cmd)
 	}
+	return nil
 }

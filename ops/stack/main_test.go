@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/internal/devstack"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -20,9 +21,7 @@ func env(vars map[string]string) func(string) string {
 }
 
 func TestUpEnvDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL, PgBouncer and Redis; skipped with -short")
-	}
+	testenv.SkipShort(t, "starts PostgreSQL, PgBouncer and Redis")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Not t.TempDir: when root, the postgres user must be able to enter it.
@@ -89,9 +88,7 @@ func TestUpEnvDown(t *testing.T) {
 }
 
 func TestUpPortTaken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the servers installed; skipped with -short")
-	}
+	testenv.SkipShort(t, "needs the servers installed")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -34,9 +34,7 @@ func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{Migrate: db.Migrat
 // page opens a new one with afterSeq = the last seq it received: it gets exactly the missed
 // ones, then a message sent live, each once, written into the page.
 func TestEventSourceInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Chromium and the services")
-	}
+	testenv.SkipShort(t, "needs Chromium and the services")
 	t.Parallel()
 	html, err := os.ReadFile(filepath.Join("testdata", "live.html"))
 	if err != nil {

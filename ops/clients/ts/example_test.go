@@ -74,9 +74,7 @@ func startExample(t *testing.T) (*apptest.Server, func(ctx context.Context, scri
 // directory's, so that what it imports (@apollo/client) resolves.
 func build(t *testing.T) (node, out string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Node.js and the services")
-	}
+	testenv.SkipShort(t, "needs Node.js and the services")
 	tsc := filepath.Join("node_modules", ".bin", "tsc")
 	if _, err := os.Stat(tsc); err != nil {
 		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)

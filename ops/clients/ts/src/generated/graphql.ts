@@ -139,13 +139,6 @@ export type HistoryAroundQueryVariables = Exact<{
 
 export type HistoryAroundQuery = { conversation: { id: string, historyAround: { hasOlder: boolean, hasNewer: boolean, olderCursor: string | null, newerCursor: string | null, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> } } | null };
 
-export type SendMessageMutationVariables = Exact<{
-  input: Types.SendMessageInput;
-}>;
-
-
-export type SendMessageMutation = { sendMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
-
 export type MessageAddedSubscriptionVariables = Exact<{
   conversationId: string | number;
   afterSeq?: number | null | undefined;
@@ -153,36 +146,6 @@ export type MessageAddedSubscriptionVariables = Exact<{
 
 
 export type MessageAddedSubscription = { messageAdded: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
-
-export type EditMessageMutationVariables = Exact<{
-  input: Types.EditMessageInput;
-}>;
-
-
-export type EditMessageMutation = { editMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
-
-export type DeleteMessageMutationVariables = Exact<{
-  id: string | number;
-}>;
-
-
-export type DeleteMessageMutation = { deleteMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
-
-export type AddReactionMutationVariables = Exact<{
-  messageId: string | number;
-  emoji: string;
-}>;
-
-
-export type AddReactionMutation = { addReaction: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
-
-export type RemoveReactionMutationVariables = Exact<{
-  messageId: string | number;
-  emoji: string;
-}>;
-
-
-export type RemoveReactionMutation = { removeReaction: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
 
 export type EventsQueryVariables = Exact<{
   conversationId: string | number;
@@ -216,6 +179,43 @@ export type ConversationEventsSubscription = { conversationEvents:
     | { __typename: 'MessageEditedEvent', eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
     | { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
    };
+
+export type SendMessageMutationVariables = Exact<{
+  input: Types.SendMessageInput;
+}>;
+
+
+export type SendMessageMutation = { sendMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type EditMessageMutationVariables = Exact<{
+  input: Types.EditMessageInput;
+}>;
+
+
+export type EditMessageMutation = { editMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type DeleteMessageMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type DeleteMessageMutation = { deleteMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type AddReactionMutationVariables = Exact<{
+  messageId: string | number;
+  emoji: string;
+}>;
+
+
+export type AddReactionMutation = { addReaction: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
+
+export type RemoveReactionMutationVariables = Exact<{
+  messageId: string | number;
+  emoji: string;
+}>;
+
+
+export type RemoveReactionMutation = { removeReaction: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } };
 
 export type SidebarQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -862,35 +862,6 @@ fragment MessageFields on Message {
     ...UserFields
   }
 }`) as unknown as TypedDocumentString<HistoryAroundQuery, HistoryAroundQueryVariables>;
-export const SendMessageDocument = new TypedDocumentString(`
-    mutation SendMessage($input: SendMessageInput!) {
-  sendMessage(input: $input) {
-    ...MessageFields
-  }
-}
-    fragment UserFields on User {
-  id
-  name
-}
-fragment MessageFields on Message {
-  id
-  seq
-  conversationId
-  body
-  createdAt
-  clientMessageId
-  editedAt
-  deletedAt
-  version
-  reactions {
-    emoji
-    count
-    viewerReacted
-  }
-  sender {
-    ...UserFields
-  }
-}`) as unknown as TypedDocumentString<SendMessageMutation, SendMessageMutationVariables>;
 export const MessageAddedDocument = new TypedDocumentString(`
     subscription MessageAdded($conversationId: ID!, $afterSeq: Int) {
   messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) {
@@ -920,122 +891,6 @@ fragment MessageFields on Message {
     ...UserFields
   }
 }`) as unknown as TypedDocumentString<MessageAddedSubscription, MessageAddedSubscriptionVariables>;
-export const EditMessageDocument = new TypedDocumentString(`
-    mutation EditMessage($input: EditMessageInput!) {
-  editMessage(input: $input) {
-    ...MessageFields
-  }
-}
-    fragment UserFields on User {
-  id
-  name
-}
-fragment MessageFields on Message {
-  id
-  seq
-  conversationId
-  body
-  createdAt
-  clientMessageId
-  editedAt
-  deletedAt
-  version
-  reactions {
-    emoji
-    count
-    viewerReacted
-  }
-  sender {
-    ...UserFields
-  }
-}`) as unknown as TypedDocumentString<EditMessageMutation, EditMessageMutationVariables>;
-export const DeleteMessageDocument = new TypedDocumentString(`
-    mutation DeleteMessage($id: ID!) {
-  deleteMessage(id: $id) {
-    ...MessageFields
-  }
-}
-    fragment UserFields on User {
-  id
-  name
-}
-fragment MessageFields on Message {
-  id
-  seq
-  conversationId
-  body
-  createdAt
-  clientMessageId
-  editedAt
-  deletedAt
-  version
-  reactions {
-    emoji
-    count
-    viewerReacted
-  }
-  sender {
-    ...UserFields
-  }
-}`) as unknown as TypedDocumentString<DeleteMessageMutation, DeleteMessageMutationVariables>;
-export const AddReactionDocument = new TypedDocumentString(`
-    mutation AddReaction($messageId: ID!, $emoji: String!) {
-  addReaction(messageId: $messageId, emoji: $emoji) {
-    ...MessageFields
-  }
-}
-    fragment UserFields on User {
-  id
-  name
-}
-fragment MessageFields on Message {
-  id
-  seq
-  conversationId
-  body
-  createdAt
-  clientMessageId
-  editedAt
-  deletedAt
-  version
-  reactions {
-    emoji
-    count
-    viewerReacted
-  }
-  sender {
-    ...UserFields
-  }
-}`) as unknown as TypedDocumentString<AddReactionMutation, AddReactionMutationVariables>;
-export const RemoveReactionDocument = new TypedDocumentString(`
-    mutation RemoveReaction($messageId: ID!, $emoji: String!) {
-  removeReaction(messageId: $messageId, emoji: $emoji) {
-    ...MessageFields
-  }
-}
-    fragment UserFields on User {
-  id
-  name
-}
-fragment MessageFields on Message {
-  id
-  seq
-  conversationId
-  body
-  createdAt
-  clientMessageId
-  editedAt
-  deletedAt
-  version
-  reactions {
-    emoji
-    count
-    viewerReacted
-  }
-  sender {
-    ...UserFields
-  }
-}`) as unknown as TypedDocumentString<RemoveReactionMutation, RemoveReactionMutationVariables>;
 export const EventsDocument = new TypedDocumentString(`
     query Events($conversationId: ID!, $after: Int, $first: Int) {
   conversation(id: $conversationId) {
@@ -1192,6 +1047,151 @@ fragment EventFields on ConversationEvent {
     title
   }
 }`) as unknown as TypedDocumentString<ConversationEventsSubscription, ConversationEventsSubscriptionVariables>;
+export const SendMessageDocument = new TypedDocumentString(`
+    mutation SendMessage($input: SendMessageInput!) {
+  sendMessage(input: $input) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<SendMessageMutation, SendMessageMutationVariables>;
+export const EditMessageDocument = new TypedDocumentString(`
+    mutation EditMessage($input: EditMessageInput!) {
+  editMessage(input: $input) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<EditMessageMutation, EditMessageMutationVariables>;
+export const DeleteMessageDocument = new TypedDocumentString(`
+    mutation DeleteMessage($id: ID!) {
+  deleteMessage(id: $id) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<DeleteMessageMutation, DeleteMessageMutationVariables>;
+export const AddReactionDocument = new TypedDocumentString(`
+    mutation AddReaction($messageId: ID!, $emoji: String!) {
+  addReaction(messageId: $messageId, emoji: $emoji) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<AddReactionMutation, AddReactionMutationVariables>;
+export const RemoveReactionDocument = new TypedDocumentString(`
+    mutation RemoveReaction($messageId: ID!, $emoji: String!) {
+  removeReaction(messageId: $messageId, emoji: $emoji) {
+    ...MessageFields
+  }
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<RemoveReactionMutation, RemoveReactionMutationVariables>;
 export const SidebarDocument = new TypedDocumentString(`
     query Sidebar($first: Int) {
   conversations(first: $first) {
