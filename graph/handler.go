@@ -161,10 +161,12 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	})
 	// Each event of a subscription is resolved with loaders of its own: what an earlier event
 	// loaded (a conversation's last message, the viewer's reactions) may have changed since.
+	// They are built when a resolver first needs them: an event whose shared result another
+	// subscriber made (fanout.go) builds none.
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		if graphql.HasOperationContext(ctx) && isSubscription(graphql.GetOperationContext(ctx)) {
 			viewer, _ := auth.Viewer(ctx)
-			ctx = loader.With(ctx, cfg.Loaders.New(viewer))
+			ctx = cfg.Loaders.WithLazy(ctx, viewer)
 		}
 		return next(ctx)
 	})

@@ -17,6 +17,7 @@ package loader
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -196,14 +197,36 @@ func With(ctx context.Context, l *Loaders) context.Context {
 	return context.WithValue(ctx, ctxKey{}, l)
 }
 
+// WithLazy returns ctx carrying Loaders for viewerID that f builds when they are first asked
+// for (For), at most once, however many resolvers ask at once. An event of a subscription
+// whose result another subscriber's execution made (graph/fanout.go) resolves nothing, and
+// builds no Loaders; one that is executed gets fresh Loaders of its own, as with New.
+func (f *Factory) WithLazy(ctx context.Context, viewerID int64) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &lazyLoaders{f: f, viewerID: viewerID})
+}
+
+type lazyLoaders struct {
+	f        *Factory
+	viewerID int64
+	once     sync.Once
+	l        *Loaders
+}
+
+func (z *lazyLoaders) get() *Loaders {
+	z.once.Do(func() { z.l = z.f.New(z.viewerID) })
+	return z.l
+}
+
 // For returns the Loaders in ctx. It panics when there are none: every operation gets Loaders
 // from the handler, so their absence is a wiring bug.
 func For(ctx context.Context) *Loaders {
-	l, ok := ctx.Value(ctxKey{}).(*Loaders)
-	if !ok {
-		panic("loader: no Loaders in context")
+	switch l := ctx.Value(ctxKey{}).(type) {
+	case *Loaders:
+		return l
+	case *lazyLoaders:
+		return l.get()
 	}
-	return l
+	panic("loader: no Loaders in context")
 }
 
 // User loads a user by id; a missing user is nil.

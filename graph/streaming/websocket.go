@@ -147,7 +147,12 @@ type wsConn struct {
 	runner *runner
 	left   func() // from Config.Connected; serve's goroutine only
 
-	wmu sync.Mutex // one writer at a time
+	// wmu serialises writes; what follows is its own.
+	wmu sync.Mutex
+	// wbuf is the frame being written, kept between writes (up to maxKeptFrame bytes).
+	wbuf []byte
+	// wtimer enforces WriteTimeout on the write under way (see send).
+	wtimer *time.Timer
 
 	mu      sync.Mutex
 	ops     map[string]*wsOp // running operations by id
@@ -315,7 +320,7 @@ func (c *wsConn) start(ctx context.Context, m wsMessage) bool {
 		return false
 	}
 	if !httptransport.ValidText(m.Payload) {
-		_ = (&wsSink{c: c, id: m.ID}).fail(gqlerror.List{publicError("BAD_USER_INPUT", "the operation must be UTF-8 text, without lone UTF-16 surrogates", nil)})
+		_ = newWSSink(c, m.ID).fail(gqlerror.List{publicError("BAD_USER_INPUT", "the operation must be UTF-8 text, without lone UTF-16 surrogates", nil)})
 		return true
 	}
 	params.Headers = http.Header{}
@@ -330,7 +335,7 @@ func (c *wsConn) start(ctx context.Context, m wsMessage) bool {
 	c.ops[m.ID] = op
 	c.wg.Add(1)
 	c.mu.Unlock()
-	out := &wsSink{c: c, id: m.ID}
+	out := newWSSink(c, m.ID)
 	go func() {
 		defer c.wg.Done()
 		defer func() {
@@ -357,6 +362,24 @@ type wsOp struct {
 type wsSink struct {
 	c  *wsConn
 	id string
+	// nextPrefix opens the operation's next (graphql-ws: data) message up to its payload's
+	// data: `{"type":"next","id":"<id>","payload":{"data":`, as encoding/json writes it.
+	nextPrefix []byte
+}
+
+func newWSSink(c *wsConn, id string) *wsSink {
+	typ := "next"
+	if c.legacy() {
+		typ = "data"
+	}
+	quoted, _ := json.Marshal(id) // a string always encodes
+	prefix := make([]byte, 0, len(`{"type":"","id":,"payload":{"data":`)+len(typ)+len(quoted))
+	prefix = append(prefix, `{"type":"`...)
+	prefix = append(prefix, typ...)
+	prefix = append(prefix, `","id":`...)
+	prefix = append(prefix, quoted...)
+	prefix = append(prefix, `,"payload":{"data":`...)
+	return &wsSink{c: c, id: id, nextPrefix: prefix}
 }
 
 var _ sink = (*wsSink)(nil)
@@ -366,7 +389,17 @@ func (s *wsSink) reject(resp *graphql.Response) error     { return s.fail(resp.E
 func (s *wsSink) end(err *gqlerror.Error) error           { return s.fail(gqlerror.List{err}) }
 func (s *wsSink) running() error                          { return nil }
 
+// next sends one result. A result that carries data alone (every event of a subscription
+// whose execution raised no error) is framed without encoding/json, into the connection's
+// kept buffer: nextPrefix, the data with encoding/json's HTML escaping, and `}}`. The bytes
+// are those json.Marshal of the wsMessage would write: the data is what the executor's
+// marshallers wrote, compact JSON, on which json.Marshal of a json.RawMessage changes nothing
+// but that escaping (websocket_internal_test.go compares the two). Any other result is
+// encoded by encoding/json.
 func (s *wsSink) next(resp *graphql.Response) error {
+	if len(resp.Errors) == 0 && len(resp.Data) > 0 && resp.Label == "" && len(resp.Path) == 0 && resp.HasNext == nil && len(resp.Extensions) == 0 {
+		return s.c.sendData(s.nextPrefix, resp.Data)
+	}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		return err
@@ -377,6 +410,31 @@ func (s *wsSink) next(resp *graphql.Response) error {
 	}
 	return s.c.write(wsMessage{Type: typ, ID: s.id, Payload: b})
 }
+
+// appendNextFrame appends the message sendData writes: prefix, data HTML-escaped as
+// encoding/json escapes it ('<', '>', '&', U+2028 and U+2029 as \u escapes; in valid JSON they
+// occur only inside strings, where the escape means the same character), and the closing
+// `}}` of the payload and the message.
+func appendNextFrame(dst, prefix, data []byte) []byte {
+	dst = append(dst, prefix...)
+	start := 0
+	for i, c := range data {
+		if c == '<' || c == '>' || c == '&' {
+			dst = append(dst, data[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			start = i + 1
+		}
+		if c == 0xE2 && i+2 < len(data) && data[i+1] == 0x80 && data[i+2]&^1 == 0xA8 {
+			dst = append(dst, data[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[data[i+2]&0xF])
+			start = i + 3
+		}
+	}
+	dst = append(dst, data[start:]...)
+	return append(dst, '}', '}')
+}
+
+const hexDigits = "0123456789abcdef"
 
 func (s *wsSink) fail(errs gqlerror.List) error {
 	b, err := json.Marshal(errs)
@@ -421,14 +479,52 @@ func (c *wsConn) write(m wsMessage) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.WriteTimeout)
-	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageText, b); err != nil {
+	return c.sendLocked(b)
+}
+
+// sendData sends the message appendNextFrame makes of prefix and data, built in the
+// connection's kept buffer.
+func (c *wsConn) sendData(prefix, data []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendNextFrame(c.wbuf[:0], prefix, data)
+	err := c.sendLocked(c.wbuf)
+	if cap(c.wbuf) > maxKeptFrame {
+		c.wbuf = nil
+	}
+	return err
+}
+
+// maxKeptFrame bounds the buffer a connection keeps between messages.
+const maxKeptFrame = 64 << 10
+
+// sendLocked writes b as one text message within WriteTimeout; a write that fails or does not
+// end in time closes the connection. The deadline is the connection's one timer, armed for the
+// write and stopped after it (a write runs under wmu, so one at a time): coder/websocket is
+// given no context deadline, which would cost a context, its timer and a context.AfterFunc
+// registration per message. When the timer fires, CloseNow closes the socket, which ends the
+// blocked write with an error, as coder/websocket itself does when a write's context ends.
+// c.wmu is held.
+func (c *wsConn) sendLocked(b []byte) error {
+	if c.wtimer == nil {
+		c.wtimer = time.AfterFunc(c.t.cfg.WriteTimeout, c.writeTimedOut)
+	} else {
+		c.wtimer.Reset(c.t.cfg.WriteTimeout)
+	}
+	err := c.conn.Write(context.Background(), websocket.MessageText, b)
+	c.wtimer.Stop()
+	if err != nil {
 		c.cancel()
 		_ = c.conn.CloseNow()
 		return err
 	}
 	return nil
+}
+
+// writeTimedOut ends a connection whose write did not end within WriteTimeout.
+func (c *wsConn) writeTimedOut() {
+	c.cancel()
+	_ = c.conn.CloseNow()
 }
 
 // close ends the connection with code (1001 instead while the server shuts down). Before the

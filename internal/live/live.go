@@ -64,10 +64,10 @@
 //
 // # Slow subscribers
 //
-// A subscriber has a bounded buffer (Config.Buffer events). Publishing never waits: when the
-// buffer is full the subscription is cut off and ends with *ResumeError, which carries the last
-// seq delivered; the client resubscribes with that afterSeq and loses nothing, since the history
-// is in PostgreSQL.
+// A subscriber has a bounded buffer (Config.Buffer events, after the few its consumer's channel
+// holds). Publishing never waits: when the buffer is full the subscription is cut off and ends
+// with *ResumeError, which carries the last seq delivered; the client resubscribes with that
+// afterSeq and loses nothing, since the history is in PostgreSQL.
 //
 // # Shared results
 //
@@ -281,7 +281,7 @@ func NewHub(cfg Config) *Hub {
 // apperr.ErrNotFound; an afterSeq below 0 or past the conversation's last seq is
 // BAD_USER_INPUT.
 func (h *Hub) SubscribeMessages(ctx context.Context, viewerID, conversationID int64, afterSeq *int64, onEnd func(error)) (<-chan *chat.Message, error) {
-	s := &subscriber{messages: make(chan *chat.Message)}
+	s := &subscriber{messages: make(chan *chat.Message, directBuffer)}
 	err := h.subscribe(ctx, s, viewerID, conversationID, afterSeq, "afterSeq", func(c *chat.Conversation) int64 { return c.LastSeq }, onEnd)
 	if err != nil {
 		return nil, err
@@ -294,7 +294,7 @@ func (h *Hub) SubscribeMessages(ctx context.Context, viewerID, conversationID in
 // SubscribeMessages does; a viewer removed from the conversation first receives the
 // MemberRemoved event about them.
 func (h *Hub) SubscribeEvents(ctx context.Context, viewerID, conversationID int64, afterEventSeq *int64, onEnd func(error)) (<-chan chat.Event, error) {
-	s := &subscriber{events: make(chan chat.Event)}
+	s := &subscriber{events: make(chan chat.Event, directBuffer)}
 	err := h.subscribe(ctx, s, viewerID, conversationID, afterEventSeq, "afterEventSeq", func(c *chat.Conversation) int64 { return c.LastEventSeq }, onEnd)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,25 @@ import (
 // its goroutine (run) puts them in event_seq order, fills gaps from PostgreSQL, and hands what
 // its stream carries to the consumer: every event (an events stream), or the messages of the
 // MessageAdded events (a messages stream).
+//
+// # Direct delivery
+//
+// Most events need none of that: each is the one after the last handled, and the consumer's
+// channel has room. Waking run's goroutine for them costs a goroutine hand-off per event and
+// subscriber, on top of the consumer's own. So while the subscriber is direct, its topic's
+// fanout (offer, under the topic's lock) handles such an event itself, as process would, and
+// passes everything else (a gap, a resync or poll mark, a MemberRemoved, a full consumer
+// channel) to `in`, leaving direct mode; run's goroutine takes over as before, and re-enters
+// direct mode only when `in` is empty, under the topic's lock (goDirect). So:
+//
+//   - one of the two handles events at a time: the topic while direct (under its lock, which
+//     it holds for every offer), run's goroutine otherwise; each sees the other's lastEvent and
+//     lastSeq through the topic's lock or the send on `in` that hands over;
+//   - order is kept: run's goroutine goes direct only after its last send to the consumer has
+//     completed and with nothing waiting in `in`, and once the topic has passed an event to
+//     `in`, every later one goes there too until run's goroutine has handled them all;
+//   - slow subscribers are still bounded: a consumer channel (directBuffer) that is full sends
+//     the event to `in`, where Config.Buffer events may wait before the cut-off, as before.
 type subscriber struct {
 	hub    *Hub
 	topic  *topic
@@ -29,22 +48,86 @@ type subscriber struct {
 	events   chan chat.Event
 	messages chan *chat.Message
 
-	// run's goroutine only:
+	// run's goroutine's, or, while direct, the topic's under its lock (see Direct delivery):
 	lastEvent int64 // event_seq of the last event handled
 	lastSeq   int64 // messages stream: seq of the last message handed over
+	// direct: the topic's offer handles events (see Direct delivery); topic.mu.
+	direct bool
 }
+
+// directBuffer is the capacity of a subscriber's consumer channel: events handed over directly
+// wait there for the consumer.
+const directBuffer = 16
 
 // errStopped ends a subscription quietly: its context ended or the hub closed.
 var errStopped = errors.New("live: subscription stopped")
 
-// offer passes an event of s's topic on (see sink).
+// offer passes an event of s's topic on (see sink): handled here while s is direct and the
+// event allows it, else to run's goroutine. The topic's lock is held.
 func (s *subscriber) offer(_ *topic, item any) bool {
+	ev := item.(chat.Event)
+	if s.direct && s.handleDirect(ev) {
+		return true
+	}
+	s.direct = false
 	select {
-	case s.in <- item.(chat.Event):
+	case s.in <- ev:
 		return true
 	default:
 		return false
 	}
+}
+
+// handleDirect handles ev as handle and process would, when that needs neither PostgreSQL nor
+// waiting: ev follows the last event handled (or was handled already), is not a MemberRemoved
+// (which may end the subscription), and the consumer's channel has room. False: nothing was
+// done, run's goroutine must handle ev. The topic's lock is held and s is direct.
+func (s *subscriber) handleDirect(ev chat.Event) bool {
+	if ev == resyncMarker {
+		return false
+	}
+	switch ev.(type) {
+	case *pollMark, *chat.MemberRemoved:
+		return false
+	}
+	seq := ev.Header().EventSeq
+	if seq <= s.lastEvent {
+		return true // seen already
+	}
+	if seq != s.lastEvent+1 {
+		return false // a gap, filled from PostgreSQL by run's goroutine
+	}
+	if s.events != nil {
+		select {
+		case s.events <- ev:
+		default:
+			return false
+		}
+		s.hub.m.deliveries.Inc()
+	} else if added, ok := ev.(*chat.MessageAdded); ok && added.Message.Seq > s.lastSeq {
+		select {
+		case s.messages <- added.Message:
+		default:
+			return false
+		}
+		s.hub.m.deliveries.Inc()
+		s.lastSeq = added.Message.Seq
+	}
+	s.lastEvent = seq
+	return true
+}
+
+// goDirect hands the events that follow to the topic's offer, unless some are waiting in `in`
+// (they come first). Called by run's goroutine between events.
+func (s *subscriber) goDirect() {
+	if len(s.in) > 0 {
+		return
+	}
+	s.topic.mu.Lock()
+	if len(s.in) == 0 {
+		s.direct = true
+	}
+	s.topic.mu.Unlock()
 }
 
 // cutOff ends the subscription of a subscriber that fell behind. It never blocks.
@@ -93,6 +176,7 @@ func (s *subscriber) loop(ctx context.Context) error {
 			return s.resumeError()
 		default:
 		}
+		s.goDirect()
 		select {
 		case ev := <-s.in:
 			if err := s.handle(ctx, ev); err != nil {
@@ -108,11 +192,38 @@ func (s *subscriber) loop(ctx context.Context) error {
 	}
 }
 
+// resumeError is the end of a subscriber that was cut off. What still waits in the consumer's
+// channel is taken back, so that the consumer receives nothing after the cut-off and the
+// position is the last it received: the channel is first in, first out, so when the first
+// taken back is seq n, the consumer has received everything up to n-1. The topic no longer
+// sends to s (it dropped s before closing cut).
 func (s *subscriber) resumeError() error {
 	if s.events != nil {
-		return &ResumeError{ConversationID: s.conv, Events: true, After: s.lastEvent}
+		after := s.lastEvent
+		if ev, ok := takeBack(s.events); ok {
+			after = ev.Header().EventSeq - 1
+		}
+		return &ResumeError{ConversationID: s.conv, Events: true, After: after}
 	}
-	return &ResumeError{ConversationID: s.conv, After: s.lastSeq}
+	after := s.lastSeq
+	if m, ok := takeBack(s.messages); ok {
+		after = m.Seq - 1
+	}
+	return &ResumeError{ConversationID: s.conv, After: after}
+}
+
+// takeBack empties ch without waiting and returns the first value it held, if any.
+func takeBack[T any](ch chan T) (first T, ok bool) {
+	for {
+		select {
+		case v := <-ch:
+			if !ok {
+				first, ok = v, true
+			}
+		default:
+			return first, ok
+		}
+	}
 }
 
 func (s *subscriber) handle(ctx context.Context, ev chat.Event) error {
