@@ -96,3 +96,28 @@ func (s *Store) UnreadTotal(ctx context.Context, userID int64) (int64, error) {
 	}
 	return n, nil
 }
+
+// ConversationForMembers returns, in key order, conversation conversationID as each of userIDs
+// sees it (see chat.Store), in one statement: nil for a user who is not a member. The
+// conversation's columns, read in the statement's one snapshot, are decoded once and shared;
+// each user's value carries their own read position and unread count.
+func (s *Store) ConversationForMembers(ctx context.Context, conversationID int64, userIDs []int64) ([]*chat.Conversation, error) {
+	rows, err := s.q.ConversationForMembers(ctx, dbsqlc.ConversationForMembersParams{ConversationID: conversationID, UserIds: userIDs})
+	if err != nil {
+		return nil, fmt.Errorf("conversation for members: %w", err)
+	}
+	var base chat.Conversation
+	if len(rows) > 0 {
+		r := rows[0]
+		base = conversation(conversationRow{
+			ID: r.ID, Title: r.Title, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt, LastEventSeq: r.LastEventSeq,
+		})
+	}
+	return inKeyOrder(userIDs, rows, func(r dbsqlc.ConversationForMembersRow) (int64, *chat.Conversation) {
+		c := base
+		c.ViewerLastReadSeq = r.LastReadSeq
+		unread := r.Unread
+		c.ViewerUnread = &unread
+		return r.UserID, &c
+	}), nil
+}

@@ -50,8 +50,9 @@ const (
 
 // Factory builds the Loaders of each operation.
 type Factory struct {
-	store chat.Store
-	cfg   Config
+	store   chat.Store
+	cfg     Config
+	sidebar *sidebarBatcher // shared by every operation: see SidebarConversation
 }
 
 // NewFactory returns a Factory reading through store.
@@ -62,7 +63,7 @@ func NewFactory(store chat.Store, cfg Config) *Factory {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	return &Factory{store: store, cfg: cfg}
+	return &Factory{store: store, cfg: cfg, sidebar: newSidebarBatcher(store, cfg)}
 }
 
 // Loaders are the dataloaders of one operation, for one viewer.
