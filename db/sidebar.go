@@ -62,30 +62,25 @@ func (s *Store) UserEventsAfter(ctx context.Context, userID, after int64, limit 
 }
 
 // UserStreamStart reads where a sidebar stream starting now begins (see chat.Store), in one
-// read-only snapshot: the user's conversations are exactly those their events up to last
-// left them in.
+// statement, whose one snapshot makes the user's conversations exactly those their events up
+// to last left them in: one round trip where a read-only transaction took four, for every
+// stream that starts (twice each: see live.Hub.SubscribeViewer).
 func (s *Store) UserStreamStart(ctx context.Context, userID int64) (last, firstKept int64, conversations map[int64]int64, err error) {
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		u, err := q.UserLastEventSeq(ctx, userID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return apperr.ErrNotFound
+	rows, err := s.q.UserStreamStart(ctx, userID)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("user stream start: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, 0, nil, apperr.ErrNotFound
+	}
+	last, firstKept = rows[0].LastEventSeq, rows[0].FirstKept
+	conversations = make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		if r.ConversationID != nil { // nil: the one row of a user in no conversation
+			conversations[*r.ConversationID] = deref(r.ConversationLastEventSeq)
 		}
-		if err != nil {
-			return fmt.Errorf("user last event: %w", err)
-		}
-		rows, err := q.ConversationEventSeqsOfMember(ctx, userID)
-		if err != nil {
-			return fmt.Errorf("conversations of member: %w", err)
-		}
-		last, firstKept = u.LastEventSeq, u.FirstKept
-		conversations = make(map[int64]int64, len(rows))
-		for _, r := range rows {
-			conversations[r.ConversationID] = r.LastEventSeq
-		}
-		return nil
-	})
-	return last, firstKept, conversations, err
+	}
+	return last, firstKept, conversations, nil
 }
 
 // UnreadTotal returns userID's unread messages over all their conversations.

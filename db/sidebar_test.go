@@ -2,12 +2,14 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/threadline/threadline/db/dbtest"
+	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/chat"
 )
 
@@ -78,5 +80,52 @@ func TestConversationForMembersMatchesPerMemberReads(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// UserStreamStart reads, in one statement, the user's newest event, the oldest kept, and each
+// of their conversations at its newest event; a user in none has no conversations, a missing
+// user is ErrNotFound.
+func TestUserStreamStart(t *testing.T) {
+	t.Parallel()
+	store, d := newStore(t)
+	direct := dbtest.Open(t, d.DirectURL)
+	ctx := context.Background()
+	u := dbtest.Users(t, direct, "A", "B", "Loner")
+	c1 := dbtest.Conversation(t, direct, "one", u[0], u[1])
+	c2 := dbtest.Conversation(t, direct, "two", u[1])
+	dbtest.Messages(t, direct, c1, u[:2], 5)
+	for _, seq := range []int64{2, 4} { // two events of B's own
+		if _, err := store.MarkRead(ctx, u[1], c1, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type start struct {
+		Last, FirstKept int64
+		Conversations   map[int64]int64
+	}
+	for _, tc := range []struct {
+		name string
+		user int64
+		want start
+	}{
+		{"in two conversations, with events", u[1], start{2, 1, map[int64]int64{c1: 5, c2: 0}}},
+		{"in one, without events", u[0], start{0, 0, map[int64]int64{c1: 5}}},
+		{"in none", u[2], start{0, 0, map[int64]int64{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got start
+			var err error
+			got.Last, got.FirstKept, got.Conversations, err = store.UserStreamStart(ctx, tc.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, _, _, err := store.UserStreamStart(ctx, 424242); !errors.Is(err, apperr.ErrNotFound) {
+		t.Errorf("a missing user: %v, want ErrNotFound", err)
 	}
 }

@@ -72,3 +72,49 @@ func (q *Queries) ConversationForMembers(ctx context.Context, arg ConversationFo
 	}
 	return items, nil
 }
+
+const userStreamStart = `-- name: UserStreamStart :many
+SELECT u.last_event_seq,
+       coalesce((SELECT min(e.event_seq) FROM user_events e WHERE e.user_id = u.id), 0)::bigint AS first_kept,
+       m.conversation_id, c.last_event_seq AS conversation_last_event_seq
+FROM users u
+LEFT JOIN conversation_members m ON m.user_id = u.id
+LEFT JOIN conversations c ON c.id = m.conversation_id
+WHERE u.id = $1
+`
+
+type UserStreamStartRow struct {
+	LastEventSeq             int64
+	FirstKept                int64
+	ConversationID           *int64
+	ConversationLastEventSeq *int64
+}
+
+// Where a sidebar stream of the user starting now begins, in one statement, hence one snapshot:
+// the event_seq of the user's newest event and of the oldest one kept (0: none kept), repeated
+// on one row per conversation they are a member of, with the event_seq of its newest event
+// (one row with no conversation when they are in none; no row when the user does not exist).
+func (q *Queries) UserStreamStart(ctx context.Context, id int64) ([]UserStreamStartRow, error) {
+	rows, err := q.db.Query(ctx, userStreamStart, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UserStreamStartRow{}
+	for rows.Next() {
+		var i UserStreamStartRow
+		if err := rows.Scan(
+			&i.LastEventSeq,
+			&i.FirstKept,
+			&i.ConversationID,
+			&i.ConversationLastEventSeq,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

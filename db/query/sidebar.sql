@@ -12,3 +12,16 @@ SELECT c.id, c.title, c.created_at, c.last_seq, c.last_message_at, c.last_event_
 FROM conversations c
 JOIN conversation_members m ON m.conversation_id = c.id
 WHERE c.id = @conversation_id AND m.user_id = ANY(@user_ids::bigint[]);
+
+-- name: UserStreamStart :many
+-- Where a sidebar stream of the user starting now begins, in one statement, hence one snapshot:
+-- the event_seq of the user's newest event and of the oldest one kept (0: none kept), repeated
+-- on one row per conversation they are a member of, with the event_seq of its newest event
+-- (one row with no conversation when they are in none; no row when the user does not exist).
+SELECT u.last_event_seq,
+       coalesce((SELECT min(e.event_seq) FROM user_events e WHERE e.user_id = u.id), 0)::bigint AS first_kept,
+       m.conversation_id, c.last_event_seq AS conversation_last_event_seq
+FROM users u
+LEFT JOIN conversation_members m ON m.user_id = u.id
+LEFT JOIN conversations c ON c.id = m.conversation_id
+WHERE u.id = @id;
