@@ -145,6 +145,11 @@ func TestQueriesUseIndexes(t *testing.T) {
 			_, err := store.ConversationsByIDForMember(ctx, 1, []int64{1, 2})
 			return err
 		},
+		"ConversationForMembers": func() error {
+			_, err := store.ConversationForMembers(ctx, 1, []int64{1, 2, 3, 4, 5})
+			return err
+		},
+		"UserStreamStart":          func() error { _, _, _, err := store.UserStreamStart(ctx, 1); return err },
 		"ConversationListByMember": func() error { _, err := store.ConversationListByMember(ctx, 1, nil, 21, true); return err },
 		"MembershipsByConversations": func() error {
 			_, err := store.MembershipsByConversations(ctx, []int64{1, 2})

@@ -25,7 +25,7 @@ func (r *conversationResolver) Members(ctx context.Context, obj *chat.Conversati
 }
 
 func (r *conversationResolver) LastMessage(ctx context.Context, obj *chat.Conversation) (*chat.Message, error) {
-	page, err := loader.Page(ctx, chat.PageKey{ConversationID: obj.ID, Limit: 1})
+	page, err := lastMessagePage(ctx, obj)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/apperr"
 	"github.com/threadline/threadline/internal/auth"
@@ -102,7 +103,7 @@ func subscribeViewer(ctx context.Context, r *Resolver, after *string) (<-chan ch
 			defer close(out)
 			defer stop()
 			for ev := range events {
-				visible, err := withConversation(ctx, r.Chat, viewer, ev)
+				visible, err := withConversation(ctx, ev)
 				if err != nil {
 					// The client resumes after the last event it received and misses nothing.
 					streaming.EndWith(ctx, streamError("viewerEvents", err))
@@ -121,9 +122,10 @@ func subscribeViewer(ctx context.Context, r *Resolver, after *string) (<-chan ch
 	})
 }
 
-// withConversation reads the conversation a viewer event shows; false when the viewer can no
-// longer see it.
-func withConversation(ctx context.Context, svc *chat.Service, viewer int64, ev chat.ViewerEvent) (bool, error) {
+// withConversation reads the conversation a viewer event shows, as the viewer sees it now;
+// false when the viewer can no longer see it. The reads of the events of one conversation's
+// subscribers on the instance go out together (loader.SidebarConversation).
+func withConversation(ctx context.Context, ev chat.ViewerEvent) (bool, error) {
 	var id int64
 	var set func(*chat.Conversation)
 	switch ev := ev.(type) {
@@ -136,7 +138,7 @@ func withConversation(ctx context.Context, svc *chat.Service, viewer int64, ev c
 	default:
 		return true, nil
 	}
-	c, err := svc.Conversation(ctx, viewer, id)
+	c, err := loader.SidebarConversation(ctx, id)
 	if errors.Is(err, apperr.ErrNotFound) {
 		return false, nil
 	}
@@ -169,4 +171,14 @@ func streamError(field string, err error) *gqlerror.Error {
 		return &gqlerror.Error{Message: pub.Message, Path: path, Extensions: map[string]any{"code": string(pub.Code)}}
 	}
 	return &gqlerror.Error{Message: "internal error", Path: path, Extensions: map[string]any{"code": string(apperr.Internal)}}
+}
+
+// lastMessagePage is the conversation's newest page of one message (its lastMessage): read once
+// for the sidebar batch it was read in (chat.Conversation.LatestPage), else through the
+// operation's loaders.
+func lastMessagePage(ctx context.Context, c *chat.Conversation) (chat.Page, error) {
+	if c.LatestPage != nil {
+		return c.LatestPage(ctx)
+	}
+	return loader.Page(ctx, chat.PageKey{ConversationID: c.ID, Limit: 1})
 }

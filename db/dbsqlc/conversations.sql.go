@@ -114,40 +114,6 @@ func (q *Queries) ConversationByID(ctx context.Context, id int64) (ConversationB
 	return i, err
 }
 
-const conversationEventSeqsOfMember = `-- name: ConversationEventSeqsOfMember :many
-SELECT m.conversation_id, c.last_event_seq
-FROM conversation_members m
-JOIN conversations c ON c.id = m.conversation_id
-WHERE m.user_id = $1
-`
-
-type ConversationEventSeqsOfMemberRow struct {
-	ConversationID int64
-	LastEventSeq   int64
-}
-
-// The conversations a user is a member of, with the event_seq of each one's newest event: where
-// a sidebar stream starting now begins following each.
-func (q *Queries) ConversationEventSeqsOfMember(ctx context.Context, userID int64) ([]ConversationEventSeqsOfMemberRow, error) {
-	rows, err := q.db.Query(ctx, conversationEventSeqsOfMember, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ConversationEventSeqsOfMemberRow{}
-	for rows.Next() {
-		var i ConversationEventSeqsOfMemberRow
-		if err := rows.Scan(&i.ConversationID, &i.LastEventSeq); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const conversationInsert = `-- name: ConversationInsert :one
 INSERT INTO conversations (title, created_by, last_event_seq)
 VALUES ($1, $2, 1)

@@ -121,22 +121,3 @@ func (q *Queries) UserEventsAppend(ctx context.Context, arg UserEventsAppendPara
 	}
 	return items, nil
 }
-
-const userLastEventSeq = `-- name: UserLastEventSeq :one
-SELECT u.last_event_seq,
-       coalesce((SELECT min(e.event_seq) FROM user_events e WHERE e.user_id = u.id), 0)::bigint AS first_kept
-FROM users u WHERE u.id = $1
-`
-
-type UserLastEventSeqRow struct {
-	LastEventSeq int64
-	FirstKept    int64
-}
-
-// The event_seq of a user's newest event (0: none), and the oldest one kept (0: none kept).
-func (q *Queries) UserLastEventSeq(ctx context.Context, id int64) (UserLastEventSeqRow, error) {
-	row := q.db.QueryRow(ctx, userLastEventSeq, id)
-	var i UserLastEventSeqRow
-	err := row.Scan(&i.LastEventSeq, &i.FirstKept)
-	return i, err
-}

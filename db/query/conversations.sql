@@ -57,14 +57,6 @@ WHERE c.id = @id AND m.conversation_id = c.id AND m.user_id = @actor_id AND u.id
 RETURNING c.last_event_seq, m.role, u.name AS actor_name, now()::timestamptz AS at,
           (SELECT array_agg(x.user_id) FROM conversation_members x WHERE x.conversation_id = c.id)::bigint[] AS member_ids;
 
--- name: ConversationEventSeqsOfMember :many
--- The conversations a user is a member of, with the event_seq of each one's newest event: where
--- a sidebar stream starting now begins following each.
-SELECT m.conversation_id, c.last_event_seq
-FROM conversation_members m
-JOIN conversations c ON c.id = m.conversation_id
-WHERE m.user_id = @user_id;
-
 -- name: UnreadCounts :many
 -- The user's unread count in each of the given conversations they are a member of.
 SELECT m.conversation_id,

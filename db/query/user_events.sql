@@ -24,9 +24,3 @@ FROM user_events
 WHERE user_id = @user_id AND event_seq > @after_seq
 ORDER BY event_seq
 LIMIT @row_limit;
-
--- name: UserLastEventSeq :one
--- The event_seq of a user's newest event (0: none), and the oldest one kept (0: none kept).
-SELECT u.last_event_seq,
-       coalesce((SELECT min(e.event_seq) FROM user_events e WHERE e.user_id = u.id), 0)::bigint AS first_kept
-FROM users u WHERE u.id = @id;

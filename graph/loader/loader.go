@@ -51,8 +51,9 @@ const (
 
 // Factory builds the Loaders of each operation.
 type Factory struct {
-	store chat.Store
-	cfg   Config
+	store   chat.Store
+	cfg     Config
+	sidebar *sidebarBatcher // shared by every operation: see SidebarConversation
 }
 
 // NewFactory returns a Factory reading through store.
@@ -63,22 +64,35 @@ func NewFactory(store chat.Store, cfg Config) *Factory {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	return &Factory{store: store, cfg: cfg}
+	return &Factory{store: store, cfg: cfg, sidebar: newSidebarBatcher(store, cfg)}
 }
 
-// Loaders are the dataloaders of one operation, for one viewer.
+// Loaders are the dataloaders of one operation, for one viewer. Each is built the first time
+// the operation uses it: a subscription builds Loaders for every event it delivers (see
+// graph.NewHandler), and most events use one or two of them, if any.
 type Loaders struct {
 	factory       *Factory
 	viewerID      int64
-	users         *dataloader.Loader[int64, *chat.User]
-	conversations *dataloader.Loader[int64, *chat.Conversation]
-	memberships   *dataloader.Loader[int64, []chat.Membership]
-	pages         *dataloader.Loader[chat.PageKey, chat.Page]
-	messages      *dataloader.Loader[int64, *chat.Message]
-	unread        *dataloader.Loader[int64, int64]
-	reactions     *dataloader.Loader[reactionKey, []string]
-	online        *dataloader.Loader[int64, bool]
-	typing        *dataloader.Loader[int64, []chat.User]
+	users         lazy[int64, *chat.User]
+	conversations lazy[int64, *chat.Conversation]
+	memberships   lazy[int64, []chat.Membership]
+	pages         lazy[chat.PageKey, chat.Page]
+	messages      lazy[int64, *chat.Message]
+	unread        lazy[int64, int64]
+	reactions     lazy[reactionKey, []string]
+	online        lazy[int64, bool]
+	typing        lazy[int64, []chat.User]
+}
+
+// lazy is a dataloader built on first use, once, however many goroutines ask.
+type lazy[K comparable, V any] struct {
+	once sync.Once
+	l    *dataloader.Loader[K, V]
+}
+
+func (z *lazy[K, V]) get(build func() *dataloader.Loader[K, V]) *dataloader.Loader[K, V] {
+	z.once.Do(func() { z.l = build() })
+	return z.l
 }
 
 // reactionKey names a message whose viewer's reactions are wanted.
@@ -86,42 +100,86 @@ type reactionKey struct{ conversationID, messageID int64 }
 
 // New returns fresh Loaders for viewerID (0 when anonymous: membership then finds nothing).
 func (f *Factory) New(viewerID int64) *Loaders {
-	s := f.store
-	return &Loaders{
-		factory:  f,
-		viewerID: viewerID,
-		users:    newLoader(f.cfg, "users", s.UsersByIDs),
-		conversations: newLoader(f.cfg, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
-			return s.ConversationsByIDForMember(ctx, viewerID, ids)
-		}),
-		memberships: newLoader(f.cfg, "memberships", s.MembershipsByConversations),
-		pages:       newLoader(f.cfg, "pages", s.MessagePages),
-		messages:    newLoader(f.cfg, "messages", s.MessagesByID),
-		unread: newLoader(f.cfg, "unread", func(ctx context.Context, ids []int64) ([]int64, error) {
-			return s.UnreadCounts(ctx, viewerID, ids)
-		}),
-		reactions: newLoader(f.cfg, "reactions", func(ctx context.Context, keys []reactionKey) ([][]string, error) {
+	return &Loaders{factory: f, viewerID: viewerID}
+}
+
+func (l *Loaders) userLoader() *dataloader.Loader[int64, *chat.User] {
+	return l.users.get(func() *dataloader.Loader[int64, *chat.User] {
+		return newLoader(l.factory.cfg, "users", l.factory.store.UsersByIDs)
+	})
+}
+
+func (l *Loaders) conversationLoader() *dataloader.Loader[int64, *chat.Conversation] {
+	return l.conversations.get(func() *dataloader.Loader[int64, *chat.Conversation] {
+		return newLoader(l.factory.cfg, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
+			return l.factory.store.ConversationsByIDForMember(ctx, l.viewerID, ids)
+		})
+	})
+}
+
+func (l *Loaders) membershipLoader() *dataloader.Loader[int64, []chat.Membership] {
+	return l.memberships.get(func() *dataloader.Loader[int64, []chat.Membership] {
+		return newLoader(l.factory.cfg, "memberships", l.factory.store.MembershipsByConversations)
+	})
+}
+
+func (l *Loaders) pageLoader() *dataloader.Loader[chat.PageKey, chat.Page] {
+	return l.pages.get(func() *dataloader.Loader[chat.PageKey, chat.Page] {
+		return newLoader(l.factory.cfg, "pages", l.factory.store.MessagePages)
+	})
+}
+
+func (l *Loaders) messageLoader() *dataloader.Loader[int64, *chat.Message] {
+	return l.messages.get(func() *dataloader.Loader[int64, *chat.Message] {
+		return newLoader(l.factory.cfg, "messages", l.factory.store.MessagesByID)
+	})
+}
+
+func (l *Loaders) unreadLoader() *dataloader.Loader[int64, int64] {
+	return l.unread.get(func() *dataloader.Loader[int64, int64] {
+		return newLoader(l.factory.cfg, "unread", func(ctx context.Context, ids []int64) ([]int64, error) {
+			return l.factory.store.UnreadCounts(ctx, l.viewerID, ids)
+		})
+	})
+}
+
+func (l *Loaders) reactionLoader() *dataloader.Loader[reactionKey, []string] {
+	return l.reactions.get(func() *dataloader.Loader[reactionKey, []string] {
+		return newLoader(l.factory.cfg, "reactions", func(ctx context.Context, keys []reactionKey) ([][]string, error) {
 			convs, msgs := make([]int64, len(keys)), make([]int64, len(keys))
 			for i, k := range keys {
 				convs[i], msgs[i] = k.conversationID, k.messageID
 			}
-			return s.ReactionsOfUser(ctx, viewerID, convs, msgs)
-		}),
-		// Presence and typing change by the second, and a subscription's loaders live as long
-		// as it does: these two keep what they read for a moment only (freshCache).
-		online: newLoader(f.cfg, "online", func(ctx context.Context, ids []int64) ([]bool, error) {
-			if f.cfg.Online == nil {
+			return l.factory.store.ReactionsOfUser(ctx, l.viewerID, convs, msgs)
+		})
+	})
+}
+
+// Presence and typing change by the second, and a subscription's loaders live as long as it
+// does: these two keep what they read for a moment only (freshCache).
+
+func (l *Loaders) onlineLoader() *dataloader.Loader[int64, bool] {
+	return l.online.get(func() *dataloader.Loader[int64, bool] {
+		cfg := l.factory.cfg
+		return newLoader(cfg, "online", func(ctx context.Context, ids []int64) ([]bool, error) {
+			if cfg.Online == nil {
 				return make([]bool, len(ids)), nil
 			}
-			return f.cfg.Online(ctx, ids)
-		}, dataloader.WithCache(newFreshCache[int64, bool]())),
-		typing: newLoader(f.cfg, "typing", func(ctx context.Context, ids []int64) ([][]chat.User, error) {
-			if f.cfg.Typing == nil {
+			return cfg.Online(ctx, ids)
+		}, dataloader.WithCache(newFreshCache[int64, bool]()))
+	})
+}
+
+func (l *Loaders) typingLoader() *dataloader.Loader[int64, []chat.User] {
+	return l.typing.get(func() *dataloader.Loader[int64, []chat.User] {
+		cfg := l.factory.cfg
+		return newLoader(cfg, "typing", func(ctx context.Context, ids []int64) ([][]chat.User, error) {
+			if cfg.Typing == nil {
 				return make([][]chat.User, len(ids)), nil
 			}
-			return f.cfg.Typing(ctx, ids)
-		}, dataloader.WithCache(newFreshCache[int64, []chat.User]())),
-	}
+			return cfg.Typing(ctx, ids)
+		}, dataloader.WithCache(newFreshCache[int64, []chat.User]()))
+	})
 }
 
 // newLoader wraps a Store batch call, which returns one value per key in key order, as a
@@ -231,7 +289,7 @@ func For(ctx context.Context) *Loaders {
 
 // User loads a user by id; a missing user is nil.
 func User(ctx context.Context, id int64) (*chat.User, error) {
-	return For(ctx).users.Load(ctx, id)()
+	return For(ctx).userLoader().Load(ctx, id)()
 }
 
 // Viewer loads the authenticated viewer.
@@ -254,18 +312,18 @@ func Conversation(ctx context.Context, id int64) (*chat.Conversation, error) {
 	if _, err := auth.Viewer(ctx); err != nil {
 		return nil, err
 	}
-	return For(ctx).conversations.Load(ctx, id)()
+	return For(ctx).conversationLoader().Load(ctx, id)()
 }
 
 // Memberships loads a conversation's members with their roles, ordered by user id.
 func Memberships(ctx context.Context, conversationID int64) ([]chat.Membership, error) {
-	return For(ctx).memberships.Load(ctx, conversationID)()
+	return For(ctx).membershipLoader().Load(ctx, conversationID)()
 }
 
 // Message loads a message as it is now by id (nil when missing). The caller checks that the
 // viewer may see it.
 func Message(ctx context.Context, id int64) (*chat.Message, error) {
-	return For(ctx).messages.Load(ctx, id)()
+	return For(ctx).messageLoader().Load(ctx, id)()
 }
 
 // Unread loads the viewer's unread count in a conversation of theirs, unless it was read with
@@ -274,19 +332,19 @@ func Unread(ctx context.Context, c *chat.Conversation) (int64, error) {
 	if c.ViewerUnread != nil {
 		return *c.ViewerUnread, nil
 	}
-	return For(ctx).unread.Load(ctx, c.ID)()
+	return For(ctx).unreadLoader().Load(ctx, c.ID)()
 }
 
 // ViewerReacted reports whether the viewer reacted to a message with emoji.
 func ViewerReacted(ctx context.Context, conversationID, messageID int64, emoji string) (bool, error) {
-	mine, err := For(ctx).reactions.Load(ctx, reactionKey{conversationID, messageID})()
+	mine, err := For(ctx).reactionLoader().Load(ctx, reactionKey{conversationID, messageID})()
 	return slices.Contains(mine, emoji), err
 }
 
 // Online reports whether a user is online (ephemeral: see package presence). The users of one
 // operation are read together, in one Redis round trip per batch.
 func Online(ctx context.Context, userID int64) (bool, error) {
-	return For(ctx).online.Load(ctx, userID)()
+	return For(ctx).onlineLoader().Load(ctx, userID)()
 }
 
 // PrefetchOnline reads whether users are online, one round trip per MaxBatch users, into the
@@ -297,25 +355,25 @@ func PrefetchOnline(ctx context.Context, userIDs []int64) error {
 	if l.factory.cfg.Online == nil {
 		return nil
 	}
-	return prefetch(ctx, l.factory, l.online, "online", l.factory.cfg.Online, userIDs)
+	return prefetch(ctx, l.factory, l.onlineLoader(), "online", l.factory.cfg.Online, userIDs)
 }
 
 // Typing loads the members typing now in a conversation the viewer may see (ephemeral: see
 // package typing), ordered by user id.
 func Typing(ctx context.Context, conversationID int64) ([]chat.User, error) {
-	return For(ctx).typing.Load(ctx, conversationID)()
+	return For(ctx).typingLoader().Load(ctx, conversationID)()
 }
 
 // Page loads an offset page of history.
 func Page(ctx context.Context, key chat.PageKey) (chat.Page, error) {
-	return For(ctx).pages.Load(ctx, key)()
+	return For(ctx).pageLoader().Load(ctx, key)()
 }
 
 // PrefetchConversations loads the viewer's conversations among ids, in one statement per
 // MaxBatch ids, into the operation's cache.
 func PrefetchConversations(ctx context.Context, ids []int64) error {
 	l := For(ctx)
-	return prefetch(ctx, l.factory, l.conversations, "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
+	return prefetch(ctx, l.factory, l.conversationLoader(), "conversations", func(ctx context.Context, ids []int64) ([]*chat.Conversation, error) {
 		return l.factory.store.ConversationsByIDForMember(ctx, l.viewerID, ids)
 	}, ids)
 }
@@ -327,10 +385,10 @@ func ConversationNow(ctx context.Context, id int64) (*chat.Conversation, error) 
 		return nil, err
 	}
 	l := For(ctx)
-	l.conversations.Clear(ctx, id)
-	l.memberships.Clear(ctx, id)
-	l.unread.Clear(ctx, id)
-	c, err := l.conversations.Load(ctx, id)()
+	l.conversationLoader().Clear(ctx, id)
+	l.membershipLoader().Clear(ctx, id)
+	l.unreadLoader().Clear(ctx, id)
+	c, err := l.conversationLoader().Load(ctx, id)()
 	if err == nil && c == nil {
 		return nil, apperr.ErrNotFound
 	}
@@ -341,18 +399,18 @@ func ConversationNow(ctx context.Context, id int64) (*chat.Conversation, error) 
 func PrimeConversations(ctx context.Context, convs []chat.Conversation) {
 	l := For(ctx)
 	for i := range convs {
-		l.conversations.Prime(ctx, convs[i].ID, &convs[i])
+		l.conversationLoader().Prime(ctx, convs[i].ID, &convs[i])
 	}
 }
 
 // PrefetchPages loads history pages into the operation's cache, one Store call per MaxBatch keys.
 func PrefetchPages(ctx context.Context, keys []chat.PageKey) error {
 	l := For(ctx)
-	return prefetch(ctx, l.factory, l.pages, "pages", l.factory.store.MessagePages, keys)
+	return prefetch(ctx, l.factory, l.pageLoader(), "pages", l.factory.store.MessagePages, keys)
 }
 
 // PrefetchMemberships loads conversations' members into the operation's cache.
 func PrefetchMemberships(ctx context.Context, conversationIDs []int64) error {
 	l := For(ctx)
-	return prefetch(ctx, l.factory, l.memberships, "memberships", l.factory.store.MembershipsByConversations, conversationIDs)
+	return prefetch(ctx, l.factory, l.membershipLoader(), "memberships", l.factory.store.MembershipsByConversations, conversationIDs)
 }

@@ -94,9 +94,9 @@ func prefetchMemberPages(ctx context.Context, ms chat.MemberPageStore, keys []ch
 		return err
 	}
 	for i, k := range keys {
-		l.conversations.Prime(ctx, k.ConversationID, convs[i])
+		l.conversationLoader().Prime(ctx, k.ConversationID, convs[i])
 		if convs[i] != nil {
-			l.pages.Prime(ctx, k, pages[i])
+			l.pageLoader().Prime(ctx, k, pages[i])
 		}
 	}
 	return nil

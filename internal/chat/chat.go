@@ -38,6 +38,11 @@ type Conversation struct {
 	// when it was not read through the cache): a response cache records it as the dependency
 	// of what the conversation's fields show (title, members, events).
 	Generation Token
+	// LatestPage, when set, reads the conversation's newest page of one message (offset 0,
+	// limit 1: its lastMessage) once for every value read in the same batch as this one (the
+	// sidebar's, see ConversationForMembers), the first time any of them asks; nil: the
+	// lastMessage resolver loads the page itself.
+	LatestPage func(ctx context.Context) (Page, error)
 }
 
 // Message is one message of a conversation. Seq numbers a conversation's messages 1, 2, 3, …
@@ -151,6 +156,10 @@ type Store interface {
 	// ConversationListByMember lists userID's conversations, latest activity first, after the
 	// cursor; with unread, each with the user's unread count (ViewerUnread).
 	ConversationListByMember(ctx context.Context, userID int64, after *ConversationCursor, limit int, unread bool) ([]Conversation, error)
+	// ConversationForMembers returns, in key order, conversation conversationID as each of
+	// userIDs sees it, with their read position and unread count (ViewerUnread), read in one
+	// snapshot: nil for a user who is not a member (all nil when it is missing).
+	ConversationForMembers(ctx context.Context, conversationID int64, userIDs []int64) ([]*Conversation, error)
 	// UnreadCounts returns, in key order, userID's unread count in each conversation: the
 	// messages after their read position that are not deleted and that they did not send (0 for
 	// one they are not a member of).
