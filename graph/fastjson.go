@@ -18,9 +18,11 @@ import (
 // context, a resolver wrapper, a marshaler value), about a hundred allocations a message. When
 // everything a request selects on the messages of a list, at any depth, is a plain field read
 // from the struct (no resolver, no argument: the fields below), fastMessages and
-// fastMessageEdges write the whole list into one buffer instead. Any other selection (a
-// resolver such as Reaction.viewerReacted or User.online, a field this file does not know)
-// makes them answer ok=false, and gqlgen marshals the list as usual. The output is
+// fastMessageEdges write the whole list into one buffer instead; Reaction.viewerReacted, a
+// resolver, is taken too when no message of the list has a reaction, so that it is never
+// resolved (perViewer). Any other selection (a resolver such as User.online, viewerReacted on
+// a list with reactions, a field this file does not know) makes them answer ok=false, and
+// gqlgen marshals the list as usual. The output is
 // byte-identical to gqlgen's (TestFastMarshalMatchesGqlgen), and TestFastMarshalKnowsEveryPlainField
 // fails when a plain field is added to these types without being handled here. ops/gqlgen
 // rewrites the generated list marshallers to try them first.
@@ -51,6 +53,7 @@ const (
 	fCount
 	fCursor
 	fNode
+	fViewerReacted
 )
 
 // planField is one selected field: its key (the JSON-quoted alias and the colon), what to
@@ -73,6 +76,16 @@ var known = map[string]map[string]int{
 	"MessageEdge": {"__typename": fTypename, "cursor": fCursor, "node": fNode},
 }
 
+// perViewer lists the fields the fast path writes that have a resolver: Reaction.viewerReacted,
+// which reads the viewer's reactions through the loaders. A reaction exists only inside a
+// message's reactions list, so a list of messages none of which has a reaction never resolves
+// it, whatever the selection: gqlgen writes "reactions":[] for each. The fast path takes such
+// lists (the common case: most messages have no reactions) and sends any list with a reaction
+// back to gqlgen when the selection asks for viewerReacted (needsViewer).
+var perViewer = map[string]map[string]int{
+	"Reaction": {"viewerReacted": fViewerReacted},
+}
+
 // children names the type of each object field of the types above.
 var children = map[string]string{"sender": "User", "reactions": "Reaction", "node": "Message"}
 
@@ -83,6 +96,9 @@ func plan(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string
 	out := make([]planField, len(fields))
 	for i, f := range fields {
 		kind, ok := known[typeName][f.Name]
+		if !ok {
+			kind, ok = perViewer[typeName][f.Name]
+		}
 		if !ok || len(f.Arguments) > 0 || len(f.Directives) > 0 && !onlySkipInclude(f.Directives) {
 			return nil, false
 		}
@@ -99,6 +115,29 @@ func plan(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string
 	}
 	return out, true
 }
+
+// needsViewer reports whether the plan p writes a field of perViewer, at any depth.
+func needsViewer(p []planField) bool {
+	for _, f := range p {
+		if f.kind == fViewerReacted || needsViewer(f.sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasReactions reports whether a message of v has a reaction.
+func hasReactions[T any](v []T, message func(T) *chat.Message) bool {
+	for _, x := range v {
+		if len(message(x).Reactions) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func messageOf(m *chat.Message) *chat.Message   { return m }
+func nodeOf(e *model.MessageEdge) *chat.Message { return e.Node }
 
 // onlySkipInclude reports whether a field's directives are only @skip and @include, which
 // CollectFields has applied already.
@@ -122,7 +161,7 @@ func fastMessages(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*ch
 		}
 	}
 	p, ok := plan(opCtx, sel, "Message")
-	if !ok {
+	if !ok || needsViewer(p) && hasReactions(v, messageOf) {
 		return nil, false
 	}
 	buf := make([]byte, 0, 64+len(v)*(200+len(p)*16))
@@ -141,7 +180,7 @@ func fastMessageEdges(opCtx *graphql.OperationContext, sel ast.SelectionSet, v [
 		}
 	}
 	p, ok := plan(opCtx, sel, "MessageEdge")
-	if !ok {
+	if !ok || needsViewer(p) && hasReactions(v, nodeOf) {
 		return nil, false
 	}
 	buf := make([]byte, 0, 64+len(v)*(240+len(p)*16))
@@ -226,10 +265,14 @@ func senderField(buf []byte, f planField, m *chat.Message) []byte {
 }
 
 func reactionField(buf []byte, f planField, r chat.Reaction) []byte {
-	if f.kind == fEmoji {
+	switch f.kind {
+	case fEmoji:
 		return appendQuoted(buf, r.Emoji)
+	case fCount:
+		return strconv.AppendInt(buf, int64(r.Count), 10)
 	}
-	return strconv.AppendInt(buf, int64(r.Count), 10) // fCount
+	// fViewerReacted: a list with a reaction whose plan has it goes to gqlgen (see perViewer).
+	panic("fastjson: viewerReacted written for a reaction")
 }
 
 // appendID writes an ID as model.MarshalID does.
