@@ -2,14 +2,18 @@ package graph_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/threadline/threadline/graph/client"
 )
@@ -66,6 +70,8 @@ func BenchmarkSinglePageRequest(b *testing.B) {
 //	response-cache-hit:   the stored response bytes, checked current in one Redis round trip
 //	executed/history-hit: gqlgen executes the page, read from the history cache
 //	executed/cache-off:   gqlgen executes the page, read from PostgreSQL
+//	executed/history-hit/reactions: as executed/history-hit, with reactions on ten messages of
+//	                      the page, the viewer's among them (Reaction.viewerReacted resolved)
 //
 // The parallel/ variants send the same requests from 32 goroutines at once, as the HTTP load
 // test's 32 clients do, so that the collector's work under concurrent allocation is counted.
@@ -78,12 +84,13 @@ func BenchmarkServerCPU(b *testing.B) {
 		{"response-cache-hit", envOptions{respCache: true}, false},
 		{"executed/history-hit", envOptions{cache: true}, false},
 		{"executed/cache-off", envOptions{}, false},
+		{"executed/history-hit/reactions", envOptions{cache: true}, false},
 		{"parallel/response-cache-hit", envOptions{respCache: true}, true},
 		{"parallel/executed/history-hit", envOptions{cache: true}, true},
 		{"parallel/executed/cache-off", envOptions{maxConns: 8}, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			e, body, authz := benchPage(b, tc.opts)
+			e, body, authz := benchPageOf(b, tc.opts, strings.HasSuffix(tc.name, "/reactions"))
 			h := e.srv.App.Handler
 			serve := func() error {
 				req := httptest.NewRequest(http.MethodPost, "/query", bytes.NewReader(body))
@@ -142,8 +149,30 @@ func processCPU() time.Duration {
 // member. The request is graph/client's MessagesPage, the page the load test (make bench)
 // sends: every field of a message, its reactions with viewerReacted, its sender.
 func benchPage(b *testing.B, opts envOptions) (*env, []byte, string) {
+	return benchPageOf(b, opts, false)
+}
+
+// benchPageOf is benchPage, with reactions on ten messages of the page when reactions is set:
+// Bob's on each, the viewer's on every other one.
+func benchPageOf(b *testing.B, opts envOptions, reactions bool) (*env, []byte, string) {
 	e := newEnv(b, opts)
 	f := newFixture(b, e, 200)
+	if reactions {
+		rows, err := e.direct.Query(context.Background(), `SELECT id::text FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 10`, f.conv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, id := range ids {
+			e.as(f.bob, addReactionMut, map[string]any{"id": id, "e": "👍"}, nil)
+			if i%2 == 0 {
+				e.as(f.alice, addReactionMut, map[string]any{"id": id, "e": "🎉"}, nil)
+			}
+		}
+	}
 	body, _ := json.Marshal(map[string]any{
 		"query":     client.MessagesPage_Operation,
 		"variables": map[string]any{"conversationId": f.conv, "limit": 50, "offset": 0},
