@@ -44,6 +44,15 @@ func TestFastMarshalKnowsEveryPlainField(t *testing.T) {
 			}
 		}
 	}
+	// The fields with a resolver that the fast path resolves itself are fields of the schema
+	// with a resolver (see perViewer).
+	for typeName, fields := range perViewer {
+		for name := range fields {
+			if f, ok := objectShapes[typeName].fields[name]; !ok || !f.concurrent {
+				t.Errorf("the fast path resolves %s.%s, which is not a field with a resolver", typeName, name)
+			}
+		}
+	}
 	if got := slices.Sorted(maps.Keys(known)); !slices.Equal(got, []string{"Message", "MessageEdge", "Reaction", "User"}) {
 		t.Fatalf("known types %v", got)
 	}
