@@ -2,13 +2,20 @@ package graph_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/threadline/threadline/graph/client"
 )
 
 // BenchmarkSinglePageRequest is one request for a 50-message page with senders, end to end
@@ -62,25 +69,43 @@ func BenchmarkSinglePageRequest(b *testing.B) {
 //
 //	response-cache-hit:   the stored response bytes, checked current in one Redis round trip
 //	executed/history-hit: gqlgen executes the page, read from the history cache
+//	executed/cache-off:   gqlgen executes the page, read from PostgreSQL
+//	executed/history-hit/reactions: as executed/history-hit, with reactions on ten messages of
+//	                      the page, the viewer's among them (Reaction.viewerReacted resolved)
+//
+// The parallel/ variants send the same requests from 32 goroutines at once, as the HTTP load
+// test's 32 clients do, so that the collector's work under concurrent allocation is counted.
 func BenchmarkServerCPU(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		opts envOptions
+		name     string
+		opts     envOptions
+		parallel bool
 	}{
-		{"response-cache-hit", envOptions{respCache: true}},
-		{"executed/history-hit", envOptions{cache: true}},
+		{"response-cache-hit", envOptions{respCache: true}, false},
+		{"executed/history-hit", envOptions{cache: true}, false},
+		{"executed/cache-off", envOptions{}, false},
+		{"executed/history-hit/reactions", envOptions{cache: true}, false},
+		{"parallel/response-cache-hit", envOptions{respCache: true}, true},
+		{"parallel/executed/history-hit", envOptions{cache: true}, true},
+		{"parallel/executed/cache-off", envOptions{maxConns: 8}, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			e, body, authz := benchPage(b, tc.opts)
+			e, body, authz := benchPageOf(b, tc.opts, strings.HasSuffix(tc.name, "/reactions"))
 			h := e.srv.App.Handler
-			do := func() {
+			serve := func() error {
 				req := httptest.NewRequest(http.MethodPost, "/query", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", authz)
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, req)
 				if w.Code != http.StatusOK || w.Body.Len() < 5000 {
-					b.Fatalf("status %d, %d bytes", w.Code, w.Body.Len())
+					return fmt.Errorf("status %d, %d bytes", w.Code, w.Body.Len())
+				}
+				return nil
+			}
+			do := func() {
+				if err := serve(); err != nil {
+					b.Fatal(err)
 				}
 			}
 			for range 20 { // warm the caches (the response is stored in the background)
@@ -92,8 +117,20 @@ func BenchmarkServerCPU(b *testing.B) {
 			}
 			b.ReportAllocs()
 			cpu0 := processCPU()
-			for b.Loop() {
-				do()
+			if tc.parallel {
+				b.SetParallelism(16) // 32 goroutines on 2 cores
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := serve(); err != nil {
+							b.Error(err) // Fatal only on the benchmark's goroutine
+							return
+						}
+					}
+				})
+			} else {
+				for b.Loop() {
+					do()
+				}
 			}
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 		})
@@ -109,13 +146,36 @@ func processCPU() time.Duration {
 
 // benchPage starts an env with opts and a conversation of 200 messages, and returns it with the
 // body of a request for the conversation's newest page of 50 and the Authorization header of a
-// member.
+// member. The request is graph/client's MessagesPage, the page the load test (make bench)
+// sends: every field of a message, its reactions with viewerReacted, its sender.
 func benchPage(b *testing.B, opts envOptions) (*env, []byte, string) {
+	return benchPageOf(b, opts, false)
+}
+
+// benchPageOf is benchPage, with reactions on ten messages of the page when reactions is set:
+// Bob's on each, the viewer's on every other one.
+func benchPageOf(b *testing.B, opts envOptions, reactions bool) (*env, []byte, string) {
 	e := newEnv(b, opts)
 	f := newFixture(b, e, 200)
+	if reactions {
+		rows, err := e.direct.Query(context.Background(), `SELECT id::text FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 10`, f.conv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, id := range ids {
+			e.as(f.bob, addReactionMut, map[string]any{"id": id, "e": "👍"}, nil)
+			if i%2 == 0 {
+				e.as(f.alice, addReactionMut, map[string]any{"id": id, "e": "🎉"}, nil)
+			}
+		}
+	}
 	body, _ := json.Marshal(map[string]any{
-		"query":     `query Page($id: ID!) { conversation(id: $id) { messages(limit: 50, offset: 0) { items { id seq body createdAt sender { id name } } hasMore } } }`,
-		"variables": map[string]any{"id": f.conv},
+		"query":     client.MessagesPage_Operation,
+		"variables": map[string]any{"conversationId": f.conv, "limit": 50, "offset": 0},
 	})
 	return e, body, "Bearer " + e.token(f.alice)
 }

@@ -1,14 +1,17 @@
 package graph
 
 import (
+	"context"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/threadline/threadline/graph/loader"
 	"github.com/threadline/threadline/graph/model"
 	"github.com/threadline/threadline/internal/chat"
 )
@@ -17,13 +20,13 @@ import (
 // and gqlgen marshals each field of each message through its general machinery (a field
 // context, a resolver wrapper, a marshaler value), about a hundred allocations a message. When
 // everything a request selects on the messages of a list, at any depth, is a plain field read
-// from the struct (no resolver, no argument: the fields below), fastMessages and
-// fastMessageEdges write the whole list into one buffer instead. Any other selection (a
-// resolver such as Reaction.viewerReacted or User.online, a field this file does not know)
-// makes them answer ok=false, and gqlgen marshals the list as usual. The output is
-// byte-identical to gqlgen's (TestFastMarshalMatchesGqlgen), and TestFastMarshalKnowsEveryPlainField
-// fails when a plain field is added to these types without being handled here. ops/gqlgen
-// rewrites the generated list marshallers to try them first.
+// from the struct (no resolver, no argument: the fields below) or Reaction.viewerReacted
+// (perViewer), fastMessages and fastMessageEdges write the whole list into one buffer instead.
+// Any other selection (a resolver such as User.online, a field this file does not know) makes
+// them answer ok=false, and gqlgen marshals the list as usual. The output is byte-identical to
+// gqlgen's (TestFastMarshalMatchesGqlgen), and TestFastMarshalKnowsEveryPlainField fails when a
+// plain field is added to these types without being handled here. ops/gqlgen rewrites the
+// generated list marshallers to try them first.
 
 // fastMarshalOff turns the fast path off (tests compare it with gqlgen's); fastMarshalled counts
 // the lists it wrote.
@@ -51,6 +54,7 @@ const (
 	fCount
 	fCursor
 	fNode
+	fViewerReacted
 )
 
 // planField is one selected field: its key (the JSON-quoted alias and the colon), what to
@@ -73,6 +77,18 @@ var known = map[string]map[string]int{
 	"MessageEdge": {"__typename": fTypename, "cursor": fCursor, "node": fNode},
 }
 
+// perViewer lists the one field with a resolver that the fast path writes:
+// Reaction.viewerReacted, whose resolver reads the viewer's reactions to the message through the
+// loaders (loader.ViewerReacted) and declares its result static for the response cache, which
+// then records nothing for it. The fast path resolves it the same way before writing the list
+// (viewerReactions): for every reaction of the list at once, concurrently, as gqlgen's resolvers
+// run, so that the loader reads them in one batch. A list without reactions never resolves it.
+// If one of them fails, the list goes to gqlgen, whose resolvers get the same answer from the
+// loader and report the error where gqlgen reports it.
+var perViewer = map[string]map[string]int{
+	"Reaction": {"viewerReacted": fViewerReacted},
+}
+
 // children names the type of each object field of the types above.
 var children = map[string]string{"sender": "User", "reactions": "Reaction", "node": "Message"}
 
@@ -83,6 +99,9 @@ func plan(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string
 	out := make([]planField, len(fields))
 	for i, f := range fields {
 		kind, ok := known[typeName][f.Name]
+		if !ok {
+			kind, ok = perViewer[typeName][f.Name]
+		}
 		if !ok || len(f.Arguments) > 0 || len(f.Directives) > 0 && !onlySkipInclude(f.Directives) {
 			return nil, false
 		}
@@ -100,6 +119,68 @@ func plan(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string
 	return out, true
 }
 
+// needsViewer reports whether the plan p writes a field of perViewer, at any depth.
+func needsViewer(p []planField) bool {
+	for _, f := range p {
+		if f.kind == fViewerReacted || needsViewer(f.sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// reactedKey names one reaction, as the resolver of Reaction.viewerReacted reads it.
+type reactedKey struct {
+	conversationID, messageID int64
+	emoji                     string
+}
+
+// writeState is what writing a list needs besides its values: whether the viewer made each
+// reaction of the list (nil when the plan does not select viewerReacted).
+type writeState struct {
+	reacted map[reactedKey]bool
+}
+
+// viewerReactions resolves Reaction.viewerReacted for every reaction of msgs as its resolver
+// does (see perViewer); ok=false when one of them failed or panicked.
+func viewerReactions(ctx context.Context, msgs []*chat.Message) (st *writeState, ok bool) {
+	var keys []reactedKey
+	for _, m := range msgs {
+		for _, r := range m.Reactions {
+			keys = append(keys, reactedKey{r.ConversationID, r.MessageID, r.Emoji})
+		}
+	}
+	st = &writeState{reacted: make(map[reactedKey]bool, len(keys))}
+	if len(keys) == 0 {
+		return st, true
+	}
+	reacted := make([]bool, len(keys))
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() {
+			defer func() {
+				if recover() != nil {
+					failed.Store(true)
+				}
+			}()
+			mine, err := loader.ViewerReacted(ctx, k.conversationID, k.messageID, k.emoji)
+			if err != nil {
+				failed.Store(true)
+			}
+			reacted[i] = mine
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		return nil, false
+	}
+	for i, k := range keys {
+		st.reacted[k] = reacted[i]
+	}
+	return st, true
+}
+
 // onlySkipInclude reports whether a field's directives are only @skip and @include, which
 // CollectFields has applied already.
 func onlySkipInclude(ds ast.DirectiveList) bool {
@@ -112,7 +193,7 @@ func onlySkipInclude(ds ast.DirectiveList) bool {
 }
 
 // fastMessages writes a list of messages (see the top of this file).
-func fastMessages(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*chat.Message) (graphql.Marshaler, bool) {
+func fastMessages(ctx context.Context, opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*chat.Message) (graphql.Marshaler, bool) {
 	if fastMarshalOff.Load() || opCtx == nil {
 		return nil, false
 	}
@@ -125,13 +206,19 @@ func fastMessages(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*ch
 	if !ok {
 		return nil, false
 	}
+	var st *writeState
+	if needsViewer(p) {
+		if st, ok = viewerReactions(ctx, v); !ok {
+			return nil, false
+		}
+	}
 	buf := make([]byte, 0, 64+len(v)*(200+len(p)*16))
 	fastMarshalled.Add(1)
-	return rawJSON(appendList(buf, p, "Message", v, messageField)), true
+	return rawJSON(appendList(buf, st, p, "Message", v, messageField)), true
 }
 
 // fastMessageEdges writes a list of message edges (see the top of this file).
-func fastMessageEdges(opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*model.MessageEdge) (graphql.Marshaler, bool) {
+func fastMessageEdges(ctx context.Context, opCtx *graphql.OperationContext, sel ast.SelectionSet, v []*model.MessageEdge) (graphql.Marshaler, bool) {
 	if fastMarshalOff.Load() || opCtx == nil {
 		return nil, false
 	}
@@ -144,26 +231,36 @@ func fastMessageEdges(opCtx *graphql.OperationContext, sel ast.SelectionSet, v [
 	if !ok {
 		return nil, false
 	}
+	var st *writeState
+	if needsViewer(p) {
+		nodes := make([]*chat.Message, len(v))
+		for i, e := range v {
+			nodes[i] = e.Node
+		}
+		if st, ok = viewerReactions(ctx, nodes); !ok {
+			return nil, false
+		}
+	}
 	buf := make([]byte, 0, 64+len(v)*(240+len(p)*16))
 	fastMarshalled.Add(1)
-	return rawJSON(appendList(buf, p, "MessageEdge", v, edgeField)), true
+	return rawJSON(appendList(buf, st, p, "MessageEdge", v, edgeField)), true
 }
 
 // appendList writes vs as a JSON array of objects of type typeName (see appendObject).
-func appendList[T any](buf []byte, p []planField, typeName string, vs []T, value func([]byte, planField, T) []byte) []byte {
+func appendList[T any](buf []byte, st *writeState, p []planField, typeName string, vs []T, value func([]byte, *writeState, planField, T) []byte) []byte {
 	buf = append(buf, '[')
 	for i, v := range vs {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendObject(buf, p, typeName, v, value)
+		buf = appendObject(buf, st, p, typeName, v, value)
 	}
 	return append(buf, ']')
 }
 
 // appendObject writes v as the JSON object of the plan p: each field's key, then its value:
 // typeName for __typename, what value writes for any other field.
-func appendObject[T any](buf []byte, p []planField, typeName string, v T, value func([]byte, planField, T) []byte) []byte {
+func appendObject[T any](buf []byte, st *writeState, p []planField, typeName string, v T, value func([]byte, *writeState, planField, T) []byte) []byte {
 	buf = append(buf, '{')
 	for i, f := range p {
 		if i > 0 {
@@ -173,20 +270,20 @@ func appendObject[T any](buf []byte, p []planField, typeName string, v T, value 
 		if f.kind == fTypename {
 			buf = appendQuoted(buf, typeName)
 		} else {
-			buf = value(buf, f, v)
+			buf = value(buf, st, f, v)
 		}
 	}
 	return append(buf, '}')
 }
 
-func edgeField(buf []byte, f planField, e *model.MessageEdge) []byte {
+func edgeField(buf []byte, st *writeState, f planField, e *model.MessageEdge) []byte {
 	if f.kind == fNode {
-		return appendObject(buf, f.sub, "Message", e.Node, messageField)
+		return appendObject(buf, st, f.sub, "Message", e.Node, messageField)
 	}
 	return appendQuoted(buf, e.Cursor) // fCursor
 }
 
-func messageField(buf []byte, f planField, m *chat.Message) []byte {
+func messageField(buf []byte, st *writeState, f planField, m *chat.Message) []byte {
 	switch f.kind {
 	case fID:
 		return appendID(buf, m.ID)
@@ -210,26 +307,30 @@ func messageField(buf []byte, f planField, m *chat.Message) []byte {
 	case fVersion:
 		return strconv.AppendInt(buf, int64(m.Version), 10)
 	case fSender:
-		return appendObject(buf, f.sub, "User", m, senderField)
+		return appendObject(buf, st, f.sub, "User", m, senderField)
 	case fReactions:
-		return appendList(buf, f.sub, "Reaction", m.Reactions, reactionField)
+		return appendList(buf, st, f.sub, "Reaction", m.Reactions, reactionField)
 	}
 	return buf
 }
 
 // senderField writes a field of the User who sent m, from the sender fields m carries.
-func senderField(buf []byte, f planField, m *chat.Message) []byte {
+func senderField(buf []byte, _ *writeState, f planField, m *chat.Message) []byte {
 	if f.kind == fID {
 		return appendID(buf, m.SenderID)
 	}
 	return appendQuoted(buf, m.SenderName) // fName
 }
 
-func reactionField(buf []byte, f planField, r chat.Reaction) []byte {
-	if f.kind == fEmoji {
+func reactionField(buf []byte, st *writeState, f planField, r chat.Reaction) []byte {
+	switch f.kind {
+	case fEmoji:
 		return appendQuoted(buf, r.Emoji)
+	case fCount:
+		return strconv.AppendInt(buf, int64(r.Count), 10)
 	}
-	return strconv.AppendInt(buf, int64(r.Count), 10) // fCount
+	// fViewerReacted: resolved for every reaction of the list before writing it.
+	return strconv.AppendBool(buf, st.reacted[reactedKey{r.ConversationID, r.MessageID, r.Emoji}])
 }
 
 // appendID writes an ID as model.MarshalID does.

@@ -15,9 +15,10 @@ import (
 
 // TestFastMarshalMatchesGqlgen: message lists written by the fast path (graph/fastjson.go) are
 // byte-identical to gqlgen's, for random selections (aliases, fragments, @skip and @include,
-// __typename, senders, reactions, resolvers that send the list back to gqlgen) over messages
-// with every kind of content: edited, deleted, with and without client ids and reactions,
-// bodies with quotes, backslashes, control characters and non-ASCII text.
+// __typename, senders, reactions with viewerReacted, which the fast path resolves, User.online,
+// a resolver that sends the list back to gqlgen) over messages with every kind of content: edited, deleted, with and without client ids
+// and reactions (the viewer's and others'), bodies with quotes, backslashes, control characters
+// and non-ASCII text; and over a conversation without reactions.
 func TestFastMarshalMatchesGqlgen(t *testing.T) {
 	// No response cache: both answers must be executed.
 	srv := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.ResponseCacheEnabled = false }})
@@ -49,6 +50,12 @@ func TestFastMarshalMatchesGqlgen(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A conversation without reactions: viewerReacted is resolved on none of its messages.
+	quiet := dbtest.Conversation(t, srv.Direct, "quiet", alice, bob)
+	for i, b := range []string{"no reactions", "here \"either\"", "ünïcödé"} {
+		gql(t, srv, []int64{alice, bob}[i%2], sendMut, vars{"c": id(quiet), "b": b}, nil)
+	}
+
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 300 {
 		sel := randomMessageSelection(rng) + " t: __typename @include(if: $yes)"
@@ -67,11 +74,18 @@ func TestFastMarshalMatchesGqlgen(t *testing.T) {
 		if strings.Contains(sel, "...U") {
 			q += "\nfragment U on User { name id }"
 		}
-		v := vars{"id": id(conv), "yes": true}
+		if strings.Contains(sel, "...R") {
+			q += "\nfragment R on Reaction { emoji viewerReacted }"
+		}
+		c := conv
+		if rng.IntN(3) == 0 {
+			c = quiet
+		}
+		v := vars{"id": id(c), "yes": true}
 		graph.SetFastMarshal(true)
 		before := graph.FastMarshalled()
 		fast := rawQuery(t, srv, alice, q, v)
-		viaResolver := strings.Contains(sel, "viewerReacted") || strings.Contains(sel, "online")
+		viaResolver := strings.Contains(sel, "online")
 		if took := graph.FastMarshalled() > before; took == viaResolver {
 			t.Fatalf("selection %d: fast path taken %v, want %v: %s", i, took, !viaResolver, sel)
 		}
@@ -96,7 +110,7 @@ func randomMessageSelection(rng *rand.Rand) string {
 		f := plain[rng.IntN(len(plain))]
 		switch rng.IntN(10) {
 		case 0:
-			parts = append(parts, "a"+f[:1]+": "+f)
+			parts = append(parts, "a"+f+": "+f) // an alias per field: two fields under one alias conflict
 		case 1:
 			parts = append(parts, f+" @skip(if: $yes)")
 		case 2:
@@ -105,7 +119,7 @@ func randomMessageSelection(rng *rand.Rand) string {
 			parts = append(parts, f)
 		}
 	}
-	switch rng.IntN(6) {
+	switch rng.IntN(7) {
 	case 0:
 		parts = append(parts, "sender { id name }")
 	case 1:
@@ -113,11 +127,13 @@ func randomMessageSelection(rng *rand.Rand) string {
 	case 2:
 		parts = append(parts, "reactions { emoji count }")
 	case 3:
-		parts = append(parts, "reactions { emoji viewerReacted }") // a resolver: gqlgen's path
+		parts = append(parts, "reactions { emoji viewerReacted }") // a resolver the fast path runs
 	case 4:
 		parts = append(parts, "...M", "... on Message { version }")
 	case 5:
-		parts = append(parts, "sender { online }") // a resolver
+		parts = append(parts, "sender { online }") // a resolver: gqlgen's path
+	case 6:
+		parts = append(parts, "r: reactions { v: viewerReacted ...R count __typename }")
 	}
 	return strings.Join(parts, " ")
 }

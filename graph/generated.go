@@ -10279,7 +10279,7 @@ func (ec *executionContext) marshalNMembership2ᚖgithubᚗcomᚋthreadlineᚋth
 }
 
 func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋinternalᚋchatᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*chat.Message) graphql.Marshaler {
-	if m, ok := fastMessages(ec.OperationContext, sel, v); ok {
+	if m, ok := fastMessages(ctx, ec.OperationContext, sel, v); ok {
 		return m
 	}
 	ret := marshalSliceFor(ctx, sel, "Message", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
@@ -10314,7 +10314,7 @@ func (ec *executionContext) marshalNMessageConnection2ᚖgithubᚗcomᚋthreadli
 }
 
 func (ec *executionContext) marshalNMessageEdge2ᚕᚖgithubᚗcomᚋthreadlineᚋthreadlineᚋgraphᚋmodelᚐMessageEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MessageEdge) graphql.Marshaler {
-	if m, ok := fastMessageEdges(ec.OperationContext, sel, v); ok {
+	if m, ok := fastMessageEdges(ctx, ec.OperationContext, sel, v); ok {
 		return m
 	}
 	ret := marshalSliceFor(ctx, sel, "MessageEdge", len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {

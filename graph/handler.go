@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -189,7 +188,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveStored answers r from the response cache if it can, and otherwise returns the request to
-// hand to gqlgen: r with its body as it was, carrying the lookup made if there was one.
+// hand to gqlgen: r as it was if it was not decoded, else r carrying what it decoded to
+// (httptransport.WithDecoded) and the lookup made if there was one.
 //
 // Everything outside this handler has run as for any request: request id, CORS, body limit,
 // deadline, authentication, presence, rate limit and admission (a hit takes an admission slot,
@@ -217,33 +217,33 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request) (bool, *ht
 	var params *graphql.RawParams
 	var rerr *httptransport.RequestError
 	if r.Method == http.MethodPost {
-		rec := &recorder{body: r.Body}
-		r.Body = rec
 		params, rerr = httptransport.ReadPOST(r)
-		r.Body = rec.replay()
 	} else {
 		params, rerr = httptransport.ReadGET(r)
 	}
-	// From here on, a miss hands the decoded request on: the transport does not decode it again.
-	r = httptransport.WithDecoded(r, params, rerr)
+	// From here on, a miss hands the decoded request on (httptransport.WithDecoded): the
+	// transport serves what was decoded here, and never reads the body, which has been read.
+	miss := func(r *http.Request) (bool, *http.Request) {
+		return false, httptransport.WithDecoded(r, params, rerr)
+	}
 	if rerr != nil {
-		return false, r
+		return miss(r)
 	}
 	query, doc, ok := h.gate.Admitted(params)
 	if !ok {
-		return false, r
+		return miss(r)
 	}
 	op := doc.Operations.ForName(params.OperationName)
 	if op == nil || op.Operation != ast.Query {
-		return false, r
+		return miss(r)
 	}
 	key, ok := h.cache.Key(viewer, query, params.OperationName, params.Variables)
 	if !ok {
-		return false, r
+		return miss(r)
 	}
 	body, ctx := h.cache.Lookup(r.Context(), viewer, key)
 	if body == nil {
-		return false, r.WithContext(ctx)
+		return miss(r.WithContext(ctx))
 	}
 	httptransport.WriteEncoded(w, httptransport.Negotiate(r.Header.Values("Accept")), http.StatusOK, body)
 	if h.observe != nil {
@@ -254,29 +254,6 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request) (bool, *ht
 		h.observe(name, string(ast.Query), time.Since(start))
 	}
 	return true, r
-}
-
-// recorder keeps what is read from a request body, so that the body can be read again.
-type recorder struct {
-	body io.ReadCloser
-	read []byte
-}
-
-func (rec *recorder) Read(p []byte) (int, error) {
-	n, err := rec.body.Read(p)
-	rec.read = append(rec.read, p[:n]...)
-	return n, err
-}
-
-func (rec *recorder) Close() error { return rec.body.Close() }
-
-// replay returns the body again: what was read, then the rest (or the error that ended the
-// reading: http.MaxBytesReader repeats it).
-func (rec *recorder) replay() io.ReadCloser {
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(rec.read), rec.body), rec.body}
 }
 
 // ResponseCacheSalt names the rules under which a handler admits an operation: the schema it

@@ -368,6 +368,7 @@ type decoded struct {
 // WithDecoded returns r carrying what ReadPOST or ReadGET made of it, so that the transport
 // serving r uses that instead of decoding the request a second time (the response cache's
 // look-up before gqlgen decodes it first, and on a miss the request goes on to the transport).
+// GET and POST never read the body of a request that carries it: it may have been read.
 func WithDecoded(r *http.Request, params *graphql.RawParams, err *RequestError) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), decodedKey{}, &decoded{params: params, err: err}))
 }

@@ -214,7 +214,7 @@ func fastLists(src string) (string, int) {
 			regexp.QuoteMeta(elem) + `\) graphql\.Marshaler \{\n`)
 		src = re.ReplaceAllStringFunc(src, func(m string) string {
 			n++
-			return m + "\tif m, ok := " + fn + "(ec.OperationContext, sel, v); ok {\n\t\treturn m\n\t}\n"
+			return m + "\tif m, ok := " + fn + "(ctx, ec.OperationContext, sel, v); ok {\n\t\treturn m\n\t}\n"
 		})
 	}
 	return src, n
