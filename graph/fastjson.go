@@ -92,6 +92,21 @@ var perViewer = map[string]map[string]int{
 // children names the type of each object field of the types above.
 var children = map[string]string{"sender": "User", "reactions": "Reaction", "node": "Message"}
 
+// fieldKeys holds the key written for each field of known and perViewer under its own name (a
+// selection without an alias), so that planning a selection does not build them again. Keys are
+// only read.
+var fieldKeys = func() map[string][]byte {
+	keys := map[string][]byte{}
+	for _, table := range []map[string]map[string]int{known, perViewer} {
+		for _, fields := range table {
+			for name := range fields {
+				keys[name] = append(appendQuoted(nil, name), ':')
+			}
+		}
+	}
+	return keys
+}()
+
 // plan compiles the selection of typeName into fields to write; ok=false when it selects
 // anything the fast path does not write.
 func plan(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string) ([]planField, bool) {
@@ -105,9 +120,11 @@ func plan(opCtx *graphql.OperationContext, sel ast.SelectionSet, typeName string
 		if !ok || len(f.Arguments) > 0 || len(f.Directives) > 0 && !onlySkipInclude(f.Directives) {
 			return nil, false
 		}
-		key := make([]byte, 0, len(f.Alias)+3)
-		key = appendQuoted(key, f.Alias)
-		out[i] = planField{key: append(key, ':'), kind: kind}
+		key, ok := fieldKeys[f.Alias]
+		if !ok {
+			key = append(appendQuoted(make([]byte, 0, len(f.Alias)+3), f.Alias), ':')
+		}
+		out[i] = planField{key: key, kind: kind}
 		if child, isObject := children[f.Name]; isObject {
 			sub, ok := plan(opCtx, f.Selections, child)
 			if !ok {
