@@ -929,49 +929,14 @@ func (v *EventsResponse) GetConversation() *EventsConversation { return v.Conver
 type HistoryAroundConversation struct {
 	Id string `json:"id"`
 	// A window around one message, for permalinks and search hits: up to `before` older and `after` newer messages (0..100 each), newest first.
-	HistoryAround HistoryAroundConversationHistoryAroundMessageWindow `json:"historyAround"`
+	HistoryAround MessageWindowFields `json:"historyAround"`
 }
 
 // GetId returns HistoryAroundConversation.Id, and is useful for accessing the field via an interface.
 func (v *HistoryAroundConversation) GetId() string { return v.Id }
 
 // GetHistoryAround returns HistoryAroundConversation.HistoryAround, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversation) GetHistoryAround() HistoryAroundConversationHistoryAroundMessageWindow {
-	return v.HistoryAround
-}
-
-// HistoryAroundConversationHistoryAroundMessageWindow includes the requested fields of the GraphQL type MessageWindow.
-type HistoryAroundConversationHistoryAroundMessageWindow struct {
-	// Newest first.
-	Items    []MessageFields `json:"items"`
-	HasOlder bool            `json:"hasOlder"`
-	HasNewer bool            `json:"hasNewer"`
-	// Pass as timeline(after:) for the messages older than the window.
-	OlderCursor *string `json:"olderCursor"`
-	// Pass as timeline(before:) for the messages newer than the window.
-	NewerCursor *string `json:"newerCursor"`
-}
-
-// GetItems returns HistoryAroundConversationHistoryAroundMessageWindow.Items, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetItems() []MessageFields {
-	return v.Items
-}
-
-// GetHasOlder returns HistoryAroundConversationHistoryAroundMessageWindow.HasOlder, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasOlder() bool { return v.HasOlder }
-
-// GetHasNewer returns HistoryAroundConversationHistoryAroundMessageWindow.HasNewer, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasNewer() bool { return v.HasNewer }
-
-// GetOlderCursor returns HistoryAroundConversationHistoryAroundMessageWindow.OlderCursor, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetOlderCursor() *string {
-	return v.OlderCursor
-}
-
-// GetNewerCursor returns HistoryAroundConversationHistoryAroundMessageWindow.NewerCursor, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetNewerCursor() *string {
-	return v.NewerCursor
-}
+func (v *HistoryAroundConversation) GetHistoryAround() MessageWindowFields { return v.HistoryAround }
 
 // HistoryAroundResponse is returned by HistoryAround on success.
 type HistoryAroundResponse struct {
@@ -1297,6 +1262,33 @@ func (v *MessagePageEdgesMessageEdge) GetCursor() string { return v.Cursor }
 
 // GetNode returns MessagePageEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
 func (v *MessagePageEdgesMessageEdge) GetNode() MessageFields { return v.Node }
+
+// A window of messages around one (historyAround), with the cursors to page on from it.
+type MessageWindowFields struct {
+	// Newest first.
+	Items    []MessageFields `json:"items"`
+	HasOlder bool            `json:"hasOlder"`
+	HasNewer bool            `json:"hasNewer"`
+	// Pass as timeline(after:) for the messages older than the window.
+	OlderCursor *string `json:"olderCursor"`
+	// Pass as timeline(before:) for the messages newer than the window.
+	NewerCursor *string `json:"newerCursor"`
+}
+
+// GetItems returns MessageWindowFields.Items, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetItems() []MessageFields { return v.Items }
+
+// GetHasOlder returns MessageWindowFields.HasOlder, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetHasOlder() bool { return v.HasOlder }
+
+// GetHasNewer returns MessageWindowFields.HasNewer, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetHasNewer() bool { return v.HasNewer }
+
+// GetOlderCursor returns MessageWindowFields.OlderCursor, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetOlderCursor() *string { return v.OlderCursor }
+
+// GetNewerCursor returns MessageWindowFields.NewerCursor, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetNewerCursor() *string { return v.NewerCursor }
 
 // MessagesPageConversation includes the requested fields of the GraphQL type Conversation.
 type MessagesPageConversation struct {
@@ -3015,15 +3007,18 @@ query HistoryAround ($conversationId: ID!, $seq: Int!, $before: Int, $after: Int
 	conversation(id: $conversationId) {
 		id
 		historyAround(seq: $seq, before: $before, after: $after) {
-			items {
-				... MessageFields
-			}
-			hasOlder
-			hasNewer
-			olderCursor
-			newerCursor
+			... MessageWindowFields
 		}
 	}
+}
+fragment MessageWindowFields on MessageWindow {
+	items {
+		... MessageFields
+	}
+	hasOlder
+	hasNewer
+	olderCursor
+	newerCursor
 }
 fragment MessageFields on Message {
 	id

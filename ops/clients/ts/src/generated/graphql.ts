@@ -180,6 +180,8 @@ export type ConversationEventsSubscription = { conversationEvents:
     | { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
    };
 
+export type MessageWindowFieldsFragment = { hasOlder: boolean, hasNewer: boolean, olderCursor: string | null, newerCursor: string | null, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> };
+
 export type SendMessageMutationVariables = Exact<{
   input: Types.SendMessageInput;
 }>;
@@ -455,6 +457,39 @@ fragment MessageFields on Message {
     ...UserFields
   }
 }`, {"fragmentName":"EventFields"}) as unknown as TypedDocumentString<EventFieldsFragment, unknown>;
+export const MessageWindowFieldsFragmentDoc = new TypedDocumentString(`
+    fragment MessageWindowFields on MessageWindow {
+  items {
+    ...MessageFields
+  }
+  hasOlder
+  hasNewer
+  olderCursor
+  newerCursor
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`, {"fragmentName":"MessageWindowFields"}) as unknown as TypedDocumentString<MessageWindowFieldsFragment, unknown>;
 export const ConversationsDocument = new TypedDocumentString(`
     query Conversations($first: Int, $after: String) {
   conversations(first: $first, after: $after) {
@@ -829,13 +864,7 @@ export const HistoryAroundDocument = new TypedDocumentString(`
   conversation(id: $conversationId) {
     id
     historyAround(seq: $seq, before: $before, after: $after) {
-      items {
-        ...MessageFields
-      }
-      hasOlder
-      hasNewer
-      olderCursor
-      newerCursor
+      ...MessageWindowFields
     }
   }
 }
@@ -861,6 +890,15 @@ fragment MessageFields on Message {
   sender {
     ...UserFields
   }
+}
+fragment MessageWindowFields on MessageWindow {
+  items {
+    ...MessageFields
+  }
+  hasOlder
+  hasNewer
+  olderCursor
+  newerCursor
 }`) as unknown as TypedDocumentString<HistoryAroundQuery, HistoryAroundQueryVariables>;
 export const MessageAddedDocument = new TypedDocumentString(`
     subscription MessageAdded($conversationId: ID!, $afterSeq: Int) {
