@@ -182,6 +182,16 @@ export type ConversationEventsSubscription = { conversationEvents:
 
 export type MessageWindowFieldsFragment = { hasOlder: boolean, hasNewer: boolean, olderCursor: string | null, newerCursor: string | null, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> };
 
+export type ReadStateFieldsFragment = { id: string, unreadCount: number, viewerLastReadSeq: number };
+
+export type MarkReadMutationVariables = Exact<{
+  conversationId: string | number;
+  seq: number;
+}>;
+
+
+export type MarkReadMutation = { markRead: { id: string, unreadCount: number, viewerLastReadSeq: number } };
+
 export type SendMessageMutationVariables = Exact<{
   input: Types.SendMessageInput;
 }>;
@@ -225,14 +235,6 @@ export type SidebarQueryVariables = Exact<{
 
 
 export type SidebarQuery = { unreadTotal: number, conversations: { edges: Array<{ node: { id: string, title: string, unreadCount: number, viewerLastReadSeq: number, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } }> } };
-
-export type MarkReadMutationVariables = Exact<{
-  conversationId: string | number;
-  seq: number;
-}>;
-
-
-export type MarkReadMutation = { markRead: { id: string, unreadCount: number, viewerLastReadSeq: number } };
 
 export type ViewerEventsSubscriptionVariables = Exact<{
   after?: string | null | undefined;
@@ -490,6 +492,13 @@ fragment MessageFields on Message {
     ...UserFields
   }
 }`, {"fragmentName":"MessageWindowFields"}) as unknown as TypedDocumentString<MessageWindowFieldsFragment, unknown>;
+export const ReadStateFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ReadStateFields on Conversation {
+  id
+  unreadCount
+  viewerLastReadSeq
+}
+    `, {"fragmentName":"ReadStateFields"}) as unknown as TypedDocumentString<ReadStateFieldsFragment, unknown>;
 export const ConversationsDocument = new TypedDocumentString(`
     query Conversations($first: Int, $after: String) {
   conversations(first: $first, after: $after) {
@@ -1085,6 +1094,17 @@ fragment EventFields on ConversationEvent {
     title
   }
 }`) as unknown as TypedDocumentString<ConversationEventsSubscription, ConversationEventsSubscriptionVariables>;
+export const MarkReadDocument = new TypedDocumentString(`
+    mutation MarkRead($conversationId: ID!, $seq: Int!) {
+  markRead(conversationId: $conversationId, seq: $seq) {
+    ...ReadStateFields
+  }
+}
+    fragment ReadStateFields on Conversation {
+  id
+  unreadCount
+  viewerLastReadSeq
+}`) as unknown as TypedDocumentString<MarkReadMutation, MarkReadMutationVariables>;
 export const SendMessageDocument = new TypedDocumentString(`
     mutation SendMessage($input: SendMessageInput!) {
   sendMessage(input: $input) {
@@ -1270,15 +1290,6 @@ fragment MessageFields on Message {
     ...UserFields
   }
 }`) as unknown as TypedDocumentString<SidebarQuery, SidebarQueryVariables>;
-export const MarkReadDocument = new TypedDocumentString(`
-    mutation MarkRead($conversationId: ID!, $seq: Int!) {
-  markRead(conversationId: $conversationId, seq: $seq) {
-    id
-    unreadCount
-    viewerLastReadSeq
-  }
-}
-    `) as unknown as TypedDocumentString<MarkReadMutation, MarkReadMutationVariables>;
 export const ViewerEventsDocument = new TypedDocumentString(`
     subscription ViewerEvents($after: String) {
   viewerEvents(after: $after) {
@@ -1310,9 +1321,7 @@ export const ViewerEventsDocument = new TypedDocumentString(`
     }
     ... on ReadStateChangedEvent {
       conversation {
-        id
-        unreadCount
-        viewerLastReadSeq
+        ...ReadStateFields
       }
     }
   }
@@ -1320,6 +1329,11 @@ export const ViewerEventsDocument = new TypedDocumentString(`
     fragment UserFields on User {
   id
   name
+}
+fragment ReadStateFields on Conversation {
+  id
+  unreadCount
+  viewerLastReadSeq
 }`) as unknown as TypedDocumentString<ViewerEventsSubscription, ViewerEventsSubscriptionVariables>;
 export const ViewerDocument = new TypedDocumentString(`
     query Viewer {
