@@ -1,16 +1,17 @@
 // GraphQL Code Generator (typescript-operations, typed-document-node): the types of the web
-// app's operations (src/graphql/*.graphql, and the message mutations every client shares,
-// graph/client/operations/messagewrites.graphql, with the app's own MessageFields), checked
-// against the published schema (schema.graphql at the repository root), and each operation as a
-// TypedDocumentNode from which Apollo Client's hooks infer their result and variables types.
-// The output, src/generated/graphql.ts, is committed; web/check.sh fails when it is out of date.
+// app's operations (src/graphql/*.graphql, and what every client shares,
+// graph/client/operations/shared.graphql: the message mutations, markRead and their fragments,
+// with the app's own MessageFields), checked against the published schema (schema.graphql at
+// the repository root), and each operation as a TypedDocumentNode from which Apollo Client's
+// hooks infer their result and variables types. The output, src/generated/graphql.ts, is
+// committed; web/check.sh fails when it is out of date.
 //
 //   npm ci && npm run codegen
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
 const config: CodegenConfig = {
   schema: '../schema.graphql',
-  documents: ['src/graphql/*.graphql', '../graph/client/operations/messagewrites.graphql'],
+  documents: ['src/graphql/*.graphql', '../graph/client/operations/shared.graphql'],
   generates: {
     'src/generated/graphql.ts': {
       plugins: ['typescript-operations', 'typed-document-node'],

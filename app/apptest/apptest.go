@@ -287,23 +287,30 @@ func get(t testing.TB, url string) (int, string) {
 // the test after 15 s, or as soon as stopped (if not nil) is closed: the server has exited.
 func WaitReady(t testing.TB, base string, stopped <-chan struct{}) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitOK(t, base+"/readyz", "the server at "+base, stopped, 15*time.Second)
+}
+
+// waitOK waits until url answers 200. It fails the test after timeout, or as soon as stopped
+// (if not nil) is closed: the server, named what in the failure, has exited.
+func waitOK(t testing.TB, url, what string, stopped <-chan struct{}, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		res, err := http.Get(base + "/readyz")
+		res, err := http.Get(url)
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
 				return
 			}
-			err = fmt.Errorf("readyz answered %d", res.StatusCode)
+			err = fmt.Errorf("%s answered %d", url, res.StatusCode)
 		}
 		select {
 		case <-stopped:
-			t.Fatalf("apptest: the server at %s exited before it was ready", base)
+			t.Fatalf("apptest: %s exited before it was ready", what)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("apptest: the server at %s is not ready: %v", base, err)
+			t.Fatalf("apptest: %s is not ready: %v", what, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,8 +1,6 @@
 package apptest
 
 import (
-	"fmt"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -35,24 +33,5 @@ func StartDaemon(t testing.TB, cmd *exec.Cmd, readyURL string) {
 			t.Logf("%s's output:\n%s", name, logs.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(readyURL)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-			err = fmt.Errorf("%s answered %s", readyURL, res.Status)
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited before it was ready", name)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 30 s: %v", name, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitOK(t, readyURL, name, exited, 30*time.Second)
 }

@@ -929,49 +929,14 @@ func (v *EventsResponse) GetConversation() *EventsConversation { return v.Conver
 type HistoryAroundConversation struct {
 	Id string `json:"id"`
 	// A window around one message, for permalinks and search hits: up to `before` older and `after` newer messages (0..100 each), newest first.
-	HistoryAround HistoryAroundConversationHistoryAroundMessageWindow `json:"historyAround"`
+	HistoryAround MessageWindowFields `json:"historyAround"`
 }
 
 // GetId returns HistoryAroundConversation.Id, and is useful for accessing the field via an interface.
 func (v *HistoryAroundConversation) GetId() string { return v.Id }
 
 // GetHistoryAround returns HistoryAroundConversation.HistoryAround, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversation) GetHistoryAround() HistoryAroundConversationHistoryAroundMessageWindow {
-	return v.HistoryAround
-}
-
-// HistoryAroundConversationHistoryAroundMessageWindow includes the requested fields of the GraphQL type MessageWindow.
-type HistoryAroundConversationHistoryAroundMessageWindow struct {
-	// Newest first.
-	Items    []MessageFields `json:"items"`
-	HasOlder bool            `json:"hasOlder"`
-	HasNewer bool            `json:"hasNewer"`
-	// Pass as timeline(after:) for the messages older than the window.
-	OlderCursor *string `json:"olderCursor"`
-	// Pass as timeline(before:) for the messages newer than the window.
-	NewerCursor *string `json:"newerCursor"`
-}
-
-// GetItems returns HistoryAroundConversationHistoryAroundMessageWindow.Items, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetItems() []MessageFields {
-	return v.Items
-}
-
-// GetHasOlder returns HistoryAroundConversationHistoryAroundMessageWindow.HasOlder, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasOlder() bool { return v.HasOlder }
-
-// GetHasNewer returns HistoryAroundConversationHistoryAroundMessageWindow.HasNewer, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetHasNewer() bool { return v.HasNewer }
-
-// GetOlderCursor returns HistoryAroundConversationHistoryAroundMessageWindow.OlderCursor, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetOlderCursor() *string {
-	return v.OlderCursor
-}
-
-// GetNewerCursor returns HistoryAroundConversationHistoryAroundMessageWindow.NewerCursor, and is useful for accessing the field via an interface.
-func (v *HistoryAroundConversationHistoryAroundMessageWindow) GetNewerCursor() *string {
-	return v.NewerCursor
-}
+func (v *HistoryAroundConversation) GetHistoryAround() MessageWindowFields { return v.HistoryAround }
 
 // HistoryAroundResponse is returned by HistoryAround on success.
 type HistoryAroundResponse struct {
@@ -1155,32 +1120,14 @@ type LeaveConversationResponse struct {
 // GetLeaveConversation returns LeaveConversationResponse.LeaveConversation, and is useful for accessing the field via an interface.
 func (v *LeaveConversationResponse) GetLeaveConversation() bool { return v.LeaveConversation }
 
-// MarkReadMarkReadConversation includes the requested fields of the GraphQL type Conversation.
-type MarkReadMarkReadConversation struct {
-	Id string `json:"id"`
-	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
-	UnreadCount int `json:"unreadCount"`
-	// The seq of the last message the viewer has read (0: none).
-	ViewerLastReadSeq int `json:"viewerLastReadSeq"`
-}
-
-// GetId returns MarkReadMarkReadConversation.Id, and is useful for accessing the field via an interface.
-func (v *MarkReadMarkReadConversation) GetId() string { return v.Id }
-
-// GetUnreadCount returns MarkReadMarkReadConversation.UnreadCount, and is useful for accessing the field via an interface.
-func (v *MarkReadMarkReadConversation) GetUnreadCount() int { return v.UnreadCount }
-
-// GetViewerLastReadSeq returns MarkReadMarkReadConversation.ViewerLastReadSeq, and is useful for accessing the field via an interface.
-func (v *MarkReadMarkReadConversation) GetViewerLastReadSeq() int { return v.ViewerLastReadSeq }
-
 // MarkReadResponse is returned by MarkRead on success.
 type MarkReadResponse struct {
 	// Moves the viewer's read position forward (never backward); answers the conversation with its new unreadCount.
-	MarkRead MarkReadMarkReadConversation `json:"markRead"`
+	MarkRead ReadStateFields `json:"markRead"`
 }
 
 // GetMarkRead returns MarkReadResponse.MarkRead, and is useful for accessing the field via an interface.
-func (v *MarkReadResponse) GetMarkRead() MarkReadMarkReadConversation { return v.MarkRead }
+func (v *MarkReadResponse) GetMarkRead() ReadStateFields { return v.MarkRead }
 
 type MemberRole string
 
@@ -1298,6 +1245,33 @@ func (v *MessagePageEdgesMessageEdge) GetCursor() string { return v.Cursor }
 // GetNode returns MessagePageEdgesMessageEdge.Node, and is useful for accessing the field via an interface.
 func (v *MessagePageEdgesMessageEdge) GetNode() MessageFields { return v.Node }
 
+// A window of messages around one (historyAround), with the cursors to page on from it.
+type MessageWindowFields struct {
+	// Newest first.
+	Items    []MessageFields `json:"items"`
+	HasOlder bool            `json:"hasOlder"`
+	HasNewer bool            `json:"hasNewer"`
+	// Pass as timeline(after:) for the messages older than the window.
+	OlderCursor *string `json:"olderCursor"`
+	// Pass as timeline(before:) for the messages newer than the window.
+	NewerCursor *string `json:"newerCursor"`
+}
+
+// GetItems returns MessageWindowFields.Items, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetItems() []MessageFields { return v.Items }
+
+// GetHasOlder returns MessageWindowFields.HasOlder, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetHasOlder() bool { return v.HasOlder }
+
+// GetHasNewer returns MessageWindowFields.HasNewer, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetHasNewer() bool { return v.HasNewer }
+
+// GetOlderCursor returns MessageWindowFields.OlderCursor, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetOlderCursor() *string { return v.OlderCursor }
+
+// GetNewerCursor returns MessageWindowFields.NewerCursor, and is useful for accessing the field via an interface.
+func (v *MessageWindowFields) GetNewerCursor() *string { return v.NewerCursor }
+
 // MessagesPageConversation includes the requested fields of the GraphQL type Conversation.
 type MessagesPageConversation struct {
 	Id string `json:"id"`
@@ -1362,6 +1336,25 @@ func (v *PageInfoFields) GetStartCursor() *string { return v.StartCursor }
 
 // GetEndCursor returns PageInfoFields.EndCursor, and is useful for accessing the field via an interface.
 func (v *PageInfoFields) GetEndCursor() *string { return v.EndCursor }
+
+// The viewer's read state of a conversation: what markRead answers and a ReadStateChangedEvent
+// carries.
+type ReadStateFields struct {
+	Id string `json:"id"`
+	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
+	UnreadCount int `json:"unreadCount"`
+	// The seq of the last message the viewer has read (0: none).
+	ViewerLastReadSeq int `json:"viewerLastReadSeq"`
+}
+
+// GetId returns ReadStateFields.Id, and is useful for accessing the field via an interface.
+func (v *ReadStateFields) GetId() string { return v.Id }
+
+// GetUnreadCount returns ReadStateFields.UnreadCount, and is useful for accessing the field via an interface.
+func (v *ReadStateFields) GetUnreadCount() int { return v.UnreadCount }
+
+// GetViewerLastReadSeq returns ReadStateFields.ViewerLastReadSeq, and is useful for accessing the field via an interface.
+func (v *ReadStateFields) GetViewerLastReadSeq() int { return v.ViewerLastReadSeq }
 
 // RemoveMemberRemoveMemberConversation includes the requested fields of the GraphQL type Conversation.
 type RemoveMemberRemoveMemberConversation struct {
@@ -1797,9 +1790,9 @@ func (v *ViewerEventsViewerEventsConversationLeftEvent) GetConversationId() stri
 //
 // The viewer read the conversation on another device.
 type ViewerEventsViewerEventsReadStateChangedEvent struct {
-	Typename     *string                                                   `json:"__typename"`
-	Position     string                                                    `json:"position"`
-	Conversation ViewerEventsViewerEventsReadStateChangedEventConversation `json:"conversation"`
+	Typename     *string         `json:"__typename"`
+	Position     string          `json:"position"`
+	Conversation ReadStateFields `json:"conversation"`
 }
 
 // GetTypename returns ViewerEventsViewerEventsReadStateChangedEvent.Typename, and is useful for accessing the field via an interface.
@@ -1809,30 +1802,8 @@ func (v *ViewerEventsViewerEventsReadStateChangedEvent) GetTypename() *string { 
 func (v *ViewerEventsViewerEventsReadStateChangedEvent) GetPosition() string { return v.Position }
 
 // GetConversation returns ViewerEventsViewerEventsReadStateChangedEvent.Conversation, and is useful for accessing the field via an interface.
-func (v *ViewerEventsViewerEventsReadStateChangedEvent) GetConversation() ViewerEventsViewerEventsReadStateChangedEventConversation {
+func (v *ViewerEventsViewerEventsReadStateChangedEvent) GetConversation() ReadStateFields {
 	return v.Conversation
-}
-
-// ViewerEventsViewerEventsReadStateChangedEventConversation includes the requested fields of the GraphQL type Conversation.
-type ViewerEventsViewerEventsReadStateChangedEventConversation struct {
-	Id string `json:"id"`
-	// Messages after viewerLastReadSeq that the viewer did not send and that are not deleted.
-	UnreadCount int `json:"unreadCount"`
-	// The seq of the last message the viewer has read (0: none).
-	ViewerLastReadSeq int `json:"viewerLastReadSeq"`
-}
-
-// GetId returns ViewerEventsViewerEventsReadStateChangedEventConversation.Id, and is useful for accessing the field via an interface.
-func (v *ViewerEventsViewerEventsReadStateChangedEventConversation) GetId() string { return v.Id }
-
-// GetUnreadCount returns ViewerEventsViewerEventsReadStateChangedEventConversation.UnreadCount, and is useful for accessing the field via an interface.
-func (v *ViewerEventsViewerEventsReadStateChangedEventConversation) GetUnreadCount() int {
-	return v.UnreadCount
-}
-
-// GetViewerLastReadSeq returns ViewerEventsViewerEventsReadStateChangedEventConversation.ViewerLastReadSeq, and is useful for accessing the field via an interface.
-func (v *ViewerEventsViewerEventsReadStateChangedEventConversation) GetViewerLastReadSeq() int {
-	return v.ViewerLastReadSeq
 }
 
 // ViewerEventsViewerEventsViewerEvent includes the requested fields of the GraphQL interface ViewerEvent.
@@ -3015,15 +2986,18 @@ query HistoryAround ($conversationId: ID!, $seq: Int!, $before: Int, $after: Int
 	conversation(id: $conversationId) {
 		id
 		historyAround(seq: $seq, before: $before, after: $after) {
-			items {
-				... MessageFields
-			}
-			hasOlder
-			hasNewer
-			olderCursor
-			newerCursor
+			... MessageWindowFields
 		}
 	}
+}
+fragment MessageWindowFields on MessageWindow {
+	items {
+		... MessageFields
+	}
+	hasOlder
+	hasNewer
+	olderCursor
+	newerCursor
 }
 fragment MessageFields on Message {
 	id
@@ -3207,10 +3181,13 @@ func LeaveConversation(
 const MarkRead_Operation = `
 mutation MarkRead ($conversationId: ID!, $seq: Int!) {
 	markRead(conversationId: $conversationId, seq: $seq) {
-		id
-		unreadCount
-		viewerLastReadSeq
+		... ReadStateFields
 	}
+}
+fragment ReadStateFields on Conversation {
+	id
+	unreadCount
+	viewerLastReadSeq
 }
 `
 
@@ -3868,9 +3845,7 @@ subscription ViewerEvents ($after: String) {
 		}
 		... on ReadStateChangedEvent {
 			conversation {
-				id
-				unreadCount
-				viewerLastReadSeq
+				... ReadStateFields
 			}
 		}
 	}
@@ -3878,6 +3853,11 @@ subscription ViewerEvents ($after: String) {
 fragment UserFields on User {
 	id
 	name
+}
+fragment ReadStateFields on Conversation {
+	id
+	unreadCount
+	viewerLastReadSeq
 }
 `
 

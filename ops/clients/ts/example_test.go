@@ -13,6 +13,7 @@ import (
 	"github.com/threadline/threadline/app"
 	"github.com/threadline/threadline/app/apptest"
 	"github.com/threadline/threadline/db"
+	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/testenv"
 )
 
@@ -58,32 +59,55 @@ func TestTypeScriptExample(t *testing.T) {
 // that server, with THREADLINE_TOKEN=token and env added to the environment.
 func startExample(t *testing.T) (*apptest.Server, func(ctx context.Context, script, token string, env ...string) *exec.Cmd) {
 	t.Helper()
-	node, out := build(t)
+	n := build(t)
 	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
 	return s, func(ctx context.Context, script, token string, env ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", script))
-		cmd.Env = append(append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+token), env...)
+		cmd := n.command(ctx, script, s.URL, token)
+		cmd.Env = append(cmd.Env, env...)
 		return cmd
 	}
 }
 
+// startWithConversation compiles the examples (build) and starts a server with o whose
+// database has two users, Alice and Bob (users, in that order), members of a conversation named
+// title (conv).
+func startWithConversation(t *testing.T, o apptest.Options, title string) (n node, s *apptest.Server, users []int64, conv int64) {
+	t.Helper()
+	n = build(t)
+	s = apptest.Start(t, o)
+	users = dbtest.Users(t, s.Direct, "Alice", "Bob")
+	return n, s, users, dbtest.Conversation(t, s.Direct, title, users...)
+}
+
+// node runs the examples that build compiled.
+type node struct{ path, out string }
+
+// command returns the command that runs the compiled src/<script> with args, with Node, against
+// the server at url (THREADLINE_URL, its /query endpoint) as the holder of token
+// (THREADLINE_TOKEN).
+func (n node) command(ctx context.Context, script, url, token string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, n.path, append([]string{filepath.Join(n.out, "src", script)}, args...)...)
+	cmd.Env = append(os.Environ(), "THREADLINE_URL="+url+"/query", "THREADLINE_TOKEN="+token)
+	return cmd
+}
+
 // build skips the test under -short (it needs Node.js, and its callers the services); else it
 // compiles this directory's TypeScript with the tsc that make check-ts installs (npm ci)
-// into a directory of the test's own, and returns Node's path and that directory. The output is
+// into a directory of the test's own, and returns Node with that directory. The output is
 // ES modules (package.json says "type": "module"); its node_modules is a link to this
 // directory's, so that what it imports (@apollo/client) resolves.
-func build(t *testing.T) (node, out string) {
+func build(t *testing.T) node {
 	t.Helper()
 	testenv.SkipShort(t, "needs Node.js and the services")
 	tsc := filepath.Join("node_modules", ".bin", "tsc")
 	if _, err := os.Stat(tsc); err != nil {
 		t.Fatalf("%s is missing: run make check-ts (npm ci in ops/clients/ts) first", tsc)
 	}
-	node, err := exec.LookPath("node")
+	path, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatal("node not found: run make client-deps")
 	}
-	out = t.TempDir()
+	out := t.TempDir()
 	if b, err := exec.Command(tsc, "-p", "tsconfig.json", "--outDir", out).CombinedOutput(); err != nil {
 		t.Fatalf("tsc: %v\n%s", err, b)
 	}
@@ -97,7 +121,7 @@ func build(t *testing.T) (node, out string) {
 	if err := os.Symlink(modules, filepath.Join(out, "node_modules")); err != nil {
 		t.Fatal(err)
 	}
-	return node, out
+	return node{path, out}
 }
 
 // TestTypeScriptSidebar runs the sidebar example (src/sidebar.ts) against a development server:

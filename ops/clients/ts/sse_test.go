@@ -6,15 +6,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/threadline/threadline/app/apptest"
-	"github.com/threadline/threadline/db/dbtest"
 )
 
 // TestGraphQLSSEClient runs src/sse.ts, the official graphql-sse client in Node, against two
@@ -23,18 +20,14 @@ import (
 // it receives exactly what was sent meanwhile, then what follows live, each message once.
 func TestGraphQLSSEClient(t *testing.T) {
 	t.Parallel()
-	node, out := build(t)
-	a := apptest.Start(t, apptest.Options{})
+	n, a, users, conv := startWithConversation(t, apptest.Options{}, "General")
 	b := apptest.Start(t, apptest.Options{Database: &a.Database, RedisURL: a.Config.RedisURL})
-	users := dbtest.Users(t, a.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, a.Direct, "General", users...)
 	send := func(n int, what string) { a.Client(users[0]).SendNumbered(t, conv, n, what) }
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const before, missed, live = 5, 7, 1
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "sse.js"), apptest.ID(conv), strconv.Itoa(before), strconv.Itoa(missed+live))
-	cmd.Env = append(cmd.Environ(), "THREADLINE_URL="+b.URL+"/query", "THREADLINE_TOKEN="+b.Token(users[1]))
+	cmd := n.command(ctx, "sse.js", b.URL, b.Token(users[1]), apptest.ID(conv), strconv.Itoa(before), strconv.Itoa(missed+live))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,19 +21,14 @@ import (
 // message, newest first, each once.
 func TestApolloTimeline(t *testing.T) {
 	t.Parallel()
-	node, out := build(t)
-
-	s := apptest.Start(t, apptest.Options{})
-	u := dbtest.Users(t, s.Direct, "Alice", "Bob")
-	conv := dbtest.Conversation(t, s.Direct, "Apollo", u[0], u[1])
+	n, s, u, conv := startWithConversation(t, apptest.Options{}, "Apollo")
 	const total, at = 250, 125
 	dbtest.Messages(t, s.Direct, conv, u, total)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(out, "src", "timeline-apollo.js"))
-	cmd.Env = append(os.Environ(), "THREADLINE_URL="+s.URL+"/query", "THREADLINE_TOKEN="+s.Token(u[1]),
-		"THREADLINE_CONVERSATION="+apptest.ID(conv), "THREADLINE_SEQ=125")
+	cmd := n.command(ctx, "timeline-apollo.js", s.URL, s.Token(u[1]))
+	cmd.Env = append(cmd.Env, "THREADLINE_CONVERSATION="+apptest.ID(conv), "THREADLINE_SEQ=125")
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	b, err := cmd.Output()

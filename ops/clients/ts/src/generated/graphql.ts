@@ -180,6 +180,18 @@ export type ConversationEventsSubscription = { conversationEvents:
     | { __typename: 'ReactionChangedEvent', emoji: string, added: boolean, eventSeq: number, conversationId: string, at: string, message: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }, actor: { id: string, name: string } }
    };
 
+export type MessageWindowFieldsFragment = { hasOlder: boolean, hasNewer: boolean, olderCursor: string | null, newerCursor: string | null, items: Array<{ id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } }> };
+
+export type ReadStateFieldsFragment = { id: string, unreadCount: number, viewerLastReadSeq: number };
+
+export type MarkReadMutationVariables = Exact<{
+  conversationId: string | number;
+  seq: number;
+}>;
+
+
+export type MarkReadMutation = { markRead: { id: string, unreadCount: number, viewerLastReadSeq: number } };
+
 export type SendMessageMutationVariables = Exact<{
   input: Types.SendMessageInput;
 }>;
@@ -223,14 +235,6 @@ export type SidebarQueryVariables = Exact<{
 
 
 export type SidebarQuery = { unreadTotal: number, conversations: { edges: Array<{ node: { id: string, title: string, unreadCount: number, viewerLastReadSeq: number, lastMessage: { id: string, seq: number, conversationId: string, body: string, createdAt: string, clientMessageId: string | null, editedAt: string | null, deletedAt: string | null, version: number, reactions: Array<{ emoji: string, count: number, viewerReacted: boolean }>, sender: { id: string, name: string } } | null } }> } };
-
-export type MarkReadMutationVariables = Exact<{
-  conversationId: string | number;
-  seq: number;
-}>;
-
-
-export type MarkReadMutation = { markRead: { id: string, unreadCount: number, viewerLastReadSeq: number } };
 
 export type ViewerEventsSubscriptionVariables = Exact<{
   after?: string | null | undefined;
@@ -455,6 +459,46 @@ fragment MessageFields on Message {
     ...UserFields
   }
 }`, {"fragmentName":"EventFields"}) as unknown as TypedDocumentString<EventFieldsFragment, unknown>;
+export const MessageWindowFieldsFragmentDoc = new TypedDocumentString(`
+    fragment MessageWindowFields on MessageWindow {
+  items {
+    ...MessageFields
+  }
+  hasOlder
+  hasNewer
+  olderCursor
+  newerCursor
+}
+    fragment UserFields on User {
+  id
+  name
+}
+fragment MessageFields on Message {
+  id
+  seq
+  conversationId
+  body
+  createdAt
+  clientMessageId
+  editedAt
+  deletedAt
+  version
+  reactions {
+    emoji
+    count
+    viewerReacted
+  }
+  sender {
+    ...UserFields
+  }
+}`, {"fragmentName":"MessageWindowFields"}) as unknown as TypedDocumentString<MessageWindowFieldsFragment, unknown>;
+export const ReadStateFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ReadStateFields on Conversation {
+  id
+  unreadCount
+  viewerLastReadSeq
+}
+    `, {"fragmentName":"ReadStateFields"}) as unknown as TypedDocumentString<ReadStateFieldsFragment, unknown>;
 export const ConversationsDocument = new TypedDocumentString(`
     query Conversations($first: Int, $after: String) {
   conversations(first: $first, after: $after) {
@@ -829,13 +873,7 @@ export const HistoryAroundDocument = new TypedDocumentString(`
   conversation(id: $conversationId) {
     id
     historyAround(seq: $seq, before: $before, after: $after) {
-      items {
-        ...MessageFields
-      }
-      hasOlder
-      hasNewer
-      olderCursor
-      newerCursor
+      ...MessageWindowFields
     }
   }
 }
@@ -861,6 +899,15 @@ fragment MessageFields on Message {
   sender {
     ...UserFields
   }
+}
+fragment MessageWindowFields on MessageWindow {
+  items {
+    ...MessageFields
+  }
+  hasOlder
+  hasNewer
+  olderCursor
+  newerCursor
 }`) as unknown as TypedDocumentString<HistoryAroundQuery, HistoryAroundQueryVariables>;
 export const MessageAddedDocument = new TypedDocumentString(`
     subscription MessageAdded($conversationId: ID!, $afterSeq: Int) {
@@ -1047,6 +1094,17 @@ fragment EventFields on ConversationEvent {
     title
   }
 }`) as unknown as TypedDocumentString<ConversationEventsSubscription, ConversationEventsSubscriptionVariables>;
+export const MarkReadDocument = new TypedDocumentString(`
+    mutation MarkRead($conversationId: ID!, $seq: Int!) {
+  markRead(conversationId: $conversationId, seq: $seq) {
+    ...ReadStateFields
+  }
+}
+    fragment ReadStateFields on Conversation {
+  id
+  unreadCount
+  viewerLastReadSeq
+}`) as unknown as TypedDocumentString<MarkReadMutation, MarkReadMutationVariables>;
 export const SendMessageDocument = new TypedDocumentString(`
     mutation SendMessage($input: SendMessageInput!) {
   sendMessage(input: $input) {
@@ -1232,15 +1290,6 @@ fragment MessageFields on Message {
     ...UserFields
   }
 }`) as unknown as TypedDocumentString<SidebarQuery, SidebarQueryVariables>;
-export const MarkReadDocument = new TypedDocumentString(`
-    mutation MarkRead($conversationId: ID!, $seq: Int!) {
-  markRead(conversationId: $conversationId, seq: $seq) {
-    id
-    unreadCount
-    viewerLastReadSeq
-  }
-}
-    `) as unknown as TypedDocumentString<MarkReadMutation, MarkReadMutationVariables>;
 export const ViewerEventsDocument = new TypedDocumentString(`
     subscription ViewerEvents($after: String) {
   viewerEvents(after: $after) {
@@ -1272,9 +1321,7 @@ export const ViewerEventsDocument = new TypedDocumentString(`
     }
     ... on ReadStateChangedEvent {
       conversation {
-        id
-        unreadCount
-        viewerLastReadSeq
+        ...ReadStateFields
       }
     }
   }
@@ -1282,6 +1329,11 @@ export const ViewerEventsDocument = new TypedDocumentString(`
     fragment UserFields on User {
   id
   name
+}
+fragment ReadStateFields on Conversation {
+  id
+  unreadCount
+  viewerLastReadSeq
 }`) as unknown as TypedDocumentString<ViewerEventsSubscription, ViewerEventsSubscriptionVariables>;
 export const ViewerDocument = new TypedDocumentString(`
     query Viewer {
