@@ -663,30 +663,46 @@ func trimPprof(out []byte) string {
 
 var benchLine = regexp.MustCompile(`(?m)^BenchmarkFanoutWebSocket\S*\s.*$`)
 
-// runFanout runs the existing WebSocket fan-out benchmark (its own services, the server binary).
+// runFanout runs the existing WebSocket fan-out benchmark (its own services, the server binary),
+// once per scenario: messageAdded for as many events as the closed rows' budget allows, the
+// sidebar's viewerEvents for fewer, since each of its events reads every subscriber's unread
+// count and takes seconds at 10,000 subscribers of one conversation.
 func (b *bench) runFanout(ctx context.Context) {
-	subs, iters, limit := "10000", "100x", 6*time.Minute
-	if b.opts.quick {
-		subs, iters, limit = "500", "20x", 2*time.Minute
+	type run struct {
+		scenario, iters string
+		limit           time.Duration
 	}
-	logf("fan-out: %s subscribers, %s", subs, iters)
+	subs, runs := "10000", []run{{"messageAdded", "100x", 6 * time.Minute}, {"sidebar", "20x", 6 * time.Minute}}
+	if b.opts.quick {
+		subs, runs = "500", []run{{"messageAdded", "20x", 2 * time.Minute}, {"sidebar", "10x", 2 * time.Minute}}
+	}
+	var all []string
+	for _, r := range runs {
+		logf("fan-out: %s, %s subscribers, %s", r.scenario, subs, r.iters)
+		all = append(all, b.runFanoutScenario(ctx, subs, r.scenario, r.iters, r.limit))
+	}
+	b.fanout = strings.Join(all, "\n")
+	logf("fan-out:\n%s", b.fanout)
+}
+
+func (b *bench) runFanoutScenario(ctx context.Context, subs, scenario, iters string, limit time.Duration) string {
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, "go", "test", "-run", "XXX", "-bench", "FanoutWebSocket", "-benchtime", iters, "-timeout", "10m", "./ops/loadtest")
 	// The benchmark's server inherits this environment: no rate limit on its 10,000 dials.
-	cmd.Env = append(os.Environ(), "LOADTEST_SUBSCRIBERS="+subs, "RATE_LIMIT_DISABLED=true")
+	cmd.Env = append(os.Environ(), "LOADTEST_SUBSCRIBERS="+subs, "LOADTEST_FANOUT="+scenario, "RATE_LIMIT_DISABLED=true")
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	lines := benchLine.FindAllString(string(out), -1)
-	b.fanout = strings.Join(lines, "\n")
+	res := strings.Join(lines, "\n")
 	if err != nil || len(lines) == 0 {
 		tail := string(out)
 		if len(tail) > 2000 {
 			tail = tail[len(tail)-2000:]
 		}
-		b.fanout += fmt.Sprintf("\n(go test: %v)\n%s", err, tail)
+		res += fmt.Sprintf("\n(go test, %s: %v)\n%s", scenario, err, tail)
 	}
-	logf("fan-out:\n%s", b.fanout)
+	return res
 }
 
 var typingLine = regexp.MustCompile(`(?m)^BenchmarkTypingAcrossInstances\S*\s.*$`)
