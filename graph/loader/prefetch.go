@@ -23,6 +23,12 @@ import (
 // (chat.OffsetPageArgs, chat.HistoryArgs, chat.ParseTimelineArgs), so both name the same pages.
 // Anything prefetching does not understand (or that fails) is left to the resolvers, which load
 // it through the dataloaders and report errors as usual.
+//
+// When every root conversation(id:) field asks for a page, the conversations are read with their
+// pages in one read: over the database, one statement (chat.MemberPageStore); through the
+// history cache, one Redis round trip and no statement on a hit (internal/cache's
+// CachedConversationPages), unless the document selects viewerLastReadSeq anywhere, which the
+// cache does not keep: the conversations are then read from the database as before.
 
 // PrefetchOperation prefetches for the root conversation(id:) fields of the query in ctx. The
 // handler calls it once per operation, after the Loaders are in ctx.

@@ -32,7 +32,7 @@ func convSuffix(viewer int64) string { return ":" + strconv.FormatInt(viewer, 10
 // does.
 func (h *Store) CachedConversationPages(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
 	if h.pendingN.Load() > 0 && h.anyPending(keys) {
-		return h.conversationPages(ctx, userID, keys)
+		return withoutReadPositions(h.conversationPages(ctx, userID, keys))
 	}
 	tokens, pages, convs, err := h.readConversationPages(ctx, userID, keys)
 	if err != nil {
@@ -44,7 +44,7 @@ func (h *Store) CachedConversationPages(ctx context.Context, userID int64, keys 
 				return nil, nil, errOverloaded
 			}
 		}
-		return h.conversationPages(ctx, userID, keys)
+		return withoutReadPositions(h.conversationPages(ctx, userID, keys))
 	}
 	outConvs := make([]*chat.Conversation, len(keys))
 	outPages := make([]chat.Page, len(keys))
@@ -81,7 +81,7 @@ func (h *Store) CachedConversationPages(ctx context.Context, userID int64, keys 
 	h.fillConversationPages(ctx, userID, missKeys, missTokens, freshConvs, freshPages)
 	for j, i := range missIdx {
 		if c := freshConvs[j]; c != nil {
-			c.ViewerLastReadSeq = 0 // as on a hit: not covered by the token
+			c.ViewerLastReadSeq = 0 // as on a hit: no token covers it
 			gen := generation(keys[i].ConversationID, tokens[i])
 			c.Generation = gen
 			freshPages[j].Generation = gen
@@ -89,6 +89,17 @@ func (h *Store) CachedConversationPages(ctx context.Context, userID int64, keys 
 		}
 	}
 	return outConvs, outPages, nil
+}
+
+// withoutReadPositions clears the read positions of conversations read from the store, so that
+// CachedConversationPages answers the same whichever way it read them.
+func withoutReadPositions(convs []*chat.Conversation, pages []chat.Page, err error) ([]*chat.Conversation, []chat.Page, error) {
+	for _, c := range convs {
+		if c != nil {
+			c.ViewerLastReadSeq = 0
+		}
+	}
+	return convs, pages, err
 }
 
 // anyPending reports whether a key's conversation has a token bump pending.
