@@ -23,6 +23,12 @@ import (
 // (chat.OffsetPageArgs, chat.HistoryArgs, chat.ParseTimelineArgs), so both name the same pages.
 // Anything prefetching does not understand (or that fails) is left to the resolvers, which load
 // it through the dataloaders and report errors as usual.
+//
+// When every root conversation(id:) field asks for a page, the conversations are read with their
+// pages in one read: over the database, one statement (chat.MemberPageStore); through the
+// history cache, one Redis round trip and no statement on a hit (internal/cache's
+// CachedConversationPages), unless the document selects viewerLastReadSeq anywhere, which the
+// cache does not keep: the conversations are then read from the database as before.
 
 // PrefetchOperation prefetches for the root conversation(id:) fields of the query in ctx. The
 // handler calls it once per operation, after the Loaders are in ctx.
@@ -54,8 +60,19 @@ func PrefetchOperation(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
-	// Over the database itself, the conversations and their pages are one statement.
-	if ms, ok := For(ctx).factory.store.(chat.MemberPageStore); ok {
+	// The conversations and their pages in one read: from the history cache, one Redis round
+	// trip on a hit, unless the operation selects the viewer's read position, which the cache
+	// does not keep; over the database itself, one statement.
+	store := For(ctx).factory.store
+	var read memberPagesFunc
+	if cs, ok := store.(conversationPageCache); ok {
+		if !selectsField(opCtx.Doc, "viewerLastReadSeq") {
+			read = cs.CachedConversationPages
+		}
+	} else if ms, ok := store.(chat.MemberPageStore); ok {
+		read = ms.ConversationPagesForMember
+	}
+	if read != nil {
 		var wants conversationWants
 		paged := true
 		for _, r := range roots {
@@ -63,7 +80,7 @@ func PrefetchOperation(ctx context.Context) {
 			wants.add(opCtx, r.id, r.fields)
 			paged = paged && len(wants.pages) > n
 		}
-		if paged && prefetchMemberPages(ctx, ms, wants.pages) == nil {
+		if paged && prefetchMemberPages(ctx, read, wants.pages) == nil {
 			wants.pages = nil // in the loaders already
 			wants.members = slices.DeleteFunc(wants.members, func(id int64) bool {
 				c, err := Conversation(ctx, id)
@@ -85,11 +102,59 @@ func PrefetchOperation(ctx context.Context) {
 	wants.prefetch(ctx)
 }
 
-// prefetchMemberPages reads pages with their conversations (one statement) into the loaders:
-// each key's conversation, nil for one the viewer may not see, and the pages of the others.
-func prefetchMemberPages(ctx context.Context, ms chat.MemberPageStore, keys []chat.PageKey) error {
+// memberPagesFunc reads pages with their conversations as userID sees them: per key, the
+// conversation (nil when it is missing or userID is not a member, and then no page) and its page
+// (chat.MemberPageStore).
+type memberPagesFunc func(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error)
+
+// conversationPageCache is a store that serves pages with their conversations from a cache, as
+// a memberPagesFunc whose conversations carry no read position (ViewerLastReadSeq zero), since
+// no cache token moves with it (internal/cache's Store).
+type conversationPageCache interface {
+	CachedConversationPages(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error)
+}
+
+// selectsField reports whether any operation or fragment of doc selects a field named name, at
+// any depth: a conservative test (it ignores types, directives and which operation runs).
+func selectsField(doc *ast.QueryDocument, name string) bool {
+	var walk func(ast.SelectionSet) bool
+	walk = func(set ast.SelectionSet) bool {
+		for _, sel := range set {
+			switch sel := sel.(type) {
+			case *ast.Field:
+				if sel.Name == name || walk(sel.SelectionSet) {
+					return true
+				}
+			case *ast.InlineFragment:
+				if walk(sel.SelectionSet) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if doc == nil {
+		return true
+	}
+	for _, op := range doc.Operations {
+		if walk(op.SelectionSet) {
+			return true
+		}
+	}
+	for _, f := range doc.Fragments {
+		if walk(f.SelectionSet) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefetchMemberPages reads pages with their conversations (one statement, or one Redis round
+// trip) into the loaders: each key's conversation, nil for one the viewer may not see, and the
+// pages of the others.
+func prefetchMemberPages(ctx context.Context, read memberPagesFunc, keys []chat.PageKey) error {
 	l := For(ctx)
-	convs, pages, err := ms.ConversationPagesForMember(ctx, l.viewerID, keys)
+	convs, pages, err := read(ctx, l.viewerID, keys)
 	if err != nil {
 		return err
 	}

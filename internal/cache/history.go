@@ -21,6 +21,28 @@
 //     multi-key singleflight that also keeps a finished result for a moment, so stragglers
 //     that missed in Redis just before the fill land share it).
 //
+// # Conversations with their pages
+//
+// CachedConversationPages serves a page together with its conversation, as a member sees it,
+// from Redis: a hit is one round trip and no SQL. The conversation is kept per (conversation,
+// token, viewer) at msg:conv:{<conv>}:<token>:<viewer>, beside the pages, and is stored only
+// for a viewer who is a member: the key exists only if the viewer was a member when the row was
+// read. Both parts are covered by the conversation's generation token:
+//
+//   - the row (title, created_at, last_seq, last_message_at, last_event_seq) changes only with an
+//     event of the conversation (a message sent, edited or deleted, a reaction, a rename, a
+//     member added, removed or leaving: every statement that writes the row takes the next
+//     event_seq, see db/query), and every event moves the token (AfterCommit);
+//   - whether the viewer is a member changes only when a member is added, removed or leaves,
+//     which are events too.
+//
+// So the record is stored under the token read before the database read, exactly as a page is,
+// and the argument above holds for it: a removal acknowledged before a read began
+// moved the token, and the read finds no record under the new one. The viewer's read position
+// (Conversation.ViewerLastReadSeq) moves without an event (markRead), so no generation covers
+// it: it is not stored, and conversations read here carry none (zero). A caller that needs it
+// reads through ConversationsByIDForMember.
+//
 // # When Redis fails
 //
 // Every Redis call goes through a circuit breaker with a short deadline. A failed or skipped

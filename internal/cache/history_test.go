@@ -29,6 +29,7 @@ type fixture struct {
 	rdb     redis.UniversalClient
 	breaker *redisclient.Breaker
 	direct  *pgxpool.Pool
+	pool    *pgxpool.Pool // the store's, through PgBouncer
 	users   []int64
 	conv    int64
 
@@ -54,6 +55,7 @@ func newFixture(t testing.TB, redisURL string, messages int) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	f.pool = pool
 	f.direct = dbtest.Open(t, d.DirectURL)
 	f.users = dbtest.Users(t, f.direct, "Alice", "Bob")
 	f.conv = dbtest.Conversation(t, f.direct, "cached", f.users...)
