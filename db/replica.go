@@ -18,7 +18,9 @@ import (
 // Reads from a streaming replica
 //
 // A Store with a replica (NewStoreWithReplica) sends some reads to it: history pages read on a
-// history-cache miss (MessagePages), the replays and gap fills of subscriptions (MessagesAfter),
+// history-cache miss (MessagePages, and ConversationPagesForMember, the page with its
+// conversation as the viewer sees it: membership changes are events, which move the token whose
+// position the read carries), the replays and gap fills of subscriptions (MessagesAfter),
 // message search (SearchMessages: at the primary's WAL position read as the search starts, one
 // cheap statement, since a search may read any of the viewer's conversations) and the user
 // directory (SearchUsers). Every other read, and every write, goes to the primary.

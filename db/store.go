@@ -240,7 +240,9 @@ func pageKeyColumns(keys []chat.PageKey) (conversationIDs []int64, limits, offse
 func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
 	p := dbsqlc.ConversationPagesForMemberParams{UserID: userID}
 	p.ConversationIds, p.Limits, p.Offsets = pageKeyColumns(keys)
-	rows, err := s.q.ConversationPagesForMember(ctx, p)
+	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.ConversationPagesForMemberRow, error) {
+		return q.ConversationPagesForMember(ctx, p)
+	}, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("conversation pages for member: %w", err)
 	}
