@@ -2,8 +2,10 @@
 // (graph-gophers/dataloader/v7).
 //
 // A Loaders is built per operation (per request over HTTP, per subscription over WebSocket) and
-// travels in the context; nothing is shared between operations, so nothing outlives what the
-// viewer may see. Each batch function makes one Store call for its keys and returns results in
+// travels in the context; nothing read is shared between operations, so nothing outlives what
+// the viewer may see. The one thing operations share is round trips: the sidebar's reads of a
+// conversation for many viewers go out together (SidebarConversation), each viewer still
+// getting only their own row. Each batch function makes one Store call for its keys and returns results in
 // key order, with the error, if any, attached to every key of the failed batch.
 //
 // The batching window is short (Wait, 250µs by default) and is paid by every request that goes
