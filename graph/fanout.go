@@ -79,12 +79,14 @@ func deliverShared[T any](ctx context.Context, hub *live.Hub, field string, view
 		return src
 	}
 	opCtx := graphql.GetOperationContext(ctx)
-	var prefix bytes.Buffer // what gqlgen writes before the field's value (graphql.ResolveFieldStream)
-	prefix.WriteByte('{')
-	graphql.MarshalString(fc.Field.Alias).MarshalGQL(&prefix)
-	prefix.WriteByte(':')
+	var w bytes.Buffer // what gqlgen writes before the field's value (graphql.ResolveFieldStream)
+	w.WriteByte('{')
+	graphql.MarshalString(fc.Field.Alias).MarshalGQL(&w)
+	w.WriteByte(':')
+	prefix := w.Bytes()
 	toExec := make(chan T, 1)
 	var data []byte
+	var plan *sharePlan // the operation's, once its first event has been executed
 	closed := false
 	next := func(ctx context.Context) ([]byte, bool) {
 		if closed {
@@ -97,13 +99,16 @@ func deliverShared[T any](ctx context.Context, hub *live.Hub, field string, view
 				close(toExec)
 				return nil, false
 			}
-			if p, _ := opCtx.Stats.GetExtension(planExtension).(*sharePlan); p != nil && p.share {
-				key := live.ResultKey{Event: ev, Operation: p.op}
-				if p.viewer {
+			if plan == nil {
+				plan, _ = opCtx.Stats.GetExtension(planExtension).(*sharePlan)
+			}
+			if plan != nil && plan.share {
+				key := live.ResultKey{Event: ev, Operation: plan.op}
+				if plan.viewer {
 					key.Viewer = viewer
 				}
 				if b, ok := hub.Shared(key); ok {
-					data = append(append(append(data[:0], prefix.Bytes()...), b...), '}')
+					data = append(append(append(data[:0], prefix...), b...), '}')
 					return data, true
 				}
 			}
