@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/threadline/threadline/graph/streaming"
 	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/live"
 )
@@ -40,6 +41,88 @@ import (
 // execution of the same selection on the same event produced. Sharing changes no guarantee of
 // delivery: live still decides, per subscriber, which events it receives and in which order,
 // and ends a subscriber that stops being a member before the next event reaches it.
+
+// # Delivered without the executor
+//
+// Sharing the bytes still leaves, for every subscriber and event, gqlgen's machinery around
+// them: a response context, the response interceptors, the subscription field's marshaller.
+// deliverShared goes around it for the events whose result another subscriber made: the
+// subscription's stream (live's channel) is read by the transport first (streaming.Direct),
+// which asks the hub for the shared result (live.Hub.Shared, same key as shareEvent's); a hit
+// is sent as the result's data at once, the field's alias around the shared bytes as gqlgen
+// writes them; anything else (the first event, before the plan is known; a result nobody made
+// or one made with errors; the stream's end) goes to the executor through a channel of one,
+// which it reads at once, and executes as above, filling the shared result for the others.
+//
+//   - The key is shareEvent's: the direct path sends only what shareEvent would have
+//     returned for the same event, and only a shareable result (no errors); a selection that
+//     depends on the viewer is keyed by the viewer (sharePlan).
+//   - Skipped per event: the response interceptors, none of which does anything to an event
+//     of a subscription without errors (metrics count the operation once, and its errors; the
+//     document gate adds a refusal's errors; the lazy loaders are built only when a resolver
+//     runs), and the error presenter, which has no error to present.
+//   - Kept: everything the transport does (write deadline, token expiry, order, the end of
+//     the stream), and everything live does (which events reach the subscriber, in which
+//     order, and when it is cut off): the stream is read one event at a time, as gqlgen reads
+//     it.
+
+// deliverShared returns the channel the executor reads for subscription field `field` of
+// viewer, whose events come from src, having installed the direct delivery of results other
+// subscribers made (streaming.Direct); src itself where there is none (events that are not
+// shared values, or outside a streaming transport).
+func deliverShared[T any](ctx context.Context, hub *live.Hub, field string, viewer int64, src <-chan T) <-chan T {
+	if hub == nil || !sharedEventFields[field] || !graphql.HasOperationContext(ctx) {
+		return src
+	}
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return src
+	}
+	opCtx := graphql.GetOperationContext(ctx)
+	var w bytes.Buffer // what gqlgen writes before the field's value (graphql.ResolveFieldStream)
+	w.WriteByte('{')
+	graphql.MarshalString(fc.Field.Alias).MarshalGQL(&w)
+	w.WriteByte(':')
+	prefix := w.Bytes()
+	toExec := make(chan T, 1)
+	var data []byte
+	var plan *sharePlan // the operation's, once its first event has been executed
+	closed := false
+	next := func(ctx context.Context) ([]byte, bool) {
+		if closed {
+			return nil, false
+		}
+		select {
+		case ev, ok := <-src:
+			if !ok {
+				closed = true
+				close(toExec)
+				return nil, false
+			}
+			if plan == nil {
+				plan, _ = opCtx.Stats.GetExtension(planExtension).(*sharePlan)
+			}
+			if plan != nil && plan.share {
+				key := live.ResultKey{Event: ev, Operation: plan.op}
+				if plan.viewer {
+					key.Viewer = viewer
+				}
+				if b, ok := hub.Shared(key); ok {
+					data = append(append(append(data[:0], prefix...), b...), '}')
+					return data, true
+				}
+			}
+			toExec <- ev // read by the executor before next is called again
+			return nil, false
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	if !streaming.Direct(ctx, next) {
+		return src
+	}
+	return toExec
+}
 
 // sharePlan is what shareEvent needs of an operation, worked out at its first event.
 type sharePlan struct {

@@ -60,7 +60,11 @@ func subscribeMessages(ctx context.Context, hub *live.Hub, conversationID int64,
 		if hub == nil {
 			return nil, errNoSubscriptions
 		}
-		return hub.SubscribeMessages(ctx, viewer, conversationID, int64Arg(afterSeq), onEnd)
+		ch, err := hub.SubscribeMessages(ctx, viewer, conversationID, int64Arg(afterSeq), onEnd)
+		if err != nil {
+			return nil, err
+		}
+		return deliverShared(ctx, hub, "messageAdded", viewer, ch), nil
 	})
 }
 
@@ -71,7 +75,11 @@ func subscribeEvents(ctx context.Context, hub *live.Hub, conversationID int64, a
 		if hub == nil {
 			return nil, errNoSubscriptions
 		}
-		return hub.SubscribeEvents(ctx, viewer, conversationID, int64Arg(afterEventSeq), onEnd)
+		ch, err := hub.SubscribeEvents(ctx, viewer, conversationID, int64Arg(afterEventSeq), onEnd)
+		if err != nil {
+			return nil, err
+		}
+		return deliverShared(ctx, hub, "conversationEvents", viewer, ch), nil
 	})
 }
 

@@ -225,6 +225,37 @@ func EndWith(ctx context.Context, err *gqlerror.Error) {
 	}
 }
 
+// directKey carries a subscription's direct slot in its context while its resolver runs.
+type directKey struct{}
+
+// direct is where a subscription's resolver leaves its direct delivery (Direct).
+type direct struct {
+	next func(ctx context.Context) (data []byte, ok bool)
+}
+
+// Direct lets the subscription whose resolver runs in ctx deliver results without the
+// executor: before asking the executor for each next result, the transport calls next. When
+// next returns ok, data is the whole of the result's data, as the executor would have written
+// it for the same event, and the transport sends it as a result with data alone; data is read
+// before next is called again, and not kept. Otherwise next has left the event (if any) to the
+// executor, which the transport asks at once: next declines to say how the stream ended, or
+// that ctx is done.
+//
+// The rules of the operation are the transport's, whichever path a result takes: it was
+// admitted before its resolver ran, the connection's token expiry and write deadline apply to
+// every write, and results are sent one after another on the operation's own goroutine, in
+// the order next and the executor produce them. Only results without errors may be sent
+// directly: the executor presents errors. Direct reports whether it was installed (false
+// outside a streaming transport's subscription, or after one was installed already).
+func Direct(ctx context.Context, next func(ctx context.Context) (data []byte, ok bool)) bool {
+	d, _ := ctx.Value(directKey{}).(*direct)
+	if d == nil || d.next != nil {
+		return false
+	}
+	d.next = next
+	return true
+}
+
 // runner executes the operations of one connection (or event stream) under Config's rules.
 type runner struct {
 	cfg  *Config
@@ -332,11 +363,25 @@ func (r *runner) run(ctx context.Context, op operation) {
 	}
 	end := &endRecorder{}
 	ctx = context.WithValue(ctx, endKey{}, end)
+	var d direct
+	if subscription {
+		ctx = context.WithValue(ctx, directKey{}, &d)
+	}
 	responses, ctx := r.exec.DispatchOperation(ctx, opCtx)
 	if out.running() != nil {
 		return // the connection failed; it is closing
 	}
+	var shared graphql.Response
 	for {
+		if d.next != nil && ctx.Err() == nil {
+			if data, ok := d.next(ctx); ok {
+				shared.Data = data
+				if err := out.next(&shared); err != nil {
+					return // the connection failed; it is closing
+				}
+				continue
+			}
+		}
 		resp := responses(ctx)
 		if resp == nil {
 			break

@@ -107,6 +107,30 @@ func (h *Hub) Result(key ResultKey, compute func() ([]byte, bool)) []byte {
 	return b
 }
 
+// Shared returns the result of key another subscriber made, if it is still kept and was
+// shareable (waiting for it while it is being made), and false otherwise: then nothing is
+// computed or kept, and the caller makes the result itself (through Result, which keeps it
+// for the others). The returned bytes may be shared: read only.
+func (h *Hub) Shared(key ResultKey) ([]byte, bool) {
+	if v := reflect.ValueOf(key.Event); v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil, false
+	}
+	r := h.results
+	now := r.now()
+	r.mu.Lock()
+	e := r.entries[key]
+	r.mu.Unlock()
+	if e == nil || now.Sub(e.made) >= resultTTL {
+		return nil, false
+	}
+	<-e.done
+	if !e.ok {
+		return nil, false
+	}
+	h.m.sharedResults.Inc()
+	return e.b, true
+}
+
 // evictLocked drops the results past their time, then the oldest while there are too many or
 // they are too large. A result dropped while it is being made is still handed to those
 // waiting for it. r.mu is held.

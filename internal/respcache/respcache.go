@@ -305,6 +305,9 @@ func (c *Cache) MutateOperationParameters(ctx context.Context, p *graphql.RawPar
 // InterceptOperation serves a query from the cache or executes it and stores the response.
 func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
+	if opCtx.Operation != nil && opCtx.Operation.Operation == ast.Subscription {
+		return withoutCollector(next(ctx))
+	}
 	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query || c.Bypassed() {
 		return next(ctx)
 	}
@@ -823,6 +826,17 @@ type collector struct {
 
 type collectorKey struct{}
 
+// withoutCollector gives each response of h (each event of a subscription) a nil collector,
+// which InterceptField finds after the few contexts of the fields above it instead of walking
+// every context of the connection and the operation to find none: a subscription's fields are
+// the most frequent on a busy instance (every event, for every subscriber), and nothing of
+// them is recorded (only queries' responses are stored).
+func withoutCollector(h graphql.ResponseHandler) graphql.ResponseHandler {
+	return func(ctx context.Context) *graphql.Response {
+		return h(context.WithValue(ctx, collectorKey{}, (*collector)(nil)))
+	}
+}
+
 func (col *collector) add(key, token string) {
 	col.mu.Lock()
 	if token == "" {
@@ -863,8 +877,8 @@ type fieldMarkKey struct{}
 // InterceptField checks that every resolver that runs during a cached query declares its
 // dependencies; one that does not makes the response uncacheable.
 func (c *Cache) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
-	col, ok := ctx.Value(collectorKey{}).(*collector)
-	if !ok {
+	col, _ := ctx.Value(collectorKey{}).(*collector)
+	if col == nil {
 		return next(ctx)
 	}
 	fc := graphql.GetFieldContext(ctx)
@@ -881,11 +895,17 @@ func (c *Cache) InterceptField(ctx context.Context, next graphql.Resolver) (any,
 	return res, err
 }
 
+// declare marks the current field as declaring its dependencies and returns the running
+// query's collector (nil outside a cached query, where no field is marked: InterceptField
+// marks fields only under a collector).
 func declare(ctx context.Context) *collector {
+	col, _ := ctx.Value(collectorKey{}).(*collector)
+	if col == nil {
+		return nil
+	}
 	if m, ok := ctx.Value(fieldMarkKey{}).(*fieldMark); ok {
 		m.declared.Store(true)
 	}
-	col, _ := ctx.Value(collectorKey{}).(*collector)
 	return col
 }
 
