@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/redisclient"
 )
 
 // convPageScript returns the conversation's token (created with ARGV[1] if missing), the page
@@ -36,13 +35,8 @@ func (h *Store) CachedConversationPages(ctx context.Context, userID int64, keys 
 	}
 	tokens, pages, convs, err := h.readConversationPages(ctx, userID, keys)
 	if err != nil {
-		if !errors.Is(err, redisclient.ErrOpen) {
-			h.countError()
-			h.log.WarnContext(ctx, "history cache read failed", "err", err)
-			if h.cfg.Fallbacks != nil && !h.cfg.Fallbacks.Allow() {
-				h.metrics.fallbacksRefused.Inc()
-				return nil, nil, errOverloaded
-			}
+		if err := h.readFailed(ctx, err); err != nil {
+			return nil, nil, err
 		}
 		return withoutReadPositions(h.conversationPages(ctx, userID, keys))
 	}
@@ -156,34 +150,12 @@ func (h *Store) readConversationPages(ctx context.Context, userID int64, keys []
 	convs = make([][]byte, len(keys))
 	genTTL := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
 	viewer := convSuffix(userID)
-	err = h.breaker.Do(ctx, func(ctx context.Context) error {
-		pipe := h.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i, k := range keys {
-			cmds[i] = convPageScript.Eval(ctx, pipe, []string{GenerationKey(k.ConversationID)},
-				NewGeneration(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k), convPrefix(k.ConversationID), viewer)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return err
-		}
-		for i, cmd := range cmds {
-			vals, err := cmd.Slice()
-			if err != nil || len(vals) != 3 {
-				return errors.New("history cache: unexpected script reply")
-			}
-			tok, ok := vals[0].(string)
-			if !ok {
-				return errors.New("history cache: unexpected token reply")
-			}
-			tokens[i] = tok
-			if s, ok := vals[1].(string); ok {
-				pages[i] = []byte(s)
-			}
-			if s, ok := vals[2].(string); ok {
-				convs[i] = []byte(s)
-			}
-		}
-		return nil
+	err = h.evalPerKey(ctx, len(keys), 2, func(ctx context.Context, pipe redis.Pipeliner, i int) *redis.Cmd {
+		k := keys[i]
+		return convPageScript.Eval(ctx, pipe, []string{GenerationKey(k.ConversationID)},
+			NewGeneration(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k), convPrefix(k.ConversationID), viewer)
+	}, func(i int, token string, stored [][]byte) {
+		tokens[i], pages[i], convs[i] = token, stored[0], stored[1]
 	})
 	return tokens, pages, convs, err
 }
@@ -194,35 +166,18 @@ func (h *Store) readConversationPages(ctx context.Context, userID int64, keys []
 // failed bump leaves it stale no longer than the first page.
 func (h *Store) fillConversationPages(ctx context.Context, userID int64, keys []chat.PageKey, tokens []string, convs []*chat.Conversation, pages []chat.Page) {
 	viewer := convSuffix(userID)
-	n := 0
-	err := h.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
-		pipe := h.rdb.Pipeline()
+	h.storeFills(ctx, func(ctx context.Context, pipe redis.Pipeliner) int {
+		n := 0
 		for j, k := range keys {
 			if convs[j] == nil {
 				continue
 			}
-			ttl := h.cfg.TTL
-			if k.Offset == 0 {
-				ttl = h.cfg.TTLFirstPage
-			}
-			pipe.Set(ctx, pagePrefix(k.ConversationID)+tokens[j]+pageSuffix(k), encodePage(pages[j]), ttl)
+			pipe.Set(ctx, pagePrefix(k.ConversationID)+tokens[j]+pageSuffix(k), encodePage(pages[j]), h.pageTTL(k))
 			pipe.Set(ctx, convPrefix(k.ConversationID)+tokens[j]+viewer, encodeConversation(convs[j]), h.cfg.TTLFirstPage)
 			n++
 		}
-		if n == 0 {
-			return nil
-		}
-		_, err := pipe.Exec(ctx)
-		return err
+		return n
 	})
-	if err != nil {
-		if !errors.Is(err, redisclient.ErrOpen) {
-			h.countError()
-			h.log.WarnContext(ctx, "history cache fill failed", "err", err)
-		}
-		return
-	}
-	h.metrics.fills.Add(float64(n))
 }
 
 // A stored conversation record is

@@ -281,20 +281,29 @@ func (h *Store) pagesAroundPending(ctx context.Context, keys []chat.PageKey) ([]
 	return pages, nil
 }
 
+// readFailed accounts for a failed read of the cache, after which the caller serves from
+// PostgreSQL, uncached, unless it returns errOverloaded. Redis down or skipped by the breaker is
+// not an error of the read. With the breaker closed, Redis is up but did not answer in time:
+// most likely the machine is overloaded, and sending every read to PostgreSQL (ten times the
+// cost) would make it worse, so only FallbackRate reads a second may.
+func (h *Store) readFailed(ctx context.Context, err error) error {
+	if errors.Is(err, redisclient.ErrOpen) {
+		return nil
+	}
+	h.countError()
+	h.log.WarnContext(ctx, "history cache read failed", "err", err)
+	if h.cfg.Fallbacks != nil && !h.cfg.Fallbacks.Allow() {
+		h.metrics.fallbacksRefused.Inc()
+		return errOverloaded
+	}
+	return nil
+}
+
 func (h *Store) cachedPages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
 	tokens, cached, err := h.read(ctx, keys)
 	if err != nil {
-		// Redis is down, slow or skipped by the breaker: serve from PostgreSQL, uncached.
-		if !errors.Is(err, redisclient.ErrOpen) {
-			h.countError()
-			h.log.WarnContext(ctx, "history cache read failed", "err", err)
-			// The breaker is closed, so Redis is up but did not answer in time: most likely the
-			// machine is overloaded, and sending every read to PostgreSQL (ten times the cost)
-			// would make it worse. Only FallbackRate reads a second may.
-			if h.cfg.Fallbacks != nil && !h.cfg.Fallbacks.Allow() {
-				h.metrics.fallbacksRefused.Inc()
-				return nil, errOverloaded
-			}
+		if err := h.readFailed(ctx, err); err != nil {
+			return nil, err
 		}
 		return h.Store.MessagePages(ctx, keys)
 	}
@@ -331,33 +340,50 @@ func (h *Store) read(ctx context.Context, keys []chat.PageKey) (tokens []string,
 	tokens = make([]string, len(keys))
 	pages = make([][]byte, len(keys))
 	genTTL := strconv.Itoa(int(h.cfg.GenerationTTL / time.Second))
-	err = h.breaker.Do(ctx, func(ctx context.Context) error {
+	err = h.evalPerKey(ctx, len(keys), 1, func(ctx context.Context, pipe redis.Pipeliner, i int) *redis.Cmd {
+		k := keys[i]
+		return readScript.Eval(ctx, pipe, []string{GenerationKey(k.ConversationID)},
+			NewGeneration(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k))
+	}, func(i int, token string, stored [][]byte) {
+		tokens[i], pages[i] = token, stored[0]
+	})
+	return tokens, pages, err
+}
+
+// evalPerKey runs, in one pipelined round trip, the script eval returns for each of n keys,
+// whose reply is the key's generation token followed by `values` stored values (each a string,
+// or nil where nothing is stored), and hands each reply to got. The stored slice is reused
+// from one call of got to the next.
+func (h *Store) evalPerKey(ctx context.Context, n, values int, eval func(ctx context.Context, pipe redis.Pipeliner, i int) *redis.Cmd, got func(i int, token string, stored [][]byte)) error {
+	return h.breaker.Do(ctx, func(ctx context.Context) error {
 		pipe := h.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i, k := range keys {
-			cmds[i] = readScript.Eval(ctx, pipe, []string{GenerationKey(k.ConversationID)},
-				NewGeneration(), genTTL, pagePrefix(k.ConversationID), pageSuffix(k))
+		cmds := make([]*redis.Cmd, n)
+		for i := range cmds {
+			cmds[i] = eval(ctx, pipe, i)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
+		stored := make([][]byte, values)
 		for i, cmd := range cmds {
 			vals, err := cmd.Slice()
-			if err != nil || len(vals) != 2 {
+			if err != nil || len(vals) != 1+values {
 				return errors.New("history cache: unexpected script reply")
 			}
 			tok, ok := vals[0].(string)
 			if !ok {
 				return errors.New("history cache: unexpected token reply")
 			}
-			tokens[i] = tok
-			if s, ok := vals[1].(string); ok {
-				pages[i] = []byte(s)
+			for j, v := range vals[1:] {
+				stored[j] = nil
+				if s, ok := v.(string); ok {
+					stored[j] = []byte(s)
+				}
 			}
+			got(i, tok, stored)
 		}
 		return nil
 	})
-	return tokens, pages, err
 }
 
 // fillMisses reads the missed pages from the store, one statement for those this call leads,
@@ -417,16 +443,33 @@ func (h *Store) fillMisses(ctx context.Context, keys []chat.PageKey, tokens []st
 	return nil
 }
 
-// store writes freshly read pages under the tokens they were read with, in one round trip.
+// fill writes freshly read pages under the tokens they were read with, in one round trip.
 func (h *Store) fill(ctx context.Context, led []*flightRef, keys []chat.PageKey, pages []chat.Page) {
+	h.storeFills(ctx, func(ctx context.Context, pipe redis.Pipeliner) int {
+		for j, f := range led {
+			pipe.Set(ctx, f.key, encodePage(pages[j]), h.pageTTL(keys[j]))
+		}
+		return len(led)
+	})
+}
+
+// pageTTL is how long a stored page of k lives: TTLFirstPage at offset 0, TTL deeper.
+func (h *Store) pageTTL(k chat.PageKey) time.Duration {
+	if k.Offset == 0 {
+		return h.cfg.TTLFirstPage
+	}
+	return h.cfg.TTL
+}
+
+// storeFills sends, in one round trip that outlives ctx's cancellation, the SETs that set queues
+// on pipe, and counts the pages set says it queued as fills. A failure is counted and logged,
+// never returned: a fill that did not happen is a later miss.
+func (h *Store) storeFills(ctx context.Context, set func(ctx context.Context, pipe redis.Pipeliner) int) {
+	n := 0
 	err := h.breaker.Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
 		pipe := h.rdb.Pipeline()
-		for j, f := range led {
-			ttl := h.cfg.TTL
-			if keys[j].Offset == 0 {
-				ttl = h.cfg.TTLFirstPage
-			}
-			pipe.Set(ctx, f.key, encodePage(pages[j]), ttl)
+		if n = set(ctx, pipe); n == 0 {
+			return nil
 		}
 		_, err := pipe.Exec(ctx)
 		return err
@@ -438,7 +481,7 @@ func (h *Store) fill(ctx context.Context, led []*flightRef, keys []chat.PageKey,
 		}
 		return
 	}
-	h.metrics.fills.Add(float64(len(led)))
+	h.metrics.fills.Add(float64(n))
 }
 
 // AfterCommit is the cache's chat.Hook: every change to a conversation (a message sent, edited
