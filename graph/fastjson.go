@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -161,39 +160,23 @@ type writeState struct {
 // viewerReactions resolves Reaction.viewerReacted for every reaction of msgs as its resolver
 // does (see perViewer); ok=false when one of them failed or panicked.
 func viewerReactions(ctx context.Context, msgs []*chat.Message) (st *writeState, ok bool) {
-	var keys []reactedKey
+	var rs []loader.Reacted
 	for _, m := range msgs {
 		for _, r := range m.Reactions {
-			keys = append(keys, reactedKey{r.ConversationID, r.MessageID, r.Emoji})
+			rs = append(rs, loader.Reacted{ConversationID: r.ConversationID, MessageID: r.MessageID, Emoji: r.Emoji})
 		}
 	}
-	st = &writeState{reacted: make(map[reactedKey]bool, len(keys))}
-	if len(keys) == 0 {
+	st = &writeState{reacted: make(map[reactedKey]bool, len(rs))}
+	if len(rs) == 0 {
 		return st, true
 	}
-	reacted := make([]bool, len(keys))
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for i, k := range keys {
-		wg.Go(func() {
-			defer func() {
-				if recover() != nil {
-					failed.Store(true)
-				}
-			}()
-			mine, err := loader.ViewerReacted(ctx, k.conversationID, k.messageID, k.emoji)
-			if err != nil {
-				failed.Store(true)
-			}
-			reacted[i] = mine
-		})
-	}
-	wg.Wait()
-	if failed.Load() {
+	// A panic in the loader's batch comes back as an error of its thunks (dataloader recovers it).
+	mine, err := loader.ViewerReactedAll(ctx, rs)
+	if err != nil {
 		return nil, false
 	}
-	for i, k := range keys {
-		st.reacted[k] = reacted[i]
+	for i, r := range rs {
+		st.reacted[reactedKey{r.ConversationID, r.MessageID, r.Emoji}] = mine[i]
 	}
 	return st, true
 }

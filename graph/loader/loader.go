@@ -343,6 +343,32 @@ func ViewerReacted(ctx context.Context, conversationID, messageID int64, emoji s
 	return slices.Contains(mine, emoji), err
 }
 
+// Reacted names a reaction by its message and emoji, for ViewerReactedAll.
+type Reacted struct {
+	ConversationID, MessageID int64
+	Emoji                     string
+}
+
+// ViewerReactedAll reports, for each of rs, whether the viewer reacted so, as ViewerReacted
+// does one at a time: every key is queued before any is waited for, so the messages' reactions
+// are read in one batch without a goroutine per reaction.
+func ViewerReactedAll(ctx context.Context, rs []Reacted) ([]bool, error) {
+	l := For(ctx).reactionLoader()
+	thunks := make([]dataloader.Thunk[[]string], len(rs))
+	for i, r := range rs {
+		thunks[i] = l.Load(ctx, reactionKey{r.ConversationID, r.MessageID})
+	}
+	out := make([]bool, len(rs))
+	for i, th := range thunks {
+		mine, err := th()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = slices.Contains(mine, rs[i].Emoji)
+	}
+	return out, nil
+}
+
 // Online reports whether a user is online (ephemeral: see package presence). The users of one
 // operation are read together, in one Redis round trip per batch.
 func Online(ctx context.Context, userID int64) (bool, error) {
