@@ -16,6 +16,7 @@ import (
 // PostgreSQL, /health/cache shows the breaker open, /readyz reports PostgreSQL fine and Redis
 // down; Redis restarted, hits resume within seconds without a server restart.
 func TestRedisOutage(t *testing.T) {
+	t.Parallel()
 	testenv.Stack(t) // skips under -short
 	rds := apptest.StartRedis(t)
 	srv := apptest.Start(t, apptest.Options{Seed: true, RedisURL: rds.URL(), Configure: func(c *app.Config) {

@@ -76,6 +76,7 @@ func (r *running) stop(t *testing.T) error {
 }
 
 func TestRunServes(t *testing.T) {
+	t.Parallel()
 	d := testenv.NewEmptyDatabase(t) // the migrate command builds the schema
 	env := apptest.Env(t, d, testenv.NewRedis(t))
 	getenv := func(k string) string { return env[k] }

@@ -24,6 +24,7 @@ import (
 // /readyz and the start-up log name the unknown authority for both; plain redis:// against the
 // TLS port is told to use rediss://.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	testenv.Stack(t) // skips under -short
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
