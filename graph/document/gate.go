@@ -58,6 +58,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/threadline/threadline/internal/apperr"
+	"github.com/threadline/threadline/internal/defaults"
 )
 
 // MaxValidationErrors is how many validation errors a response reports; one more error says
@@ -119,9 +120,7 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Schema == nil {
 		return nil, errors.New("document: Config.Schema is nil")
 	}
-	if cfg.PersistedQueryBytes <= 0 {
-		cfg.PersistedQueryBytes = DefaultPersistedQueryBytes
-	}
+	cfg.PersistedQueryBytes = defaults.Positive(cfg.PersistedQueryBytes, DefaultPersistedQueryBytes)
 	texts := make(map[string]struct{}, len(cfg.Trusted))
 	for _, text := range cfg.Trusted {
 		texts[text] = struct{}{}

@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/threadline/threadline/internal/defaults"
 	"github.com/threadline/threadline/internal/redisclient"
 )
 
@@ -30,12 +31,9 @@ type Cache struct {
 
 var _ graphql.Cache[string] = (*Cache)(nil)
 
-// New returns a Cache whose entries live ttl (DefaultTTL when 0).
+// New returns a Cache whose entries live ttl (DefaultTTL when not above zero).
 func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, ttl time.Duration) *Cache {
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
-	return &Cache{rdb: rdb, breaker: breaker, ttl: ttl}
+	return &Cache{rdb: rdb, breaker: breaker, ttl: defaults.Positive(ttl, DefaultTTL)}
 }
 
 // Key is the Redis key of the query with this hash.
