@@ -1,0 +1,141 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/threadline/threadline/db/dbsqlc"
+	"github.com/threadline/threadline/internal/chat"
+)
+
+// conversationPagesForMember is the statement of ConversationPagesForMember, written by hand
+// because sqlc cannot read the columns of a set-returning function. The function
+// (migrations/00005_conversation_pages.sql) is the page with its conversation and the reader's
+// membership in one statement, planned once per server connection instead of once per call.
+// The name comment is sqlc's, so that the statement is traced and counted under its name.
+const conversationPagesForMember = `-- name: ConversationPagesForMember :many
+SELECT ord, conv_id, title, conv_created_at, last_seq, last_message_at, last_event_seq, last_read_seq,
+       id, seq, sender_id, sender_name, body, client_message_id, created_at, edited_at, deleted_at,
+       version, reactions
+FROM conversation_pages_for_member($1, $2, $3, $4)
+`
+
+// ConversationPagesForMember reads offset pages (as MessagePages) together with their
+// conversations as userID sees them, in one statement: per key, the conversation (nil when it
+// is missing or userID is not a member, and then no page) and its page.
+//
+// The statement is sent in pgx's QueryExecModeCacheDescribe, whatever the pool's default: its
+// results come back in binary (no text formatting of timestamps and numbers in PostgreSQL, no
+// parsing here) in one round trip, as QueryExecModeExec's do. That mode is safe through
+// PgBouncer in transaction mode, which lends a server connection per transaction: it uses the
+// unnamed statement only, and every round trip is self-contained. The first time a pooled
+// connection sends the statement, pgx asks for its description (Parse of the unnamed statement,
+// Describe, Sync: one transaction of its own) and keeps it; every execution then sends Parse,
+// Bind, Describe, Execute and Sync together, so the statement is parsed again on whichever server
+// connection runs it, and nothing is left on it (the unnamed statement is replaced by the next
+// Parse). What the kept description could get wrong is the types of the result columns, should
+// a migration change them while the server runs: the function's columns are its contract, and a
+// migration that changes them is a new function under another name.
+func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
+	ids, limits, offsets := pageKeyColumns(keys)
+	type result struct {
+		convs []*chat.Conversation
+		pages []chat.Page
+	}
+	res, err := readRoutedDB(ctx, s, func(ctx context.Context, onReplica bool) (result, error) {
+		db := s.db
+		if onReplica {
+			db = s.replica.db
+		}
+		convs, pages, err := scanConversationPages(ctx, db, userID, keys, ids, limits, offsets)
+		return result{convs, pages}, err
+	}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("conversation pages for member: %w", err)
+	}
+	return res.convs, res.pages, nil
+}
+
+// scanConversationPages runs the statement on db and reads its rows into conversations and
+// pages, straight from the driver's buffers: a conversation's columns are read on its first row
+// only, and a page's sender names once per sender.
+func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, keys []chat.PageKey, ids []int64, limits, offsets []int32) ([]*chat.Conversation, []chat.Page, error) {
+	rows, err := db.Query(ctx, conversationPagesForMember, pgx.QueryExecModeCacheDescribe, ids, userID, limits, offsets)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	convs := make([]*chat.Conversation, len(keys))
+	pages := make([]chat.Page, len(keys))
+	var (
+		ord                       int32
+		convID                    int64
+		conv                      memberConversationRow
+		m                         messageRow
+		senderName, reactionsJSON pgtype.DriverBytes
+		senders                   map[int64]string
+	)
+	convDest := []any{&ord, &convID, &conv.Title, &conv.CreatedAt, &conv.LastSeq, &conv.LastMessageAt, &conv.LastEventSeq, &conv.LastReadSeq}
+	msgDest := []any{&m.ID, &m.Seq, &m.SenderID, &senderName, &m.Body, &m.ClientMessageID, &m.CreatedAt, &m.EditedAt, &m.DeletedAt, &m.Version, &reactionsJSON}
+	full := append(append(make([]any, 0, len(convDest)+len(msgDest)), convDest...), msgDest...)
+	// Every row repeats its conversation's columns. A row is first read without them (nil
+	// destinations skip a column), all but ord and the id, and read again whole when it is the
+	// first of its conversation.
+	skipConv := append(append(make([]any, 0, len(full)), &ord, &convID, nil, nil, nil, nil, nil, nil), msgDest...)
+	last := -1 // the index of the key whose rows are being read
+	for rows.Next() {
+		if err := rows.Scan(skipConv...); err != nil {
+			return nil, nil, err
+		}
+		i := int(ord) - 1 // WITH ORDINALITY counts from 1
+		if i < 0 || i >= len(keys) {
+			return nil, nil, fmt.Errorf("row for key %d of %d", ord, len(keys))
+		}
+		if i != last {
+			if i < last || convs[i] != nil {
+				return nil, nil, fmt.Errorf("rows of key %d out of order", ord)
+			}
+			if err := rows.Scan(full...); err != nil {
+				return nil, nil, err
+			}
+			conv.ID = convID
+			c := memberConversation(conv)
+			convs[i] = &c
+			pages[i].Messages = make([]chat.Message, 0, keys[i].Limit)
+			last = i
+		}
+		if m.ID == 0 { // an empty page
+			continue
+		}
+		if len(pages[i].Messages) == keys[i].Limit {
+			pages[i].HasMore = true
+			continue
+		}
+		m.ConversationID = convID
+		m.SenderName = internSender(&senders, m.SenderID, senderName)
+		m.Reactions = reactionsJSON // read by message, not kept
+		pages[i].Messages = append(pages[i].Messages, message(m))
+		m.ClientMessageID, m.EditedAt, m.DeletedAt = nil, nil, nil
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return convs, pages, nil
+}
+
+// internSender returns name as a string, one string per sender id for the whole read: a page's
+// messages come from a handful of senders.
+func internSender(senders *map[int64]string, id int64, name []byte) string {
+	if s, ok := (*senders)[id]; ok && s == string(name) {
+		return s
+	}
+	if *senders == nil {
+		*senders = make(map[int64]string, 8)
+	}
+	s := string(name)
+	(*senders)[id] = s
+	return s
+}
