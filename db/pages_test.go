@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // replacedPagesStatement is the statement conversation_pages_for_member replaced, as it was
@@ -242,5 +245,50 @@ func TestConversationPagesForMemberErrors(t *testing.T) {
 	// A limit past what int4 arithmetic allows fails in PostgreSQL (limits[ord] + 1).
 	if convs, pages, err := store.ConversationPagesForMember(ctx, u[0], []chat.PageKey{{ConversationID: conv, Limit: 1<<31 - 1}}); err == nil {
 		t.Errorf("with an overflowing limit: %v %v, no error", convs, pages)
+	}
+}
+
+// TestConversationPagesPlan: the function's statement is planned once per connection, as a
+// generic plan (its parameters appear as $n), and that plan reads every table by index: the
+// conversation, the membership and the senders by key, the page as a range of
+// (conversation_id, seq). Sequential scans are off, as in TestQueriesUseIndexes, since on test
+// tables this small one would look as cheap.
+func TestConversationPagesPlan(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	ctx := context.Background()
+	small := db.SeedSize{Users: 20, Conversations: 50, MinMessages: 50, MaxMessages: 80, MinMembers: 2, MaxMembers: 5, DemoMemberOf: 50}
+	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
+		t.Fatal(err)
+	}
+	pool, plans := explainingPool(t, d.DirectURL, "SET enable_seqscan = off; SET auto_explain.log_nested_statements = on")
+	store := db.NewStore(pool)
+	for i := range 8 { // past the five custom plans PostgreSQL would try first, were the plan not forced generic
+		keys := []chat.PageKey{{ConversationID: int64(1 + i), Limit: 50}, {ConversationID: int64(2 + i), Limit: 20, Offset: 30}}
+		convs, _, err := store.ConversationPagesForMember(ctx, 1, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if convs[0] == nil {
+			t.Fatalf("call %d: user 1 is not a member of conversation %d", i, keys[0].ConversationID)
+		}
+		var nested []string
+		for _, p := range plans.take() {
+			if strings.Contains(p, "FROM unnest(conversation_ids)") { // the function's statement, not the call
+				nested = append(nested, p)
+			}
+		}
+		if len(nested) != 1 {
+			t.Fatalf("call %d: %d plans of the function's statement, want 1", i, len(nested))
+		}
+		plan := nested[0]
+		for _, want := range []string{"conversations_pkey", "messages_conversation_seq_key", "users_pkey", "$2"} {
+			if !strings.Contains(plan, want) {
+				t.Errorf("call %d: the plan has no %q:\n%s", i, want, plan)
+			}
+		}
+		if strings.Contains(plan, "Seq Scan") {
+			t.Errorf("call %d: the plan reads a whole table:\n%s", i, plan)
+		}
 	}
 }
