@@ -27,18 +27,8 @@ FROM conversation_pages_for_member($1, $2, $3, $4)
 // conversations as userID sees them, in one statement: per key, the conversation (nil when it
 // is missing or userID is not a member, and then no page) and its page.
 //
-// The statement is sent in pgx's QueryExecModeCacheDescribe, whatever the pool's default: its
-// results come back in binary (no text formatting of timestamps and numbers in PostgreSQL, no
-// parsing here) in one round trip, as QueryExecModeExec's do. That mode is safe through
-// PgBouncer in transaction mode, which lends a server connection per transaction: it uses the
-// unnamed statement only, and every round trip is self-contained. The first time a pooled
-// connection sends the statement, pgx asks for its description (Parse of the unnamed statement,
-// Describe, Sync: one transaction of its own) and keeps it; every execution then sends Parse,
-// Bind, Describe, Execute and Sync together, so the statement is parsed again on whichever server
-// connection runs it, and nothing is left on it (the unnamed statement is replaced by the next
-// Parse). What the kept description could get wrong is the types of the result columns, should
-// a migration change them while the server runs: the function's columns are its contract, and a
-// migration that changes them is a new function under another name.
+// The statement is sent in pgx's QueryExecModeCacheDescribe, for binary results in one round
+// trip: see the package doc for why that is safe through PgBouncer.
 func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
 	ids, limits, offsets := pageKeyColumns(keys)
 	type result struct {
