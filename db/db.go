@@ -1,6 +1,7 @@
 // Package db is the PostgreSQL adapter: it opens the pgx pool that goes through PgBouncer, runs
 // migrations over the direct URL, and implements chat.Store with the sqlc-generated queries in
-// package dbsqlc (whose SQL lives in db/query/*.sql).
+// package dbsqlc (whose SQL lives in db/query/*.sql), and one statement written by hand, over a
+// function sqlc cannot describe (pages.go).
 //
 // PgBouncer runs in transaction pooling mode and, at version 1.18, does not support
 // protocol-level prepared statements. The pool therefore uses pgx's QueryExecModeExec unless the
@@ -8,24 +9,12 @@
 // unnamed statement, so nothing outlives a transaction on a server connection. No session state
 // is used on pooled connections (no SET without LOCAL, no LISTEN, no session advisory locks).
 //
-// One statement is sent in QueryExecModeCacheDescribe instead, whatever the default: the page of
-// history (ConversationPagesForMember, pages.go), the statement most requests that miss the
-// caches send, whose 50 rows then come back in binary, with no text formatting of numbers and
-// timestamps in PostgreSQL and no parsing here (measured: about a quarter less client CPU per
-// page). The mode is safe through PgBouncer in transaction mode because it, too, uses only the
-// unnamed statement, and each of its round trips ends with Sync, so PgBouncer may give each to
-// a different server connection: the first time a pooled connection sends the statement, pgx
-// asks for its description (Parse of the unnamed statement, Describe, Sync) and keeps the
-// result types it is told; every execution then sends Parse, Bind, Describe, Execute and Sync
-// together, so the statement is parsed afresh on whichever server connection runs it and
-// nothing is left there (the next Parse replaces the unnamed statement). The kept description
-// is only the result's column types, the same on every server connection of the database; it
-// could go stale only if a migration changed the types of the function's columns while servers
-// ran, and such a change is made as a new function under another name.
-//
-// That statement calls a PL/pgSQL function (migrations/00005_conversation_pages.sql), whose
-// plan PostgreSQL keeps per server connection: plans are not session state a client can see, so
-// the function behaves the same whichever connection PgBouncer lends.
+// PostgreSQL therefore plans every statement on every call. The page of history, the statement
+// most requests that miss the caches send, calls a PL/pgSQL function instead
+// (migrations/00005_conversation_pages.sql, pages.go), whose plan PostgreSQL keeps per server
+// connection: a plan is not session state a client can see, so the function behaves the same
+// whichever server connection PgBouncer lends, and it is planned once per server connection
+// rather than once per call.
 //
 // A Store may also have a streaming replica (NewStoreWithReplica), which serves the reads that
 // may lag, and only once it has replayed the writes they must see: see replica.go.

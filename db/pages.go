@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/threadline/threadline/db/dbsqlc"
@@ -26,9 +25,6 @@ FROM conversation_pages_for_member($1, $2, $3, $4)
 // ConversationPagesForMember reads offset pages (as MessagePages) together with their
 // conversations as userID sees them, in one statement: per key, the conversation (nil when it
 // is missing or userID is not a member, and then no page) and its page.
-//
-// The statement is sent in pgx's QueryExecModeCacheDescribe, for binary results in one round
-// trip: see the package doc for why that is safe through PgBouncer.
 func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
 	ids, limits, offsets := pageKeyColumns(keys)
 	type result struct {
@@ -53,7 +49,7 @@ func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, ke
 // pages, straight from the driver's buffers: a conversation's columns are read on its first row
 // only, and a page's sender names once per sender.
 func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, keys []chat.PageKey, ids []int64, limits, offsets []int32) ([]*chat.Conversation, []chat.Page, error) {
-	rows, err := db.Query(ctx, conversationPagesForMember, pgx.QueryExecModeCacheDescribe, ids, userID, limits, offsets)
+	rows, err := db.Query(ctx, conversationPagesForMember, ids, userID, limits, offsets)
 	if err != nil {
 		return nil, nil, err
 	}
