@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -47,7 +48,8 @@ func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, ke
 
 // scanConversationPages runs the statement on db and reads its rows into conversations and
 // pages, straight from the driver's buffers: a conversation's columns are read on its first row
-// only, and a page's sender names once per sender.
+// only, a page's sender names once per sender, and the bodies of all the messages into one
+// string, which each message's Body is a part of (one allocation instead of one a message).
 func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, keys []chat.PageKey, ids []int64, limits, offsets []int32) ([]*chat.Conversation, []chat.Page, error) {
 	rows, err := db.Query(ctx, conversationPagesForMember, ids, userID, limits, offsets)
 	if err != nil {
@@ -62,10 +64,12 @@ func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, ke
 		conv                      memberConversationRow
 		m                         messageRow
 		senderName, reactionsJSON pgtype.DriverBytes
+		body                      pgtype.DriverBytes
 		senders                   map[int64]string
+		bodies                    bodyArena
 	)
 	convDest := []any{&ord, &convID, &conv.Title, &conv.CreatedAt, &conv.LastSeq, &conv.LastMessageAt, &conv.LastEventSeq, &conv.LastReadSeq}
-	msgDest := []any{&m.ID, &m.Seq, &m.SenderID, &senderName, &m.Body, &m.ClientMessageID, &m.CreatedAt, &m.EditedAt, &m.DeletedAt, &m.Version, &reactionsJSON}
+	msgDest := []any{&m.ID, &m.Seq, &m.SenderID, &senderName, &body, &m.ClientMessageID, &m.CreatedAt, &m.EditedAt, &m.DeletedAt, &m.Version, &reactionsJSON}
 	full := append(append(make([]any, 0, len(convDest)+len(msgDest)), convDest...), msgDest...)
 	// Every row repeats its conversation's columns. A row is first read without them (nil
 	// destinations skip a column), all but ord and the id, and read again whole when it is the
@@ -104,12 +108,42 @@ func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, ke
 		m.SenderName = internSender(&senders, m.SenderID, senderName)
 		m.Reactions = reactionsJSON // read by message, not kept
 		pages[i].Messages = append(pages[i].Messages, message(m))
+		bodies.add(i, len(pages[i].Messages)-1, body)
 		m.ClientMessageID, m.EditedAt, m.DeletedAt = nil, nil, nil
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
+	bodies.set(pages)
 	return convs, pages, nil
+}
+
+// bodyArena gathers the bodies of a read's messages, to be made into one string at the end.
+type bodyArena struct {
+	buf  strings.Builder
+	ends []bodyEnd
+}
+
+// bodyEnd is where a message's body ends in bodyArena.buf (it starts where the previous ends).
+type bodyEnd struct{ page, message, end int }
+
+func (a *bodyArena) add(page, message int, body []byte) {
+	if a.ends == nil {
+		a.buf.Grow(2048)
+		a.ends = make([]bodyEnd, 0, 64)
+	}
+	a.buf.Write(body)
+	a.ends = append(a.ends, bodyEnd{page, message, a.buf.Len()})
+}
+
+// set gives each message its body, as a part of one string that holds them all.
+func (a *bodyArena) set(pages []chat.Page) {
+	all := a.buf.String() // no copy: the builder's bytes become the string
+	start := 0
+	for _, e := range a.ends {
+		pages[e.page].Messages[e.message].Body = all[start:e.end]
+		start = e.end
+	}
 }
 
 // internSender returns name as a string, one string per sender id for the whole read: a page's
