@@ -109,6 +109,8 @@ func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, ke
 		m.Reactions = reactionsJSON // read by message, not kept
 		pages[i].Messages = append(pages[i].Messages, message(m))
 		bodies.add(i, len(pages[i].Messages)-1, body)
+		// The next row's nullable columns are scanned into fresh pointers, whatever the driver
+		// does with non-nil ones: no two messages share one.
 		m.ClientMessageID, m.EditedAt, m.DeletedAt = nil, nil, nil
 	}
 	if err := rows.Err(); err != nil {
