@@ -1,6 +1,6 @@
 -- +goose Up
 -- The page of history with its conversation and the reader's membership (ConversationPagesForMember,
--- db/query/messages.sql), as a function so that PostgreSQL plans it once per server connection.
+-- db/pages.go), as a function so that PostgreSQL plans it once per server connection.
 --
 -- Statements reach PostgreSQL through PgBouncer in transaction mode, without prepared statements
 -- (db/db.go): a plain statement is parsed and planned on every call, and planning this one cost
@@ -12,10 +12,10 @@
 -- would keep planning it per call, since the generic plan's estimate (ten keys for an array it
 -- cannot see) always looks dearer than a custom plan's. The statement is shaped so that the
 -- generic plan is the one a custom plan would be for any number of keys and any table size:
--- every step is a LATERAL subquery driven by one key at a time, the conversation and the
--- membership by primary key (LIMIT 1 keeps the planner from flattening it into a hash join
--- over the whole table), the page as one backward range scan of (conversation_id, seq) joined
--- to its senders by primary key, and no step's cost depends on the values of the parameters.
+-- every step is a LATERAL subquery driven by one key at a time: the conversation and the
+-- membership looked up by key (LIMIT 1 keeps the planner from flattening the subquery into a
+-- hash join over the whole table), the page as one backward range scan of (conversation_id,
+-- seq) joined to its senders by primary key (TestConversationPagesPlan).
 --
 -- Rows are as the statement's were: per key (ord, from 1, in the order of conversation_ids)
 -- the conversation's row once per message of its page, newest first, at most limits[ord] + 1
