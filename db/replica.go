@@ -97,7 +97,7 @@ func NewStoreWithReplica(primary, replicaPool *pgxpool.Pool, cfg ReplicaConfig) 
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	s := NewStore(primary)
 	// No retries on the replica: a read it fails goes to the primary at once.
-	s.replica = &replica{q: dbsqlc.New(replicaPool), cfg: cfg, reads: newReadsCounter(cfg.Registerer)}
+	s.replica = &replica{q: dbsqlc.New(replicaPool), db: replicaPool, cfg: cfg, reads: newReadsCounter(cfg.Registerer)}
 	return s
 }
 
@@ -115,6 +115,7 @@ func newReadsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 // replica is the replica side of a Store.
 type replica struct {
 	q     *dbsqlc.Queries
+	db    dbsqlc.DBTX // q's, for the statements written by hand (pages.go)
 	cfg   ReplicaConfig
 	reads *prometheus.CounterVec
 
@@ -218,14 +219,25 @@ func (r *replica) route(ctx context.Context) string {
 // readRouted runs query on the replica when ctx allows it and the result is complete (a nil
 // complete accepts any), else on the primary; see the comment at the top of this file.
 func readRouted[T any](ctx context.Context, s *Store, query func(context.Context, *dbsqlc.Queries) (T, error), complete func(T) bool) (T, error) {
+	return readRoutedDB(ctx, s, func(ctx context.Context, onReplica bool) (T, error) {
+		if onReplica {
+			return query(ctx, s.replica.q)
+		}
+		return query(ctx, s.q)
+	}, complete)
+}
+
+// readRoutedDB is readRouted for statements written by hand: query runs on s.replica.db when
+// onReplica, else on s.db.
+func readRoutedDB[T any](ctx context.Context, s *Store, query func(ctx context.Context, onReplica bool) (T, error), complete func(T) bool) (T, error) {
 	r := s.replica
 	if r == nil {
-		return query(ctx, s.q)
+		return query(ctx, false)
 	}
 	reason := r.route(ctx)
 	if reason == reasonReplayed {
 		rctx, cancel := context.WithTimeout(ctx, r.cfg.ReadTimeout)
-		v, err := query(rctx, r.q)
+		v, err := query(rctx, true)
 		cancel()
 		switch {
 		case err == nil && (complete == nil || complete(v)):
@@ -241,7 +253,7 @@ func readRouted[T any](ctx context.Context, s *Store, query func(context.Context
 		}
 	}
 	r.reads.WithLabelValues("primary", reason).Inc()
-	return query(ctx, s.q)
+	return query(ctx, false)
 }
 
 // stamp sets c.Position to the primary's WAL insert position, read now that c's write has

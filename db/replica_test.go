@@ -127,6 +127,14 @@ func TestReplicaRouting(t *testing.T) {
 		}
 		return seqs(pages[0].Messages), nil
 	}
+	// The page with its conversation, whose statement is written by hand (pages.go).
+	convPage := func(ctx context.Context) (string, error) {
+		convs, pages, err := f.store.ConversationPagesForMember(ctx, u[0], []chat.PageKey{{ConversationID: conv, Limit: 3}})
+		if err != nil || convs[0] == nil {
+			return "", err
+		}
+		return convs[0].Title + ": " + seqs(pages[0].Messages), nil
+	}
 	after := func(afterSeq int64, limit int) func(context.Context) (string, error) {
 		return func(ctx context.Context) (string, error) {
 			msgs, err := f.store.MessagesAfter(ctx, conv, afterSeq, limit)
@@ -152,6 +160,9 @@ func TestReplicaRouting(t *testing.T) {
 		{"a page without a position", context.Background(), page, "10 9 8", "primary/no_position"},
 		{"a page at a replayed position", at(1), page, "10 9 8", "replica/replayed"},
 		{"a page ahead of the replica", at(1 << 62), page, "10 9 8", "primary/lagging"},
+		{"a page with its conversation without a position", context.Background(), convPage, "routing: 10 9 8", "primary/no_position"},
+		{"a page with its conversation at a replayed position", at(1), convPage, "routing: 10 9 8", "replica/replayed"},
+		{"a page with its conversation ahead of the replica", at(1 << 62), convPage, "routing: 10 9 8", "primary/lagging"},
 		{"a complete replay", at(1), after(2, 5), "3 4 5 6 7", "replica/replayed"},
 		{"a replay shorter than asked", at(1), after(7, 5), "8 9 10", "primary/incomplete"},
 		{"users, with no position", context.Background(), users, "Ann Bob", "replica/replayed"},

@@ -19,6 +19,7 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	q    *dbsqlc.Queries
+	db   dbsqlc.DBTX // q's, for the statements written by hand (pages.go)
 	// replica, when set, serves the reads that may go to a streaming replica (replica.go).
 	replica *replica
 }
@@ -28,7 +29,8 @@ var _ chat.Store = (*Store)(nil)
 // NewStore returns a Store over pool.
 func NewStore(pool *pgxpool.Pool) *Store {
 	// Outside transactions the Store only reads: those reads survive a broken connection.
-	return &Store{pool: pool, q: dbsqlc.New(readRetrier{pool})}
+	rdb := readRetrier{pool}
+	return &Store{pool: pool, q: dbsqlc.New(rdb), db: rdb}
 }
 
 // Ping checks that a statement reaches PostgreSQL through the pool.
@@ -232,49 +234,6 @@ func pageKeyColumns(keys []chat.PageKey) (conversationIDs []int64, limits, offse
 		conversationIDs[i], limits[i], offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
 	}
 	return conversationIDs, limits, offsets
-}
-
-// ConversationPagesForMember reads offset pages (as MessagePages) together with their
-// conversations as userID sees them, in one statement: per key, the conversation (nil when it
-// is missing or userID is not a member, and then no page) and its page.
-func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
-	p := dbsqlc.ConversationPagesForMemberParams{UserID: userID}
-	p.ConversationIds, p.Limits, p.Offsets = pageKeyColumns(keys)
-	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.ConversationPagesForMemberRow, error) {
-		return q.ConversationPagesForMember(ctx, p)
-	}, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("conversation pages for member: %w", err)
-	}
-	convs := make([]*chat.Conversation, len(keys))
-	pages := make([]chat.Page, len(keys))
-	for _, r := range rows {
-		i := int(r.Ord) - 1 // WITH ORDINALITY counts from 1
-		if i < 0 || i >= len(keys) {
-			return nil, nil, fmt.Errorf("conversation pages for member: row for key %d of %d", r.Ord, len(keys))
-		}
-		if convs[i] == nil {
-			c := memberConversation(memberConversationRow{
-				ID: r.ConvID, Title: r.Title, CreatedAt: r.ConvCreatedAt, LastSeq: r.LastSeq, LastMessageAt: r.LastMessageAt,
-				LastEventSeq: r.LastEventSeq, LastReadSeq: r.LastReadSeq,
-			})
-			convs[i] = &c
-			pages[i].Messages = make([]chat.Message, 0, keys[i].Limit)
-		}
-		if r.ID == 0 { // an empty page
-			continue
-		}
-		if len(pages[i].Messages) == keys[i].Limit {
-			pages[i].HasMore = true
-			continue
-		}
-		pages[i].Messages = append(pages[i].Messages, message(messageRow{
-			ID: r.ID, ConversationID: r.ConvID, Seq: r.Seq, SenderID: r.SenderID, SenderName: r.SenderName,
-			Body: r.Body, ClientMessageID: r.ClientMessageID, CreatedAt: r.CreatedAt, EditedAt: r.EditedAt,
-			DeletedAt: r.DeletedAt, Version: r.Version, Reactions: r.Reactions,
-		}))
-	}
-	return convs, pages, nil
 }
 
 func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]chat.Message, error) {

@@ -127,29 +127,3 @@ SELECT sender_id, (deleted_at IS NOT NULL)::boolean AS deleted,
        jsonb_array_length(reactions)::int AS distinct_reactions
 FROM messages
 WHERE conversation_id = @conversation_id AND id = @id;
-
--- name: ConversationPagesForMember :many
--- MessagePages of the conversations the user is a member of, each row with its conversation and
--- the user's read position, in one statement: a page and the membership check that guards it.
--- A conversation whose page is empty has one row with no message (id 0); a conversation the user
--- is not a member of (or that is missing) has none.
-SELECT k.ord::int AS ord, c.id AS conv_id, c.title, c.created_at AS conv_created_at, c.last_seq,
-       c.last_message_at, c.last_event_seq, mb.last_read_seq,
-       coalesce(m.id, 0)::bigint AS id, coalesce(m.seq, 0)::bigint AS seq,
-       coalesce(m.sender_id, 0)::bigint AS sender_id, coalesce(u.name, '')::text AS sender_name,
-       coalesce(m.body, '')::text AS body, m.client_message_id,
-       coalesce(m.created_at, c.created_at)::timestamptz AS created_at, m.edited_at, m.deleted_at,
-       coalesce(m.version, 1)::int AS version, coalesce(m.reactions, '[]')::jsonb AS reactions
-FROM unnest(@conversation_ids::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
-JOIN conversations c ON c.id = k.conversation_id
-JOIN conversation_members mb ON mb.conversation_id = c.id AND mb.user_id = @user_id
-LEFT JOIN LATERAL (
-    SELECT mm.*
-    FROM messages mm
-    WHERE mm.conversation_id = c.id
-      AND mm.seq <= c.last_seq - (@offsets::int[])[k.ord]
-    ORDER BY mm.seq DESC
-    LIMIT (@limits::int[])[k.ord] + 1
-) m ON true
-LEFT JOIN users u ON u.id = m.sender_id
-ORDER BY k.ord, m.seq DESC;
