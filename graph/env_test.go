@@ -104,9 +104,6 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 		Configure: func(c *app.Config) {
 			c.DBMaxConns = o.maxConns
 			c.AdmissionEnabled = false // load shedding is tested on its own (TestOverload)
-			// A Redis call may take longer than production's 100 ms when other packages' tests
-			// share the cores; the tests that make Redis hang pause it for 1.5 s or more.
-			c.RedisTimeout = 500 * time.Millisecond
 			c.CacheEnabled, c.ResponseCacheEnabled = o.cache, o.respCache
 			c.LoaderWait = o.loaderWait
 			c.RequestTimeout = o.requestTimeout

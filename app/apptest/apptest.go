@@ -72,6 +72,11 @@ type Server struct {
 
 // Config returns the configuration apptest starts from: app.Defaults (production mode), with
 // the rate limit off and short timeouts that keep tests quick, before Options.Configure.
+// Redis calls get 500 ms instead of production's 100 ms: with other packages' tests sharing the
+// cores a call can take longer, and a mutation whose token move timed out lets other instances
+// serve the older response until its retry lands (respcache's package doc), which the
+// read-your-writes races would count as stale reads. The tests that make Redis hang pause it for
+// 1.5 s or more.
 func Config(database testenv.Database, redisURL string) app.Config {
 	c := app.Defaults()
 	c.Addr = "127.0.0.1:0"
@@ -81,6 +86,7 @@ func Config(database testenv.Database, redisURL string) app.Config {
 	c.DBMaxConns, c.DBMinConns = 8, 0
 	c.ShutdownTimeout = 5 * time.Second
 	c.WSInitTimeout = 2 * time.Second
+	c.RedisTimeout = 500 * time.Millisecond
 	return c
 }
 
