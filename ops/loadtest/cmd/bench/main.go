@@ -131,9 +131,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	searchToken, err := keys.Sign(fx.search.viewer, 24*time.Hour)
-	if err != nil {
-		return err
+	var searchToken string
+	if withSearch {
+		if searchToken, err = keys.Sign(fx.search.viewer, 24*time.Hour); err != nil {
+			return err
+		}
 	}
 	b := &bench{opts: o, env: env, fx: fx, sfx: fx.search, token: token, searchToken: searchToken}
 	if err := b.runAll(ctx); err != nil {
