@@ -96,6 +96,16 @@ func (f *coalesceFixture) execute(t *testing.T, res *result) (*collector, *graph
 	return col, &graphql.Response{Data: json.RawMessage(`{"conversation":{"id":"7","title":"` + gen + `"}}`)}
 }
 
+// awaitWaiting returns once a lookup has begun to wait for a lead.
+func (f *coalesceFixture) awaitWaiting(t *testing.T) {
+	t.Helper()
+	select {
+	case <-f.waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no lookup waited for the lead in 10s")
+	}
+}
+
 // lookupAsync starts a lookup of key for viewer and returns where its result arrives.
 func (f *coalesceFixture) lookupAsync(ctx context.Context, viewer int64, key string) <-chan *result {
 	out := make(chan *result, 1)
@@ -130,7 +140,7 @@ func TestConcurrentMissWaitsForTheLeader(t *testing.T) {
 		t.Fatalf("first lookup: hit %v, lead %v, err %v; want a miss that leads", leader.hit != nil, leader.lead != nil, leader.err)
 	}
 	waiter := f.lookupAsync(ctx, 1, key)
-	<-f.waiting
+	f.awaitWaiting(t)
 	col, resp := f.execute(t, leader)
 	f.c.executed(ctx, leader, col, resp)
 
@@ -187,7 +197,7 @@ func TestWaiterRefusesALeaderPastAWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	waiter := f.lookupAsync(ctx, 1, key)
-	<-f.waiting
+	f.awaitWaiting(t)
 	f.c.executed(ctx, leader, col, resp)
 
 	got := <-waiter
@@ -253,7 +263,7 @@ func TestWaitersOfAnUnstoredResponseExecute(t *testing.T) {
 				t.Fatalf("another viewer's lookup waited (%d waits)", n)
 			}
 			waiter := f.lookupAsync(ctx, 1, key)
-			<-f.waiting
+			f.awaitWaiting(t)
 			tc.end(f, leader, cancel)
 			got := <-waiter
 			if got.hit != nil {
@@ -267,5 +277,51 @@ func TestWaitersOfAnUnstoredResponseExecute(t *testing.T) {
 				t.Errorf("stats: %d coalesced, %d hits; want 0, 0", s.Coalesced, s.Hits)
 			}
 		})
+	}
+}
+
+// TestWaitersLeadTheNextExecution: when a lead leaves nothing in the tier, one of its waiters
+// leads the next execution and the others wait for that one, and are served its response.
+func TestWaitersLeadTheNextExecution(t *testing.T) {
+	t.Parallel()
+	f := newCoalesceFixture(t)
+	ctx := context.Background()
+	f.setUp(t, "g1")
+	key, _ := f.c.Key(1, "query { conversation(id: 7) { id title } }", "", nil)
+
+	first := f.c.lookup(ctx, 1, key)
+	if first.lead == nil {
+		t.Fatal("first lookup does not lead")
+	}
+	a, b := f.lookupAsync(ctx, 1, key), f.lookupAsync(ctx, 1, key)
+	f.awaitWaiting(t)
+	f.awaitWaiting(t)
+	col, resp := f.execute(t, first)
+	col.uncacheable = true
+	f.c.executed(ctx, first, col, resp)
+
+	var next <-chan *result
+	var second *result
+	select {
+	case second = <-a:
+		next = b
+	case second = <-b:
+		next = a
+	}
+	if second.hit != nil || second.lead == nil {
+		t.Fatalf("first waiter back: hit %v, lead %v; want a miss that leads", second.hit != nil, second.lead != nil)
+	}
+	f.awaitWaiting(t) // the other waits for it
+	col, resp = f.execute(t, second)
+	f.c.executed(ctx, second, col, resp)
+	got := <-next
+	if got.hit == nil {
+		t.Fatal("the other waiter missed")
+	}
+	if diff := cmp.Diff(`{"data":{"conversation":{"id":"7","title":"g1"}}}`, string(got.hit.body)); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
+	}
+	if s := f.c.Stats(); s.Coalesced != 1 || s.Misses != 2 {
+		t.Errorf("stats: %d coalesced, %d misses; want 1, 2", s.Coalesced, s.Misses)
 	}
 }

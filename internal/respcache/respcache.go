@@ -519,17 +519,27 @@ func (c *Cache) lookup(ctx context.Context, viewer int64, key string) *result {
 	case res.hit != nil:
 		c.countHit()
 	case c.local != nil:
-		l, leader := c.lead(ctx, key)
-		if leader {
-			res.lead = l
-			c.countMiss()
-			break
-		}
-		c.await(ctx, l)
-		if s := c.localLookup(ctx, key); s != nil {
-			c.countCoalesced()
-			c.countLocalHit()
-			return &result{key: key, hit: s, tokens: res.tokens}
+		// A lead whose response the tier could not keep, or that a write made stale before
+		// this lookup began, leaves its waiters to lead the next execution (one of them) or wait
+		// for it (the others); after maxWaits waits a lookup executes on its own.
+		for waits := 0; ; waits++ {
+			l, leader := c.lead(ctx, key)
+			if leader {
+				res.lead = l
+				break
+			}
+			if waits == maxWaits {
+				break
+			}
+			c.await(ctx, l)
+			if s := c.localLookup(ctx, key); s != nil {
+				c.countCoalesced()
+				c.countLocalHit()
+				return &result{key: key, hit: s, tokens: res.tokens}
+			}
+			if ctx.Err() != nil {
+				break
+			}
 		}
 		c.countMiss()
 	default:
@@ -567,6 +577,10 @@ func (c *Cache) localLookup(ctx context.Context, key string) *stored {
 	}
 	return nil
 }
+
+// maxWaits bounds the executions of one key a lookup that missed in Redis waits for before it
+// executes on its own (see lookup).
+const maxWaits = 3
 
 // lead is an execution of a missed key in progress, which concurrent misses of the key wait for.
 type lead struct {
