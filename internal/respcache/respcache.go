@@ -84,8 +84,10 @@
 // serves is exactly what a tier hit serves, the leader's response as if it had been stored in
 // Redis and fetched back: it shows every change completed before the waiter began, or a token
 // it depends on has moved and the waiter executes. A leader's response that is not stored
-// (errors, uncacheable) leaves nothing, and its waiters execute, each on its own. A lead ends
-// when its response is written, or at the latest when its request's context ends.
+// (errors, uncacheable) or that the tier cannot check leaves nothing: one of its waiters that
+// had missed in Redis leads the next execution and the others wait for that one, each at most
+// maxWaits times before it executes on its own. A lead ends when its response is written, or
+// at the latest when its request's context ends.
 //
 // The tier is off on a Redis Cluster (New ignores Config.Local there): its barrier vouches for
 // the invalidations of one Redis, while a cluster's keys change on several nodes, each of which
