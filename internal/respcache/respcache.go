@@ -70,6 +70,25 @@
 // would (its remaining TTL), so that the staleness bound of a failed token bump (see
 // internal/cache) is the same.
 //
+// # Concurrent misses
+//
+// With the tier, concurrent misses of one key in one process execute once. The first miss (its
+// Redis lookup found nothing current) leads: it executes, and when the response is stored it
+// also keeps it in the tier, with the tokens it depends on filled under the snapshot its lookup
+// took before reading anything (localcache's Fill): every token of a response is read after
+// that snapshot, by the lookup script (the viewer's) or during the execution (a generation with
+// its page), so a token the tier keeps is one Redis held after it was read and no invalidation
+// has reached the tier since. A lookup that finds a lead in progress for its key, before going
+// to Redis or after Redis missed, waits for it to end and then looks in the tier again: after a
+// barrier, and serving only what passes the check every tier hit passes. So what a waiter
+// serves is exactly what a tier hit serves, the leader's response as if it had been stored in
+// Redis and fetched back: it shows every change completed before the waiter began, or a token
+// it depends on has moved and the waiter executes. A leader's response that is not stored
+// (errors, uncacheable) or that the tier cannot check leaves nothing: one of its waiters that
+// had missed in Redis leads the next execution and the others wait for that one, each at most
+// maxWaits times before it executes on its own. A lead ends when its response is written, or
+// at the latest when its request's context ends.
+//
 // The tier is off on a Redis Cluster (New ignores Config.Local there): its barrier vouches for
 // the invalidations of one Redis, while a cluster's keys change on several nodes, each of which
 // would need a tracking connection and a barrier of its own, kept up through failovers and
@@ -170,12 +189,20 @@ type Cache struct {
 	cfg     Config
 	local   *localcache.Tier
 	log     *slog.Logger
-	stats   struct{ hits, localHits, earlyHits, misses, uncacheable, stale, errors atomic.Int64 }
+	stats   struct{ hits, localHits, earlyHits, coalesced, misses, uncacheable, stale, errors atomic.Int64 }
 	metrics metrics
 	storing chan struct{} // bounds the background stores in flight
 	// cluster: rdb is a Redis Cluster, where a lookup checks the tokens in other slots than the
 	// response's in a second step (see the package doc).
 	cluster bool
+
+	// leads are the executions of missed keys in progress, by response key, that concurrent
+	// misses of the same key wait for (see Concurrent misses in the package doc; only with the
+	// in-process tier).
+	leadsMu sync.Mutex
+	leads   map[string]*lead
+	// onWait, when set, runs when a lookup begins to wait for a lead (tests).
+	onWait func()
 
 	// Token moves that failed or had not landed when their mutation answered, retried every
 	// second; while there is any, queries bypass the cache (Bypassed). See markPending.
@@ -207,6 +234,7 @@ func New(rdb redis.UniversalClient, breaker *redisclient.Breaker, cfg Config) *C
 	c := &Cache{
 		rdb: rdb, breaker: breaker, cfg: cfg, local: cfg.Local, log: cfg.Log, metrics: newMetrics(cfg.Registerer),
 		storing: make(chan struct{}, 64), cluster: cluster, pending: map[string]uint64{}, stop: make(chan struct{}),
+		leads: map[string]*lead{},
 	}
 	c.stopped.Go(func() { tick.Every(c.stop, time.Second, c.retryInvalidations) })
 	return c
@@ -350,16 +378,27 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 	responses := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
 		resp := responses(ctx)
-		if resp == nil {
-			return nil
-		}
-		if len(resp.Errors) > 0 || col.isUncacheable() || len(resp.Data) == 0 {
-			c.stats.uncacheable.Add(1)
-			c.metrics.uncacheable.Inc()
-			return resp
-		}
-		c.storeAsync(ctx, key, col, resp.Data)
+		c.executed(ctx, res, col, resp)
 		return resp
+	}
+}
+
+// executed stores the response of an executed miss (nil: none) if it can be, keeps it in the
+// in-process tier if the miss leads its key, and then ends the lead: its waiters look in the
+// tier.
+func (c *Cache) executed(ctx context.Context, res *result, col *collector, resp *graphql.Response) {
+	defer res.lead.end()
+	if resp == nil {
+		return
+	}
+	if len(resp.Errors) > 0 || col.isUncacheable() || len(resp.Data) == 0 {
+		c.stats.uncacheable.Add(1)
+		c.metrics.uncacheable.Inc()
+		return
+	}
+	c.storeAsync(ctx, res.key, col, resp.Data)
+	if res.lead != nil {
+		c.keepLocal(res.snap, res.key, col, resp.Data)
 	}
 }
 
@@ -421,13 +460,17 @@ func (c *Cache) Lookup(ctx context.Context, viewer int64, key string) ([]byte, c
 type viewerTokens struct{ viewer, list string }
 
 // result is the outcome of a lookup: a hit, or the viewer's tokens for the execution of a
-// miss, or an error (refused: the fallback budget is spent).
+// miss, or an error (refused: the fallback budget is spent). A miss that leads the execution of
+// its key (see Concurrent misses in the package doc) has a lead, to end once the response is
+// kept, and the snapshot of the tier taken before its lookup read anything.
 type result struct {
 	key     string
 	hit     *stored
 	tokens  viewerTokens
 	err     error
 	refused bool
+	lead    *lead
+	snap    localcache.Snapshot
 }
 
 // stored is a stored response as the in-process tier keeps it: its dependencies and the
@@ -445,22 +488,21 @@ func (s *stored) data() []byte { return s.body[len(bodyPrefix) : len(s.body)-len
 
 // lookup finds the stored response for key, counting the hit, miss or error: first in the
 // in-process tier, where a response is served only after a barrier, and only if the tier holds
-// every token it depends on with the value recorded; then in Redis.
+// every token it depends on with the value recorded; then in Redis. With the tier, a lookup
+// that finds an execution of key in progress in this process waits for it and looks in the tier
+// again (before going to Redis, and after Redis missed); a miss that finds none leads one.
 func (c *Cache) lookup(ctx context.Context, viewer int64, key string) *result {
 	if c.local != nil {
-		if v, ok := c.local.Get(key); ok {
-			if s := v.(*stored); c.local.Barrier(ctx) == nil {
-				switch c.localState(s) {
-				case current:
-					c.local.Hit()
-					c.stats.localHits.Add(1)
-					c.metrics.localHits.Inc()
-					c.countHit()
-					return &result{key: key, hit: s}
-				case outdated: // certainly stale here; Redis may hold a newer one
-					c.local.Delete(key)
-				}
+		l := c.leading(key)
+		if l != nil {
+			c.await(ctx, l)
+		}
+		if s := c.localLookup(ctx, key); s != nil {
+			if l != nil {
+				c.countCoalesced()
 			}
+			c.countLocalHit()
+			return &result{key: key, hit: s}
 		}
 		c.local.Miss()
 	}
@@ -478,10 +520,149 @@ func (c *Cache) lookup(ctx context.Context, viewer int64, key string) *result {
 		}
 	case res.hit != nil:
 		c.countHit()
+	case c.local != nil:
+		// A lead whose response the tier could not keep, or that a write made stale before
+		// this lookup began, leaves its waiters to lead the next execution (one of them) or wait
+		// for it (the others); after maxWaits waits a lookup executes on its own.
+		for waits := 0; ; waits++ {
+			l, leader := c.lead(ctx, key)
+			if leader {
+				res.lead = l
+				break
+			}
+			if waits == maxWaits {
+				break
+			}
+			c.await(ctx, l)
+			if s := c.localLookup(ctx, key); s != nil {
+				c.countCoalesced()
+				c.countLocalHit()
+				return &result{key: key, hit: s, tokens: res.tokens}
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		c.countMiss()
 	default:
 		c.countMiss()
 	}
 	return res
+}
+
+func (c *Cache) countCoalesced() { c.stats.coalesced.Add(1); c.metrics.coalesced.Inc() }
+
+func (c *Cache) countLocalHit() {
+	c.local.Hit()
+	c.stats.localHits.Add(1)
+	c.metrics.localHits.Inc()
+	c.countHit()
+}
+
+// localLookup returns the response the in-process tier holds for key if, after a barrier, the
+// tier holds every token it depends on with the value recorded; nil otherwise. A response whose
+// token moved is dropped.
+func (c *Cache) localLookup(ctx context.Context, key string) *stored {
+	v, ok := c.local.Get(key)
+	if !ok {
+		return nil
+	}
+	s := v.(*stored)
+	if c.local.Barrier(ctx) != nil {
+		return nil
+	}
+	switch c.localState(s) {
+	case current:
+		return s
+	case outdated: // certainly stale here; Redis may hold a newer one
+		c.local.Delete(key)
+	}
+	return nil
+}
+
+// maxWaits bounds the executions of one key a lookup that missed in Redis waits for before it
+// executes on its own (see lookup).
+const maxWaits = 3
+
+// lead is an execution of a missed key in progress, which concurrent misses of the key wait for.
+type lead struct {
+	c    *Cache
+	key  string
+	done chan struct{}
+	once sync.Once
+	stop func() bool // stops the end at the context's end
+}
+
+// leading returns the execution of key in progress, if any.
+func (c *Cache) leading(key string) *lead {
+	c.leadsMu.Lock()
+	defer c.leadsMu.Unlock()
+	return c.leads[key]
+}
+
+// lead returns the execution of key in progress and false, or a new one that the caller leads
+// and true. A lead ends when its response is kept (InterceptOperation), or at the latest when
+// ctx ends, so that no waiter outlives the request it waits for.
+func (c *Cache) lead(ctx context.Context, key string) (*lead, bool) {
+	c.leadsMu.Lock()
+	defer c.leadsMu.Unlock()
+	if l, ok := c.leads[key]; ok {
+		return l, false
+	}
+	l := &lead{c: c, key: key, done: make(chan struct{})}
+	c.leads[key] = l
+	l.stop = context.AfterFunc(ctx, l.end)
+	return l, true
+}
+
+// end ends the lead (nil: none); waiters then look in the tier.
+func (l *lead) end() {
+	if l == nil {
+		return
+	}
+	l.once.Do(func() {
+		l.c.leadsMu.Lock()
+		if l.c.leads[l.key] == l {
+			delete(l.c.leads, l.key)
+		}
+		l.c.leadsMu.Unlock()
+		close(l.done)
+		if l.stop != nil {
+			l.stop()
+		}
+	})
+}
+
+// await waits for l to end, or for ctx to.
+func (c *Cache) await(ctx context.Context, l *lead) {
+	if c.onWait != nil {
+		c.onWait()
+	}
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	}
+}
+
+// keepLocal keeps an executed response in the in-process tier, as a Redis hit's is kept, with
+// the tokens it depends on filled under snap, taken before any of them was read (see Concurrent
+// misses in the package doc). If the tier refuses a token (an invalidation of it came since
+// snap), the response is not kept: it could not pass the check anyway.
+func (c *Cache) keepLocal(snap localcache.Snapshot, key string, col *collector, data []byte) {
+	col.mu.Lock()
+	deps := make([]dep, 0, len(col.deps))
+	for k, t := range col.deps {
+		deps = append(deps, dep{key: k, token: t})
+	}
+	col.mu.Unlock()
+	for _, d := range deps {
+		if !c.local.Fill(snap, d.key, d.token) {
+			return
+		}
+	}
+	s := &stored{deps: deps, body: make([]byte, 0, len(bodyPrefix)+len(data)+len(bodySuffix))}
+	s.body = append(append(append(s.body, bodyPrefix...), data...), bodySuffix...)
+	c.local.Set(key, s, int64(len(s.body)+64*len(s.deps)), c.cfg.TTL)
 }
 
 type localState int
@@ -515,6 +696,7 @@ func (c *Cache) redisLookup(ctx context.Context, viewer int64, res *result) erro
 	var snap localcache.Snapshot
 	if c.local != nil {
 		snap = c.local.Snapshot()
+		res.snap = snap
 	}
 	script := lookupScript
 	if c.cluster {
@@ -962,9 +1144,12 @@ func Uncacheable(ctx context.Context) {
 type Stats struct {
 	Hits int64 `json:"hits"`
 	// LocalHits are the hits the in-process tier answered, EarlyHits those answered over HTTP
-	// before the executor ran; both are counted in Hits too.
+	// before the executor ran; both are counted in Hits too. Coalesced are the local hits that
+	// waited for a concurrent execution of the same key in this process (see Concurrent misses
+	// in the package doc).
 	LocalHits     int64   `json:"localHits"`
 	EarlyHits     int64   `json:"earlyHits"`
+	Coalesced     int64   `json:"coalesced"`
 	Misses        int64   `json:"misses"`
 	Uncacheable   int64   `json:"uncacheable"`
 	StaleRejected int64   `json:"staleRejected"`
@@ -976,7 +1161,7 @@ type Stats struct {
 
 // Stats returns the counters since start.
 func (c *Cache) Stats() Stats {
-	s := Stats{Hits: c.stats.hits.Load(), LocalHits: c.stats.localHits.Load(), EarlyHits: c.stats.earlyHits.Load(),
+	s := Stats{Hits: c.stats.hits.Load(), LocalHits: c.stats.localHits.Load(), EarlyHits: c.stats.earlyHits.Load(), Coalesced: c.stats.coalesced.Load(),
 		Misses: c.stats.misses.Load(), Uncacheable: c.stats.uncacheable.Load(), StaleRejected: c.stats.stale.Load(), Errors: c.stats.errors.Load()}
 	if total := s.Hits + s.Misses; total > 0 {
 		s.HitRatio = float64(s.Hits) / float64(total)
@@ -989,8 +1174,8 @@ func (c *Cache) Stats() Stats {
 }
 
 type metrics struct {
-	hits, localHits, earlyHits, misses, errors, uncacheable, stale, invalidationFailures, fallbacksRefused prometheus.Counter
-	pending                                                                                                prometheus.Gauge
+	hits, localHits, earlyHits, coalesced, misses, errors, uncacheable, stale, invalidationFailures, fallbacksRefused prometheus.Counter
+	pending                                                                                                           prometheus.Gauge
 }
 
 // hitsHelp is the help of threadline_cache_hits_total, which the history cache registers too.
@@ -1005,6 +1190,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 		earlyHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "threadline_response_cache_early_hits_total", Help: "Response-cache hits answered over HTTP before the GraphQL executor ran (part of the hits).",
+		}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threadline_response_cache_coalesced_total", Help: "Response-cache hits that waited for a concurrent execution of the same query in this process (part of the local hits).",
 		}),
 		misses:      prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_misses_total", Help: "Cache lookups not found in Redis.", ConstLabels: labels}),
 		errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "threadline_cache_errors_total", Help: "Failed Redis cache operations (the read went to PostgreSQL).", ConstLabels: labels}),
@@ -1023,7 +1211,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.localHits, m.earlyHits, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures, m.fallbacksRefused, m.pending)
+		reg.MustRegister(m.hits, m.localHits, m.earlyHits, m.coalesced, m.misses, m.errors, m.uncacheable, m.stale, m.invalidationFailures, m.fallbacksRefused, m.pending)
 	}
 	return m
 }

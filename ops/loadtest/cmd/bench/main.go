@@ -19,7 +19,9 @@
 // BENCH_QUICK=1 (or -quick) is the smoke run: fewer, shorter scenarios, the report written to
 // <dir>/BENCHMARKS-quick.md unless -out says otherwise. BENCH_ONLY=search (or -only search)
 // runs the search scenarios alone, against the cache-off server, and writes
-// <dir>/BENCHMARKS-search.md unless -out says otherwise: BENCHMARKS.md is always a whole run. The fan-out scenario calls the existing
+// <dir>/BENCHMARKS-search.md unless -out says otherwise; BENCH_ONLY=mix runs the 95/5 Zipf mix
+// against the cache-on server three times (the first profiled), then the ceiling, and writes
+// <dir>/BENCHMARKS-mix.md (it needs no search corpus): BENCHMARKS.md is always a whole run. The fan-out scenario calls the existing
 // benchmark, BenchmarkFanoutWebSocket, with go test, and the typing scenario
 // BenchmarkTypingAcrossInstances.
 package main
@@ -71,7 +73,7 @@ type options struct {
 	dir, out, bin string
 	quick         bool
 	fanout        bool
-	only          string // "" (everything) or "search"
+	only          string // "" (everything), "search" or "mix"
 }
 
 func run(ctx context.Context) error {
@@ -81,10 +83,10 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.bin, "bin", "bin/threadline", "server `binary` to build and run")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("BENCH_QUICK") == "1", "smoke run (BENCH_QUICK=1)")
 	flag.BoolVar(&o.fanout, "fanout", true, "run the WebSocket fan-out and typing benchmarks too")
-	flag.StringVar(&o.only, "only", os.Getenv("BENCH_ONLY"), "run only these `scenarios`: search (BENCH_ONLY=search)")
+	flag.StringVar(&o.only, "only", os.Getenv("BENCH_ONLY"), "run only these `scenarios`: search or mix (BENCH_ONLY=search, BENCH_ONLY=mix)")
 	flag.Parse()
-	if o.only != "" && o.only != "search" {
-		return fmt.Errorf("-only %q: the one subset is search", o.only)
+	if o.only != "" && o.only != "search" && o.only != "mix" {
+		return fmt.Errorf("-only %q: the subsets are search and mix", o.only)
 	}
 	switch {
 	case o.out != "":
@@ -113,10 +115,11 @@ func run(ctx context.Context) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", o.bin, ".").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	if err := prepare(ctx, o.bin, env, o.quick); err != nil {
+	withSearch := o.only != "mix"
+	if err := prepare(ctx, o.bin, env, o.quick, withSearch); err != nil {
 		return err
 	}
-	fx, err := loadFixture(ctx, env["DATABASE_DIRECT_URL"], o.quick)
+	fx, err := loadFixture(ctx, env["DATABASE_DIRECT_URL"], o.quick, withSearch)
 	if err != nil {
 		return err
 	}
@@ -128,9 +131,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	searchToken, err := keys.Sign(fx.search.viewer, 24*time.Hour)
-	if err != nil {
-		return err
+	var searchToken string
+	if withSearch {
+		if searchToken, err = keys.Sign(fx.search.viewer, 24*time.Hour); err != nil {
+			return err
+		}
 	}
 	b := &bench{opts: o, env: env, fx: fx, sfx: fx.search, token: token, searchToken: searchToken}
 	if err := b.runAll(ctx); err != nil {
@@ -207,8 +212,9 @@ const longTitle = "bench: long conversation"
 // longMessages is the long conversation's length: depth 10,000 plus a page and then some.
 const longMessages = 10100
 
-// prepare migrates and seeds once: the large data set and the long conversation.
-func prepare(ctx context.Context, bin string, env map[string]string, quick bool) error {
+// prepare migrates and seeds once: the large data set and the long conversation, and the
+// search corpus when withSearch.
+func prepare(ctx context.Context, bin string, env map[string]string, quick, withSearch bool) error {
 	cmd := exec.CommandContext(ctx, bin, "migrate")
 	cmd.Env = environ(env)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -263,6 +269,9 @@ func prepare(ctx context.Context, bin string, env map[string]string, quick bool)
 			return err
 		}
 	}
+	if !withSearch {
+		return nil
+	}
 	return prepareSearch(ctx, conn, quick)
 }
 
@@ -274,7 +283,7 @@ type fixture struct {
 	search  searchFixture
 }
 
-func loadFixture(ctx context.Context, directURL string, quick bool) (fixture, error) {
+func loadFixture(ctx context.Context, directURL string, quick, withSearch bool) (fixture, error) {
 	var fx fixture
 	conn, err := pgx.Connect(ctx, directURL)
 	if err != nil {
@@ -297,7 +306,9 @@ func loadFixture(ctx context.Context, directURL string, quick bool) (fixture, er
 	if err != nil {
 		return fx, err
 	}
-	fx.search, err = loadSearchFixture(ctx, conn, quick)
+	if withSearch {
+		fx.search, err = loadSearchFixture(ctx, conn, quick)
+	}
 	return fx, err
 }
 

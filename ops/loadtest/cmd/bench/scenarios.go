@@ -114,6 +114,9 @@ func (b *bench) runAll(ctx context.Context) error {
 			return nil
 		})
 	}
+	if b.opts.only == "mix" {
+		return b.mixOnly(ctx, pageConv)
+	}
 
 	// 1. Cache on: the full stack.
 	if err := b.withServer(ctx, "cache on", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true"), true, func(s *server) error {
@@ -301,6 +304,44 @@ func (b *bench) runAll(ctx context.Context) error {
 		b.runFanout(ctx)
 		b.runTyping(ctx)
 	}
+	return ctx.Err()
+}
+
+// mixOnly is BENCH_ONLY=mix: the 95/5 Zipf mix against the cache-on server, three times (a
+// CPU profile taken in the middle of the first), then the ceiling it is compared with.
+func (b *bench) mixOnly(ctx context.Context, pageConv string) error {
+	if err := b.withServer(ctx, "cache on", b.serverEnv("CACHE_ENABLED=true", "RESPONSE_CACHE_ENABLED=true"), true, func(s *server) error {
+		page := b.pageReq(s, pageConv, 0)
+		b.warm(ctx, s, page)
+		for i := range 3 {
+			var profiled sync.WaitGroup
+			scenario := "95/5 read/write, Zipf over 1000 conversations"
+			b.measure(ctx, s, scenario, "closed 32", func() (loadtest.Result, error) {
+				if i == 0 {
+					profiled.Go(func() { b.capture(ctx, s, scenario, 2*time.Second) })
+				}
+				return loadtest.Closed(ctx, s.addr, 32, 10*time.Second, b.mix(s, 0.05))
+			})
+			profiled.Wait()
+		}
+		return b.saveCeilingBody(ctx, s, page)
+	}); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	s, err := startServer(ctx, "ceiling", []string{self, "ceiling", "-body", b.ceilingFile()}, b.serverEnv(), "/healthz", false)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	page := b.pageReq(s, pageConv, 0)
+	b.warm(ctx, s, page)
+	b.measure(ctx, s, "ceiling: same bytes from memory", "closed 32", func() (loadtest.Result, error) {
+		return loadtest.Closed(ctx, s.addr, 32, 10*time.Second, loadtest.Fixed(page))
+	})
 	return ctx.Err()
 }
 
