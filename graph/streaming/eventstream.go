@@ -324,6 +324,12 @@ func (s *eventSink) next(resp *graphql.Response) error {
 	return s.event("next", resp)
 }
 
+// nextEscaped sends data as next does a response with data alone: encoding/json escapes the
+// same characters AppendEscaped did, so escaped data comes out as the unescaped would.
+func (s *eventSink) nextEscaped(data []byte) error {
+	return s.next(&graphql.Response{Data: data})
+}
+
 func (s *eventSink) end(err *gqlerror.Error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -199,6 +199,9 @@ type sink interface {
 	running() error
 	// next sends one result.
 	next(resp *graphql.Response) error
+	// nextEscaped sends one result with data alone, data HTML-escaped already (AppendEscaped):
+	// the same bytes next sends for a response with the unescaped data.
+	nextEscaped(data []byte) error
 	// end ends a subscription whose stream failed (EndWith) instead of completing it.
 	end(err *gqlerror.Error) error
 	// complete ends the operation normally.
@@ -236,8 +239,10 @@ type direct struct {
 // Direct lets the subscription whose resolver runs in ctx deliver results without the
 // executor: before asking the executor for each next result, the transport calls next. When
 // next returns ok, data is the whole of the result's data, as the executor would have written
-// it for the same event, and the transport sends it as a result with data alone; data is read
-// before next is called again, and not kept. Otherwise next has left the event (if any) to the
+// it for the same event and HTML-escaped as AppendEscaped escapes it (what every transport
+// escapes anyway: the result is sent as the same bytes, without the transport scanning it
+// again), and the transport sends it as a result with data alone; data is read before next is
+// called again, and not kept. Otherwise next has left the event (if any) to the
 // executor, which the transport asks at once: next declines to say how the stream ended, or
 // that ctx is done.
 //
@@ -371,12 +376,10 @@ func (r *runner) run(ctx context.Context, op operation) {
 	if out.running() != nil {
 		return // the connection failed; it is closing
 	}
-	var shared graphql.Response
 	for {
 		if d.next != nil && ctx.Err() == nil {
 			if data, ok := d.next(ctx); ok {
-				shared.Data = data
-				if err := out.next(&shared); err != nil {
+				if err := out.nextEscaped(data); err != nil {
 					return // the connection failed; it is closing
 				}
 				continue

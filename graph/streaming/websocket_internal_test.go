@@ -39,6 +39,28 @@ func TestNextFrameMatchesEncodingJSON(t *testing.T) {
 		if diff := cmp.Diff(string(want), strings.TrimPrefix(string(got), "kept")); diff != "" || !bytes.HasPrefix(got, []byte("kept")) {
 			t.Errorf("data %q (-want +got):\n%s", data, diff)
 		}
+		// Escaped once by the maker of a shared result (Direct), framed without escaping again.
+		escaped := AppendEscaped(nil, data)
+		got = appendEscapedNextFrame([]byte("kept"), sink.nextPrefix, escaped)
+		if diff := cmp.Diff(string(want), strings.TrimPrefix(string(got), "kept")); diff != "" || !bytes.HasPrefix(got, []byte("kept")) {
+			t.Errorf("data %q escaped first (-want +got):\n%s", data, diff)
+		}
+		// Escaping is idempotent: data escaped already is framed by either path alike.
+		if diff := cmp.Diff(string(escaped), string(AppendEscaped(nil, escaped))); diff != "" {
+			t.Errorf("data %q escaped twice (-once +twice):\n%s", data, diff)
+		}
+		// An event stream sends escaped data as it sends the unescaped.
+		esWant, err := json.Marshal(&graphql.Response{Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		esGot, err := json.Marshal(&graphql.Response{Data: escaped})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(esWant), string(esGot)); diff != "" {
+			t.Errorf("event stream payload of data %q escaped first (-want +got):\n%s", data, diff)
+		}
 	}
 	for _, proto := range []string{ProtocolTransportWS, ProtocolLegacyWS} {
 		t.Run(proto, func(t *testing.T) {
