@@ -140,3 +140,28 @@ func randomString(rng *rand.Rand) string {
 	}
 	return b.String()
 }
+
+// BenchmarkNextFrame: framing one result of a typical messageAdded subscription for one
+// subscriber, from data as the executor writes it (appendNextFrame: escaped per subscriber)
+// and from data escaped once for all the subscribers of a shared result
+// (appendEscapedNextFrame).
+//
+//	go test ./graph/streaming -run XXX -bench NextFrame -benchmem
+func BenchmarkNextFrame(b *testing.B) {
+	data := []byte(`{"messageAdded":{"id":"TWVzc2FnZToxMjM0NTY=","seq":1234,"conversationId":"42","body":"load 17: a message of some length, as people write them <b>now & then</b>","createdAt":"2026-12-02T00:31:08.123456Z","sender":{"id":"VXNlcjo5ODc2","name":"Reader 9876"}}}`)
+	prefix := newWSSink(&wsConn{proto: ProtocolTransportWS}, "1").nextPrefix
+	escaped := AppendEscaped(nil, data)
+	buf := make([]byte, 0, 1024)
+	b.Run("escaped-per-subscriber", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			buf = appendNextFrame(buf[:0], prefix, data)
+		}
+	})
+	b.Run("escaped-once", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			buf = appendEscapedNextFrame(buf[:0], prefix, escaped)
+		}
+	})
+}
