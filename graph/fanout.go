@@ -88,12 +88,14 @@ func deliverShared[T any](ctx context.Context, hub *live.Hub, field string, view
 	w.WriteByte(':')
 	prefix := w.Bytes()
 	// frame makes the data of a result of the field (the field's alias around its value),
-	// escaped for the transport: once per shared result, for all of its subscribers, since the
-	// alias is the operation's, which the key names.
+	// then the same escaped for the transports that escape it (streaming.DirectData), in one
+	// slice: once per shared result, for all of its subscribers, since the alias is the
+	// operation's, which the key names. The data is the first len(prefix)+len(b)+1 bytes.
 	frame := func(b []byte) []byte {
-		data := make([]byte, 0, len(prefix)+len(b)+1)
-		data = append(append(append(data, prefix...), b...), '}')
-		return streaming.AppendEscaped(make([]byte, 0, len(data)+16), data)
+		n := len(prefix) + len(b) + 1
+		f := make([]byte, 0, 2*n+16)
+		f = append(append(append(f, prefix...), b...), '}')
+		return streaming.AppendEscaped(f, f[:n])
 	}
 	toExec := make(chan T, 1)
 	// The plan is the one shareEvent works out for the field's selection (planOf keeps it in
@@ -101,30 +103,31 @@ func deliverShared[T any](ctx context.Context, hub *live.Hub, field string, view
 	// the first event too is delivered directly when another subscriber has made its result.
 	plan := planOf(opCtx, field, fc.Field.Selections)
 	closed := false
-	next := func(ctx context.Context) ([]byte, bool) {
+	next := func(ctx context.Context) (streaming.DirectData, bool) {
 		if closed {
-			return nil, false
+			return streaming.DirectData{}, false
 		}
 		select {
 		case ev, ok := <-src:
 			if !ok {
 				closed = true
 				close(toExec)
-				return nil, false
+				return streaming.DirectData{}, false
 			}
 			if plan.share {
 				key := live.ResultKey{Event: ev, Operation: plan.op}
 				if plan.viewer {
 					key.Viewer = viewer
 				}
-				if data, ok := hub.SharedForm(key, frame); ok {
-					return data, true
+				if b, f, ok := hub.SharedForm(key, frame); ok {
+					n := len(prefix) + len(b) + 1
+					return streaming.DirectData{Data: f[:n:n], Escaped: f[n:]}, true
 				}
 			}
 			toExec <- ev // read by the executor before next is called again
-			return nil, false
+			return streaming.DirectData{}, false
 		case <-ctx.Done():
-			return nil, false
+			return streaming.DirectData{}, false
 		}
 	}
 	if !streaming.Direct(ctx, next) {

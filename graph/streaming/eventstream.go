@@ -324,10 +324,10 @@ func (s *eventSink) next(resp *graphql.Response) error {
 	return s.event("next", resp)
 }
 
-// nextEscaped sends data as next does a response with data alone: encoding/json escapes the
-// same characters AppendEscaped did, so escaped data comes out as the unescaped would.
-func (s *eventSink) nextEscaped(data []byte) error {
-	return s.next(&graphql.Response{Data: data})
+// nextDirect sends d.Data as next does a response with data alone: verbatim (an event stream
+// does not escape data, so d.Escaped is not for it).
+func (s *eventSink) nextDirect(d DirectData) error {
+	return s.next(&graphql.Response{Data: d.Data})
 }
 
 func (s *eventSink) end(err *gqlerror.Error) error {

@@ -411,10 +411,13 @@ func (s *wsSink) next(resp *graphql.Response) error {
 	return s.c.write(wsMessage{Type: typ, ID: s.id, Payload: b})
 }
 
-// nextEscaped sends a result with data alone, data escaped already (AppendEscaped): the
-// message next sends for the same data unescaped, framed without escaping it again.
-func (s *wsSink) nextEscaped(data []byte) error {
-	return s.c.sendData(s.nextPrefix, data, true)
+// nextDirect sends a result with data alone: the message next sends for d.Data, framed from
+// d.Escaped without escaping again when it has been made.
+func (s *wsSink) nextDirect(d DirectData) error {
+	if d.Escaped != nil {
+		return s.c.sendData(s.nextPrefix, d.Escaped, true)
+	}
+	return s.c.sendData(s.nextPrefix, d.Data, false)
 }
 
 // appendNextFrame appends the message sendData writes: prefix, data HTML-escaped
@@ -434,8 +437,8 @@ func appendEscapedNextFrame(dst, prefix, escaped []byte) []byte {
 // AppendEscaped appends JSON text data to dst, HTML-escaped as encoding/json escapes it
 // ('<', '>', '&', U+2028 and U+2029 as \u escapes; in valid JSON they occur only inside
 // strings, where the escape means the same character). What it writes contains none of
-// them, so escaping it again changes nothing: the data of a result sent without the
-// executor (Direct) is escaped once by whoever makes it, and sent as it is.
+// them, so escaping it again changes nothing. The data of a result sent without the executor
+// to many subscribers is escaped once (DirectData.Escaped).
 func AppendEscaped(dst, data []byte) []byte {
 	start := 0
 	for i, c := range data {

@@ -132,15 +132,15 @@ func (h *Hub) Shared(key ResultKey) ([]byte, bool) {
 	return e.b, true
 }
 
-// SharedForm is Shared, but returns form(b) of the result b another subscriber made: form is
+// SharedForm is Shared, and also returns form(b) of the result b another subscriber made: form is
 // called once per kept result, by the first to ask, and what it made is handed to every
 // caller after it (and kept, and counted, with the result). So form must make the same bytes
 // of b for every caller of key: a function of the operation, which key names (the framing of
 // the operation's result, say). The returned bytes may be shared: read only.
-func (h *Hub) SharedForm(key ResultKey, form func(b []byte) []byte) ([]byte, bool) {
+func (h *Hub) SharedForm(key ResultKey, form func(b []byte) []byte) (b, formed []byte, ok bool) {
 	e := h.shared(key)
 	if e == nil {
-		return nil, false
+		return nil, nil, false
 	}
 	e.formOnce.Do(func() {
 		f := form(e.b)
@@ -154,7 +154,7 @@ func (h *Hub) SharedForm(key ResultKey, form func(b []byte) []byte) ([]byte, boo
 		}
 		r.mu.Unlock()
 	})
-	return e.formed, true
+	return e.b, e.formed, true
 }
 
 // shared returns the kept, shareable result of key, waiting for it while it is being made;

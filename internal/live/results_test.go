@@ -44,13 +44,13 @@ func TestSharedReturnsOnlyKeptShareableResults(t *testing.T) {
 			}
 			formed := 0
 			form := func(b []byte) []byte { formed++; return append([]byte("form of "), b...) }
-			f, ok := h.SharedForm(tc.key, form)
+			b, f, ok := h.SharedForm(tc.key, form)
 			want := ""
 			if tc.ok {
 				want = "form of " + tc.want
 			}
-			if string(f) != want || ok != tc.ok {
-				t.Errorf("SharedForm = %q, %v; want %q, %v", f, ok, want, tc.ok)
+			if string(b) != tc.want || string(f) != want || ok != tc.ok {
+				t.Errorf("SharedForm = %q, %q, %v; want %q, %q, %v", b, f, ok, tc.want, want, tc.ok)
 			}
 			if tc.ok != (formed == 1) {
 				t.Errorf("form called %d times for a result that is shareable: %v", formed, tc.ok)
@@ -79,9 +79,9 @@ func TestSharedFormMadeOnceAndCounted(t *testing.T) {
 	}
 	calls := 0
 	for i := range 3 {
-		f, ok := h.SharedForm(key, func(b []byte) []byte { calls++; return append([]byte(`{"x":`), append(b, '}')...) })
-		if !ok || string(f) != `{"x":{"n":1}}` {
-			t.Errorf("call %d: SharedForm = %q, %v; want %q, true", i, f, ok, `{"x":{"n":1}}`)
+		b, f, ok := h.SharedForm(key, func(b []byte) []byte { calls++; return append([]byte(`{"x":`), append(b, '}')...) })
+		if !ok || string(b) != `{"n":1}` || string(f) != `{"x":{"n":1}}` {
+			t.Errorf("call %d: SharedForm = %q, %q, %v; want %q, %q, true", i, b, f, ok, `{"n":1}`, `{"x":{"n":1}}`)
 		}
 	}
 	if calls != 1 {
@@ -96,7 +96,7 @@ func TestSharedFormMadeOnceAndCounted(t *testing.T) {
 	if got := bytesNow(); got != len(`{"n":2}`) {
 		t.Errorf("%d bytes kept after the result was made again, want %d", got, len(`{"n":2}`))
 	}
-	if f, _ := h.SharedForm(key, func(b []byte) []byte { return append([]byte("new "), b...) }); string(f) != `new {"n":2}` {
+	if _, f, _ := h.SharedForm(key, func(b []byte) []byte { return append([]byte("new "), b...) }); string(f) != `new {"n":2}` {
 		t.Errorf("SharedForm of the result made again = %q, want %q", f, `new {"n":2}`)
 	}
 }
