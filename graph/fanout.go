@@ -50,8 +50,8 @@ import (
 // subscription's stream (live's channel) is read by the transport first (streaming.Direct),
 // which asks the hub for the shared result (live.Hub.SharedForm, same key as shareEvent's); a
 // hit is sent as the result's data at once: the field's alias around the shared bytes as
-// gqlgen writes them, HTML-escaped as the transports escape data, framed so once per result
-// and kept with it for all its subscribers. Anything else (a result nobody made or one made
+// gqlgen writes them, and beside it the same HTML-escaped as WebSocket sends data, both made
+// once per result and kept with it for all its subscribers (streaming.DirectData). Anything else (a result nobody made or one made
 // with errors; the stream's end) goes to the executor through a channel of one, which it reads
 // at once, and executes as above, filling the shared result for the others. The plan (which
 // key, sharePlan) is worked out when the subscription starts, so that its first event too is

@@ -251,9 +251,9 @@ type direct struct {
 // Direct lets the subscription whose resolver runs in ctx deliver results without the
 // executor: before asking the executor for each next result, the transport calls next. When
 // next returns ok, data is the result's data (DirectData), and the transport sends it as a
-// result with data alone; data is read before next is called again, and not kept. Otherwise next has left the event (if any) to the
-// executor, which the transport asks at once: next declines to say how the stream ended, or
-// that ctx is done.
+// result with data alone; data is read before next is called again, and not kept. Otherwise
+// next has left the event (if any) to the executor, which the transport asks at once: next
+// declines to say how the stream ended, or that ctx is done.
 //
 // The rules of the operation are the transport's, whichever path a result takes: it was
 // admitted before its resolver ran, the connection's token expiry and write deadline apply to
