@@ -48,11 +48,14 @@ import (
 // them: a response context, the response interceptors, the subscription field's marshaller.
 // deliverShared goes around it for the events whose result another subscriber made: the
 // subscription's stream (live's channel) is read by the transport first (streaming.Direct),
-// which asks the hub for the shared result (live.Hub.Shared, same key as shareEvent's); a hit
-// is sent as the result's data at once, the field's alias around the shared bytes as gqlgen
-// writes them; anything else (the first event, before the plan is known; a result nobody made
-// or one made with errors; the stream's end) goes to the executor through a channel of one,
-// which it reads at once, and executes as above, filling the shared result for the others.
+// which asks the hub for the shared result (live.Hub.SharedForm, same key as shareEvent's); a
+// hit is sent as the result's data at once: the field's alias around the shared bytes as
+// gqlgen writes them, and beside it the same HTML-escaped as WebSocket sends data, both made
+// once per result and kept with it for all its subscribers (streaming.DirectData). Anything else (a result nobody made or one made
+// with errors; the stream's end) goes to the executor through a channel of one, which it reads
+// at once, and executes as above, filling the shared result for the others. The plan (which
+// key, sharePlan) is worked out when the subscription starts, so that its first event too is
+// delivered directly when another subscriber has made its result.
 //
 //   - The key is shareEvent's: the direct path sends only what shareEvent would have
 //     returned for the same event, and only a shareable result (no errors); a selection that
@@ -84,38 +87,47 @@ func deliverShared[T any](ctx context.Context, hub *live.Hub, field string, view
 	graphql.MarshalString(fc.Field.Alias).MarshalGQL(&w)
 	w.WriteByte(':')
 	prefix := w.Bytes()
+	// frame makes the data of a result of the field (the field's alias around its value),
+	// then the same escaped for the transports that escape it (streaming.DirectData), in one
+	// slice: once per shared result, for all of its subscribers, since the alias is the
+	// operation's, which the key names. The data is the first len(prefix)+len(b)+1 bytes.
+	frame := func(b []byte) []byte {
+		n := len(prefix) + len(b) + 1
+		f := make([]byte, 0, 2*n+16)
+		f = append(append(append(f, prefix...), b...), '}')
+		return streaming.AppendEscaped(f, f[:n])
+	}
 	toExec := make(chan T, 1)
-	var data []byte
-	var plan *sharePlan // the operation's, once its first event has been executed
+	// The plan is the one shareEvent works out for the field's selection (planOf keeps it in
+	// the operation's stats, where shareEvent finds it): known before the first event, so that
+	// the first event too is delivered directly when another subscriber has made its result.
+	plan := planOf(opCtx, field, fc.Field.Selections)
 	closed := false
-	next := func(ctx context.Context) ([]byte, bool) {
+	next := func(ctx context.Context) (streaming.DirectData, bool) {
 		if closed {
-			return nil, false
+			return streaming.DirectData{}, false
 		}
 		select {
 		case ev, ok := <-src:
 			if !ok {
 				closed = true
 				close(toExec)
-				return nil, false
+				return streaming.DirectData{}, false
 			}
-			if plan == nil {
-				plan, _ = opCtx.Stats.GetExtension(planExtension).(*sharePlan)
-			}
-			if plan != nil && plan.share {
+			if plan.share {
 				key := live.ResultKey{Event: ev, Operation: plan.op}
 				if plan.viewer {
 					key.Viewer = viewer
 				}
-				if b, ok := hub.Shared(key); ok {
-					data = append(append(append(data[:0], prefix...), b...), '}')
-					return data, true
+				if b, f, ok := hub.SharedForm(key, frame); ok {
+					n := len(prefix) + len(b) + 1
+					return streaming.DirectData{Data: f[:n:n], Escaped: f[n:]}, true
 				}
 			}
 			toExec <- ev // read by the executor before next is called again
-			return nil, false
+			return streaming.DirectData{}, false
 		case <-ctx.Done():
-			return nil, false
+			return streaming.DirectData{}, false
 		}
 	}
 	if !streaming.Direct(ctx, next) {
@@ -124,7 +136,7 @@ func deliverShared[T any](ctx context.Context, hub *live.Hub, field string, view
 	return toExec
 }
 
-// sharePlan is what shareEvent needs of an operation, worked out at its first event.
+// sharePlan is what shareEvent needs of an operation, worked out once per operation.
 type sharePlan struct {
 	share  bool     // the field's events are values shared by all subscribers
 	viewer bool     // the selection depends on the viewer
@@ -165,7 +177,7 @@ type encoded []byte
 
 func (b encoded) MarshalGQL(w io.Writer) { _, _ = w.Write(b) }
 
-// planOf returns the operation's plan, working it out at its first event.
+// planOf returns the operation's plan, working it out the first time it is asked for.
 func planOf(opCtx *graphql.OperationContext, field string, sel ast.SelectionSet) *sharePlan {
 	if p, ok := opCtx.Stats.GetExtension(planExtension).(*sharePlan); ok {
 		return p

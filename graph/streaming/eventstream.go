@@ -324,6 +324,12 @@ func (s *eventSink) next(resp *graphql.Response) error {
 	return s.event("next", resp)
 }
 
+// nextDirect sends d.Data as next does a response with data alone: verbatim (an event stream
+// does not escape data, so d.Escaped is not for it).
+func (s *eventSink) nextDirect(d DirectData) error {
+	return s.next(&graphql.Response{Data: d.Data})
+}
+
 func (s *eventSink) end(err *gqlerror.Error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -199,6 +199,9 @@ type sink interface {
 	running() error
 	// next sends one result.
 	next(resp *graphql.Response) error
+	// nextDirect sends one result with data alone (Direct): the same bytes next sends for a
+	// response with d.Data.
+	nextDirect(d DirectData) error
 	// end ends a subscription whose stream failed (EndWith) instead of completing it.
 	end(err *gqlerror.Error) error
 	// complete ends the operation normally.
@@ -225,21 +228,32 @@ func EndWith(ctx context.Context, err *gqlerror.Error) {
 	}
 }
 
+// DirectData is the data of a result sent without the executor (Direct).
+type DirectData struct {
+	// Data is the whole of the result's data, as the executor would have written it for the
+	// same event.
+	Data []byte
+	// Escaped is Data HTML-escaped as AppendEscaped escapes it, made once by whoever shares
+	// the result among many subscribers, or nil. A transport that escapes data (WebSocket:
+	// as encoding/json does) sends it as it is, without scanning Data again; one that sends
+	// data verbatim (the event stream) sends Data.
+	Escaped []byte
+}
+
 // directKey carries a subscription's direct slot in its context while its resolver runs.
 type directKey struct{}
 
 // direct is where a subscription's resolver leaves its direct delivery (Direct).
 type direct struct {
-	next func(ctx context.Context) (data []byte, ok bool)
+	next func(ctx context.Context) (data DirectData, ok bool)
 }
 
 // Direct lets the subscription whose resolver runs in ctx deliver results without the
 // executor: before asking the executor for each next result, the transport calls next. When
-// next returns ok, data is the whole of the result's data, as the executor would have written
-// it for the same event, and the transport sends it as a result with data alone; data is read
-// before next is called again, and not kept. Otherwise next has left the event (if any) to the
-// executor, which the transport asks at once: next declines to say how the stream ended, or
-// that ctx is done.
+// next returns ok, data is the result's data (DirectData), and the transport sends it as a
+// result with data alone; data is read before next is called again, and not kept. Otherwise
+// next has left the event (if any) to the executor, which the transport asks at once: next
+// declines to say how the stream ended, or that ctx is done.
 //
 // The rules of the operation are the transport's, whichever path a result takes: it was
 // admitted before its resolver ran, the connection's token expiry and write deadline apply to
@@ -247,7 +261,7 @@ type direct struct {
 // the order next and the executor produce them. Only results without errors may be sent
 // directly: the executor presents errors. Direct reports whether it was installed (false
 // outside a streaming transport's subscription, or after one was installed already).
-func Direct(ctx context.Context, next func(ctx context.Context) (data []byte, ok bool)) bool {
+func Direct(ctx context.Context, next func(ctx context.Context) (data DirectData, ok bool)) bool {
 	d, _ := ctx.Value(directKey{}).(*direct)
 	if d == nil || d.next != nil {
 		return false
@@ -371,12 +385,10 @@ func (r *runner) run(ctx context.Context, op operation) {
 	if out.running() != nil {
 		return // the connection failed; it is closing
 	}
-	var shared graphql.Response
 	for {
 		if d.next != nil && ctx.Err() == nil {
 			if data, ok := d.next(ctx); ok {
-				shared.Data = data
-				if err := out.next(&shared); err != nil {
+				if err := out.nextDirect(data); err != nil {
 					return // the connection failed; it is closing
 				}
 				continue

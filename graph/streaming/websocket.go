@@ -398,7 +398,7 @@ func (s *wsSink) running() error                          { return nil }
 // encoded by encoding/json.
 func (s *wsSink) next(resp *graphql.Response) error {
 	if len(resp.Errors) == 0 && len(resp.Data) > 0 && resp.Label == "" && len(resp.Path) == 0 && resp.HasNext == nil && len(resp.Extensions) == 0 {
-		return s.c.sendData(s.nextPrefix, resp.Data)
+		return s.c.sendData(s.nextPrefix, resp.Data, false)
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {
@@ -411,12 +411,35 @@ func (s *wsSink) next(resp *graphql.Response) error {
 	return s.c.write(wsMessage{Type: typ, ID: s.id, Payload: b})
 }
 
-// appendNextFrame appends the message sendData writes: prefix, data HTML-escaped as
-// encoding/json escapes it ('<', '>', '&', U+2028 and U+2029 as \u escapes; in valid JSON they
-// occur only inside strings, where the escape means the same character), and the closing
-// `}}` of the payload and the message.
+// nextDirect sends a result with data alone: the message next sends for d.Data, framed from
+// d.Escaped without escaping again when it has been made.
+func (s *wsSink) nextDirect(d DirectData) error {
+	if d.Escaped != nil {
+		return s.c.sendData(s.nextPrefix, d.Escaped, true)
+	}
+	return s.c.sendData(s.nextPrefix, d.Data, false)
+}
+
+// appendNextFrame appends the message sendData writes: prefix, data HTML-escaped
+// (AppendEscaped), and the closing `}}` of the payload and the message.
 func appendNextFrame(dst, prefix, data []byte) []byte {
-	dst = append(dst, prefix...)
+	dst = AppendEscaped(append(dst, prefix...), data)
+	return append(dst, '}', '}')
+}
+
+// appendEscapedNextFrame is appendNextFrame for data escaped already: the same bytes for
+// AppendEscaped(nil, data) as appendNextFrame writes for data.
+func appendEscapedNextFrame(dst, prefix, escaped []byte) []byte {
+	dst = append(append(dst, prefix...), escaped...)
+	return append(dst, '}', '}')
+}
+
+// AppendEscaped appends JSON text data to dst, HTML-escaped as encoding/json escapes it
+// ('<', '>', '&', U+2028 and U+2029 as \u escapes; in valid JSON they occur only inside
+// strings, where the escape means the same character). What it writes contains none of
+// them, so escaping it again changes nothing. The data of a result sent without the executor
+// to many subscribers is escaped once (DirectData.Escaped).
+func AppendEscaped(dst, data []byte) []byte {
 	start := 0
 	for i, c := range data {
 		if c == '<' || c == '>' || c == '&' {
@@ -430,8 +453,7 @@ func appendNextFrame(dst, prefix, data []byte) []byte {
 			start = i + 3
 		}
 	}
-	dst = append(dst, data[start:]...)
-	return append(dst, '}', '}')
+	return append(dst, data[start:]...)
 }
 
 const hexDigits = "0123456789abcdef"
@@ -482,12 +504,16 @@ func (c *wsConn) write(m wsMessage) error {
 	return c.sendLocked(b)
 }
 
-// sendData sends the message appendNextFrame makes of prefix and data, built in the
-// connection's kept buffer.
-func (c *wsConn) sendData(prefix, data []byte) error {
+// sendData sends the message appendNextFrame makes of prefix and data (appendEscapedNextFrame
+// when data is escaped already), built in the connection's kept buffer.
+func (c *wsConn) sendData(prefix, data []byte, escaped bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf = appendNextFrame(c.wbuf[:0], prefix, data)
+	if escaped {
+		c.wbuf = appendEscapedNextFrame(c.wbuf[:0], prefix, data)
+	} else {
+		c.wbuf = appendNextFrame(c.wbuf[:0], prefix, data)
+	}
 	err := c.sendLocked(c.wbuf)
 	if cap(c.wbuf) > maxKeptFrame {
 		c.wbuf = nil

@@ -39,6 +39,17 @@ func TestNextFrameMatchesEncodingJSON(t *testing.T) {
 		if diff := cmp.Diff(string(want), strings.TrimPrefix(string(got), "kept")); diff != "" || !bytes.HasPrefix(got, []byte("kept")) {
 			t.Errorf("data %q (-want +got):\n%s", data, diff)
 		}
+		// Escaped once by the maker of a shared result (Direct), framed without escaping again.
+		escaped := AppendEscaped(nil, data)
+		got = appendEscapedNextFrame([]byte("kept"), sink.nextPrefix, escaped)
+		if diff := cmp.Diff(string(want), strings.TrimPrefix(string(got), "kept")); diff != "" || !bytes.HasPrefix(got, []byte("kept")) {
+			t.Errorf("data %q escaped first (-want +got):\n%s", data, diff)
+		}
+		// Escaping is idempotent: data escaped already is framed by either path alike.
+		if diff := cmp.Diff(string(escaped), string(AppendEscaped(nil, escaped))); diff != "" {
+			t.Errorf("data %q escaped twice (-once +twice):\n%s", data, diff)
+		}
+
 	}
 	for _, proto := range []string{ProtocolTransportWS, ProtocolLegacyWS} {
 		t.Run(proto, func(t *testing.T) {
@@ -117,4 +128,29 @@ func randomString(rng *rand.Rand) string {
 		b.WriteString(pieces[rng.IntN(len(pieces))])
 	}
 	return b.String()
+}
+
+// BenchmarkNextFrame: framing one result of a typical messageAdded subscription for one
+// subscriber, from data as the executor writes it (appendNextFrame: escaped per subscriber)
+// and from data escaped once for all the subscribers of a shared result
+// (appendEscapedNextFrame).
+//
+//	go test ./graph/streaming -run XXX -bench NextFrame -benchmem
+func BenchmarkNextFrame(b *testing.B) {
+	data := []byte(`{"messageAdded":{"id":"TWVzc2FnZToxMjM0NTY=","seq":1234,"conversationId":"42","body":"load 17: a message of some length, as people write them <b>now & then</b>","createdAt":"2026-12-02T00:31:08.123456Z","sender":{"id":"VXNlcjo5ODc2","name":"Reader 9876"}}}`)
+	prefix := newWSSink(&wsConn{proto: ProtocolTransportWS}, "1").nextPrefix
+	escaped := AppendEscaped(nil, data)
+	buf := make([]byte, 0, 1024)
+	b.Run("escaped-per-subscriber", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			buf = appendNextFrame(buf[:0], prefix, data)
+		}
+	})
+	b.Run("escaped-once", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			buf = appendEscapedNextFrame(buf[:0], prefix, escaped)
+		}
+	})
 }

@@ -43,6 +43,21 @@ type result struct {
 	ok   bool // shareable
 	// kept: in entries (and its bytes counted once it is done); r.mu.
 	kept bool
+
+	// formed is the form of b SharedForm made, once; formBytes its length once counted in
+	// r.bytes (r.mu).
+	formOnce  sync.Once
+	formed    []byte
+	formBytes int
+}
+
+// size is what e counts in r.bytes: its bytes once shareable, and its form once made. r.mu
+// is held.
+func (e *result) size() int {
+	if !e.ok {
+		return 0
+	}
+	return len(e.b) + e.formBytes
 }
 
 func newResults() *results {
@@ -77,9 +92,7 @@ func (h *Hub) Result(key ResultKey, compute func() ([]byte, bool)) []byte {
 	e := &result{key: key, made: now, done: make(chan struct{}), kept: true}
 	if old := r.entries[key]; old != nil {
 		old.kept = false // past its time: replaced
-		if old.ok {
-			r.bytes -= len(old.b)
-		}
+		r.bytes -= old.size()
 	}
 	r.entries[key] = e
 	r.fifo = append(r.fifo, e)
@@ -112,8 +125,43 @@ func (h *Hub) Result(key ResultKey, compute func() ([]byte, bool)) []byte {
 // computed or kept, and the caller makes the result itself (through Result, which keeps it
 // for the others). The returned bytes may be shared: read only.
 func (h *Hub) Shared(key ResultKey) ([]byte, bool) {
-	if v := reflect.ValueOf(key.Event); v.Kind() != reflect.Pointer || v.IsNil() {
+	e := h.shared(key)
+	if e == nil {
 		return nil, false
+	}
+	return e.b, true
+}
+
+// SharedForm is Shared, and also returns form(b) of the result b another subscriber made: form is
+// called once per kept result, by the first to ask, and what it made is handed to every
+// caller after it (and kept, and counted, with the result). So form must make the same bytes
+// of b for every caller of key: a function of the operation, which key names (the framing of
+// the operation's result, say). The returned bytes may be shared: read only.
+func (h *Hub) SharedForm(key ResultKey, form func(b []byte) []byte) (b, formed []byte, ok bool) {
+	e := h.shared(key)
+	if e == nil {
+		return nil, nil, false
+	}
+	e.formOnce.Do(func() {
+		f := form(e.b)
+		r := h.results
+		r.mu.Lock()
+		e.formed = f
+		if e.kept {
+			e.formBytes = len(f)
+			r.bytes += len(f)
+			r.evictLocked(r.now())
+		}
+		r.mu.Unlock()
+	})
+	return e.b, e.formed, true
+}
+
+// shared returns the kept, shareable result of key, waiting for it while it is being made;
+// nil when there is none.
+func (h *Hub) shared(key ResultKey) *result {
+	if v := reflect.ValueOf(key.Event); v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil
 	}
 	r := h.results
 	now := r.now()
@@ -121,14 +169,14 @@ func (h *Hub) Shared(key ResultKey) ([]byte, bool) {
 	e := r.entries[key]
 	r.mu.Unlock()
 	if e == nil || now.Sub(e.made) >= resultTTL {
-		return nil, false
+		return nil
 	}
 	<-e.done
 	if !e.ok {
-		return nil, false
+		return nil
 	}
 	h.m.sharedResults.Inc()
-	return e.b, true
+	return e
 }
 
 // evictLocked drops the results past their time, then the oldest while there are too many or
@@ -144,9 +192,7 @@ func (r *results) evictLocked(now time.Time) {
 		r.head++
 		if e.kept {
 			e.kept = false
-			if e.ok {
-				r.bytes -= len(e.b)
-			}
+			r.bytes -= e.size()
 			delete(r.entries, e.key)
 		}
 	}

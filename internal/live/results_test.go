@@ -42,6 +42,61 @@ func TestSharedReturnsOnlyKeptShareableResults(t *testing.T) {
 			if string(b) != tc.want || ok != tc.ok {
 				t.Errorf("Shared = %q, %v; want %q, %v", b, ok, tc.want, tc.ok)
 			}
+			formed := 0
+			form := func(b []byte) []byte { formed++; return append([]byte("form of "), b...) }
+			b, f, ok := h.SharedForm(tc.key, form)
+			want := ""
+			if tc.ok {
+				want = "form of " + tc.want
+			}
+			if string(b) != tc.want || string(f) != want || ok != tc.ok {
+				t.Errorf("SharedForm = %q, %q, %v; want %q, %q, %v", b, f, ok, tc.want, want, tc.ok)
+			}
+			if tc.ok != (formed == 1) {
+				t.Errorf("form called %d times for a result that is shareable: %v", formed, tc.ok)
+			}
 		})
+	}
+}
+
+// SharedForm makes the form of a result once, hands the same bytes to every caller after the
+// first (whatever form they pass), and counts them with the result until it is dropped.
+func TestSharedFormMadeOnceAndCounted(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, testenv.RedisClient(t, testenv.NewRedis(t)), storeOf(1))
+	now := time.Now()
+	h.results.now = func() time.Time { return now }
+	type event struct{ n int }
+	key := ResultKey{Event: &event{1}, Operation: [32]byte{1}}
+	h.Result(key, func() ([]byte, bool) { return []byte(`{"n":1}`), true })
+	bytesNow := func() int {
+		h.results.mu.Lock()
+		defer h.results.mu.Unlock()
+		return h.results.bytes
+	}
+	if got := bytesNow(); got != len(`{"n":1}`) {
+		t.Fatalf("%d bytes kept for the result, want %d", got, len(`{"n":1}`))
+	}
+	calls := 0
+	for i := range 3 {
+		b, f, ok := h.SharedForm(key, func(b []byte) []byte { calls++; return append([]byte(`{"x":`), append(b, '}')...) })
+		if !ok || string(b) != `{"n":1}` || string(f) != `{"x":{"n":1}}` {
+			t.Errorf("call %d: SharedForm = %q, %q, %v; want %q, %q, true", i, b, f, ok, `{"n":1}`, `{"x":{"n":1}}`)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("form called %d times, want once", calls)
+	}
+	if got, want := bytesNow(), len(`{"n":1}`)+len(`{"x":{"n":1}}`); got != want {
+		t.Errorf("%d bytes kept for the result and its form, want %d", got, want)
+	}
+	// Made again once past its time: the old result and its form are no longer counted.
+	now = now.Add(resultTTL)
+	h.Result(key, func() ([]byte, bool) { return []byte(`{"n":2}`), true })
+	if got := bytesNow(); got != len(`{"n":2}`) {
+		t.Errorf("%d bytes kept after the result was made again, want %d", got, len(`{"n":2}`))
+	}
+	if _, f, _ := h.SharedForm(key, func(b []byte) []byte { return append([]byte("new "), b...) }); string(f) != `new {"n":2}` {
+		t.Errorf("SharedForm of the result made again = %q, want %q", f, `new {"n":2}`)
 	}
 }
