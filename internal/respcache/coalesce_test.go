@@ -60,6 +60,19 @@ func newCoalesceFixture(t *testing.T) *coalesceFixture {
 
 const coalesceGen = "msg:gen:{7}"
 
+// firstLead sets the fixture up (generation g1) and returns the key of viewer 1's query and its
+// first lookup: a miss that leads.
+func (f *coalesceFixture) firstLead(t *testing.T) (string, *result) {
+	t.Helper()
+	f.setUp(t, "g1")
+	key, _ := f.c.Key(1, "query { conversation(id: 7) { id title } }", "", nil)
+	res := f.c.lookup(context.Background(), 1, key)
+	if res.hit != nil || res.lead == nil || res.err != nil {
+		t.Fatalf("first lookup: hit %v, lead %v, err %v; want a miss that leads", res.hit != nil, res.lead != nil, res.err)
+	}
+	return key, res
+}
+
 // setUp sets the generation to gen and creates the tokens of viewers 1 and 2, then waits for a
 // barrier: the invalidations of these writes are applied before the test's lookups take their
 // snapshots, and refuse none of their fills.
@@ -132,13 +145,7 @@ func TestConcurrentMissWaitsForTheLeader(t *testing.T) {
 	t.Parallel()
 	f := newCoalesceFixture(t)
 	ctx := context.Background()
-	f.setUp(t, "g1")
-	key, _ := f.c.Key(1, "query { conversation(id: 7) { id title } }", "", nil)
-
-	leader := f.c.lookup(ctx, 1, key)
-	if leader.hit != nil || leader.lead == nil || leader.err != nil {
-		t.Fatalf("first lookup: hit %v, lead %v, err %v; want a miss that leads", leader.hit != nil, leader.lead != nil, leader.err)
-	}
+	key, leader := f.firstLead(t)
 	waiter := f.lookupAsync(ctx, 1, key)
 	f.awaitWaiting(t)
 	col, resp := f.execute(t, leader)
@@ -185,13 +192,7 @@ func TestWaiterRefusesALeaderPastAWrite(t *testing.T) {
 	t.Parallel()
 	f := newCoalesceFixture(t)
 	ctx := context.Background()
-	f.setUp(t, "g1")
-	key, _ := f.c.Key(1, "query { conversation(id: 7) { id title } }", "", nil)
-
-	leader := f.c.lookup(ctx, 1, key)
-	if leader.lead == nil {
-		t.Fatal("first lookup does not lead")
-	}
+	key, leader := f.firstLead(t)
 	col, resp := f.execute(t, leader)
 	if err := f.rdb.Set(ctx, coalesceGen, "g2", 0).Err(); err != nil { // the write, completed
 		t.Fatal(err)
@@ -286,13 +287,7 @@ func TestWaitersLeadTheNextExecution(t *testing.T) {
 	t.Parallel()
 	f := newCoalesceFixture(t)
 	ctx := context.Background()
-	f.setUp(t, "g1")
-	key, _ := f.c.Key(1, "query { conversation(id: 7) { id title } }", "", nil)
-
-	first := f.c.lookup(ctx, 1, key)
-	if first.lead == nil {
-		t.Fatal("first lookup does not lead")
-	}
+	key, first := f.firstLead(t)
 	a, b := f.lookupAsync(ctx, 1, key), f.lookupAsync(ctx, 1, key)
 	f.awaitWaiting(t)
 	f.awaitWaiting(t)

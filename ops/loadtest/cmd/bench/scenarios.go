@@ -280,11 +280,7 @@ func (b *bench) runAll(ctx context.Context) error {
 	}
 
 	// 5. The ceiling: the same bytes from memory.
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	s, err := startServer(ctx, "ceiling", []string{self, "ceiling", "-body", b.ceilingFile()}, b.serverEnv(), "/healthz", false)
+	s, err := b.startCeiling(ctx)
 	if err != nil {
 		return err
 	}
@@ -328,11 +324,7 @@ func (b *bench) mixOnly(ctx context.Context, pageConv string) error {
 	}); err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	s, err := startServer(ctx, "ceiling", []string{self, "ceiling", "-body", b.ceilingFile()}, b.serverEnv(), "/healthz", false)
+	s, err := b.startCeiling(ctx)
 	if err != nil {
 		return err
 	}
@@ -343,6 +335,15 @@ func (b *bench) mixOnly(ctx context.Context, pageConv string) error {
 		return loadtest.Closed(ctx, s.addr, 32, 10*time.Second, loadtest.Fixed(page))
 	})
 	return ctx.Err()
+}
+
+// startCeiling starts this program's ceiling server: the saved page's bytes from memory.
+func (b *bench) startCeiling(ctx context.Context) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startServer(ctx, "ceiling", []string{self, "ceiling", "-body", b.ceilingFile()}, b.serverEnv(), "/healthz", false)
 }
 
 // overload offers twice and four times closed's capacity (its answered rate) for 15 s: the
