@@ -265,8 +265,10 @@ func TestRedisDownReadsStillSucceed(t *testing.T) {
 			f.send(t, "during the outage") // the bump fails and is retried later
 		}
 	}
-	if f.breaker.State() != "open" {
-		t.Fatalf("breaker %s during the outage, want open", f.breaker.State())
+	// Open, or half-open once its 300 ms have passed since the last failure (the reads after it,
+	// from PostgreSQL, can take that long on a busy machine): tripped either way.
+	if st := f.breaker.State(); st == "closed" {
+		t.Fatalf("breaker %s during the outage, want open (or half-open)", st)
 	}
 	if p := f.page(t, 10, 0); p.Messages[0].Body != "during the outage" {
 		t.Fatalf("a read during the outage misses the message sent then: %+v", p.Messages[0])
