@@ -120,21 +120,11 @@ func (h *Hub) Result(key ResultKey, compute func() ([]byte, bool)) []byte {
 	return b
 }
 
-// Shared returns the result of key another subscriber made, if it is still kept and was
-// shareable (waiting for it while it is being made), and false otherwise: then nothing is
-// computed or kept, and the caller makes the result itself (through Result, which keeps it
-// for the others). The returned bytes may be shared: read only.
-func (h *Hub) Shared(key ResultKey) ([]byte, bool) {
-	e := h.shared(key)
-	if e == nil {
-		return nil, false
-	}
-	return e.b, true
-}
-
-// SharedForm is Shared, and also returns form(b) of the result b another subscriber made: form is
-// called once per kept result, by the first to ask, and what it made is handed to every
-// caller after it (and kept, and counted, with the result). So form must make the same bytes
+// SharedForm returns the result b of key another subscriber made, if it is still kept and was
+// shareable (waiting for it while it is being made), and form(b); false otherwise: then nothing
+// is computed or kept, and the caller makes the result itself (through Result, which keeps it
+// for the others). form is called once per kept result, by the first to ask, and what it made
+// is handed to every caller after it (and kept, and counted, with the result). So form must make the same bytes
 // of b for every caller of key: a function of the operation, which key names (the framing of
 // the operation's result, say). The returned bytes may be shared: read only.
 func (h *Hub) SharedForm(key ResultKey, form func(b []byte) []byte) (b, formed []byte, ok bool) {
