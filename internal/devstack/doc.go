@@ -30,7 +30,8 @@
 //     user cannot enter is reported as an error. Otherwise everything runs as
 //     the current user. Redis runs as the current user either way.
 //   - PostgreSQL listens on 127.0.0.1 only, without a unix socket (so stacks do
-//     not collide on socket or lock files), with max_connections=200 (500 when Ephemeral). initdb
+//     not collide on socket or lock files), with max_connections=200 (500 when Ephemeral) and
+//     wal_keep_size=256MB (a stopped replica catches up without a replication slot). initdb
 //     makes cfg.User the superuser with scram-sha-256 authentication and the
 //     C.UTF-8 locale where available. Config.Ephemeral turns fsync,
 //     synchronous_commit and full_page_writes off and keeps dynamic shared

@@ -77,6 +77,10 @@ func (s *Stack) postgresSpecFor(data string, port int, logPath string) (procSpec
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "port=" + portString(port),
 		"-c", "unix_socket_directories=", // TCP only: no socket lock files to collide on
+		// The WAL a stopped replica (Replica.Stop) needs to catch up after Start: with no
+		// replication slot, checkpoints (every CREATE DATABASE ... FILE_COPY makes two) would
+		// otherwise recycle it within seconds while other work goes on.
+		"-c", "wal_keep_size=256MB",
 		"-c", "max_connections=200",
 	}
 	if s.cfg.Ephemeral {

@@ -28,8 +28,11 @@
 //   - Migrations run once, into the template database threadline_template;
 //     then its connections are closed and it is marked IS_TEMPLATE and
 //     ALLOW_CONNECTIONS false, so a stray connection cannot block the
-//     CREATE DATABASE ... TEMPLATE that gives each test its own copy, which
-//     is much faster than migrating per test.
+//     CREATE DATABASE ... TEMPLATE ... STRATEGY FILE_COPY that gives each test
+//     its own copy, which is much faster than migrating per test. A data set
+//     many tests load (the demo seed) is a template of its own, filled once
+//     per binary on first use (NewFilledDatabase): copying it takes a
+//     fraction of loading it.
 //   - Each test database is reachable directly (DirectURL) and through the
 //     shared PgBouncer (PooledURL; PgBouncer's wildcard entry routes any
 //     database name). When the test ends, the database is first KILLed on
@@ -151,15 +154,71 @@ func createTemplate(ctx context.Context, s *devstack.Stack, migrate func(context
 			return fmt.Errorf("migrating %s: %w", TemplateDatabase, err)
 		}
 	}
-	// Connections the migration left open would make every CREATE DATABASE
-	// ... TEMPLATE fail; close them, and refuse new ones.
-	if _, err := conn.Exec(ctx, "ALTER DATABASE "+TemplateDatabase+" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"); err != nil {
-		return fmt.Errorf("marking %s as template: %w", TemplateDatabase, err)
+	return sealTemplate(ctx, conn, TemplateDatabase)
+}
+
+// sealTemplate marks the database name as a template that takes no connections, and closes
+// the ones left open (by a migration or a fill): any would make every CREATE DATABASE ...
+// TEMPLATE name fail.
+func sealTemplate(ctx context.Context, conn *pgx.Conn, name string) error {
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+name+" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"); err != nil {
+		return fmt.Errorf("marking %s as template: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", TemplateDatabase); err != nil {
-		return fmt.Errorf("closing connections to %s: %w", TemplateDatabase, err)
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name); err != nil {
+		return fmt.Errorf("closing connections to %s: %w", name, err)
 	}
 	return nil
+}
+
+// filledTemplate is a template database made on first use by NewFilledDatabase.
+type filledTemplate struct {
+	once sync.Once
+	err  error
+}
+
+var (
+	filledMu        sync.Mutex
+	filledTemplates = map[string]*filledTemplate{}
+)
+
+// NewFilledDatabase creates a database for this test as a copy of the template database name,
+// made on the binary's first call for that name: a copy of the migrated template that fill then
+// loads, over a direct URL. Copying a loaded database takes a fraction of loading it again (the
+// demo data set: about 5 s of PostgreSQL's CPU to load, with its indexes). Tests asking at once
+// wait for the first to finish; if fill fails, every test asking for name fails. name must be a
+// plain lower-case identifier; fill must give the same result every time it runs.
+func NewFilledDatabase(t testing.TB, name string, fill func(ctx context.Context, directURL string) error) Database {
+	t.Helper()
+	s := Stack(t)
+	filledMu.Lock()
+	tmpl := filledTemplates[name]
+	if tmpl == nil {
+		tmpl = &filledTemplate{}
+		filledTemplates[name] = tmpl
+	}
+	filledMu.Unlock()
+	tmpl.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		tmpl.err = func() error {
+			if err := createDatabase(ctx, s, name, TemplateDatabase); err != nil {
+				return err
+			}
+			if err := fill(ctx, withDatabase(s.DirectURL, name)); err != nil {
+				return fmt.Errorf("filling %s: %w", name, err)
+			}
+			conn, err := pgx.Connect(ctx, s.DirectURL)
+			if err != nil {
+				return fmt.Errorf("connecting to postgres: %w", err)
+			}
+			defer conn.Close(context.Background())
+			return sealTemplate(ctx, conn, name)
+		}()
+	})
+	if tmpl.err != nil {
+		t.Fatalf("testenv: template %s: %v", name, tmpl.err)
+	}
+	return newDatabase(t, name)
 }
 
 // Stack returns the test binary's stack. It skips the test under -short and
@@ -195,7 +254,7 @@ var (
 // Replica returns the test binary's streaming replica of its PostgreSQL,
 // started on first use (devstack.Stack.StartReplica) and stopped with the
 // stack. It is shared by the binary's tests: a test that pauses its replay
-// (pg_wal_replay_pause) or stops it must not call t.Parallel.
+// (pg_wal_replay_pause) or stops it must not run while another test uses it.
 func Replica(t testing.TB) *devstack.Replica {
 	t.Helper()
 	s := Stack(t)
@@ -265,9 +324,13 @@ func newDatabase(t testing.TB, template string) Database {
 	}
 }
 
+// createDatabase copies template into a new database name. FILE_COPY copies the template's
+// files and logs one record; PostgreSQL 15's default, WAL_LOG, writes the whole template to the
+// WAL (4 MB for the migrated template), which the replica (NewReplicatedDatabase) then has to
+// replay: with a few dozen tests creating databases at once it fell a minute behind.
 func createDatabase(ctx context.Context, s *devstack.Stack, name, template string) error {
 	for {
-		err := execDirect(ctx, s, "CREATE DATABASE "+name+" TEMPLATE "+template)
+		err := execDirect(ctx, s, "CREATE DATABASE "+name+" TEMPLATE "+template+" STRATEGY FILE_COPY")
 		// 55006 object_in_use: something touched the template just now.
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" && ctx.Err() == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +89,45 @@ func TestDatabasesAreIsolated(t *testing.T) {
 	}
 	if got := countNotes(t, ctx, connB); got != 0 {
 		t.Errorf("database b holds %d notes, want 0 (it sees a's rows)", got)
+	}
+}
+
+// TestFilledDatabases: tests asking at once for databases of one filled template get copies of
+// it, filled once, each their own.
+func TestFilledDatabases(t *testing.T) {
+	t.Parallel()
+	var fills atomic.Int32
+	fill := func(ctx context.Context, directURL string) error {
+		fills.Add(1)
+		conn, err := pgx.Connect(ctx, directURL)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "INSERT INTO notes (body) SELECT 'filled ' || n FROM generate_series(1, 3) n")
+		return err
+	}
+	t.Run("group", func(t *testing.T) {
+		for i := range 4 {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				ctx := testContext(t)
+				d := testenv.NewFilledDatabase(t, "notes_filled", fill)
+				conn := connect(t, ctx, d.DirectURL)
+				if got := countNotes(t, ctx, conn); got != 3 {
+					t.Fatalf("the copy holds %d notes, want the template's 3", got)
+				}
+				if _, err := conn.Exec(ctx, "INSERT INTO notes (body) VALUES ('mine')"); err != nil {
+					t.Fatal(err)
+				}
+				if got := countNotes(t, ctx, conn); got != 4 {
+					t.Errorf("the copy holds %d notes after one insert, want 4", got)
+				}
+			})
+		}
+	})
+	if n := fills.Load(); n != 1 {
+		t.Errorf("the template was filled %d times, want once", n)
 	}
 }
 
