@@ -25,10 +25,11 @@ import (
 // receives every message of its conversation, in seq order, once (those sent through the other
 // instance during the outage reach it through its poll of PostgreSQL); both instances' polls
 // delivered. The send and delivery latencies before, during and after the outage are logged, not
-// judged. It takes about 40 s, most of it under load: it does not run in parallel with the
-// package's other tests.
+// judged. It takes about 40 s, most of it waiting: it runs in parallel with the package's other
+// tests (its Redis and database are its own).
 func TestRedisDownWritersAndSubscribers(t *testing.T) {
 	testenv.Stack(t) // skips under -short
+	t.Parallel()
 	const (
 		warmUp                = 2 * time.Second // fresh processes: not measured
 		before, outage, after = 6 * time.Second, 10 * time.Second, 6 * time.Second
@@ -36,8 +37,7 @@ func TestRedisDownWritersAndSubscribers(t *testing.T) {
 		sendPause, readPause  = 20 * time.Millisecond, 10 * time.Millisecond
 	)
 	ctx := context.Background()
-	d := testenv.NewDatabase(t)
-	apptest.Seed(t, d)
+	d := apptest.NewSeededDatabase(t)
 	redisDir := t.TempDir()
 	redisAddr, stopRedis, err := devstack.StartRedisServer(ctx, redisDir, 0)
 	if err != nil {

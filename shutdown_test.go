@@ -53,11 +53,10 @@ func isRefused(err error) bool {
 func TestGracefulShutdownSIGTERM(t *testing.T) {
 	t.Parallel()
 	const shutdownTimeout, drainDelay = 10 * time.Second, time.Second
-	d := testenv.NewDatabase(t)
+	d := apptest.NewSeededDatabase(t)
 	// A Redis of its own: live events must not mix with other tests' (their conversation ids are
 	// the same seeded ones).
 	redisURL := testenv.NewRedis(t)
-	apptest.Seed(t, d)
 
 	// Instance B, in process, where subscribers resume.
 	srvB := apptest.Start(t, apptest.Options{Database: &d, RedisURL: redisURL})
@@ -353,8 +352,7 @@ func TestShutdownConfig(t *testing.T) {
 func TestShutdownTimeoutBounds(t *testing.T) {
 	t.Parallel()
 	const shutdownTimeout = time.Second
-	d := testenv.NewDatabase(t)
-	apptest.Seed(t, d)
+	d := apptest.NewSeededDatabase(t)
 	env := apptest.Env(t, d, testenv.NewRedis(t))
 	for k, v := range map[string]string{
 		"SHUTDOWN_TIMEOUT": shutdownTimeout.String(), "SHUTDOWN_DRAIN_DELAY": "300ms",

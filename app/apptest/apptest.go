@@ -53,7 +53,8 @@ type Options struct {
 	// RedisURL is the Redis to use; "": a new one of the test's own (testenv.NewRedis). Servers
 	// given the same database and Redis are instances of one deployment.
 	RedisURL string
-	// Seed loads the demo data set (db.DemoSeed: user 1 in 20 conversations) before serving.
+	// Seed serves the demo data set (db.DemoSeed: user 1 in 20 conversations): a new database
+	// from NewSeededDatabase, or Database once Seed has loaded it.
 	Seed bool
 }
 
@@ -160,9 +161,15 @@ func Start(t testing.TB, o Options) *Server {
 func prepare(t testing.TB, o Options) *Server {
 	t.Helper()
 	var database testenv.Database
-	if o.Database != nil {
+	switch {
+	case o.Database != nil:
 		database = *o.Database
-	} else {
+		if o.Seed {
+			Seed(t, database)
+		}
+	case o.Seed:
+		database = NewSeededDatabase(t)
+	default:
 		database = testenv.NewDatabase(t)
 	}
 	redisURL := o.RedisURL
@@ -172,9 +179,6 @@ func prepare(t testing.TB, o Options) *Server {
 	cfg := Config(database, redisURL)
 	if o.Configure != nil {
 		o.Configure(&cfg)
-	}
-	if o.Seed {
-		Seed(t, database)
 	}
 	return &Server{Endpoint: Endpoint{Secret: cfg.JWTSecret, t: t}, Config: cfg, Database: database, Direct: directPool(t, database)}
 }
@@ -205,12 +209,27 @@ func directPool(t testing.TB, d testenv.Database) *pgxpool.Pool {
 	return p
 }
 
-// Seed loads the demo data set into database (user 1 is a member of 20 conversations).
+// Seed loads the demo data set into database (user 1 is a member of 20 conversations). A new
+// database with it is quicker to have from NewSeededDatabase.
 func Seed(t testing.TB, database testenv.Database) {
 	t.Helper()
-	if _, err := db.Seed(context.Background(), database.DirectURL, db.DemoSeed, 1); err != nil {
+	if err := seedDemo(context.Background(), database.DirectURL); err != nil {
 		t.Fatalf("apptest: seed: %v", err)
 	}
+}
+
+// NewSeededDatabase is a new database for the test holding the demo data set, as Seed loads it:
+// a copy of a template seeded once per test binary (testenv.NewFilledDatabase).
+func NewSeededDatabase(t testing.TB) testenv.Database {
+	t.Helper()
+	return testenv.NewFilledDatabase(t, "threadline_demo", seedDemo)
+}
+
+// seedDemo loads db.DemoSeed with random seed 1: the same rows every time into the same
+// starting state.
+func seedDemo(ctx context.Context, directURL string) error {
+	_, err := db.Seed(ctx, directURL, db.DemoSeed, 1)
+	return err
 }
 
 // Stop shuts the server down now (rather than when the test ends) and returns the error of

@@ -87,8 +87,7 @@ func TestNginxConfig(t *testing.T) {
 // testCluster starts a cluster over a new seeded database.
 func testCluster(t *testing.T) (*Cluster, testenv.Database) {
 	t.Helper()
-	d := testenv.NewDatabase(t)
-	apptest.Seed(t, d)
+	d := apptest.NewSeededDatabase(t)
 	env := apptest.Env(t, d, "")
 	delete(env, "ADDR")
 	delete(env, "OPS_ADDR")

@@ -20,8 +20,7 @@ import (
 // the same at 4x (the "overload" rows).
 func TestOverloadSheds(t *testing.T) {
 	testenv.SkipShort(t, "a load test")
-	database := testenv.NewDatabase(t)
-	apptest.Seed(t, database)
+	database := apptest.NewSeededDatabase(t)
 	env := apptest.Env(t, database, testenv.NewRedis(t))
 	env["CACHE_ENABLED"], env["RATE_LIMIT_DISABLED"], env["LOG_LEVEL"] = "false", "true", "error"
 	env["APP_ENV"] = "production"
