@@ -17,6 +17,7 @@ import (
 // healthchecks, a one-shot migration the app waits for, the monitoring services in their
 // profile, ports on loopback only.
 func TestDockerCompose(t *testing.T) {
+	t.Parallel()
 	testenv.SkipShort(t, "runs docker-compose")
 	compose := testenv.LookPath(t, "docker-compose", "install it with `make ops-deps`")
 	for _, args := range [][]string{

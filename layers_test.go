@@ -120,6 +120,7 @@ func layerViolations(pkgs []listedPackage) []string {
 // TestImportLayers checks the layering of every package of the module, test files included,
 // on what `go list` reports.
 func TestImportLayers(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command("go", "list", "-e", "-test", "-json=ImportPath,ForTest,Imports,Error,DepsErrors", "./...")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -178,6 +179,7 @@ func TestLayerViolations(t *testing.T) {
 // the module, and that every directory it names exists (it may name directories without Go code,
 // such as the shared web build).
 func TestLayoutListsEveryPackage(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "./...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

@@ -16,20 +16,40 @@ import (
 	"github.com/threadline/threadline/internal/testenv"
 )
 
-// The tests of reads from a streaming replica (DATABASE_REPLICA_URL) share the test binary's
-// replica (testenv.Replica): they pause its replay or stop it, so none of them is parallel.
+// The tests of reads from a streaming replica (DATABASE_REPLICA_URL) each run a stack and a
+// replica of their own (replicaServer).
 
 const replicaReadQuery = `query($id: ID!) { conversation(id: $id) { messages(limit: 5) { items { seq body } } } }`
 
 // replicaServer starts a server over the demo data set whose DATABASE_REPLICA_URL is the test
 // database on the replica, and returns it with the replica and the conversation to write to.
+// replicaServer starts a server reading from a streaming replica, on a stack of the test's own
+// (privateStack): a test may pause the replica's replay or stop it, and expects the replica to
+// reach the primary's position once nothing is written, which other tests' writes to a shared
+// primary would keep moving. It returns the server, the replica and a conversation of user 1.
 func replicaServer(t *testing.T) (*apptest.Server, *devstack.Replica, string) {
 	t.Helper()
-	database := testenv.NewReplicatedDatabase(t)
-	srv := apptest.Start(t, apptest.Options{Database: &database, Seed: true, Configure: func(c *app.Config) {
+	t.Parallel()
+	stack := privateStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := db.Migrate(ctx, stack.DirectURL); err != nil {
+		t.Fatal(err)
+	}
+	// The rows go to the replica with its base backup.
+	small := db.SeedSize{Users: 5, Conversations: 5, MinMessages: 20, MaxMessages: 20, MinMembers: 2, MaxMembers: 3, DemoMemberOf: 5}
+	if _, err := db.Seed(ctx, stack.DirectURL, small, 1); err != nil {
+		t.Fatal(err)
+	}
+	r, err := stack.StartReplica(ctx)
+	if err != nil {
+		t.Fatalf("starting the replica: %v", err)
+	}
+	database := testenv.Database{Name: stack.Database, DirectURL: stack.DirectURL, PooledURL: stack.DatabaseURL, ReplicaURL: r.DatabaseURL}
+	srv := apptest.Start(t, apptest.Options{Database: &database, RedisURL: stack.RedisURL, Configure: func(c *app.Config) {
 		c.DatabaseReplicaURL = database.ReplicaURL
 	}})
-	return srv, testenv.Replica(t), demoConversations(t, &srv.Endpoint)[0]
+	return srv, r, demoConversations(t, &srv.Endpoint)[0]
 }
 
 // sendAndReadBack sends a message to conv and reads the conversation's newest page back

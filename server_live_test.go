@@ -49,6 +49,7 @@ func TestLiveConfig(t *testing.T) {
 // HTTP server's read and write timeouts, gets a message sent over HTTP, and the graceful
 // shutdown closes its connection with 1001.
 func TestServeLiveAndGoingAway(t *testing.T) {
+	t.Parallel()
 	d := testenv.NewDatabase(t)
 	env := apptest.Env(t, d, testenv.NewRedis(t))
 	env["APP_ENV"], env["HTTP_READ_TIMEOUT"], env["HTTP_WRITE_TIMEOUT"] = "production", "1s", "1s"
@@ -78,6 +79,7 @@ func TestServeLiveAndGoingAway(t *testing.T) {
 // server's read and write timeouts, gets a message sent over HTTP, and ends without complete
 // at SIGTERM; no token sent in a URL, accepted or refused, reaches the logs.
 func TestServeEventStream(t *testing.T) {
+	t.Parallel()
 	d := testenv.NewDatabase(t)
 	env := apptest.Env(t, d, testenv.NewRedis(t))
 	env["APP_ENV"], env["HTTP_READ_TIMEOUT"], env["HTTP_WRITE_TIMEOUT"], env["LOG_LEVEL"] = "production", "1s", "1s", "debug"
