@@ -95,12 +95,22 @@ func (s *liveStack) sendErr(in *instance, userID, conv int64, body, clientID str
 		input["clientMessageId"] = clientID
 	}
 	payload, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"in": input}})
-	req, _ := http.NewRequest(http.MethodPost, in.srv.URL+"/query", strings.NewReader(string(payload)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.token(userID))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
+	var res *http.Response
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequest(http.MethodPost, in.srv.URL+"/query", strings.NewReader(string(payload)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+s.token(userID))
+		var err error
+		if res, err = http.DefaultClient.Do(req); err == nil {
+			break
+		}
+		// The instance's write timeout is a second (serverTimeout): on a loaded machine it can
+		// cut a send's response after the send committed. A send with a client message id is
+		// idempotent, so it is sent again, as a client would; the subscribers must still see
+		// it once.
+		if clientID == "" || attempt == 3 {
+			return err
+		}
 	}
 	defer res.Body.Close()
 	var out gqlResponse
