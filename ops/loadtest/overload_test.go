@@ -20,11 +20,6 @@ import (
 // the same at 4x (the "overload" rows).
 func TestOverloadSheds(t *testing.T) {
 	testenv.SkipShort(t, "a load test")
-	// Seeded in place, as when this test's margins were set, rather than copied from the seeded
-	// template (apptest.NewSeededDatabase), whose copy starts with none of its pages in
-	// PostgreSQL's buffers. With the copy, run after the rest of the suite, p99 at twice the
-	// capacity went over 500 ms in three runs of five (never in five runs alone); why is not
-	// established.
 	database := testenv.NewDatabase(t)
 	apptest.Seed(t, database)
 	env := apptest.Env(t, database, testenv.NewRedis(t))
