@@ -70,10 +70,7 @@ test: deps ops-deps client-deps check-generated
 	@$(MAKE) --no-print-directory -j2 --output-sync=target check-ts check-web
 	@$(MAKE) --no-print-directory lint
 	@# The overload test measures the server's capacity, then offers twice that: it runs alone,
-	@# since other packages' tests sharing the cores would change the capacity between the two,
-	@# and before them: run after the rest of the suite it failed in four of seven runs (p99 over
-	@# 500 ms, the served and refused answers together falling just short of the offered rate),
-	@# alone in none of four; why the machine differs after the suite is not established.
+	@# since other packages' tests sharing the cores would change the capacity between the two.
 	$(GO) test $(TEST_FLAGS) -run '^TestOverloadSheds$$' ./ops/loadtest
 	$(GO) test $(TEST_FLAGS) -skip '^TestOverloadSheds$$' ./...
 	@$(MAKE) --no-print-directory fuzz-short
