@@ -353,6 +353,9 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 	}
 	res, ok := ctx.Value(priorKey{}).(*result)
 	if !ok || res.key != key {
+		if ok {
+			res.lead.end() // the early lookup's lead, if any: this request will not fill it
+		}
 		res = c.lookup(ctx, viewer, key)
 	}
 	if res.err != nil {
@@ -660,9 +663,18 @@ func (c *Cache) keepLocal(snap localcache.Snapshot, key string, col *collector, 
 			return
 		}
 	}
-	s := &stored{deps: deps, body: make([]byte, 0, len(bodyPrefix)+len(data)+len(bodySuffix))}
-	s.body = append(append(append(s.body, bodyPrefix...), data...), bodySuffix...)
-	c.local.Set(key, s, int64(len(s.body)+64*len(s.deps)), c.cfg.TTL)
+	c.setLocal(key, &stored{deps: deps, body: responseBody(data)}, c.cfg.TTL)
+}
+
+// setLocal keeps s in the in-process tier under key for ttl, weighed by its body and deps.
+func (c *Cache) setLocal(key string, s *stored, ttl time.Duration) {
+	c.local.Set(key, s, int64(len(s.body)+64*len(s.deps)), ttl)
+}
+
+// responseBody is the GraphQL response {"data": data}, as a stored response keeps it.
+func responseBody[T string | []byte](data T) []byte {
+	b := make([]byte, 0, len(bodyPrefix)+len(data)+len(bodySuffix))
+	return append(append(append(b, bodyPrefix...), data...), bodySuffix...)
 }
 
 type localState int
@@ -754,7 +766,7 @@ func (c *Cache) redisLookup(ctx context.Context, viewer int64, res *result) erro
 				c.local.Fill(snap, d.key, d.token)
 			}
 			if pttl > 0 {
-				c.local.Set(res.key, s, int64(len(s.body)+64*len(s.deps)), time.Duration(pttl)*time.Millisecond)
+				c.setLocal(res.key, s, time.Duration(pttl)*time.Millisecond)
 			}
 		}
 	}
@@ -861,8 +873,7 @@ func decodeStored(v string) (*stored, error) {
 	if rest == "" {
 		return nil, bad
 	}
-	s.body = make([]byte, 0, len(bodyPrefix)+len(rest)+len(bodySuffix))
-	s.body = append(append(append(s.body, bodyPrefix...), rest...), bodySuffix...)
+	s.body = responseBody(rest)
 	return s, nil
 }
 
