@@ -17,8 +17,15 @@ import (
 // the successful answers per second at 80% of capacity or more and the p99 of all answers,
 // refusals included, at 500 ms or less; every refusal is a 503 with Retry-After.
 //
-// This is a behaviour under load, not a benchmark: the margins are wide, and `make bench` reports
-// the same at 4x (the "overload" rows).
+// The server, PostgreSQL, PgBouncer and Redis run on half of the CPUs and the load generator on
+// the other half (isolateCPUs): sharing the two cores, the generator's own cost, twice as many
+// requests in the open phase as in the closed one, came out of the server's share and the served
+// rate measured 68-98% of capacity from one run to the next (median 80%). The capacity is
+// measured before and after the open phase and their mean is the reference: the machine's speed
+// drifts by up to a tenth over tens of seconds.
+//
+// This is a behaviour under load, not a benchmark: `make bench` reports the same at 2x and 4x on
+// shared cores (the "overload" rows).
 func TestOverloadSheds(t *testing.T) {
 	testenv.SkipShort(t, "a load test")
 	database := testenv.NewDatabase(t)
@@ -28,6 +35,7 @@ func TestOverloadSheds(t *testing.T) {
 	env["APP_ENV"] = "production"
 	p := apptest.StartProcess(t, env)
 	addr := strings.TrimPrefix(p.URL, "http://")
+	isolateCPUs(t)
 
 	token := apptest.Token(t, apptest.Secret, 1, time.Hour)
 	var reqs []Request
@@ -38,32 +46,37 @@ func TestOverloadSheds(t *testing.T) {
 	}
 	next := func(w, i int) Request { return reqs[(w+i)%len(reqs)] }
 	ctx := context.Background()
+	measure := func() float64 {
+		closed, err := Closed(ctx, addr, 32, 5*time.Second, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if closed.Errors-closed.Refused > 0 {
+			t.Fatalf("closed model: %d errors besides refusals: %s", closed.Errors-closed.Refused, closed.FirstError)
+		}
+		return float64(closed.Requests-closed.Errors) / closed.Elapsed.Seconds()
+	}
 
 	if _, err := Closed(ctx, addr, 32, 2*time.Second, next); err != nil { // warm up
 		t.Fatal(err)
 	}
-	closed, err := Closed(ctx, addr, 32, 5*time.Second, next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	capacity := float64(closed.Requests-closed.Errors) / closed.Elapsed.Seconds()
-	if closed.Errors-closed.Refused > 0 {
-		t.Fatalf("closed model: %d errors besides refusals: %s", closed.Errors-closed.Refused, closed.FirstError)
-	}
-	rate := 2 * capacity
+	before := measure()
+	rate := 2 * before
 	// Enough connections for every request the server may hold at once: those executing and
 	// those waiting in the admission queue (up to MaxWait, 50 ms, before their 503). With 256, at
 	// twice a capacity near 3,000 req/s the refusals waiting alone took about 160 of them, the
 	// generator's connections became the bottleneck, its backlog grew for the whole run and
-	// p99 passed 500 ms (four of seven runs after the rest of the suite, one of one after lint).
+	// p99 passed 500 ms.
 	open, err := Open(ctx, addr, rate, 15*time.Second, admission.DefaultMaxQueue+256, next)
 	if err != nil {
 		t.Fatal(err)
 	}
+	after := measure()
+	capacity := (before + after) / 2
 	succeeded := float64(open.Requests-open.Errors) / open.Elapsed.Seconds()
 	p99 := open.Quantile(99)
-	t.Logf("capacity %.0f req/s (closed 32, %d refused); offered %.0f req/s: %.0f req/s answered (%.0f%% of capacity), %d refused with 503, %d other errors, p50 %s p99 %s max %s",
-		capacity, closed.Refused, rate, succeeded, 100*succeeded/capacity, open.Refused, open.Errors-open.Refused,
+	t.Logf("capacity %.0f req/s (closed 32: %.0f before, %.0f after); offered %.0f req/s: %.0f req/s answered (%.0f%% of capacity), %d refused with 503, %d other errors, p50 %s p99 %s max %s",
+		capacity, before, after, rate, succeeded, 100*succeeded/capacity, open.Refused, open.Errors-open.Refused,
 		open.Quantile(50), p99, open.Max())
 	if other := open.Errors - open.Refused; other > 0 {
 		t.Errorf("%d answers were neither successes nor 503 with Retry-After; first: %s", other, open.FirstError)
