@@ -8,7 +8,7 @@ BIN := bin/threadline
 # go test's own package lines and summary are the output; -count=1 never reuses cached results.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run run-cluster stop backup restore build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
+.PHONY: check-space run run-cluster stop backup restore build deps ops-deps client-deps test test-short generate schema check-generated check-ts check-web screenshots lint bench fuzz-short
 
 ## run: install what is missing, start the private stack under .data/, migrate, seed, serve on :8080
 run: build
@@ -26,6 +26,7 @@ run-cluster: build deps
 ## most 3 minutes, its report in $(BENCH_DATA)/BENCHMARKS-quick.md. The stack stops afterwards.
 BENCH_DATA ?= .data-bench
 bench: deps
+	@ops/check-space.sh "make bench" 4 "$(BENCH_DATA)" "$$($(GO) env GOCACHE)"
 	$(GO) run ./ops/stack up -dir $(BENCH_DATA) -pg-port 0 -pgbouncer-port 0 -redis-port 0
 	$(GO) run ./ops/loadtest/cmd/bench -dir $(BENCH_DATA) -bin $(BIN); s=$$?; $(GO) run ./ops/stack down -dir $(BENCH_DATA); exit $$s
 
@@ -66,7 +67,9 @@ client-deps:
 # The two npm checks write separate trees (ops/clients/ts, web/ and the bundle in internal/webapp/dist)
 # and read what check-generated wrote, so they run side by side after it; lint compiles the bundle
 # into internal/webapp, so it runs after check-web has rewritten it.
-test: deps ops-deps client-deps check-generated
+# check-space: a full disk fails far from its cause (see the script); a run adds up to a GiB to
+# Go's build cache, and the tests' servers live under TMPDIR when /dev/shm is small.
+test: check-space deps ops-deps client-deps check-generated
 	@$(MAKE) --no-print-directory -j2 --output-sync=target check-ts check-web
 	@$(MAKE) --no-print-directory lint
 	@# The overload test measures the server's capacity, then offers twice that: it runs alone,
@@ -74,6 +77,10 @@ test: deps ops-deps client-deps check-generated
 	$(GO) test $(TEST_FLAGS) -run '^TestOverloadSheds$$' ./ops/loadtest
 	$(GO) test $(TEST_FLAGS) -skip '^TestOverloadSheds$$' ./...
 	@$(MAKE) --no-print-directory fuzz-short
+
+check-space:
+	@ops/check-space.sh "make test" 4 "$$($(GO) env GOCACHE)"
+	@ops/check-space.sh "make test" 2 "$${TMPDIR:-/tmp}"
 
 ## fuzz-short: each fuzz target for FUZZ_TIME (seeds in each package's testdata/fuzz/; a crash
 ## found is written there too: commit it as a regression seed once fixed)
