@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/threadline/threadline/graph/client"
+	"github.com/threadline/threadline/internal/admission"
 	"github.com/threadline/threadline/internal/chat"
 	"github.com/threadline/threadline/internal/devstack"
 	"github.com/threadline/threadline/ops/loadtest"
@@ -347,8 +348,12 @@ func (b *bench) startCeiling(ctx context.Context) (*server, error) {
 }
 
 // overload offers twice and four times closed's capacity (its answered rate) for 15 s: the
-// admission limit should keep the served rate near capacity and refuse the rest at once with
-// 503 (TestOverloadSheds checks 2x).
+// admission limit should keep the served rate near capacity and refuse the rest with 503
+// (TestOverloadSheds checks 2x). The generator has a connection for every request the server
+// may hold at once (the admission queue and 256 more): a refused request holds its connection
+// for up to the admission's MaxWait (50 ms), and with 256 connections at 4x the refusals alone
+// took them all, so the generator's own backlog was reported as seconds of latency and requests
+// "not sent".
 func (b *bench) overload(ctx context.Context, s *server, closed row, page loadtest.Request) {
 	if closed.Res.Elapsed <= 0 {
 		return
@@ -357,7 +362,7 @@ func (b *bench) overload(ctx context.Context, s *server, closed row, page loadte
 	for _, k := range []float64{2, 4} {
 		rate := k * capacity
 		r := b.measure(ctx, s, fmt.Sprintf("overload: %.0fx the closed-32 capacity", k), fmt.Sprintf("open %.0f/s", rate), func() (loadtest.Result, error) {
-			return loadtest.Open(ctx, s.addr, rate, b.dur(15*time.Second, 5*time.Second), 256, loadtest.Fixed(page))
+			return loadtest.Open(ctx, s.addr, rate, b.dur(15*time.Second, 5*time.Second), admission.DefaultMaxQueue+256, loadtest.Fixed(page))
 		})
 		if r.Res.Elapsed > 0 {
 			served := float64(r.Res.Requests-r.Res.Errors) / r.Res.Elapsed.Seconds()
