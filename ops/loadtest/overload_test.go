@@ -57,7 +57,10 @@ func TestOverloadSheds(t *testing.T) {
 		return float64(closed.Requests-closed.Errors) / closed.Elapsed.Seconds()
 	}
 
-	if _, err := Closed(ctx, addr, 32, 2*time.Second, next); err != nil { // warm up
+	// A warm-up of 5 s: after one of 2 s the capacity measured next was up to 31% below the one
+	// measured after the open phase (806 against 1,175 req/s), so the load offered as twice the
+	// capacity was less than that.
+	if _, err := Closed(ctx, addr, 32, 5*time.Second, next); err != nil {
 		t.Fatal(err)
 	}
 	before := measure()
@@ -75,8 +78,8 @@ func TestOverloadSheds(t *testing.T) {
 	capacity := (before + after) / 2
 	succeeded := float64(open.Requests-open.Errors) / open.Elapsed.Seconds()
 	p99 := open.Quantile(99)
-	t.Logf("capacity %.0f req/s (closed 32: %.0f before, %.0f after); offered %.0f req/s: %.0f req/s answered (%.0f%% of capacity), %d refused with 503, %d other errors, p50 %s p99 %s max %s",
-		capacity, before, after, rate, succeeded, 100*succeeded/capacity, open.Refused, open.Errors-open.Refused,
+	t.Logf("capacity %.0f req/s (closed 32: %.0f before, %.0f after); offered %.0f req/s (%.1fx): %.0f req/s answered (%.0f%% of capacity), %d refused with 503, %d other errors, p50 %s p99 %s max %s",
+		capacity, before, after, rate, rate/capacity, succeeded, 100*succeeded/capacity, open.Refused, open.Errors-open.Refused,
 		open.Quantile(50), p99, open.Max())
 	if other := open.Errors - open.Refused; other > 0 {
 		t.Errorf("%d answers were neither successes nor 503 with Retry-After; first: %s", other, open.FirstError)
