@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/threadline/threadline/ops/loadtest"
 )
 
 func (b *bench) find(config, scenario, model string) *row {
@@ -65,6 +67,9 @@ func (b *bench) targets() []target {
 	t = target{what: "cache off, through PgBouncer, closed model, 32 connections: ≥ 2,000 req/s"}
 	if off != nil {
 		t.measured = fmt.Sprintf("%.0f req/s", off.Res.RPS())
+		if off.Res.Errors > 0 {
+			t.measured += ", errors " + errorsCell(off.Res)
+		}
 		t.reached = yes(off.Res.RPS() >= 2000 && off.Res.Errors == 0)
 	}
 	ts = append(ts, t)
@@ -202,10 +207,7 @@ func (b *bench) writeReport() error {
 			fmt.Fprintf(&w, "| %s | %s | %s | failed: %s |||||||||\n", r.Config, r.Scenario, r.Model, r.Note)
 			continue
 		}
-		errs := fmt.Sprint(r.Res.Errors)
-		if r.Res.Errors > 0 {
-			errs += " (" + strings.ReplaceAll(truncate(r.Res.FirstError, 80), "|", "/") + ")"
-		}
+		errs := errorsCell(r.Res)
 		cpu := "—"
 		if r.ServerCPU >= 0 {
 			cpu = fmt.Sprintf("%.0f", r.ServerCPU)
@@ -361,4 +363,21 @@ func (b *bench) charts() error {
 	bp.Add(bars)
 	bp.NominalX(names...)
 	return bp.Save(8*vg.Inch, 4*vg.Inch, filepath.Join(dir, "BENCHMARKS-throughput.png"))
+}
+
+// errorsCell is a row's error count and what they were: the refusals (503 with Retry-After, the
+// admission limit shedding load) apart, since they carry no error text, and the first other error.
+func errorsCell(res loadtest.Result) string {
+	cell := fmt.Sprint(res.Errors)
+	if res.Errors == 0 {
+		return cell
+	}
+	var parts []string
+	if res.Refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d refused with 503", res.Refused))
+	}
+	if res.FirstError != "" {
+		parts = append(parts, strings.ReplaceAll(truncate(res.FirstError, 80), "|", "/"))
+	}
+	return cell + " (" + strings.Join(parts, "; ") + ")"
 }
