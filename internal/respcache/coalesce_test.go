@@ -10,8 +10,10 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/threadline/threadline/internal/auth"
 	"github.com/threadline/threadline/internal/localcache"
 	"github.com/threadline/threadline/internal/redisclient"
 	"github.com/threadline/threadline/internal/testenv"
@@ -318,5 +320,58 @@ func TestWaitersLeadTheNextExecution(t *testing.T) {
 	}
 	if s := f.c.Stats(); s.Coalesced != 1 || s.Misses != 2 {
 		t.Errorf("stats: %d coalesced, %d misses; want 1, 2", s.Coalesced, s.Misses)
+	}
+}
+
+// TestEarlyLeadEndsWhenTheExecutorDoesNotUseIt: a miss found before the executor (Lookup) leads
+// its key; when the executor will not keep a response under that key (it computes another key,
+// or does not serve the operation from the cache), the lead ends before the execution, and a
+// lookup waiting for it goes on then, not when the request ends.
+func TestEarlyLeadEndsWhenTheExecutorDoesNotUseIt(t *testing.T) {
+	t.Parallel()
+	const doc = "query { conversation(id: 7) { id title } }"
+	for _, tc := range []struct {
+		name string
+		req  *request // what the executor sees; nil: no request extension (the cache does not serve it)
+	}{
+		{"another key", &request{query: doc, variables: map[string]any{"x": 1}}},
+		{"not served from the cache", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newCoalesceFixture(t)
+			f.setUp(t, "g1")
+			key, _ := f.c.Key(1, doc, "", nil)
+			reqCtx, cancel := context.WithCancel(auth.WithViewer(context.Background(), 1))
+			defer cancel() // the request's end, which would end the lead at the latest
+			body, ctx := f.c.Lookup(reqCtx, 1, key)
+			if body != nil || f.c.leading(key) == nil {
+				t.Fatalf("early lookup: body %q, leading %v; want a miss that leads", body, f.c.leading(key) != nil)
+			}
+			waiter := f.lookupAsync(context.Background(), 1, key)
+			f.awaitWaiting(t)
+
+			opCtx := &graphql.OperationContext{Operation: &ast.OperationDefinition{Operation: ast.Query}}
+			if tc.req != nil {
+				opCtx.Stats.SetExtension(extensionName, tc.req)
+			}
+			var leadDuringExecution bool
+			f.c.InterceptOperation(graphql.WithOperationContext(ctx, opCtx), func(context.Context) graphql.ResponseHandler {
+				leadDuringExecution = f.c.leading(key) != nil
+				return func(context.Context) *graphql.Response { return nil }
+			})
+			if leadDuringExecution {
+				t.Error("the early lookup's lead was still in place while the request executed")
+			}
+			select {
+			case got := <-waiter:
+				if got.hit != nil {
+					t.Errorf("the waiter served %s", got.hit.body)
+				}
+				got.lead.end()
+			case <-time.After(10 * time.Second):
+				t.Fatal("the waiter still waits for the early lookup's lead")
+			}
+		})
 	}
 }

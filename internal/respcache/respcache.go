@@ -331,31 +331,24 @@ func (c *Cache) MutateOperationParameters(ctx context.Context, p *graphql.RawPar
 }
 
 // InterceptOperation serves a query from the cache or executes it and stores the response.
+//
+// A lookup made before the executor (Lookup) is used when the executor computes the same key;
+// otherwise its lead, if it has one, ends here, before the execution: nothing this request
+// executes is kept under that key, and its waiters need not wait for it.
 func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	if opCtx.Operation != nil && opCtx.Operation.Operation == ast.Subscription {
-		return withoutCollector(next(ctx))
+		return withoutCollector(next(ctx)) // Lookup is made for queries only
 	}
-	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query || c.Bypassed() {
-		return next(ctx)
-	}
-	viewer, err := auth.Viewer(ctx)
-	if err != nil {
-		return next(ctx)
-	}
-	req, ok := opCtx.Stats.GetExtension(extensionName).(*request)
+	prior, _ := ctx.Value(priorKey{}).(*result)
+	viewer, key, ok := c.operationKey(ctx, opCtx)
 	if !ok {
+		prior.endLead()
 		return next(ctx)
 	}
-	key, ok := c.Key(viewer, req.query, req.operationName, req.variables)
-	if !ok {
-		return next(ctx)
-	}
-	res, ok := ctx.Value(priorKey{}).(*result)
-	if !ok || res.key != key {
-		if ok {
-			res.lead.end() // the early lookup's lead, if any: this request will not fill it
-		}
+	res := prior
+	if res == nil || res.key != key {
+		prior.endLead()
 		res = c.lookup(ctx, viewer, key)
 	}
 	if res.err != nil {
@@ -383,6 +376,32 @@ func (c *Cache) InterceptOperation(ctx context.Context, next graphql.OperationHa
 		resp := responses(ctx)
 		c.executed(ctx, res, col, resp)
 		return resp
+	}
+}
+
+// operationKey is the key of the operation's response for its viewer; not ok when the operation
+// is not one the cache serves: not a query, the cache bypassed, no viewer, or variables that
+// cannot be encoded.
+func (c *Cache) operationKey(ctx context.Context, opCtx *graphql.OperationContext) (viewer int64, key string, ok bool) {
+	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query || c.Bypassed() {
+		return 0, "", false
+	}
+	viewer, err := auth.Viewer(ctx)
+	if err != nil {
+		return 0, "", false
+	}
+	req, ok := opCtx.Stats.GetExtension(extensionName).(*request)
+	if !ok {
+		return 0, "", false
+	}
+	key, ok = c.Key(viewer, req.query, req.operationName, req.variables)
+	return viewer, key, ok
+}
+
+// endLead ends r's lead, if r has one (nil: no lookup).
+func (r *result) endLead() {
+	if r != nil {
+		r.lead.end()
 	}
 }
 
