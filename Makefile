@@ -72,8 +72,8 @@ client-deps:
 # The two npm checks write separate trees (ops/clients/ts, web/ and the bundle in internal/webapp/dist)
 # and read what check-generated wrote, so they run side by side after it; lint compiles the bundle
 # into internal/webapp, so it runs after check-web has rewritten it.
-# check-space: a full disk fails far from its cause (see the script); a run adds up to a GiB to
-# Go's build cache, and the tests' servers live under TMPDIR when /dev/shm is small.
+# check-space: a full disk fails far from its cause (see the script); a run added about 0.6 GB
+# to Go's build cache here, and the tests' servers live under TMPDIR when /dev/shm is small.
 test: check-space deps ops-deps client-deps check-generated
 	@$(MAKE) --no-print-directory -j2 --output-sync=target check-ts check-web
 	@$(MAKE) --no-print-directory lint

@@ -4,7 +4,6 @@ package loadtest
 
 import (
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,20 +21,14 @@ import (
 // server's. With one CPU there is nothing to separate, and the test says so.
 func isolateCPUs(t *testing.T) {
 	t.Helper()
-	n := runtime.NumCPU()
-	if n < 2 {
-		t.Logf("one CPU: the load generator shares it with the system under test")
-		return
-	}
 	var before unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &before); err != nil {
 		t.Fatalf("sched_getaffinity: %v", err)
 	}
-	var cpus []int
-	for c := range 1024 {
-		if before.IsSet(c) {
-			cpus = append(cpus, c)
-		}
+	cpus := cpuList(&before)
+	if len(cpus) < 2 {
+		t.Logf("one CPU: the load generator shares it with the system under test")
+		return
 	}
 	var sut, gen unix.CPUSet
 	for i, c := range cpus {
@@ -108,9 +101,10 @@ func descendants(root int) []int {
 	return out
 }
 
+// cpuList lists the CPUs in set.
 func cpuList(set *unix.CPUSet) []int {
 	var out []int
-	for c := range 1024 {
+	for c := range len(set) * 64 {
 		if set.IsSet(c) {
 			out = append(out, c)
 		}

@@ -22,7 +22,7 @@ import (
 // requests in the open phase as in the closed one, came out of the server's share and the served
 // rate measured 68-98% of capacity from one run to the next (median 80%). The capacity is
 // measured before and after the open phase and their mean is the reference: the machine's speed
-// drifts by up to a tenth over tens of seconds.
+// drifts over tens of seconds (consecutive 5 s closed-model windows: 2,415 to 3,098 req/s).
 //
 // This is a behaviour under load, not a benchmark: `make bench` reports the same at 2x and 4x on
 // shared cores (the "overload" rows).
