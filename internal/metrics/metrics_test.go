@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,10 +271,21 @@ func TestHTTP(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	srv := httptest.NewServer(recoverer(m.HTTP(mux)))
+	// The middleware counts a request when its handler returns, which can be after the client
+	// has read all it will (a flushed event stream, an upgrade): served waits for that.
+	paths := []string{"/healthz", "/healthz", "/query", "/nope", "/panic", "/events"}
+	var served sync.WaitGroup
+	served.Add(len(paths) + 1) // and the upgrade
+	counted := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer served.Done()
+			next.ServeHTTP(w, r)
+		})
+	}
+	srv := httptest.NewServer(counted(recoverer(m.HTTP(mux))))
 	defer srv.Close()
 
-	for _, path := range []string{"/healthz", "/healthz", "/query", "/nope", "/panic", "/events"} {
+	for _, path := range paths {
 		res, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -290,6 +302,7 @@ func TestHTTP(t *testing.T) {
 		t.Fatalf("upgrade: %v %v", res, err)
 	}
 	conn.Close()
+	served.Wait()
 
 	const reqs, dur = "threadline_http_requests_total", "threadline_http_request_duration_seconds"
 	wantSample(t, reg, reqs, map[string]string{"route": "/healthz", "code": "200"}, 2)
