@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/threadline/threadline/db/dbsqlc"
@@ -267,8 +268,8 @@ func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, o
 }
 
 // InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts
-// the message with its event in one transaction. A repeated client id rolls the transaction back
-// (so neither number is spent) and returns the original message and its event.
+// the message with its event, in one statement. A repeated client id spends neither number and
+// returns the original message and its event.
 func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
 	c, created, err := s.insertMessage(ctx, m)
 	if err == nil {
@@ -278,56 +279,45 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Chan
 	return c, created, err
 }
 
+// insertMessage stores m in one statement (MessageSend). Its empty answer means either a
+// conversation the sender cannot write to or a client id already sent; only a send with a client
+// id pays a second statement to tell them apart (and to return the original).
 func (s *Store) insertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
-	if m.ClientMessageID != nil {
-		// A retry usually finds its original here, without taking the conversation's lock.
-		if orig, err := s.messageByClientID(ctx, m); err == nil {
-			return orig, false, nil
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return chat.Change{}, false, err
-		}
-	}
-	var out chat.Change
-	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
-		bump, err := q.ConversationBumpSeq(ctx, dbsqlc.ConversationBumpSeqParams{ID: m.ConversationID, SenderID: m.SenderID})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return apperr.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("bump seq: %w", err)
-		}
-		row, err := q.MessageInsert(ctx, dbsqlc.MessageInsertParams{
-			ConversationID: m.ConversationID, Seq: bump.LastSeq, SenderID: m.SenderID, Body: m.Body,
-			ClientMessageID: m.ClientMessageID, CreatedAt: bump.LastMessageAt, EventSeq: bump.LastEventSeq,
-		})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errDuplicateClientID
-		}
-		if err != nil {
-			return fmt.Errorf("insert message: %w", err)
-		}
-		out = chat.Change{
-			ConversationID: m.ConversationID,
-			Event:          messageAdded(message(messageRow(row)), bump.LastEventSeq),
-			Members:        bump.MemberIds,
-		}
-		return nil
+	row, err := s.q.MessageSend(ctx, dbsqlc.MessageSendParams{
+		ConversationID: m.ConversationID, SenderID: m.SenderID, Body: m.Body, ClientMessageID: m.ClientMessageID,
 	})
-	if errors.Is(err, errDuplicateClientID) {
-		// A concurrent send with the same client id committed first.
-		orig, err := s.messageByClientID(ctx, m)
-		if err != nil {
-			return chat.Change{}, false, err
-		}
-		return orig, false, nil
+	if err == nil {
+		ev := messageAdded(message(messageRow{
+			ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,
+			Body: row.Body, ClientMessageID: row.ClientMessageID, CreatedAt: row.CreatedAt, EditedAt: row.EditedAt,
+			DeletedAt: row.DeletedAt, Version: row.Version, Reactions: row.Reactions,
+		}), row.EventSeq)
+		return chat.Change{ConversationID: m.ConversationID, Event: ev, Members: row.MemberIds}, true, nil
+	}
+	// No row, or a concurrent send of the same client id committed first (and this statement
+	// changed nothing).
+	repeat := errors.Is(err, pgx.ErrNoRows) || violates(err, "messages_client_id_key")
+	if !repeat {
+		return chat.Change{}, false, fmt.Errorf("send message: %w", err)
+	}
+	if m.ClientMessageID == nil {
+		return chat.Change{}, false, apperr.ErrNotFound
+	}
+	orig, err := s.messageByClientID(ctx, m)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Change{}, false, apperr.ErrNotFound
 	}
 	if err != nil {
 		return chat.Change{}, false, err
 	}
-	return out, true, nil
+	return orig, false, nil
 }
 
-var errDuplicateClientID = errors.New("duplicate client message id")
+// violates reports whether err is PostgreSQL's unique violation of the named constraint.
+func violates(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
 
 // messageByClientID returns the sending of the message m's sender sent with m's client id, as
 // the Change it made (with the members now).

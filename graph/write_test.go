@@ -88,6 +88,40 @@ func TestSendMessageRetriesAreIdempotent(t *testing.T) {
 	}
 }
 
+// TestSendMessageStatements: a send is one statement (the seq taken, the message and its event
+// inserted together); a retry of a client id already sent is that statement, which finds the
+// original and takes no seq, then the read of the original.
+func TestSendMessageStatements(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := dbtest.Users(t, e.direct, "Alice", "Bob")
+	conv := dbtest.Conversation(t, e.direct, "statements", ids[0], ids[1])
+	send := `mutation($c: ID!, $cmid: String) { sendMessage(input: {conversationId: $c, body: "hi", clientMessageId: $cmid}) { id seq } }`
+
+	for i, tc := range []struct {
+		cmid    any
+		want    []string
+		wantSeq int
+	}{
+		{nil, []string{"MessageSend"}, 1},
+		{"c-1", []string{"MessageSend"}, 2},
+		{"c-1", []string{"MessageSend", "MessageByClientID"}, 2},
+	} {
+		e.resetStatements()
+		var d struct{ SendMessage message }
+		e.as(ids[0], send, map[string]any{"c": conv, "cmid": tc.cmid}, &d)
+		if got := e.statementsSeen(); !slices.Equal(got, tc.want) {
+			t.Errorf("send %d (client id %v): statements %v, want %v", i, tc.cmid, got, tc.want)
+		}
+		if d.SendMessage.Seq != tc.wantSeq {
+			t.Errorf("send %d: seq %d, want %d", i, d.SendMessage.Seq, tc.wantSeq)
+		}
+	}
+	if n := dbtest.Count(t, e.direct, "SELECT last_seq FROM conversations WHERE id = $1", conv); n != 2 {
+		t.Fatalf("last_seq %d after two messages and a retry, want 2", n)
+	}
+}
+
 // snapshot returns every row of the tables the API writes, to show that a request changed nothing.
 func snapshot(t *testing.T, e *env) string {
 	t.Helper()

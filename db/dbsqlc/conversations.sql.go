@@ -48,43 +48,6 @@ func (q *Queries) ConversationBumpEvent(ctx context.Context, arg ConversationBum
 	return i, err
 }
 
-const conversationBumpSeq = `-- name: ConversationBumpSeq :one
-UPDATE conversations c
-SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_message_at = now()
-WHERE c.id = $1
-  AND EXISTS (SELECT 1 FROM conversation_members m
-              WHERE m.conversation_id = c.id AND m.user_id = $2)
-RETURNING c.last_seq, c.last_event_seq, c.last_message_at,
-          (SELECT array_agg(m.user_id) FROM conversation_members m WHERE m.conversation_id = c.id)::bigint[] AS member_ids
-`
-
-type ConversationBumpSeqParams struct {
-	ID       int64
-	SenderID int64
-}
-
-type ConversationBumpSeqRow struct {
-	LastSeq       int64
-	LastEventSeq  int64
-	LastMessageAt time.Time
-	MemberIds     []int64
-}
-
-// Takes the next seq and event_seq of a conversation the sender is a member of, under the row
-// lock that serialises writers of the conversation, and returns its members (whose
-// conversation lists the message changes). No row: not found, or not a member.
-func (q *Queries) ConversationBumpSeq(ctx context.Context, arg ConversationBumpSeqParams) (ConversationBumpSeqRow, error) {
-	row := q.db.QueryRow(ctx, conversationBumpSeq, arg.ID, arg.SenderID)
-	var i ConversationBumpSeqRow
-	err := row.Scan(
-		&i.LastSeq,
-		&i.LastEventSeq,
-		&i.LastMessageAt,
-		&i.MemberIds,
-	)
-	return i, err
-}
-
 const conversationByID = `-- name: ConversationByID :one
 SELECT id, title, created_at, last_seq, last_message_at, last_event_seq
 FROM conversations WHERE id = $1

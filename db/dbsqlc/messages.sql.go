@@ -108,78 +108,6 @@ func (q *Queries) MessageEdit(ctx context.Context, arg MessageEditParams) (int64
 	return id, err
 }
 
-const messageInsert = `-- name: MessageInsert :one
-WITH inserted AS (
-    INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6)
-    ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
-    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions, tsv
-), event AS (
-    INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
-    SELECT i.conversation_id, $7, 'message_added', i.sender_id, i.created_at, i.id FROM inserted i
-)
-SELECT i.id, i.conversation_id, i.seq, i.sender_id, u.name AS sender_name,
-       i.body, i.client_message_id, i.created_at, i.edited_at, i.deleted_at, i.version, i.reactions
-FROM inserted i
-JOIN users u ON u.id = i.sender_id
-`
-
-type MessageInsertParams struct {
-	ConversationID  int64
-	Seq             int64
-	SenderID        int64
-	Body            string
-	ClientMessageID *string
-	CreatedAt       time.Time
-	EventSeq        int64
-}
-
-type MessageInsertRow struct {
-	ID              int64
-	ConversationID  int64
-	Seq             int64
-	SenderID        int64
-	SenderName      string
-	Body            string
-	ClientMessageID *string
-	CreatedAt       time.Time
-	EditedAt        *time.Time
-	DeletedAt       *time.Time
-	Version         int32
-	Reactions       []byte
-}
-
-// Inserts a message at a seq taken by ConversationBumpSeq in the same transaction, with its
-// message_added event at the event_seq taken with it. A repeated client id inserts nothing and
-// returns no row; the caller rolls back and reads the original.
-func (q *Queries) MessageInsert(ctx context.Context, arg MessageInsertParams) (MessageInsertRow, error) {
-	row := q.db.QueryRow(ctx, messageInsert,
-		arg.ConversationID,
-		arg.Seq,
-		arg.SenderID,
-		arg.Body,
-		arg.ClientMessageID,
-		arg.CreatedAt,
-		arg.EventSeq,
-	)
-	var i MessageInsertRow
-	err := row.Scan(
-		&i.ID,
-		&i.ConversationID,
-		&i.Seq,
-		&i.SenderID,
-		&i.SenderName,
-		&i.Body,
-		&i.ClientMessageID,
-		&i.CreatedAt,
-		&i.EditedAt,
-		&i.DeletedAt,
-		&i.Version,
-		&i.Reactions,
-	)
-	return i, err
-}
-
 const messageLocate = `-- name: MessageLocate :one
 SELECT m.conversation_id, m.sender_id
 FROM messages m
@@ -283,6 +211,94 @@ func (q *Queries) MessagePages(ctx context.Context, arg MessagePagesParams) ([]M
 		return nil, err
 	}
 	return items, nil
+}
+
+const messageSend = `-- name: MessageSend :one
+WITH bump AS (
+    UPDATE conversations c
+    SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_message_at = now()
+    WHERE c.id = $1
+      AND EXISTS (SELECT 1 FROM conversation_members m
+                  WHERE m.conversation_id = c.id AND m.user_id = $2)
+      AND NOT EXISTS (SELECT 1 FROM messages d
+                      WHERE d.conversation_id = c.id AND d.sender_id = $2
+                        AND d.client_message_id = $3)
+    RETURNING c.id, c.last_seq, c.last_event_seq, c.last_message_at,
+              (SELECT array_agg(m.user_id) FROM conversation_members m WHERE m.conversation_id = c.id)::bigint[] AS member_ids
+), inserted AS (
+    INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
+    SELECT b.id, b.last_seq, $2, $4, $3, b.last_message_at
+    FROM bump b
+    RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, version, reactions, tsv
+), event AS (
+    INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
+    SELECT i.conversation_id, b.last_event_seq, 'message_added', i.sender_id, i.created_at, i.id
+    FROM inserted i CROSS JOIN bump b
+)
+SELECT i.id, i.conversation_id, i.seq, i.sender_id, u.name AS sender_name,
+       i.body, i.client_message_id, i.created_at, i.edited_at, i.deleted_at, i.version, i.reactions,
+       b.last_event_seq AS event_seq, b.member_ids
+FROM inserted i
+CROSS JOIN bump b
+JOIN users u ON u.id = i.sender_id
+`
+
+type MessageSendParams struct {
+	ConversationID  int64
+	SenderID        int64
+	ClientMessageID *string
+	Body            string
+}
+
+type MessageSendRow struct {
+	ID              int64
+	ConversationID  int64
+	Seq             int64
+	SenderID        int64
+	SenderName      string
+	Body            string
+	ClientMessageID *string
+	CreatedAt       time.Time
+	EditedAt        *time.Time
+	DeletedAt       *time.Time
+	Version         int32
+	Reactions       []byte
+	EventSeq        int64
+	MemberIds       []int64
+}
+
+// Stores a message in one statement: takes the conversation's next seq and event_seq under its
+// row lock (which serialises the conversation's writers), inserts the message and its
+// message_added event at them, and returns the message with the event's seq and the members
+// (whose conversation lists the message changes). No row: no such conversation, the sender is
+// not a member, or the sender already sent this client id (the caller reads the original); none
+// of these takes the lock or spends a seq. A concurrent send of the same client id that commits
+// first makes this one fail on messages_client_id_key (23505), which changes nothing.
+func (q *Queries) MessageSend(ctx context.Context, arg MessageSendParams) (MessageSendRow, error) {
+	row := q.db.QueryRow(ctx, messageSend,
+		arg.ConversationID,
+		arg.SenderID,
+		arg.ClientMessageID,
+		arg.Body,
+	)
+	var i MessageSendRow
+	err := row.Scan(
+		&i.ID,
+		&i.ConversationID,
+		&i.Seq,
+		&i.SenderID,
+		&i.SenderName,
+		&i.Body,
+		&i.ClientMessageID,
+		&i.CreatedAt,
+		&i.EditedAt,
+		&i.DeletedAt,
+		&i.Version,
+		&i.Reactions,
+		&i.EventSeq,
+		&i.MemberIds,
+	)
+	return i, err
 }
 
 const messageState = `-- name: MessageState :one

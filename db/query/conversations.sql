@@ -34,18 +34,6 @@ INSERT INTO conversations (title, created_by, last_event_seq)
 VALUES (@title, @created_by, 1)
 RETURNING id, title, created_at, last_seq, last_message_at, last_event_seq;
 
--- name: ConversationBumpSeq :one
--- Takes the next seq and event_seq of a conversation the sender is a member of, under the row
--- lock that serialises writers of the conversation, and returns its members (whose
--- conversation lists the message changes). No row: not found, or not a member.
-UPDATE conversations c
-SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_message_at = now()
-WHERE c.id = @id
-  AND EXISTS (SELECT 1 FROM conversation_members m
-              WHERE m.conversation_id = c.id AND m.user_id = @sender_id)
-RETURNING c.last_seq, c.last_event_seq, c.last_message_at,
-          (SELECT array_agg(m.user_id) FROM conversation_members m WHERE m.conversation_id = c.id)::bigint[] AS member_ids;
-
 -- name: ConversationBumpEvent :one
 -- Takes the next event_seq of a conversation the actor is a member of, under its row lock, and
 -- returns the actor's role and name, and the members before the change. No row: not found, or

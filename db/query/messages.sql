@@ -82,22 +82,40 @@ JOIN conversation_events e ON e.conversation_id = m.conversation_id AND e.messag
 WHERE m.conversation_id = @conversation_id AND m.sender_id = @sender_id
   AND m.client_message_id = @client_message_id::text;
 
--- name: MessageInsert :one
--- Inserts a message at a seq taken by ConversationBumpSeq in the same transaction, with its
--- message_added event at the event_seq taken with it. A repeated client id inserts nothing and
--- returns no row; the caller rolls back and reads the original.
-WITH inserted AS (
+-- name: MessageSend :one
+-- Stores a message in one statement: takes the conversation's next seq and event_seq under its
+-- row lock (which serialises the conversation's writers), inserts the message and its
+-- message_added event at them, and returns the message with the event's seq and the members
+-- (whose conversation lists the message changes). No row: no such conversation, the sender is
+-- not a member, or the sender already sent this client id (the caller reads the original); none
+-- of these takes the lock or spends a seq. A concurrent send of the same client id that commits
+-- first makes this one fail on messages_client_id_key (23505), which changes nothing.
+WITH bump AS (
+    UPDATE conversations c
+    SET last_seq = c.last_seq + 1, last_event_seq = c.last_event_seq + 1, last_message_at = now()
+    WHERE c.id = @conversation_id
+      AND EXISTS (SELECT 1 FROM conversation_members m
+                  WHERE m.conversation_id = c.id AND m.user_id = @sender_id)
+      AND NOT EXISTS (SELECT 1 FROM messages d
+                      WHERE d.conversation_id = c.id AND d.sender_id = @sender_id
+                        AND d.client_message_id = sqlc.narg(client_message_id))
+    RETURNING c.id, c.last_seq, c.last_event_seq, c.last_message_at,
+              (SELECT array_agg(m.user_id) FROM conversation_members m WHERE m.conversation_id = c.id)::bigint[] AS member_ids
+), inserted AS (
     INSERT INTO messages (conversation_id, seq, sender_id, body, client_message_id, created_at)
-    VALUES (@conversation_id, @seq, @sender_id, @body, sqlc.narg(client_message_id), @created_at)
-    ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
+    SELECT b.id, b.last_seq, @sender_id, @body, sqlc.narg(client_message_id), b.last_message_at
+    FROM bump b
     RETURNING *
 ), event AS (
     INSERT INTO conversation_events (conversation_id, event_seq, kind, actor_id, at, message_id)
-    SELECT i.conversation_id, @event_seq, 'message_added', i.sender_id, i.created_at, i.id FROM inserted i
+    SELECT i.conversation_id, b.last_event_seq, 'message_added', i.sender_id, i.created_at, i.id
+    FROM inserted i CROSS JOIN bump b
 )
 SELECT i.id, i.conversation_id, i.seq, i.sender_id, u.name AS sender_name,
-       i.body, i.client_message_id, i.created_at, i.edited_at, i.deleted_at, i.version, i.reactions
+       i.body, i.client_message_id, i.created_at, i.edited_at, i.deleted_at, i.version, i.reactions,
+       b.last_event_seq AS event_seq, b.member_ids
 FROM inserted i
+CROSS JOIN bump b
 JOIN users u ON u.id = i.sender_id;
 
 -- name: MessageLocate :one
