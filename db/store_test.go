@@ -270,3 +270,69 @@ func TestUserEventWritersDoNotDeadlock(t *testing.T) {
 		t.Fatalf("%d users whose last_event_seq is not their number of events", n)
 	}
 }
+
+// TestConcurrentSendsOfOneClientID: sends of one client id that wait together on the
+// conversation's row lock store one message; the others answer it, and no seq is spent. The
+// lock is held from outside until both have checked the client id and wait for it, so the
+// second to take it inserts the duplicate, fails on the unique constraint and reads the first.
+func TestConcurrentSendsOfOneClientID(t *testing.T) {
+	t.Parallel()
+	store, d := newStore(t)
+	direct := dbtest.Open(t, d.DirectURL)
+	u := dbtest.Users(t, direct, "A", "B")
+	conv := dbtest.Conversation(t, direct, "race", u...)
+	ctx := context.Background()
+
+	holder, err := direct.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	if _, err := holder.Exec(ctx, "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", conv); err != nil {
+		t.Fatal(err)
+	}
+	cmid := "same"
+	type sent struct {
+		c       chat.Change
+		created bool
+		err     error
+	}
+	out := make(chan sent, 2)
+	for range 2 {
+		go func() {
+			c, created, err := store.InsertMessage(ctx, chat.NewMessage{ConversationID: conv, SenderID: u[0], Body: "once", ClientMessageID: &cmid})
+			out <- sent{c, created, err}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for dbtest.Count(t, direct, `SELECT count(*) FROM pg_stat_activity
+		WHERE wait_event_type = 'Lock' AND query LIKE '%MessageSend%'`) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two sends never waited for the conversation's lock together")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	a, b := <-out, <-out
+	for _, s := range []sent{a, b} {
+		if s.err != nil {
+			t.Fatalf("send: %v", s.err)
+		}
+	}
+	if a.created == b.created {
+		t.Fatalf("created %v and %v, want one of each", a.created, b.created)
+	}
+	ma, mb := a.c.Event.(*chat.MessageAdded).Message, b.c.Event.(*chat.MessageAdded).Message
+	if ma.ID != mb.ID || ma.Seq != 1 || a.c.Event.Header().EventSeq != b.c.Event.Header().EventSeq {
+		t.Fatalf("answers %+v and %+v, want the same message at seq 1 with the same event", ma, mb)
+	}
+	if n := dbtest.Count(t, direct, "SELECT last_seq FROM conversations WHERE id = $1", conv); n != 1 {
+		t.Fatalf("last_seq %d after one message, want 1", n)
+	}
+	if n := dbtest.Count(t, direct, "SELECT count(*) FROM conversation_events WHERE conversation_id = $1 AND kind = 'message_added'", conv); n != 1 {
+		t.Fatalf("%d message_added events, want 1", n)
+	}
+}
