@@ -51,6 +51,9 @@ func TestSearchPlans(t *testing.T) {
 		WHERE ndoc = 1 ORDER BY word LIMIT 1`, one).Scan(&rareInOne); err != nil {
 		t.Fatal(err)
 	}
+	// In 1.15% of messages: well under the walk's 2.5% threshold, whatever ANALYZE's sample
+	// estimates (word 60, in 2.25%, was once estimated above it, and the search walked).
+	lessCommon := db.SearchWord(120)
 	for _, tc := range []struct {
 		name, query  string
 		conversation int64
@@ -60,14 +63,14 @@ func TestSearchPlans(t *testing.T) {
 		{"a common word", db.SearchWord(8), 0, walk},
 		{"common words joined by OR", db.SearchWord(2) + " or " + db.SearchWord(9000), 0, walk},
 		{"a word in about 3.5% of messages", db.SearchWord(32), 0, walk},
-		{"a less common word", db.SearchWord(60), 0, lookUp},
+		{"a less common word", lessCommon, 0, lookUp},
 		{"a rare word", db.SearchWord(3000), 0, lookUp},
 		{"two common words", db.SearchWord(1) + " " + db.SearchWord(2), 0, walk},
-		{"a common word and a less common one", db.SearchWord(1) + " " + db.SearchWord(60), 0, lookUp},
+		{"a common word and a less common one", db.SearchWord(1) + " " + lessCommon, 0, lookUp},
 		{"a phrase of common words", `"` + db.SearchWord(1) + " " + db.SearchWord(2) + `"`, 0, walk},
-		{"a phrase of a common word and a less common one", `"` + db.SearchWord(2) + " " + db.SearchWord(60) + `"`, 0, lookUp},
+		{"a phrase of a common word and a less common one", `"` + db.SearchWord(2) + " " + lessCommon + `"`, 0, lookUp},
 		{"a common word but not the most common", db.SearchWord(3) + " -" + db.SearchWord(1), 0, walk},
-		{"a less common word but not the most common", db.SearchWord(60) + " -" + db.SearchWord(1), 0, lookUp},
+		{"a less common word but not the most common", lessCommon + " -" + db.SearchWord(1), 0, lookUp},
 		{"a word in no message", "zzzzzz", 0, lookUp},
 		{"one conversation, a common word", db.SearchWord(1), one, walk},
 		{"one conversation, a rare word", rareInOne, one, lookUp},
