@@ -279,12 +279,21 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Chan
 	return c, created, err
 }
 
-// insertMessage stores m in one statement (MessageSend). Its empty answer means either a
+// insertMessage stores m with one statement (MessageSend). Its empty answer means either a
 // conversation the sender cannot write to or a client id already sent; only a send with a client
 // id pays a second statement to tell them apart (and to return the original).
+//
+// The statement runs in an explicit transaction, not on its own: a send whose request gives up
+// while it waits for the conversation's lock (its deadline passes, its client goes) must not
+// commit. Its COMMIT is then never sent, and PostgreSQL rolls back when the connection goes; a
+// statement on its own would commit by itself once the lock came (TestEventStreamOperationDeadline).
 func (s *Store) insertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
-	row, err := s.q.MessageSend(ctx, dbsqlc.MessageSendParams{
-		ConversationID: m.ConversationID, SenderID: m.SenderID, Body: m.Body, ClientMessageID: m.ClientMessageID,
+	var row dbsqlc.MessageSendRow
+	err := s.inTx(ctx, func(q *dbsqlc.Queries) (err error) {
+		row, err = q.MessageSend(ctx, dbsqlc.MessageSendParams{
+			ConversationID: m.ConversationID, SenderID: m.SenderID, Body: m.Body, ClientMessageID: m.ClientMessageID,
+		})
+		return err
 	})
 	if err == nil {
 		ev := messageAdded(message(messageRow{

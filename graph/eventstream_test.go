@@ -583,6 +583,16 @@ func TestEventStreamOperationDeadline(t *testing.T) {
 	if err := tx.Rollback(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// The abandoned send's backend gets the lock now: count after it has finished, whichever
+	// way it ends (a send that would commit by itself does so by then).
+	deadline := time.Now().Add(10 * time.Second)
+	for dbtest.Count(t, srv.Direct, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned send's backend still runs after 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := dbtest.Count(t, srv.Direct, "SELECT count(*) FROM messages WHERE body = 'stuck'"); n != 0 {
 		t.Fatalf("the cancelled send committed %d messages", n)
 	}

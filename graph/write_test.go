@@ -88,9 +88,9 @@ func TestSendMessageRetriesAreIdempotent(t *testing.T) {
 	}
 }
 
-// TestSendMessageStatements: a send is one statement (the seq taken, the message and its event
-// inserted together); a retry of a client id already sent is that statement, which finds the
-// original and takes no seq, then the read of the original.
+// TestSendMessageStatements: a send is one statement in its transaction (the seq taken, the
+// message and its event inserted together); a retry of a client id already sent is that
+// statement, which finds the original and takes no seq, then the read of the original.
 func TestSendMessageStatements(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -103,9 +103,9 @@ func TestSendMessageStatements(t *testing.T) {
 		want    []string
 		wantSeq int
 	}{
-		{nil, []string{"MessageSend"}, 1},
-		{"c-1", []string{"MessageSend"}, 2},
-		{"c-1", []string{"MessageSend", "MessageByClientID"}, 2},
+		{nil, []string{"begin", "MessageSend", "commit"}, 1},
+		{"c-1", []string{"begin", "MessageSend", "commit"}, 2},
+		{"c-1", []string{"begin", "MessageSend", "rollback", "MessageByClientID"}, 2},
 	} {
 		e.resetStatements()
 		var d struct{ SendMessage message }
