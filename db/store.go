@@ -268,8 +268,8 @@ func (s *Store) MessagesAround(ctx context.Context, conversationID, seq int64, o
 }
 
 // InsertMessage takes the conversation's next seq and event_seq under its row lock and inserts
-// the message with its event, in one statement. A repeated client id spends neither number and
-// returns the original message and its event.
+// the message with its event, with one statement in a transaction of its own. A repeated client
+// id spends neither number and returns the original message and its event.
 func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
 	c, created, err := s.insertMessage(ctx, m)
 	if err == nil {

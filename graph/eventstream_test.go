@@ -587,7 +587,8 @@ func TestEventStreamOperationDeadline(t *testing.T) {
 	// way it ends (a send that would commit by itself does so by then).
 	deadline := time.Now().Add(10 * time.Second)
 	for dbtest.Count(t, srv.Direct, `SELECT count(*) FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`) > 0 {
+		WHERE datname = current_database() AND backend_type = 'client backend'
+		  AND pid <> pg_backend_pid() AND state <> 'idle'`) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the abandoned send's backend still runs after 10s")
 		}
