@@ -52,6 +52,10 @@ func TestFreePort(t *testing.T) {
 	if p <= 0 || p > 65535 || !portFree(p) {
 		t.Fatalf("FreePort() = %d, not a free port", p)
 	}
+	// Below the kernel's ephemeral range, where no outgoing connection takes it.
+	if lo, ok := ephemeralLow(); ok && (p >= lo || p < lo-belowEphemeral) {
+		t.Fatalf("FreePort() = %d, want one of the %d ports below the ephemeral range's %d", p, belowEphemeral, lo)
+	}
 }
 
 func TestStackLifecycle(t *testing.T) {

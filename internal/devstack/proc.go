@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -33,7 +34,22 @@ func (e *PortInUseError) Error() string {
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on right now.
 // Another process may take it before it is used; Start retries with another port
 // when a port it picked itself turns out to be taken.
+//
+// The port is drawn at random from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), where the kernel never puts the source port of an
+// outgoing connection or a listener on port 0: a server restarted on its port (a
+// PostgreSQL, PgBouncer or Redis restart, an instance in a rolling restart) then finds it
+// free unless another FreePort drew the same one. A port from the ephemeral range was
+// taken that way within the second of a rolling restart, under a test run's load.
 func FreePort() (int, error) {
+	if lo, ok := ephemeralLow(); ok && lo-belowEphemeral >= 1024 {
+		for range 64 {
+			p := lo - 1 - rand.IntN(belowEphemeral)
+			if portFree(p) {
+				return p, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("devstack: finding a free port: %w", err)
@@ -41,6 +57,23 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// belowEphemeral is how many ports under the ephemeral range FreePort draws from.
+const belowEphemeral = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, if it can be read.
+var ephemeralLow = sync.OnceValues(func() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, false
+	}
+	lo, err := strconv.Atoi(f[0])
+	return lo, err == nil
+})
 
 // portFree reports whether a listener could bind 127.0.0.1:port now.
 func portFree(port int) bool {
