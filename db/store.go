@@ -296,12 +296,7 @@ func (s *Store) insertMessage(ctx context.Context, m chat.NewMessage) (chat.Chan
 		return err
 	})
 	if err == nil {
-		ev := messageAdded(message(messageRow{
-			ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,
-			Body: row.Body, ClientMessageID: row.ClientMessageID, CreatedAt: row.CreatedAt, EditedAt: row.EditedAt,
-			DeletedAt: row.DeletedAt, Version: row.Version, Reactions: row.Reactions,
-		}), row.EventSeq)
-		return chat.Change{ConversationID: m.ConversationID, Event: ev, Members: row.MemberIds}, true, nil
+		return sentChange(dbsqlc.MessageByClientIDRow(row)), true, nil
 	}
 	// No row, or a concurrent send of the same client id committed first (and this statement
 	// changed nothing).
@@ -340,12 +335,19 @@ func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (chat.
 		}
 		return chat.Change{}, fmt.Errorf("message by client id: %w", err)
 	}
+	return sentChange(row), nil
+}
+
+// sentChange is the Change a message's sending made, from a row with the message, the seq of
+// its message_added event and the conversation's members. MessageSend answers the same columns
+// (its row type converts to this one).
+func sentChange(row dbsqlc.MessageByClientIDRow) chat.Change {
 	ev := messageAdded(message(messageRow{
 		ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,
 		Body: row.Body, ClientMessageID: row.ClientMessageID, CreatedAt: row.CreatedAt, EditedAt: row.EditedAt,
 		DeletedAt: row.DeletedAt, Version: row.Version, Reactions: row.Reactions,
 	}), row.EventSeq)
-	return chat.Change{ConversationID: m.ConversationID, Event: ev, Members: row.MemberIds}, nil
+	return chat.Change{ConversationID: row.ConversationID, Event: ev, Members: row.MemberIds}
 }
 
 // messageAdded is the event of m's sending.
