@@ -39,13 +39,18 @@ func (e *PortInUseError) Error() string {
 // (net.ipv4.ip_local_port_range), where the kernel never puts the source port of an
 // outgoing connection or a listener on port 0: a server restarted on its port (a
 // PostgreSQL, PgBouncer or Redis restart, an instance in a rolling restart) then finds it
-// free unless another FreePort drew the same one. A port from the ephemeral range was
-// taken that way within the second of a rolling restart, under a test run's load.
+// free unless another process's FreePort drew the same one. A port from the ephemeral range
+// was taken that way within the second of a rolling restart, under a test run's load. Within a
+// process no port is drawn twice: callers often draw several before binding any (a cluster's
+// instances), and two of one cluster's ports once came out the same.
 func FreePort() (int, error) {
 	if lo, ok := ephemeralLow(); ok && lo-belowEphemeral >= 1024 {
+		drawn.Lock()
+		defer drawn.Unlock()
 		for range 64 {
 			p := lo - 1 - rand.IntN(belowEphemeral)
-			if portFree(p) {
+			if !drawn.ports[p] && portFree(p) {
+				drawn.ports[p] = true
 				return p, nil
 			}
 		}
@@ -60,6 +65,12 @@ func FreePort() (int, error) {
 
 // belowEphemeral is how many ports under the ephemeral range FreePort draws from.
 const belowEphemeral = 20000
+
+// drawn holds the ports FreePort has returned in this process.
+var drawn = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // ephemeralLow is the first port of the kernel's ephemeral range, if it can be read.
 var ephemeralLow = sync.OnceValues(func() (int, bool) {
