@@ -1,7 +1,7 @@
 // Package db is the PostgreSQL adapter: it opens the pgx pool that goes through PgBouncer, runs
 // migrations over the direct URL, and implements chat.Store with the sqlc-generated queries in
-// package dbsqlc (whose SQL lives in db/query/*.sql), and one statement written by hand, over a
-// function sqlc cannot describe (pages.go).
+// package dbsqlc (whose SQL lives in db/query/*.sql), and two statements written by hand, over
+// functions sqlc cannot describe (pages.go, send.go).
 //
 // PgBouncer runs in transaction pooling mode and, at version 1.18, does not support
 // protocol-level prepared statements. The pool therefore uses pgx's QueryExecModeExec unless the
@@ -10,9 +10,10 @@
 // is used on pooled connections (no SET without LOCAL, no LISTEN, no session advisory locks).
 //
 // PostgreSQL therefore plans every statement on every call. The page of history, the statement
-// most requests that miss the caches send, calls a PL/pgSQL function instead
-// (migrations/00005_conversation_pages.sql, pages.go), whose plan PostgreSQL keeps per server
-// connection: a plan is not session state a client can see, so the function behaves the same
+// most requests that miss the caches send, and a send, the costliest statement to plan, call
+// PL/pgSQL functions instead (migrations/00005_conversation_pages.sql and pages.go,
+// migrations/00006_message_send.sql and send.go), whose plans PostgreSQL keeps per server
+// connection: a plan is not session state a client can see, so a function behaves the same
 // whichever server connection PgBouncer lends, and it is planned once per server connection
 // rather than once per call.
 //

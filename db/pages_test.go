@@ -292,3 +292,48 @@ func TestConversationPagesPlan(t *testing.T) {
 		}
 	}
 }
+
+// The send's statement, inside message_send, is planned generically and finds every row by key,
+// for a first send and for a repeat of its client id alike: TestConversationPagesPlan's checks,
+// for migrations/00006_message_send.sql.
+func TestMessageSendPlan(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	ctx := context.Background()
+	small := db.SeedSize{Users: 20, Conversations: 50, MinMessages: 50, MaxMessages: 80, MinMembers: 2, MaxMembers: 5, DemoMemberOf: 50}
+	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
+		t.Fatal(err)
+	}
+	pool, plans := explainingPool(t, d.DirectURL, "SET enable_seqscan = off; SET auto_explain.log_nested_statements = on")
+	store := db.NewStore(pool)
+	for i := range 8 { // past the five custom plans PostgreSQL would try first, were the plan not forced generic
+		cid := fmt.Sprintf("plan-%d", i/2) // every second send repeats the one before
+		conv := int64(1 + i/2)
+		_, created, err := store.InsertMessage(ctx, chat.NewMessage{ConversationID: conv, SenderID: 1, Body: "planned", ClientMessageID: &cid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created != (i%2 == 0) {
+			t.Fatalf("send %d: created %v", i, created)
+		}
+		var nested []string
+		for _, p := range plans.take() {
+			if strings.Contains(p, "WITH bump AS") { // the function's statement, not the call
+				nested = append(nested, p)
+			}
+		}
+		if len(nested) != 1 {
+			t.Fatalf("send %d: %d plans of the function's statement, want 1", i, len(nested))
+		}
+		plan := nested[0]
+		// A custom plan would show the arguments' values where a generic one has $1.
+		for _, want := range []string{"conversations_pkey", "messages_client_id_key", "users_pkey", "Index Cond: (id = $1)"} {
+			if !strings.Contains(plan, want) {
+				t.Errorf("send %d: the plan has no %q:\n%s", i, want, plan)
+			}
+		}
+		if strings.Contains(plan, "Seq Scan") {
+			t.Errorf("send %d: the plan reads a whole table:\n%s", i, plan)
+		}
+	}
+}

@@ -288,15 +288,13 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Chan
 // commit. Its COMMIT is then never sent, and PostgreSQL rolls back when the connection goes; a
 // statement on its own would commit by itself once the lock came (TestEventStreamOperationDeadline).
 func (s *Store) insertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
-	var row dbsqlc.MessageSendRow
-	err := s.inTx(ctx, func(q *dbsqlc.Queries) (err error) {
-		row, err = q.MessageSend(ctx, dbsqlc.MessageSendParams{
-			ConversationID: m.ConversationID, SenderID: m.SenderID, Body: m.Body, ClientMessageID: m.ClientMessageID,
-		})
+	var row dbsqlc.MessageByClientIDRow
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		row, err = sendInTx(ctx, tx, m)
 		return err
 	})
 	if err == nil {
-		return sentChange(dbsqlc.MessageByClientIDRow(row)), true, nil
+		return sentChange(row), true, nil
 	}
 	// No row, or a concurrent send of the same client id committed first (and this statement
 	// changed nothing).
@@ -339,8 +337,8 @@ func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (chat.
 }
 
 // sentChange is the Change a message's sending made, from a row with the message, the seq of
-// its message_added event and the conversation's members. MessageSend answers the same columns
-// (its row type converts to this one).
+// its message_added event and the conversation's members: MessageByClientID's, and MessageSend's
+// (sendInTx).
 func sentChange(row dbsqlc.MessageByClientIDRow) chat.Change {
 	ev := messageAdded(message(messageRow{
 		ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,
