@@ -66,8 +66,10 @@ func TestEventStreamResumesAcrossInstances(t *testing.T) {
 			waitSubscriptions(t, b, 1)
 			// Past the HTTP server's read and write timeouts: the stream lives on.
 			time.Sleep(serverTimeout + 300*time.Millisecond)
+			// Each send has a client id (its body): one whose answer the write timeout cuts on a
+			// loaded machine is sent again (sendErr), and counts once.
 			for i := range 10 {
-				s.send(a, users[0], conv, fmt.Sprint("m", i), "")
+				s.send(a, users[0], conv, fmt.Sprint("m", i), fmt.Sprint("m", i))
 			}
 			seen := first.Messages(t, 10, 10*time.Second)
 			apptest.CheckSeqs(t, "before the drop", apptest.Seqs(seen), 1, 10)
@@ -78,11 +80,11 @@ func TestEventStreamResumesAcrossInstances(t *testing.T) {
 			waitSubscriptions(t, b, 0)
 
 			for i := range 15 {
-				s.send(a, users[0], conv, fmt.Sprint("n", i), "")
+				s.send(a, users[0], conv, fmt.Sprint("n", i), fmt.Sprint("n", i))
 			}
 			again := s.sseSubscriber(a, method, users[1], conv, i64(10))
 			apptest.CheckSeqs(t, "after resuming", apptest.Seqs(again.Messages(t, 15, 10*time.Second)), 11, 25)
-			s.send(b, users[0], conv, "live again", "")
+			s.send(b, users[0], conv, "live again", "live again")
 			apptest.CheckSeqs(t, "live after the replay", apptest.Seqs(again.Messages(t, 1, 10*time.Second)), 26, 26)
 			quietStream(t, again, 300*time.Millisecond)
 			again.Close()
@@ -131,8 +133,9 @@ func TestEventStreamConversationEventsResume(t *testing.T) {
 	start := last()
 	first := b.srv.Stream(t, users[1], eventsSub, vars{"c": c, "after": start}, apptest.SSEOptions{})
 	waitSubscriptions(t, b, 1)
+	// Client ids, as in TestEventStreamResumesAcrossInstances.
 	for i := range 5 {
-		s.send(a, users[0], conv, fmt.Sprint("m", i), "")
+		s.send(a, users[0], conv, fmt.Sprint("m", i), fmt.Sprint("m", i))
 	}
 	seen := events(first, 5)
 	checkSeqs("before the drop", seen, start+1, start+5)
@@ -141,7 +144,7 @@ func TestEventStreamConversationEventsResume(t *testing.T) {
 	}
 	first.Close()
 	for i := range 7 {
-		s.send(a, users[0], conv, fmt.Sprint("n", i), "")
+		s.send(a, users[0], conv, fmt.Sprint("n", i), fmt.Sprint("n", i))
 	}
 	again := a.srv.Stream(t, users[1], eventsSub, vars{"c": c, "after": start + 5}, apptest.SSEOptions{Method: http.MethodGet})
 	checkSeqs("after resuming", events(again, 7), start+6, start+12)

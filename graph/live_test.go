@@ -273,8 +273,9 @@ func TestDroppedSubscriberResumesExactly(t *testing.T) {
 
 	first := s.subscriber(b, users[1], conv, nil)
 	b.waitSubscribed(t, 1)
+	// Client ids, as in TestEventStreamResumesAcrossInstances.
 	for i := range 40 {
-		s.send(a, users[0], conv, fmt.Sprint("m", i), "")
+		s.send(a, users[0], conv, fmt.Sprint("m", i), fmt.Sprint("m", i))
 	}
 	seen := first.Messages("1", 25, 10*time.Second)
 	apptest.CheckSeqs(t, "before the drop", apptest.Seqs(seen), 1, 25)
@@ -282,11 +283,11 @@ func TestDroppedSubscriberResumesExactly(t *testing.T) {
 	first.Drop() // dropped, whatever was in flight is lost
 
 	for i := range 60 {
-		s.send(a, users[0], conv, fmt.Sprint("n", i), "")
+		s.send(a, users[0], conv, fmt.Sprint("n", i), fmt.Sprint("n", i))
 	}
 	again := s.subscriber(b, users[1], conv, i64(last))
 	apptest.CheckSeqs(t, "after resuming", apptest.Seqs(again.Messages("1", 100-int(last), 10*time.Second)), last+1, 100)
-	s.send(a, users[0], conv, "live again", "")
+	s.send(a, users[0], conv, "live again", "live again")
 	apptest.CheckSeqs(t, "live after the replay", apptest.Seqs(again.Messages("1", 1, 10*time.Second)), 101, 101)
 	again.Quiet(200 * time.Millisecond)
 }
