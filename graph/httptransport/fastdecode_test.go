@@ -68,6 +68,13 @@ var fastDecodeSeeds = []string{
 	"{\"query\":\"\\n\xff\"}",
 	"{\"query\":\"\xff\\n\"}",
 	"{\"query\":\"\xef\xbf\xbd\"}",
+	"{\"query\":\"\\n\x01\"}",
+	`{"query":"\t é 中 😀 \u00e9"}`,
+	`{"query":"\ud800\uZZZZ"}`,
+	`{"query":"\ud800\u12"}`,
+	`{"query":"\`,
+	`{"query":"\n\`,
+	`{"query":"\n`,
 	"{\"variables\":{\"\xff\":1}}",
 	// Duplicate keys.
 	`{"query":"a","query":"b"}`,
@@ -149,6 +156,9 @@ var fastDecodeSeeds = []string{
 	`{"variables":{"a":undefined}}`,
 	`{"variables":{"a":1}`,
 	`{"variables":{"a":[1]`,
+	`{"variables":{"a":`,
+	`{"variables":{"a":[`,
+	`{"variables":{"a":[1,`,
 	// Deep nesting: at fastDecode's bound, past it, unbalanced.
 	`{"variables":{"a":` + strings.Repeat("[", 62) + strings.Repeat("]", 62) + `}}`,
 	`{"variables":{"a":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}}`,
@@ -214,9 +224,9 @@ func TestFastDecodeTakes(t *testing.T) {
 				"version": json.Number("1"), "sha256Hash": "ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38",
 			}},
 		}},
-		{"escapes", `{"query":"{ user(name: \"Al\\ice\") { id } }\n","variables":{"s":"\u00e9\ud83d\ude00\t"}}`, graphql.RawParams{
+		{"escapes", `{"query":"{ user(name: \"Al\\ice\") { id } }\n","variables":{"s":"\u00e9\ud83d\ude00\tç中"}}`, graphql.RawParams{
 			Query:     "{ user(name: \"Al\\ice\") { id } }\n",
-			Variables: map[string]any{"s": "é😀\t"},
+			Variables: map[string]any{"s": "é😀\tç中"},
 		}},
 		{"nulls and whitespace", " {\n\t\"query\" : \"{ hello }\" , \"operationName\":null,\r\n\"variables\":null } ", graphql.RawParams{
 			Query: "{ hello }",
