@@ -98,7 +98,8 @@ FUZZ_TIME ?= 100000x
 FUZZ_TARGETS := ./internal/chat:FuzzDecodeMessageCursor ./internal/chat:FuzzDecodeConversationCursor \
 	./internal/chat:FuzzNormalizeText ./internal/chat:FuzzDecodeSearchCursor ./internal/chat:FuzzSnippet \
 	./graph/model:FuzzUnmarshalID \
-	./graph/httptransport:FuzzPOST ./graph/httptransport:FuzzGET ./graph/document:FuzzGate:5
+	./graph/httptransport:FuzzPOST ./graph/httptransport:FuzzGET ./graph/httptransport:FuzzFastDecode \
+	./graph/document:FuzzGate:5
 fuzz-short:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		IFS=: read -r pkg name div <<< "$$t"; n=$(FUZZ_TIME); \
