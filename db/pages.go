@@ -13,21 +13,22 @@ import (
 
 // conversationPagesForMember is the statement of ConversationPagesForMember, written by hand
 // because sqlc cannot read the columns of a set-returning function. The function
-// (migrations/00005_conversation_pages.sql) is the page with its conversation and the reader's
-// membership in one statement, planned once per server connection instead of once per call.
+// (migrations/00005_conversation_pages.sql; pages by cursor too since 00007_pages_by_cursor.sql)
+// is the page with its conversation and the reader's membership in one statement, planned once
+// per server connection instead of once per call.
 // The name comment is sqlc's, so that the statement is traced and counted under its name.
 const conversationPagesForMember = `-- name: ConversationPagesForMember :many
 SELECT ord, conv_id, title, conv_created_at, last_seq, last_message_at, last_event_seq, last_read_seq,
        id, seq, sender_id, sender_name, body, client_message_id, created_at, edited_at, deleted_at,
        version, reactions
-FROM conversation_pages_for_member($1, $2, $3, $4)
+FROM conversation_pages_for_member($1, $2, $3, $4, $5)
 `
 
-// ConversationPagesForMember reads offset pages (as MessagePages) together with their
+// ConversationPagesForMember reads pages (as MessagePages) together with their
 // conversations as userID sees them, in one statement: per key, the conversation (nil when it
 // is missing or userID is not a member, and then no page) and its page.
 func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, keys []chat.PageKey) ([]*chat.Conversation, []chat.Page, error) {
-	ids, limits, offsets := pageKeyColumns(keys)
+	cols := pageKeyColumns(keys)
 	type result struct {
 		convs []*chat.Conversation
 		pages []chat.Page
@@ -37,7 +38,7 @@ func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, ke
 		if onReplica {
 			db = s.replica.db
 		}
-		convs, pages, err := scanConversationPages(ctx, db, userID, keys, ids, limits, offsets)
+		convs, pages, err := scanConversationPages(ctx, db, userID, keys, cols)
 		return result{convs, pages}, err
 	}, nil)
 	if err != nil {
@@ -50,8 +51,8 @@ func (s *Store) ConversationPagesForMember(ctx context.Context, userID int64, ke
 // pages, straight from the driver's buffers: a conversation's columns are read on its first row
 // only, a page's sender names once per sender, and the bodies of all the messages into one
 // string, which each message's Body is a part of (one allocation instead of one a message).
-func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, keys []chat.PageKey, ids []int64, limits, offsets []int32) ([]*chat.Conversation, []chat.Page, error) {
-	rows, err := db.Query(ctx, conversationPagesForMember, ids, userID, limits, offsets)
+func scanConversationPages(ctx context.Context, db dbsqlc.DBTX, userID int64, keys []chat.PageKey, cols pageColumns) ([]*chat.Conversation, []chat.Page, error) {
+	rows, err := db.Query(ctx, conversationPagesForMember, cols.ids, userID, cols.limits, cols.offsets, cols.befores)
 	if err != nil {
 		return nil, nil, err
 	}

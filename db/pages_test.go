@@ -337,3 +337,78 @@ func TestMessageSendPlan(t *testing.T) {
 		}
 	}
 }
+
+// Pages by cursor (PageKey.Before) read the newest Limit messages below the cursor, alone or
+// beside offset pages in one batch, through both page statements: MessagePages and, with the
+// conversation and the membership, ConversationPagesForMember.
+func TestPagesByCursor(t *testing.T) {
+	t.Parallel()
+	store, d := newStore(t)
+	ctx := context.Background()
+	direct := dbtest.Open(t, d.DirectURL)
+	u := dbtest.Users(t, direct, "Ann", "Bo", "Cy")
+	conv := dbtest.Conversation(t, direct, "sixty", u[0], u[1])
+	others := dbtest.Conversation(t, direct, "others", u[1], u[2])
+	dbtest.Messages(t, direct, conv, u[:2], 60)
+	dbtest.Messages(t, direct, others, u[1:], 5)
+
+	keys := []chat.PageKey{
+		{ConversationID: conv, Limit: 10, Before: 30},
+		{ConversationID: conv, Limit: 5, Offset: 10},
+		{ConversationID: conv, Limit: 10, Before: 5},   // fewer than a page left
+		{ConversationID: conv, Limit: 10, Before: 11},  // exactly a page left
+		{ConversationID: conv, Limit: 10, Before: 61},  // the newest page
+		{ConversationID: conv, Limit: 3, Before: 1000}, // past the end: the newest page
+		{ConversationID: conv, Limit: 10, Before: 1},   // nothing below
+		{ConversationID: others, Limit: 10, Before: 4}, // not Ann's
+		{ConversationID: conv, Limit: 50},
+	}
+	want := []struct {
+		seqs    string
+		hasMore bool
+	}{
+		{"29 28 27 26 25 24 23 22 21 20", true}, {"50 49 48 47 46", true}, {"4 3 2 1", false},
+		{"10 9 8 7 6 5 4 3 2 1", false}, {"60 59 58 57 56 55 54 53 52 51", true}, {"60 59 58", true},
+		{"", false}, {"3 2 1", false}, {"", true}, // the last is replaced below
+	}
+	var newest []string
+	for s := 60; s > 10; s-- {
+		newest = append(newest, fmt.Sprint(s))
+	}
+	want[8].seqs = strings.Join(newest, " ")
+	seqsOf := func(p chat.Page) string {
+		var seqs []string
+		for _, m := range p.Messages {
+			seqs = append(seqs, fmt.Sprint(m.Seq))
+		}
+		return strings.Join(seqs, " ")
+	}
+
+	pages, err := store.MessagePages(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pages {
+		if got := seqsOf(p); got != want[i].seqs || p.HasMore != want[i].hasMore {
+			t.Errorf("MessagePages, key %d %+v: seqs %q hasMore %v, want %q %v", i, keys[i], got, p.HasMore, want[i].seqs, want[i].hasMore)
+		}
+	}
+	convs, pages, err := store.ConversationPagesForMember(ctx, u[0], keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pages {
+		if keys[i].ConversationID == others {
+			if convs[i] != nil || len(p.Messages) != 0 {
+				t.Errorf("ConversationPagesForMember, key %d: Ann is not a member, got %+v %+v", i, convs[i], p)
+			}
+			continue
+		}
+		if convs[i] == nil || convs[i].LastSeq != 60 {
+			t.Fatalf("ConversationPagesForMember, key %d: conversation %+v", i, convs[i])
+		}
+		if got := seqsOf(p); got != want[i].seqs || p.HasMore != want[i].hasMore {
+			t.Errorf("ConversationPagesForMember, key %d %+v: seqs %q hasMore %v, want %q %v", i, keys[i], got, p.HasMore, want[i].seqs, want[i].hasMore)
+		}
+	}
+}

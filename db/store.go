@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -197,8 +198,8 @@ func (s *Store) SearchUsers(ctx context.Context, search string, after *chat.User
 }
 
 func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.Page, error) {
-	var p dbsqlc.MessagePagesParams
-	p.ConversationIds, p.Limits, p.Offsets = pageKeyColumns(keys)
+	c := pageKeyColumns(keys)
+	p := dbsqlc.MessagePagesParams{ConversationIds: c.ids, Limits: c.limits, Offsets: c.offsets, Befores: c.befores}
 	rows, err := readRouted(ctx, s, func(ctx context.Context, q *dbsqlc.Queries) ([]dbsqlc.MessagePagesRow, error) {
 		return q.MessagePages(ctx, p)
 	}, nil)
@@ -227,14 +228,23 @@ func (s *Store) MessagePages(ctx context.Context, keys []chat.PageKey) ([]chat.P
 	return pages, nil
 }
 
-// pageKeyColumns turns page keys into the parallel arrays that the page queries unnest WITH
-// ORDINALITY: row i of the result answers keys[i].
-func pageKeyColumns(keys []chat.PageKey) (conversationIDs []int64, limits, offsets []int32) {
-	conversationIDs, limits, offsets = make([]int64, len(keys)), make([]int32, len(keys)), make([]int32, len(keys))
+// pageColumns are page keys as the parallel arrays that the page queries unnest WITH
+// ORDINALITY: row i of the result answers keys[i]. An offset page's before is the largest
+// bigint, a bound no seq reaches.
+type pageColumns struct {
+	ids, befores    []int64
+	limits, offsets []int32
+}
+
+func pageKeyColumns(keys []chat.PageKey) pageColumns {
+	c := pageColumns{ids: make([]int64, len(keys)), befores: make([]int64, len(keys)), limits: make([]int32, len(keys)), offsets: make([]int32, len(keys))}
 	for i, k := range keys {
-		conversationIDs[i], limits[i], offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
+		c.ids[i], c.limits[i], c.offsets[i], c.befores[i] = k.ConversationID, int32(k.Limit), int32(k.Offset), k.Before
+		if k.Before == 0 {
+			c.befores[i] = math.MaxInt64
+		}
 	}
-	return conversationIDs, limits, offsets
+	return c
 }
 
 func (s *Store) MessagesBefore(ctx context.Context, conversationID, beforeSeq int64, limit int) ([]chat.Message, error) {

@@ -98,3 +98,51 @@ func TestCachedHistoryAfterSend(t *testing.T) {
 		e.as(f.bob, `mutation($c: ID!) { sendMessage(input: {conversationId: $c, body: "more"}) { seq } }`, map[string]any{"c": f.conv}, nil)
 	}
 }
+
+// TestCachedPageByCursor: with the cache on, a page by cursor is one statement when cold (the
+// conversation, the membership and the page) and none when warm, and an edit below the cursor
+// is seen by the next read.
+func TestCachedPageByCursor(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cache: true})
+	f := newFixture(t, e, 40)
+	cursor := cursorOf(t, e, f) // below seq 31
+	q := `query($id: ID!, $b: String) { conversation(id: $id) { history(first: 5, before: $b) {
+		edges { node { id seq body } } pageInfo { hasNextPage hasPreviousPage } } } }`
+	type data struct {
+		Conversation struct {
+			History struct {
+				Edges []struct {
+					Node struct {
+						ID   string
+						Seq  int
+						Body string
+					}
+				}
+				PageInfo struct{ HasNextPage, HasPreviousPage bool }
+			}
+		}
+	}
+	read := func(wantStatements []string) data {
+		t.Helper()
+		e.resetStatements()
+		var d data
+		e.as(f.alice, q, map[string]any{"id": f.conv, "b": cursor}, &d)
+		h := d.Conversation.History
+		if len(h.Edges) != 5 || h.Edges[0].Node.Seq != 30 || h.Edges[4].Node.Seq != 26 || !h.PageInfo.HasNextPage || !h.PageInfo.HasPreviousPage {
+			t.Fatalf("the page below seq 31: %+v", h)
+		}
+		if diff := cmp.Diff(wantStatements, e.statementsSeen()); diff != "" {
+			t.Fatalf("statements (-want +got):\n%s", diff)
+		}
+		return d
+	}
+	cold := []string{"ConversationPagesForMember"}
+	d := read(cold)
+	read(nil) // warm: from the history cache
+	e.as(f.alice, `mutation($id: ID!) { editMessage(input: {id: $id, body: "edited below the cursor"}) { id } }`,
+		map[string]any{"id": d.Conversation.History.Edges[1].Node.ID}, nil)
+	if got := read(cold).Conversation.History.Edges[1].Node.Body; got != "edited below the cursor" {
+		t.Fatalf("after the edit, seq 29 reads %q", got)
+	}
+}

@@ -54,23 +54,19 @@ func (r *conversationResolver) History(ctx context.Context, obj *chat.Conversati
 	if err != nil {
 		return nil, err
 	}
-	if beforeSeq == 0 { // the first page is the offset-0 page: it batches and caches with them
-		page, err := loader.Page(ctx, chat.PageKey{ConversationID: obj.ID, Limit: size})
-		if err != nil {
-			return nil, err
-		}
-		respcache.Depend(ctx, page.Generation)
-		return messageConnection(chat.History{Messages: page.Messages, HasNextPage: page.HasMore}), nil
+	// The first page is the offset-0 page (no cursor): it batches and caches with them.
+	page, err := loader.Page(ctx, chat.PageKey{ConversationID: obj.ID, Limit: size, Before: beforeSeq})
+	if err != nil {
+		return nil, err
 	}
 	if beforeSeq <= obj.LastSeq {
 		// Edits, deletions and reactions change messages before any cursor; each moves the
 		// conversation's generation.
-		respcache.Depend(ctx, obj.Generation)
+		respcache.Depend(ctx, page.Generation)
 	} else {
 		respcache.Uncacheable(ctx) // a cursor past the end reads the newest page
 	}
-	h, err := r.Chat.HistoryBefore(ctx, obj, size, beforeSeq)
-	return messageConnection(h), err
+	return messageConnection(chat.History{Messages: page.Messages, HasNextPage: page.HasMore, HasPreviousPage: beforeSeq != 0 && beforeSeq <= obj.LastSeq}), nil
 }
 
 func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMessageInput) (*chat.Message, error) {

@@ -145,8 +145,9 @@ CROSS JOIN LATERAL (
     FROM messages mm
     WHERE mm.conversation_id = c.id
       AND mm.seq <= c.last_seq - ($2::int[])[k.ord]
+      AND mm.seq < ($3::bigint[])[k.ord]
     ORDER BY mm.seq DESC
-    LIMIT ($3::int[])[k.ord] + 1
+    LIMIT ($4::int[])[k.ord] + 1
 ) m
 JOIN users u ON u.id = m.sender_id
 ORDER BY k.ord, m.seq DESC
@@ -155,6 +156,7 @@ ORDER BY k.ord, m.seq DESC
 type MessagePagesParams struct {
 	ConversationIds []int64
 	Offsets         []int32
+	Befores         []int64
 	Limits          []int32
 }
 
@@ -175,12 +177,18 @@ type MessagePagesRow struct {
 }
 
 // Pages of several conversations in one statement, newest first. Each key is
-// (conversation, limit, offset); a page reads limit+1 rows so that the caller can tell whether
-// more follow. Since seq runs 1..last_seq without holes (a deleted message is a tombstone that
-// keeps its seq), offset o is the seq range seq <= last_seq - o: an index range scan whatever
-// the depth.
+// (conversation, limit, offset, before); a page reads limit+1 rows so that the caller can tell
+// whether more follow. Since seq runs 1..last_seq without holes (a deleted message is a
+// tombstone that keeps its seq), offset o is the seq range seq <= last_seq - o, and a page by
+// cursor the range seq < before (the caller passes the largest bigint for an offset page): one
+// index range scan, whatever the depth, to the lower of the two bounds.
 func (q *Queries) MessagePages(ctx context.Context, arg MessagePagesParams) ([]MessagePagesRow, error) {
-	rows, err := q.db.Query(ctx, messagePages, arg.ConversationIds, arg.Offsets, arg.Limits)
+	rows, err := q.db.Query(ctx, messagePages,
+		arg.ConversationIds,
+		arg.Offsets,
+		arg.Befores,
+		arg.Limits,
+	)
 	if err != nil {
 		return nil, err
 	}

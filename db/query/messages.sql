@@ -1,9 +1,10 @@
 -- name: MessagePages :many
 -- Pages of several conversations in one statement, newest first. Each key is
--- (conversation, limit, offset); a page reads limit+1 rows so that the caller can tell whether
--- more follow. Since seq runs 1..last_seq without holes (a deleted message is a tombstone that
--- keeps its seq), offset o is the seq range seq <= last_seq - o: an index range scan whatever
--- the depth.
+-- (conversation, limit, offset, before); a page reads limit+1 rows so that the caller can tell
+-- whether more follow. Since seq runs 1..last_seq without holes (a deleted message is a
+-- tombstone that keeps its seq), offset o is the seq range seq <= last_seq - o, and a page by
+-- cursor the range seq < before (the caller passes the largest bigint for an offset page): one
+-- index range scan, whatever the depth, to the lower of the two bounds.
 SELECT k.ord::int AS ord, m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
 FROM unnest(@conversation_ids::bigint[]) WITH ORDINALITY AS k(conversation_id, ord)
@@ -13,6 +14,7 @@ CROSS JOIN LATERAL (
     FROM messages mm
     WHERE mm.conversation_id = c.id
       AND mm.seq <= c.last_seq - (@offsets::int[])[k.ord]
+      AND mm.seq < (@befores::bigint[])[k.ord]
     ORDER BY mm.seq DESC
     LIMIT (@limits::int[])[k.ord] + 1
 ) m

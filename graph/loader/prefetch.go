@@ -236,9 +236,10 @@ func (w *conversationWants) add(opCtx *graphql.OperationContext, convID int64, f
 				w.pages = append(w.pages, k)
 			}
 		case "history":
-			first, ok := intArg(args["first"])
-			if size, _, err := chat.HistoryArgs(first, nil); ok && args["before"] == nil && err == nil {
-				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: size})
+			first, ok1 := intArg(args["first"])
+			before, ok2 := stringArg(args["before"])
+			if size, beforeSeq, err := chat.HistoryArgs(first, before); ok1 && ok2 && err == nil {
+				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: size, Before: beforeSeq})
 			}
 		case "timeline":
 			first, ok1 := intArg(args["first"])
@@ -285,4 +286,16 @@ func intArg(v any) (*int, bool) {
 		return nil, false
 	}
 	return &n, true
+}
+
+// stringArg reads an optional String argument.
+func stringArg(v any) (*string, bool) {
+	switch v := v.(type) {
+	case nil:
+		return nil, true
+	case string:
+		return &v, true
+	default:
+		return nil, false
+	}
 }

@@ -212,8 +212,13 @@ func generation(conv int64, token string) chat.Token {
 
 func pagePrefix(conv int64) string { return "msg:history:{" + strconv.FormatInt(conv, 10) + "}:" }
 
+// pageSuffix ends a page's key: its limit and offset, and for a page by cursor its bound.
 func pageSuffix(k chat.PageKey) string {
-	return ":" + strconv.Itoa(k.Limit) + ":" + strconv.Itoa(k.Offset)
+	s := ":" + strconv.Itoa(k.Limit) + ":" + strconv.Itoa(k.Offset)
+	if k.Before != 0 {
+		s += ":b" + strconv.FormatInt(k.Before, 10)
+	}
+	return s
 }
 
 // GenerationLua opens the Lua scripts that work under a conversation's generation token (this
@@ -453,9 +458,10 @@ func (h *Store) fill(ctx context.Context, led []*flightRef, keys []chat.PageKey,
 	})
 }
 
-// pageTTL is how long a stored page of k lives: TTLFirstPage at offset 0, TTL deeper.
+// pageTTL is how long a stored page of k lives: TTLFirstPage for the newest page (offset 0, no
+// cursor), TTL for the others.
 func (h *Store) pageTTL(k chat.PageKey) time.Duration {
-	if k.Offset == 0 {
+	if k.Offset == 0 && k.Before == 0 {
 		return h.cfg.TTLFirstPage
 	}
 	return h.cfg.TTL

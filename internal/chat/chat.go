@@ -102,11 +102,14 @@ type UserCursor struct {
 // Sender returns the message's sender as read with the message.
 func (m *Message) Sender() *User { return &User{ID: m.SenderID, Name: m.SenderName} }
 
-// PageKey names one offset page of a conversation's history, newest first.
+// PageKey names one page of a conversation's history, newest first: the Limit messages from
+// Offset below the newest (an offset page), or, when Before is set, the Limit newest messages
+// with seq below Before (a page by cursor, history(before:); Offset is then 0).
 type PageKey struct {
 	ConversationID int64
 	Limit          int
 	Offset         int
+	Before         int64
 }
 
 // Page is an offset page of history, newest first.

@@ -462,19 +462,3 @@ func HistoryArgs(first *int, before *string) (size int, beforeSeq int64, err err
 	beforeSeq, err = DecodeMessageCursor("before", *before)
 	return size, beforeSeq, err
 }
-
-// HistoryBefore reads up to first messages of conv with seq below beforeSeq (0: from the newest).
-func (s *Service) HistoryBefore(ctx context.Context, conv *Conversation, first int, beforeSeq int64) (History, error) {
-	if beforeSeq == 0 || beforeSeq > conv.LastSeq+1 {
-		beforeSeq = conv.LastSeq + 1
-	}
-	rows, err := s.store.MessagesBefore(ctx, conv.ID, beforeSeq, first+1)
-	if err != nil {
-		return History{}, err
-	}
-	h := History{Messages: rows, HasNextPage: len(rows) > first, HasPreviousPage: beforeSeq <= conv.LastSeq}
-	if h.HasNextPage {
-		h.Messages = rows[:first]
-	}
-	return h, nil
-}
