@@ -30,13 +30,13 @@ func (r *conversationResolver) Timeline(ctx context.Context, obj *chat.Conversat
 	if err != nil {
 		return nil, err
 	}
-	if args.FirstPage() { // the offset-0 page: it batches and caches with them
-		page, err := loader.Page(ctx, chat.PageKey{ConversationID: obj.ID, Limit: args.Size})
+	if key, ok := args.PageKey(obj.ID); ok && args.After <= obj.LastSeq { // the newest page, or the page below after
+		page, err := loader.Page(ctx, key)
 		if err != nil {
 			return nil, err
 		}
 		respcache.Depend(ctx, page.Generation)
-		return messageConnection(chat.History{Messages: page.Messages, HasNextPage: page.HasMore}), nil
+		return messageConnection(chat.History{Messages: page.Messages, HasNextPage: page.HasMore, HasPreviousPage: args.After != 0}), nil
 	}
 	respcache.Depend(ctx, obj.Generation) // as for historyAround
 	h, err := r.Chat.Timeline(ctx, obj, args)

@@ -244,9 +244,11 @@ func (w *conversationWants) add(opCtx *graphql.OperationContext, convID int64, f
 		case "timeline":
 			first, ok1 := intArg(args["first"])
 			last, ok2 := intArg(args["last"])
-			a, err := chat.ParseTimelineArgs(first, nil, last, nil)
-			if ok1 && ok2 && err == nil && args["after"] == nil && args["before"] == nil && a.FirstPage() {
-				w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: a.Size})
+			after, ok3 := stringArg(args["after"])
+			before, ok4 := stringArg(args["before"])
+			a, err := chat.ParseTimelineArgs(first, after, last, before)
+			if k, paged := a.PageKey(convID); ok1 && ok2 && ok3 && ok4 && err == nil && paged {
+				w.pages = append(w.pages, k)
 			}
 		case "lastMessage":
 			w.pages = append(w.pages, chat.PageKey{ConversationID: convID, Limit: 1})

@@ -45,9 +45,16 @@ type TimelineArgs struct {
 	After, Before int64
 }
 
-// FirstPage reports whether the arguments name the newest page of the conversation: the
-// offset-0 page of history, which the history cache holds.
-func (a TimelineArgs) FirstPage() bool { return !a.Last && a.After == 0 && a.Before == 0 }
+// PageKey returns the history page the arguments name in conversation conversationID, if they
+// name one: paging forward (first) without before, the newest page (the offset-0 page) or the
+// page below after (a page by cursor), which the history cache holds and one statement reads
+// with the conversation. The caller checks after against the conversation's last seq first.
+func (a TimelineArgs) PageKey(conversationID int64) (PageKey, bool) {
+	if a.Last || a.Before != 0 {
+		return PageKey{}, false
+	}
+	return PageKey{ConversationID: conversationID, Limit: a.Size, Before: a.After}, true
+}
 
 // ParseTimelineArgs checks the arguments of timeline(first, after, last, before), nil standing
 // for an absent one. The resolver and the look-ahead prefetch both read them through it.
