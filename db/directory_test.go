@@ -13,6 +13,7 @@ import (
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/chat"
+	"github.com/threadline/threadline/internal/testenv"
 )
 
 // TestUserDirectoryUsesIndexes: at 10,000 users, vacuumed and analyzed, the directory query reads an
@@ -69,6 +70,19 @@ func (l *planLog) take() []string {
 	out := l.plans
 	l.plans = nil
 	return out
+}
+
+// seededExplainingPool seeds a database of the test's own (50 conversations of 50 to 80
+// messages, user 1 a member of all) and returns explainingPool's pool on it, with sequential
+// scans off (on tables this small, one would look as cheap as an index) and then settings.
+func seededExplainingPool(t *testing.T, settings string) (*pgxpool.Pool, *planLog) {
+	t.Helper()
+	d := testenv.NewDatabase(t)
+	small := db.SeedSize{Users: 20, Conversations: 50, MinMessages: 50, MaxMessages: 80, MinMembers: 2, MaxMembers: 5, DemoMemberOf: 50}
+	if _, err := db.Seed(context.Background(), d.DirectURL, small, 1); err != nil {
+		t.Fatal(err)
+	}
+	return explainingPool(t, d.DirectURL, "SET enable_seqscan = off; "+settings)
 }
 
 // explainingPool opens a pool of one connection to url (the exec mode PgBouncer needs) on

@@ -15,7 +15,6 @@ import (
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
 	"github.com/threadline/threadline/internal/chat"
-	"github.com/threadline/threadline/internal/testenv"
 )
 
 // replacedPagesStatement is the statement conversation_pages_for_member replaced, as it was
@@ -248,93 +247,66 @@ func TestConversationPagesForMemberErrors(t *testing.T) {
 	}
 }
 
-// TestConversationPagesPlan: the function's statement is planned once per connection, as a
-// generic plan (its parameters appear as $n), and that plan reads every table by index: the
-// conversation, the membership and the senders by key, the page as a range of
-// (conversation_id, seq). Sequential scans are off, as in TestQueriesUseIndexes, since on test
-// tables this small one would look as cheap.
-func TestConversationPagesPlan(t *testing.T) {
+// TestFunctionPlans: the statement inside each PL/pgSQL function is planned once per
+// connection, as a generic plan (its parameters appear as $n where a custom plan would show the
+// arguments' values), and that plan reads every table by index. conversation_pages_for_member:
+// the conversation, the membership and the senders by key, each page (by offset or by cursor)
+// as a range of (conversation_id, seq). message_send: the conversation, the membership and the
+// client id by key, for a first send and for a repeat of its client id alike. Eight calls each,
+// past the five custom plans PostgreSQL would try first, were the plan not forced generic.
+func TestFunctionPlans(t *testing.T) {
 	t.Parallel()
-	d := testenv.NewDatabase(t)
-	ctx := context.Background()
-	small := db.SeedSize{Users: 20, Conversations: 50, MinMessages: 50, MaxMessages: 80, MinMembers: 2, MaxMembers: 5, DemoMemberOf: 50}
-	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
-		t.Fatal(err)
-	}
-	pool, plans := explainingPool(t, d.DirectURL, "SET enable_seqscan = off; SET auto_explain.log_nested_statements = on")
+	pool, plans := seededExplainingPool(t, "SET auto_explain.log_nested_statements = on")
 	store := db.NewStore(pool)
-	for i := range 8 { // past the five custom plans PostgreSQL would try first, were the plan not forced generic
-		keys := []chat.PageKey{{ConversationID: int64(1 + i), Limit: 50}, {ConversationID: int64(2 + i), Limit: 20, Offset: 30}}
-		convs, _, err := store.ConversationPagesForMember(ctx, 1, keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if convs[0] == nil {
-			t.Fatalf("call %d: user 1 is not a member of conversation %d", i, keys[0].ConversationID)
-		}
-		var nested []string
-		for _, p := range plans.take() {
-			if strings.Contains(p, "FROM unnest(conversation_ids)") { // the function's statement, not the call
-				nested = append(nested, p)
-			}
-		}
-		if len(nested) != 1 {
-			t.Fatalf("call %d: %d plans of the function's statement, want 1", i, len(nested))
-		}
-		plan := nested[0]
-		for _, want := range []string{"conversations_pkey", "messages_conversation_seq_key", "users_pkey", "$2"} {
-			if !strings.Contains(plan, want) {
-				t.Errorf("call %d: the plan has no %q:\n%s", i, want, plan)
-			}
-		}
-		if strings.Contains(plan, "Seq Scan") {
-			t.Errorf("call %d: the plan reads a whole table:\n%s", i, plan)
-		}
-	}
-}
-
-// The send's statement, inside message_send, is planned generically and finds every row by key,
-// for a first send and for a repeat of its client id alike: TestConversationPagesPlan's checks,
-// for migrations/00006_message_send.sql.
-func TestMessageSendPlan(t *testing.T) {
-	t.Parallel()
-	d := testenv.NewDatabase(t)
 	ctx := context.Background()
-	small := db.SeedSize{Users: 20, Conversations: 50, MinMessages: 50, MaxMessages: 80, MinMembers: 2, MaxMembers: 5, DemoMemberOf: 50}
-	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
-		t.Fatal(err)
-	}
-	pool, plans := explainingPool(t, d.DirectURL, "SET enable_seqscan = off; SET auto_explain.log_nested_statements = on")
-	store := db.NewStore(pool)
-	for i := range 8 { // past the five custom plans PostgreSQL would try first, were the plan not forced generic
-		cid := fmt.Sprintf("plan-%d", i/2) // every second send repeats the one before
-		conv := int64(1 + i/2)
-		_, created, err := store.InsertMessage(ctx, chat.NewMessage{ConversationID: conv, SenderID: 1, Body: "planned", ClientMessageID: &cid})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if created != (i%2 == 0) {
-			t.Fatalf("send %d: created %v", i, created)
-		}
-		var nested []string
-		for _, p := range plans.take() {
-			if strings.Contains(p, "WITH bump AS") { // the function's statement, not the call
-				nested = append(nested, p)
+	for _, tc := range []struct {
+		name   string
+		marker string // text of the function's statement, not of the call
+		want   []string
+		call   func(i int) error
+	}{
+		{"conversation_pages_for_member", "FROM unnest(conversation_ids)", []string{"conversations_pkey", "messages_conversation_seq_key", "users_pkey", "$2"}, func(i int) error {
+			keys := []chat.PageKey{{ConversationID: int64(1 + i), Limit: 50}, {ConversationID: int64(2 + i), Limit: 20, Offset: 30}, {ConversationID: int64(3 + i), Limit: 10, Before: 20}}
+			convs, _, err := store.ConversationPagesForMember(ctx, 1, keys)
+			if err == nil && convs[0] == nil {
+				err = fmt.Errorf("user 1 is not a member of conversation %d", keys[0].ConversationID)
 			}
-		}
-		if len(nested) != 1 {
-			t.Fatalf("send %d: %d plans of the function's statement, want 1", i, len(nested))
-		}
-		plan := nested[0]
-		// A custom plan would show the arguments' values where a generic one has $1.
-		for _, want := range []string{"conversations_pkey", "messages_client_id_key", "users_pkey", "Index Cond: (id = $1)"} {
-			if !strings.Contains(plan, want) {
-				t.Errorf("send %d: the plan has no %q:\n%s", i, want, plan)
+			return err
+		}},
+		{"message_send", "WITH bump AS", []string{"conversations_pkey", "messages_client_id_key", "users_pkey", "Index Cond: (id = $1)"}, func(i int) error {
+			cid := fmt.Sprintf("plan-%d", i/2) // every second send repeats the one before
+			_, created, err := store.InsertMessage(ctx, chat.NewMessage{ConversationID: int64(1 + i/2), SenderID: 1, Body: "planned", ClientMessageID: &cid})
+			if err == nil && created != (i%2 == 0) {
+				err = fmt.Errorf("created %v", created)
 			}
-		}
-		if strings.Contains(plan, "Seq Scan") {
-			t.Errorf("send %d: the plan reads a whole table:\n%s", i, plan)
-		}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { // one after the other: one connection, one plan log
+			for i := range 8 {
+				plans.take()
+				if err := tc.call(i); err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				var nested []string
+				for _, p := range plans.take() {
+					if strings.Contains(p, tc.marker) {
+						nested = append(nested, p)
+					}
+				}
+				if len(nested) != 1 {
+					t.Fatalf("call %d: %d plans of the function's statement, want 1", i, len(nested))
+				}
+				for _, want := range tc.want {
+					if !strings.Contains(nested[0], want) {
+						t.Errorf("call %d: the plan has no %q:\n%s", i, want, nested[0])
+					}
+				}
+				if strings.Contains(nested[0], "Seq Scan") {
+					t.Errorf("call %d: the plan reads a whole table:\n%s", i, nested[0])
+				}
+			}
+		})
 	}
 }
 

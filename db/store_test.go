@@ -117,13 +117,8 @@ func TestBatchReadsInKeyOrder(t *testing.T) {
 // whole table.
 func TestQueriesUseIndexes(t *testing.T) {
 	t.Parallel()
-	d := testenv.NewDatabase(t)
 	ctx := context.Background()
-	small := db.SeedSize{Users: 20, Conversations: 50, MinMessages: 50, MaxMessages: 80, MinMembers: 2, MaxMembers: 5, DemoMemberOf: 50}
-	if _, err := db.Seed(ctx, d.DirectURL, small, 1); err != nil {
-		t.Fatal(err)
-	}
-	pool, plans := explainingPool(t, d.DirectURL, "SET enable_seqscan = off")
+	pool, plans := seededExplainingPool(t, "")
 	store := db.NewStore(pool)
 	cid := "client-1"
 	// Conversation 9's owner, made the sender of its first message, makes the changes below:
