@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,6 +213,43 @@ func TestQueriesUseIndexes(t *testing.T) {
 			if strings.Contains(plan, "Seq Scan") {
 				t.Errorf("%s reads a whole table:\n%s", name, plan)
 			}
+		}
+	}
+}
+
+// TestRangeReadsLimitTheScan: MessagesAfter and MessagesBefore limit the range scan of
+// (conversation_id, seq) itself, before the senders are joined, so that a page reads at most its
+// limit of messages whatever the planner estimates of the range. With the limit above the join,
+// a range deep in a conversation far longer than the others looked like a few rows, and the
+// planner joined and sorted all of it (make bench's timeline backward at depth 5000). Reproducing
+// that estimate takes a table of bench size; the plan's shape is what guarantees the bound.
+func TestRangeReadsLimitTheScan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, plans := seededExplainingPool(t, "")
+	store := db.NewStore(pool)
+	for name, read := range map[string]func() ([]chat.Message, error){
+		"MessagesAfter":  func() ([]chat.Message, error) { return store.MessagesAfter(ctx, 3, 10, 21) },
+		"MessagesBefore": func() ([]chat.Message, error) { return store.MessagesBefore(ctx, 3, 40, 21) },
+	} {
+		plans.take()
+		if msgs, err := read(); err != nil || len(msgs) != 21 {
+			t.Fatalf("%s: %d messages, %v", name, len(msgs), err)
+		}
+		got := plans.take()
+		if len(got) != 1 {
+			t.Fatalf("%s: %d plans", name, len(got))
+		}
+		// The plan's node lines (with a cost), outermost first: the scan's parent must be a Limit.
+		var nodes []string
+		for _, l := range strings.Split(got[0], "\n") {
+			if strings.Contains(l, "(cost=") {
+				nodes = append(nodes, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "->")))
+			}
+		}
+		i := slices.IndexFunc(nodes, func(n string) bool { return strings.Contains(n, "using messages_conversation_seq_key") })
+		if i < 1 || !strings.HasPrefix(nodes[i-1], "Limit") {
+			t.Errorf("%s: the range scan is not limited by itself:\n%s", name, got[0])
 		}
 	}
 }

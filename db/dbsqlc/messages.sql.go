@@ -250,11 +250,12 @@ func (q *Queries) MessageState(ctx context.Context, arg MessageStateParams) (Mes
 const messagesAfter = `-- name: MessagesAfter :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
-FROM messages m
+FROM (SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv FROM messages mm
+      WHERE mm.conversation_id = $1 AND mm.seq > $2
+      ORDER BY mm.seq
+      LIMIT $3) m
 JOIN users u ON u.id = m.sender_id
-WHERE m.conversation_id = $1 AND m.seq > $2
 ORDER BY m.seq
-LIMIT $3
 `
 
 type MessagesAfterParams struct {
@@ -278,7 +279,12 @@ type MessagesAfterRow struct {
 	Reactions       []byte
 }
 
-// Messages committed after after_seq, oldest first: subscription replay and gap fill.
+// Messages committed after after_seq, oldest first: subscription replay and gap fill, and a
+// timeline page backward. The range is limited before the senders are joined, so that it is one
+// index range scan in seq order that stops at the limit, whatever the planner estimates of the
+// range: deep in a conversation far longer than the others, it took the range for a few rows,
+// joined all of it first and sorted it (5,000 rows read for a page of 51, 8.5 ms instead of
+// 0.2 ms, in make bench's timeline backward at depth 5000).
 func (q *Queries) MessagesAfter(ctx context.Context, arg MessagesAfterParams) ([]MessagesAfterRow, error) {
 	rows, err := q.db.Query(ctx, messagesAfter, arg.ConversationID, arg.AfterSeq, arg.RowLimit)
 	if err != nil {
@@ -397,11 +403,12 @@ func (q *Queries) MessagesAround(ctx context.Context, arg MessagesAroundParams) 
 const messagesBefore = `-- name: MessagesBefore :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
-FROM messages m
+FROM (SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv FROM messages mm
+      WHERE mm.conversation_id = $1 AND mm.seq < $2
+      ORDER BY mm.seq DESC
+      LIMIT $3) m
 JOIN users u ON u.id = m.sender_id
-WHERE m.conversation_id = $1 AND m.seq < $2
 ORDER BY m.seq DESC
-LIMIT $3
 `
 
 type MessagesBeforeParams struct {
@@ -425,7 +432,9 @@ type MessagesBeforeRow struct {
 	Reactions       []byte
 }
 
-// A history page: the newest messages of a conversation with seq below before_seq.
+// The newest messages of a conversation with seq below before_seq, newest first (a timeline
+// page between two cursors). The range is limited before the senders are joined, as in
+// MessagesAfter.
 func (q *Queries) MessagesBefore(ctx context.Context, arg MessagesBeforeParams) ([]MessagesBeforeRow, error) {
 	rows, err := q.db.Query(ctx, messagesBefore, arg.ConversationID, arg.BeforeSeq, arg.RowLimit)
 	if err != nil {

@@ -22,24 +22,33 @@ JOIN users u ON u.id = m.sender_id
 ORDER BY k.ord, m.seq DESC;
 
 -- name: MessagesBefore :many
--- A history page: the newest messages of a conversation with seq below before_seq.
+-- The newest messages of a conversation with seq below before_seq, newest first (a timeline
+-- page between two cursors). The range is limited before the senders are joined, as in
+-- MessagesAfter.
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
-FROM messages m
+FROM (SELECT mm.* FROM messages mm
+      WHERE mm.conversation_id = @conversation_id AND mm.seq < @before_seq
+      ORDER BY mm.seq DESC
+      LIMIT @row_limit) m
 JOIN users u ON u.id = m.sender_id
-WHERE m.conversation_id = @conversation_id AND m.seq < @before_seq
-ORDER BY m.seq DESC
-LIMIT @row_limit;
+ORDER BY m.seq DESC;
 
 -- name: MessagesAfter :many
--- Messages committed after after_seq, oldest first: subscription replay and gap fill.
+-- Messages committed after after_seq, oldest first: subscription replay and gap fill, and a
+-- timeline page backward. The range is limited before the senders are joined, so that it is one
+-- index range scan in seq order that stops at the limit, whatever the planner estimates of the
+-- range: deep in a conversation far longer than the others, it took the range for a few rows,
+-- joined all of it first and sorted it (5,000 rows read for a page of 51, 8.5 ms instead of
+-- 0.2 ms, in make bench's timeline backward at depth 5000).
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
-FROM messages m
+FROM (SELECT mm.* FROM messages mm
+      WHERE mm.conversation_id = @conversation_id AND mm.seq > @after_seq
+      ORDER BY mm.seq
+      LIMIT @row_limit) m
 JOIN users u ON u.id = m.sender_id
-WHERE m.conversation_id = @conversation_id AND m.seq > @after_seq
-ORDER BY m.seq
-LIMIT @row_limit;
+ORDER BY m.seq;
 
 -- name: MessagesAround :many
 -- A window around seq: up to older_limit messages with seq <= seq (the message itself and
