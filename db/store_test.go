@@ -217,8 +217,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 	}
 }
 
-// TestRangeReadsLimitTheScan: MessagesAfter and MessagesBefore limit the range scan of
-// (conversation_id, seq) itself, before the senders are joined, so that a page reads at most its
+// TestRangeReadsLimitTheScan: MessagesAfter, MessagesBefore and EventsAfter limit the range
+// scan of (conversation_id, seq) or (conversation_id, event_seq) itself, before the joins, so that a page reads at most its
 // limit of messages whatever the planner estimates of the range. With the limit above the join,
 // a range deep in a conversation far longer than the others looked like a few rows, and the
 // planner joined and sorted all of it (make bench's timeline backward at depth 5000). Reproducing
@@ -228,13 +228,26 @@ func TestRangeReadsLimitTheScan(t *testing.T) {
 	ctx := context.Background()
 	pool, plans := seededExplainingPool(t, "")
 	store := db.NewStore(pool)
-	for name, read := range map[string]func() ([]chat.Message, error){
-		"MessagesAfter":  func() ([]chat.Message, error) { return store.MessagesAfter(ctx, 3, 10, 21) },
-		"MessagesBefore": func() ([]chat.Message, error) { return store.MessagesBefore(ctx, 3, 40, 21) },
+	for name, tc := range map[string]struct {
+		index string
+		read  func() (int, error)
+	}{
+		"MessagesAfter": {"messages_conversation_seq_key", func() (int, error) {
+			msgs, err := store.MessagesAfter(ctx, 3, 10, 21)
+			return len(msgs), err
+		}},
+		"MessagesBefore": {"messages_conversation_seq_key", func() (int, error) {
+			msgs, err := store.MessagesBefore(ctx, 3, 40, 21)
+			return len(msgs), err
+		}},
+		"EventsAfter": {"conversation_events_pkey", func() (int, error) {
+			evs, err := store.EventsAfter(ctx, 3, 10, 21)
+			return len(evs), err
+		}},
 	} {
 		plans.take()
-		if msgs, err := read(); err != nil || len(msgs) != 21 {
-			t.Fatalf("%s: %d messages, %v", name, len(msgs), err)
+		if n, err := tc.read(); err != nil || n != 21 {
+			t.Fatalf("%s: %d rows, %v", name, n, err)
 		}
 		got := plans.take()
 		if len(got) != 1 {
@@ -247,7 +260,7 @@ func TestRangeReadsLimitTheScan(t *testing.T) {
 				nodes = append(nodes, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "->")))
 			}
 		}
-		i := slices.IndexFunc(nodes, func(n string) bool { return strings.Contains(n, "using messages_conversation_seq_key") })
+		i := slices.IndexFunc(nodes, func(n string) bool { return strings.Contains(n, "using "+tc.index) })
 		if i < 1 || !strings.HasPrefix(nodes[i-1], "Limit") {
 			t.Errorf("%s: the range scan is not limited by itself:\n%s", name, got[0])
 		}

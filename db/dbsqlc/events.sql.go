@@ -54,13 +54,14 @@ SELECT e.event_seq, e.kind, e.actor_id, a.name AS actor_name, e.at, e.emoji, e.a
                  JOIN users u ON u.id = x.id), '{}')::text[] AS user_names,
        m.id AS message_id, m.seq, m.sender_id, s.name AS sender_name, m.body, m.client_message_id,
        m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
-FROM conversation_events e
+FROM (SELECT ee.conversation_id, ee.event_seq, ee.kind, ee.actor_id, ee.at, ee.message_id, ee.emoji, ee.added, ee.title, ee.user_ids FROM conversation_events ee
+      WHERE ee.conversation_id = $1 AND ee.event_seq > $2
+      ORDER BY ee.event_seq
+      LIMIT $3) e
 JOIN users a ON a.id = e.actor_id
 LEFT JOIN messages m ON m.conversation_id = e.conversation_id AND m.id = e.message_id
 LEFT JOIN users s ON s.id = m.sender_id
-WHERE e.conversation_id = $1 AND e.event_seq > $2
 ORDER BY e.event_seq
-LIMIT $3
 `
 
 type EventsAfterParams struct {
@@ -94,7 +95,8 @@ type EventsAfterRow struct {
 }
 
 // A conversation's events after after_seq, oldest first, with what they name as it is now: the
-// actor, the message (and its sender), the users.
+// actor, the message (and its sender), the users. The range is limited before the joins, as in
+// MessagesAfter.
 func (q *Queries) EventsAfter(ctx context.Context, arg EventsAfterParams) ([]EventsAfterRow, error) {
 	rows, err := q.db.Query(ctx, eventsAfter, arg.ConversationID, arg.AfterSeq, arg.RowLimit)
 	if err != nil {
