@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,9 +205,16 @@ func TestConversationPagesForMemberMatchesReplacedStatement(t *testing.T) {
 				ids[i], limits[i], offsets[i] = k.ConversationID, int32(k.Limit), int32(k.Offset)
 			}
 			want := textRows(t, direct, replacedPagesStatement, ids, tc.user, limits, offsets)
-			got := textRows(t, direct, "SELECT * FROM conversation_pages_for_member($1, $2, $3, $4)", ids, tc.user, limits, offsets)
+			// The function the store calls, whose befores bound nothing for offset pages, and
+			// the four-argument one that the previous release calls during a rolling deploy.
+			befores := slices.Repeat([]int64{math.MaxInt64}, len(tc.keys))
+			got := textRows(t, direct, "SELECT * FROM conversation_pages_for_member($1, $2, $3, $4, $5)", ids, tc.user, limits, offsets, befores)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("rows (-replaced statement +function):\n%s", diff)
+			}
+			got = textRows(t, direct, "SELECT * FROM conversation_pages_for_member($1, $2, $3, $4)", ids, tc.user, limits, offsets)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("rows (-replaced statement +four-argument function):\n%s", diff)
 			}
 
 			wantConvs, wantPages := replacedConversationPages(t, direct, tc.user, tc.keys)
