@@ -218,11 +218,12 @@ func TestQueriesUseIndexes(t *testing.T) {
 }
 
 // TestRangeReadsLimitTheScan: MessagesAfter, MessagesBefore and EventsAfter limit the range
-// scan of (conversation_id, seq) or (conversation_id, event_seq) itself, before the joins, so that a page reads at most its
-// limit of messages whatever the planner estimates of the range. With the limit above the join,
-// a range deep in a conversation far longer than the others looked like a few rows, and the
-// planner joined and sorted all of it (make bench's timeline backward at depth 5000). Reproducing
-// that estimate takes a table of bench size; the plan's shape is what guarantees the bound.
+// scan of (conversation_id, seq) or (conversation_id, event_seq) itself, before the joins, so
+// that a page reads at most its limit of rows whatever the planner estimates of the range. With
+// the limit above the join, a range deep in a conversation far longer than the others looked
+// like a few rows, and the planner joined and sorted all of it (make bench's timeline backward
+// at depth 5000). Reproducing that estimate takes a table of bench size; the plan's shape is
+// what guarantees the bound.
 func TestRangeReadsLimitTheScan(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
