@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -149,7 +150,16 @@ func TestTLS(t *testing.T) {
 			}
 			deadline := time.Now().Add(15 * time.Second)
 			for {
-				status, body := p.Get("/readyz")
+				// The log lines above come from a goroutine that starts before serve listens:
+				// on a loaded machine the port may not be open yet.
+				status, body, err := tryGet(p.URL + "/readyz")
+				if err != nil {
+					if time.Now().After(deadline) {
+						t.Fatalf("/readyz: %v\n%s", err, p.Logs())
+					}
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
 				ok := status == 503
 				for dep, reasons := range tc.checks {
 					ok = ok && slices.ContainsFunc(reasons, func(reason string) bool {
@@ -225,4 +235,16 @@ func waitLog(t *testing.T, p *apptest.Process, lines ...string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// tryGet fetches url and returns the status and the body, or the error of a request that got
+// no answer.
+func tryGet(url string) (int, string, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), err
 }
