@@ -289,20 +289,12 @@ func (s *Store) InsertMessage(ctx context.Context, m chat.NewMessage) (chat.Chan
 	return c, created, err
 }
 
-// insertMessage stores m with one statement (MessageSend). Its empty answer means either a
-// conversation the sender cannot write to or a client id already sent; only a send with a client
-// id pays a second statement to tell them apart (and to return the original).
-//
-// The statement runs in an explicit transaction, not on its own: a send whose request gives up
-// while it waits for the conversation's lock (its deadline passes, its client goes) must not
-// commit. Its COMMIT is then never sent, and PostgreSQL rolls back when the connection goes; a
-// statement on its own would commit by itself once the lock came (TestEventStreamOperationDeadline).
+// insertMessage stores m with one statement (MessageSend, in a transaction of its own: see
+// send). Its empty answer means either a conversation the sender cannot write to or a client id
+// already sent; only a send with a client id pays a second statement to tell them apart (and to
+// return the original).
 func (s *Store) insertMessage(ctx context.Context, m chat.NewMessage) (chat.Change, bool, error) {
-	var row dbsqlc.MessageByClientIDRow
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
-		row, err = sendInTx(ctx, tx, m)
-		return err
-	})
+	row, err := s.send(ctx, m)
 	if err == nil {
 		return sentChange(row), true, nil
 	}
@@ -348,7 +340,7 @@ func (s *Store) messageByClientID(ctx context.Context, m chat.NewMessage) (chat.
 
 // sentChange is the Change a message's sending made, from a row with the message, the seq of
 // its message_added event and the conversation's members: MessageByClientID's, and MessageSend's
-// (sendInTx).
+// (send).
 func sentChange(row dbsqlc.MessageByClientIDRow) chat.Change {
 	ev := messageAdded(message(messageRow{
 		ID: row.ID, ConversationID: row.ConversationID, Seq: row.Seq, SenderID: row.SenderID, SenderName: row.SenderName,

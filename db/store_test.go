@@ -3,13 +3,17 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/threadline/threadline/db"
 	"github.com/threadline/threadline/db/dbtest"
@@ -382,4 +386,75 @@ func TestConcurrentSendsOfOneClientID(t *testing.T) {
 	if n := dbtest.Count(t, direct, "SELECT count(*) FROM conversation_events WHERE conversation_id = $1 AND kind = 'message_added'", conv); n != 1 {
 		t.Fatalf("%d message_added events, want 1", n)
 	}
+}
+
+// TestSendRoundTrips: through PgBouncer, a send is two round trips, its BEGIN sent with the
+// statement and then its COMMIT; a repeat of a client id is that first round trip, the ROLLBACK
+// and the read of the original. Round trips are counted as the writes on the connection: pgx
+// writes each of them at once.
+func TestSendRoundTrips(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	direct := dbtest.Open(t, d.DirectURL)
+	u := dbtest.Users(t, direct, "A", "B")
+	conv := dbtest.Conversation(t, direct, "round trips", u...)
+	ctx := context.Background()
+
+	var writes atomic.Int64
+	cfg, err := pgxpool.ParseConfig(d.PooledURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as db.OpenPool
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		return countingConn{c, &writes}, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pool.Ping(ctx); err != nil { // the connection's startup is writes too
+		t.Fatal(err)
+	}
+	store := db.NewStore(pool)
+
+	cmid := "round-trips"
+	for _, tc := range []struct {
+		name        string
+		wantWrites  int64
+		wantCreated bool
+	}{
+		{"a send", 2, true},
+		{"its repeat", 3, false},
+	} {
+		writes.Store(0)
+		_, created, err := store.InsertMessage(ctx, chat.NewMessage{ConversationID: conv, SenderID: u[0], Body: "hi", ClientMessageID: &cmid})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if created != tc.wantCreated {
+			t.Fatalf("%s: created %v, want %v", tc.name, created, tc.wantCreated)
+		}
+		if n := writes.Load(); n != tc.wantWrites {
+			t.Errorf("%s: %d round trips to PgBouncer, want %d", tc.name, n, tc.wantWrites)
+		}
+	}
+	if n := dbtest.Count(t, direct, "SELECT count(*) FROM messages WHERE conversation_id = $1", conv); n != 1 {
+		t.Fatalf("%d messages after a send and its repeat, want 1", n)
+	}
+}
+
+// countingConn counts the writes on a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }

@@ -12,13 +12,17 @@ import (
 // how long it took, and its error.
 type StatementObserver func(ctx context.Context, name string, took time.Duration, err error)
 
-// Tracer is a pgx.QueryTracer that reports statements to an observer (metrics, and the tests
-// that count statements).
+// Tracer is a pgx.QueryTracer and pgx.BatchTracer that reports statements to an observer
+// (metrics, and the tests that count statements). A batch's statements are reported one by one,
+// each with the time from when pgx began reading its result.
 type Tracer struct {
 	Observe StatementObserver
 }
 
-var _ pgx.QueryTracer = (*Tracer)(nil)
+var (
+	_ pgx.QueryTracer = (*Tracer)(nil)
+	_ pgx.BatchTracer = (*Tracer)(nil)
+)
 
 type traceKey struct{}
 
@@ -38,6 +42,20 @@ func (t *Tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQ
 	}
 	t.Observe(ctx, s.name, time.Since(s.start), data.Err)
 }
+
+func (t *Tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (t *Tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	var took time.Duration
+	if !data.ReadStartTime.IsZero() {
+		took = time.Since(data.ReadStartTime)
+	}
+	t.Observe(ctx, StatementName(data.SQL), took, data.Err)
+}
+
+func (t *Tracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // StatementName returns the sqlc query name that a statement starts with ("-- name: X :kind"),
 // "begin", "commit" or "rollback" for transaction control, and "other" for anything else.

@@ -191,9 +191,10 @@ func TestTypingAcrossInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// PgBouncer counts, per database, every query it relays, as the server sends it
+	// PgBouncer counts, per database, every exchange it relays, as the server sends it
 	// (TestPgBouncerCarriesEveryStatement: its count equals the server's own statements,
-	// transaction control included), and the servers reach PostgreSQL only through it.
+	// transaction control included, less those sent in one exchange with another), and the
+	// servers reach PostgreSQL only through it.
 	// pg_stat_database's xact_commit would not do: it counts transactions, not statements, and
 	// each backend adds its counts only when it flushes them, at most once a second and up to
 	// 10 s late when idle; pg_stat_force_next_flush() flushes only the backend that calls it,
