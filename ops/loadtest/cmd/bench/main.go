@@ -20,7 +20,8 @@
 // <dir>/BENCHMARKS-quick.md unless -out says otherwise. BENCH_ONLY=search (or -only search)
 // runs the search scenarios alone, against the cache-off server, and writes
 // <dir>/BENCHMARKS-search.md unless -out says otherwise; BENCH_ONLY=mix runs the 95/5 Zipf mix
-// against the cache-on server three times (the first profiled), then the ceiling, and writes
+// against the cache-on server three times (the first profiled), then its reads alone and its
+// sends alone, then the ceiling, and writes
 // <dir>/BENCHMARKS-mix.md (it needs no search corpus): BENCHMARKS.md is always a whole run. The fan-out scenario calls the existing
 // benchmark, BenchmarkFanoutWebSocket, with go test, and the typing scenario
 // BenchmarkTypingAcrossInstances.
