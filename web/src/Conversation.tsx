@@ -188,10 +188,13 @@ function Timeline(props: { id: string; focusSeq: number | null; me: Me; typists:
   };
 
   // markRead as messages scroll into view: the highest seq seen, at most every 500 ms, never
-  // backward.
+  // backward. A markRead that failed (the RetryLink's attempts spent, or an error such as
+  // SERVICE_UNAVAILABLE) is tried again after 1 s, 2 s, 4 s, … up to 30 s: the messages stay on
+  // screen without another sighting, and the sidebar would count them unread until it lands.
   const readSent = useRef(conv?.viewerLastReadSeq ?? 0);
   const seen = useRef(0);
   const readTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  const readFailures = useRef(0);
   useEffect(() => {
     const flush = () => {
       readTimer.current = undefined;
@@ -199,9 +202,13 @@ function Timeline(props: { id: string; focusSeq: number | null; me: Me; typists:
       if (seq <= readSent.current || document.visibilityState !== 'visible') return;
       const before = readSent.current;
       readSent.current = seq;
-      client.mutate({ mutation: MarkReadDocument, variables: { conversationId: id, seq } }).catch(() => {
-        readSent.current = Math.min(readSent.current, before); // try again at the next sighting
-      });
+      client.mutate({ mutation: MarkReadDocument, variables: { conversationId: id, seq } }).then(
+        () => void (readFailures.current = 0),
+        () => {
+          readSent.current = Math.min(readSent.current, before);
+          readTimer.current ??= setTimeout(flush, Math.min(1000 * 2 ** readFailures.current++, 30_000));
+        },
+      );
     };
     const io = new IntersectionObserver(
       (entries) => {
