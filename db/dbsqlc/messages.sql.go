@@ -250,7 +250,9 @@ func (q *Queries) MessageState(ctx context.Context, arg MessageStateParams) (Mes
 const messagesAfter = `-- name: MessagesAfter :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
-FROM (SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv FROM messages mm
+FROM (SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id,
+             mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
+      FROM messages mm
       WHERE mm.conversation_id = $1 AND mm.seq > $2
       ORDER BY mm.seq
       LIMIT $3) m
@@ -403,7 +405,9 @@ func (q *Queries) MessagesAround(ctx context.Context, arg MessagesAroundParams) 
 const messagesBefore = `-- name: MessagesBefore :many
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name,
        m.body, m.client_message_id, m.created_at, m.edited_at, m.deleted_at, m.version, m.reactions
-FROM (SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id, mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions, mm.tsv FROM messages mm
+FROM (SELECT mm.id, mm.conversation_id, mm.seq, mm.sender_id, mm.body, mm.client_message_id,
+             mm.created_at, mm.edited_at, mm.deleted_at, mm.version, mm.reactions
+      FROM messages mm
       WHERE mm.conversation_id = $1 AND mm.seq < $2
       ORDER BY mm.seq DESC
       LIMIT $3) m
