@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"maps"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -152,7 +151,7 @@ func TestTLS(t *testing.T) {
 			for {
 				// The log lines above come from a goroutine that starts before serve listens:
 				// on a loaded machine the port may not be open yet.
-				status, body, err := tryGet(p.URL + "/readyz")
+				status, body, err := p.TryGet("/readyz")
 				if err != nil {
 					if time.Now().After(deadline) {
 						t.Fatalf("/readyz: %v\n%s", err, p.Logs())
@@ -235,16 +234,4 @@ func waitLog(t *testing.T, p *apptest.Process, lines ...string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// tryGet fetches url and returns the status and the body, or the error of a request that got
-// no answer.
-func tryGet(url string) (int, string, error) {
-	res, err := http.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(b), err
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -44,6 +45,9 @@ type PoolConfig struct {
 	// ShouldPing decides whether an acquired connection is pinged first; nil keeps pgx's
 	// default (ping one that was idle for over a second).
 	ShouldPing func(context.Context, pgxpool.ShouldPingParams) bool
+	// DialFunc opens the network connections; nil keeps pgx's dialer (tests count round trips
+	// with it).
+	DialFunc pgconn.DialFunc
 }
 
 // OpenPool opens a pool over url (normally PgBouncer) without waiting for a connection.
@@ -65,6 +69,9 @@ func OpenPool(ctx context.Context, url string, pc PoolConfig) (*pgxpool.Pool, er
 	cfg.ConnConfig.Tracer = pc.Tracer
 	if pc.ShouldPing != nil {
 		cfg.ShouldPing = pc.ShouldPing
+	}
+	if pc.DialFunc != nil {
+		cfg.ConnConfig.DialFunc = pc.DialFunc
 	}
 	return pgxpool.NewWithConfig(ctx, cfg)
 }

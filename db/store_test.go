@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/threadline/threadline/db"
@@ -401,18 +400,14 @@ func TestSendRoundTrips(t *testing.T) {
 	ctx := context.Background()
 
 	var writes atomic.Int64
-	cfg, err := pgxpool.ParseConfig(d.PooledURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as db.OpenPool
-	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		return countingConn{c, &writes}, err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := db.OpenPool(ctx, d.PooledURL, db.PoolConfig{
+		MaxConns:   1,
+		ShouldPing: func(context.Context, pgxpool.ShouldPingParams) bool { return false },
+		DialFunc: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			return countingConn{c, &writes}, err
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -339,6 +339,37 @@ func TestWebApp(t *testing.T) {
 	}
 }
 
+// demoConversation is the demo user's first conversation in the sidebar, as startDemo reads it.
+type demoConversation struct {
+	ID          string
+	UnreadCount int
+	Members     []struct{ ID string }
+	Messages    struct{ Items []struct{ ID string } } // the newest
+}
+
+func (c demoConversation) id() int64 {
+	var id int64
+	fmt.Sscan(c.ID, &id)
+	return id
+}
+
+// startDemo starts a development server on the demo data set that make run seeds, and reads
+// the demo user's (user 1's) first conversation.
+func startDemo(t *testing.T) (*apptest.Server, demoConversation) {
+	t.Helper()
+	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
+	var first struct {
+		Conversations struct {
+			Edges []struct{ Node demoConversation }
+		}
+	}
+	s.Client(1).Query(t, `{ conversations(first: 1) { edges { node { id unreadCount members { id } messages(limit: 1) { items { id } } } } } }`, nil, &first)
+	if len(first.Conversations.Edges) == 0 {
+		t.Fatal("the demo user has no conversation")
+	}
+	return s, first.Conversations.Edges[0].Node
+}
+
 // TestWebAppScreenshots takes the README's screenshots on the demo data set that make run
 // seeds, as the demo user: the desktop layout, and the sidebar and a conversation at phone
 // width, while another member reacts and types. With -screenshots (make screenshots) it writes
@@ -346,20 +377,7 @@ func TestWebApp(t *testing.T) {
 func TestWebAppScreenshots(t *testing.T) {
 	testenv.SkipShort(t, "needs Chromium and the services")
 	t.Parallel()
-	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
-	var first struct {
-		Conversations struct {
-			Edges []struct {
-				Node struct {
-					ID       string
-					Members  []struct{ ID string }
-					Messages struct{ Items []struct{ ID string } }
-				}
-			}
-		}
-	}
-	s.Client(1).Query(t, `{ conversations(first: 1) { edges { node { id members { id } messages(limit: 1) { items { id } } } } } }`, nil, &first)
-	conv := first.Conversations.Edges[0].Node
+	s, conv := startDemo(t)
 	var other int64
 	for _, m := range conv.Members {
 		if m.ID != "1" {
@@ -367,8 +385,7 @@ func TestWebAppScreenshots(t *testing.T) {
 			break
 		}
 	}
-	var id int64
-	fmt.Sscan(conv.ID, &id)
+	id := conv.id()
 
 	browser := browsertest.Start(t, 1200, 760)
 	p := signIn(t, browser, s, 1, "Demo User")
@@ -402,24 +419,11 @@ func TestWebAppScreenshots(t *testing.T) {
 func TestWebAppMarkReadRetries(t *testing.T) {
 	testenv.SkipShort(t, "needs Chromium and the services")
 	t.Parallel()
-	s := apptest.Start(t, apptest.Options{Seed: true, Configure: func(c *app.Config) { c.Env = "development" }})
-	var first struct {
-		Conversations struct {
-			Edges []struct {
-				Node struct {
-					ID          string
-					UnreadCount int
-				}
-			}
-		}
-	}
-	s.Client(1).Query(t, `{ conversations(first: 1) { edges { node { id unreadCount } } } }`, nil, &first)
-	conv := first.Conversations.Edges[0].Node
+	s, conv := startDemo(t)
 	if conv.UnreadCount == 0 {
 		t.Fatalf("the demo user's first conversation has no unread messages: nothing to read")
 	}
-	var id int64
-	fmt.Sscan(conv.ID, &id)
+	id := conv.id()
 
 	browser := browsertest.Start(t, 1200, 760)
 	p := signIn(t, browser, s, 1, "Demo User")

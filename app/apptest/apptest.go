@@ -287,6 +287,12 @@ func (e *Endpoint) Get(path string) (int, string) {
 	return get(e.t, e.URL+path)
 }
 
+// TryGet fetches path and returns the status and the body, or the error of a request that got
+// no answer (a server not listening yet): for a test that waits for it.
+func (e *Endpoint) TryGet(path string) (int, string, error) {
+	return tryGet(e.URL + path)
+}
+
 // GetOps fetches path from the operations endpoints and returns the status and the body.
 func (e *Endpoint) GetOps(path string) (int, string) {
 	e.t.Helper()
@@ -299,13 +305,21 @@ func (e *Endpoint) GetOps(path string) (int, string) {
 
 func get(t testing.TB, url string) (int, string) {
 	t.Helper()
-	res, err := http.Get(url)
+	status, body, err := tryGet(url)
 	if err != nil {
 		t.Fatalf("apptest: GET %s: %v", url, err)
 	}
+	return status, body
+}
+
+func tryGet(url string) (int, string, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), err
 }
 
 // WaitReady waits until the server at base (http://host:port) answers 200 on /readyz. It fails
